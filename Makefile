@@ -1,0 +1,55 @@
+# Batch-on-Kafka: the two commands that matter are `make up` and `make test`.
+# Both install what is missing, build, and start what they need.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_GEN  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
+
+.PHONY: all deps build build-asan up down test test-unit test-asan test-e2e fuzz bench bench-smoke kafka-up kafka-down clean
+
+all: build
+
+deps:
+	@bash deploy/deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	@test -f $(ASAN_BUILD)/CMakeCache.txt || cmake -S . -B $(ASAN_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DBOK_SANITIZE=ON
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+# Starts Kafka (KRaft) and every service in the background; logs under .run/logs.
+up: build
+	@bash deploy/stack.sh up
+
+down:
+	@bash deploy/stack.sh down
+
+kafka-up: deps
+	@bash deploy/kafka.sh start
+
+kafka-down:
+	@bash deploy/kafka.sh stop
+
+# Everything CI runs: unit tests, the same unit tests under ASan+UBSan, the
+# end-to-end tests against a real Kafka broker, fuzz and benchmark smoke runs.
+test: build build-asan kafka-up
+	cd $(BUILD) && ctest --output-on-failure -j 2 -L unit
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 2 -L unit
+	cd $(BUILD) && ctest --output-on-failure -L e2e
+
+test-unit: build
+	cd $(BUILD) && ctest --output-on-failure -j 2 -L unit
+
+test-asan: build-asan
+	cd $(ASAN_BUILD) && ctest --output-on-failure -j 2 -L unit
+
+test-e2e: build kafka-up
+	cd $(BUILD) && ctest --output-on-failure -L e2e
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

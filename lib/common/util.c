@@ -1,0 +1,64 @@
+#include "bok/util.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <uuid/uuid.h>
+
+int64_t bok_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t bok_mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void bok_iso8601_ms(int64_t ms, char out[32]) {
+  /* Years stay 4 digits for any sane epoch; the buffer is sized for the worst case. */
+  time_t s = (time_t)(ms / 1000);
+  int milli = (int)(ms % 1000);
+  if (milli < 0) {
+    milli += 1000;
+    s -= 1;
+  }
+  struct tm tm;
+  gmtime_r(&s, &tm);
+  char tmp[64];
+  snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, milli);
+  memcpy(out, tmp, 31);
+  out[31] = 0;
+}
+
+void bok_uuid_new(char out[37]) {
+  uuid_t u;
+  uuid_generate_random(u);
+  uuid_unparse_lower(u, out);
+}
+
+int bok_uuid_valid(const char *s) {
+  if (!s || strlen(s) != 36) return 0;
+  for (int i = 0; i < 36; i++) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (s[i] != '-') return 0;
+    } else if (!isxdigit((unsigned char)s[i])) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+int bok_tenant_valid(const char *s, size_t len) {
+  if (!s || len < 1 || len > 64) return 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (!(isalnum(c) || c == '.' || c == '_' || c == '-')) return 0;
+  }
+  return 1;
+}

@@ -1,0 +1,174 @@
+/* bok/rpc.h -- a small layer over gRPC C core (1.51) for our services.
+ *
+ * Messages are protobuf-c messages; methods are called by path
+ * ("/batch.v1.ModelService/CreateModel"). protoc-c service stubs are unused.
+ *
+ * Errors: one error type, bok_err_t, whose code IS the gRPC status code, so a
+ * handler's failure reaches the client unchanged and the gateway maps it to
+ * HTTP with bok_err_http_status().
+ *
+ * Tenancy: the tenant travels as metadata "x-tenant-id". A method registered
+ * with BOK_RPC_TENANT_REQUIRED fails with INVALID_ARGUMENT when the metadata is
+ * missing or not a valid tenant id (SPEC 3), before the handler runs.
+ */
+#ifndef BOK_RPC_H
+#define BOK_RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "bok/log.h"
+
+/* ---- Errors ------------------------------------------------------------ */
+
+typedef enum {
+  BOK_OK = 0,
+  BOK_ERR_CANCELLED = 1,
+  BOK_ERR_UNKNOWN = 2,
+  BOK_ERR_INVALID = 3,            /* INVALID_ARGUMENT  -> HTTP 400 */
+  BOK_ERR_DEADLINE = 4,           /* DEADLINE_EXCEEDED -> HTTP 504 */
+  BOK_ERR_NOT_FOUND = 5,          /* NOT_FOUND         -> HTTP 404 */
+  BOK_ERR_EXISTS = 6,             /* ALREADY_EXISTS    -> HTTP 409 */
+  BOK_ERR_PERMISSION = 7,         /* PERMISSION_DENIED -> HTTP 403 */
+  BOK_ERR_TOO_LARGE = 8,          /* RESOURCE_EXHAUSTED-> HTTP 413 */
+  BOK_ERR_CONFLICT = 9,           /* FAILED_PRECONDITION -> HTTP 409 */
+  BOK_ERR_ABORTED = 10,
+  BOK_ERR_OUT_OF_RANGE = 11,
+  BOK_ERR_UNIMPLEMENTED = 12,
+  BOK_ERR_INTERNAL = 13,          /* -> HTTP 500 (a bug, never expected) */
+  BOK_ERR_UNAVAILABLE = 14,       /* backend down      -> HTTP 503 */
+  BOK_ERR_DATA_LOSS = 15,
+  BOK_ERR_UNAUTHENTICATED = 16
+} bok_err_code_t;
+
+typedef struct {
+  bok_err_code_t code;
+  char msg[512]; /* human message, NUL-terminated, "" when code == BOK_OK */
+} bok_err_t;
+
+/* Sets err (if not NULL) and returns -1, for `return bok_err_set(...)`. */
+int bok_err_set(bok_err_t *err, bok_err_code_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void bok_err_clear(bok_err_t *err);
+/* HTTP status for a code (0 -> 200). */
+int bok_err_http_status(bok_err_code_t code);
+/* "NOT_FOUND" etc. */
+const char *bok_err_code_name(bok_err_code_t code);
+
+/* ---- Server -------------------------------------------------------------- */
+
+typedef struct bok_rpc_server bok_rpc_server_t;
+typedef struct bok_rpc_call bok_rpc_call_t;
+
+typedef enum {
+  BOK_RPC_TENANT_OPTIONAL = 0,
+  BOK_RPC_TENANT_REQUIRED = 1
+} bok_rpc_tenant_mode_t;
+
+/* A unary handler. `req` is the unpacked request (owned by the glue, freed
+ * after the handler returns). The handler must end the call with exactly one
+ * of bok_rpc_call_reply() or bok_rpc_call_fail() before returning.
+ * Runs on one of the server's threads; handlers of different calls run
+ * concurrently, so shared state needs its own locking. */
+typedef void (*bok_rpc_unary_fn)(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req);
+
+/* A client-streaming handler: read messages with bok_rpc_call_read() until it
+ * returns 0 (client half-closed) or -1 (client went away / deadline), then
+ * reply or fail as above. */
+typedef void (*bok_rpc_stream_fn)(void *ud, bok_rpc_call_t *call);
+
+typedef struct {
+  const char *addr;     /* "127.0.0.1:50051"; port 0 picks a free port */
+  int threads;          /* serving threads = calls in flight; 0 -> 8 */
+  size_t max_message;   /* max receive/send message bytes; 0 -> 4 MiB */
+  bok_log_fn log;       /* may be NULL */
+  void *log_opaque;
+} bok_rpc_server_opts_t;
+
+/* Creates a server (not yet listening). NULL on failure (err set). */
+bok_rpc_server_t *bok_rpc_server_new(const bok_rpc_server_opts_t *opts, bok_err_t *err);
+
+/* Registers methods before bok_rpc_server_start(). `path` and `req_desc` must
+ * outlive the server (string literals / generated descriptors). */
+int bok_rpc_server_add_unary(bok_rpc_server_t *s, const char *path,
+                             const ProtobufCMessageDescriptor *req_desc,
+                             bok_rpc_tenant_mode_t tenant, bok_rpc_unary_fn fn, void *ud);
+int bok_rpc_server_add_client_stream(bok_rpc_server_t *s, const char *path,
+                                     bok_rpc_tenant_mode_t tenant, bok_rpc_stream_fn fn, void *ud);
+
+/* Binds, starts the serving threads and the standard grpc.health.v1.Health
+ * service (Check answers SERVING for "" and every registered service name).
+ * Returns the bound port (> 0) or -1 (err set). */
+int bok_rpc_server_start(bok_rpc_server_t *s, bok_err_t *err);
+
+/* Blocks until bok_rpc_server_shutdown() is called or, if
+ * `handle_signals` is set, SIGINT/SIGTERM arrives; then shuts down cleanly
+ * (in-flight calls finish, within a grace period of a few seconds). */
+void bok_rpc_server_wait(bok_rpc_server_t *s, int handle_signals);
+/* Async-signal-unsafe; callable from any other thread. Idempotent. */
+void bok_rpc_server_shutdown(bok_rpc_server_t *s);
+/* Stops (if running) and frees. */
+void bok_rpc_server_destroy(bok_rpc_server_t *s);
+
+/* Per-call accessors; valid until the handler returns. */
+const char *bok_rpc_call_tenant(const bok_rpc_call_t *call);  /* NULL if none */
+const char *bok_rpc_call_method(const bok_rpc_call_t *call);
+/* Reads the next message of a client stream into *msg (free with
+ * protobuf_c_message_free_unpacked(*msg, NULL)). 1 = message, 0 = end of
+ * stream, -1 = client cancelled / deadline / malformed message. */
+int bok_rpc_call_read(bok_rpc_call_t *call, const ProtobufCMessageDescriptor *desc,
+                      ProtobufCMessage **msg);
+/* Sends `resp` with status OK. The glue packs a copy; the caller keeps resp. */
+void bok_rpc_call_reply(bok_rpc_call_t *call, const ProtobufCMessage *resp);
+/* Ends the call with an error status and message. */
+void bok_rpc_call_fail(bok_rpc_call_t *call, bok_err_code_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline void bok_rpc_call_fail_err(bok_rpc_call_t *call, const bok_err_t *e) {
+  bok_rpc_call_fail(call, e->code, "%s", e->msg);
+}
+
+/* ---- Client -------------------------------------------------------------- */
+
+typedef struct bok_rpc_channel bok_rpc_channel_t;
+typedef struct bok_rpc_stream bok_rpc_stream_t;
+
+/* An insecure channel to "host:port". Thread-safe: many threads may call
+ * through one channel at once. Never NULL except out of memory. Connection
+ * is lazy; a dead backend shows up as BOK_ERR_UNAVAILABLE on calls. */
+bok_rpc_channel_t *bok_rpc_channel_new(const char *target);
+void bok_rpc_channel_destroy(bok_rpc_channel_t *ch);
+const char *bok_rpc_channel_target(const bok_rpc_channel_t *ch);
+
+/* A blocking unary call. `tenant` may be NULL (no metadata). On success
+ * returns 0 and *resp is an unpacked message of `resp_desc` (free with
+ * protobuf_c_message_free_unpacked(*resp, NULL)); on failure returns -1, err
+ * holds the status code and message. `timeout_ms` <= 0 means 10 s. */
+int bok_rpc_unary(bok_rpc_channel_t *ch, const char *method, const char *tenant, int timeout_ms,
+                  const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                  ProtobufCMessage **resp, bok_err_t *err);
+
+/* Asynchronous unary call: returns at once; `cb` runs later on the channel's
+ * completion thread with the result (resp NULL on error; cb owns resp and must
+ * free it). Never blocks the caller -- for event loops (the gateway).
+ * Returns 0 if started, -1 if it could not be started (cb not called). */
+typedef void (*bok_rpc_done_fn)(void *ud, ProtobufCMessage *resp, const bok_err_t *err);
+int bok_rpc_unary_async(bok_rpc_channel_t *ch, const char *method, const char *tenant,
+                        int timeout_ms, const ProtobufCMessage *req,
+                        const ProtobufCMessageDescriptor *resp_desc, bok_rpc_done_fn cb, void *ud);
+
+/* Client streaming: open, send any number of messages, then finish to get the
+ * single response. Blocking; one thread per stream. timeout_ms covers the
+ * whole stream (<= 0: 1 hour). Sends use GRPC_WRITE_BUFFER_HINT except the
+ * last before finish. abort() cancels the call (the server sees -1 from
+ * bok_rpc_call_read) and frees the stream. */
+bok_rpc_stream_t *bok_rpc_stream_open(bok_rpc_channel_t *ch, const char *method,
+                                      const char *tenant, int timeout_ms, bok_err_t *err);
+int bok_rpc_stream_send(bok_rpc_stream_t *st, const ProtobufCMessage *msg, bok_err_t *err);
+/* Half-closes, waits for the response, frees the stream. 0 ok / -1 err. */
+int bok_rpc_stream_finish(bok_rpc_stream_t *st, const ProtobufCMessageDescriptor *resp_desc,
+                          ProtobufCMessage **resp, bok_err_t *err);
+void bok_rpc_stream_abort(bok_rpc_stream_t *st);
+
+#endif
