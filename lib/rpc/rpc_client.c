@@ -1,0 +1,378 @@
+/* gRPC client glue: blocking unary, async unary, client streaming.
+ *
+ * Blocking calls use a private pluck queue per call. Async calls share the
+ * channel's NEXT queue, drained by one completion thread started on first
+ * use; callbacks run on that thread. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc_internal.h"
+
+#define CLIENT_MAX_MESSAGE (64 << 20)
+
+struct bok_rpc_channel {
+  grpc_channel *ch;
+  char *target;
+  pthread_mutex_t mu;
+  grpc_completion_queue *cq; /* async completions; NULL until first async call */
+  pthread_t th;
+};
+
+/* State of one unary call, blocking or async. */
+typedef struct {
+  grpc_call *call;
+  grpc_metadata tenant_md;
+  int has_tenant;
+  grpc_byte_buffer *send;
+  grpc_byte_buffer *recv;
+  grpc_metadata_array initial_md;
+  grpc_metadata_array trailing_md;
+  grpc_status_code status;
+  grpc_slice details;
+  const ProtobufCMessageDescriptor *resp_desc;
+  bok_rpc_done_fn cb;
+  void *ud;
+} unary_t;
+
+bok_rpc_channel_t *bok_rpc_channel_new(const char *target) {
+  bok_rpc_channel_t *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  bok_rpc_lib_ref();
+  c->target = strdup(target);
+  grpc_arg args[2];
+  args[0].type = GRPC_ARG_INTEGER;
+  args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+  args[0].value.integer = CLIENT_MAX_MESSAGE;
+  /* Reconnect quickly after a backend restart instead of the default
+   * exponential backoff that can reach two minutes. */
+  args[1].type = GRPC_ARG_INTEGER;
+  args[1].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
+  args[1].value.integer = 1000;
+  grpc_channel_args ca = {2, args};
+  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+  c->ch = grpc_channel_create(target, creds, &ca);
+  grpc_channel_credentials_release(creds);
+  pthread_mutex_init(&c->mu, NULL);
+  return c;
+}
+
+const char *bok_rpc_channel_target(const bok_rpc_channel_t *ch) { return ch->target; }
+
+void bok_rpc_channel_destroy(bok_rpc_channel_t *c) {
+  if (!c) return;
+  if (c->cq) {
+    grpc_completion_queue_shutdown(c->cq);
+    pthread_join(c->th, NULL);
+    grpc_completion_queue_destroy(c->cq);
+  }
+  grpc_channel_destroy(c->ch);
+  pthread_mutex_destroy(&c->mu);
+  free(c->target);
+  free(c);
+  bok_rpc_lib_unref();
+}
+
+static grpc_call *make_call(bok_rpc_channel_t *c, grpc_completion_queue *cq, const char *method,
+                            int timeout_ms) {
+  grpc_slice m = grpc_slice_from_copied_string(method);
+  grpc_call *call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, m, NULL,
+                                             bok_rpc_deadline(timeout_ms), NULL);
+  grpc_slice_unref(m);
+  return call;
+}
+
+static void set_tenant(unary_t *u, const char *tenant) {
+  if (tenant) {
+    u->tenant_md.key = grpc_slice_from_static_string(BOK_TENANT_MD);
+    u->tenant_md.value = grpc_slice_from_copied_string(tenant);
+    u->has_tenant = 1;
+  }
+}
+
+static int unary_start(bok_rpc_channel_t *c, grpc_completion_queue *cq, unary_t *u,
+                       const char *method, const char *tenant, int timeout_ms,
+                       const ProtobufCMessage *req, bok_err_t *err) {
+  if (timeout_ms <= 0) timeout_ms = 10000;
+  u->send = bok_rpc_pack(req);
+  if (!u->send) return bok_err_set(err, BOK_ERR_INTERNAL, "out of memory");
+  u->call = make_call(c, cq, method, timeout_ms);
+  set_tenant(u, tenant);
+  grpc_metadata_array_init(&u->initial_md);
+  grpc_metadata_array_init(&u->trailing_md);
+  u->details = grpc_empty_slice();
+  grpc_op ops[6];
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[0].data.send_initial_metadata.count = u->has_tenant ? 1 : 0;
+  ops[0].data.send_initial_metadata.metadata = u->has_tenant ? &u->tenant_md : NULL;
+  ops[1].op = GRPC_OP_SEND_MESSAGE;
+  ops[1].data.send_message.send_message = u->send;
+  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+  ops[3].data.recv_initial_metadata.recv_initial_metadata = &u->initial_md;
+  ops[4].op = GRPC_OP_RECV_MESSAGE;
+  ops[4].data.recv_message.recv_message = &u->recv;
+  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  ops[5].data.recv_status_on_client.trailing_metadata = &u->trailing_md;
+  ops[5].data.recv_status_on_client.status = &u->status;
+  ops[5].data.recv_status_on_client.status_details = &u->details;
+  if (grpc_call_start_batch(u->call, ops, 6, u, NULL) != GRPC_CALL_OK) {
+    return bok_err_set(err, BOK_ERR_INTERNAL, "cannot start call %s", method);
+  }
+  return 0;
+}
+
+/* Turns a finished call into (resp, err) and frees the call state. */
+static ProtobufCMessage *unary_finish(unary_t *u, int success, bok_err_t *err) {
+  ProtobufCMessage *resp = NULL;
+  bok_err_clear(err);
+  if (!success) {
+    bok_err_set(err, BOK_ERR_UNAVAILABLE, "call failed");
+  } else if (u->status != GRPC_STATUS_OK) {
+    char msg[512];
+    bok_rpc_slice_str(u->details, msg, sizeof msg);
+    bok_err_set(err, (bok_err_code_t)u->status, "%s", msg[0] ? msg : bok_err_code_name((bok_err_code_t)u->status));
+  } else {
+    resp = bok_rpc_unpack(u->recv, u->resp_desc);
+    if (!resp) bok_err_set(err, BOK_ERR_INTERNAL, "malformed response message");
+  }
+  if (u->recv) grpc_byte_buffer_destroy(u->recv);
+  if (u->send) grpc_byte_buffer_destroy(u->send);
+  grpc_metadata_array_destroy(&u->initial_md);
+  grpc_metadata_array_destroy(&u->trailing_md);
+  grpc_slice_unref(u->details);
+  if (u->has_tenant) grpc_slice_unref(u->tenant_md.value);
+  if (u->call) grpc_call_unref(u->call);
+  return resp;
+}
+
+int bok_rpc_unary(bok_rpc_channel_t *c, const char *method, const char *tenant, int timeout_ms,
+                  const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                  ProtobufCMessage **resp, bok_err_t *err) {
+  *resp = NULL;
+  grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+  unary_t u;
+  memset(&u, 0, sizeof u);
+  u.resp_desc = resp_desc;
+  int rc = unary_start(c, cq, &u, method, tenant, timeout_ms, req, err);
+  int success = 0;
+  if (rc == 0) {
+    grpc_event ev = grpc_completion_queue_pluck(cq, &u, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    success = ev.success;
+  }
+  bok_err_t tmp;
+  if (rc == 0) {
+    *resp = unary_finish(&u, success, err ? err : &tmp);
+  } else {
+    if (u.call) {
+      grpc_call_cancel(u.call, NULL);
+    }
+    if (u.send) grpc_byte_buffer_destroy(u.send);
+    u.send = NULL;
+    if (u.call) {
+      grpc_metadata_array_destroy(&u.initial_md);
+      grpc_metadata_array_destroy(&u.trailing_md);
+      grpc_slice_unref(u.details);
+      if (u.has_tenant) grpc_slice_unref(u.tenant_md.value);
+      grpc_call_unref(u.call);
+    }
+  }
+  grpc_completion_queue_shutdown(cq);
+  while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+         GRPC_QUEUE_SHUTDOWN) {
+  }
+  grpc_completion_queue_destroy(cq);
+  return *resp ? 0 : -1;
+}
+
+static void *async_thread(void *arg) {
+  bok_rpc_channel_t *c = arg;
+  for (;;) {
+    grpc_event ev = grpc_completion_queue_next(c->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+    if (ev.type != GRPC_OP_COMPLETE) continue;
+    unary_t *u = ev.tag;
+    bok_err_t err;
+    ProtobufCMessage *resp = unary_finish(u, ev.success, &err);
+    u->cb(u->ud, resp, &err);
+    free(u);
+  }
+  return NULL;
+}
+
+int bok_rpc_unary_async(bok_rpc_channel_t *c, const char *method, const char *tenant,
+                        int timeout_ms, const ProtobufCMessage *req,
+                        const ProtobufCMessageDescriptor *resp_desc, bok_rpc_done_fn cb, void *ud) {
+  pthread_mutex_lock(&c->mu);
+  if (!c->cq) {
+    c->cq = grpc_completion_queue_create_for_next(NULL);
+    if (pthread_create(&c->th, NULL, async_thread, c) != 0) {
+      grpc_completion_queue_destroy(c->cq);
+      c->cq = NULL;
+      pthread_mutex_unlock(&c->mu);
+      return -1;
+    }
+  }
+  pthread_mutex_unlock(&c->mu);
+  unary_t *u = calloc(1, sizeof *u);
+  if (!u) return -1;
+  u->resp_desc = resp_desc;
+  u->cb = cb;
+  u->ud = ud;
+  if (unary_start(c, c->cq, u, method, tenant, timeout_ms, req, NULL) != 0) {
+    if (u->call) {
+      grpc_metadata_array_destroy(&u->initial_md);
+      grpc_metadata_array_destroy(&u->trailing_md);
+      grpc_slice_unref(u->details);
+      if (u->has_tenant) grpc_slice_unref(u->tenant_md.value);
+      grpc_call_unref(u->call);
+    }
+    if (u->send) grpc_byte_buffer_destroy(u->send);
+    free(u);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- client streaming ----------------------------------------------------- */
+
+struct bok_rpc_stream {
+  grpc_call *call;
+  grpc_completion_queue *cq;
+  grpc_metadata tenant_md;
+  int has_tenant;
+  int pending_hint; /* a message was sent with the buffer hint */
+};
+
+static int stream_batch(bok_rpc_stream_t *st, grpc_op *ops, size_t n) {
+  int tag;
+  if (grpc_call_start_batch(st->call, ops, n, &tag, NULL) != GRPC_CALL_OK) return 0;
+  grpc_event ev = grpc_completion_queue_pluck(st->cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+  return ev.success;
+}
+
+static void stream_free(bok_rpc_stream_t *st) {
+  if (st->call) grpc_call_unref(st->call);
+  grpc_completion_queue_shutdown(st->cq);
+  while (grpc_completion_queue_pluck(st->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+         GRPC_QUEUE_SHUTDOWN) {
+  }
+  grpc_completion_queue_destroy(st->cq);
+  if (st->has_tenant) grpc_slice_unref(st->tenant_md.value);
+  free(st);
+}
+
+/* Receives the final status into err (and the response if any). */
+static int stream_recv_status(bok_rpc_stream_t *st, int close_send,
+                              const ProtobufCMessageDescriptor *resp_desc,
+                              ProtobufCMessage **resp, bok_err_t *err) {
+  grpc_metadata_array imd, tmd;
+  grpc_metadata_array_init(&imd);
+  grpc_metadata_array_init(&tmd);
+  grpc_byte_buffer *recv = NULL;
+  grpc_status_code status = GRPC_STATUS_UNKNOWN;
+  grpc_slice details = grpc_empty_slice();
+  grpc_op ops[4];
+  memset(ops, 0, sizeof ops);
+  size_t n = 0;
+  if (close_send) ops[n++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+  ops[n++].data.recv_initial_metadata.recv_initial_metadata = &imd;
+  if (resp) {
+    ops[n].op = GRPC_OP_RECV_MESSAGE;
+    ops[n++].data.recv_message.recv_message = &recv;
+  }
+  ops[n].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  ops[n].data.recv_status_on_client.trailing_metadata = &tmd;
+  ops[n].data.recv_status_on_client.status = &status;
+  ops[n++].data.recv_status_on_client.status_details = &details;
+  int ok = stream_batch(st, ops, n);
+  int rc = -1;
+  if (!ok) {
+    bok_err_set(err, BOK_ERR_UNAVAILABLE, "stream failed");
+  } else if (status != GRPC_STATUS_OK) {
+    char msg[512];
+    bok_rpc_slice_str(details, msg, sizeof msg);
+    bok_err_set(err, (bok_err_code_t)status, "%s", msg[0] ? msg : bok_err_code_name((bok_err_code_t)status));
+  } else if (resp) {
+    *resp = bok_rpc_unpack(recv, resp_desc);
+    if (*resp)
+      rc = 0;
+    else
+      bok_err_set(err, BOK_ERR_INTERNAL, "malformed response message");
+  } else {
+    rc = 0;
+  }
+  if (recv) grpc_byte_buffer_destroy(recv);
+  grpc_slice_unref(details);
+  grpc_metadata_array_destroy(&imd);
+  grpc_metadata_array_destroy(&tmd);
+  return rc;
+}
+
+bok_rpc_stream_t *bok_rpc_stream_open(bok_rpc_channel_t *c, const char *method,
+                                      const char *tenant, int timeout_ms, bok_err_t *err) {
+  bok_rpc_stream_t *st = calloc(1, sizeof *st);
+  if (!st) {
+    bok_err_set(err, BOK_ERR_INTERNAL, "out of memory");
+    return NULL;
+  }
+  if (timeout_ms <= 0) timeout_ms = 3600 * 1000;
+  st->cq = grpc_completion_queue_create_for_pluck(NULL);
+  st->call = make_call(c, st->cq, method, timeout_ms);
+  if (tenant) {
+    st->tenant_md.key = grpc_slice_from_static_string(BOK_TENANT_MD);
+    st->tenant_md.value = grpc_slice_from_copied_string(tenant);
+    st->has_tenant = 1;
+  }
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_SEND_INITIAL_METADATA;
+  op.data.send_initial_metadata.count = st->has_tenant ? 1 : 0;
+  op.data.send_initial_metadata.metadata = st->has_tenant ? &st->tenant_md : NULL;
+  if (!stream_batch(st, &op, 1)) {
+    stream_recv_status(st, 0, NULL, NULL, err);
+    if (!err || err->code == BOK_OK) bok_err_set(err, BOK_ERR_UNAVAILABLE, "cannot open stream");
+    stream_free(st);
+    return NULL;
+  }
+  return st;
+}
+
+int bok_rpc_stream_send(bok_rpc_stream_t *st, const ProtobufCMessage *msg, bok_err_t *err) {
+  grpc_byte_buffer *bb = bok_rpc_pack(msg);
+  if (!bb) return bok_err_set(err, BOK_ERR_INTERNAL, "out of memory");
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_SEND_MESSAGE;
+  op.flags = GRPC_WRITE_BUFFER_HINT;
+  op.data.send_message.send_message = bb;
+  int ok = stream_batch(st, &op, 1);
+  grpc_byte_buffer_destroy(bb);
+  if (!ok) {
+    /* The server ended the call (an error, usually): report its status. */
+    bok_err_t tmp;
+    bok_err_t *e = err ? err : &tmp;
+    bok_err_clear(e);
+    stream_recv_status(st, 0, NULL, NULL, e);
+    if (e->code == BOK_OK) bok_err_set(e, BOK_ERR_UNAVAILABLE, "stream closed by the server");
+    return -1;
+  }
+  return 0;
+}
+
+int bok_rpc_stream_finish(bok_rpc_stream_t *st, const ProtobufCMessageDescriptor *resp_desc,
+                          ProtobufCMessage **resp, bok_err_t *err) {
+  *resp = NULL;
+  bok_err_clear(err);
+  int rc = stream_recv_status(st, 1, resp_desc, resp, err);
+  stream_free(st);
+  return rc;
+}
+
+void bok_rpc_stream_abort(bok_rpc_stream_t *st) {
+  if (!st) return;
+  grpc_call_cancel(st->call, NULL);
+  stream_free(st);
+}

@@ -1,0 +1,464 @@
+/* gRPC server glue.
+ *
+ * Threading: `threads` serving threads. Each owns a NEXT completion queue
+ * (registered with the server) on which it keeps one outstanding request per
+ * registered method, and a PLUCK queue bound to the calls it accepts. A thread
+ * serves one accepted call at a time, synchronously, on its pluck queue, so
+ * `threads` calls are in flight at once and handlers may block.
+ *
+ * Shutdown: bok_rpc_server_shutdown() (or SIGINT/SIGTERM in wait) wakes the
+ * waiting thread, which asks gRPC to shut down, gives in-flight calls a grace
+ * period, cancels the rest, then drains and joins the serving threads.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bok/util.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "rpc_internal.h"
+
+#define MAX_METHODS 32
+#define SHUTDOWN_GRACE_MS 5000
+
+typedef struct {
+  char *path;
+  const ProtobufCMessageDescriptor *req_desc; /* NULL for client streams */
+  bok_rpc_tenant_mode_t tenant;
+  bok_rpc_unary_fn unary;
+  bok_rpc_stream_fn stream;
+  void *ud;
+  void *handle;
+} method_t;
+
+typedef struct thread_s thread_t;
+
+typedef struct {
+  method_t *m;
+  thread_t *t;
+  grpc_call *call;
+  gpr_timespec deadline;
+  grpc_metadata_array md;
+  grpc_byte_buffer *payload;
+} slot_t;
+
+struct thread_s {
+  bok_rpc_server_t *s;
+  pthread_t th;
+  grpc_completion_queue *cq;
+  grpc_completion_queue *pluck;
+  slot_t slots[MAX_METHODS];
+};
+
+struct bok_rpc_server {
+  bok_rpc_server_opts_t opts;
+  char *addr;
+  grpc_server *server;
+  grpc_completion_queue *shutdown_cq;
+  method_t methods[MAX_METHODS];
+  int nmethods;
+  thread_t *threads;
+  int nthreads;
+  int started;
+  int stopped;
+  volatile int shutting_down;
+  int wake_pipe[2];
+  pthread_mutex_t mu;
+};
+
+struct bok_rpc_call {
+  bok_rpc_server_t *s;
+  method_t *m;
+  grpc_call *call;
+  grpc_completion_queue *pluck;
+  const char *tenant;
+  char tenant_buf[72];
+  int done;
+};
+
+static volatile sig_atomic_t g_sig_fd = -1;
+
+static void logf_(bok_rpc_server_t *s, bok_log_level_t lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void logf_(bok_rpc_server_t *s, bok_log_level_t lvl, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  bok_vlogf(s->opts.log, s->opts.log_opaque, lvl, fmt, ap);
+  va_end(ap);
+}
+
+/* ---- per-call ops -------------------------------------------------------- */
+
+static void call_wait(bok_rpc_call_t *c, void *tag) {
+  grpc_completion_queue_pluck(c->pluck, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+}
+
+const char *bok_rpc_call_tenant(const bok_rpc_call_t *call) { return call->tenant; }
+const char *bok_rpc_call_method(const bok_rpc_call_t *call) { return call->m->path; }
+
+int bok_rpc_call_read(bok_rpc_call_t *c, const ProtobufCMessageDescriptor *desc,
+                      ProtobufCMessage **msg) {
+  *msg = NULL;
+  grpc_byte_buffer *bb = NULL;
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_RECV_MESSAGE;
+  op.data.recv_message.recv_message = &bb;
+  int tag;
+  if (grpc_call_start_batch(c->call, &op, 1, &tag, NULL) != GRPC_CALL_OK) return -1;
+  grpc_event ev =
+      grpc_completion_queue_pluck(c->pluck, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+  if (!ev.success) {
+    if (bb) grpc_byte_buffer_destroy(bb);
+    return -1;
+  }
+  if (!bb) return 0; /* half-closed by the client */
+  *msg = bok_rpc_unpack(bb, desc);
+  grpc_byte_buffer_destroy(bb);
+  return *msg ? 1 : -1;
+}
+
+static void finish_call(bok_rpc_call_t *c, grpc_byte_buffer *resp, grpc_status_code code,
+                        const char *details) {
+  if (c->done) return;
+  c->done = 1;
+  grpc_op ops[4];
+  memset(ops, 0, sizeof ops);
+  int n = 0;
+  int cancelled = 0;
+  ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+  n++;
+  if (resp) {
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n].data.send_message.send_message = resp;
+    n++;
+  }
+  ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+  ops[n].data.recv_close_on_server.cancelled = &cancelled;
+  n++;
+  grpc_slice det = grpc_slice_from_copied_string(details ? details : "");
+  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[n].data.send_status_from_server.status = code;
+  ops[n].data.send_status_from_server.status_details = details && *details ? &det : NULL;
+  n++;
+  int tag;
+  if (grpc_call_start_batch(c->call, ops, (size_t)n, &tag, NULL) == GRPC_CALL_OK) call_wait(c, &tag);
+  grpc_slice_unref(det);
+}
+
+void bok_rpc_call_reply(bok_rpc_call_t *c, const ProtobufCMessage *resp) {
+  grpc_byte_buffer *bb = bok_rpc_pack(resp);
+  if (!bb) {
+    finish_call(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  finish_call(c, bb, GRPC_STATUS_OK, NULL);
+  grpc_byte_buffer_destroy(bb);
+}
+
+void bok_rpc_call_fail(bok_rpc_call_t *c, bok_err_code_t code, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (code == BOK_OK) code = BOK_ERR_UNKNOWN;
+  finish_call(c, NULL, (grpc_status_code)code, msg);
+}
+
+/* ---- health -------------------------------------------------------------- */
+
+static void health_check(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) {
+  bok_rpc_server_t *s = ud;
+  const Grpc__Health__V1__HealthCheckRequest *r = (const void *)req;
+  int known = r->service == NULL || r->service[0] == '\0';
+  for (int i = 0; i < s->nmethods && !known; i++) {
+    const char *p = s->methods[i].path + 1; /* "pkg.Service/Method" */
+    const char *slash = strchr(p, '/');
+    size_t n = slash ? (size_t)(slash - p) : strlen(p);
+    if (strlen(r->service) == n && strncmp(p, r->service, n) == 0) known = 1;
+  }
+  if (!known) {
+    bok_rpc_call_fail(call, BOK_ERR_NOT_FOUND, "unknown service");
+    return;
+  }
+  Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+  resp.status = s->shutting_down ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
+                                 : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+  bok_rpc_call_reply(call, &resp.base);
+}
+
+/* ---- serving threads ------------------------------------------------------ */
+
+static int request_slot(slot_t *sl) {
+  bok_rpc_server_t *s = sl->t->s;
+  grpc_metadata_array_init(&sl->md);
+  sl->payload = NULL;
+  sl->call = NULL;
+  grpc_call_error e = grpc_server_request_registered_call(
+      s->server, sl->m->handle, &sl->call, &sl->deadline, &sl->md,
+      sl->m->req_desc ? &sl->payload : NULL, sl->t->pluck, sl->t->cq, sl);
+  if (e != GRPC_CALL_OK) {
+    grpc_metadata_array_destroy(&sl->md);
+    return -1;
+  }
+  return 0;
+}
+
+static void serve_slot(slot_t *sl) {
+  bok_rpc_call_t c;
+  memset(&c, 0, sizeof c);
+  c.s = sl->t->s;
+  c.m = sl->m;
+  c.call = sl->call;
+  c.pluck = sl->t->pluck;
+  for (size_t i = 0; i < sl->md.count; i++) {
+    if (grpc_slice_str_cmp(sl->md.metadata[i].key, BOK_TENANT_MD) == 0) {
+      grpc_slice v = sl->md.metadata[i].value;
+      if (GRPC_SLICE_LENGTH(v) < sizeof c.tenant_buf) {
+        bok_rpc_slice_str(v, c.tenant_buf, sizeof c.tenant_buf);
+        if (bok_tenant_valid(c.tenant_buf, strlen(c.tenant_buf))) c.tenant = c.tenant_buf;
+      }
+      break;
+    }
+  }
+  if (sl->m->tenant == BOK_RPC_TENANT_REQUIRED && !c.tenant) {
+    bok_rpc_call_fail(&c, BOK_ERR_INVALID, "missing or invalid x-tenant-id metadata");
+  } else if (sl->m->req_desc) {
+    ProtobufCMessage *req = bok_rpc_unpack(sl->payload, sl->m->req_desc);
+    if (!req) {
+      bok_rpc_call_fail(&c, BOK_ERR_INVALID, "malformed request message");
+    } else {
+      sl->m->unary(sl->m->ud, &c, req);
+      protobuf_c_message_free_unpacked(req, NULL);
+    }
+  } else {
+    sl->m->stream(sl->m->ud, &c);
+  }
+  if (!c.done) {
+    logf_(c.s, BOK_LOG_ERROR, "handler for %s returned without answering", sl->m->path);
+    bok_rpc_call_fail(&c, BOK_ERR_INTERNAL, "handler did not answer");
+  }
+  if (sl->payload) grpc_byte_buffer_destroy(sl->payload);
+  grpc_metadata_array_destroy(&sl->md);
+  grpc_call_unref(sl->call);
+  sl->call = NULL;
+  sl->payload = NULL;
+}
+
+static void *thread_main(void *arg) {
+  thread_t *t = arg;
+  bok_rpc_server_t *s = t->s;
+  for (int i = 0; i < s->nmethods; i++) {
+    t->slots[i].m = &s->methods[i];
+    t->slots[i].t = t;
+    request_slot(&t->slots[i]);
+  }
+  for (;;) {
+    grpc_event ev = grpc_completion_queue_next(t->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+    if (ev.type != GRPC_OP_COMPLETE) continue;
+    slot_t *sl = ev.tag;
+    if (!ev.success) {
+      /* The server is shutting down: this request will never be served. */
+      grpc_metadata_array_destroy(&sl->md);
+      if (sl->payload) grpc_byte_buffer_destroy(sl->payload);
+      continue;
+    }
+    serve_slot(sl);
+    if (!s->shutting_down) request_slot(sl);
+  }
+  return NULL;
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+bok_rpc_server_t *bok_rpc_server_new(const bok_rpc_server_opts_t *opts, bok_err_t *err) {
+  bok_rpc_server_t *s = calloc(1, sizeof *s);
+  if (!s) {
+    bok_err_set(err, BOK_ERR_INTERNAL, "out of memory");
+    return NULL;
+  }
+  s->opts = *opts;
+  s->addr = strdup(opts->addr ? opts->addr : "127.0.0.1:0");
+  s->nthreads = opts->threads > 0 ? opts->threads : 8;
+  if (s->opts.max_message == 0) s->opts.max_message = 4u << 20;
+  if (pipe2(s->wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+    bok_err_set(err, BOK_ERR_INTERNAL, "pipe: %s", strerror(errno));
+    free(s->addr);
+    free(s);
+    return NULL;
+  }
+  pthread_mutex_init(&s->mu, NULL);
+  bok_rpc_lib_ref();
+  bok_rpc_server_add_unary(s, "/grpc.health.v1.Health/Check",
+                           &grpc__health__v1__health_check_request__descriptor,
+                           BOK_RPC_TENANT_OPTIONAL, health_check, s);
+  return s;
+}
+
+static int add_method(bok_rpc_server_t *s, const char *path, const ProtobufCMessageDescriptor *d,
+                      bok_rpc_tenant_mode_t tenant, bok_rpc_unary_fn u, bok_rpc_stream_fn st,
+                      void *ud) {
+  if (s->started || s->nmethods >= MAX_METHODS) return -1;
+  method_t *m = &s->methods[s->nmethods++];
+  m->path = strdup(path);
+  m->req_desc = d;
+  m->tenant = tenant;
+  m->unary = u;
+  m->stream = st;
+  m->ud = ud;
+  return 0;
+}
+
+int bok_rpc_server_add_unary(bok_rpc_server_t *s, const char *path,
+                             const ProtobufCMessageDescriptor *req_desc,
+                             bok_rpc_tenant_mode_t tenant, bok_rpc_unary_fn fn, void *ud) {
+  return add_method(s, path, req_desc, tenant, fn, NULL, ud);
+}
+
+int bok_rpc_server_add_client_stream(bok_rpc_server_t *s, const char *path,
+                                     bok_rpc_tenant_mode_t tenant, bok_rpc_stream_fn fn, void *ud) {
+  return add_method(s, path, NULL, tenant, NULL, fn, ud);
+}
+
+int bok_rpc_server_start(bok_rpc_server_t *s, bok_err_t *err) {
+  grpc_arg args[2];
+  args[0].type = GRPC_ARG_INTEGER;
+  args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+  args[0].value.integer = (int)s->opts.max_message;
+  args[1].type = GRPC_ARG_INTEGER;
+  args[1].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
+  args[1].value.integer = 0;
+  grpc_channel_args ca = {2, args};
+  s->server = grpc_server_create(&ca, NULL);
+  for (int i = 0; i < s->nmethods; i++) {
+    method_t *m = &s->methods[i];
+    m->handle = grpc_server_register_method(
+        s->server, m->path, NULL,
+        m->req_desc ? GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER : GRPC_SRM_PAYLOAD_NONE, 0);
+    if (!m->handle) return bok_err_set(err, BOK_ERR_INTERNAL, "cannot register %s", m->path);
+  }
+  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  int port = grpc_server_add_http2_port(s->server, s->addr, creds);
+  grpc_server_credentials_release(creds);
+  if (port <= 0) {
+    grpc_server_destroy(s->server);
+    s->server = NULL;
+    return bok_err_set(err, BOK_ERR_UNAVAILABLE, "cannot listen on %s", s->addr);
+  }
+  s->shutdown_cq = grpc_completion_queue_create_for_next(NULL);
+  grpc_server_register_completion_queue(s->server, s->shutdown_cq, NULL);
+  s->threads = calloc((size_t)s->nthreads, sizeof *s->threads);
+  for (int i = 0; i < s->nthreads; i++) {
+    s->threads[i].s = s;
+    s->threads[i].cq = grpc_completion_queue_create_for_next(NULL);
+    s->threads[i].pluck = grpc_completion_queue_create_for_pluck(NULL);
+    grpc_server_register_completion_queue(s->server, s->threads[i].cq, NULL);
+  }
+  grpc_server_start(s->server);
+  for (int i = 0; i < s->nthreads; i++) pthread_create(&s->threads[i].th, NULL, thread_main, &s->threads[i]);
+  s->started = 1;
+  logf_(s, BOK_LOG_INFO, "gRPC listening on %s (port %d, %d threads)", s->addr, port, s->nthreads);
+  return port;
+}
+
+void bok_rpc_server_shutdown(bok_rpc_server_t *s) {
+  char c = 1;
+  ssize_t w = write(s->wake_pipe[1], &c, 1);
+  (void)w;
+}
+
+static void on_signal(int sig) {
+  (void)sig;
+  int fd = g_sig_fd;
+  if (fd >= 0) {
+    char c = 1;
+    ssize_t w = write(fd, &c, 1);
+    (void)w;
+  }
+}
+
+static void stop_server(bok_rpc_server_t *s) {
+  pthread_mutex_lock(&s->mu);
+  if (!s->started || s->stopped) {
+    pthread_mutex_unlock(&s->mu);
+    return;
+  }
+  s->stopped = 1;
+  s->shutting_down = 1;
+  int tag;
+  grpc_server_shutdown_and_notify(s->server, s->shutdown_cq, &tag);
+  grpc_event ev = grpc_completion_queue_next(s->shutdown_cq, bok_rpc_deadline(SHUTDOWN_GRACE_MS), NULL);
+  if (ev.type == GRPC_QUEUE_TIMEOUT) {
+    logf_(s, BOK_LOG_WARN, "grace period over: cancelling in-flight calls");
+    grpc_server_cancel_all_calls(s->server);
+    grpc_completion_queue_next(s->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+  }
+  for (int i = 0; i < s->nthreads; i++) grpc_completion_queue_shutdown(s->threads[i].cq);
+  for (int i = 0; i < s->nthreads; i++) pthread_join(s->threads[i].th, NULL);
+  grpc_server_destroy(s->server);
+  s->server = NULL;
+  grpc_completion_queue_shutdown(s->shutdown_cq);
+  while (grpc_completion_queue_next(s->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+         GRPC_QUEUE_SHUTDOWN) {
+  }
+  grpc_completion_queue_destroy(s->shutdown_cq);
+  for (int i = 0; i < s->nthreads; i++) {
+    grpc_completion_queue_shutdown(s->threads[i].pluck);
+    while (grpc_completion_queue_pluck(s->threads[i].pluck, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+               .type != GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(s->threads[i].pluck);
+    grpc_completion_queue_destroy(s->threads[i].cq);
+  }
+  pthread_mutex_unlock(&s->mu);
+  logf_(s, BOK_LOG_INFO, "gRPC server stopped");
+}
+
+void bok_rpc_server_wait(bok_rpc_server_t *s, int handle_signals) {
+  struct sigaction old_int, old_term;
+  if (handle_signals) {
+    g_sig_fd = s->wake_pipe[1];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+  }
+  struct pollfd pfd = {s->wake_pipe[0], POLLIN, 0};
+  for (;;) {
+    int r = poll(&pfd, 1, -1);
+    if (r > 0) break;
+    if (r < 0 && errno != EINTR) break;
+  }
+  if (handle_signals) {
+    g_sig_fd = -1;
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    logf_(s, BOK_LOG_INFO, "shutting down");
+  }
+  stop_server(s);
+}
+
+void bok_rpc_server_destroy(bok_rpc_server_t *s) {
+  if (!s) return;
+  stop_server(s);
+  if (s->server) grpc_server_destroy(s->server); /* created but never started */
+  for (int i = 0; i < s->nmethods; i++) free(s->methods[i].path);
+  free(s->threads);
+  free(s->addr);
+  close(s->wake_pipe[0]);
+  close(s->wake_pipe[1]);
+  pthread_mutex_destroy(&s->mu);
+  free(s);
+  bok_rpc_lib_unref();
+}
