@@ -1,0 +1,318 @@
+#include "model_store.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bok/schema.h"
+#include "bok/util.h"
+
+struct model_store {
+  sqlite3 *db;
+  pthread_mutex_t mu;
+};
+
+static const char *SCHEMA_SQL =
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=FULL;"
+    "CREATE TABLE IF NOT EXISTS models("
+    " model_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL,"
+    " version INTEGER NOT NULL, topic TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS models_by_tenant ON models(tenant_id, created_at);"
+    "CREATE TABLE IF NOT EXISTS model_versions("
+    " model_id TEXT NOT NULL, version INTEGER NOT NULL, schema_json TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL, PRIMARY KEY(model_id, version));";
+
+static int mkdirs_for(const char *path) {
+  char buf[1024];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p == '/') {
+      *p = '\0';
+      if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+      *p = '/';
+    }
+  }
+  return 0;
+}
+
+model_store_t *model_store_open(const char *path, bok_err_t *err) {
+  model_store_t *st = calloc(1, sizeof *st);
+  if (!st) return NULL;
+  if (strcmp(path, ":memory:") != 0 && mkdirs_for(path) != 0) {
+    bok_err_set(err, BOK_ERR_UNAVAILABLE, "cannot create the directory of %s: %s", path, strerror(errno));
+    free(st);
+    return NULL;
+  }
+  if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
+      SQLITE_OK) {
+    bok_err_set(err, BOK_ERR_UNAVAILABLE, "cannot open %s: %s", path, sqlite3_errmsg(st->db));
+    sqlite3_close(st->db);
+    free(st);
+    return NULL;
+  }
+  sqlite3_busy_timeout(st->db, 5000);
+  char *emsg = NULL;
+  if (sqlite3_exec(st->db, SCHEMA_SQL, NULL, NULL, &emsg) != SQLITE_OK) {
+    bok_err_set(err, BOK_ERR_UNAVAILABLE, "cannot initialise %s: %s", path, emsg ? emsg : "?");
+    sqlite3_free(emsg);
+    sqlite3_close(st->db);
+    free(st);
+    return NULL;
+  }
+  pthread_mutex_init(&st->mu, NULL);
+  return st;
+}
+
+void model_store_close(model_store_t *st) {
+  if (!st) return;
+  sqlite3_close(st->db);
+  pthread_mutex_destroy(&st->mu);
+  free(st);
+}
+
+void model_rec_free(model_rec_t *r) {
+  if (!r) return;
+  free(r->tenant_id);
+  free(r->name);
+  free(r->schema_json);
+  free(r->topic);
+  memset(r, 0, sizeof *r);
+}
+
+void model_rec_list_free(model_rec_t *r, size_t n) {
+  for (size_t i = 0; i < n; i++) model_rec_free(&r[i]);
+  free(r);
+}
+
+static char *col_dup(sqlite3_stmt *s, int i) {
+  const unsigned char *t = sqlite3_column_text(s, i);
+  return strdup(t ? (const char *)t : "");
+}
+
+/* Columns: model_id, tenant_id, name, version, topic, created_at, updated_at, schema_json */
+#define SELECT_COLS                                                                   \
+  "SELECT m.model_id, m.tenant_id, m.name, v.version, m.topic, m.created_at, m.updated_at," \
+  " v.schema_json FROM models m JOIN model_versions v ON v.model_id = m.model_id "
+
+static void row_to_rec(sqlite3_stmt *s, model_rec_t *r) {
+  const unsigned char *id = sqlite3_column_text(s, 0);
+  snprintf(r->model_id, sizeof r->model_id, "%s", id ? (const char *)id : "");
+  r->tenant_id = col_dup(s, 1);
+  r->name = col_dup(s, 2);
+  r->version = sqlite3_column_int64(s, 3);
+  r->topic = col_dup(s, 4);
+  r->created_at_ms = sqlite3_column_int64(s, 5);
+  r->updated_at_ms = sqlite3_column_int64(s, 6);
+  r->schema_json = col_dup(s, 7);
+}
+
+static int db_fail(model_store_t *st, bok_err_t *err) {
+  return bok_err_set(err, BOK_ERR_UNAVAILABLE, "model storage error: %s", sqlite3_errmsg(st->db));
+}
+
+/* Validates a name: 1-200 characters after trimming. */
+static int check_name(const char *name, bok_err_t *err) {
+  if (!name) return bok_err_set(err, BOK_ERR_INVALID, "name: required");
+  while (*name == ' ' || *name == '\t') name++;
+  size_t n = strlen(name);
+  if (n == 0) return bok_err_set(err, BOK_ERR_INVALID, "name: required");
+  if (n > 200) return bok_err_set(err, BOK_ERR_INVALID, "name: longer than 200 characters");
+  return 0;
+}
+
+/* Compiles the schema (refusing it with the compiler's message) and returns
+ * its compact JSON text (malloc'd). */
+static char *check_schema(const char *schema_json, bok_err_t *err) {
+  if (!schema_json || !*schema_json) {
+    bok_err_set(err, BOK_ERR_INVALID, "schema: required");
+    return NULL;
+  }
+  char msg[400];
+  bok_schema_t *s = NULL;
+  if (bok_schema_compile(schema_json, strlen(schema_json), &s, msg, sizeof msg) != 0) {
+    bok_err_set(err, BOK_ERR_INVALID, "%s", msg);
+    return NULL;
+  }
+  bok_schema_destroy(s);
+  json_t *j = json_loads(schema_json, 0, NULL);
+  char *out = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  json_decref(j);
+  return out;
+}
+
+static int get_locked(model_store_t *st, const char *tenant, const char *id, int64_t version, model_rec_t *out,
+                      bok_err_t *err) {
+  sqlite3_stmt *s = NULL;
+  const char *sql = version > 0 ? SELECT_COLS "WHERE m.model_id=?1 AND m.tenant_id=?2 AND v.version=?3"
+                                : SELECT_COLS "WHERE m.model_id=?1 AND m.tenant_id=?2 AND v.version=m.version"
+                                              " AND m.deleted=0";
+  if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) return db_fail(st, err);
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, tenant, -1, SQLITE_STATIC);
+  if (version > 0) sqlite3_bind_int64(s, 3, version);
+  int rc = sqlite3_step(s);
+  int ret;
+  if (rc == SQLITE_ROW) {
+    row_to_rec(s, out);
+    ret = 0;
+  } else if (rc == SQLITE_DONE) {
+    ret = bok_err_set(err, BOK_ERR_NOT_FOUND, "not found");
+  } else {
+    ret = db_fail(st, err);
+  }
+  sqlite3_finalize(s);
+  return ret;
+}
+
+static int exec_bind(model_store_t *st, const char *sql, const char *a, const char *b, const char *c,
+                     int64_t i1, int64_t i2, const char *d) {
+  sqlite3_stmt *s = NULL;
+  if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) return -1;
+  int n = sqlite3_bind_parameter_count(s);
+  if (n >= 1) sqlite3_bind_text(s, 1, a, -1, SQLITE_STATIC);
+  if (n >= 2) sqlite3_bind_text(s, 2, b, -1, SQLITE_STATIC);
+  if (n >= 3) sqlite3_bind_text(s, 3, c, -1, SQLITE_STATIC);
+  if (n >= 4) sqlite3_bind_int64(s, 4, i1);
+  if (n >= 5) sqlite3_bind_int64(s, 5, i2);
+  if (n >= 6) sqlite3_bind_text(s, 6, d, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  sqlite3_finalize(s);
+  return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int model_store_create(model_store_t *st, const char *tenant, const char *name, const char *schema_json,
+                       const char *topic_prefix, model_rec_t *out, bok_err_t *err) {
+  if (check_name(name, err)) return -1;
+  char *schema = check_schema(schema_json, err);
+  if (!schema) return -1;
+  char id[37];
+  bok_uuid_new(id);
+  char topic[256];
+  snprintf(topic, sizeof topic, "%s.%s.%s", topic_prefix, tenant, id);
+  int64_t now = bok_now_ms();
+  int ret = -1;
+  pthread_mutex_lock(&st->mu);
+  sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  /* models(model_id, tenant_id, name, version, topic, created_at, updated_at) */
+  if (exec_bind(st, "INSERT INTO models(model_id,tenant_id,name,topic,created_at,updated_at,version)"
+                    " VALUES(?1,?2,?3,?6,?4,?5,1)",
+                id, tenant, name, now, now, topic) != 0 ||
+      exec_bind(st, "INSERT INTO model_versions(model_id,schema_json,created_at,version) VALUES(?1,?2,?4,1)", id,
+                schema, NULL, now, 0, NULL) != 0) {
+    db_fail(st, err);
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+  } else {
+    sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    ret = get_locked(st, tenant, id, 0, out, err);
+  }
+  pthread_mutex_unlock(&st->mu);
+  free(schema);
+  return ret;
+}
+
+int model_store_get(model_store_t *st, const char *tenant, const char *id, int64_t version, model_rec_t *out,
+                    bok_err_t *err) {
+  pthread_mutex_lock(&st->mu);
+  int r = get_locked(st, tenant, id, version, out, err);
+  pthread_mutex_unlock(&st->mu);
+  return r;
+}
+
+int model_store_list(model_store_t *st, const char *tenant, model_rec_t **out, size_t *n, bok_err_t *err) {
+  *out = NULL;
+  *n = 0;
+  pthread_mutex_lock(&st->mu);
+  sqlite3_stmt *s = NULL;
+  int ret = 0;
+  if (sqlite3_prepare_v2(st->db,
+                         SELECT_COLS "WHERE m.tenant_id=?1 AND m.deleted=0 AND v.version=m.version"
+                                     " ORDER BY m.created_at, m.rowid",
+                         -1, &s, NULL) != SQLITE_OK) {
+    ret = db_fail(st, err);
+    goto done;
+  }
+  sqlite3_bind_text(s, 1, tenant, -1, SQLITE_STATIC);
+  size_t cap = 0;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    if (*n == cap) {
+      cap = cap ? cap * 2 : 16;
+      model_rec_t *p = realloc(*out, cap * sizeof *p);
+      if (!p) {
+        ret = bok_err_set(err, BOK_ERR_INTERNAL, "out of memory");
+        goto done;
+      }
+      *out = p;
+    }
+    memset(&(*out)[*n], 0, sizeof **out);
+    row_to_rec(s, &(*out)[(*n)++]);
+  }
+  if (rc != SQLITE_DONE) ret = db_fail(st, err);
+done:
+  sqlite3_finalize(s);
+  pthread_mutex_unlock(&st->mu);
+  if (ret != 0) {
+    model_rec_list_free(*out, *n);
+    *out = NULL;
+    *n = 0;
+  }
+  return ret;
+}
+
+int model_store_update(model_store_t *st, const char *tenant, const char *id, const char *name,
+                       const char *schema_json, model_rec_t *out, bok_err_t *err) {
+  int has_name = name && *name;
+  int has_schema = schema_json && *schema_json;
+  if (has_name && check_name(name, err)) return -1;
+  char *schema = NULL;
+  if (has_schema && !(schema = check_schema(schema_json, err))) return -1;
+  int ret = -1;
+  model_rec_t cur;
+  memset(&cur, 0, sizeof cur);
+  pthread_mutex_lock(&st->mu);
+  if (get_locked(st, tenant, id, 0, &cur, err) != 0) goto done;
+  int64_t now = bok_now_ms();
+  int64_t version = cur.version;
+  sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  int ok = 1;
+  if (has_schema && strcmp(schema, cur.schema_json) != 0) {
+    version++;
+    ok = exec_bind(st, "INSERT INTO model_versions(model_id,schema_json,created_at,version) VALUES(?1,?2,?4,?5)",
+                   id, schema, NULL, now, version, NULL) == 0;
+  }
+  if (ok)
+    ok = exec_bind(st, "UPDATE models SET name=?2, version=?4, updated_at=?5 WHERE model_id=?1", id,
+                   has_name ? name : cur.name, NULL, version, now, NULL) == 0;
+  if (!ok) {
+    db_fail(st, err);
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    goto done;
+  }
+  sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+  ret = get_locked(st, tenant, id, 0, out, err);
+done:
+  pthread_mutex_unlock(&st->mu);
+  model_rec_free(&cur);
+  free(schema);
+  return ret;
+}
+
+int model_store_delete(model_store_t *st, const char *tenant, const char *id, bok_err_t *err) {
+  pthread_mutex_lock(&st->mu);
+  int ret = exec_bind(st, "UPDATE models SET deleted=1, updated_at=?4 WHERE model_id=?1 AND tenant_id=?2"
+                          " AND deleted=0",
+                      id, tenant, NULL, bok_now_ms(), 0, NULL);
+  if (ret != 0)
+    db_fail(st, err);
+  else if (sqlite3_changes(st->db) == 0)
+    ret = bok_err_set(err, BOK_ERR_NOT_FOUND, "not found");
+  pthread_mutex_unlock(&st->mu);
+  return ret;
+}
