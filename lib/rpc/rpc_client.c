@@ -376,3 +376,7 @@ void bok_rpc_stream_abort(bok_rpc_stream_t *st) {
   grpc_call_cancel(st->call, NULL);
   stream_free(st);
 }
+
+void bok_rpc_stream_cancel(bok_rpc_stream_t *st) {
+  if (st) grpc_call_cancel(st->call, NULL);
+}

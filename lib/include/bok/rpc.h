@@ -170,5 +170,9 @@ int bok_rpc_stream_send(bok_rpc_stream_t *st, const ProtobufCMessage *msg, bok_e
 int bok_rpc_stream_finish(bok_rpc_stream_t *st, const ProtobufCMessageDescriptor *resp_desc,
                           ProtobufCMessage **resp, bok_err_t *err);
 void bok_rpc_stream_abort(bok_rpc_stream_t *st);
+/* Cancels the call from ANY thread without freeing it: a send or finish
+ * blocked in the owning thread fails promptly; the owner still calls
+ * bok_rpc_stream_abort() to free the stream. */
+void bok_rpc_stream_cancel(bok_rpc_stream_t *st);
 
 #endif

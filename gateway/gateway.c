@@ -1,0 +1,350 @@
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gw_internal.h"
+
+/* ---- responses -------------------------------------------------------------- */
+
+static void count_status(h2o_req_t *req, int status) {
+  gw_server_t *s = ((gw_thread_t *)req->conn->ctx->storage.entries[0].data)->srv;
+  if (status < 400)
+    atomic_fetch_add(&s->resp_2xx, 1);
+  else if (status < 500)
+    atomic_fetch_add(&s->resp_4xx, 1);
+  else
+    atomic_fetch_add(&s->resp_5xx, 1);
+}
+
+static const char *reason(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return status < 400 ? "OK" : status < 500 ? "Bad Request" : "Internal Server Error";
+  }
+}
+
+void gw_send_json(h2o_req_t *req, int status, json_t *j) {
+  char *text = json_dumps(j, JSON_PRESERVE_ORDER | JSON_COMPACT | JSON_ENCODE_ANY);
+  json_decref(j);
+  size_t len = text ? strlen(text) : 0;
+  /* h2o_send_inline copies the body into the request pool. */
+  req->res.status = status;
+  req->res.reason = reason(status);
+  h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+  count_status(req, status);
+  h2o_send_inline(req, text ? text : "", len);
+  free(text);
+}
+
+void gw_send_error(h2o_req_t *req, int status, const char *code, const char *fmt, ...) {
+  char msg[600];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  json_t *o = json_object();
+  json_object_set_new(o, "error", json_string(msg));
+  if (code) json_object_set_new(o, "code", json_string(code));
+  gw_send_json(req, status, o);
+}
+
+void gw_send_rpc_error(h2o_req_t *req, const char *service, const bok_err_t *err) {
+  int status = bok_err_http_status(err->code);
+  if (err->code == BOK_ERR_UNAVAILABLE) {
+    gw_send_error(req, 503, "UNAVAILABLE", "%s service unavailable: %s", service, err->msg);
+  } else if (err->code == BOK_ERR_DEADLINE) {
+    gw_send_error(req, 504, "DEADLINE_EXCEEDED", "%s service did not answer in time", service);
+  } else if (err->code == BOK_ERR_NOT_FOUND && strcmp(err->msg, "not found") == 0) {
+    gw_send_error(req, 404, NULL, "not found");
+  } else {
+    gw_send_error(req, status, bok_err_code_name(err->code), "%s", err->msg);
+  }
+}
+
+/* ---- pending calls ---------------------------------------------------------- */
+
+static void pending_release(gw_pending_t *p) {
+  if (--p->refs == 0) {
+    if (p->upload) gw_upload_release(p->upload);
+    free(p);
+  }
+}
+
+/* The request's pool is being cleared (answered or the client went away). */
+static void on_req_dispose(void *slot) {
+  gw_pending_t *p = *(gw_pending_t **)slot;
+  if (p->upload) gw_upload_on_dispose(p->upload);
+  p->req = NULL;
+  pending_release(p);
+}
+
+gw_pending_t *gw_pending_new(gw_thread_t *th, h2o_req_t *req, const char *service, gw_render_fn render) {
+  gw_pending_t *p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  p->th = th;
+  p->req = req;
+  p->refs = 2;
+  p->render = render;
+  p->service = service;
+  gw_pending_t **slot = h2o_mem_alloc_shared(&req->pool, sizeof *slot, on_req_dispose);
+  *slot = p;
+  atomic_fetch_add(&th->srv->in_flight, 1);
+  return p;
+}
+
+void gw_pending_post(gw_pending_t *p) { h2o_multithread_send_message(&p->th->rx, &p->msg); }
+
+static void on_messages(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages) {
+  (void)rx;
+  while (!h2o_linklist_is_empty(messages)) {
+    gw_pending_t *p = H2O_STRUCT_FROM_MEMBER(gw_pending_t, msg.link, messages->next);
+    h2o_linklist_unlink(&p->msg.link);
+    atomic_fetch_sub(&p->th->srv->in_flight, 1);
+    if (p->req) {
+      if (p->resp || p->err.code == BOK_OK)
+        p->render(p, p->req, p->resp, &p->err);
+      else
+        gw_send_rpc_error(p->req, p->service, &p->err);
+    }
+    if (p->resp) protobuf_c_message_free_unpacked(p->resp, NULL);
+    pending_release(p);
+  }
+}
+
+static void on_rpc_done(void *ud, ProtobufCMessage *resp, const bok_err_t *err) {
+  gw_pending_t *p = ud; /* runs on the channel's completion thread */
+  p->resp = resp;
+  p->err = *err;
+  gw_pending_post(p);
+}
+
+bok_rpc_channel_t *gw_channel_for(gw_server_t *s, const char *tenant, int job) {
+  const bok_route_t *r = bok_routes_lookup(s->routes, tenant);
+  const char *addr = job ? r->job_addr : r->model_addr;
+  for (size_t i = 0; i < s->nchannels; i++)
+    if (strcmp(s->channels[i].addr, addr) == 0) return s->channels[i].ch;
+  return NULL;
+}
+
+int gw_call(gw_thread_t *th, h2o_req_t *req, const char *service, const char *tenant, const char *method,
+            const ProtobufCMessage *msg, const ProtobufCMessageDescriptor *resp_desc, gw_render_fn render,
+            int64_t limit) {
+  bok_rpc_channel_t *ch = gw_channel_for(th->srv, tenant, strcmp(service, "job") == 0);
+  gw_pending_t *p = gw_pending_new(th, req, service, render);
+  if (!p) {
+    gw_send_error(req, 503, "UNAVAILABLE", "out of memory");
+    return 0;
+  }
+  p->limit = limit;
+  if (bok_rpc_unary_async(ch, method, tenant, th->srv->rpc_timeout_ms, msg, resp_desc, on_rpc_done, p) != 0) {
+    p->err.code = BOK_ERR_UNAVAILABLE;
+    snprintf(p->err.msg, sizeof p->err.msg, "cannot start call");
+    gw_pending_post(p);
+  }
+  return 0;
+}
+
+/* ---- h2o plumbing ----------------------------------------------------------- */
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req) {
+  (void)self;
+  gw_thread_t *th = req->conn->ctx->storage.entries[0].data;
+  atomic_fetch_add(&th->srv->req_total, 1);
+  return gw_handle(th, req);
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err) {
+  if (err) return;
+  gw_thread_t *th = listener->data;
+  h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+  if (sock) h2o_accept(&th->accept_ctx, sock);
+}
+
+static int make_listener(gw_server_t *s, char *err, size_t errlen) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int on = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)(s->bound_port ? s->bound_port : s->listen_port));
+  if (inet_pton(AF_INET, s->listen_host, &a.sin_addr) != 1) {
+    snprintf(err, errlen, "listen: bad address '%s'", s->listen_host);
+    close(fd);
+    return -1;
+  }
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, SOMAXCONN) != 0) {
+    snprintf(err, errlen, "cannot listen on %s:%d: %s", s->listen_host, s->listen_port, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  if (!s->bound_port) {
+    socklen_t l = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &l);
+    s->bound_port = ntohs(a.sin_port);
+  }
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  return fd;
+}
+
+static void *loop_main(void *arg) {
+  gw_thread_t *th = arg;
+  while (!atomic_load(&th->srv->stopping)) h2o_evloop_run(th->ctx.loop, 200);
+  return NULL;
+}
+
+gw_server_t *gw_server_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen) {
+  gw_server_t *s = calloc(1, sizeof *s);
+  s->cfg = cfg;
+  s->log = log;
+  s->log_opaque = log_opaque;
+  const char *listen = bok_config_get(cfg, "listen", "0.0.0.0:8000");
+  const char *colon = strrchr(listen, ':');
+  if (!colon) {
+    snprintf(err, errlen, "listen: expected host:port, got '%s'", listen);
+    free(s);
+    return NULL;
+  }
+  snprintf(s->listen_host, sizeof s->listen_host, "%.*s", (int)(colon - listen), listen);
+  if (strcmp(s->listen_host, "localhost") == 0) snprintf(s->listen_host, sizeof s->listen_host, "127.0.0.1");
+  s->listen_port = atoi(colon + 1);
+  s->nthreads = (int)bok_config_get_int(cfg, "threads", 2);
+  if (s->nthreads < 1) s->nthreads = 1;
+  const char *th = getenv("TENANT_HEADER");
+  if (!th || !*th) th = bok_config_get(cfg, "tenant_header", "X-Tenant-ID");
+  size_t i;
+  for (i = 0; th[i] && i < sizeof s->tenant_header - 1; i++) s->tenant_header[i] = (char)tolower((unsigned char)th[i]);
+  s->tenant_header[i] = '\0';
+  s->max_json_body = (size_t)bok_config_get_int(cfg, "max_json_body", 1 << 20);
+  s->max_upload_body = (size_t)bok_config_get_int(cfg, "max_upload_body", 4LL << 30);
+  s->rpc_timeout_ms = (int)bok_config_get_int(cfg, "rpc_timeout_ms", 10000);
+  s->routes = bok_routes_from_config(cfg, "127.0.0.1:50051", "127.0.0.1:50052", err, errlen);
+  if (!s->routes) {
+    free(s);
+    return NULL;
+  }
+  /* One channel per distinct backend address. */
+  for (size_t r = 0; r < bok_routes_count(s->routes); r++) {
+    const bok_route_t *rt = bok_routes_at(s->routes, r);
+    const char *addrs[2] = {rt->model_addr, rt->job_addr};
+    for (int k = 0; k < 2; k++) {
+      int found = 0;
+      for (size_t c = 0; c < s->nchannels; c++) found |= strcmp(s->channels[c].addr, addrs[k]) == 0;
+      if (!found && s->nchannels < 64) {
+        s->channels[s->nchannels].addr = addrs[k];
+        s->channels[s->nchannels].ch = bok_rpc_channel_new(addrs[k]);
+        s->nchannels++;
+      }
+    }
+  }
+  pipe2(s->wake_pipe, O_CLOEXEC);
+  pthread_mutex_init(&s->upload_mu, NULL);
+  pthread_cond_init(&s->upload_cv, NULL);
+  return s;
+}
+
+int gw_server_start(gw_server_t *s, char *err, size_t errlen) {
+  h2o_config_init(&s->h2o_config);
+  s->h2o_config.max_request_entity_size = s->max_upload_body;
+  h2o_hostconf_t *host = h2o_config_register_host(&s->h2o_config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+  h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+  h2o_handler_t *h = h2o_create_handler(path, sizeof *h);
+  h->on_req = on_req;
+  s->threads = calloc((size_t)s->nthreads, sizeof *s->threads);
+  for (int i = 0; i < s->nthreads; i++) {
+    gw_thread_t *th = &s->threads[i];
+    th->srv = s;
+    th->fd = make_listener(s, err, errlen);
+    if (th->fd < 0) return -1;
+  }
+  if (gw_upload_start(s) != 0) {
+    snprintf(err, errlen, "cannot start upload threads");
+    return -1;
+  }
+  for (int i = 0; i < s->nthreads; i++) {
+    gw_thread_t *th = &s->threads[i];
+    h2o_context_init(&th->ctx, h2o_evloop_create(), &s->h2o_config);
+    h2o_vector_reserve(NULL, &th->ctx.storage, 1);
+    th->ctx.storage.entries[0].data = th;
+    th->ctx.storage.entries[0].dispose = NULL;
+    th->ctx.storage.size = 1;
+    th->accept_ctx.ctx = &th->ctx;
+    th->accept_ctx.hosts = s->h2o_config.hosts;
+    h2o_multithread_register_receiver(th->ctx.queue, &th->rx, on_messages);
+    th->listener = h2o_evloop_socket_create(th->ctx.loop, th->fd, H2O_SOCKET_FLAG_DONT_READ);
+    th->listener->data = th;
+    h2o_socket_read_start(th->listener, on_accept);
+    pthread_create(&th->th, NULL, loop_main, th);
+  }
+  bok_logf(s->log, s->log_opaque, BOK_LOG_INFO, "HTTP listening on %s:%d (%d loops, tenant header '%s')",
+           s->listen_host, s->bound_port, s->nthreads, s->tenant_header);
+  return s->bound_port;
+}
+
+static volatile sig_atomic_t g_sig_fd = -1;
+static void on_signal(int sig) {
+  (void)sig;
+  if (g_sig_fd >= 0) {
+    char c = 1;
+    ssize_t w = write(g_sig_fd, &c, 1);
+    (void)w;
+  }
+}
+
+void gw_server_stop(gw_server_t *s) {
+  char c = 1;
+  ssize_t w = write(s->wake_pipe[1], &c, 1);
+  (void)w;
+}
+
+void gw_server_wait(gw_server_t *s, int handle_signals) {
+  if (handle_signals) {
+    g_sig_fd = s->wake_pipe[1];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+  }
+  struct pollfd pfd = {s->wake_pipe[0], POLLIN, 0};
+  while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {
+  }
+  bok_logf(s->log, s->log_opaque, BOK_LOG_INFO, "shutting down");
+  atomic_store(&s->stopping, 1);
+  for (int i = 0; i < s->nthreads; i++) pthread_join(s->threads[i].th, NULL);
+  gw_upload_stop(s);
+}
+
+void gw_server_destroy(gw_server_t *s) {
+  if (!s) return;
+  /* Loops are stopped; contexts are left to process exit (h2o 2.2 has no
+   * clean way to close a context with live connections). */
+  for (size_t i = 0; i < s->nchannels; i++) bok_rpc_channel_destroy(s->channels[i].ch);
+  bok_routes_destroy(s->routes);
+  close(s->wake_pipe[0]);
+  close(s->wake_pipe[1]);
+  free(s->threads);
+  free(s);
+}

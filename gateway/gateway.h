@@ -1,0 +1,29 @@
+/* gateway.h -- the h2o REST gateway: JSON REST API -> gRPC services.
+ *
+ * Threads: `threads` event loops, each with its own h2o context and its own
+ * SO_REUSEPORT listening socket. A loop never blocks on gRPC: unary calls
+ * are asynchronous (the answer comes back through the context's message
+ * queue), uploads run on a small pool of upload threads.
+ */
+#ifndef GW_GATEWAY_H
+#define GW_GATEWAY_H
+
+#include <stddef.h>
+
+#include "bok/config.h"
+#include "bok/log.h"
+
+typedef struct gw_server gw_server_t;
+
+/* Reads listen, threads, tenant_header (TENANT_HEADER env wins),
+ * max_json_body, max_upload_body, rpc_timeout_ms, routes.* from cfg (which
+ * must outlive the server). NULL with a message in err on failure. */
+gw_server_t *gw_server_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen);
+/* Binds and starts the loop threads; returns the bound port or -1. */
+int gw_server_start(gw_server_t *s, char *err, size_t errlen);
+/* Blocks until SIGINT/SIGTERM (if handle_signals) or gw_server_stop(). */
+void gw_server_wait(gw_server_t *s, int handle_signals);
+void gw_server_stop(gw_server_t *s);
+void gw_server_destroy(gw_server_t *s);
+
+#endif

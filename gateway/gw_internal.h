@@ -1,0 +1,108 @@
+/* gw_internal.h -- shared between the gateway's modules (not a public API). */
+#ifndef GW_INTERNAL_H
+#define GW_INTERNAL_H
+
+#include <h2o.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "bok/routes.h"
+#include "bok/rpc.h"
+#include "gateway.h"
+
+typedef struct gw_thread gw_thread_t;
+
+typedef struct {
+  const char *addr; /* borrowed from routes */
+  bok_rpc_channel_t *ch;
+} gw_channel_t;
+
+typedef struct gw_upload gw_upload_t;
+
+struct gw_server {
+  const bok_config_t *cfg;
+  bok_log_fn log;
+  void *log_opaque;
+  char listen_host[128];
+  int listen_port;
+  int bound_port;
+  int nthreads;
+  char tenant_header[128]; /* lower case */
+  size_t max_json_body;
+  size_t max_upload_body;
+  int rpc_timeout_ms;
+  bok_routes_t *routes;
+  gw_channel_t channels[64];
+  size_t nchannels;
+  h2o_globalconf_t h2o_config;
+  gw_thread_t *threads;
+  atomic_int stopping;
+  int wake_pipe[2];
+  /* upload pool */
+  pthread_t upload_threads[4];
+  int n_upload_threads;
+  pthread_mutex_t upload_mu;
+  pthread_cond_t upload_cv;
+  gw_upload_t *upload_head, *upload_tail;
+  /* metrics */
+  atomic_long req_total;
+  atomic_long resp_2xx, resp_4xx, resp_5xx;
+  atomic_long in_flight;
+};
+
+struct gw_thread {
+  gw_server_t *srv;
+  pthread_t th;
+  h2o_context_t ctx;
+  h2o_accept_ctx_t accept_ctx;
+  h2o_multithread_receiver_t rx;
+  h2o_socket_t *listener;
+  int fd;
+};
+
+/* A request waiting for a backend answer. Loop-thread owned except `msg`
+ * fields written by the completing thread before posting. */
+typedef struct gw_pending gw_pending_t;
+typedef void (*gw_render_fn)(gw_pending_t *p, h2o_req_t *req, ProtobufCMessage *resp, const bok_err_t *err);
+
+struct gw_pending {
+  h2o_multithread_message_t msg; /* first: posted to the loop */
+  gw_thread_t *th;
+  h2o_req_t *req; /* NULL once h2o disposed the request */
+  int refs;       /* pool ref + in-flight ref (loop thread only) */
+  gw_render_fn render;
+  const char *service; /* "model" or "job", for 503 messages */
+  ProtobufCMessage *resp;
+  bok_err_t err;
+  int64_t limit; /* request context for renderers */
+  gw_upload_t *upload;
+};
+
+/* Responses (loop thread). `j` is consumed. */
+void gw_send_json(h2o_req_t *req, int status, json_t *j);
+void gw_send_error(h2o_req_t *req, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Maps a backend error to an HTTP error response. */
+void gw_send_rpc_error(h2o_req_t *req, const char *service, const bok_err_t *err);
+
+/* Starts an async unary call whose answer is rendered on the loop thread. */
+int gw_call(gw_thread_t *th, h2o_req_t *req, const char *service, const char *tenant, const char *method,
+            const ProtobufCMessage *msg, const ProtobufCMessageDescriptor *resp_desc, gw_render_fn render,
+            int64_t limit);
+bok_rpc_channel_t *gw_channel_for(gw_server_t *s, const char *tenant, int job);
+
+/* Handlers (handlers.c). Return 0 when the request is (or will be) answered. */
+int gw_handle(gw_thread_t *th, h2o_req_t *req);
+
+/* Upload pool (upload.c). */
+int gw_upload_start(gw_server_t *s);
+void gw_upload_stop(gw_server_t *s);
+int gw_upload_submit(gw_thread_t *th, h2o_req_t *req, const char *tenant, const char *model_id,
+                     const char *file_name, const char *format, const char *data, size_t len);
+void gw_upload_on_dispose(gw_upload_t *u);
+void gw_upload_release(gw_upload_t *u);
+void gw_pending_post(gw_pending_t *p);
+gw_pending_t *gw_pending_new(gw_thread_t *th, h2o_req_t *req, const char *service, gw_render_fn render);
+
+#endif

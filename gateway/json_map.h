@@ -1,0 +1,22 @@
+/* json_map.h -- the REST JSON shapes of the user guide and SPEC 4, built from
+ * the gRPC messages. Every function returns a new jansson reference (the
+ * caller json_decref()s it). Pure; any thread. */
+#ifndef GW_JSON_MAP_H
+#define GW_JSON_MAP_H
+
+#include <jansson.h>
+
+#include "batch/v1/job.pb-c.h"
+#include "batch/v1/model.pb-c.h"
+
+json_t *gw_model_json(const Batch__V1__Model *m);
+json_t *gw_job_json(const Batch__V1__Job *j);
+json_t *gw_rejected_json(const Batch__V1__RejectedCell *c);
+/* "PENDING" ... ; NULL for UNSPECIFIED/unknown. */
+const char *gw_job_state_name(Batch__V1__JobState s);
+/* Parses "PENDING" etc. (case-insensitive); -1 if unknown. */
+int gw_job_state_parse(const char *s, size_t len);
+/* ISO-8601 string for epoch ms, or JSON null when ms == 0. */
+json_t *gw_time_json(int64_t ms);
+
+#endif

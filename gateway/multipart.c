@@ -1,0 +1,119 @@
+#include "multipart.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *find(const char *hay, size_t hlen, const char *needle, size_t nlen) {
+  if (nlen == 0 || hlen < nlen) return NULL;
+  return memmem(hay, hlen, needle, nlen);
+}
+
+/* Extracts param `key` (e.g. "boundary", "name") from a header value such as
+ * `form-data; name="file"; filename="a.csv"`. Quotes are stripped. */
+static bok_slice_t header_param(const char *v, size_t len, const char *key) {
+  bok_slice_t out = {NULL, 0};
+  size_t klen = strlen(key);
+  size_t i = 0;
+  while (i < len) {
+    /* move to the start of the next parameter */
+    while (i < len && v[i] != ';') {
+      if (v[i] == '"') { /* skip quoted text */
+        i++;
+        while (i < len && v[i] != '"') i++;
+      }
+      i++;
+    }
+    i++;
+    while (i < len && (v[i] == ' ' || v[i] == '\t')) i++;
+    if (i + klen < len && strncasecmp(v + i, key, klen) == 0 && v[i + klen] == '=') {
+      i += klen + 1;
+      if (i < len && v[i] == '"') {
+        size_t s = ++i;
+        while (i < len && v[i] != '"') i++;
+        out.base = v + s;
+        out.len = i - s;
+      } else {
+        size_t s = i;
+        while (i < len && v[i] != ';' && v[i] != ' ') i++;
+        out.base = v + s;
+        out.len = i - s;
+      }
+      return out;
+    }
+  }
+  return out;
+}
+
+static int fail(char *err, size_t errlen, const char *msg) {
+  snprintf(err, errlen, "%s", msg);
+  return -1;
+}
+
+int gw_multipart_parse(const char *ctype, size_t ctype_len, const char *body, size_t len, gw_part_t *parts,
+                       size_t max_parts, char *err, size_t errlen) {
+  static const char MP[] = "multipart/form-data";
+  if (!ctype || ctype_len < sizeof MP - 1 || strncasecmp(ctype, MP, sizeof MP - 1) != 0)
+    return fail(err, errlen, "expected a multipart/form-data body");
+  bok_slice_t b = header_param(ctype, ctype_len, "boundary");
+  if (b.len == 0 || b.len > 200) return fail(err, errlen, "multipart body without a boundary");
+  char delim[210];
+  size_t dlen = (size_t)snprintf(delim, sizeof delim, "--%.*s", (int)b.len, b.base);
+
+  /* The body starts with the first delimiter (a preamble is allowed). */
+  const char *p = find(body, len, delim, dlen);
+  if (!p) return fail(err, errlen, "truncated multipart body: no boundary found");
+  const char *end = body + len;
+  size_t n = 0;
+  for (;;) {
+    p += dlen;
+    if (end - p >= 2 && p[0] == '-' && p[1] == '-') return (int)n; /* closing delimiter */
+    if (end - p < 2 || p[0] != '\r' || p[1] != '\n') return fail(err, errlen, "truncated multipart body");
+    p += 2;
+    if (n == max_parts) return fail(err, errlen, "too many multipart parts");
+    gw_part_t *part = &parts[n];
+    memset(part, 0, sizeof *part);
+    /* part headers, up to an empty line */
+    int has_disp = 0;
+    for (;;) {
+      const char *eol = find(p, (size_t)(end - p), "\r\n", 2);
+      if (!eol) return fail(err, errlen, "truncated multipart body");
+      if (eol == p) {
+        p += 2;
+        break;
+      }
+      const char *colon = memchr(p, ':', (size_t)(eol - p));
+      if (!colon) return fail(err, errlen, "malformed multipart part header");
+      const char *v = colon + 1;
+      while (v < eol && (*v == ' ' || *v == '\t')) v++;
+      size_t nlen = (size_t)(colon - p);
+      if (nlen == 19 && strncasecmp(p, "Content-Disposition", 19) == 0) {
+        has_disp = 1;
+        /* prefix the value with ';' handling: header_param skips to the first ';' */
+        part->name = header_param(v, (size_t)(eol - v), "name");
+        part->filename = header_param(v, (size_t)(eol - v), "filename");
+      } else if (nlen == 12 && strncasecmp(p, "Content-Type", 12) == 0) {
+        part->content_type.base = v;
+        part->content_type.len = (size_t)(eol - v);
+      }
+      p = eol + 2;
+    }
+    if (!has_disp || part->name.len == 0) return fail(err, errlen, "multipart part without a name");
+    /* data runs up to CRLF + delimiter */
+    char next[214];
+    size_t nl = (size_t)snprintf(next, sizeof next, "\r\n%s", delim);
+    const char *q = find(p, (size_t)(end - p), next, nl);
+    if (!q) return fail(err, errlen, "truncated multipart body");
+    part->data.base = p;
+    part->data.len = (size_t)(q - p);
+    n++;
+    p = q + 2;
+  }
+}
+
+const gw_part_t *gw_multipart_find(const gw_part_t *parts, size_t n, const char *name) {
+  size_t l = strlen(name);
+  for (size_t i = 0; i < n; i++)
+    if (parts[i].name.len == l && memcmp(parts[i].name.base, name, l) == 0) return &parts[i];
+  return NULL;
+}
