@@ -40,16 +40,22 @@ bok_rpc_channel_t *bok_rpc_channel_new(const char *target) {
   if (!c) return NULL;
   bok_rpc_lib_ref();
   c->target = strdup(target);
-  grpc_arg args[2];
+  grpc_arg args[4];
   args[0].type = GRPC_ARG_INTEGER;
   args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
   args[0].value.integer = CLIENT_MAX_MESSAGE;
+  args[2].type = GRPC_ARG_INTEGER;
+  args[2].key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS;
+  args[2].value.integer = 100;
+  args[3].type = GRPC_ARG_INTEGER;
+  args[3].key = (char *)GRPC_ARG_MIN_RECONNECT_BACKOFF_MS;
+  args[3].value.integer = 100;
   /* Reconnect quickly after a backend restart instead of the default
    * exponential backoff that can reach two minutes. */
   args[1].type = GRPC_ARG_INTEGER;
   args[1].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
   args[1].value.integer = 1000;
-  grpc_channel_args ca = {2, args};
+  grpc_channel_args ca = {4, args};
   grpc_channel_credentials *creds = grpc_insecure_credentials_create();
   c->ch = grpc_channel_create(target, creds, &ca);
   grpc_channel_credentials_release(creds);

@@ -1,0 +1,369 @@
+"""Shared end-to-end harness: real binaries on free ports, real Kafka.
+
+Usage in a test file (tests/e2e/test_<area>.py):
+
+    import bok_e2e as e
+    def test_something():
+        with e.Stack(job=False, workers=0) as s:
+            st, body = s.http("GET", "/models")
+            e.check(st == 200, "status %s" % st)
+    if __name__ == "__main__":
+        e.run_tests(globals())
+
+Services are started from $BOK_BUILD_DIR with YAML configs generated from
+deploy/config/<name>.yaml plus overrides, in a temp dir that also holds the
+SQLite files and logs. Logs are printed when a test fails. Every process is
+killed at exit.
+"""
+import atexit
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.request
+import uuid
+
+import yaml
+
+SRC = os.environ.get("BOK_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BUILD = os.environ.get("BOK_BUILD_DIR", os.path.join(SRC, "build"))
+BINARIES = {
+    "model": "services/model/bok-model-service",
+    "job": "services/job/bok-job-service",
+    "worker": "services/worker/bok-worker",
+    "gateway": "gateway/bok-gateway",
+    "cli": "cli/batchcli",
+}
+CONFIGS = {"model": "model-service.yaml", "job": "job-service.yaml", "worker": "worker.yaml",
+           "gateway": "gateway.yaml"}
+_live = []
+
+
+class Skip(Exception):
+    pass
+
+
+class Failure(AssertionError):
+    pass
+
+
+def check(cond, msg="check failed"):
+    if not cond:
+        raise Failure(msg)
+
+
+def kafka_bootstrap():
+    return os.environ.get("BOK_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+
+
+def binary(name):
+    return os.path.join(BUILD, BINARIES[name])
+
+
+def skip_if_missing(*names):
+    for n in names:
+        if not os.path.exists(binary(n)):
+            raise Skip("%s is not built" % BINARIES[n])
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rand_suffix(n=8):
+    return "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(n))
+
+
+def wait_port(port, timeout=15.0, proc=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def _deep_set(d, dotted, value):
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        if not isinstance(d.get(k), dict):
+            d[k] = {}
+        d = d[k]
+    d[keys[-1]] = value
+
+
+class Service:
+    """One real process: start(), stop() (SIGTERM), kill() (SIGKILL), restart()."""
+
+    def __init__(self, kind, workdir, overrides=None, name=None, port=None, env=None):
+        self.kind = kind
+        self.name = name or kind
+        self.workdir = workdir
+        self.port = port
+        self.env = dict(os.environ)
+        self.env.update(env or {})
+        with open(os.path.join(SRC, "deploy", "config", CONFIGS[kind])) as f:
+            cfg = yaml.safe_load(f) or {}
+        for k, v in (overrides or {}).items():
+            _deep_set(cfg, k, v)
+        self.config = cfg
+        self.config_path = os.path.join(workdir, self.name + ".yaml")
+        with open(self.config_path, "w") as f:
+            yaml.safe_dump(cfg, f)
+        self.log_path = os.path.join(workdir, self.name + ".log")
+        self.proc = None
+
+    def start(self, wait=True):
+        skip_if_missing(self.kind)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([binary(self.kind), "--config", self.config_path], stdout=log,
+                                     stderr=subprocess.STDOUT, cwd=self.workdir, env=self.env)
+        log.close()
+        _live.append(self)
+        if wait and self.port:
+            if not wait_port(self.port, 20, self.proc):
+                raise Failure("%s did not start listening on %d:\n%s" % (self.name, self.port, self.log_tail()))
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=15):
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def kill(self):
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def log_tail(self, n=40):
+        try:
+            with open(self.log_path, "rb") as f:
+                return b"\n".join(f.read().splitlines()[-n:]).decode("utf-8", "replace")
+        except OSError:
+            return "(no log)"
+
+
+def _cleanup():
+    for s in _live:
+        try:
+            s.kill()
+        except Exception:
+            pass
+
+
+atexit.register(_cleanup)
+
+
+class Stack:
+    """Model service, job service, N workers and the gateway, wired together.
+
+    Each stack has its own temp dir, SQLite files, rows topic and consumer
+    group, so stacks never see each other's data on the shared broker.
+    `tenants` maps tenant -> {"model": addr, "job": addr} extra routes.
+    """
+
+    def __init__(self, model=True, job=True, workers=1, gateway=True, tenants=None, overrides=None):
+        self.dir = tempfile.mkdtemp(prefix="bok-e2e-")
+        self.services = {}
+        self.workers = []
+        self.want = dict(model=model, job=job, workers=workers, gateway=gateway)
+        self.tenants = tenants or {}
+        self.overrides = overrides or {}
+        self.rows_topic = "bok.rows." + rand_suffix()
+        self.group = "bok-workers-" + rand_suffix()
+        self.model_port = free_port()
+        self.job_port = free_port()
+        self.http_port = free_port()
+        self.model_addr = "127.0.0.1:%d" % self.model_port
+        self.job_addr = "127.0.0.1:%d" % self.job_port
+        self.api_url = "http://127.0.0.1:%d" % self.http_port
+
+    def _ov(self, kind, base):
+        base.update(self.overrides.get(kind, {}))
+        return base
+
+    def routes(self):
+        return {"default": {"model": self.model_addr, "job": self.job_addr}, "tenants": self.tenants}
+
+    def add_worker(self, start=True):
+        i = len(self.workers)
+        w = Service("worker", self.dir, self._ov("worker", {
+            "kafka.brokers": kafka_bootstrap(), "kafka.rows_topic": self.rows_topic,
+            "kafka.group_id": self.group, "routes": self.routes(), "worker_id": "w%d" % i}), name="worker%d" % i)
+        self.workers.append(w)
+        if start:
+            w.start()
+        return w
+
+    def __enter__(self):
+        try:
+            if self.want["model"]:
+                self.services["model"] = Service("model", self.dir, self._ov("model", {
+                    "listen": self.model_addr, "db": os.path.join(self.dir, "models.db")}),
+                    port=self.model_port).start()
+            if self.want["job"]:
+                self.services["job"] = Service("job", self.dir, self._ov("job", {
+                    "listen": self.job_addr, "db": os.path.join(self.dir, "jobs.db"),
+                    "model_service": self.model_addr, "kafka.brokers": kafka_bootstrap(),
+                    "kafka.rows_topic": self.rows_topic}), port=self.job_port).start()
+            for _ in range(self.want["workers"]):
+                self.add_worker()
+            if self.want["gateway"]:
+                self.services["gateway"] = Service("gateway", self.dir, self._ov("gateway", {
+                    "listen": "127.0.0.1:%d" % self.http_port, "routes": self.routes()}),
+                    port=self.http_port).start()
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def __exit__(self, et, ev, tb):
+        if et is not None and et is not Skip:
+            for s in list(self.services.values()) + self.workers:
+                sys.stderr.write("---- %s log ----\n%s\n" % (s.name, s.log_tail()))
+        for s in [self.services.get("gateway")] + self.workers + [self.services.get("job"), self.services.get("model")]:
+            if s is not None:
+                s.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return False
+
+    def __getitem__(self, k):
+        return self.services[k]
+
+    def http(self, method, path, json_body=None, body=None, headers=None, tenant=None, timeout=30):
+        return http(self.api_url, method, path, json_body, body, headers, tenant, timeout)
+
+    def upload(self, model_id, filename, data, tenant=None, content_type="text/csv", timeout=120):
+        body, ctype = multipart({"model_id": model_id}, {"file": (filename, data, content_type)})
+        return self.http("POST", "/jobs", body=body, headers={"Content-Type": ctype}, tenant=tenant, timeout=timeout)
+
+    def wait_job(self, job_id, states=("SUCCESS", "PARTIAL_SUCCESS", "FAILED", "CANCELLED"), timeout=120,
+                 tenant=None):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            st, last = self.http("GET", "/jobs/" + job_id, tenant=tenant)
+            if st == 200 and last.get("state") in states:
+                return last
+            time.sleep(0.2)
+        raise Failure("job %s did not reach %s in %ss; last: %s" % (job_id, states, timeout, last))
+
+
+def http(base, method, path, json_body=None, body=None, headers=None, tenant=None, timeout=30):
+    """Returns (status, parsed JSON or text)."""
+    h = dict(headers or {})
+    if json_body is not None:
+        body = json.dumps(json_body).encode()
+        h.setdefault("Content-Type", "application/json")
+    if isinstance(body, str):
+        body = body.encode()
+    if tenant is not None:
+        h["X-Tenant-ID"] = tenant
+    req = urllib.request.Request(base + path, data=body, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            status, raw = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode("utf-8", "replace")
+
+
+def multipart(fields, files):
+    boundary = "----bok" + uuid.uuid4().hex
+    out = bytearray()
+    for k, v in fields.items():
+        out += ("--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n" % (boundary, k)).encode()
+        out += (v.encode() if isinstance(v, str) else v) + b"\r\n"
+    for k, (fn, data, ct) in files.items():
+        out += ("--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\nContent-Type: %s\r\n\r\n"
+                % (boundary, k, fn, ct)).encode()
+        out += (data.encode() if isinstance(data, str) else data) + b"\r\n"
+    out += ("--%s--\r\n" % boundary).encode()
+    return bytes(out), "multipart/form-data; boundary=" + boundary
+
+
+# ---- Kafka through kcat ------------------------------------------------------
+
+def kcat_consume(topic, read_committed=True, timeout=20, expect=None):
+    """All messages of `topic` from the beginning, as dicts with key, value,
+    headers (dict), timestamp. Stops at the end of the topic (or after
+    `expect` messages)."""
+    fmt = "%k\\t%T\\t%h\\t%s\\n"
+    cmd = ["kcat", "-C", "-b", kafka_bootstrap(), "-t", topic, "-o", "beginning", "-e", "-q", "-f", fmt,
+           "-X", "isolation.level=%s" % ("read_committed" if read_committed else "read_uncommitted")]
+    if expect is not None:
+        cmd += ["-c", str(expect)]
+    out = subprocess.run(cmd, capture_output=True, timeout=timeout).stdout.decode("utf-8", "replace")
+    msgs = []
+    for line in out.splitlines():
+        parts = line.split("\t", 3)
+        if len(parts) < 4:
+            continue
+        hdrs = {}
+        for kv in parts[2].split(","):
+            if "=" in kv:
+                k, v = kv.split("=", 1)
+                hdrs[k] = v
+        msgs.append({"key": parts[0], "timestamp": int(parts[1]) if parts[1].lstrip("-").isdigit() else None,
+                     "headers": hdrs, "value": parts[3]})
+    return msgs
+
+
+def kcat_metadata():
+    return subprocess.run(["kcat", "-L", "-b", kafka_bootstrap(), "-J"], capture_output=True, timeout=20).stdout
+
+
+# ---- runner -------------------------------------------------------------------
+
+def run_tests(g):
+    names = sorted(n for n in g if n.startswith("test_") and callable(g[n]))
+    only = sys.argv[1:]
+    passed = failed = skipped = 0
+    for n in names:
+        if only and n not in only:
+            continue
+        t0 = time.time()
+        try:
+            g[n]()
+            passed += 1
+            print("PASS %s (%.1fs)" % (n, time.time() - t0), flush=True)
+        except Skip as e:
+            skipped += 1
+            print("SKIP %s: %s" % (n, e), flush=True)
+        except Exception:
+            failed += 1
+            print("FAIL %s (%.1fs)" % (n, time.time() - t0), flush=True)
+            traceback.print_exc()
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    _cleanup()
+    sys.exit(1 if failed else 0)
