@@ -162,6 +162,14 @@ class Service:
         self.stop()
         return self.start()
 
+    def sanitizer_report(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return False
+        return b"ERROR: AddressSanitizer" in data or b"runtime error:" in data or b"ERROR: LeakSanitizer" in data
+
     def log_tail(self, n=40):
         try:
             with open(self.log_path, "rb") as f:
@@ -251,6 +259,12 @@ class Stack:
         for s in [self.services.get("gateway")] + self.workers + [self.services.get("job"), self.services.get("model")]:
             if s is not None:
                 s.stop()
+        # Sanitizer builds: a report in any log fails the test.
+        bad = [s for s in list(self.services.values()) + self.workers if s.sanitizer_report()]
+        if bad and et is None:
+            msg = "\n".join("---- %s ----\n%s" % (s.name, s.log_tail(60)) for s in bad)
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise Failure("sanitizer report:\n" + msg)
         shutil.rmtree(self.dir, ignore_errors=True)
         return False
 
