@@ -129,12 +129,20 @@ static int event_col(bok_schema_t *s, json_t *root, const char *kw, const char *
                      char *err, size_t errlen) {
   json_t *v = json_object_get(root, kw);
   *out = -1;
+  if (json_is_null(v)) return 0; /* explicitly none */
   if (v) {
     if (!json_is_string(v)) return fail(err, errlen, "%s: must be the name of a property", kw);
     *out = bok_schema_find(s, json_string_value(v), strlen(json_string_value(v)));
     if (*out < 0) return fail(err, errlen, "%s: '%s' is not a property", kw, json_string_value(v));
   } else {
-    *out = bok_schema_find(s, def, strlen(def));
+    /* The default applies only to a column of a fitting type. */
+    int c = bok_schema_find(s, def, strlen(def));
+    if (c >= 0) {
+      bok_col_type_t t = s->cols[c].type;
+      int is_time = strcmp(kw, "x-event-time") == 0;
+      if (is_time ? (t == BOK_COL_TIMESTAMP || t == BOK_COL_INTEGER) : (t == BOK_COL_STRING || t == BOK_COL_INTEGER))
+        *out = c;
+    }
   }
   return 0;
 }

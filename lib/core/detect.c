@@ -1,0 +1,195 @@
+#include "bok/detect.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <limits.h>
+#include <strings.h>
+
+#include "bok/csv.h"
+
+#define MAX_COLS 1024
+#define MAX_DISTINCT 10
+
+typedef struct {
+  char *name;
+  int64_t nonblank, blanks;
+  int all_int, all_num, all_bool, all_vec, all_epoch, all_i32;
+  char *distinct[MAX_DISTINCT + 1];
+  int ndistinct;
+} col_t;
+
+typedef struct {
+  char sep;
+  size_t max_rows;
+  int ncols;
+  col_t cols[MAX_COLS];
+  bok_slice_t fields[MAX_COLS];
+  bok_buf_t scratch;
+  int64_t rows;
+  int bad;
+} det_t;
+
+static int is_int(const char *s, size_t n, long long *out) {
+  if (n == 0 || n > 20) return 0;
+  char tmp[24];
+  memcpy(tmp, s, n);
+  tmp[n] = 0;
+  char *end;
+  long long v = strtoll(tmp, &end, 10);
+  if (*end || tmp[0] == ' ' || tmp[0] == '+') return 0;
+  *out = v;
+  /* strtoll saturates: reject overflow */
+  if ((v == LLONG_MAX || v == LLONG_MIN) && !(n == 19 || n == 20)) return 0;
+  return 1;
+}
+
+static int is_num(const char *s, size_t n) {
+  if (n == 0 || n > 60) return 0;
+  char tmp[64];
+  memcpy(tmp, s, n);
+  tmp[n] = 0;
+  for (size_t i = 0; i < n; i++)
+    if (strchr("xXnNiI ", tmp[i])) return 0;
+  char *end;
+  strtod(tmp, &end);
+  return *end == 0;
+}
+
+static int on_record(void *ud, int64_t row, const char *raw, size_t len, bok_csv_status_t st) {
+  det_t *d = ud;
+  if (st != BOK_CSV_OK) return 0;
+  int n = bok_csv_parse_record(raw, len, d->sep, d->fields, MAX_COLS, &d->scratch);
+  if (n < 0) return 0;
+  if (row == 0) {
+    d->ncols = n > MAX_COLS ? MAX_COLS : n;
+    for (int i = 0; i < d->ncols; i++) {
+      col_t *c = &d->cols[i];
+      c->name = strndup(d->fields[i].base, d->fields[i].len);
+      c->all_int = c->all_num = c->all_bool = c->all_vec = c->all_epoch = c->all_i32 = 1;
+    }
+    return 0;
+  }
+  if ((size_t)row > d->max_rows) return 1;
+  if (n > d->ncols) return 0; /* a malformed row does not shape the schema */
+  d->rows++;
+  for (int i = 0; i < d->ncols; i++) {
+    col_t *c = &d->cols[i];
+    if (i >= n || d->fields[i].len == 0) {
+      c->blanks++;
+      continue;
+    }
+    const char *s = d->fields[i].base;
+    size_t l = d->fields[i].len;
+    c->nonblank++;
+    long long iv;
+    int isint = is_int(s, l, &iv);
+    if (!isint) c->all_int = 0;
+    if (!isint || iv < 946684800LL || iv > 2147483647LL) c->all_epoch = 0;
+    if (!isint || iv < -2147483648LL || iv > 2147483647LL) c->all_i32 = 0;
+    if (!is_num(s, l)) c->all_num = 0;
+    if (!((l == 4 && !strncasecmp(s, "true", 4)) || (l == 5 && !strncasecmp(s, "false", 5)))) c->all_bool = 0;
+    if (c->all_vec) {
+      json_t *j = l && s[0] == '[' ? json_loadb(s, l, 0, NULL) : NULL;
+      int ok = json_is_array(j);
+      for (size_t k = 0; ok && k < json_array_size(j); k++) ok = json_is_number(json_array_get(j, k));
+      if (!ok) c->all_vec = 0;
+      json_decref(j);
+    }
+    if (c->ndistinct <= MAX_DISTINCT) {
+      int found = 0;
+      for (int k = 0; k < c->ndistinct && !found; k++) found = strlen(c->distinct[k]) == l && !memcmp(c->distinct[k], s, l);
+      if (!found) c->distinct[c->ndistinct++] = strndup(s, l);
+    }
+  }
+  return 0;
+}
+
+static int cmpstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int time_name(const char *n) {
+  size_t l = strlen(n);
+  return strcasestr(n, "time") != NULL || (l > 3 && strcasecmp(n + l - 3, "_at") == 0);
+}
+
+char *bok_detect_schema(const char *csv, size_t len, char sep, size_t max_rows, char *err, size_t errlen) {
+  det_t *d = calloc(1, sizeof *d);
+  d->sep = sep ? sep : ',';
+  d->max_rows = max_rows ? max_rows : 10000;
+  bok_buf_init(&d->scratch, 0);
+  bok_csv_t *rd = bok_csv_new(d->sep, 0, on_record, d);
+  if (bok_csv_feed(rd, csv, len) == 0) bok_csv_finish(rd);
+  bok_csv_destroy(rd);
+  char *out = NULL;
+  if (d->ncols == 0) {
+    snprintf(err, errlen, "the sample has no header row");
+    goto done;
+  }
+  json_t *props = json_object();
+  json_t *req = json_array();
+  int eid_ok = 0, etime_ok = 0, has_eid = 0, has_etime = 0;
+  for (int i = 0; i < d->ncols; i++) {
+    col_t *c = &d->cols[i];
+    json_t *p = json_object();
+    int any = c->nonblank > 0;
+    const char *kind;
+    if (any && c->all_bool) {
+      json_object_set_new(p, "type", json_string("boolean"));
+      kind = "boolean";
+    } else if (any && c->all_int && (c->all_epoch || (c->all_i32 && time_name(c->name)))) {
+      json_object_set_new(p, "type", json_string("integer"));
+      json_object_set_new(p, "format", json_string("unix-time"));
+      kind = "timestamp";
+    } else if (any && c->all_int) {
+      json_object_set_new(p, "type", json_string("integer"));
+      kind = "integer";
+    } else if (any && c->all_num) {
+      json_object_set_new(p, "type", json_string("number"));
+      kind = "number";
+    } else if (any && c->all_vec) {
+      json_object_set_new(p, "type", json_string("array"));
+      json_t *it = json_object();
+      json_object_set_new(it, "type", json_string("number"));
+      json_object_set_new(p, "items", it);
+      kind = "vector";
+    } else if (any && c->ndistinct <= MAX_DISTINCT && c->nonblank >= 2 * c->ndistinct &&
+               strcmp(c->name, "event_id") != 0) {
+      json_object_set_new(p, "type", json_string("string"));
+      qsort(c->distinct, (size_t)c->ndistinct, sizeof(char *), cmpstr);
+      json_t *e = json_array();
+      for (int k = 0; k < c->ndistinct; k++) json_array_append_new(e, json_string(c->distinct[k]));
+      json_object_set_new(p, "enum", e);
+      kind = "category";
+    } else {
+      json_object_set_new(p, "type", json_string("string"));
+      kind = "string";
+    }
+    json_object_set_new(props, c->name, p);
+    if (c->blanks == 0 && any) json_array_append_new(req, json_string(c->name));
+    if (!strcmp(c->name, "event_id")) {
+      has_eid = 1;
+      eid_ok = c->blanks == 0 && any && (!strcmp(kind, "string") || !strcmp(kind, "integer"));
+    }
+    if (!strcmp(c->name, "timestamp")) {
+      has_etime = 1;
+      etime_ok = c->blanks == 0 && any && (!strcmp(kind, "timestamp") || !strcmp(kind, "integer"));
+    }
+  }
+  json_t *root = json_object();
+  json_object_set_new(root, "type", json_string("object"));
+  json_object_set_new(root, "properties", props);
+  json_object_set_new(root, "required", req);
+  if (has_eid && !eid_ok) json_object_set_new(root, "x-event-id", json_null());
+  if (has_etime && !etime_ok) json_object_set_new(root, "x-event-time", json_null());
+  out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  json_decref(root);
+done:
+  for (int i = 0; i < d->ncols; i++) {
+    free(d->cols[i].name);
+    for (int k = 0; k < d->cols[i].ndistinct; k++) free(d->cols[i].distinct[k]);
+  }
+  bok_buf_free(&d->scratch);
+  free(d);
+  return out;
+}

@@ -1,0 +1,73 @@
+/* bok/validate.h -- validates rows against a compiled schema and encodes
+ * valid rows as JSON events (SPEC 5, 7, 9).
+ *
+ * A validator is made once per job (file): header problems -- required
+ * columns absent from the header, columns not in the schema -- are worked out
+ * once there, not per row. It borrows the schema (which must outlive it).
+ * One validator per thread; bok_validator_row() reuses the result's buffers,
+ * so the hot path does not allocate for valid rows.
+ *
+ * Codes and messages: exactly SPEC 7, plus
+ *   MALFORMED_ROW  "Row {row} is malformed: {reason}."   (column "", type "")
+ *   OUT_OF_RANGE   "The value for '{col}' is out of range. {constraint}."
+ * (docs/REJECTED_CODES.md lists them all). */
+#ifndef BOK_VALIDATE_H
+#define BOK_VALIDATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bok/buf.h"
+#include "bok/schema.h"
+
+typedef enum { BOK_FMT_CSV = 0, BOK_FMT_NDJSON = 1 } bok_format_t;
+
+/* One failing cell. Strings point into the owning result; valid until the
+ * next bok_validator_row() on it. observed is NULL when there was no value. */
+typedef struct {
+  int64_t row;
+  const char *event_id; /* "" when unknown */
+  const char *column;
+  const char *type; /* "STRING", ... ("" for MALFORMED_ROW) */
+  const char *code;
+  const char *observed; /* JSON text or NULL */
+  const char *message;
+} bok_reject_t;
+
+typedef struct {
+  /* valid rows */
+  bok_buf_t event;       /* the JSON event object */
+  bok_buf_t key;         /* event id text ("" when the model has none) */
+  int64_t event_time_ms; /* -1 when the model has no event time */
+  /* rejected rows */
+  bok_reject_t *rejects;
+  size_t nrejects;
+  /* internal */
+  size_t rcap;
+  bok_buf_t strings;
+  bok_buf_t scratch;
+  void *fields;
+  size_t fcap;
+} bok_row_result_t;
+
+void bok_row_result_init(bok_row_result_t *r);
+void bok_row_result_free(bok_row_result_t *r);
+
+typedef struct bok_validator bok_validator_t;
+
+/* CSV: `header` is the raw header record (parsed with `sep`). NDJSON: header
+ * ignored. NULL with a message in err when the header cannot be read. */
+bok_validator_t *bok_validator_new(const bok_schema_t *schema, bok_format_t fmt, const char *header, size_t hlen,
+                                   char sep, char *err, size_t errlen);
+void bok_validator_destroy(bok_validator_t *v);
+
+/* Validates one raw row. Returns 1 (valid: event/key/event_time_ms set) or 0
+ * (rejected: rejects/nrejects set). `st_reason` non-NULL marks the row as
+ * malformed by the reader (e.g. "unterminated quoted field"). */
+int bok_validator_row(bok_validator_t *v, int64_t row, const char *raw, size_t len, const char *st_reason,
+                      bok_row_result_t *res);
+
+/* Appends s as a JSON string literal (quotes, escapes, \u00XX controls). */
+int bok_json_append_string(bok_buf_t *b, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,126 @@
+/* CSV/NDJSON splitting and field parsing: quotes, CRLF, BOM, limits,
+ * malformed input, and chunk boundaries at every byte. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bok/csv.h"
+
+typedef struct {
+  char out[4096];
+  int n;
+} collect_t;
+
+static int on_rec(void *ud, int64_t row, const char *raw, size_t len, bok_csv_status_t st) {
+  collect_t *c = ud;
+  c->n++;
+  size_t l = strlen(c->out);
+  snprintf(c->out + l, sizeof c->out - l, "%lld:%d:[%.*s]\n", (long long)row, (int)st, (int)len, raw);
+  return 0;
+}
+
+static void split(const char *in, size_t len, size_t chunk, collect_t *c, int ndjson) {
+  memset(c, 0, sizeof *c);
+  bok_csv_t *r = ndjson ? bok_ndjson_new(64, on_rec, c) : bok_csv_new(',', 64, on_rec, c);
+  for (size_t off = 0; off < len; off += chunk)
+    assert_int_equal(bok_csv_feed(r, in + off, len - off < chunk ? len - off : chunk), 0);
+  assert_int_equal(bok_csv_finish(r), 0);
+  bok_csv_destroy(r);
+}
+
+static const char TRICKY[] =
+    "\xEF\xBB\xBF"
+    "id,text,n\r\n"
+    "1,\"a,b\",2\r\n"
+    "2,\"line1\nline2\",3\n"
+    "\n"
+    "3,\"say \"\"hi\"\"\",4\r\n"
+    "4,plain,5";
+
+static const char TRICKY_EXPECTED[] =
+    "0:0:[id,text,n]\n"
+    "1:0:[1,\"a,b\",2]\n"
+    "2:0:[2,\"line1\nline2\",3]\n"
+    "3:0:[3,\"say \"\"hi\"\"\",4]\n"
+    "4:0:[4,plain,5]\n";
+
+static void test_tricky_file_every_chunk_boundary(void **s) {
+  (void)s;
+  collect_t whole;
+  split(TRICKY, sizeof TRICKY - 1, sizeof TRICKY, &whole, 0);
+  assert_string_equal(whole.out, TRICKY_EXPECTED);
+  for (size_t chunk = 1; chunk < sizeof TRICKY; chunk++) {
+    collect_t c;
+    split(TRICKY, sizeof TRICKY - 1, chunk, &c, 0);
+    assert_string_equal(c.out, TRICKY_EXPECTED);
+  }
+  /* and a split at every single position into exactly two chunks */
+  for (size_t cut = 0; cut < sizeof TRICKY; cut++) {
+    collect_t c;
+    memset(&c, 0, sizeof c);
+    bok_csv_t *r = bok_csv_new(',', 64, on_rec, &c);
+    bok_csv_feed(r, TRICKY, cut);
+    bok_csv_feed(r, TRICKY + cut, sizeof TRICKY - 1 - cut);
+    bok_csv_finish(r);
+    bok_csv_destroy(r);
+    assert_string_equal(c.out, TRICKY_EXPECTED);
+  }
+}
+
+static void test_malformed_records_continue(void **s) {
+  (void)s;
+  collect_t c;
+  const char in[] = "h\nok\nbad\xff\n" "0123456789012345678901234567890123456789012345678901234567890123456789xx\nafter\n\"open";
+  split(in, sizeof in - 1, 7, &c, 0);
+  assert_string_equal(c.out,
+                      "0:0:[h]\n1:0:[ok]\n2:2:[bad\xff]\n"
+                      "3:3:[0123456789012345678901234567890123456789012345678901234567890123]\n"
+                      "4:0:[after]\n5:1:[\"open]\n");
+}
+
+static void test_ndjson_lines(void **s) {
+  (void)s;
+  collect_t c;
+  const char in[] = "{\"a\":1}\r\n\n{\"a\":\"x\\ny\"}\n{\"a\":3}";
+  split(in, sizeof in - 1, 3, &c, 1);
+  assert_string_equal(c.out, "1:0:[{\"a\":1}]\n2:0:[{\"a\":\"x\\ny\"}]\n3:0:[{\"a\":3}]\n");
+}
+
+static void test_parse_record(void **s) {
+  (void)s;
+  bok_slice_t f[8];
+  bok_buf_t scratch = BOK_BUF_INIT(0);
+  const char r1[] = "a,\"b,\"\"c\"\"\",,\"\"";
+  int n = bok_csv_parse_record(r1, sizeof r1 - 1, ',', f, 8, &scratch);
+  assert_int_equal(n, 4);
+  assert_memory_equal(f[0].base, "a", 1);
+  assert_int_equal(f[1].len, 5);
+  assert_memory_equal(f[1].base, "b,\"c\"", 5);
+  assert_int_equal(f[2].len, 0);
+  assert_int_equal(f[3].len, 0);
+  assert_int_equal(bok_csv_parse_record("a,", 2, ',', f, 8, &scratch), 2);
+  assert_int_equal(bok_csv_parse_record("x;y;z", 5, ';', f, 8, &scratch), 3);
+  assert_int_equal(bok_csv_parse_record("\"open,x", 7, ',', f, 8, &scratch), -1);
+  bok_buf_free(&scratch);
+}
+
+static void test_utf8(void **s) {
+  (void)s;
+  assert_true(bok_utf8_valid("héllo wörld €𝄞", strlen("héllo wörld €𝄞")));
+  assert_false(bok_utf8_valid("\xc3", 1));
+  assert_false(bok_utf8_valid("\xc0\xaf", 2));        /* overlong */
+  assert_false(bok_utf8_valid("\xed\xa0\x80", 3));    /* surrogate */
+  assert_false(bok_utf8_valid("abcdefgh\xff", 9));
+}
+
+int main(void) {
+  const struct CMUnitTest t[] = {cmocka_unit_test(test_tricky_file_every_chunk_boundary),
+                                 cmocka_unit_test(test_malformed_records_continue), cmocka_unit_test(test_ndjson_lines),
+                                 cmocka_unit_test(test_parse_record), cmocka_unit_test(test_utf8)};
+  return cmocka_run_group_tests(t, NULL, NULL);
+}
