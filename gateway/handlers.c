@@ -7,6 +7,7 @@
 
 #include "batch/v1/job.pb-c.h"
 #include "batch/v1/model.pb-c.h"
+#include "bok/detect.h"
 #include "bok/util.h"
 #include "gw_internal.h"
 #include "json_map.h"
@@ -365,6 +366,29 @@ static int job_item(gw_thread_t *th, h2o_req_t *req, const char *tenant, char *i
 
 /* ---- misc ------------------------------------------------------------------- */
 
+/* POST /schema: body = a CSV sample. Detection is bounded (max_json_body
+ * bytes, 10,000 rows), so it runs inline on the loop thread. */
+static int detect_schema(gw_thread_t *th, h2o_req_t *req) {
+  if (!method_is(req, "POST")) {
+    gw_send_error(req, 405, NULL, "method not allowed");
+    return 0;
+  }
+  if (req->entity.len > th->srv->max_json_body) {
+    gw_send_error(req, 413, "RESOURCE_EXHAUSTED", "sample too large (limit %zu bytes)", th->srv->max_json_body);
+    return 0;
+  }
+  char err[200];
+  char *text = bok_detect_schema(req->entity.base ? req->entity.base : "", req->entity.len, ',', 10000, err, sizeof err);
+  if (!text) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "%s", err);
+    return 0;
+  }
+  json_t *j = json_loads(text, 0, NULL);
+  free(text);
+  gw_send_json(req, 200, j);
+  return 0;
+}
+
 static int metrics(gw_thread_t *th, h2o_req_t *req) {
   gw_server_t *s = th->srv;
   char buf[1024];
@@ -417,10 +441,7 @@ int gw_handle(gw_thread_t *th, h2o_req_t *req) {
     for (char *c = ids; *c; c++) *c = (char)tolower((unsigned char)*c);
     return is_models ? model_item(th, req, tenant, ids) : job_item(th, req, tenant, ids, sub, sublen);
   }
-  if (h2o_memis(p, len, H2O_STRLIT("/schema"))) {
-    gw_send_error(req, 501, "UNIMPLEMENTED", "schema detection is not available yet");
-    return 0;
-  }
+  if (h2o_memis(p, len, H2O_STRLIT("/schema"))) return detect_schema(th, req);
   gw_send_error(req, 404, NULL, "not found");
   return 0;
 }
