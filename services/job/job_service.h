@@ -1,0 +1,22 @@
+/* job_service.h -- batch.v1.JobService handlers: uploads (client stream) to
+ * the rows topic, job state, rejected rows, reprocessing, worker reports. */
+#ifndef JOB_SERVICE_H
+#define JOB_SERVICE_H
+
+#include "bok/log.h"
+#include "bok/rpc.h"
+#include "job_store.h"
+#include "row_producer.h"
+
+typedef struct {
+  job_store_t *store;         /* borrowed */
+  row_pool_t *rows;           /* borrowed */
+  bok_rpc_channel_t *models;  /* borrowed: the model service */
+  size_t max_row_bytes;       /* CSV/NDJSON row limit */
+  bok_log_fn log;
+  void *log_opaque;
+} job_service_t;
+
+int job_service_register(bok_rpc_server_t *srv, job_service_t *svc);
+
+#endif

@@ -1,0 +1,492 @@
+#include "job_store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bok/util.h"
+
+struct job_store {
+  sqlite3 *db;
+  pthread_mutex_t mu;
+};
+
+#define S_PENDING BATCH__V1__JOB_STATE__JOB_STATE_PENDING
+#define S_RUNNING BATCH__V1__JOB_STATE__JOB_STATE_RUNNING
+#define S_SUCCESS BATCH__V1__JOB_STATE__JOB_STATE_SUCCESS
+#define S_PARTIAL BATCH__V1__JOB_STATE__JOB_STATE_PARTIAL_SUCCESS
+#define S_FAILED BATCH__V1__JOB_STATE__JOB_STATE_FAILED
+#define S_CANCELLED BATCH__V1__JOB_STATE__JOB_STATE_CANCELLED
+
+static const char *SCHEMA_SQL =
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=NORMAL;"
+    "CREATE TABLE IF NOT EXISTS jobs("
+    " job_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, model_id TEXT NOT NULL, model_name TEXT NOT NULL,"
+    " file_name TEXT NOT NULL, format TEXT NOT NULL, separator TEXT NOT NULL, topic TEXT NOT NULL,"
+    " schema_version INTEGER NOT NULL, header BLOB, state INTEGER NOT NULL, total INTEGER NOT NULL DEFAULT 0,"
+    " success INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL, started_at INTEGER NOT NULL DEFAULT 0, finished_at INTEGER NOT NULL DEFAULT 0,"
+    " parent_job_id TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '', upload_done INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs(tenant_id, created_at);"
+    "CREATE TABLE IF NOT EXISTS processed(job_id TEXT NOT NULL, row INTEGER NOT NULL,"
+    " PRIMARY KEY(job_id, row)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS rejected(job_id TEXT NOT NULL, row INTEGER NOT NULL, raw BLOB,"
+    " PRIMARY KEY(job_id, row)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS rejected_cells(job_id TEXT NOT NULL, row INTEGER NOT NULL, idx INTEGER NOT NULL,"
+    " event_id TEXT, col TEXT, type TEXT, code TEXT, observed TEXT, has_observed INTEGER, message TEXT,"
+    " PRIMARY KEY(job_id, row, idx)) WITHOUT ROWID;";
+
+static int mkdirs_for(const char *path) {
+  char buf[1024];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p == '/') {
+      *p = '\0';
+      if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+      *p = '/';
+    }
+  }
+  return 0;
+}
+
+static int db_fail(job_store_t *st, bok_err_t *err) {
+  return bok_err_set(err, BOK_ERR_UNAVAILABLE, "job storage error: %s", sqlite3_errmsg(st->db));
+}
+
+job_store_t *job_store_open(const char *path, bok_err_t *err) {
+  job_store_t *st = calloc(1, sizeof *st);
+  if (strcmp(path, ":memory:") != 0 && mkdirs_for(path) != 0) {
+    bok_err_set(err, BOK_ERR_UNAVAILABLE, "cannot create the directory of %s", path);
+    free(st);
+    return NULL;
+  }
+  char *emsg = NULL;
+  if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
+          SQLITE_OK ||
+      sqlite3_exec(st->db, SCHEMA_SQL, NULL, NULL, &emsg) != SQLITE_OK) {
+    bok_err_set(err, BOK_ERR_UNAVAILABLE, "cannot open %s: %s", path, emsg ? emsg : sqlite3_errmsg(st->db));
+    sqlite3_free(emsg);
+    sqlite3_close(st->db);
+    free(st);
+    return NULL;
+  }
+  sqlite3_busy_timeout(st->db, 5000);
+  pthread_mutex_init(&st->mu, NULL);
+  return st;
+}
+
+void job_store_close(job_store_t *st) {
+  if (!st) return;
+  sqlite3_close(st->db);
+  pthread_mutex_destroy(&st->mu);
+  free(st);
+}
+
+static sqlite3_stmt *prep(job_store_t *st, const char *sql) {
+  sqlite3_stmt *s = NULL;
+  sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+  return s;
+}
+
+int job_store_fail_interrupted(job_store_t *st) {
+  pthread_mutex_lock(&st->mu);
+  sqlite3_stmt *s = prep(st, "UPDATE jobs SET state=?1, error='upload interrupted (service restarted)',"
+                             " finished_at=?2, updated_at=?2 WHERE upload_done=0 AND state IN (1,2)");
+  sqlite3_bind_int(s, 1, S_FAILED);
+  sqlite3_bind_int64(s, 2, bok_now_ms());
+  sqlite3_step(s);
+  sqlite3_finalize(s);
+  int n = sqlite3_changes(st->db);
+  pthread_mutex_unlock(&st->mu);
+  return n;
+}
+
+int job_store_create(job_store_t *st, job_t *j, bok_err_t *err) {
+  if (!j->job_id[0]) bok_uuid_new(j->job_id);
+  j->created_at = j->updated_at = bok_now_ms();
+  j->state = S_PENDING;
+  pthread_mutex_lock(&st->mu);
+  sqlite3_stmt *s = prep(st,
+                         "INSERT INTO jobs(job_id,tenant_id,model_id,model_name,file_name,format,separator,topic,"
+                         "schema_version,header,state,created_at,updated_at,parent_job_id,total,upload_done)"
+                         " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?12,?13,?14,0)");
+  sqlite3_bind_text(s, 1, j->job_id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, j->tenant_id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 3, j->model_id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 4, j->model_name ? j->model_name : "", -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 5, j->file_name ? j->file_name : "", -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 6, j->format, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 7, j->separator ? j->separator : ",", -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 8, j->topic, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 9, j->schema_version);
+  sqlite3_bind_blob(s, 10, j->header ? j->header : "", (int)j->header_len, SQLITE_STATIC);
+  sqlite3_bind_int(s, 11, S_PENDING);
+  sqlite3_bind_int64(s, 12, j->created_at);
+  sqlite3_bind_text(s, 13, j->parent_job_id ? j->parent_job_id : "", -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 14, j->total);
+  int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : db_fail(st, err);
+  sqlite3_finalize(s);
+  pthread_mutex_unlock(&st->mu);
+  return rc;
+}
+
+#define JOB_COLS                                                                                    \
+  "job_id,tenant_id,model_id,model_name,file_name,format,separator,topic,schema_version,header,state," \
+  "total,success,errors,created_at,updated_at,started_at,finished_at,parent_job_id,error,upload_done"
+
+static char *dupcol(sqlite3_stmt *s, int i) {
+  const unsigned char *t = sqlite3_column_text(s, i);
+  return strdup(t ? (const char *)t : "");
+}
+
+static void row_to_job(sqlite3_stmt *s, job_t *j) {
+  memset(j, 0, sizeof *j);
+  snprintf(j->job_id, sizeof j->job_id, "%s", (const char *)sqlite3_column_text(s, 0));
+  j->tenant_id = dupcol(s, 1);
+  j->model_id = dupcol(s, 2);
+  j->model_name = dupcol(s, 3);
+  j->file_name = dupcol(s, 4);
+  j->format = dupcol(s, 5);
+  j->separator = dupcol(s, 6);
+  j->topic = dupcol(s, 7);
+  j->schema_version = sqlite3_column_int64(s, 8);
+  j->header_len = (size_t)sqlite3_column_bytes(s, 9);
+  j->header = malloc(j->header_len + 1);
+  if (j->header_len) memcpy(j->header, sqlite3_column_blob(s, 9), j->header_len);
+  j->header[j->header_len] = '\0';
+  j->state = sqlite3_column_int(s, 10);
+  j->total = sqlite3_column_int64(s, 11);
+  j->success = sqlite3_column_int64(s, 12);
+  j->errors = sqlite3_column_int64(s, 13);
+  j->created_at = sqlite3_column_int64(s, 14);
+  j->updated_at = sqlite3_column_int64(s, 15);
+  j->started_at = sqlite3_column_int64(s, 16);
+  j->finished_at = sqlite3_column_int64(s, 17);
+  j->parent_job_id = dupcol(s, 18);
+  j->error = dupcol(s, 19);
+  j->upload_done = sqlite3_column_int(s, 20);
+}
+
+void job_free(job_t *j) {
+  if (!j) return;
+  free(j->tenant_id);
+  free(j->model_id);
+  free(j->model_name);
+  free(j->file_name);
+  free(j->format);
+  free(j->separator);
+  free(j->topic);
+  free(j->parent_job_id);
+  free(j->error);
+  free(j->header);
+  memset(j, 0, sizeof *j);
+}
+
+void job_list_free(job_t *j, size_t n) {
+  for (size_t i = 0; i < n; i++) job_free(&j[i]);
+  free(j);
+}
+
+static int get_locked(job_store_t *st, const char *tenant, const char *id, job_t *out, bok_err_t *err) {
+  sqlite3_stmt *s = prep(st, tenant ? "SELECT " JOB_COLS " FROM jobs WHERE job_id=?1 AND tenant_id=?2"
+                                    : "SELECT " JOB_COLS " FROM jobs WHERE job_id=?1");
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  if (tenant) sqlite3_bind_text(s, 2, tenant, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  int ret = 0;
+  if (rc == SQLITE_ROW)
+    row_to_job(s, out);
+  else if (rc == SQLITE_DONE)
+    ret = bok_err_set(err, BOK_ERR_NOT_FOUND, "not found");
+  else
+    ret = db_fail(st, err);
+  sqlite3_finalize(s);
+  return ret;
+}
+
+int job_store_get(job_store_t *st, const char *tenant, const char *id, job_t *out, bok_err_t *err) {
+  pthread_mutex_lock(&st->mu);
+  int r = get_locked(st, tenant, id, out, err);
+  pthread_mutex_unlock(&st->mu);
+  return r;
+}
+
+int job_store_list(job_store_t *st, const char *tenant, int state, int limit, job_t **out, size_t *n, bok_err_t *err) {
+  *out = NULL;
+  *n = 0;
+  pthread_mutex_lock(&st->mu);
+  sqlite3_stmt *s = prep(st, "SELECT " JOB_COLS " FROM jobs WHERE tenant_id=?1 AND (?2=0 OR state=?2)"
+                             " ORDER BY created_at DESC, rowid DESC LIMIT ?3");
+  sqlite3_bind_text(s, 1, tenant, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 2, state);
+  sqlite3_bind_int(s, 3, limit > 0 ? limit : -1);
+  size_t cap = 0;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    if (*n == cap) {
+      cap = cap ? cap * 2 : 16;
+      *out = realloc(*out, cap * sizeof **out);
+    }
+    row_to_job(s, &(*out)[(*n)++]);
+  }
+  int ret = rc == SQLITE_DONE ? 0 : db_fail(st, err);
+  sqlite3_finalize(s);
+  pthread_mutex_unlock(&st->mu);
+  return ret;
+}
+
+void job_to_proto(const job_t *j, Batch__V1__Job *o, int64_t now) {
+  batch__v1__job__init(o);
+  o->job_id = (char *)j->job_id;
+  o->tenant_id = j->tenant_id;
+  o->model_id = j->model_id;
+  o->model_name = j->model_name;
+  o->file_name = j->file_name;
+  o->total = j->total;
+  o->success = j->success;
+  o->errors = j->errors;
+  o->state = (Batch__V1__JobState)j->state;
+  o->created_at_ms = j->created_at;
+  o->updated_at_ms = j->updated_at;
+  o->started_at_ms = j->started_at;
+  o->finished_at_ms = j->finished_at;
+  int64_t start_or = j->started_at ? j->started_at : (j->finished_at ? j->finished_at : now);
+  o->waiting_ms = start_or - j->created_at;
+  if (o->waiting_ms < 0) o->waiting_ms = 0;
+  o->processing_ms = j->started_at ? (j->finished_at ? j->finished_at : now) - j->started_at : 0;
+  if (o->processing_ms < 0) o->processing_ms = 0;
+  o->parent_job_id = j->parent_job_id;
+  o->error = j->error;
+  o->schema_version = j->schema_version;
+  o->format = j->format;
+}
+
+/* Moves a job to its final state when every row is processed. */
+static void maybe_finish(job_store_t *st, const char *id, int64_t now) {
+  sqlite3_stmt *s = prep(st, "UPDATE jobs SET state = CASE WHEN errors=0 THEN ?2 WHEN success=0 THEN ?3 ELSE ?4 END,"
+                             " finished_at=?5, updated_at=?5,"
+                             " started_at = CASE WHEN started_at=0 THEN ?5 ELSE started_at END"
+                             " WHERE job_id=?1 AND upload_done=1 AND state IN (1,2) AND success+errors>=total");
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 2, S_SUCCESS);
+  sqlite3_bind_int(s, 3, S_FAILED);
+  sqlite3_bind_int(s, 4, S_PARTIAL);
+  sqlite3_bind_int64(s, 5, now);
+  sqlite3_step(s);
+  sqlite3_finalize(s);
+}
+
+int job_store_finish_upload(job_store_t *st, const char *id, const char *header, size_t hlen, int64_t total,
+                            bok_err_t *err) {
+  pthread_mutex_lock(&st->mu);
+  int64_t now = bok_now_ms();
+  sqlite3_stmt *s = prep(st, "UPDATE jobs SET header=?2, total=?3, upload_done=1, updated_at=?4 WHERE job_id=?1");
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(s, 2, header ? header : "", (int)hlen, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 3, total);
+  sqlite3_bind_int64(s, 4, now);
+  int ret = sqlite3_step(s) == SQLITE_DONE ? 0 : db_fail(st, err);
+  sqlite3_finalize(s);
+  if (ret == 0) maybe_finish(st, id, now);
+  pthread_mutex_unlock(&st->mu);
+  return ret;
+}
+
+int job_store_fail(job_store_t *st, const char *id, const char *error, bok_err_t *err) {
+  pthread_mutex_lock(&st->mu);
+  sqlite3_stmt *s = prep(st, "UPDATE jobs SET state=?2, error=?3, finished_at=?4, updated_at=?4, upload_done=1"
+                             " WHERE job_id=?1 AND state IN (1,2)");
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 2, S_FAILED);
+  sqlite3_bind_text(s, 3, error, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 4, bok_now_ms());
+  int ret = sqlite3_step(s) == SQLITE_DONE ? 0 : db_fail(st, err);
+  sqlite3_finalize(s);
+  pthread_mutex_unlock(&st->mu);
+  return ret;
+}
+
+int job_store_cancel(job_store_t *st, const char *tenant, const char *id, job_t *out, bok_err_t *err) {
+  pthread_mutex_lock(&st->mu);
+  int ret = get_locked(st, tenant, id, out, err);
+  if (ret == 0) {
+    if (out->state != S_PENDING && out->state != S_RUNNING) {
+      ret = bok_err_set(err, BOK_ERR_CONFLICT, "job already finished (%s)",
+                        out->state == S_CANCELLED ? "CANCELLED" : out->state == S_SUCCESS ? "SUCCESS"
+                                                              : out->state == S_FAILED    ? "FAILED"
+                                                                                          : "PARTIAL_SUCCESS");
+    } else {
+      int64_t now = bok_now_ms();
+      sqlite3_stmt *s = prep(st, "UPDATE jobs SET state=?2, finished_at=?3, updated_at=?3 WHERE job_id=?1");
+      sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+      sqlite3_bind_int(s, 2, S_CANCELLED);
+      sqlite3_bind_int64(s, 3, now);
+      if (sqlite3_step(s) != SQLITE_DONE) ret = db_fail(st, err);
+      sqlite3_finalize(s);
+      out->state = S_CANCELLED;
+      out->finished_at = out->updated_at = now;
+    }
+  }
+  pthread_mutex_unlock(&st->mu);
+  return ret;
+}
+
+int job_store_report(job_store_t *st, const Batch__V1__JobResults *res, bok_err_t *err) {
+  pthread_mutex_lock(&st->mu);
+  int ret = 0;
+  sqlite3_stmt *q = prep(st, "SELECT state FROM jobs WHERE job_id=?1");
+  sqlite3_bind_text(q, 1, res->job_id, -1, SQLITE_STATIC);
+  int state = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
+  sqlite3_finalize(q);
+  if (state < 0) {
+    pthread_mutex_unlock(&st->mu);
+    return bok_err_set(err, BOK_ERR_NOT_FOUND, "not found");
+  }
+  if (state != S_PENDING && state != S_RUNNING) {
+    pthread_mutex_unlock(&st->mu);
+    return 1;
+  }
+  sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  sqlite3_stmt *ins = prep(st, "INSERT OR IGNORE INTO processed(job_id,row) VALUES(?1,?2)");
+  sqlite3_stmt *rej = prep(st, "INSERT OR REPLACE INTO rejected(job_id,row,raw) VALUES(?1,?2,?3)");
+  sqlite3_stmt *cell = prep(st, "INSERT OR REPLACE INTO rejected_cells(job_id,row,idx,event_id,col,type,code,"
+                                "observed,has_observed,message) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
+  int64_t ok = 0, bad = 0;
+  for (size_t i = 0; i < res->n_valid_rows; i++) {
+    sqlite3_reset(ins);
+    sqlite3_bind_text(ins, 1, res->job_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 2, res->valid_rows[i]);
+    if (sqlite3_step(ins) != SQLITE_DONE) ret = -1;
+    ok += sqlite3_changes(st->db);
+  }
+  for (size_t i = 0; i < res->n_rejected && ret == 0; i++) {
+    const Batch__V1__RowRejection *r = res->rejected[i];
+    sqlite3_reset(ins);
+    sqlite3_bind_text(ins, 1, res->job_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 2, r->row);
+    if (sqlite3_step(ins) != SQLITE_DONE) ret = -1;
+    if (sqlite3_changes(st->db) == 0) continue; /* already recorded */
+    bad++;
+    sqlite3_reset(rej);
+    sqlite3_bind_text(rej, 1, res->job_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(rej, 2, r->row);
+    sqlite3_bind_blob(rej, 3, r->raw.data ? (const void *)r->raw.data : "", (int)r->raw.len, SQLITE_STATIC);
+    if (sqlite3_step(rej) != SQLITE_DONE) ret = -1;
+    for (size_t c = 0; c < r->n_cells; c++) {
+      const Batch__V1__RejectedCell *x = r->cells[c];
+      sqlite3_reset(cell);
+      sqlite3_bind_text(cell, 1, res->job_id, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(cell, 2, r->row);
+      sqlite3_bind_int64(cell, 3, (int64_t)c);
+      sqlite3_bind_text(cell, 4, x->event_id, -1, SQLITE_STATIC);
+      sqlite3_bind_text(cell, 5, x->column, -1, SQLITE_STATIC);
+      sqlite3_bind_text(cell, 6, x->type, -1, SQLITE_STATIC);
+      sqlite3_bind_text(cell, 7, x->code, -1, SQLITE_STATIC);
+      sqlite3_bind_text(cell, 8, x->observed, -1, SQLITE_STATIC);
+      sqlite3_bind_int(cell, 9, x->has_observed);
+      sqlite3_bind_text(cell, 10, x->message, -1, SQLITE_STATIC);
+      if (sqlite3_step(cell) != SQLITE_DONE) ret = -1;
+    }
+  }
+  sqlite3_finalize(ins);
+  sqlite3_finalize(rej);
+  sqlite3_finalize(cell);
+  int64_t now = bok_now_ms();
+  if (ret == 0 && (ok || bad)) {
+    sqlite3_stmt *u = prep(st, "UPDATE jobs SET success=success+?2, errors=errors+?3, updated_at=?4,"
+                               " state=?5, started_at = CASE WHEN started_at=0 THEN ?4 ELSE started_at END"
+                               " WHERE job_id=?1");
+    sqlite3_bind_text(u, 1, res->job_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(u, 2, ok);
+    sqlite3_bind_int64(u, 3, bad);
+    sqlite3_bind_int64(u, 4, now);
+    sqlite3_bind_int(u, 5, S_RUNNING);
+    if (sqlite3_step(u) != SQLITE_DONE) ret = -1;
+    sqlite3_finalize(u);
+    if (ret == 0) maybe_finish(st, res->job_id, now);
+  }
+  if (ret == 0) {
+    sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+  } else {
+    db_fail(st, err);
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+  }
+  pthread_mutex_unlock(&st->mu);
+  return ret;
+}
+
+int job_store_rejected(job_store_t *st, const char *tenant, const char *id, int limit, int64_t after_row,
+                       Batch__V1__ListRejectedResponse *out, bok_err_t *err) {
+  batch__v1__list_rejected_response__init(out);
+  pthread_mutex_lock(&st->mu);
+  job_t j;
+  int ret = get_locked(st, tenant, id, &j, err);
+  if (ret == 0) {
+    job_free(&j);
+    sqlite3_stmt *s = prep(st, "SELECT row,event_id,col,type,code,observed,has_observed,message FROM rejected_cells"
+                               " WHERE job_id=?1 AND row IN (SELECT row FROM rejected WHERE job_id=?1 AND row>?2"
+                               " ORDER BY row LIMIT ?3) ORDER BY row, idx");
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, after_row);
+    sqlite3_bind_int(s, 3, limit > 0 ? limit : 1000);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      if (out->n_cells == cap) {
+        cap = cap ? cap * 2 : 64;
+        out->cells = realloc(out->cells, cap * sizeof *out->cells);
+      }
+      Batch__V1__RejectedCell *c = malloc(sizeof *c);
+      batch__v1__rejected_cell__init(c);
+      c->row = sqlite3_column_int64(s, 0);
+      c->event_id = dupcol(s, 1);
+      c->column = dupcol(s, 2);
+      c->type = dupcol(s, 3);
+      c->code = dupcol(s, 4);
+      c->observed = dupcol(s, 5);
+      c->has_observed = sqlite3_column_int(s, 6);
+      c->message = dupcol(s, 7);
+      out->cells[out->n_cells++] = c;
+    }
+    if (rc != SQLITE_DONE) ret = db_fail(st, err);
+    sqlite3_finalize(s);
+  }
+  pthread_mutex_unlock(&st->mu);
+  return ret;
+}
+
+void job_rejected_free(Batch__V1__ListRejectedResponse *r) {
+  for (size_t i = 0; i < r->n_cells; i++) {
+    Batch__V1__RejectedCell *c = r->cells[i];
+    free(c->event_id);
+    free(c->column);
+    free(c->type);
+    free(c->code);
+    free(c->observed);
+    free(c->message);
+    free(c);
+  }
+  free(r->cells);
+}
+
+int job_store_each_rejected_row(job_store_t *st, const char *id, job_row_fn fn, void *ud, bok_err_t *err) {
+  pthread_mutex_lock(&st->mu);
+  sqlite3_stmt *s = prep(st, "SELECT row, raw FROM rejected WHERE job_id=?1 ORDER BY row");
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  int rc, ret = 0;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    if (fn(ud, sqlite3_column_int64(s, 0), sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1)) != 0) {
+      ret = bok_err_set(err, BOK_ERR_UNAVAILABLE, "cannot queue rows");
+      break;
+    }
+  }
+  if (ret == 0 && rc != SQLITE_DONE) ret = db_fail(st, err);
+  sqlite3_finalize(s);
+  pthread_mutex_unlock(&st->mu);
+  return ret;
+}

@@ -1,0 +1,65 @@
+/* job_store.h -- durable jobs, counters and rejected rows (SQLite, WAL).
+ *
+ * Reporting is idempotent per row: `processed(job_id,row)` records every row
+ * once, so a redelivered row never counts twice. Finished states never
+ * change. Thread-safety: one connection behind a mutex; any thread may call.
+ * Strings in job_t are owned by the job_t (job_free). */
+#ifndef JOB_STORE_H
+#define JOB_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "batch/v1/job.pb-c.h"
+#include "bok/rpc.h"
+
+typedef struct {
+  char job_id[40];
+  char *tenant_id, *model_id, *model_name, *file_name, *format, *separator, *topic, *parent_job_id, *error;
+  char *header;
+  size_t header_len;
+  int64_t schema_version;
+  int state; /* Batch__V1__JobState */
+  int64_t total, success, errors;
+  int64_t created_at, updated_at, started_at, finished_at;
+  int upload_done;
+} job_t;
+
+typedef struct job_store job_store_t;
+
+job_store_t *job_store_open(const char *path, bok_err_t *err);
+void job_store_close(job_store_t *st);
+/* Jobs still uploading when the service stopped become FAILED. Returns how many. */
+int job_store_fail_interrupted(job_store_t *st);
+
+/* Inserts a PENDING, uploading job (j->job_id, created_at filled in). */
+int job_store_create(job_store_t *st, job_t *j, bok_err_t *err);
+/* tenant NULL = any tenant (worker-facing). NOT_FOUND if absent. */
+int job_store_get(job_store_t *st, const char *tenant, const char *id, job_t *out, bok_err_t *err);
+int job_store_list(job_store_t *st, const char *tenant, int state, int limit, job_t **out, size_t *n, bok_err_t *err);
+void job_free(job_t *j);
+void job_list_free(job_t *j, size_t n);
+void job_to_proto(const job_t *j, Batch__V1__Job *out, int64_t now);
+
+/* Upload end: header, total, upload_done=1, then completion check. */
+int job_store_finish_upload(job_store_t *st, const char *id, const char *header, size_t hlen, int64_t total,
+                            bok_err_t *err);
+/* Job-level failure (no header, broken upload ...): FAILED + error. */
+int job_store_fail(job_store_t *st, const char *id, const char *error, bok_err_t *err);
+/* PENDING/RUNNING -> CANCELLED; CONFLICT when already finished. */
+int job_store_cancel(job_store_t *st, const char *tenant, const char *id, job_t *out, bok_err_t *err);
+
+/* Records one job's results. Rows already processed are ignored. Returns 1
+ * if the job is cancelled/finished (results ignored), 0 if recorded, -1 err. */
+int job_store_report(job_store_t *st, const Batch__V1__JobResults *res, bok_err_t *err);
+
+/* Rejected cells of rows > after_row, at most `limit` rows. */
+int job_store_rejected(job_store_t *st, const char *tenant, const char *id, int limit, int64_t after_row,
+                       Batch__V1__ListRejectedResponse *out, bok_err_t *err);
+void job_rejected_free(Batch__V1__ListRejectedResponse *r);
+
+/* Calls fn for each rejected row of a job (row number, raw bytes), in order. */
+typedef int (*job_row_fn)(void *ud, int64_t row, const void *raw, size_t len);
+int job_store_each_rejected_row(job_store_t *st, const char *id, job_row_fn fn, void *ud, bok_err_t *err);
+
+#endif

@@ -1,0 +1,68 @@
+/* bok-job-service: uploads, jobs, counters, rejected rows (gRPC JobService). */
+#include <stdio.h>
+#include <string.h>
+
+#include "bok/config.h"
+#include "bok/log.h"
+#include "bok/rpc.h"
+#include "job_service.h"
+
+int main(int argc, char **argv) {
+  const char *cfg_path = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+      cfg_path = argv[++i];
+    } else {
+      fprintf(stderr, "usage: bok-job-service [--config FILE]\n");
+      return 2;
+    }
+  }
+  char msg[512];
+  bok_config_t *cfg = bok_config_load(cfg_path, msg, sizeof msg);
+  if (!cfg) {
+    fprintf(stderr, "bok-job-service: %s\n", msg);
+    return 1;
+  }
+  bok_log_level_t lvl;
+  if (bok_log_level_parse(bok_config_get(cfg, "log_level", "info"), &lvl) == 0) bok_log_set_level(lvl);
+  void *comp = "job-service";
+  int rc = 1;
+  bok_err_t err;
+  bok_rpc_server_t *srv = NULL;
+  row_pool_t *rows = NULL;
+  bok_rpc_channel_t *models = NULL;
+  job_store_t *store = job_store_open(bok_config_get(cfg, "db", ".run/data/jobs.db"), &err);
+  if (!store) {
+    bok_logf(bok_log_stderr, comp, BOK_LOG_ERROR, "%s", err.msg);
+    goto out;
+  }
+  int n = job_store_fail_interrupted(store);
+  if (n) bok_logf(bok_log_stderr, comp, BOK_LOG_WARN, "%d interrupted uploads marked FAILED", n);
+  rows = row_pool_new(cfg, bok_log_stderr, comp, msg, sizeof msg);
+  if (!rows) {
+    bok_logf(bok_log_stderr, comp, BOK_LOG_ERROR, "Kafka: %s", msg);
+    goto out;
+  }
+  models = bok_rpc_channel_new(bok_config_get(cfg, "model_service", "127.0.0.1:50051"));
+  job_service_t svc = {store, rows, models, (size_t)bok_config_get_int(cfg, "max_row_bytes", 1 << 20),
+                       bok_log_stderr, comp};
+  bok_rpc_server_opts_t opts = {.addr = bok_config_get(cfg, "listen", "127.0.0.1:50052"),
+                                .threads = (int)bok_config_get_int(cfg, "threads", 8),
+                                .max_message = 64u << 20,
+                                .log = bok_log_stderr,
+                                .log_opaque = comp};
+  srv = bok_rpc_server_new(&opts, &err);
+  if (!srv || job_service_register(srv, &svc) != 0 || bok_rpc_server_start(srv, &err) < 0) {
+    bok_logf(bok_log_stderr, comp, BOK_LOG_ERROR, "cannot start: %s", err.msg);
+    goto out;
+  }
+  bok_rpc_server_wait(srv, 1);
+  rc = 0;
+out:
+  bok_rpc_server_destroy(srv);
+  bok_rpc_channel_destroy(models);
+  row_pool_destroy(rows);
+  job_store_close(store);
+  bok_config_destroy(cfg);
+  return rc;
+}
