@@ -1,0 +1,621 @@
+#include "worker.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "batch/v1/job.pb-c.h"
+#include "batch/v1/model.pb-c.h"
+#include "batch/v1/rows.pb-c.h"
+#include "bok/core.h"
+#include "bok/routes.h"
+#include "bok/rpc.h"
+#include "bok/util.h"
+
+#define MAX_JOBS_CACHED 256
+#define TXN_TIMEOUT_MS 30000
+
+/* A job this worker has seen: its spec, compiled schema and validator. */
+typedef struct job_ctx {
+  struct job_ctx *next;
+  char job_id[40];
+  char tenant[72];
+  char model_id[40];
+  char topic[300];
+  int skip;     /* cancelled, finished or unknown: publish nothing more */
+  bok_schema_t *schema;
+  bok_validator_t *validator;
+  int64_t last_used;
+} job_ctx_t;
+
+/* Per-batch results of one job. */
+typedef struct {
+  job_ctx_t *job;
+  Batch__V1__JobResults res;
+  size_t valid_cap, rej_cap;
+} job_res_t;
+
+typedef struct {
+  char *addr;
+  bok_rpc_channel_t *ch;
+} chan_t;
+
+struct worker {
+  const bok_config_t *cfg;
+  bok_log_fn log;
+  void *lo;
+  char worker_id[128];
+  rd_kafka_t *consumer;
+  rd_kafka_t *producer;
+  int transactions;
+  char *rows_topic;
+  int batch_max_rows;
+  int batch_max_ms;
+  int events_partitions;
+  volatile sig_atomic_t stop;
+  volatile int revoked; /* set by the rebalance callback: drop the batch */
+  bok_routes_t *routes;
+  chan_t chans[64];
+  int nchans;
+  job_ctx_t *jobs;
+  int njobs;
+  char **topics_made;
+  int ntopics;
+  bok_row_result_t rr;
+  int64_t rows_done, last_stat_ms, batches;
+};
+
+#define LOG(w, lvl, ...) bok_logf((w)->log, (w)->lo, lvl, __VA_ARGS__)
+
+/* ---- setup ---------------------------------------------------------------- */
+
+typedef struct {
+  rd_kafka_conf_t *conf;
+  char *err;
+  size_t errlen;
+  int bad;
+} confctx_t;
+
+static int set_prop(void *ud, const char *k, const char *v) {
+  confctx_t *c = ud;
+  if (rd_kafka_conf_set(c->conf, k, v, c->err, c->errlen) != RD_KAFKA_CONF_OK) c->bad = 1;
+  return c->bad;
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque) {
+  worker_t *w = opaque;
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    LOG(w, BOK_LOG_INFO, "assigned %d partitions", parts->cnt);
+    rd_kafka_assign(rk, parts);
+  } else {
+    LOG(w, BOK_LOG_INFO, "revoked %d partitions", parts->cnt);
+    w->revoked = 1;
+    rd_kafka_assign(rk, NULL);
+  }
+}
+
+worker_t *worker_new(const bok_config_t *cfg, bok_log_fn log, void *lo, char *err, size_t errlen) {
+  worker_t *w = calloc(1, sizeof *w);
+  w->cfg = cfg;
+  w->log = log;
+  w->lo = lo;
+  const char *id = bok_config_get(cfg, "worker_id", "");
+  if (id[0]) {
+    snprintf(w->worker_id, sizeof w->worker_id, "%s", id);
+  } else {
+    char host[64] = "worker";
+    gethostname(host, sizeof host - 1);
+    snprintf(w->worker_id, sizeof w->worker_id, "%s-%d", host, (int)getpid());
+  }
+  w->transactions = bok_config_get_bool(cfg, "kafka.transactions", 1);
+  w->rows_topic = strdup(bok_config_get(cfg, "kafka.rows_topic", "bok.rows"));
+  w->batch_max_rows = (int)bok_config_get_int(cfg, "kafka.batch_max_rows", 5000);
+  w->batch_max_ms = (int)bok_config_get_int(cfg, "kafka.batch_max_ms", 100);
+  w->events_partitions = (int)bok_config_get_int(cfg, "kafka.events_partitions", 4);
+  bok_row_result_init(&w->rr);
+  w->routes = bok_routes_from_config(cfg, "127.0.0.1:50051", "127.0.0.1:50052", err, errlen);
+  if (!w->routes) goto fail;
+  const char *brokers = bok_config_get(cfg, "kafka.brokers", "127.0.0.1:9092");
+
+  rd_kafka_conf_t *cc = rd_kafka_conf_new();
+  confctx_t c1 = {cc, err, errlen, 0};
+  set_prop(&c1, "bootstrap.servers", brokers);
+  set_prop(&c1, "group.id", bok_config_get(cfg, "kafka.group_id", "bok-workers"));
+  set_prop(&c1, "isolation.level", "read_committed");
+  set_prop(&c1, "enable.auto.commit", "false");
+  set_prop(&c1, "auto.offset.reset", "earliest");
+  set_prop(&c1, "client.id", w->worker_id);
+  set_prop(&c1, "session.timeout.ms", "10000");
+  set_prop(&c1, "heartbeat.interval.ms", "1000");
+  bok_config_each(cfg, "kafka.consumer.", set_prop, &c1);
+  if (c1.bad) {
+    rd_kafka_conf_destroy(cc);
+    goto fail;
+  }
+  rd_kafka_conf_set_opaque(cc, w);
+  rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
+  w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, errlen);
+  if (!w->consumer) goto fail;
+  rd_kafka_poll_set_consumer(w->consumer);
+
+  rd_kafka_conf_t *pc = rd_kafka_conf_new();
+  confctx_t c2 = {pc, err, errlen, 0};
+  set_prop(&c2, "bootstrap.servers", brokers);
+  set_prop(&c2, "linger.ms", "5");
+  set_prop(&c2, "compression.codec", "zstd");
+  set_prop(&c2, "enable.idempotence", "true");
+  set_prop(&c2, "batch.num.messages", "10000");
+  if (w->transactions) {
+    char tid[200];
+    snprintf(tid, sizeof tid, "bok-worker-%s", w->worker_id);
+    set_prop(&c2, "transactional.id", tid);
+    set_prop(&c2, "transaction.timeout.ms", "60000");
+  }
+  bok_config_each(cfg, "kafka.producer.", set_prop, &c2);
+  if (c2.bad) {
+    rd_kafka_conf_destroy(pc);
+    goto fail;
+  }
+  w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, errlen);
+  if (!w->producer) goto fail;
+  if (w->transactions) {
+    rd_kafka_error_t *e = rd_kafka_init_transactions(w->producer, 60000);
+    if (e) {
+      snprintf(err, errlen, "init_transactions: %s", rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+      goto fail;
+    }
+  }
+  rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(sub, w->rows_topic, RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t se = rd_kafka_subscribe(w->consumer, sub);
+  rd_kafka_topic_partition_list_destroy(sub);
+  if (se) {
+    snprintf(err, errlen, "subscribe: %s", rd_kafka_err2str(se));
+    goto fail;
+  }
+  LOG(w, BOK_LOG_INFO, "worker %s consuming %s (transactions %s)", w->worker_id, w->rows_topic,
+      w->transactions ? "on" : "off");
+  return w;
+fail:
+  worker_destroy(w);
+  return NULL;
+}
+
+void worker_stop(worker_t *w) { w->stop = 1; }
+
+static void job_ctx_free(job_ctx_t *j) {
+  bok_validator_destroy(j->validator);
+  bok_schema_destroy(j->schema);
+  free(j);
+}
+
+void worker_destroy(worker_t *w) {
+  if (!w) return;
+  if (w->consumer) {
+    rd_kafka_consumer_close(w->consumer);
+    rd_kafka_destroy(w->consumer);
+  }
+  if (w->producer) {
+    rd_kafka_flush(w->producer, 5000);
+    rd_kafka_destroy(w->producer);
+  }
+  for (job_ctx_t *j = w->jobs, *n; j; j = n) {
+    n = j->next;
+    job_ctx_free(j);
+  }
+  for (int i = 0; i < w->nchans; i++) {
+    bok_rpc_channel_destroy(w->chans[i].ch);
+    free(w->chans[i].addr);
+  }
+  for (int i = 0; i < w->ntopics; i++) free(w->topics_made[i]);
+  free(w->topics_made);
+  bok_routes_destroy(w->routes);
+  bok_row_result_free(&w->rr);
+  free(w->rows_topic);
+  free(w);
+}
+
+/* ---- services --------------------------------------------------------------- */
+
+static bok_rpc_channel_t *chan(worker_t *w, const char *addr) {
+  for (int i = 0; i < w->nchans; i++)
+    if (strcmp(w->chans[i].addr, addr) == 0) return w->chans[i].ch;
+  if (w->nchans == 64) return w->chans[0].ch;
+  w->chans[w->nchans].addr = strdup(addr);
+  w->chans[w->nchans].ch = bok_rpc_channel_new(addr);
+  return w->chans[w->nchans++].ch;
+}
+
+static void ensure_topic(worker_t *w, const char *topic) {
+  for (int i = 0; i < w->ntopics; i++)
+    if (strcmp(w->topics_made[i], topic) == 0) return;
+  rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, w->events_partitions, 1, NULL, 0);
+  rd_kafka_queue_t *q = rd_kafka_queue_new(w->producer);
+  rd_kafka_CreateTopics(w->producer, &nt, 1, NULL, q);
+  rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
+  if (ev) rd_kafka_event_destroy(ev);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_NewTopic_destroy(nt);
+  w->topics_made = realloc(w->topics_made, (size_t)(w->ntopics + 1) * sizeof(char *));
+  w->topics_made[w->ntopics++] = strdup(topic);
+}
+
+/* Returns the job's context, fetching spec + schema on first sight.
+ * NULL = transient failure (retry the batch later). */
+static job_ctx_t *job_get(worker_t *w, const Batch__V1__RowBatch *b) {
+  for (job_ctx_t *j = w->jobs; j; j = j->next)
+    if (strcmp(j->job_id, b->job_id) == 0) {
+      j->last_used = bok_mono_ms();
+      return j;
+    }
+  const bok_route_t *rt = bok_routes_lookup(w->routes, b->tenant_id);
+  job_ctx_t *j = calloc(1, sizeof *j);
+  snprintf(j->job_id, sizeof j->job_id, "%s", b->job_id);
+  snprintf(j->tenant, sizeof j->tenant, "%s", b->tenant_id);
+  snprintf(j->model_id, sizeof j->model_id, "%s", b->model_id);
+  Batch__V1__GetJobRequest gr = BATCH__V1__GET_JOB_REQUEST__INIT;
+  gr.job_id = b->job_id;
+  Batch__V1__JobSpec *spec = NULL;
+  bok_err_t err;
+  if (bok_rpc_unary(chan(w, rt->job_addr), "/batch.v1.JobService/GetJobSpec", b->tenant_id, 10000, &gr.base,
+                    &batch__v1__job_spec__descriptor, (ProtobufCMessage **)&spec, &err) != 0) {
+    if (err.code != BOK_ERR_NOT_FOUND) {
+      LOG(w, BOK_LOG_WARN, "job service: %s", err.msg);
+      free(j);
+      return NULL;
+    }
+    LOG(w, BOK_LOG_WARN, "job %s unknown to the job service: skipping its rows", b->job_id);
+    j->skip = 1;
+    goto add;
+  }
+  snprintf(j->topic, sizeof j->topic, "%s", spec->topic);
+  if (spec->state != BATCH__V1__JOB_STATE__JOB_STATE_PENDING && spec->state != BATCH__V1__JOB_STATE__JOB_STATE_RUNNING)
+    j->skip = 1;
+  Batch__V1__GetModelRequest mr = BATCH__V1__GET_MODEL_REQUEST__INIT;
+  mr.model_id = b->model_id;
+  mr.version = b->schema_version;
+  Batch__V1__Model *m = NULL;
+  if (!j->skip) {
+    if (bok_rpc_unary(chan(w, rt->model_addr), "/batch.v1.ModelService/GetModel", b->tenant_id, 10000, &mr.base,
+                      &batch__v1__model__descriptor, (ProtobufCMessage **)&m, &err) != 0) {
+      if (err.code != BOK_ERR_NOT_FOUND) {
+        LOG(w, BOK_LOG_WARN, "model service: %s", err.msg);
+        protobuf_c_message_free_unpacked(&spec->base, NULL);
+        free(j);
+        return NULL;
+      }
+      LOG(w, BOK_LOG_WARN, "model %s v%lld not found: skipping job %s", b->model_id, (long long)b->schema_version,
+          b->job_id);
+      j->skip = 1;
+    } else {
+      char msg[256];
+      if (bok_schema_compile(m->schema_json, strlen(m->schema_json), &j->schema, msg, sizeof msg) != 0) {
+        LOG(w, BOK_LOG_ERROR, "job %s: schema does not compile: %s", b->job_id, msg);
+        j->skip = 1;
+      } else {
+        int ndjson = strcmp(spec->format, "ndjson") == 0;
+        j->validator = bok_validator_new(j->schema, ndjson ? BOK_FMT_NDJSON : BOK_FMT_CSV, (const char *)spec->header.data,
+                                         spec->header.len, spec->separator[0] ? spec->separator[0] : ',', msg, sizeof msg);
+        if (!j->validator) {
+          LOG(w, BOK_LOG_ERROR, "job %s: %s", b->job_id, msg);
+          j->skip = 1;
+        }
+      }
+      protobuf_c_message_free_unpacked(&m->base, NULL);
+    }
+  }
+  protobuf_c_message_free_unpacked(&spec->base, NULL);
+  if (!j->skip) ensure_topic(w, j->topic);
+add:
+  j->last_used = bok_mono_ms();
+  j->next = w->jobs;
+  w->jobs = j;
+  if (++w->njobs > MAX_JOBS_CACHED) {
+    /* drop the least recently used */
+    job_ctx_t **victim = NULL;
+    for (job_ctx_t **pp = &w->jobs; *pp; pp = &(*pp)->next)
+      if (!victim || (*pp)->last_used < (*victim)->last_used) victim = pp;
+    if (victim && *victim != j) {
+      job_ctx_t *v = *victim;
+      *victim = v->next;
+      job_ctx_free(v);
+      w->njobs--;
+    }
+  }
+  return j;
+}
+
+/* ---- batch --------------------------------------------------------------------- */
+
+typedef struct {
+  job_res_t *jobs;
+  size_t n, cap;
+  /* offsets: per partition, first and last offset of the batch */
+  rd_kafka_topic_partition_list_t *first;
+  rd_kafka_topic_partition_list_t *next;
+} batch_t;
+
+static job_res_t *res_for(batch_t *b, job_ctx_t *j) {
+  for (size_t i = 0; i < b->n; i++)
+    if (b->jobs[i].job == j) return &b->jobs[i];
+  if (b->n == b->cap) {
+    b->cap = b->cap ? b->cap * 2 : 8;
+    b->jobs = realloc(b->jobs, b->cap * sizeof *b->jobs);
+  }
+  job_res_t *r = &b->jobs[b->n++];
+  memset(r, 0, sizeof *r);
+  r->job = j;
+  batch__v1__job_results__init(&r->res);
+  r->res.job_id = j->job_id;
+  return r;
+}
+
+static void add_valid(job_res_t *r, int64_t row) {
+  if (r->res.n_valid_rows == r->valid_cap) {
+    r->valid_cap = r->valid_cap ? r->valid_cap * 2 : 256;
+    r->res.valid_rows = realloc(r->res.valid_rows, r->valid_cap * sizeof(int64_t));
+  }
+  r->res.valid_rows[r->res.n_valid_rows++] = row;
+}
+
+static void add_rejected(job_res_t *r, int64_t row, const void *raw, size_t len, const bok_row_result_t *rr) {
+  if (r->res.n_rejected == r->rej_cap) {
+    r->rej_cap = r->rej_cap ? r->rej_cap * 2 : 32;
+    r->res.rejected = realloc(r->res.rejected, r->rej_cap * sizeof *r->res.rejected);
+  }
+  Batch__V1__RowRejection *x = malloc(sizeof *x);
+  batch__v1__row_rejection__init(x);
+  x->row = row;
+  x->raw.data = malloc(len ? len : 1);
+  memcpy(x->raw.data, raw, len);
+  x->raw.len = len;
+  x->n_cells = rr->nrejects;
+  x->cells = calloc(rr->nrejects ? rr->nrejects : 1, sizeof *x->cells);
+  for (size_t i = 0; i < rr->nrejects; i++) {
+    const bok_reject_t *s = &rr->rejects[i];
+    Batch__V1__RejectedCell *c = malloc(sizeof *c);
+    batch__v1__rejected_cell__init(c);
+    c->row = row;
+    c->event_id = strdup(s->event_id);
+    c->column = strdup(s->column);
+    c->type = strdup(s->type);
+    c->code = strdup(s->code);
+    c->observed = strdup(s->observed ? s->observed : "");
+    c->has_observed = s->observed != NULL;
+    c->message = strdup(s->message);
+    x->cells[i] = c;
+  }
+  r->res.rejected[r->res.n_rejected++] = x;
+}
+
+static void batch_free(batch_t *b) {
+  for (size_t i = 0; i < b->n; i++) {
+    Batch__V1__JobResults *r = &b->jobs[i].res;
+    free(r->valid_rows);
+    for (size_t k = 0; k < r->n_rejected; k++) {
+      Batch__V1__RowRejection *x = r->rejected[k];
+      for (size_t c = 0; c < x->n_cells; c++) {
+        Batch__V1__RejectedCell *cell = x->cells[c];
+        free(cell->event_id);
+        free(cell->column);
+        free(cell->type);
+        free(cell->code);
+        free(cell->observed);
+        free(cell->message);
+        free(cell);
+      }
+      free(x->cells);
+      free(x->raw.data);
+      free(x);
+    }
+    free(r->rejected);
+  }
+  free(b->jobs);
+  if (b->first) rd_kafka_topic_partition_list_destroy(b->first);
+  if (b->next) rd_kafka_topic_partition_list_destroy(b->next);
+  memset(b, 0, sizeof *b);
+}
+
+static void note_offset(batch_t *b, const rd_kafka_message_t *m) {
+  const char *t = rd_kafka_topic_name(m->rkt);
+  if (!rd_kafka_topic_partition_list_find(b->first, t, m->partition))
+    rd_kafka_topic_partition_list_add(b->first, t, m->partition)->offset = m->offset;
+  rd_kafka_topic_partition_t *n = rd_kafka_topic_partition_list_find(b->next, t, m->partition);
+  if (!n) n = rd_kafka_topic_partition_list_add(b->next, t, m->partition);
+  n->offset = m->offset + 1;
+}
+
+/* Processes one RowBatch message inside the open transaction. 0 ok, -1
+ * transient failure (abort + retry), -2 Kafka produce failure. */
+static int process_msg(worker_t *w, batch_t *b, const rd_kafka_message_t *m, int64_t *rows) {
+  Batch__V1__RowBatch *rb = batch__v1__row_batch__unpack(NULL, m->len, m->payload);
+  if (!rb) {
+    LOG(w, BOK_LOG_WARN, "skipping a malformed rows message at %s[%d]@%lld", rd_kafka_topic_name(m->rkt),
+        (int)m->partition, (long long)m->offset);
+    return 0;
+  }
+  job_ctx_t *j = job_get(w, rb);
+  if (!j) {
+    batch__v1__row_batch__free_unpacked(rb, NULL);
+    return -1;
+  }
+  int rc = 0;
+  if (!j->skip) {
+    job_res_t *r = res_for(b, j);
+    char rowbuf[24];
+    for (size_t i = 0; i < rb->n_rows && rc == 0; i++) {
+      Batch__V1__Row *row = rb->rows[i];
+      const char *raw = (const char *)row->raw.data;
+      size_t len = row->raw.len;
+      const char *reason = bok_utf8_valid(raw, len) ? NULL : "invalid UTF-8";
+      if (!bok_validator_row(j->validator, row->row, raw, len, reason, &w->rr)) {
+        add_rejected(r, row->row, raw, len, &w->rr);
+        continue;
+      }
+      int rl = snprintf(rowbuf, sizeof rowbuf, "%lld", (long long)row->row);
+      rd_kafka_resp_err_t e;
+      for (;;) {
+        e = rd_kafka_producev(
+            w->producer, RD_KAFKA_V_TOPIC(j->topic),
+            RD_KAFKA_V_KEY(w->rr.key.len ? w->rr.key.data : NULL, w->rr.key.len),
+            RD_KAFKA_V_VALUE(w->rr.event.data, w->rr.event.len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_TIMESTAMP(w->rr.event_time_ms > 0 ? w->rr.event_time_ms : 0),
+            RD_KAFKA_V_HEADER("tenant", j->tenant, -1), RD_KAFKA_V_HEADER("job", j->job_id, -1),
+            RD_KAFKA_V_HEADER("model", j->model_id, -1), RD_KAFKA_V_HEADER("row", rowbuf, rl), RD_KAFKA_V_END);
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+        rd_kafka_poll(w->producer, 10);
+      }
+      if (e) {
+        LOG(w, BOK_LOG_WARN, "produce to %s: %s", j->topic, rd_kafka_err2str(e));
+        rc = -2;
+        break;
+      }
+      add_valid(r, row->row);
+    }
+    *rows += (int64_t)rb->n_rows;
+  }
+  batch__v1__row_batch__free_unpacked(rb, NULL);
+  return rc;
+}
+
+/* Reports every job's results, one RPC per job service. */
+static int report(worker_t *w, batch_t *b) {
+  /* group by job service address */
+  for (size_t i = 0; i < b->n; i++) {
+    const char *addr = bok_routes_lookup(w->routes, b->jobs[i].job->tenant)->job_addr;
+    int first = 1;
+    for (size_t k = 0; k < i; k++)
+      if (strcmp(bok_routes_lookup(w->routes, b->jobs[k].job->tenant)->job_addr, addr) == 0) first = 0;
+    if (!first) continue;
+    Batch__V1__JobResults **list = calloc(b->n, sizeof *list);
+    size_t n = 0;
+    for (size_t k = i; k < b->n; k++)
+      if (strcmp(bok_routes_lookup(w->routes, b->jobs[k].job->tenant)->job_addr, addr) == 0) list[n++] = &b->jobs[k].res;
+    Batch__V1__ReportResultsRequest req = BATCH__V1__REPORT_RESULTS_REQUEST__INIT;
+    req.worker_id = w->worker_id;
+    req.n_jobs = n;
+    req.jobs = list;
+    Batch__V1__ReportResultsResponse *resp = NULL;
+    bok_err_t err;
+    int rc = bok_rpc_unary(chan(w, addr), "/batch.v1.JobService/ReportResults", NULL, 30000, &req.base,
+                           &batch__v1__report_results_response__descriptor, (ProtobufCMessage **)&resp, &err);
+    free(list);
+    if (rc != 0) {
+      LOG(w, BOK_LOG_WARN, "reporting to %s failed: %s", addr, err.msg);
+      return -1;
+    }
+    for (size_t c = 0; c < resp->n_cancelled_job_ids; c++)
+      for (job_ctx_t *j = w->jobs; j; j = j->next)
+        if (strcmp(j->job_id, resp->cancelled_job_ids[c]) == 0 && !j->skip) {
+          j->skip = 1;
+          LOG(w, BOK_LOG_INFO, "job %s is cancelled or finished: skipping its rows", j->job_id);
+        }
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+  }
+  return 0;
+}
+
+static int txn_ok(worker_t *w, rd_kafka_error_t *e, const char *what) {
+  if (!e) return 1;
+  LOG(w, BOK_LOG_WARN, "%s: %s", what, rd_kafka_error_string(e));
+  rd_kafka_error_destroy(e);
+  return 0;
+}
+
+static void rewind_to(worker_t *w, rd_kafka_topic_partition_list_t *first) {
+  if (!first || first->cnt == 0) return;
+  rd_kafka_error_t *e = rd_kafka_seek_partitions(w->consumer, first, 10000);
+  if (e) {
+    LOG(w, BOK_LOG_WARN, "seek: %s", rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+  }
+}
+
+int worker_run(worker_t *w) {
+  int backoff_ms = 0;
+  while (!w->stop) {
+    if (backoff_ms) {
+      usleep((useconds_t)backoff_ms * 1000);
+      if (w->stop) break;
+    }
+    batch_t b;
+    memset(&b, 0, sizeof b);
+    b.first = rd_kafka_topic_partition_list_new(8);
+    b.next = rd_kafka_topic_partition_list_new(8);
+    rd_kafka_message_t *msgs[1024];
+    int nm = 0;
+    int64_t deadline = bok_mono_ms() + w->batch_max_ms;
+    w->revoked = 0;
+    while (nm < 1024 && !w->stop) {
+      int64_t left = deadline - bok_mono_ms();
+      if (left <= 0 && nm > 0) break;
+      rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, nm ? (int)(left > 0 ? left : 0) : 200);
+      if (!m) {
+        if (nm) break;
+        continue;
+      }
+      if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+          LOG(w, BOK_LOG_WARN, "consumer: %s", rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        continue;
+      }
+      msgs[nm++] = m;
+      note_offset(&b, m);
+      if ((int)(nm * 500) >= w->batch_max_rows) break; /* RowBatch messages carry up to ~500 rows */
+    }
+    if (w->revoked || nm == 0) {
+      /* Partitions moved during assembly: the new owner processes them. */
+      for (int i = 0; i < nm; i++) rd_kafka_message_destroy(msgs[i]);
+      batch_free(&b);
+      continue;
+    }
+    int ok = 1;
+    if (w->transactions) ok = txn_ok(w, rd_kafka_begin_transaction(w->producer), "begin_transaction");
+    int64_t rows = 0;
+    for (int i = 0; i < nm && ok; i++) {
+      int rc = process_msg(w, &b, msgs[i], &rows);
+      if (rc != 0) ok = 0;
+    }
+    if (ok && !w->transactions) ok = rd_kafka_flush(w->producer, TXN_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (ok) ok = report(w, &b) == 0;
+    if (ok && w->transactions) {
+      rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(w->consumer);
+      ok = txn_ok(w, rd_kafka_send_offsets_to_transaction(w->producer, b.next, md, TXN_TIMEOUT_MS),
+                  "send_offsets_to_transaction");
+      rd_kafka_consumer_group_metadata_destroy(md);
+      if (ok) ok = txn_ok(w, rd_kafka_commit_transaction(w->producer, TXN_TIMEOUT_MS), "commit_transaction");
+    } else if (ok) {
+      ok = rd_kafka_commit(w->consumer, b.next, 0) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    }
+    if (!ok) {
+      if (w->transactions) {
+        rd_kafka_error_t *e = rd_kafka_abort_transaction(w->producer, TXN_TIMEOUT_MS);
+        if (e) {
+          LOG(w, BOK_LOG_ERROR, "abort_transaction: %s", rd_kafka_error_string(e));
+          if (rd_kafka_error_is_fatal(e)) w->stop = 1;
+          rd_kafka_error_destroy(e);
+        }
+      }
+      rewind_to(w, b.first);
+      backoff_ms = backoff_ms ? (backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2) : 200;
+    } else {
+      backoff_ms = 0;
+      w->rows_done += rows;
+      w->batches++;
+    }
+    for (int i = 0; i < nm; i++) rd_kafka_message_destroy(msgs[i]);
+    batch_free(&b);
+    int64_t now = bok_mono_ms();
+    if (now - w->last_stat_ms > 5000) {
+      if (w->rows_done) LOG(w, BOK_LOG_INFO, "stats: rows_processed=%lld batches=%lld", (long long)w->rows_done,
+                            (long long)w->batches);
+      w->last_stat_ms = now;
+    }
+  }
+  LOG(w, BOK_LOG_INFO, "stopping: rows_processed=%lld batches=%lld", (long long)w->rows_done, (long long)w->batches);
+  return 0;
+}

@@ -1,0 +1,29 @@
+/* worker.h -- the Kafka worker: consumes RowBatch messages from the rows
+ * topic (consumer group, read_committed), validates rows against their
+ * model's schema, publishes valid rows as JSON events and reports results to
+ * the job service over gRPC.
+ *
+ * Exactly-once loop (transactions on): begin -> produce events -> report
+ * (idempotent per row on the job service) -> send offsets -> commit. Any
+ * failure aborts the transaction and rewinds the consumer to the batch start,
+ * so a row is re-produced only in a new transaction and counted once.
+ *
+ * Threading: worker_run() runs the loop on the calling thread;
+ * worker_stop() may be called from any thread or a signal handler. */
+#ifndef WORKER_H
+#define WORKER_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "bok/config.h"
+#include "bok/log.h"
+
+typedef struct worker worker_t;
+
+worker_t *worker_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen);
+int worker_run(worker_t *w);
+void worker_stop(worker_t *w); /* async-signal-safe */
+void worker_destroy(worker_t *w);
+
+#endif
