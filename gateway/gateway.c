@@ -12,18 +12,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bok/util.h"
 #include "gw_internal.h"
 
 /* ---- responses -------------------------------------------------------------- */
 
-static void count_status(h2o_req_t *req, int status) {
+void gw_count_status(h2o_req_t *req, int status) {
   gw_server_t *s = ((gw_thread_t *)req->conn->ctx->storage.entries[0].data)->srv;
-  if (status < 400)
-    atomic_fetch_add(&s->resp_2xx, 1);
-  else if (status < 500)
-    atomic_fetch_add(&s->resp_4xx, 1);
-  else
-    atomic_fetch_add(&s->resp_5xx, 1);
+  if (status < 100 || status >= GW_MAX_STATUS) status = 0;
+  atomic_fetch_add(&s->resp_by_status[status], 1);
 }
 
 static const char *reason(int status) {
@@ -52,7 +49,7 @@ void gw_send_json(h2o_req_t *req, int status, json_t *j) {
   req->res.status = status;
   req->res.reason = reason(status);
   h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
-  count_status(req, status);
+  gw_count_status(req, status);
   h2o_send_inline(req, text ? text : "", len);
   free(text);
 }
@@ -69,17 +66,33 @@ void gw_send_error(h2o_req_t *req, int status, const char *code, const char *fmt
   gw_send_json(req, status, o);
 }
 
-void gw_send_rpc_error(h2o_req_t *req, const char *service, const bok_err_t *err) {
-  int status = bok_err_http_status(err->code);
-  if (err->code == BOK_ERR_UNAVAILABLE) {
-    gw_send_error(req, 503, "UNAVAILABLE", "%s service unavailable: %s", service, err->msg);
-  } else if (err->code == BOK_ERR_DEADLINE) {
-    gw_send_error(req, 504, "DEADLINE_EXCEEDED", "%s service did not answer in time", service);
-  } else if (err->code == BOK_ERR_NOT_FOUND && strcmp(err->msg, "not found") == 0) {
-    gw_send_error(req, 404, NULL, "not found");
-  } else {
-    gw_send_error(req, status, bok_err_code_name(err->code), "%s", err->msg);
+void gw_send_rpc_error(h2o_req_t *req, const char *service, const bok_err_t *err, int plain_404) {
+  gw_thread_t *th = req->conn->ctx->storage.entries[0].data;
+  switch (err->code) {
+    case BOK_ERR_UNAVAILABLE:
+      bok_logf(th->srv->log, th->srv->log_opaque, BOK_LOG_WARN, "%s service unavailable: %s", service, err->msg);
+      gw_send_error(req, 503, "UNAVAILABLE", "%s service unavailable", service);
+      return;
+    case BOK_ERR_DEADLINE:
+      gw_send_error(req, 504, "DEADLINE_EXCEEDED", "%s service did not answer in time", service);
+      return;
+    case BOK_ERR_NOT_FOUND:
+      if (plain_404 || strcmp(err->msg, "not found") == 0 || !err->msg[0]) {
+        gw_send_error(req, 404, NULL, "not found");
+        return;
+      }
+      break;
+    case BOK_OK: /* an OK status without a message: never expected */
+      gw_send_error(req, 502, "UNKNOWN", "%s service sent an empty answer", service);
+      return;
+    default:
+      break;
   }
+  int status = bok_err_http_status(err->code);
+  if (status >= 500)
+    bok_logf(th->srv->log, th->srv->log_opaque, BOK_LOG_ERROR, "%s service error %s: %s", service,
+             bok_err_code_name(err->code), err->msg);
+  gw_send_error(req, status, bok_err_code_name(err->code), "%s", err->msg[0] ? err->msg : bok_err_code_name(err->code));
 }
 
 /* ---- pending calls ---------------------------------------------------------- */
@@ -107,6 +120,8 @@ gw_pending_t *gw_pending_new(gw_thread_t *th, h2o_req_t *req, const char *servic
   p->refs = 2;
   p->render = render;
   p->service = service;
+  p->plain_404 = 1;
+  th->pending++;
   gw_pending_t **slot = h2o_mem_alloc_shared(&req->pool, sizeof *slot, on_req_dispose);
   *slot = p;
   atomic_fetch_add(&th->srv->in_flight, 1);
@@ -121,11 +136,12 @@ static void on_messages(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages
     gw_pending_t *p = H2O_STRUCT_FROM_MEMBER(gw_pending_t, msg.link, messages->next);
     h2o_linklist_unlink(&p->msg.link);
     atomic_fetch_sub(&p->th->srv->in_flight, 1);
+    p->th->pending--;
     if (p->req) {
-      if (p->resp || p->err.code == BOK_OK)
+      if (p->resp)
         p->render(p, p->req, p->resp, &p->err);
       else
-        gw_send_rpc_error(p->req, p->service, &p->err);
+        gw_send_rpc_error(p->req, p->service, &p->err, p->plain_404);
     }
     if (p->resp) protobuf_c_message_free_unpacked(p->resp, NULL);
     pending_release(p);
@@ -157,7 +173,10 @@ int gw_call(gw_thread_t *th, h2o_req_t *req, const char *service, const char *te
     return 0;
   }
   p->limit = limit;
-  if (bok_rpc_unary_async(ch, method, tenant, th->srv->rpc_timeout_ms, msg, resp_desc, on_rpc_done, p) != 0) {
+  if (!ch) {
+    bok_err_set(&p->err, BOK_ERR_UNAVAILABLE, "no channel for this tenant");
+    gw_pending_post(p);
+  } else if (bok_rpc_unary_async(ch, method, tenant, th->srv->rpc_timeout_ms, msg, resp_desc, on_rpc_done, p) != 0) {
     p->err.code = BOK_ERR_UNAVAILABLE;
     snprintf(p->err.msg, sizeof p->err.msg, "cannot start call");
     gw_pending_post(p);
@@ -209,70 +228,133 @@ static int make_listener(gw_server_t *s, char *err, size_t errlen) {
   return fd;
 }
 
+static int loop_busy(gw_thread_t *th) {
+  return th->pending > 0 || !h2o_linklist_is_empty(&th->ctx.http1._conns) ||
+         !h2o_linklist_is_empty(&th->ctx.http2._conns);
+}
+
+/* One event loop. On stop: stop accepting, let requests that wait for a
+ * backend finish (up to drain_ms), close idle keep-alive connections, then
+ * free the context and the loop. If connections are still busy at the
+ * deadline the context is left alone (h2o 2.2 cannot dispose a context with
+ * live connections); the process is about to exit anyway. */
 static void *loop_main(void *arg) {
   gw_thread_t *th = arg;
-  while (!atomic_load(&th->srv->stopping)) h2o_evloop_run(th->ctx.loop, 200);
+  gw_server_t *s = th->srv;
+  while (!atomic_load(&s->stopping)) h2o_evloop_run(th->ctx.loop, 200);
+
+  h2o_socket_read_stop(th->listener);
+  h2o_socket_close(th->listener);
+  th->listener = NULL;
+  h2o_context_request_shutdown(&th->ctx);
+  /* idle keep-alive connections (and slow request readers) time out at once */
+  th->ctx.http1.req_timeout.timeout = 0;
+  int64_t deadline = bok_mono_ms() + s->drain_ms;
+  do {
+    h2o_evloop_run(th->ctx.loop, 20);
+  } while (loop_busy(th) && bok_mono_ms() < deadline);
+  if (loop_busy(th)) {
+    bok_logf(s->log, s->log_opaque, BOK_LOG_WARN, "loop %d: %d request(s) still in flight at shutdown",
+             (int)(th - s->threads), th->pending);
+    return NULL;
+  }
+  h2o_multithread_unregister_receiver(th->ctx.queue, &th->rx);
+  h2o_evloop_t *loop = th->ctx.loop;
+  h2o_context_dispose(&th->ctx);
+  h2o_evloop_destroy(loop);
+  th->disposed = 1;
   return NULL;
 }
 
+/* Validates and copies the config; no thread, socket or h2o state yet. */
 gw_server_t *gw_server_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen) {
   gw_server_t *s = calloc(1, sizeof *s);
+  if (!s) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
   s->cfg = cfg;
   s->log = log;
   s->log_opaque = log_opaque;
+  s->wake_pipe[0] = s->wake_pipe[1] = -1;
+  pthread_mutex_init(&s->upload_mu, NULL);
+  pthread_cond_init(&s->upload_cv, NULL);
   const char *listen = bok_config_get(cfg, "listen", "0.0.0.0:8000");
   const char *colon = strrchr(listen, ':');
-  if (!colon) {
+  char *end = NULL;
+  long port = colon ? strtol(colon + 1, &end, 10) : -1;
+  if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof s->listen_host || !end || *end ||
+      end == colon + 1 || port < 0 || port > 65535) {
     snprintf(err, errlen, "listen: expected host:port, got '%s'", listen);
-    free(s);
-    return NULL;
+    goto fail;
   }
   snprintf(s->listen_host, sizeof s->listen_host, "%.*s", (int)(colon - listen), listen);
   if (strcmp(s->listen_host, "localhost") == 0) snprintf(s->listen_host, sizeof s->listen_host, "127.0.0.1");
-  s->listen_port = atoi(colon + 1);
-  s->nthreads = (int)bok_config_get_int(cfg, "threads", 2);
-  if (s->nthreads < 1) s->nthreads = 1;
+  s->listen_port = (int)port;
+  int64_t nth = bok_config_get_int(cfg, "threads", 2);
+  s->nthreads = nth < 1 ? 1 : nth > 64 ? 64 : (int)nth;
   const char *th = getenv("TENANT_HEADER");
   if (!th || !*th) th = bok_config_get(cfg, "tenant_header", "X-Tenant-ID");
   size_t i;
   for (i = 0; th[i] && i < sizeof s->tenant_header - 1; i++) s->tenant_header[i] = (char)tolower((unsigned char)th[i]);
   s->tenant_header[i] = '\0';
-  s->max_json_body = (size_t)bok_config_get_int(cfg, "max_json_body", 1 << 20);
-  s->max_upload_body = (size_t)bok_config_get_int(cfg, "max_upload_body", 4LL << 30);
-  s->rpc_timeout_ms = (int)bok_config_get_int(cfg, "rpc_timeout_ms", 10000);
+  int64_t mj = bok_config_get_int(cfg, "max_json_body", 1 << 20);
+  int64_t mu = bok_config_get_int(cfg, "max_upload_body", 4LL << 30);
+  s->max_json_body = mj > 0 ? (size_t)mj : 1 << 20;
+  s->max_upload_body = mu > 0 ? (size_t)mu : 4ULL << 30;
+  int64_t to = bok_config_get_int(cfg, "rpc_timeout_ms", 10000);
+  s->rpc_timeout_ms = to > 0 && to < 3600000 ? (int)to : 10000;
+  int64_t dr = bok_config_get_int(cfg, "shutdown_drain_ms", 5000);
+  s->drain_ms = dr >= 0 && dr < 600000 ? (int)dr : 5000;
   s->routes = bok_routes_from_config(cfg, "127.0.0.1:50051", "127.0.0.1:50052", err, errlen);
-  if (!s->routes) {
-    free(s);
-    return NULL;
-  }
+  if (!s->routes) goto fail;
   /* One channel per distinct backend address. */
+  s->channels = calloc(2 * bok_routes_count(s->routes), sizeof *s->channels);
+  if (!s->channels) {
+    snprintf(err, errlen, "out of memory");
+    goto fail;
+  }
   for (size_t r = 0; r < bok_routes_count(s->routes); r++) {
     const bok_route_t *rt = bok_routes_at(s->routes, r);
     const char *addrs[2] = {rt->model_addr, rt->job_addr};
     for (int k = 0; k < 2; k++) {
       int found = 0;
       for (size_t c = 0; c < s->nchannels; c++) found |= strcmp(s->channels[c].addr, addrs[k]) == 0;
-      if (!found && s->nchannels < 64) {
+      if (!found) {
         s->channels[s->nchannels].addr = addrs[k];
         s->channels[s->nchannels].ch = bok_rpc_channel_new(addrs[k]);
+        if (!s->channels[s->nchannels].ch) {
+          snprintf(err, errlen, "cannot create a channel to %s", addrs[k]);
+          goto fail;
+        }
         s->nchannels++;
       }
     }
   }
-  pipe2(s->wake_pipe, O_CLOEXEC);
-  pthread_mutex_init(&s->upload_mu, NULL);
-  pthread_cond_init(&s->upload_cv, NULL);
+  if (pipe2(s->wake_pipe, O_CLOEXEC) != 0) {
+    snprintf(err, errlen, "pipe: %s", strerror(errno));
+    goto fail;
+  }
   return s;
+fail:
+  gw_server_destroy(s);
+  return NULL;
 }
 
 int gw_server_start(gw_server_t *s, char *err, size_t errlen) {
   h2o_config_init(&s->h2o_config);
+  s->h2o_inited = 1;
   s->h2o_config.max_request_entity_size = s->max_upload_body;
   h2o_hostconf_t *host = h2o_config_register_host(&s->h2o_config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
   h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
   h2o_handler_t *h = h2o_create_handler(path, sizeof *h);
   h->on_req = on_req;
   s->threads = calloc((size_t)s->nthreads, sizeof *s->threads);
+  if (!s->threads) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  for (int i = 0; i < s->nthreads; i++) s->threads[i].fd = -1;
   for (int i = 0; i < s->nthreads; i++) {
     gw_thread_t *th = &s->threads[i];
     th->srv = s;
@@ -294,9 +376,14 @@ int gw_server_start(gw_server_t *s, char *err, size_t errlen) {
     th->accept_ctx.hosts = s->h2o_config.hosts;
     h2o_multithread_register_receiver(th->ctx.queue, &th->rx, on_messages);
     th->listener = h2o_evloop_socket_create(th->ctx.loop, th->fd, H2O_SOCKET_FLAG_DONT_READ);
+    th->fd = -1; /* owned by the listener socket now */
     th->listener->data = th;
     h2o_socket_read_start(th->listener, on_accept);
-    pthread_create(&th->th, NULL, loop_main, th);
+    if (pthread_create(&th->th, NULL, loop_main, th) != 0) {
+      snprintf(err, errlen, "cannot start loop thread");
+      return -1;
+    }
+    th->started = 1;
   }
   bok_logf(s->log, s->log_opaque, BOK_LOG_INFO, "HTTP listening on %s:%d (%d loops, tenant header '%s')",
            s->listen_host, s->bound_port, s->nthreads, s->tenant_header);
@@ -319,6 +406,20 @@ void gw_server_stop(gw_server_t *s) {
   (void)w;
 }
 
+/* Stops the loops (each drains, see loop_main) and the upload threads. */
+static void stop_threads(gw_server_t *s) {
+  atomic_store(&s->stopping, 1);
+  for (int i = 0; s->threads && i < s->nthreads; i++) {
+    gw_thread_t *th = &s->threads[i];
+    if (th->started && !th->joined) {
+      pthread_join(th->th, NULL);
+      th->joined = 1;
+    }
+  }
+  gw_upload_stop_begin(s);
+  gw_upload_stop(s);
+}
+
 void gw_server_wait(gw_server_t *s, int handle_signals) {
   if (handle_signals) {
     g_sig_fd = s->wake_pipe[1];
@@ -331,20 +432,33 @@ void gw_server_wait(gw_server_t *s, int handle_signals) {
   struct pollfd pfd = {s->wake_pipe[0], POLLIN, 0};
   while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {
   }
+  if (handle_signals) g_sig_fd = -1;
   bok_logf(s->log, s->log_opaque, BOK_LOG_INFO, "shutting down");
-  atomic_store(&s->stopping, 1);
-  for (int i = 0; i < s->nthreads; i++) pthread_join(s->threads[i].th, NULL);
-  gw_upload_stop(s);
+  stop_threads(s);
 }
+
+/* State of loops that could not drain stays reachable until exit. */
+static gw_server_t *g_undrained;
 
 void gw_server_destroy(gw_server_t *s) {
   if (!s) return;
-  /* Loops are stopped; contexts are left to process exit (h2o 2.2 has no
-   * clean way to close a context with live connections). */
+  stop_threads(s);
+  for (int i = 0; s->threads && i < s->nthreads; i++) {
+    gw_thread_t *th = &s->threads[i];
+    if (th->fd >= 0) close(th->fd);
+    if (th->started && !th->disposed) {
+      g_undrained = s; /* see loop_main */
+      return;
+    }
+  }
   for (size_t i = 0; i < s->nchannels; i++) bok_rpc_channel_destroy(s->channels[i].ch);
+  free(s->channels);
   bok_routes_destroy(s->routes);
-  close(s->wake_pipe[0]);
-  close(s->wake_pipe[1]);
+  if (s->h2o_inited) h2o_config_dispose(&s->h2o_config);
+  if (s->wake_pipe[0] >= 0) close(s->wake_pipe[0]);
+  if (s->wake_pipe[1] >= 0) close(s->wake_pipe[1]);
+  pthread_mutex_destroy(&s->upload_mu);
+  pthread_cond_destroy(&s->upload_cv);
   free(s->threads);
   free(s);
 }

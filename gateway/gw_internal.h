@@ -19,6 +19,10 @@ typedef struct {
 } gw_channel_t;
 
 typedef struct gw_upload gw_upload_t;
+typedef struct gw_upload_slot gw_upload_slot_t;
+
+#define GW_UPLOAD_THREADS 4
+#define GW_MAX_STATUS 600
 
 struct gw_server {
   const bok_config_t *cfg;
@@ -28,26 +32,33 @@ struct gw_server {
   int listen_port;
   int bound_port;
   int nthreads;
+  int h2o_inited;
   char tenant_header[128]; /* lower case */
   size_t max_json_body;
   size_t max_upload_body;
   int rpc_timeout_ms;
   bok_routes_t *routes;
-  gw_channel_t channels[64];
+  gw_channel_t *channels; /* one per distinct backend address */
   size_t nchannels;
+  int drain_ms; /* shutdown: how long loops wait for in-flight requests */
   h2o_globalconf_t h2o_config;
   gw_thread_t *threads;
   atomic_int stopping;
   int wake_pipe[2];
   /* upload pool */
-  pthread_t upload_threads[4];
+  pthread_t upload_threads[GW_UPLOAD_THREADS];
+  gw_upload_t *upload_active[GW_UPLOAD_THREADS]; /* under upload_mu */
+  struct gw_upload_slot {
+    gw_server_t *s;
+    int slot;
+  } upload_slots[GW_UPLOAD_THREADS];
   int n_upload_threads;
   pthread_mutex_t upload_mu;
   pthread_cond_t upload_cv;
   gw_upload_t *upload_head, *upload_tail;
   /* metrics */
   atomic_long req_total;
-  atomic_long resp_2xx, resp_4xx, resp_5xx;
+  atomic_long resp_by_status[GW_MAX_STATUS]; /* index = HTTP status */
   atomic_long in_flight;
 };
 
@@ -59,6 +70,10 @@ struct gw_thread {
   h2o_multithread_receiver_t rx;
   h2o_socket_t *listener;
   int fd;
+  int started;  /* loop thread created */
+  int joined;
+  int pending;  /* gw_pending_t awaiting their answer (loop thread only) */
+  int disposed; /* the loop drained and freed its h2o context and loop */
 };
 
 /* A request waiting for a backend answer. Loop-thread owned except `msg`
@@ -76,6 +91,7 @@ struct gw_pending {
   ProtobufCMessage *resp;
   bok_err_t err;
   int64_t limit; /* request context for renderers */
+  int plain_404; /* NOT_FOUND -> exactly {"error":"not found"} (path ids) */
   gw_upload_t *upload;
 };
 
@@ -83,8 +99,11 @@ struct gw_pending {
 void gw_send_json(h2o_req_t *req, int status, json_t *j);
 void gw_send_error(h2o_req_t *req, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* Maps a backend error to an HTTP error response. */
-void gw_send_rpc_error(h2o_req_t *req, const char *service, const bok_err_t *err);
+/* Maps a backend error to an HTTP error response. With plain_404 every
+ * NOT_FOUND is answered exactly {"error":"not found"}. */
+void gw_send_rpc_error(h2o_req_t *req, const char *service, const bok_err_t *err, int plain_404);
+/* Counts a response in the metrics (gw_send_json does it itself). */
+void gw_count_status(h2o_req_t *req, int status);
 
 /* Starts an async unary call whose answer is rendered on the loop thread. */
 int gw_call(gw_thread_t *th, h2o_req_t *req, const char *service, const char *tenant, const char *method,
@@ -95,11 +114,13 @@ bok_rpc_channel_t *gw_channel_for(gw_server_t *s, const char *tenant, int job);
 /* Handlers (handlers.c). Return 0 when the request is (or will be) answered. */
 int gw_handle(gw_thread_t *th, h2o_req_t *req);
 
-/* Upload pool (upload.c). */
+/* Upload pool (upload.c). stop_begin cancels running uploads and makes
+ * queued ones fail fast; stop joins the threads. */
 int gw_upload_start(gw_server_t *s);
+void gw_upload_stop_begin(gw_server_t *s);
 void gw_upload_stop(gw_server_t *s);
 int gw_upload_submit(gw_thread_t *th, h2o_req_t *req, const char *tenant, const char *model_id,
-                     const char *file_name, const char *format, const char *data, size_t len);
+                     const char *file_name, const char *format, char sep, const char *data, size_t len);
 void gw_upload_on_dispose(gw_upload_t *u);
 void gw_upload_release(gw_upload_t *u);
 void gw_pending_post(gw_pending_t *p);

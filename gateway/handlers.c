@@ -12,6 +12,7 @@
 #include "gw_internal.h"
 #include "json_map.h"
 #include "multipart.h"
+#include "route.h"
 
 #define MODEL_SVC "/batch.v1.ModelService/"
 #define JOB_SVC "/batch.v1.JobService/"
@@ -94,34 +95,10 @@ static char *seg_dup(h2o_req_t *req, const char *p, size_t n) {
   return s;
 }
 
-/* Query parameter value (not decoded; our parameters are plain tokens). */
+/* Query parameter (decoded) of the request; 1 found, 0 absent, -1 bad. */
 static int query_param(h2o_req_t *req, const char *key, char *out, size_t cap) {
   if (req->query_at == SIZE_MAX) return 0;
-  const char *q = req->path.base + req->query_at + 1;
-  const char *end = req->path.base + req->path.len;
-  size_t kl = strlen(key);
-  while (q < end) {
-    const char *amp = memchr(q, '&', (size_t)(end - q));
-    const char *e = amp ? amp : end;
-    if ((size_t)(e - q) > kl && memcmp(q, key, kl) == 0 && q[kl] == '=') {
-      size_t n = (size_t)(e - q) - kl - 1;
-      if (n >= cap) n = cap - 1;
-      memcpy(out, q + kl + 1, n);
-      out[n] = '\0';
-      return 1;
-    }
-    q = e + 1;
-  }
-  return 0;
-}
-
-static int parse_i64(const char *s, int64_t *out) {
-  if (!*s) return -1;
-  char *end;
-  long long v = strtoll(s, &end, 10);
-  if (*end || v < 0) return -1;
-  *out = v;
-  return 0;
+  return gw_query_param(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1, key, out, cap);
 }
 
 /* Parses a JSON body; answers 413/400/415 and returns NULL on failure. */
@@ -133,7 +110,7 @@ static json_t *json_body(gw_thread_t *th, h2o_req_t *req) {
   ssize_t ct = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
   if (ct >= 0) {
     h2o_iovec_t v = req->headers.entries[ct].value;
-    if (!(v.len >= 16 && strncasecmp(v.base, "application/json", 16) == 0)) {
+    if (!gw_is_json_content_type(v.base, v.len)) {
       gw_send_error(req, 415, "INVALID_ARGUMENT", "expected Content-Type: application/json");
       return NULL;
     }
@@ -163,8 +140,12 @@ static int model_fields(h2o_req_t *req, json_t *j, int require, char **name, cha
     gw_send_error(req, 400, "INVALID_ARGUMENT", "name: must be a string");
     return -1;
   }
-  if (require && (!n || json_string_length(n) == 0)) {
+  if (require && !n) {
     gw_send_error(req, 400, "INVALID_ARGUMENT", "name: required");
+    return -1;
+  }
+  if (n && json_string_length(n) == 0) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "name: must not be empty");
     return -1;
   }
   if (require && !s) {
@@ -196,21 +177,18 @@ static int models_collection(gw_thread_t *th, h2o_req_t *req, const char *tenant
     return gw_call(th, req, "model", tenant, MODEL_SVC "ListModels", &r.base,
                    &batch__v1__list_models_response__descriptor, render_models, 200);
   }
-  if (method_is(req, "POST")) {
-    json_t *j = json_body(th, req);
-    if (!j) return 0;
-    char *name, *schema;
-    int rc = model_fields(req, j, 1, &name, &schema);
-    json_decref(j);
-    if (rc) return 0;
-    Batch__V1__CreateModelRequest r = BATCH__V1__CREATE_MODEL_REQUEST__INIT;
-    r.name = name;
-    r.schema_json = schema;
-    return gw_call(th, req, "model", tenant, MODEL_SVC "CreateModel", &r.base, &batch__v1__model__descriptor,
-                   render_model, 201);
-  }
-  gw_send_error(req, 405, NULL, "method not allowed");
-  return 0;
+  /* POST */
+  json_t *j = json_body(th, req);
+  if (!j) return 0;
+  char *name, *schema;
+  int rc = model_fields(req, j, 1, &name, &schema);
+  json_decref(j);
+  if (rc) return 0;
+  Batch__V1__CreateModelRequest r = BATCH__V1__CREATE_MODEL_REQUEST__INIT;
+  r.name = name;
+  r.schema_json = schema;
+  return gw_call(th, req, "model", tenant, MODEL_SVC "CreateModel", &r.base, &batch__v1__model__descriptor,
+                 render_model, 201);
 }
 
 static int model_item(gw_thread_t *th, h2o_req_t *req, const char *tenant, char *id) {
@@ -220,59 +198,46 @@ static int model_item(gw_thread_t *th, h2o_req_t *req, const char *tenant, char 
     return gw_call(th, req, "model", tenant, MODEL_SVC "GetModel", &r.base, &batch__v1__model__descriptor,
                    render_model, 200);
   }
-  if (method_is(req, "PUT") || method_is(req, "PATCH")) {
-    json_t *j = json_body(th, req);
-    if (!j) return 0;
-    char *name, *schema;
-    int rc = model_fields(req, j, 0, &name, &schema);
-    json_decref(j);
-    if (rc) return 0;
-    Batch__V1__UpdateModelRequest r = BATCH__V1__UPDATE_MODEL_REQUEST__INIT;
-    r.model_id = id;
-    if (name) r.name = name;
-    if (schema) r.schema_json = schema;
-    return gw_call(th, req, "model", tenant, MODEL_SVC "UpdateModel", &r.base, &batch__v1__model__descriptor,
-                   render_model, 200);
-  }
   if (method_is(req, "DELETE")) {
     Batch__V1__DeleteModelRequest r = BATCH__V1__DELETE_MODEL_REQUEST__INIT;
     r.model_id = id;
     return gw_call(th, req, "model", tenant, MODEL_SVC "DeleteModel", &r.base,
                    &batch__v1__delete_model_response__descriptor, render_deleted, 200);
   }
-  gw_send_error(req, 405, NULL, "method not allowed");
-  return 0;
+  /* PUT / PATCH */
+  json_t *j = json_body(th, req);
+  if (!j) return 0;
+  char *name, *schema;
+  int rc = model_fields(req, j, 0, &name, &schema);
+  json_decref(j);
+  if (rc) return 0;
+  Batch__V1__UpdateModelRequest r = BATCH__V1__UPDATE_MODEL_REQUEST__INIT;
+  r.model_id = id;
+  if (name) r.name = name;
+  if (schema) r.schema_json = schema;
+  return gw_call(th, req, "model", tenant, MODEL_SVC "UpdateModel", &r.base, &batch__v1__model__descriptor,
+                 render_model, 200);
 }
 
 /* ---- jobs ------------------------------------------------------------------ */
 
-static const char *upload_format(const gw_part_t *file) {
-  const char *fn = file->filename.base;
-  size_t n = file->filename.len;
-  if ((n >= 7 && strncasecmp(fn + n - 7, ".ndjson", 7) == 0) || (n >= 6 && strncasecmp(fn + n - 6, ".jsonl", 6) == 0))
-    return "ndjson";
-  const char *ct = file->content_type.base;
-  size_t cl = file->content_type.len;
-  if (ct && ((cl >= 20 && strncasecmp(ct, "application/x-ndjson", 20) == 0) ||
-             (cl >= 17 && strncasecmp(ct, "application/jsonl", 17) == 0)))
-    return "ndjson";
-  return "csv";
-}
-
+/* POST /jobs: the body is fully buffered by h2o; it is validated completely
+ * (every boundary, both fields) before the upload stream is opened, so a bad
+ * or truncated body never leaves a job behind. */
 static int jobs_create(gw_thread_t *th, h2o_req_t *req, const char *tenant) {
   ssize_t ct = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
-  gw_part_t parts[16];
+  gw_part_t parts[GW_MAX_PARTS];
   char err[200];
   int n = gw_multipart_parse(ct >= 0 ? req->headers.entries[ct].value.base : NULL,
                              ct >= 0 ? req->headers.entries[ct].value.len : 0, req->entity.base, req->entity.len,
-                             parts, 16, err, sizeof err);
+                             parts, GW_MAX_PARTS, err, sizeof err);
   if (n < 0) {
     gw_send_error(req, 400, "INVALID_ARGUMENT", "%s", err);
     return 0;
   }
   const gw_part_t *mid = gw_multipart_find(parts, (size_t)n, "model_id");
   const gw_part_t *file = gw_multipart_find(parts, (size_t)n, "file");
-  if (!mid || mid->data.len == 0) {
+  if (!mid) {
     gw_send_error(req, 400, "INVALID_ARGUMENT", "model_id: required form field");
     return 0;
   }
@@ -280,168 +245,205 @@ static int jobs_create(gw_thread_t *th, h2o_req_t *req, const char *tenant) {
     gw_send_error(req, 400, "INVALID_ARGUMENT", "file: required form field");
     return 0;
   }
-  char *model_id = seg_dup(req, mid->data.base, mid->data.len);
-  if (!bok_uuid_valid(model_id)) {
+  bok_slice_t idv = mid->data;
+  while (idv.len && isspace((unsigned char)idv.base[idv.len - 1])) idv.len--;
+  while (idv.len && isspace((unsigned char)idv.base[0])) idv.base++, idv.len--;
+  if (idv.len == 0) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "model_id: required form field");
+    return 0;
+  }
+  char *model_id = seg_dup(req, idv.base, idv.len);
+  if (idv.len != 36 || !bok_uuid_valid(model_id)) {
     gw_send_error(req, 404, "NOT_FOUND", "model not found");
     return 0;
   }
-  char *fname = seg_dup(req, file->filename.base ? file->filename.base : "upload", file->filename.len ? file->filename.len : 6);
-  if (gw_upload_submit(th, req, tenant, model_id, fname, upload_format(file), file->data.base, file->data.len) != 0)
-    gw_send_error(req, 503, "UNAVAILABLE", "upload queue unavailable");
-  return 0;
-}
-
-static int jobs_collection(gw_thread_t *th, h2o_req_t *req, const char *tenant) {
-  if (method_is(req, "GET")) {
-    Batch__V1__ListJobsRequest r = BATCH__V1__LIST_JOBS_REQUEST__INIT;
-    char v[64];
-    if (query_param(req, "state", v, sizeof v)) {
-      int st = gw_job_state_parse(v, strlen(v));
-      if (st < 0) {
-        gw_send_error(req, 400, "INVALID_ARGUMENT", "state: unknown state '%s'", v);
-        return 0;
-      }
-      r.state = (Batch__V1__JobState)st;
-    }
-    int64_t lim = 0;
-    if (query_param(req, "limit", v, sizeof v) && (parse_i64(v, &lim) != 0 || lim > 100000)) {
-      gw_send_error(req, 400, "INVALID_ARGUMENT", "limit: expected an integer 0-100000");
+  for (char *c = model_id; *c; c++) *c = (char)tolower((unsigned char)*c);
+  char sep = ',';
+  const gw_part_t *sp = gw_multipart_find(parts, (size_t)n, "separator");
+  if (sp && sp->data.len > 0) {
+    if (sp->data.len == 1 && sp->data.base[0] != '"' && sp->data.base[0] != '\n' && sp->data.base[0] != '\r')
+      sep = sp->data.base[0];
+    else if (h2o_memis(sp->data.base, sp->data.len, H2O_STRLIT("\\t")) ||
+             h2o_memis(sp->data.base, sp->data.len, H2O_STRLIT("tab")))
+      sep = '\t';
+    else {
+      gw_send_error(req, 400, "INVALID_ARGUMENT", "separator: expected one character");
       return 0;
     }
-    r.limit = (int32_t)lim;
-    return gw_call(th, req, "job", tenant, JOB_SVC "ListJobs", &r.base, &batch__v1__list_jobs_response__descriptor,
-                   render_jobs, 200);
   }
-  if (method_is(req, "POST")) return jobs_create(th, req, tenant);
-  gw_send_error(req, 405, NULL, "method not allowed");
+  const char *fname = file->filename.len ? seg_dup(req, file->filename.base, file->filename.len) : "upload";
+  if (gw_upload_submit(th, req, tenant, model_id, fname,
+                       gw_upload_format(file->filename.base, file->filename.len, file->content_type.base,
+                                        file->content_type.len),
+                       sep, file->data.base, file->data.len) != 0)
+    gw_send_error(req, 503, "UNAVAILABLE", "job service unavailable");
   return 0;
 }
 
-static int job_item(gw_thread_t *th, h2o_req_t *req, const char *tenant, char *id, const char *sub, size_t sublen) {
-  if (sublen == 0) {
-    if (method_is(req, "GET")) {
-      Batch__V1__GetJobRequest r = BATCH__V1__GET_JOB_REQUEST__INIT;
-      r.job_id = id;
-      return gw_call(th, req, "job", tenant, JOB_SVC "GetJob", &r.base, &batch__v1__job__descriptor, render_job, 200);
+static int jobs_list(gw_thread_t *th, h2o_req_t *req, const char *tenant) {
+  Batch__V1__ListJobsRequest r = BATCH__V1__LIST_JOBS_REQUEST__INIT;
+  char v[64];
+  int q = query_param(req, "state", v, sizeof v);
+  if (q < 0 || (q > 0 && v[0])) {
+    int st = q > 0 ? gw_job_state_parse(v, strlen(v)) : -1;
+    if (st < 0) {
+      gw_send_error(req, 400, "INVALID_ARGUMENT",
+                    "state: expected PENDING, RUNNING, SUCCESS, PARTIAL_SUCCESS, FAILED or CANCELLED");
+      return 0;
     }
-    if (method_is(req, "DELETE")) {
-      Batch__V1__CancelJobRequest r = BATCH__V1__CANCEL_JOB_REQUEST__INIT;
-      r.job_id = id;
-      return gw_call(th, req, "job", tenant, JOB_SVC "CancelJob", &r.base, &batch__v1__job__descriptor,
-                     render_cancelled, 200);
-    }
-  } else if (h2o_memis(sub, sublen, H2O_STRLIT("rejected"))) {
-    if (method_is(req, "GET")) {
-      Batch__V1__ListRejectedRequest r = BATCH__V1__LIST_REJECTED_REQUEST__INIT;
-      r.job_id = id;
-      char v[64];
-      int64_t lim = 1000, after = 0;
-      if (query_param(req, "limit", v, sizeof v) && (parse_i64(v, &lim) != 0 || lim < 1 || lim > 100000)) {
-        gw_send_error(req, 400, "INVALID_ARGUMENT", "limit: expected an integer 1-100000");
-        return 0;
-      }
-      if (query_param(req, "after_row", v, sizeof v) && parse_i64(v, &after) != 0) {
-        gw_send_error(req, 400, "INVALID_ARGUMENT", "after_row: expected a non-negative integer");
-        return 0;
-      }
-      r.limit = (int32_t)lim;
-      r.after_row = after;
-      return gw_call(th, req, "job", tenant, JOB_SVC "ListRejected", &r.base,
-                     &batch__v1__list_rejected_response__descriptor, render_rejected, 200);
-    }
-  } else if (h2o_memis(sub, sublen, H2O_STRLIT("reprocess"))) {
-    if (method_is(req, "POST")) {
-      Batch__V1__ReprocessJobRequest r = BATCH__V1__REPROCESS_JOB_REQUEST__INIT;
-      r.job_id = id;
-      return gw_call(th, req, "job", tenant, JOB_SVC "ReprocessJob", &r.base, &batch__v1__job__descriptor,
-                     render_job, 202);
-    }
-  } else {
-    gw_send_error(req, 404, NULL, "not found");
+    r.state = (Batch__V1__JobState)st;
+  }
+  int64_t lim = 0;
+  q = query_param(req, "limit", v, sizeof v);
+  if (q < 0 || (q > 0 && gw_parse_count(v, 100000, &lim) != 0)) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "limit: expected an integer 0-100000");
     return 0;
   }
-  gw_send_error(req, 405, NULL, "method not allowed");
-  return 0;
+  r.limit = (int32_t)lim;
+  return gw_call(th, req, "job", tenant, JOB_SVC "ListJobs", &r.base, &batch__v1__list_jobs_response__descriptor,
+                 render_jobs, 200);
+}
+
+static int job_rejected(gw_thread_t *th, h2o_req_t *req, const char *tenant, char *id) {
+  Batch__V1__ListRejectedRequest r = BATCH__V1__LIST_REJECTED_REQUEST__INIT;
+  r.job_id = id;
+  char v[64];
+  int64_t lim = 1000, after = 0;
+  int q = query_param(req, "limit", v, sizeof v);
+  if (q < 0 || (q > 0 && (gw_parse_count(v, 100000, &lim) != 0 || lim < 1))) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "limit: expected an integer 1-100000");
+    return 0;
+  }
+  q = query_param(req, "after_row", v, sizeof v);
+  if (q < 0 || (q > 0 && gw_parse_count(v, INT64_MAX / 10, &after) != 0)) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "after_row: expected a non-negative integer");
+    return 0;
+  }
+  r.limit = (int32_t)lim;
+  r.after_row = after;
+  return gw_call(th, req, "job", tenant, JOB_SVC "ListRejected", &r.base,
+                 &batch__v1__list_rejected_response__descriptor, render_rejected, 200);
 }
 
 /* ---- misc ------------------------------------------------------------------- */
 
-/* POST /schema: body = a CSV sample. Detection is bounded (max_json_body
- * bytes, 10,000 rows), so it runs inline on the loop thread. */
+/* POST /schema: body = a CSV sample (?separator=; default ','). The sample is
+ * capped (max_json_body bytes, 2,000 rows read), so detection is cheap
+ * enough to run inline on the loop thread. */
 static int detect_schema(gw_thread_t *th, h2o_req_t *req) {
-  if (!method_is(req, "POST")) {
-    gw_send_error(req, 405, NULL, "method not allowed");
-    return 0;
-  }
   if (req->entity.len > th->srv->max_json_body) {
-    gw_send_error(req, 413, "RESOURCE_EXHAUSTED", "sample too large (limit %zu bytes)", th->srv->max_json_body);
+    gw_send_error(req, 413, "RESOURCE_EXHAUSTED", "request body too large (limit %zu bytes)",
+                  th->srv->max_json_body);
     return 0;
   }
-  char err[200];
-  char *text = bok_detect_schema(req->entity.base ? req->entity.base : "", req->entity.len, ',', 10000, err, sizeof err);
+  char v[16];
+  char sep = ',';
+  int q = query_param(req, "separator", v, sizeof v);
+  if (q < 0 || (q > 0 && strlen(v) != 1 && strcmp(v, "\\t") != 0 && strcmp(v, "tab") != 0)) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "separator: expected one character");
+    return 0;
+  }
+  if (q > 0) sep = strlen(v) == 1 ? v[0] : '\t';
+  if (req->entity.len == 0) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "empty sample: send a CSV sample with a header row as the body");
+    return 0;
+  }
+  char err[200] = "";
+  char *text = bok_detect_schema(req->entity.base, req->entity.len, sep, 2000, err, sizeof err);
   if (!text) {
-    gw_send_error(req, 400, "INVALID_ARGUMENT", "%s", err);
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "%s", err[0] ? err : "cannot detect a schema");
     return 0;
   }
   json_t *j = json_loads(text, 0, NULL);
   free(text);
+  if (!j) {
+    gw_send_error(req, 500, "INTERNAL", "schema detection produced invalid JSON");
+    return 0;
+  }
   gw_send_json(req, 200, j);
   return 0;
 }
 
 static int metrics(gw_thread_t *th, h2o_req_t *req) {
   gw_server_t *s = th->srv;
-  char buf[1024];
-  int n = snprintf(buf, sizeof buf,
-                   "# TYPE bok_gateway_requests_total counter\nbok_gateway_requests_total %ld\n"
-                   "# TYPE bok_gateway_responses_total counter\n"
-                   "bok_gateway_responses_total{class=\"2xx\"} %ld\nbok_gateway_responses_total{class=\"4xx\"} %ld\n"
-                   "bok_gateway_responses_total{class=\"5xx\"} %ld\n"
-                   "# TYPE bok_gateway_backend_calls_in_flight gauge\nbok_gateway_backend_calls_in_flight %ld\n",
-                   atomic_load(&s->req_total), atomic_load(&s->resp_2xx), atomic_load(&s->resp_4xx),
-                   atomic_load(&s->resp_5xx), atomic_load(&s->in_flight));
+  bok_buf_t b = BOK_BUF_INIT(1 << 20);
+  bok_buf_printf(&b,
+                 "# HELP bok_gateway_requests_total HTTP requests received.\n"
+                 "# TYPE bok_gateway_requests_total counter\n"
+                 "bok_gateway_requests_total %ld\n"
+                 "# HELP bok_gateway_responses_total HTTP responses sent, by status code.\n"
+                 "# TYPE bok_gateway_responses_total counter\n",
+                 atomic_load(&s->req_total));
+  for (int st = 0; st < GW_MAX_STATUS; st++) {
+    long c = atomic_load(&s->resp_by_status[st]);
+    if (c) bok_buf_printf(&b, "bok_gateway_responses_total{code=\"%d\"} %ld\n", st, c);
+  }
+  bok_buf_printf(&b,
+                 "# HELP bok_gateway_requests_in_flight Requests waiting for a backend answer.\n"
+                 "# TYPE bok_gateway_requests_in_flight gauge\n"
+                 "bok_gateway_requests_in_flight %ld\n",
+                 atomic_load(&s->in_flight));
   req->res.status = 200;
   req->res.reason = "OK";
   h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain; version=0.0.4"));
-  h2o_send_inline(req, buf, (size_t)n);
+  gw_count_status(req, 200);
+  h2o_send_inline(req, b.data ? b.data : "", b.len);
+  bok_buf_free(&b);
   return 0;
 }
 
 int gw_handle(gw_thread_t *th, h2o_req_t *req) {
-  const char *p = req->path_normalized.base;
-  size_t len = req->path_normalized.len;
-  while (len > 1 && p[len - 1] == '/') len--; /* "/models/" == "/models" */
-
-  if (h2o_memis(p, len, H2O_STRLIT("/healthz"))) {
+  gw_route_t rt;
+  gw_route_parse(req->path_normalized.base, req->path_normalized.len, &rt);
+  if (rt.kind == GW_R_NOT_FOUND) {
+    gw_send_error(req, 404, NULL, "not found");
+    return 0;
+  }
+  int head = method_is(req, "HEAD");
+  if (!gw_route_allows(rt.kind, req->method.base, req->method.len) &&
+      !(head && (rt.kind == GW_R_HEALTHZ || rt.kind == GW_R_METRICS))) {
+    const char *allow = gw_route_allow_header(rt.kind);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
+    gw_send_error(req, 405, NULL, "method not allowed");
+    return 0;
+  }
+  if (rt.kind == GW_R_HEALTHZ) {
     json_t *o = json_object();
     json_object_set_new(o, "status", json_string("ok"));
     gw_send_json(req, 200, o);
     return 0;
   }
-  if (h2o_memis(p, len, H2O_STRLIT("/metrics"))) return metrics(th, req);
+  if (rt.kind == GW_R_METRICS) return metrics(th, req);
+  if (rt.kind == GW_R_SCHEMA) return detect_schema(th, req);
 
   const char *tenant = get_tenant(th, req);
   if (!tenant) return 0;
-
-  int is_models = len >= 7 && memcmp(p, "/models", 7) == 0 && (len == 7 || p[7] == '/');
-  int is_jobs = len >= 5 && memcmp(p, "/jobs", 5) == 0 && (len == 5 || p[5] == '/');
-  if (is_models || is_jobs) {
-    size_t base = is_models ? 7 : 5;
-    if (len == base) return is_models ? models_collection(th, req, tenant) : jobs_collection(th, req, tenant);
-    const char *id = p + base + 1;
-    const char *slash = memchr(id, '/', (size_t)(p + len - id));
-    size_t idlen = slash ? (size_t)(slash - id) : (size_t)(p + len - id);
-    char *ids = seg_dup(req, id, idlen);
-    const char *sub = slash ? slash + 1 : "";
-    size_t sublen = slash ? (size_t)(p + len - sub) : 0;
-    if (!bok_uuid_valid(ids) || (is_models && sublen)) {
-      gw_send_error(req, 404, NULL, "not found");
-      return 0;
+  char *id = rt.id[0] ? seg_dup(req, rt.id, 36) : NULL;
+  switch (rt.kind) {
+    case GW_R_MODELS: return models_collection(th, req, tenant);
+    case GW_R_MODEL: return model_item(th, req, tenant, id);
+    case GW_R_JOBS: return method_is(req, "GET") ? jobs_list(th, req, tenant) : jobs_create(th, req, tenant);
+    case GW_R_JOB:
+      if (method_is(req, "GET")) {
+        Batch__V1__GetJobRequest r = BATCH__V1__GET_JOB_REQUEST__INIT;
+        r.job_id = id;
+        return gw_call(th, req, "job", tenant, JOB_SVC "GetJob", &r.base, &batch__v1__job__descriptor, render_job,
+                       200);
+      } else {
+        Batch__V1__CancelJobRequest r = BATCH__V1__CANCEL_JOB_REQUEST__INIT;
+        r.job_id = id;
+        return gw_call(th, req, "job", tenant, JOB_SVC "CancelJob", &r.base, &batch__v1__job__descriptor,
+                       render_cancelled, 200);
+      }
+    case GW_R_JOB_REJECTED: return job_rejected(th, req, tenant, id);
+    case GW_R_JOB_REPROCESS: {
+      Batch__V1__ReprocessJobRequest r = BATCH__V1__REPROCESS_JOB_REQUEST__INIT;
+      r.job_id = id;
+      return gw_call(th, req, "job", tenant, JOB_SVC "ReprocessJob", &r.base, &batch__v1__job__descriptor,
+                     render_job, 202);
     }
-    for (char *c = ids; *c; c++) *c = (char)tolower((unsigned char)*c);
-    return is_models ? model_item(th, req, tenant, ids) : job_item(th, req, tenant, ids, sub, sublen);
+    default: break;
   }
-  if (h2o_memis(p, len, H2O_STRLIT("/schema"))) return detect_schema(th, req);
   gw_send_error(req, 404, NULL, "not found");
   return 0;
 }

@@ -9,6 +9,8 @@
 
 #include "bok/buf.h"
 
+#define GW_MAX_PARTS 16
+
 typedef struct {
   bok_slice_t name;         /* form field name */
   bok_slice_t filename;     /* empty when not a file */

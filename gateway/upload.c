@@ -20,6 +20,7 @@ struct gw_upload {
   bok_rpc_channel_t *ch;
   char *tenant, *model_id, *file_name;
   const char *format;
+  char sep[2];
   const char *data;
   size_t len;
   int timeout_ms;
@@ -52,7 +53,7 @@ static void run_upload(gw_upload_t *u) {
   pthread_mutex_lock(&u->mu);
   if (u->aborted) {
     pthread_mutex_unlock(&u->mu);
-    err->code = BOK_ERR_CANCELLED;
+    bok_err_set(err, BOK_ERR_UNAVAILABLE, "the gateway is shutting down");
     return;
   }
   u->in_use = 1;
@@ -69,7 +70,7 @@ static void run_upload(gw_upload_t *u) {
     h.model_id = u->model_id;
     h.file_name = u->file_name;
     h.format = (char *)u->format;
-    h.separator = ",";
+    h.separator = u->sep;
     m.kind_case = BATCH__V1__UPLOAD_REQUEST__KIND_HEADER;
     m.header = &h;
     ok = bok_rpc_stream_send(st, &m.base, err) == 0;
@@ -100,7 +101,8 @@ static void run_upload(gw_upload_t *u) {
 }
 
 static void *upload_main(void *arg) {
-  gw_server_t *s = arg;
+  gw_server_t *s = ((gw_upload_slot_t *)arg)->s;
+  int slot = ((gw_upload_slot_t *)arg)->slot;
   for (;;) {
     pthread_mutex_lock(&s->upload_mu);
     while (!s->upload_head && !atomic_load(&s->stopping)) pthread_cond_wait(&s->upload_cv, &s->upload_mu);
@@ -108,10 +110,19 @@ static void *upload_main(void *arg) {
     if (u) {
       s->upload_head = u->next;
       if (!s->upload_head) s->upload_tail = NULL;
+      s->upload_active[slot] = u;
+      if (atomic_load(&s->stopping)) { /* shutting down: fail fast */
+        pthread_mutex_lock(&u->mu);
+        u->aborted = 1;
+        pthread_mutex_unlock(&u->mu);
+      }
     }
     pthread_mutex_unlock(&s->upload_mu);
     if (!u) break;
     run_upload(u);
+    pthread_mutex_lock(&s->upload_mu);
+    s->upload_active[slot] = NULL;
+    pthread_mutex_unlock(&s->upload_mu);
     /* After this post the thread never touches u again; u is freed with its
      * pending (gw_upload_release). */
     gw_pending_post(u->p);
@@ -130,7 +141,7 @@ void gw_upload_on_dispose(gw_upload_t *u) {
 }
 
 int gw_upload_submit(gw_thread_t *th, h2o_req_t *req, const char *tenant, const char *model_id,
-                     const char *file_name, const char *format, const char *data, size_t len) {
+                     const char *file_name, const char *format, char sep, const char *data, size_t len) {
   gw_server_t *s = th->srv;
   gw_upload_t *u = calloc(1, sizeof *u);
   if (!u) return -1;
@@ -140,7 +151,12 @@ int gw_upload_submit(gw_thread_t *th, h2o_req_t *req, const char *tenant, const 
   u->tenant = strdup(tenant);
   u->model_id = strdup(model_id);
   u->file_name = strdup(file_name);
+  if (!u->tenant || !u->model_id || !u->file_name || !u->ch) {
+    upload_free(u);
+    return -1;
+  }
   u->format = format;
+  u->sep[0] = sep;
   u->data = data;
   u->len = len;
   gw_pending_t *p = gw_pending_new(th, req, "job", render_upload);
@@ -149,6 +165,7 @@ int gw_upload_submit(gw_thread_t *th, h2o_req_t *req, const char *tenant, const 
     return -1;
   }
   p->upload = u;
+  p->plain_404 = 0; /* "model not found" is about the form field, keep it */
   u->p = p;
   pthread_mutex_lock(&s->upload_mu);
   if (s->upload_tail)
@@ -164,15 +181,32 @@ int gw_upload_submit(gw_thread_t *th, h2o_req_t *req, const char *tenant, const 
 void gw_upload_release(gw_upload_t *u) { upload_free(u); }
 
 int gw_upload_start(gw_server_t *s) {
-  s->n_upload_threads = 4;
-  for (int i = 0; i < s->n_upload_threads; i++)
-    if (pthread_create(&s->upload_threads[i], NULL, upload_main, s) != 0) return -1;
+  for (int i = 0; i < GW_UPLOAD_THREADS; i++) {
+    s->upload_slots[i].s = s;
+    s->upload_slots[i].slot = i;
+    if (pthread_create(&s->upload_threads[i], NULL, upload_main, &s->upload_slots[i]) != 0) return -1;
+    s->n_upload_threads = i + 1;
+  }
   return 0;
 }
 
-void gw_upload_stop(gw_server_t *s) {
+/* Cancels running uploads (their send/finish fail promptly) and wakes the
+ * threads; queued uploads fail fast. */
+void gw_upload_stop_begin(gw_server_t *s) {
   pthread_mutex_lock(&s->upload_mu);
+  for (int i = 0; i < GW_UPLOAD_THREADS; i++) {
+    gw_upload_t *u = s->upload_active[i];
+    if (!u) continue;
+    pthread_mutex_lock(&u->mu);
+    u->aborted = 1;
+    if (u->stream) bok_rpc_stream_cancel(u->stream);
+    pthread_mutex_unlock(&u->mu);
+  }
   pthread_cond_broadcast(&s->upload_cv);
   pthread_mutex_unlock(&s->upload_mu);
+}
+
+void gw_upload_stop(gw_server_t *s) {
   for (int i = 0; i < s->n_upload_threads; i++) pthread_join(s->upload_threads[i], NULL);
+  s->n_upload_threads = 0;
 }
