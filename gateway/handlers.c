@@ -75,15 +75,12 @@ static void render_rejected(gw_pending_t *p, h2o_req_t *req, ProtobufCMessage *r
 static const char *get_tenant(gw_thread_t *th, h2o_req_t *req) {
   const char *name = th->srv->tenant_header;
   ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
-  if (i < 0 || req->headers.entries[i].value.len == 0) return "tenant_a";
-  h2o_iovec_t v = req->headers.entries[i].value;
-  if (!bok_tenant_valid(v.base, v.len)) {
+  char *t = h2o_mem_alloc_pool(&req->pool, 65);
+  if (gw_tenant_resolve(i >= 0 ? req->headers.entries[i].value.base : NULL,
+                        i >= 0 ? req->headers.entries[i].value.len : 0, t) != 0) {
     gw_send_error(req, 400, "INVALID_ARGUMENT", "invalid tenant id: use 1-64 characters of A-Z a-z 0-9 . _ -");
     return NULL;
   }
-  char *t = h2o_mem_alloc_pool(&req->pool, v.len + 1);
-  memcpy(t, v.base, v.len);
-  t[v.len] = '\0';
   return t;
 }
 

@@ -50,26 +50,64 @@ static int fail(char *err, size_t errlen, const char *msg) {
   return -1;
 }
 
+/* After "--boundary" at `p`: a closing "--", or optional blanks then CRLF.
+ * 1 and *after (first byte after the delimiter line) / *closing, else 0. */
+static int delim_tail(const char *p, const char *end, const char **after, int *closing) {
+  if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
+    *closing = 1;
+    *after = p + 2;
+    return 1;
+  }
+  while (p < end && (*p == ' ' || *p == '\t')) p++;
+  if (end - p >= 2 && p[0] == '\r' && p[1] == '\n') {
+    *closing = 0;
+    *after = p + 2;
+    return 1;
+  }
+  return 0;
+}
+
+/* The next delimiter "\r\n--boundary" (+ tail) at or after p; returns the
+ * position of its CRLF (= end of the preceding data) or NULL. A
+ * "\r\n--boundary" followed by anything else is data. */
+static const char *next_delim(const char *p, const char *end, const char *delim, const char **after,
+                              int *closing) {
+  char pat[214];
+  size_t pl = (size_t)snprintf(pat, sizeof pat, "\r\n%s", delim);
+  while (p < end) {
+    const char *q = find(p, (size_t)(end - p), pat, pl);
+    if (!q) return NULL;
+    if (delim_tail(q + pl, end, after, closing)) return q;
+    p = q + 1;
+  }
+  return NULL;
+}
+
 int gw_multipart_parse(const char *ctype, size_t ctype_len, const char *body, size_t len, gw_part_t *parts,
                        size_t max_parts, char *err, size_t errlen) {
   static const char MP[] = "multipart/form-data";
-  if (!ctype || ctype_len < sizeof MP - 1 || strncasecmp(ctype, MP, sizeof MP - 1) != 0)
+  if (!ctype || ctype_len < sizeof MP - 1 || strncasecmp(ctype, MP, sizeof MP - 1) != 0 ||
+      (ctype_len > sizeof MP - 1 && ctype[sizeof MP - 1] != ';' && ctype[sizeof MP - 1] != ' '))
     return fail(err, errlen, "expected a multipart/form-data body");
   bok_slice_t b = header_param(ctype, ctype_len, "boundary");
   if (b.len == 0 || b.len > 200) return fail(err, errlen, "multipart body without a boundary");
   char delim[210];
   size_t dlen = (size_t)snprintf(delim, sizeof delim, "--%.*s", (int)b.len, b.base);
-
-  /* The body starts with the first delimiter (a preamble is allowed). */
-  const char *p = find(body, len, delim, dlen);
-  if (!p) return fail(err, errlen, "truncated multipart body: no boundary found");
+  if (!body) body = "";
   const char *end = body + len;
+  const char *after = NULL;
+  int closing = 0;
+
+  /* The first delimiter starts the body or follows a CRLF of the preamble. */
+  const char *q = NULL;
+  if (len >= dlen && memcmp(body, delim, dlen) == 0 && delim_tail(body + dlen, end, &after, &closing))
+    q = body;
+  else
+    q = next_delim(body, end, delim, &after, &closing);
+  if (!q) return fail(err, errlen, "truncated multipart body: no boundary found");
   size_t n = 0;
-  for (;;) {
-    p += dlen;
-    if (end - p >= 2 && p[0] == '-' && p[1] == '-') return (int)n; /* closing delimiter */
-    if (end - p < 2 || p[0] != '\r' || p[1] != '\n') return fail(err, errlen, "truncated multipart body");
-    p += 2;
+  while (!closing) {
+    const char *p = after;
     if (n == max_parts) return fail(err, errlen, "too many multipart parts");
     gw_part_t *part = &parts[n];
     memset(part, 0, sizeof *part);
@@ -89,7 +127,6 @@ int gw_multipart_parse(const char *ctype, size_t ctype_len, const char *body, si
       size_t nlen = (size_t)(colon - p);
       if (nlen == 19 && strncasecmp(p, "Content-Disposition", 19) == 0) {
         has_disp = 1;
-        /* prefix the value with ';' handling: header_param skips to the first ';' */
         part->name = header_param(v, (size_t)(eol - v), "name");
         part->filename = header_param(v, (size_t)(eol - v), "filename");
       } else if (nlen == 12 && strncasecmp(p, "Content-Type", 12) == 0) {
@@ -99,16 +136,14 @@ int gw_multipart_parse(const char *ctype, size_t ctype_len, const char *body, si
       p = eol + 2;
     }
     if (!has_disp || part->name.len == 0) return fail(err, errlen, "multipart part without a name");
-    /* data runs up to CRLF + delimiter */
-    char next[214];
-    size_t nl = (size_t)snprintf(next, sizeof next, "\r\n%s", delim);
-    const char *q = find(p, (size_t)(end - p), next, nl);
+    /* the data runs up to the next delimiter */
+    q = next_delim(p, end, delim, &after, &closing);
     if (!q) return fail(err, errlen, "truncated multipart body");
     part->data.base = p;
     part->data.len = (size_t)(q - p);
     n++;
-    p = q + 2;
   }
+  return (int)n;
 }
 
 const gw_part_t *gw_multipart_find(const gw_part_t *parts, size_t n, const char *name) {

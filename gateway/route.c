@@ -165,3 +165,14 @@ const char *gw_upload_format(const char *fn, size_t flen, const char *ct, size_t
     return "ndjson";
   return "csv";
 }
+
+int gw_tenant_resolve(const char *v, size_t len, char out[65]) {
+  if (!v || len == 0) {
+    memcpy(out, GW_DEFAULT_TENANT, sizeof GW_DEFAULT_TENANT);
+    return 0;
+  }
+  if (!bok_tenant_valid(v, len)) return -1;
+  memcpy(out, v, len);
+  out[len] = '\0';
+  return 0;
+}

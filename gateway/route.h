@@ -52,4 +52,11 @@ int gw_is_json_content_type(const char *v, size_t len);
  * application/x-jsonlines); else "csv". */
 const char *gw_upload_format(const char *filename, size_t flen, const char *ctype, size_t clen);
 
+/* The tenant of a request from its tenant header value (v may be NULL when
+ * the header is absent): absent or empty -> "tenant_a"; otherwise it must be
+ * 1-64 characters of [A-Za-z0-9._-] (SPEC 3). 0 and the tenant in out, or -1
+ * (-> 400). */
+#define GW_DEFAULT_TENANT "tenant_a"
+int gw_tenant_resolve(const char *v, size_t len, char out[65]);
+
 #endif
