@@ -55,7 +55,7 @@ struct worker {
   int batch_max_ms;
   int events_partitions;
   volatile sig_atomic_t stop;
-  volatile int revoked; /* set by the rebalance callback: drop the batch */
+  int rebalances; /* bumped by the rebalance callback (runs inside poll) */
   bok_routes_t *routes;
   chan_t chans[64];
   int nchans;
@@ -86,12 +86,12 @@ static int set_prop(void *ud, const char *k, const char *v) {
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque) {
   worker_t *w = opaque;
+  w->rebalances++;
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     LOG(w, BOK_LOG_INFO, "assigned %d partitions", parts->cnt);
     rd_kafka_assign(rk, parts);
   } else {
     LOG(w, BOK_LOG_INFO, "revoked %d partitions", parts->cnt);
-    w->revoked = 1;
     rd_kafka_assign(rk, NULL);
   }
 }
@@ -151,7 +151,9 @@ worker_t *worker_new(const bok_config_t *cfg, bok_log_fn log, void *lo, char *er
     char tid[200];
     snprintf(tid, sizeof tid, "bok-worker-%s", w->worker_id);
     set_prop(&c2, "transactional.id", tid);
-    set_prop(&c2, "transaction.timeout.ms", "60000");
+    /* Short: a worker killed mid-transaction blocks its partitions' offsets
+     * (unstable) until the coordinator aborts the transaction. */
+    set_prop(&c2, "transaction.timeout.ms", bok_config_get(cfg, "kafka.transaction_timeout_ms", "10000"));
   }
   bok_config_each(cfg, "kafka.producer.", set_prop, &c2);
   if (c2.bad) {
@@ -548,11 +550,23 @@ int worker_run(worker_t *w) {
     rd_kafka_message_t *msgs[1024];
     int nm = 0;
     int64_t deadline = bok_mono_ms() + w->batch_max_ms;
-    w->revoked = 0;
+    int gen = w->rebalances;
     while (nm < 1024 && !w->stop) {
       int64_t left = deadline - bok_mono_ms();
       if (left <= 0 && nm > 0) break;
       rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, nm ? (int)(left > 0 ? left : 0) : 200);
+      if (gen != w->rebalances) {
+        /* A rebalance ran inside poll: the messages collected so far belong
+         * to the old assignment. Drop them -- whoever owns their partitions
+         * now starts from the committed offsets -- and keep collecting. */
+        for (int i = 0; i < nm; i++) rd_kafka_message_destroy(msgs[i]);
+        nm = 0;
+        rd_kafka_topic_partition_list_destroy(b.first);
+        rd_kafka_topic_partition_list_destroy(b.next);
+        b.first = rd_kafka_topic_partition_list_new(8);
+        b.next = rd_kafka_topic_partition_list_new(8);
+        gen = w->rebalances;
+      }
       if (!m) {
         if (nm) break;
         continue;
@@ -567,9 +581,7 @@ int worker_run(worker_t *w) {
       note_offset(&b, m);
       if ((int)(nm * 500) >= w->batch_max_rows) break; /* RowBatch messages carry up to ~500 rows */
     }
-    if (w->revoked || nm == 0) {
-      /* Partitions moved during assembly: the new owner processes them. */
-      for (int i = 0; i < nm; i++) rd_kafka_message_destroy(msgs[i]);
+    if (nm == 0) {
       batch_free(&b);
       continue;
     }
