@@ -1,0 +1,31 @@
+/* cli.h -- batchcli internals: REST client and commands.
+ *
+ * A cli_t holds the settings of one invocation (API URL, tenant, --json).
+ * Commands print their output to stdout and errors to stderr and return the
+ * process exit code. Single-threaded. */
+#ifndef CLI_H
+#define CLI_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+typedef struct {
+  const char *api_url;       /* BATCH_API_URL, default http://localhost:8000 */
+  const char *tenant;        /* --tenant / BATCH_TENANT; NULL = server default */
+  const char *tenant_header; /* TENANT_HEADER, default X-Tenant-ID */
+  int json;                  /* --json */
+  FILE *out, *err;
+} cli_t;
+
+/* Performs a request. body/ctype may be NULL. Returns the HTTP status (>0)
+ * with *resp the parsed JSON (or NULL), or -1 when the server cannot be
+ * reached (message printed to cli->err). */
+int cli_http(cli_t *c, const char *method, const char *path, const char *body, size_t len, const char *ctype,
+             json_t **resp);
+/* POST /jobs as multipart/form-data with model_id and the file. */
+int cli_http_upload(cli_t *c, const char *model_id, const char *file_path, json_t **resp);
+
+/* Runs `batchcli <argv...>` (argv[0] is the first command word). */
+int cli_main(cli_t *c, int argc, char **argv);
+
+#endif

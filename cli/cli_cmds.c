@@ -1,0 +1,564 @@
+/* batchcli commands: argument parsing, id resolution, output. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bok/buf.h"
+#include "bok/detect.h"
+#include "bok/util.h"
+#include "cli.h"
+#include "cli_format.h"
+
+static const char *USAGE =
+    "usage: batchcli [--json] [--tenant ID] <command> [args]\n"
+    "\n"
+    "models:\n"
+    "  model list                          list models\n"
+    "  model describe <model>              show a model and its schema\n"
+    "  model create <name> <schema.json>   create a model\n"
+    "  model update <model> <schema.json>  new schema version (same id)\n"
+    "  model delete <model>                delete a model\n"
+    "jobs:\n"
+    "  job list                            list jobs, newest first\n"
+    "  job status <job>                    one job's state and counters\n"
+    "  job create <model> <data.csv>       upload a CSV/NDJSON file as a job\n"
+    "  job watch <job>                     follow a job until it finishes\n"
+    "  job cancel <job>                    cancel a job\n"
+    "  job rejected <job>                  rejected rows with reasons\n"
+    "  job reprocess <job>                 reprocess the rejected rows (also: reprocess <job>)\n"
+    "other:\n"
+    "  schema <data.csv>                   suggest a schema from a CSV sample (offline)\n"
+    "\n"
+    "Ids accept any unique prefix of 4+ characters; models also their exact name.\n"
+    "Environment: BATCH_API_URL (default http://localhost:8000), BATCH_TENANT,\n"
+    "TENANT_HEADER (default X-Tenant-ID).\n"
+    "Exit codes: 0 ok, 1 error; job watch: 0 SUCCESS, 2 PARTIAL_SUCCESS, 3 FAILED, 4 CANCELLED.\n";
+
+static int fail(cli_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(cli_t *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("batchcli: ", c->err);
+  vfprintf(c->err, fmt, ap);
+  fputc('\n', c->err);
+  va_end(ap);
+  return 1;
+}
+
+static const char *jstr(json_t *o, const char *k) {
+  json_t *v = json_object_get(o, k);
+  return json_is_string(v) ? json_string_value(v) : "";
+}
+
+static int64_t jint(json_t *o, const char *k) { return json_integer_value(json_object_get(o, k)); }
+
+static void print_json(cli_t *c, json_t *j) {
+  char *t = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+  fprintf(c->out, "%s\n", t ? t : "null");
+  free(t);
+}
+
+/* Reports a non-2xx answer; returns 1. `what` names the resource ("job abcd"). */
+static int http_error(cli_t *c, int st, json_t *resp, const char *what) {
+  if (st < 0) return 1;
+  const char *msg = jstr(resp, "error");
+  if (st == 404) return fail(c, "%s not found", what);
+  return fail(c, "%s (HTTP %d)", msg[0] ? msg : "request failed", st);
+}
+
+/* Resolves a job or model reference to a full id: a full UUID as is; else a
+ * unique prefix (4+ chars) or, for models, an exact name. */
+static int resolve(cli_t *c, int model, const char *ref, char out[40]) {
+  if (bok_uuid_valid(ref)) {
+    snprintf(out, 40, "%s", ref);
+    return 0;
+  }
+  const char *kind = model ? "model" : "job";
+  const char *key = model ? "model_id" : "job_id";
+  json_t *list = NULL;
+  int st = cli_http(c, "GET", model ? "/models" : "/jobs", NULL, 0, NULL, &list);
+  if (st != 200) {
+    int r = http_error(c, st, list, kind);
+    json_decref(list);
+    return r;
+  }
+  size_t rl = strlen(ref), i;
+  json_t *it, *match = NULL;
+  int n = 0;
+  bok_buf_t cands = BOK_BUF_INIT(0);
+  json_array_foreach(list, i, it) {
+    const char *id = jstr(it, key);
+    int hit = (rl >= 4 && strncmp(id, ref, rl) == 0) || (model && strcmp(jstr(it, "name"), ref) == 0);
+    if (hit) {
+      match = it;
+      n++;
+      bok_buf_printf(&cands, "\n  %s %s", id, model ? jstr(it, "name") : jstr(it, "state"));
+    }
+  }
+  int rc = 0;
+  if (n == 1) {
+    snprintf(out, 40, "%s", jstr(match, key));
+  } else if (n == 0) {
+    rc = rl < 4 && !model ? fail(c, "%s id prefix '%s' is too short: give at least 4 characters", kind, ref)
+                          : fail(c, "%s %s not found", kind, ref);
+  } else {
+    rc = fail(c, "%s '%s' is ambiguous; candidates:%s", kind, ref, cands.data);
+  }
+  bok_buf_free(&cands);
+  json_decref(list);
+  return rc;
+}
+
+static char *read_file(cli_t *c, const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    fail(c, "cannot read %s: %s", path, strerror(errno));
+    return NULL;
+  }
+  bok_buf_t b = BOK_BUF_INIT(1u << 30);
+  char tmp[65536];
+  size_t n;
+  while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) bok_buf_append(&b, tmp, n);
+  fclose(f);
+  return bok_buf_steal(&b, len);
+}
+
+/* ---- jobs ----------------------------------------------------------------------- */
+
+static cli_job_row_t job_row(json_t *j) {
+  cli_job_row_t r = {jstr(j, "job_id"), jstr(j, "model_name"), jstr(j, "state"), jint(j, "total"),
+                     jint(j, "success"), jint(j, "errors"), jint(j, "waiting_ms"), jint(j, "processing_ms")};
+  return r;
+}
+
+static int print_jobs(cli_t *c, json_t *arr) {
+  size_t n = json_array_size(arr);
+  cli_job_row_t *rows = calloc(n ? n : 1, sizeof *rows);
+  for (size_t i = 0; i < n; i++) rows[i] = job_row(json_array_get(arr, i));
+  bok_buf_t b = BOK_BUF_INIT(0);
+  cli_fmt_job_table(&b, rows, n);
+  fputs(b.data, c->out);
+  bok_buf_free(&b);
+  free(rows);
+  return 0;
+}
+
+static int get_job(cli_t *c, const char *ref, json_t **job) {
+  char id[40], path[128];
+  if (resolve(c, 0, ref, id)) return 1;
+  snprintf(path, sizeof path, "/jobs/%s", id);
+  int st = cli_http(c, "GET", path, NULL, 0, NULL, job);
+  if (st != 200) {
+    char what[128];
+    snprintf(what, sizeof what, "job %s", ref);
+    http_error(c, st, *job, what);
+    json_decref(*job);
+    *job = NULL;
+    return 1;
+  }
+  return 0;
+}
+
+static int cmd_job_list(cli_t *c) {
+  json_t *arr = NULL;
+  int st = cli_http(c, "GET", "/jobs", NULL, 0, NULL, &arr);
+  int rc = st == 200 ? (c->json ? (print_json(c, arr), 0) : print_jobs(c, arr)) : http_error(c, st, arr, "jobs");
+  json_decref(arr);
+  return rc;
+}
+
+static int cmd_job_status(cli_t *c, const char *ref) {
+  json_t *j;
+  if (get_job(c, ref, &j)) return 1;
+  if (c->json) {
+    print_json(c, j);
+  } else {
+    json_t *arr = json_array();
+    json_array_append(arr, j);
+    print_jobs(c, arr);
+    json_decref(arr);
+  }
+  json_decref(j);
+  return 0;
+}
+
+static int cmd_job_create(cli_t *c, const char *model_ref, const char *file) {
+  char mid[40];
+  if (access(file, R_OK) != 0) return fail(c, "cannot read %s: %s", file, strerror(errno));
+  if (resolve(c, 1, model_ref, mid)) return 1;
+  json_t *j = NULL;
+  int st = cli_http_upload(c, mid, file, &j);
+  int rc = 0;
+  if (st != 202) {
+    char what[128];
+    snprintf(what, sizeof what, "model %s", model_ref);
+    rc = http_error(c, st, j, what);
+  } else if (c->json) {
+    print_json(c, j);
+  } else {
+    fprintf(c->out, "job %.8s created.\n", jstr(j, "job_id"));
+  }
+  json_decref(j);
+  return rc;
+}
+
+static int cmd_job_cancel(cli_t *c, const char *ref) {
+  char id[40], path[128];
+  if (resolve(c, 0, ref, id)) return 1;
+  snprintf(path, sizeof path, "/jobs/%s", id);
+  json_t *r = NULL;
+  int st = cli_http(c, "DELETE", path, NULL, 0, NULL, &r);
+  int rc = 0;
+  if (st != 200) {
+    char what[128];
+    snprintf(what, sizeof what, "job %s", ref);
+    rc = http_error(c, st, r, what);
+  } else if (c->json) {
+    print_json(c, r);
+  } else {
+    fprintf(c->out, "job %.8s cancelled\n", id);
+  }
+  json_decref(r);
+  return rc;
+}
+
+static int cmd_job_rejected(cli_t *c, const char *ref) {
+  char id[40], path[160];
+  if (resolve(c, 0, ref, id)) return 1;
+  json_t *all = json_array();
+  int64_t after = 0;
+  const int limit = 1000;
+  for (;;) {
+    snprintf(path, sizeof path, "/jobs/%s/rejected?limit=%d&after_row=%lld", id, limit, (long long)after);
+    json_t *page = NULL;
+    int st = cli_http(c, "GET", path, NULL, 0, NULL, &page);
+    if (st != 200) {
+      char what[128];
+      snprintf(what, sizeof what, "job %s", ref);
+      http_error(c, st, page, what);
+      json_decref(page);
+      json_decref(all);
+      return 1;
+    }
+    size_t n = json_array_size(page);
+    json_array_extend(all, page);
+    /* the limit counts rows; a page with fewer rows is the last */
+    int64_t rows = 0, last = -1;
+    for (size_t i = 0; i < n; i++) {
+      int64_t r = jint(json_array_get(page, i), "row");
+      if (r != last) rows++;
+      last = r;
+    }
+    json_decref(page);
+    if (rows < limit) break;
+    after = last;
+  }
+  if (c->json) {
+    print_json(c, all);
+  } else {
+    size_t n = json_array_size(all);
+    cli_rejected_row_t *rows = calloc(n ? n : 1, sizeof *rows);
+    char **obs = calloc(n ? n : 1, sizeof *obs);
+    for (size_t i = 0; i < n; i++) {
+      json_t *x = json_array_get(all, i);
+      json_t *o = json_object_get(x, "observed");
+      obs[i] = o ? json_dumps(o, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15)) : NULL;
+      cli_rejected_row_t r = {jint(x, "row"), jstr(x, "event_id"), jstr(x, "column"), jstr(x, "type"),
+                              jstr(x, "error"), obs[i], jstr(x, "message")};
+      rows[i] = r;
+    }
+    bok_buf_t b = BOK_BUF_INIT(0);
+    cli_fmt_rejected_table(&b, rows, n);
+    fputs(b.data, c->out);
+    bok_buf_free(&b);
+    for (size_t i = 0; i < n; i++) free(obs[i]);
+    free(obs);
+    free(rows);
+  }
+  json_decref(all);
+  return 0;
+}
+
+static int cmd_job_reprocess(cli_t *c, const char *ref) {
+  char id[40], path[128];
+  if (resolve(c, 0, ref, id)) return 1;
+  snprintf(path, sizeof path, "/jobs/%s/reprocess", id);
+  json_t *r = NULL;
+  int st = cli_http(c, "POST", path, "", 0, "application/json", &r);
+  int rc = 0;
+  if (st != 202) {
+    char what[128];
+    snprintf(what, sizeof what, "job %s", ref);
+    rc = http_error(c, st, r, what);
+  } else if (c->json) {
+    print_json(c, r);
+  } else {
+    fprintf(c->out, "Reprocessing job %.8s created\n", jstr(r, "job_id"));
+  }
+  json_decref(r);
+  return rc;
+}
+
+static int cmd_job_watch(cli_t *c, const char *ref, double interval) {
+  char id[40];
+  if (resolve(c, 0, ref, id)) return 1;
+  int tty = isatty(fileno(c->out));
+  for (;;) {
+    json_t *j = NULL;
+    if (get_job(c, id, &j)) return 1;
+    const char *state = jstr(j, "state");
+    int done = strcmp(state, "PENDING") != 0 && strcmp(state, "RUNNING") != 0;
+    if (c->json) {
+      char *t = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+      fprintf(c->out, "%s\n", t);
+      free(t);
+    } else {
+      cli_job_row_t row = job_row(j);
+      bok_buf_t b = BOK_BUF_INIT(0);
+      cli_fmt_job_line(&b, &row);
+      if (tty) {
+        b.data[b.len - 1] = '\0'; /* redraw in place */
+        fprintf(c->out, "\r\033[K%s%s", b.data, done ? "\n" : "");
+      } else {
+        fputs(b.data, c->out);
+      }
+      bok_buf_free(&b);
+    }
+    fflush(c->out);
+    int code = !strcmp(state, "SUCCESS") ? 0 : !strcmp(state, "PARTIAL_SUCCESS") ? 2 : !strcmp(state, "FAILED") ? 3 : 4;
+    json_decref(j);
+    if (done) return code;
+    usleep((useconds_t)(interval * 1e6));
+  }
+}
+
+/* ---- models ------------------------------------------------------------------------ */
+
+static int count_columns(json_t *m) {
+  return (int)json_object_size(json_object_get(json_object_get(m, "schema"), "properties"));
+}
+
+static int cmd_model_list(cli_t *c) {
+  json_t *arr = NULL;
+  int st = cli_http(c, "GET", "/models", NULL, 0, NULL, &arr);
+  if (st != 200) {
+    int r = http_error(c, st, arr, "models");
+    json_decref(arr);
+    return r;
+  }
+  if (c->json) {
+    print_json(c, arr);
+  } else {
+    size_t i, wn = 11;
+    json_t *m;
+    json_array_foreach(arr, i, m) if (strlen(jstr(m, "name")) > wn) wn = strlen(jstr(m, "name"));
+    fprintf(c->out, "MODEL    %-*s VERSION COLUMNS CREATED\n", (int)wn, "NAME");
+    fprintf(c->out, "-------- ");
+    for (size_t k = 0; k < wn; k++) fputc('-', c->out);
+    fprintf(c->out, " ------- ------- ------------------------\n");
+    json_array_foreach(arr, i, m) {
+      fprintf(c->out, "%.8s %-*s %7lld %7d %s\n", jstr(m, "model_id"), (int)wn, jstr(m, "name"),
+              (long long)jint(m, "version"), count_columns(m), jstr(m, "created_at"));
+    }
+  }
+  json_decref(arr);
+  return 0;
+}
+
+static int cmd_model_describe(cli_t *c, const char *ref) {
+  char id[40], path[128];
+  if (resolve(c, 1, ref, id)) return 1;
+  snprintf(path, sizeof path, "/models/%s", id);
+  json_t *m = NULL;
+  int st = cli_http(c, "GET", path, NULL, 0, NULL, &m);
+  if (st != 200) {
+    char what[128];
+    snprintf(what, sizeof what, "model %s", ref);
+    int r = http_error(c, st, m, what);
+    json_decref(m);
+    return r;
+  }
+  if (c->json) {
+    print_json(c, m);
+  } else {
+    fprintf(c->out, "MODEL    %s\nNAME     %s\nTENANT   %s\nVERSION  %lld\nTOPIC    %s\nCREATED  %s\nUPDATED  %s\nSCHEMA\n",
+            jstr(m, "model_id"), jstr(m, "name"), jstr(m, "tenant_id"), (long long)jint(m, "version"),
+            jstr(m, "topic"), jstr(m, "created_at"), jstr(m, "updated_at"));
+    print_json(c, json_object_get(m, "schema"));
+  }
+  json_decref(m);
+  return 0;
+}
+
+static json_t *load_schema(cli_t *c, const char *path) {
+  json_error_t je;
+  json_t *s = json_load_file(path, 0, &je);
+  if (!s) fail(c, "%s:%d: %s", path, je.line, je.text);
+  return s;
+}
+
+static int model_write(cli_t *c, const char *method, const char *path, json_t *body, int want, const char *verb,
+                       const char *what) {
+  char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  json_t *m = NULL;
+  int st = cli_http(c, method, path, text, strlen(text), "application/json", &m);
+  free(text);
+  int rc = 0;
+  if (st != want) {
+    rc = http_error(c, st, m, what);
+  } else if (c->json) {
+    print_json(c, m);
+  } else {
+    fprintf(c->out, "model %.8s %s (version %lld).\n", jstr(m, "model_id"), verb, (long long)jint(m, "version"));
+  }
+  json_decref(m);
+  return rc;
+}
+
+static int cmd_model_create(cli_t *c, const char *name, const char *file) {
+  json_t *s = load_schema(c, file);
+  if (!s) return 1;
+  json_t *body = json_object();
+  json_object_set_new(body, "name", json_string(name));
+  json_object_set_new(body, "schema", s);
+  int rc = model_write(c, "POST", "/models", body, 201, "created", "models");
+  json_decref(body);
+  return rc;
+}
+
+static int cmd_model_update(cli_t *c, const char *ref, const char *file) {
+  char id[40], path[128];
+  if (resolve(c, 1, ref, id)) return 1;
+  json_t *s = load_schema(c, file);
+  if (!s) return 1;
+  json_t *body = json_object();
+  json_object_set_new(body, "schema", s);
+  snprintf(path, sizeof path, "/models/%s", id);
+  char what[128];
+  snprintf(what, sizeof what, "model %s", ref);
+  int rc = model_write(c, "PUT", path, body, 200, "updated", what);
+  json_decref(body);
+  return rc;
+}
+
+static int cmd_model_delete(cli_t *c, const char *ref) {
+  char id[40], path[128];
+  if (resolve(c, 1, ref, id)) return 1;
+  snprintf(path, sizeof path, "/models/%s", id);
+  json_t *r = NULL;
+  int st = cli_http(c, "DELETE", path, NULL, 0, NULL, &r);
+  int rc = 0;
+  if (st != 200) {
+    char what[128];
+    snprintf(what, sizeof what, "model %s", ref);
+    rc = http_error(c, st, r, what);
+  } else if (c->json) {
+    print_json(c, r);
+  } else {
+    fprintf(c->out, "model %.8s deleted\n", id);
+  }
+  json_decref(r);
+  return rc;
+}
+
+static int cmd_schema(cli_t *c, const char *file) {
+  size_t len;
+  char *data = read_file(c, file, &len);
+  if (!data) return 1;
+  char err[200];
+  char *s = bok_detect_schema(data, len, ',', 0, err, sizeof err);
+  free(data);
+  if (!s) return fail(c, "%s: %s", file, err);
+  fprintf(c->out, "%s\n", s);
+  free(s);
+  return 0;
+}
+
+/* ---- dispatch ------------------------------------------------------------------------ */
+
+static int wants_help(int argc, char **argv) {
+  for (int i = 0; i < argc; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
+  return 0;
+}
+
+#define NEED(n, usage)                                       \
+  do {                                                       \
+    if (argc != (n)) return fail(c, "usage: batchcli %s", usage); \
+  } while (0)
+
+int cli_main(cli_t *c, int argc, char **argv) {
+  if (argc == 0 || wants_help(argc, argv)) {
+    fputs(USAGE, argc == 0 ? c->err : c->out);
+    return argc == 0 ? 1 : 0;
+  }
+  const char *g = argv[0];
+  const char *v = argc > 1 ? argv[1] : "";
+  if (!strcmp(g, "schema")) {
+    NEED(2, "schema <data.csv>");
+    return cmd_schema(c, argv[1]);
+  }
+  if (!strcmp(g, "reprocess")) {
+    NEED(2, "reprocess <job>");
+    return cmd_job_reprocess(c, argv[1]);
+  }
+  if (!strcmp(g, "job")) {
+    if (!strcmp(v, "list")) {
+      NEED(2, "job list");
+      return cmd_job_list(c);
+    }
+    if (!strcmp(v, "status")) {
+      NEED(3, "job status <job>");
+      return cmd_job_status(c, argv[2]);
+    }
+    if (!strcmp(v, "create")) {
+      NEED(4, "job create <model> <data.csv>");
+      return cmd_job_create(c, argv[2], argv[3]);
+    }
+    if (!strcmp(v, "cancel")) {
+      NEED(3, "job cancel <job>");
+      return cmd_job_cancel(c, argv[2]);
+    }
+    if (!strcmp(v, "rejected")) {
+      NEED(3, "job rejected <job>");
+      return cmd_job_rejected(c, argv[2]);
+    }
+    if (!strcmp(v, "reprocess")) {
+      NEED(3, "job reprocess <job>");
+      return cmd_job_reprocess(c, argv[2]);
+    }
+    if (!strcmp(v, "watch")) {
+      NEED(3, "job watch <job>");
+      const char *iv = getenv("BATCH_WATCH_INTERVAL");
+      return cmd_job_watch(c, argv[2], iv ? atof(iv) : 1.0);
+    }
+    return fail(c, "unknown job command '%s' (see batchcli --help)", v);
+  }
+  if (!strcmp(g, "model")) {
+    if (!strcmp(v, "list")) {
+      NEED(2, "model list");
+      return cmd_model_list(c);
+    }
+    if (!strcmp(v, "describe")) {
+      NEED(3, "model describe <model>");
+      return cmd_model_describe(c, argv[2]);
+    }
+    if (!strcmp(v, "create")) {
+      NEED(4, "model create <name> <schema.json>");
+      return cmd_model_create(c, argv[2], argv[3]);
+    }
+    if (!strcmp(v, "update")) {
+      NEED(4, "model update <model> <schema.json>");
+      return cmd_model_update(c, argv[2], argv[3]);
+    }
+    if (!strcmp(v, "delete")) {
+      NEED(3, "model delete <model>");
+      return cmd_model_delete(c, argv[2]);
+    }
+    return fail(c, "unknown model command '%s' (see batchcli --help)", v);
+  }
+  return fail(c, "unknown command '%s' (see batchcli --help)", g);
+}

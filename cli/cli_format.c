@@ -1,0 +1,224 @@
+#include "cli_format.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void cli_fmt_thousands(int64_t v, char out[32]) {
+  char digits[32];
+  int neg = v < 0;
+  unsigned long long u = neg ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  int n = snprintf(digits, sizeof digits, "%llu", u);
+  int o = 0;
+  if (neg) out[o++] = '-';
+  for (int i = 0; i < n; i++) {
+    if (i && (n - i) % 3 == 0) out[o++] = ',';
+    out[o++] = digits[i];
+  }
+  out[o] = '\0';
+}
+
+void cli_fmt_duration(int64_t ms, char out[32]) {
+  if (ms < 0) ms = 0;
+  int64_t s = ms / 1000;
+  if (s >= 3600)
+    snprintf(out, 32, "%lld:%02lld:%02lld", (long long)(s / 3600), (long long)(s / 60 % 60), (long long)(s % 60));
+  else
+    snprintf(out, 32, "%02lld:%02lld", (long long)(s / 60), (long long)(s % 60));
+}
+
+/* Display width = code points (the guide's names are ASCII; UTF-8 counts once). */
+static size_t width(const char *s) {
+  size_t n = 0;
+  for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
+  return n;
+}
+
+void cli_fmt_model_name(const char *name, char out[64]) {
+  if (!name) name = "";
+  if (width(name) <= 11) {
+    snprintf(out, 64, "%s", name);
+    return;
+  }
+  size_t i = 0, cps = 0;
+  while (name[i] && cps < 9) {
+    i++;
+    while (((unsigned char)name[i] & 0xC0) == 0x80) i++;
+    cps++;
+  }
+  snprintf(out, 64, "%.*s..", (int)i, name);
+}
+
+void cli_fmt_progress(int64_t total, int64_t success, int64_t errors, int cancelled, char out[64]) {
+  int hashes = 0, xs = 0;
+  if (total > 0) {
+    /* cells of processed rows, of which the valid ones are '#' */
+    int64_t done = success + errors > total ? total : success + errors;
+    hashes = (int)(17 * success / total);
+    xs = (int)(17 * done / total) - hashes;
+    if (xs < 0) xs = 0;
+    if (cancelled) xs = 17 - hashes;
+  }
+  int pct = total > 0 ? (int)(100 * success / total) : 0;
+  char bar[18];
+  for (int i = 0; i < 17; i++) bar[i] = i < hashes ? '#' : i < hashes + xs ? 'X' : '-';
+  bar[17] = '\0';
+  snprintf(out, 64, "[%s] %3d%%", bar, pct);
+}
+
+/* ---- tables ----------------------------------------------------------------- */
+
+static void pad(bok_buf_t *b, size_t n) {
+  for (size_t i = 0; i < n; i++) bok_buf_appendc(b, ' ');
+}
+
+static void left(bok_buf_t *b, const char *s, size_t w) {
+  bok_buf_appends(b, s);
+  size_t l = width(s);
+  if (l < w) pad(b, w - l);
+}
+
+static void right(bok_buf_t *b, const char *s, size_t w) {
+  size_t l = width(s);
+  if (l < w) pad(b, w - l);
+  bok_buf_appends(b, s);
+}
+
+static void dashes(bok_buf_t *b, size_t n) {
+  for (size_t i = 0; i < n; i++) bok_buf_appendc(b, '-');
+}
+
+typedef struct {
+  char id[16], model[64], total[32], ok[32], errors[32], progress[64], waiting[32], processing[32];
+  const char *state;
+} job_cells_t;
+
+static void job_cells(const cli_job_row_t *r, job_cells_t *c) {
+  snprintf(c->id, sizeof c->id, "%.8s", r->job_id ? r->job_id : "");
+  cli_fmt_model_name(r->model_name, c->model);
+  c->state = r->state ? r->state : "";
+  cli_fmt_thousands(r->total, c->total);
+  cli_fmt_thousands(r->success, c->ok);
+  cli_fmt_thousands(r->errors, c->errors);
+  cli_fmt_progress(r->total, r->success, r->errors, r->state && strcmp(r->state, "CANCELLED") == 0, c->progress);
+  cli_fmt_duration(r->waiting_ms, c->waiting);
+  cli_fmt_duration(r->processing_ms, c->processing);
+}
+
+/* Guide widths: JOB 8, MODEL 11, STATE 15, TOTAL/OK/ERRORS 7, PROGRESS 24,
+ * WAITING 7, PROCESSING 11; two spaces before PROCESSING. */
+typedef struct {
+  size_t w[9];
+} job_widths_t;
+
+static void widen(size_t *w, const char *s) {
+  size_t l = width(s);
+  if (l > *w) *w = l;
+}
+
+static void job_row_out(bok_buf_t *b, const job_cells_t *c, const job_widths_t *w) {
+  left(b, c->id, w->w[0]);
+  bok_buf_appendc(b, ' ');
+  left(b, c->model, w->w[1]);
+  bok_buf_appendc(b, ' ');
+  left(b, c->state, w->w[2]);
+  bok_buf_appendc(b, ' ');
+  right(b, c->total, w->w[3]);
+  bok_buf_appendc(b, ' ');
+  right(b, c->ok, w->w[4]);
+  bok_buf_appendc(b, ' ');
+  right(b, c->errors, w->w[5]);
+  bok_buf_appendc(b, ' ');
+  left(b, c->progress, w->w[6]);
+  bok_buf_appendc(b, ' ');
+  right(b, c->waiting, w->w[7]);
+  bok_buf_appends(b, "  ");
+  right(b, c->processing, w->w[8]);
+  bok_buf_appendc(b, '\n');
+}
+
+void cli_fmt_job_table(bok_buf_t *b, const cli_job_row_t *rows, size_t n) {
+  job_widths_t w = {{8, 11, 15, 7, 7, 7, 24, 7, 11}};
+  job_cells_t c;
+  for (size_t i = 0; i < n; i++) {
+    job_cells(&rows[i], &c);
+    widen(&w.w[1], c.model);
+    widen(&w.w[2], c.state);
+    widen(&w.w[3], c.total);
+    widen(&w.w[4], c.ok);
+    widen(&w.w[5], c.errors);
+    widen(&w.w[7], c.waiting);
+    widen(&w.w[8], c.processing);
+  }
+  static const char *H[] = {"JOB", "MODEL", "STATE", "TOTAL", "OK", "ERRORS", "PROGRESS", "WAITING", "PROCESSING"};
+  for (int i = 0; i < 9; i++) {
+    if (i == 8) {
+      bok_buf_appends(b, " ");
+      bok_buf_appends(b, H[i]);
+    } else {
+      left(b, H[i], w.w[i]);
+      bok_buf_appendc(b, ' ');
+    }
+  }
+  bok_buf_appendc(b, '\n');
+  for (int i = 0; i < 9; i++) {
+    dashes(b, w.w[i]);
+    bok_buf_appends(b, i == 8 ? "\n" : i == 7 ? "  " : " ");
+  }
+  for (size_t i = 0; i < n; i++) {
+    job_cells(&rows[i], &c);
+    job_row_out(b, &c, &w);
+  }
+}
+
+void cli_fmt_job_line(bok_buf_t *b, const cli_job_row_t *row) {
+  job_widths_t w = {{8, 11, 15, 7, 7, 7, 24, 7, 11}};
+  job_cells_t c;
+  job_cells(row, &c);
+  job_row_out(b, &c, &w);
+}
+
+void cli_fmt_rejected_table(bok_buf_t *b, const cli_rejected_row_t *rows, size_t n) {
+  size_t w[7] = {4, 8, 11, 11, 19, 16, 84};
+  char num[32];
+  for (size_t i = 0; i < n; i++) {
+    snprintf(num, sizeof num, "%lld", (long long)rows[i].row);
+    widen(&w[0], num);
+    widen(&w[1], rows[i].event_id ? rows[i].event_id : "");
+    widen(&w[2], rows[i].column ? rows[i].column : "");
+    widen(&w[3], rows[i].type ? rows[i].type : "");
+    widen(&w[4], rows[i].error ? rows[i].error : "");
+    widen(&w[5], rows[i].observed ? rows[i].observed : "");
+  }
+  static const char *H[] = {"ROW", "EVENT_ID", "COLUMN", "TYPE", "ERROR", "OBSERVED", "MESSAGE"};
+  for (int i = 0; i < 7; i++) {
+    if (i == 6) {
+      bok_buf_appends(b, H[i]);
+    } else {
+      left(b, H[i], w[i]);
+      bok_buf_appendc(b, ' ');
+    }
+  }
+  bok_buf_appendc(b, '\n');
+  for (int i = 0; i < 7; i++) {
+    dashes(b, w[i]);
+    bok_buf_appendc(b, i == 6 ? '\n' : ' ');
+  }
+  for (size_t i = 0; i < n; i++) {
+    const cli_rejected_row_t *r = &rows[i];
+    snprintf(num, sizeof num, "%lld", (long long)r->row);
+    left(b, num, w[0]);
+    bok_buf_appendc(b, ' ');
+    left(b, r->event_id ? r->event_id : "", w[1]);
+    bok_buf_appendc(b, ' ');
+    left(b, r->column ? r->column : "", w[2]);
+    bok_buf_appendc(b, ' ');
+    left(b, r->type ? r->type : "", w[3]);
+    bok_buf_appendc(b, ' ');
+    left(b, r->error ? r->error : "", w[4]);
+    bok_buf_appendc(b, ' ');
+    left(b, r->observed ? r->observed : "", w[5]);
+    bok_buf_appendc(b, ' ');
+    bok_buf_appends(b, r->message ? r->message : "");
+    bok_buf_appendc(b, '\n');
+  }
+}

@@ -1,0 +1,42 @@
+/* cli_format.h -- batchcli's tables, exactly as the user guide prints them.
+ * Pure functions over plain structs: no I/O, no allocation beyond the
+ * caller's buffer. Any thread. */
+#ifndef CLI_FORMAT_H
+#define CLI_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bok/buf.h"
+
+typedef struct {
+  const char *job_id;
+  const char *model_name;
+  const char *state;
+  int64_t total, success, errors;
+  int64_t waiting_ms, processing_ms;
+} cli_job_row_t;
+
+typedef struct {
+  int64_t row;
+  const char *event_id, *column, *type, *error, *observed, *message; /* observed NULL = none */
+} cli_rejected_row_t;
+
+/* "1,234,567" */
+void cli_fmt_thousands(int64_t v, char out[32]);
+/* "mm:ss", or "h:mm:ss" from one hour on */
+void cli_fmt_duration(int64_t ms, char out[32]);
+/* 9 characters + ".." for names longer than 11 characters (UTF-8 aware). */
+void cli_fmt_model_name(const char *name, char out[64]);
+/* "[#####X----------]  29%": 17 cells, # valid, X rejected (and, when
+ * cancelled, the unprocessed rest), - unprocessed; percent = valid/total. */
+void cli_fmt_progress(int64_t total, int64_t success, int64_t errors, int cancelled, char out[64]);
+
+/* The job table (header, dashes, rows). Columns widen for wider values. */
+void cli_fmt_job_table(bok_buf_t *out, const cli_job_row_t *rows, size_t n);
+/* One job line without the header (for `job watch`). */
+void cli_fmt_job_line(bok_buf_t *out, const cli_job_row_t *row);
+/* The rejected-rows table. */
+void cli_fmt_rejected_table(bok_buf_t *out, const cli_rejected_row_t *rows, size_t n);
+
+#endif

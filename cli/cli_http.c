@@ -1,0 +1,83 @@
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bok/buf.h"
+#include "cli.h"
+
+static size_t on_data(char *p, size_t sz, size_t n, void *ud) {
+  bok_buf_t *b = ud;
+  return bok_buf_append(b, p, sz * n) == 0 ? sz * n : 0;
+}
+
+static int perform(cli_t *c, CURL *h, struct curl_slist *hdrs, json_t **resp) {
+  bok_buf_t body = BOK_BUF_INIT(256u << 20);
+  char tenant_hdr[256];
+  if (c->tenant) {
+    snprintf(tenant_hdr, sizeof tenant_hdr, "%s: %s", c->tenant_header, c->tenant);
+    hdrs = curl_slist_append(hdrs, tenant_hdr);
+  }
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  CURLcode rc = curl_easy_perform(h);
+  long status = -1;
+  if (rc != CURLE_OK) {
+    fprintf(c->err, "batchcli: cannot reach %s: %s\n", c->api_url, curl_easy_strerror(rc));
+  } else {
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    *resp = body.len ? json_loadb(body.data, body.len, JSON_DECODE_ANY, NULL) : NULL;
+  }
+  bok_buf_free(&body);
+  curl_slist_free_all(hdrs);
+  curl_easy_cleanup(h);
+  return (int)status;
+}
+
+int cli_http(cli_t *c, const char *method, const char *path, const char *body, size_t len, const char *ctype,
+             json_t **resp) {
+  *resp = NULL;
+  CURL *h = curl_easy_init();
+  char url[2048];
+  snprintf(url, sizeof url, "%s%s", c->api_url, path);
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+  struct curl_slist *hdrs = NULL;
+  if (body) {
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    char ct[128];
+    snprintf(ct, sizeof ct, "Content-Type: %s", ctype ? ctype : "application/json");
+    hdrs = curl_slist_append(hdrs, ct);
+  }
+  return perform(c, h, hdrs, resp);
+}
+
+int cli_http_upload(cli_t *c, const char *model_id, const char *file_path, json_t **resp) {
+  *resp = NULL;
+  CURL *h = curl_easy_init();
+  char url[2048];
+  snprintf(url, sizeof url, "%s/jobs", c->api_url);
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_mime *mime = curl_mime_init(h);
+  curl_mimepart *part = curl_mime_addpart(mime);
+  curl_mime_name(part, "model_id");
+  curl_mime_data(part, model_id, CURL_ZERO_TERMINATED);
+  part = curl_mime_addpart(mime);
+  curl_mime_name(part, "file");
+  if (curl_mime_filedata(part, file_path) != CURLE_OK) {
+    fprintf(c->err, "batchcli: cannot read %s\n", file_path);
+    curl_mime_free(mime);
+    curl_easy_cleanup(h);
+    return -1;
+  }
+  size_t l = strlen(file_path);
+  int nd = (l > 7 && strcmp(file_path + l - 7, ".ndjson") == 0) || (l > 6 && strcmp(file_path + l - 6, ".jsonl") == 0);
+  curl_mime_type(part, nd ? "application/x-ndjson" : "text/csv");
+  curl_easy_setopt(h, CURLOPT_MIMEPOST, mime);
+  int st = perform(c, h, NULL, resp);
+  curl_mime_free(mime);
+  return st;
+}
