@@ -50,6 +50,7 @@ void gw_send_json(h2o_req_t *req, int status, json_t *j) {
   req->res.reason = reason(status);
   h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
   gw_count_status(req, status);
+  req->res.content_length = len; /* h2o_send_inline would send it chunked */
   h2o_send_inline(req, text ? text : "", len);
   free(text);
 }
@@ -228,9 +229,35 @@ static int make_listener(gw_server_t *s, char *err, size_t errlen) {
   return fd;
 }
 
+/* 1 while the loop still has work: requests waiting for a backend, open
+ * connections, or armed timers (h2o_context_dispose requires none). */
 static int loop_busy(gw_thread_t *th) {
-  return th->pending > 0 || !h2o_linklist_is_empty(&th->ctx.http1._conns) ||
-         !h2o_linklist_is_empty(&th->ctx.http2._conns);
+  h2o_context_t *c = &th->ctx;
+  h2o_timeout_t *timeouts[] = {&c->zero_timeout,      &c->one_sec_timeout,   &c->hundred_ms_timeout,
+                               &c->handshake_timeout, &c->http1.req_timeout, &c->http2.idle_timeout,
+                               &c->http2.graceful_shutdown_timeout, &c->proxy.io_timeout};
+  if (th->pending > 0 || !h2o_linklist_is_empty(&c->http1._conns) || !h2o_linklist_is_empty(&c->http2._conns))
+    return 1;
+  for (size_t i = 0; i < sizeof timeouts / sizeof timeouts[0]; i++)
+    if (!h2o_linklist_is_empty(&timeouts[i]->_entries)) return 1;
+  return 0;
+}
+
+/* h2o 2.2 keeps freed memory in per-thread recycle lists that nothing frees
+ * when the thread ends: 4 KiB pool chunks (memory.c, `static __thread
+ * mempool_allocator`, at most 16) and socket buffers
+ * (`__thread h2o_socket_buffer_prototype`). Pop and free them, so a loop
+ * thread leaves nothing behind. */
+static void free_h2o_thread_chunks(void) {
+  h2o_mem_recycle_t *bufs = &h2o_socket_buffer_prototype.allocator;
+  while (bufs->cnt > 0) free(h2o_mem_alloc_recycle(bufs, sizeof(void *)));
+  /* the pool chunks' list is static: drain it through throwaway pools */
+  for (int i = 0; i < 32; i++) {
+    h2o_mem_pool_t pool;
+    h2o_mem_init_pool(&pool);
+    h2o_mem_alloc_pool(&pool, 1); /* takes one chunk (recycled or new) */
+    free(pool.chunks);            /* the pool has exactly that chunk */
+  }
 }
 
 /* One event loop. On stop: stop accepting, let requests that wait for a
@@ -246,7 +273,10 @@ static void *loop_main(void *arg) {
   h2o_socket_read_stop(th->listener);
   h2o_socket_close(th->listener);
   th->listener = NULL;
-  h2o_context_request_shutdown(&th->ctx);
+  /* No h2o_context_request_shutdown(): in 2.2 it arms a one-second timer
+   * that would outlive the drain; the flag alone makes HTTP/1 connections
+   * close after their current response. */
+  th->ctx.shutdown_requested = 1;
   /* idle keep-alive connections (and slow request readers) time out at once */
   th->ctx.http1.req_timeout.timeout = 0;
   int64_t deadline = bok_mono_ms() + s->drain_ms;
@@ -260,8 +290,11 @@ static void *loop_main(void *arg) {
   }
   h2o_multithread_unregister_receiver(th->ctx.queue, &th->rx);
   h2o_evloop_t *loop = th->ctx.loop;
+  h2o_multithread_queue_t *queue = th->ctx.queue;
   h2o_context_dispose(&th->ctx);
-  h2o_evloop_destroy(loop);
+  h2o_evloop_destroy(loop); /* closes the queue's socket */
+  free(queue);              /* h2o 2.2's evloop destroy_queue does not */
+  free_h2o_thread_chunks();
   th->disposed = 1;
   return NULL;
 }

@@ -113,7 +113,7 @@ static json_t *json_body(gw_thread_t *th, h2o_req_t *req) {
     }
   }
   json_error_t je;
-  json_t *j = json_loadb(req->entity.base ? req->entity.base : "", req->entity.len, 0, &je);
+  json_t *j = json_loadb(req->entity.base ? req->entity.base : "", req->entity.len, JSON_DECODE_ANY, &je);
   if (!j) {
     gw_send_error(req, 400, "INVALID_ARGUMENT", "malformed JSON: %s (line %d, column %d)", je.text, je.line,
                   je.column);
@@ -384,6 +384,7 @@ static int metrics(gw_thread_t *th, h2o_req_t *req) {
   req->res.reason = "OK";
   h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain; version=0.0.4"));
   gw_count_status(req, 200);
+  req->res.content_length = b.len;
   h2o_send_inline(req, b.data ? b.data : "", b.len);
   bok_buf_free(&b);
   return 0;
