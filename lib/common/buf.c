@@ -34,7 +34,7 @@ int bok_buf_reserve(bok_buf_t *b, size_t extra) {
   return 0;
 }
 
-int bok_buf_append(bok_buf_t *b, const void *p, size_t n) {
+int bok_buf_append_slow(bok_buf_t *b, const void *p, size_t n) {
   if (bok_buf_reserve(b, n) != 0) return -1;
   if (n) memcpy(b->data + b->len, p, n);
   b->len += n;
@@ -44,7 +44,17 @@ int bok_buf_append(bok_buf_t *b, const void *p, size_t n) {
 
 int bok_buf_appends(bok_buf_t *b, const char *s) { return bok_buf_append(b, s, strlen(s)); }
 
-int bok_buf_appendc(bok_buf_t *b, char c) { return bok_buf_append(b, &c, 1); }
+int bok_buf_append_i64(bok_buf_t *b, int64_t v) {
+  char tmp[24];
+  char *e = tmp + sizeof tmp, *p = e;
+  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0) *--p = '-';
+  return bok_buf_append(b, p, (size_t)(e - p));
+}
 
 int bok_buf_printf(bok_buf_t *b, const char *fmt, ...) {
   va_list ap;

@@ -183,6 +183,46 @@ static void append_double(bok_buf_t *b, double d) {
   bok_buf_appends(b, tmp);
 }
 
+/* Parses "[n, n, ...]" of JSON numbers (no exponent handling needed: the
+ * grammar check covers it) and appends the compact array. Returns the item
+ * count, or -1 (output untouched) when the text is anything else. */
+static int fast_vector(const char *s, size_t len, bok_buf_t *out) {
+  size_t i = 0, mark = out->len;
+  int n = 0;
+  while (i < len && (s[i] == ' ' || s[i] == '\t')) i++;
+  if (i >= len || s[i] != '[') return -1;
+  i++;
+  bok_buf_appendc(out, '[');
+  for (;;) {
+    while (i < len && (s[i] == ' ' || s[i] == '\t')) i++;
+    if (i < len && s[i] == ']' && n == 0) break;
+    size_t st = i;
+    while (i < len && s[i] != ',' && s[i] != ']' && s[i] != ' ' && s[i] != '\t') i++;
+    /* exponents may overflow to infinity: leave them to the slow path */
+    if (!is_json_number(s + st, i - st) || i - st > 300 || memchr(s + st, 'e', i - st) || memchr(s + st, 'E', i - st))
+      goto bad;
+    if (n) bok_buf_appendc(out, ',');
+    bok_buf_append(out, s + st, i - st);
+    n++;
+    while (i < len && (s[i] == ' ' || s[i] == '\t')) i++;
+    if (i < len && s[i] == ',') {
+      i++;
+      continue;
+    }
+    if (i < len && s[i] == ']') break;
+    goto bad;
+  }
+  i++;
+  while (i < len && (s[i] == ' ' || s[i] == '\t')) i++;
+  if (i != len) goto bad;
+  bok_buf_appendc(out, ']');
+  return n;
+bad:
+  out->len = mark;
+  if (out->data) out->data[mark] = '\0';
+  return -1;
+}
+
 /* ---- scalar parsing ------------------------------------------------------------ */
 
 static void trim(const char **s, size_t *len) {
@@ -463,12 +503,23 @@ static int check_cell(rowctx_t *x, int ci, const bok_column_t *col, const cell_t
         return 0;
       }
       range_num(x, col, c, (double)i, &ok);
-      if (ok) bok_buf_printf(out, "%lld", (long long)i);
+      if (ok) bok_buf_append_i64(out, i);
       return ok;
     }
     case BOK_COL_FLOAT: {
-      double d;
+      double d = 0;
       int good;
+      if (!c->j && !col->has_minimum && !col->has_maximum) {
+        /* Fast path: JSON-grammar text without an exponent is finite and is
+         * emitted as is, so strtod is not needed. */
+        const char *s = c->s;
+        size_t len = c->len;
+        trim(&s, &len);
+        if (len && len < 300 && !memchr(s, 'e', len) && !memchr(s, 'E', len) && is_json_number(s, len)) {
+          bok_buf_append(out, s, len);
+          return 1;
+        }
+      }
       if (c->j)
         good = json_is_number(c->j) && ((d = json_number_value(c->j)), 1);
       else
@@ -500,6 +551,14 @@ static int check_cell(rowctx_t *x, int ci, const bok_column_t *col, const cell_t
       return 1;
     }
     case BOK_COL_VECTOR: {
+      if (!c->j) {
+        int n = fast_vector(c->s, c->len, out);
+        if (n >= 0) {
+          range_count(x, col, c, n, col->min_items, col->max_items, "items", &ok);
+          return ok;
+        }
+        /* not a plain array of JSON numbers: the slow path decides */
+      }
       json_t *arr = c->j;
       json_t *own = NULL;
       if (!arr) arr = own = json_loadb(c->s, c->len, JSON_DECODE_ANY, NULL);
@@ -518,7 +577,7 @@ static int check_cell(rowctx_t *x, int ci, const bok_column_t *col, const cell_t
           json_t *e = json_array_get(arr, i);
           if (i) bok_buf_appendc(out, ',');
           if (json_is_integer(e))
-            bok_buf_printf(out, "%lld", (long long)json_integer_value(e));
+            bok_buf_append_i64(out, json_integer_value(e));
           else
             append_double(out, json_real_value(e));
         }
@@ -678,7 +737,9 @@ int bok_validator_row(bok_validator_t *v, int64_t row, const char *raw, size_t l
         const char *s = f[pos].base;
         size_t l = f[pos].len;
         trim(&s, &l);
-        snprintf(eidbuf, sizeof eidbuf, "%.*s", (int)l, s);
+        if (l >= sizeof eidbuf) l = sizeof eidbuf - 1;
+        memcpy(eidbuf, s, l);
+        eidbuf[l] = '\0';
         x.eid = eidbuf;
       }
     }

@@ -35,9 +35,28 @@ static inline void bok_buf_reset(bok_buf_t *b) {
 }
 /* Ensures room for `extra` more bytes. 0 ok, -1 over cap or out of memory. */
 int bok_buf_reserve(bok_buf_t *b, size_t extra);
-int bok_buf_append(bok_buf_t *b, const void *p, size_t n);
+int bok_buf_append_slow(bok_buf_t *b, const void *p, size_t n);
+/* Inline fast paths: hot loops (event encoding) append byte by byte. */
+static inline int bok_buf_append(bok_buf_t *b, const void *p, size_t n) {
+  if (b->len + n + 1 <= b->alloc) { /* alloc <= cap + 1, so this is within the cap */
+    if (n) __builtin_memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+  }
+  return bok_buf_append_slow(b, p, n);
+}
+static inline int bok_buf_appendc(bok_buf_t *b, char c) {
+  if (b->len + 2 <= b->alloc) {
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+    return 0;
+  }
+  return bok_buf_append_slow(b, &c, 1);
+}
 int bok_buf_appends(bok_buf_t *b, const char *s);
-int bok_buf_appendc(bok_buf_t *b, char c);
+/* Appends a decimal integer (no printf). */
+int bok_buf_append_i64(bok_buf_t *b, int64_t v);
 int bok_buf_printf(bok_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Drops the first n bytes (n <= len). */
 void bok_buf_consume(bok_buf_t *b, size_t n);
