@@ -1,0 +1,229 @@
+/* Job store: state machine, idempotent per-row reports, cancel rules,
+ * rejected paging by rows, reprocess sources, restart durability. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "job_store.h"
+
+#define ST(x) BATCH__V1__JOB_STATE__JOB_STATE_##x
+
+static char g_path[64];
+
+static job_store_t *open_store(void) {
+  bok_err_t err;
+  job_store_t *st = job_store_open(g_path, &err);
+  assert_non_null(st);
+  return st;
+}
+
+static void new_job(job_store_t *st, const char *tenant, char id[40]) {
+  job_t j;
+  memset(&j, 0, sizeof j);
+  j.tenant_id = (char *)tenant;
+  j.model_id = "m1";
+  j.model_name = "Model";
+  j.file_name = "f.csv";
+  j.format = "csv";
+  j.topic = "t";
+  j.schema_version = 1;
+  bok_err_t err;
+  assert_int_equal(job_store_create(st, &j, &err), 0);
+  strcpy(id, j.job_id);
+}
+
+/* A report with valid rows [v0, v1) and rejected rows rej[]. */
+static int report(job_store_t *st, const char *id, int64_t v0, int64_t v1, const int64_t *rej, size_t nrej) {
+  Batch__V1__JobResults r = BATCH__V1__JOB_RESULTS__INIT;
+  r.job_id = (char *)id;
+  int64_t valid[1000];
+  for (int64_t i = v0; i < v1; i++) valid[r.n_valid_rows++] = i;
+  r.valid_rows = valid;
+  Batch__V1__RowRejection rr[16], *rp[16];
+  Batch__V1__RejectedCell cell[16], *cp[16];
+  for (size_t i = 0; i < nrej; i++) {
+    batch__v1__row_rejection__init(&rr[i]);
+    batch__v1__rejected_cell__init(&cell[i]);
+    rr[i].row = rej[i];
+    rr[i].raw.data = (uint8_t *)"raw";
+    rr[i].raw.len = 3;
+    cell[i].row = rej[i];
+    cell[i].code = "NOT_A_FLOAT";
+    cell[i].column = "amount";
+    cell[i].message = "m";
+    cp[i] = &cell[i];
+    rr[i].cells = &cp[i];
+    rr[i].n_cells = 1;
+    rp[i] = &rr[i];
+  }
+  r.rejected = rp;
+  r.n_rejected = nrej;
+  bok_err_t err;
+  return job_store_report(st, &r, &err);
+}
+
+static job_t get(job_store_t *st, const char *id) {
+  job_t j;
+  bok_err_t err;
+  assert_int_equal(job_store_get(st, "t1", id, &j, &err), 0);
+  return j;
+}
+
+static void test_idempotent_reports_and_states(void **s) {
+  (void)s;
+  job_store_t *st = open_store();
+  char id[40];
+  new_job(st, "t1", id);
+  job_t j = get(st, id);
+  assert_int_equal(j.state, ST(PENDING));
+  job_free(&j);
+  /* rows arrive before the upload is marked complete (Kafka commit first) */
+  int64_t rej[] = {7, 8};
+  assert_int_equal(report(st, id, 1, 7, rej, 2), 0);
+  assert_int_equal(report(st, id, 1, 7, rej, 2), 0); /* redelivered: ignored */
+  j = get(st, id);
+  assert_int_equal(j.state, ST(RUNNING));
+  assert_int_equal(j.success, 6);
+  assert_int_equal(j.errors, 2);
+  assert_true(j.started_at > 0);
+  job_free(&j);
+  bok_err_t err;
+  assert_int_equal(job_store_finish_upload(st, id, "a,b", 3, 10, &err), 0);
+  j = get(st, id);
+  assert_int_equal(j.state, ST(RUNNING)); /* 8 of 10 */
+  job_free(&j);
+  assert_int_equal(report(st, id, 5, 11, NULL, 0), 0); /* overlaps 5,6 */
+  j = get(st, id);
+  assert_int_equal(j.success, 8);
+  assert_int_equal(j.errors, 2);
+  assert_int_equal(j.state, ST(PARTIAL_SUCCESS));
+  assert_true(j.finished_at >= j.started_at);
+  job_free(&j);
+  assert_int_equal(report(st, id, 11, 12, NULL, 0), 1); /* finished: ignored */
+  assert_int_equal(job_store_cancel(st, "t1", id, &j, &err), -1);
+  assert_int_equal(err.code, BOK_ERR_CONFLICT);
+  job_free(&j);
+  job_store_close(st);
+}
+
+static void test_success_failed_cancel(void **s) {
+  (void)s;
+  job_store_t *st = open_store();
+  char a[40], b[40], c[40];
+  bok_err_t err;
+  new_job(st, "t1", a);
+  job_store_finish_upload(st, a, "h", 1, 3, &err);
+  report(st, a, 1, 4, NULL, 0);
+  job_t j = get(st, a);
+  assert_int_equal(j.state, ST(SUCCESS));
+  job_free(&j);
+  new_job(st, "t1", b);
+  job_store_finish_upload(st, b, "h", 1, 2, &err);
+  int64_t rej[] = {1, 2};
+  report(st, b, 0, 0, rej, 2);
+  j = get(st, b);
+  assert_int_equal(j.state, ST(FAILED));
+  job_free(&j);
+  new_job(st, "t1", c);
+  job_store_finish_upload(st, c, "h", 1, 100, &err);
+  report(st, c, 1, 11, NULL, 0);
+  assert_int_equal(job_store_cancel(st, "t2", c, &j, &err), -1); /* other tenant */
+  assert_int_equal(err.code, BOK_ERR_NOT_FOUND);
+  assert_int_equal(job_store_cancel(st, "t1", c, &j, &err), 0);
+  job_free(&j);
+  assert_int_equal(report(st, c, 11, 50, NULL, 0), 1); /* frozen */
+  j = get(st, c);
+  assert_int_equal(j.state, ST(CANCELLED));
+  assert_int_equal(j.success, 10);
+  job_free(&j);
+  /* list: newest first, state filter, tenant scoped */
+  job_t *list;
+  size_t n;
+  assert_int_equal(job_store_list(st, "t1", 0, 0, &list, &n, &err), 0);
+  assert_int_equal(n, 3);
+  assert_string_equal(list[0].job_id, c);
+  job_list_free(list, n);
+  assert_int_equal(job_store_list(st, "t1", ST(SUCCESS), 0, &list, &n, &err), 0);
+  assert_int_equal(n, 1);
+  job_list_free(list, n);
+  assert_int_equal(job_store_list(st, "t2", 0, 0, &list, &n, &err), 0);
+  assert_int_equal(n, 0);
+  job_list_free(list, n);
+  job_store_close(st);
+}
+
+static int count_rows(void *ud, int64_t row, const void *raw, size_t len) {
+  (void)row;
+  assert_int_equal(len, 3);
+  assert_memory_equal(raw, "raw", 3);
+  (*(int *)ud)++;
+  return 0;
+}
+
+static void test_rejected_paging_and_restart(void **s) {
+  (void)s;
+  job_store_t *st = open_store();
+  char id[40];
+  new_job(st, "t1", id);
+  int64_t rej[] = {2, 4, 6, 8, 10};
+  report(st, id, 0, 0, rej, 5);
+  job_store_close(st);
+  st = open_store(); /* restart: everything is still there */
+  Batch__V1__ListRejectedResponse r;
+  bok_err_t err;
+  assert_int_equal(job_store_rejected(st, "t1", id, 2, 0, &r, &err), 0);
+  assert_int_equal(r.n_cells, 2);
+  assert_int_equal(r.cells[0]->row, 2);
+  assert_int_equal(r.cells[1]->row, 4);
+  job_rejected_free(&r);
+  assert_int_equal(job_store_rejected(st, "t1", id, 2, 8, &r, &err), 0);
+  assert_int_equal(r.n_cells, 1);
+  assert_int_equal(r.cells[0]->row, 10);
+  assert_string_equal(r.cells[0]->code, "NOT_A_FLOAT");
+  job_rejected_free(&r);
+  assert_int_equal(job_store_rejected(st, "t2", id, 2, 0, &r, &err), -1);
+  assert_int_equal(err.code, BOK_ERR_NOT_FOUND);
+  job_rejected_free(&r);
+  int n = 0;
+  assert_int_equal(job_store_each_rejected_row(st, id, count_rows, &n, &err), 0);
+  assert_int_equal(n, 5);
+  /* a job left uploading by a crash becomes FAILED on start-up */
+  assert_int_equal(job_store_fail_interrupted(st), 1);
+  job_t j = get(st, id);
+  assert_int_equal(j.state, ST(FAILED));
+  assert_non_null(strstr(j.error, "interrupted"));
+  job_free(&j);
+  job_store_close(st);
+}
+
+static int setup(void **s) {
+  (void)s;
+  snprintf(g_path, sizeof g_path, "/tmp/bok_jobs_%d.db", (int)getpid());
+  unlink(g_path);
+  return 0;
+}
+
+static int teardown(void **s) {
+  (void)s;
+  char p[96];
+  unlink(g_path);
+  snprintf(p, sizeof p, "%s-wal", g_path);
+  unlink(p);
+  snprintf(p, sizeof p, "%s-shm", g_path);
+  unlink(p);
+  return 0;
+}
+
+int main(void) {
+  const struct CMUnitTest t[] = {
+      cmocka_unit_test_setup_teardown(test_idempotent_reports_and_states, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_success_failed_cancel, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_rejected_paging_and_restart, setup, teardown)};
+  return cmocka_run_group_tests(t, NULL, NULL);
+}
