@@ -279,6 +279,7 @@ static void *loop_main(void *arg) {
   th->ctx.shutdown_requested = 1;
   /* idle keep-alive connections (and slow request readers) time out at once */
   th->ctx.http1.req_timeout.timeout = 0;
+  th->ctx.http2.idle_timeout.timeout = 0;
   int64_t deadline = bok_mono_ms() + s->drain_ms;
   do {
     h2o_evloop_run(th->ctx.loop, 20);
@@ -378,6 +379,9 @@ int gw_server_start(gw_server_t *s, char *err, size_t errlen) {
   h2o_config_init(&s->h2o_config);
   s->h2o_inited = 1;
   s->h2o_config.max_request_entity_size = s->max_upload_body;
+  /* No h2c upgrade (its 101 path leaves h2o-private per-thread buffers
+   * behind at shutdown); HTTP/2 with prior knowledge still works. */
+  s->h2o_config.http1.upgrade_to_http2 = 0;
   h2o_hostconf_t *host = h2o_config_register_host(&s->h2o_config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
   h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
   h2o_handler_t *h = h2o_create_handler(path, sizeof *h);

@@ -284,6 +284,20 @@ def test_jobs_bad_input_with_job_service():
         e.check([x["job_id"] for x in lst] == [j["job_id"]], "exactly one job: %s" % lst)
         st, page = s.http("GET", "/jobs/%s/rejected" % j["job_id"])
         e.check(st == 200 and page == [], "rejected of a fresh job: %s %s" % (st, page))
+        # a 40 MB upload through curl (Expect: 100-continue; h2o buffers it in
+        # a temp file past 32 MiB) for an unknown model: streamed, then 404
+        big = os.path.join(s.dir, "big.csv")
+        with open(big, "wb") as f:
+            f.write(b"id,value\n")
+            f.write((b"x" * 1000 + b",1\n") * 40000)
+        r = subprocess.run(["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "-F", "model_id=" + UNKNOWN,
+                            "-F", "file=@%s;type=text/csv" % big, s.api_url + "/jobs"],
+                           capture_output=True, timeout=60)
+        out = r.stdout.decode().rsplit("\n", 1)
+        e.check(r.returncode == 0 and out[1] == "404" and "not found" in json.loads(out[0])["error"],
+                "big upload, unknown model: %s %s" % (out, r.stderr))
+        st, lst = s.http("GET", "/jobs")
+        e.check(len(lst) == 1, "still exactly one job: %s" % lst)
 
 
 # ---- backends down or hanging -----------------------------------------------------
