@@ -41,6 +41,7 @@ kafka-down:
 # end-to-end tests against a real Kafka broker, fuzz and benchmark smoke runs.
 test: build build-asan kafka-up
 	cd $(BUILD) && ctest --output-on-failure -j 2 -L unit
+	bash tests/fuzz/run.sh 10
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 2 -L unit
 	cd $(BUILD) && ctest --output-on-failure -L e2e
 	cd $(ASAN_BUILD) && BOK_BUILD_DIR=$(CURDIR)/$(ASAN_BUILD) ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -L e2e -E "$(ASAN_E2E_SKIP)"
@@ -53,6 +54,19 @@ test-asan: build-asan
 
 test-e2e: build kafka-up
 	cd $(BUILD) && ctest --output-on-failure -L e2e
+
+# Benchmarks against the real local stack (not part of `make test`; a
+# 10,000-row smoke run of them is). Figures: docs/PERFORMANCE.md.
+bench: build kafka-up
+	$(BUILD)/bench/core/bench_core
+	bash bench/core/callgrind.sh $(BUILD)/bench/core/bench_core
+	BOK_BUILD_DIR=$(CURDIR)/$(BUILD) /usr/bin/python3 bench/e2e/run_bench.py
+
+# libFuzzer (clang) on the CSV reader, the NDJSON reader/validator and the
+# schema compiler; FUZZ_SECONDS each (make test runs a short smoke).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

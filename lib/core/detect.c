@@ -14,6 +14,7 @@
 
 typedef struct {
   char *name;
+  int skip; /* unusable header name: left out, covered by additionalProperties */
   int64_t nonblank, blanks;
   int all_int, all_num, all_bool, all_vec, all_epoch, all_i32;
   char *distinct[MAX_DISTINCT + 1];
@@ -66,8 +67,15 @@ static int on_record(void *ud, int64_t row, const char *raw, size_t len, bok_csv
     d->ncols = n > MAX_COLS ? MAX_COLS : n;
     for (int i = 0; i < d->ncols; i++) {
       col_t *c = &d->cols[i];
-      c->name = strndup(d->fields[i].base, d->fields[i].len);
+      const char *nm = d->fields[i].base;
+      size_t nl = d->fields[i].len;
+      c->name = strndup(nm, nl);
       c->all_int = c->all_num = c->all_bool = c->all_vec = c->all_epoch = c->all_i32 = 1;
+      /* empty, invalid UTF-8, NUL-carrying or repeated names cannot be
+       * schema properties */
+      c->skip = nl == 0 || memchr(nm, '\0', nl) != NULL || !bok_utf8_valid(nm, nl) || nm[0] == ' ' ||
+                nm[nl - 1] == ' ' || nm[0] == '\t' || nm[nl - 1] == '\t';
+      for (int k = 0; k < i && !c->skip; k++) c->skip = strcmp(d->cols[k].name, c->name) == 0;
     }
     return 0;
   }
@@ -128,9 +136,13 @@ char *bok_detect_schema(const char *csv, size_t len, char sep, size_t max_rows, 
   }
   json_t *props = json_object();
   json_t *req = json_array();
-  int eid_ok = 0, etime_ok = 0, has_eid = 0, has_etime = 0;
+  int eid_ok = 0, etime_ok = 0, has_eid = 0, has_etime = 0, skipped = 0;
   for (int i = 0; i < d->ncols; i++) {
     col_t *c = &d->cols[i];
+    if (c->skip) {
+      skipped++;
+      continue;
+    }
     json_t *p = json_object();
     int any = c->nonblank > 0;
     const char *kind;
@@ -176,10 +188,17 @@ char *bok_detect_schema(const char *csv, size_t len, char sep, size_t max_rows, 
       etime_ok = c->blanks == 0 && any && (!strcmp(kind, "timestamp") || !strcmp(kind, "integer"));
     }
   }
+  if (json_object_size(props) == 0) {
+    json_decref(props);
+    json_decref(req);
+    snprintf(err, errlen, "the sample's header has no usable column names");
+    goto done;
+  }
   json_t *root = json_object();
   json_object_set_new(root, "type", json_string("object"));
   json_object_set_new(root, "properties", props);
   json_object_set_new(root, "required", req);
+  if (skipped) json_object_set_new(root, "additionalProperties", json_true());
   if (has_eid && !eid_ok) json_object_set_new(root, "x-event-id", json_null());
   if (has_etime && !etime_ok) json_object_set_new(root, "x-event-time", json_null());
   out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

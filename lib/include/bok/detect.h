@@ -11,7 +11,9 @@
  *   CATEGORY  text with at most 10 distinct values, each seen at least twice
  *             on average (enum sorted)
  *   STRING    anything else
- * A column without blank cells is required. Event columns: a column named
+ * A column without blank cells is required. Header names that cannot be
+ * properties (empty, repeated, invalid UTF-8, surrounding blanks) are left
+ * out and "additionalProperties": true keeps their cells acceptable. Event columns: a column named
  * event_id / timestamp becomes the event id / time only where its detected
  * type fits and it has no blanks; otherwise "x-event-id"/"x-event-time" are
  * set to null so the schema still accepts the sample. The result compiles

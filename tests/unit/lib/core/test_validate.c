@@ -264,10 +264,33 @@ static void test_detect_round_trip(void **st) {
   free(j2);
 }
 
+/* Found by fuzz_schema: header names that cannot be properties. */
+static void test_detect_unusable_header_names(void **st) {
+  (void)st;
+  char err[100];
+  assert_null(bok_detect_schema("\0\0", 2, ',', 0, err, sizeof err));
+  assert_string_equal(err, "the sample's header has no usable column names");
+  const char sample[] = "a,,a,\xff\n1,2,3,4\n";
+  char *j = bok_detect_schema(sample, sizeof sample - 1, ',', 0, err, sizeof err);
+  assert_non_null(j);
+  assert_non_null(strstr(j, "\"additionalProperties\": true"));
+  bok_schema_t *s = compile(j);
+  assert_int_equal(bok_schema_ncols(s), 1);
+  bok_validator_t *v = bok_validator_new(s, BOK_FMT_CSV, "a,,a,\xff", 7, ',', err, sizeof err);
+  bok_row_result_t r;
+  bok_row_result_init(&r);
+  assert_int_equal(bok_validator_row(v, 1, "1,2,3,4", 7, NULL, &r), 1);
+  bok_row_result_free(&r);
+  bok_validator_destroy(v);
+  bok_schema_destroy(s);
+  free(j);
+}
+
 int main(void) {
   const struct CMUnitTest t[] = {
       cmocka_unit_test(test_schema_errors_name_the_property), cmocka_unit_test(test_guide_fixture),
       cmocka_unit_test(test_csv_types_and_limits), cmocka_unit_test(test_ndjson_keeps_json_types),
-      cmocka_unit_test(test_json_string_escaping), cmocka_unit_test(test_detect_round_trip)};
+      cmocka_unit_test(test_json_string_escaping), cmocka_unit_test(test_detect_round_trip),
+      cmocka_unit_test(test_detect_unusable_header_names)};
   return cmocka_run_group_tests(t, NULL, NULL);
 }
