@@ -201,6 +201,24 @@ static void on_accept(h2o_socket_t *listener, const char *err) {
   if (sock) h2o_accept(&th->accept_ctx, sock);
 }
 
+/* SO_REUSEPORT would let a second gateway silently share the port: first
+ * check, without it, that nobody else listens there. */
+static int port_is_free(gw_server_t *s, char *err, size_t errlen) {
+  if (s->listen_port == 0) return 1;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int on = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)s->listen_port);
+  inet_pton(AF_INET, s->listen_host, &a.sin_addr);
+  int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+  if (!ok) snprintf(err, errlen, "cannot listen on %s:%d: %s", s->listen_host, s->listen_port, strerror(errno));
+  close(fd);
+  return ok;
+}
+
 static int make_listener(gw_server_t *s, char *err, size_t errlen) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int on = 1;
@@ -338,6 +356,8 @@ gw_server_t *gw_server_new(const bok_config_t *cfg, bok_log_fn log, void *log_op
   s->max_upload_body = mu > 0 ? (size_t)mu : 4ULL << 30;
   int64_t to = bok_config_get_int(cfg, "rpc_timeout_ms", 10000);
   s->rpc_timeout_ms = to > 0 && to < 3600000 ? (int)to : 10000;
+  int64_t rt = bok_config_get_int(cfg, "request_timeout_ms", 600000);
+  s->request_timeout_ms = rt > 0 ? rt : 600000;
   int64_t dr = bok_config_get_int(cfg, "shutdown_drain_ms", 5000);
   s->drain_ms = dr >= 0 && dr < 600000 ? (int)dr : 5000;
   s->routes = bok_routes_from_config(cfg, "127.0.0.1:50051", "127.0.0.1:50052", err, errlen);
@@ -382,6 +402,11 @@ int gw_server_start(gw_server_t *s, char *err, size_t errlen) {
   /* No h2c upgrade (its 101 path leaves h2o-private per-thread buffers
    * behind at shutdown); HTTP/2 with prior knowledge still works. */
   s->h2o_config.http1.upgrade_to_http2 = 0;
+  /* h2o 2.2's req_timeout bounds the WHOLE request read (headers + body, not
+   * reset by progress) and the keep-alive idle time: 10 s by default, which
+   * would cut off any upload taking longer. */
+  s->h2o_config.http1.req_timeout = (uint64_t)s->request_timeout_ms;
+  s->h2o_config.server_name = h2o_iovec_init(H2O_STRLIT("bok-gateway"));
   h2o_hostconf_t *host = h2o_config_register_host(&s->h2o_config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
   h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
   h2o_handler_t *h = h2o_create_handler(path, sizeof *h);
@@ -392,6 +417,7 @@ int gw_server_start(gw_server_t *s, char *err, size_t errlen) {
     return -1;
   }
   for (int i = 0; i < s->nthreads; i++) s->threads[i].fd = -1;
+  if (!port_is_free(s, err, errlen)) return -1;
   for (int i = 0; i < s->nthreads; i++) {
     gw_thread_t *th = &s->threads[i];
     th->srv = s;

@@ -518,6 +518,33 @@ def test_healthz_metrics_schema():
             e.check(st == status and "error" in resp, "schema bad input %r: %s %s" % (body[:10], st, resp))
 
 
+def test_slow_request_body_is_not_cut_off_and_port_is_exclusive():
+    """A body that takes longer than h2o's 10 s default to arrive (a big
+    upload on a slow link) is still served; a second gateway on the same
+    port refuses to start instead of silently sharing it (SO_REUSEPORT)."""
+    with e.Stack(model=False, **NO_JOB_SERVICE) as s:
+        body = b"a,b\n1,2\n3,4\n5,6\n7,8\n9,10\n11,12\n"
+        c = socket.create_connection(("127.0.0.1", s.http_port), timeout=30)
+        c.sendall(b"POST /schema HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+        t0 = time.time()
+        for i in range(0, len(body), 3):
+            c.sendall(body[i:i + 3])
+            time.sleep(11.0 / (len(body) / 3))
+        e.check(time.time() - t0 > 10.5, "slow enough")
+        resp = c.recv(65536)
+        c.close()
+        e.check(resp.startswith(b"HTTP/1.1 200") and b'"type":"object"' in resp, "slow body served: %r" % resp[:200])
+        other = e.Service("gateway", s.dir, {"listen": "127.0.0.1:%d" % s.http_port, "routes": s.routes()},
+                          name="gateway2")
+        other.start(wait=False)
+        try:
+            other.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        e.check(not other.alive() and other.proc.returncode != 0, "second gateway on the same port must fail")
+        e.check("Address already in use" in other.log_tail(), other.log_tail())
+
+
 def test_sigterm_exits_cleanly_with_open_connections():
     with e.Stack(**NO_JOB_SERVICE) as s:
         idle = []
