@@ -270,13 +270,13 @@ static void test_detect_unusable_header_names(void **st) {
   char err[100];
   assert_null(bok_detect_schema("\0\0", 2, ',', 0, err, sizeof err));
   assert_string_equal(err, "the sample's header has no usable column names");
-  const char sample[] = "a,,a,\xff\n1,2,3,4\n";
+  const char sample[] = "a,,a, b\n1,2,3,4\n";
   char *j = bok_detect_schema(sample, sizeof sample - 1, ',', 0, err, sizeof err);
   assert_non_null(j);
   assert_non_null(strstr(j, "\"additionalProperties\": true"));
   bok_schema_t *s = compile(j);
   assert_int_equal(bok_schema_ncols(s), 1);
-  bok_validator_t *v = bok_validator_new(s, BOK_FMT_CSV, "a,,a,\xff", 7, ',', err, sizeof err);
+  bok_validator_t *v = bok_validator_new(s, BOK_FMT_CSV, "a,,a, b", 7, ',', err, sizeof err);
   bok_row_result_t r;
   bok_row_result_init(&r);
   assert_int_equal(bok_validator_row(v, 1, "1,2,3,4", 7, NULL, &r), 1);
