@@ -399,8 +399,9 @@ int gw_server_start(gw_server_t *s, char *err, size_t errlen) {
   h2o_config_init(&s->h2o_config);
   s->h2o_inited = 1;
   s->h2o_config.max_request_entity_size = s->max_upload_body;
-  /* No h2c upgrade (its 101 path leaves h2o-private per-thread buffers
-   * behind at shutdown); HTTP/2 with prior knowledge still works. */
+  /* HTTP/1.1 only (this also turns off HTTP/2 prior knowledge in 2.2): h2o's
+   * HTTP/2 keeps private per-thread buffers that cannot be freed at
+   * shutdown, and the REST API gains nothing from it. */
   s->h2o_config.http1.upgrade_to_http2 = 0;
   /* h2o 2.2's req_timeout bounds the WHOLE request read (headers + body, not
    * reset by progress) and the keep-alive idle time: 10 s by default, which

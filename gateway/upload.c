@@ -3,8 +3,9 @@
  *
  * The file data points into h2o's buffered request body, which h2o frees
  * when the request is disposed (e.g. the client hangs up). So the dispose
- * callback cancels the stream and waits until the upload thread no longer
- * touches the body; the thread checks `aborted` between chunks. */
+ * callback marks the upload aborted, cancels the stream (a blocked send
+ * fails at once) and waits only while a chunk is being sent; the thread
+ * checks `aborted` before each chunk. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,58 +47,64 @@ static void upload_free(gw_upload_t *u) {
   free(u);
 }
 
-/* Runs on the upload thread: stream the body, post the answer. */
+/* Marks the body as being read (1) or not (0); 1 fails once aborted. */
+static int body_use(gw_upload_t *u, int use) {
+  pthread_mutex_lock(&u->mu);
+  int ok = !(use && u->aborted);
+  if (ok) u->in_use = use;
+  if (!use) pthread_cond_broadcast(&u->cv);
+  pthread_mutex_unlock(&u->mu);
+  return ok;
+}
+
+/* Runs on the upload thread: stream the body, leave the answer in p. The
+ * body (h2o's buffer) is only touched inside body_use(u, 1) .. (u, 0), which
+ * a dispose waits for; everything else (connecting, waiting for the job
+ * service's answer) needs no body, so a dispose never waits for it. */
 static void run_upload(gw_upload_t *u) {
   gw_pending_t *p = u->p;
   bok_err_t *err = &p->err;
-  pthread_mutex_lock(&u->mu);
-  if (u->aborted) {
-    pthread_mutex_unlock(&u->mu);
+  if (__atomic_load_n(&u->aborted, __ATOMIC_ACQUIRE)) {
     bok_err_set(err, BOK_ERR_UNAVAILABLE, "the gateway is shutting down");
     return;
   }
-  u->in_use = 1;
-  pthread_mutex_unlock(&u->mu);
-
   bok_rpc_stream_t *st = bok_rpc_stream_open(u->ch, "/batch.v1.JobService/Upload", u->tenant, 0, err);
-  int ok = st != NULL;
-  if (ok) {
-    pthread_mutex_lock(&u->mu);
-    u->stream = st;
-    pthread_mutex_unlock(&u->mu);
-    Batch__V1__UploadRequest m = BATCH__V1__UPLOAD_REQUEST__INIT;
-    Batch__V1__UploadHeader h = BATCH__V1__UPLOAD_HEADER__INIT;
-    h.model_id = u->model_id;
-    h.file_name = u->file_name;
-    h.format = (char *)u->format;
-    h.separator = u->sep;
-    m.kind_case = BATCH__V1__UPLOAD_REQUEST__KIND_HEADER;
-    m.header = &h;
-    ok = bok_rpc_stream_send(st, &m.base, err) == 0;
-    for (size_t off = 0; ok && off < u->len; off += CHUNK) {
-      if (__atomic_load_n(&u->aborted, __ATOMIC_ACQUIRE)) {
-        ok = 0;
-        bok_err_set(err, BOK_ERR_CANCELLED, "client went away");
-        break;
-      }
-      Batch__V1__UploadRequest c = BATCH__V1__UPLOAD_REQUEST__INIT;
-      c.kind_case = BATCH__V1__UPLOAD_REQUEST__KIND_CHUNK;
-      c.chunk.data = (uint8_t *)u->data + off;
-      c.chunk.len = u->len - off < CHUNK ? u->len - off : CHUNK;
-      ok = bok_rpc_stream_send(st, &c.base, err) == 0;
-    }
-    pthread_mutex_lock(&u->mu);
-    u->stream = NULL;
-    pthread_mutex_unlock(&u->mu);
-    if (ok)
-      bok_rpc_stream_finish(st, &batch__v1__job__descriptor, &p->resp, err);
-    else
-      bok_rpc_stream_abort(st);
-  }
+  if (!st) return;
   pthread_mutex_lock(&u->mu);
-  u->in_use = 0;
-  pthread_cond_broadcast(&u->cv);
+  u->stream = st;
   pthread_mutex_unlock(&u->mu);
+  Batch__V1__UploadRequest m = BATCH__V1__UPLOAD_REQUEST__INIT;
+  Batch__V1__UploadHeader h = BATCH__V1__UPLOAD_HEADER__INIT;
+  h.model_id = u->model_id;
+  h.file_name = u->file_name;
+  h.format = (char *)u->format;
+  h.separator = u->sep;
+  m.kind_case = BATCH__V1__UPLOAD_REQUEST__KIND_HEADER;
+  m.header = &h;
+  int ok = bok_rpc_stream_send(st, &m.base, err) == 0;
+  for (size_t off = 0; ok && off < u->len; off += CHUNK) {
+    if (!body_use(u, 1)) {
+      ok = 0;
+      bok_err_set(err, BOK_ERR_CANCELLED, "upload abandoned");
+      break;
+    }
+    Batch__V1__UploadRequest c = BATCH__V1__UPLOAD_REQUEST__INIT;
+    c.kind_case = BATCH__V1__UPLOAD_REQUEST__KIND_CHUNK;
+    c.chunk.data = (uint8_t *)u->data + off;
+    c.chunk.len = u->len - off < CHUNK ? u->len - off : CHUNK;
+    ok = bok_rpc_stream_send(st, &c.base, err) == 0; /* packs (copies) the chunk */
+    body_use(u, 0);
+  }
+  /* finish/abort free the stream: nobody may cancel it any more */
+  pthread_mutex_lock(&u->mu);
+  u->stream = NULL;
+  pthread_mutex_unlock(&u->mu);
+  if (ok)
+    bok_rpc_stream_finish(st, &batch__v1__job__descriptor, &p->resp, err);
+  else
+    bok_rpc_stream_abort(st);
+  if (err->code == BOK_ERR_CANCELLED && atomic_load(&p->th->srv->stopping))
+    bok_err_set(err, BOK_ERR_UNAVAILABLE, "the gateway is shutting down");
 }
 
 static void *upload_main(void *arg) {

@@ -353,6 +353,21 @@ def test_hung_backend_times_out_and_client_hangups_are_safe():
             body, ct = e.multipart({"model_id": UNKNOWN}, {"file": ("a.csv", "a\n" + "1\n" * 200000, "text/csv")})
             raw_http(s.http_port, ("POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n"
                                    % (ct, len(body))).encode() + body, read=False)
+            # curl clients that give up (-m) while the backend call is pending,
+            # plain calls and uploads; the answer comes after they are gone
+            upfile = os.path.join(s.dir, "up.csv")
+            with open(upfile, "wb") as f:
+                f.write(b"a\n" + b"1\n" * 300000)
+            curls = []
+            for i in range(6):
+                args = ["curl", "-s", "-m", "0.4", "-o", "/dev/null"]
+                if i % 3 == 2:
+                    args += ["-F", "model_id=" + UNKNOWN, "-F", "file=@" + upfile, s.api_url + "/jobs"]
+                else:
+                    args += [s.api_url + ("/models" if i % 3 == 0 else "/jobs/" + UNKNOWN)]
+                curls.append(subprocess.Popen(args))
+            for c in curls:
+                c.wait(10)
             st, m = s.http("GET", "/metrics")
             e.check("bok_gateway_requests_in_flight" in m, "in-flight gauge: %s" % m)
             time.sleep(2.5)  # the deadlines fire after the clients are gone
