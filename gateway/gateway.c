@@ -14,6 +14,7 @@
 
 #include "bok/util.h"
 #include "gw_internal.h"
+#include "json_map.h"
 
 /* ---- responses -------------------------------------------------------------- */
 
@@ -42,7 +43,7 @@ static const char *reason(int status) {
 }
 
 void gw_send_json(h2o_req_t *req, int status, json_t *j) {
-  char *text = json_dumps(j, JSON_PRESERVE_ORDER | JSON_COMPACT | JSON_ENCODE_ANY);
+  char *text = gw_json_text(j);
   json_decref(j);
   size_t len = text ? strlen(text) : 0;
   /* h2o_send_inline copies the body into the request pool. */

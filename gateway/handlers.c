@@ -159,7 +159,12 @@ static int model_fields(h2o_req_t *req, json_t *j, int require, char **name, cha
   }
   if (n) *name = seg_dup(req, json_string_value(n), json_string_length(n));
   if (s) {
-    char *t = json_dumps(s, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    /* 17 digits: the stored schema keeps every double exactly */
+    char *t = json_dumps(s, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+    if (!t) {
+      gw_send_error(req, 413, "RESOURCE_EXHAUSTED", "schema: too large");
+      return -1;
+    }
     *schema = seg_dup(req, t, strlen(t));
     free(t);
   }

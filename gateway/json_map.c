@@ -5,6 +5,10 @@
 
 #include "bok/util.h"
 
+char *gw_json_text(const json_t *j) {
+  return json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+}
+
 json_t *gw_time_json(int64_t ms) {
   if (ms <= 0) return json_null();
   char buf[32];

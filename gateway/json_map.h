@@ -16,6 +16,11 @@ json_t *gw_rejected_json(const Batch__V1__RejectedCell *c);
 const char *gw_job_state_name(Batch__V1__JobState s);
 /* Parses "PENDING" etc. (case-insensitive); -1 if unknown. */
 int gw_job_state_parse(const char *s, size_t len);
+/* The compact text of an answer (malloc'd; NULL when out of memory). Reals
+ * are printed with 15 significant digits, so a value written as 0.1 or 3.14
+ * reads back as 0.1 / 3.14 (jansson's default 17 prints
+ * 0.10000000000000001). */
+char *gw_json_text(const json_t *j);
 /* ISO-8601 string for epoch ms, or JSON null when ms == 0. */
 json_t *gw_time_json(int64_t ms);
 

@@ -131,6 +131,13 @@ def test_models_crud_exact_shapes():
         st, body = s.http("PUT", "/models/" + mid, {"name": "x"})
         e.check(st == 404 and body == {"error": "not found"}, "PUT after delete: %s %s" % (st, body))
         e.check(no_5xx_in_metrics(s) == [], "no 5xx")
+        # decimals come back as written (not 0.10000000000000001)
+        sch = {"type": "object", "properties": {"p": {"type": "number", "minimum": 0.1, "maximum": 3.14}}}
+        st, m = s.http("POST", "/models", {"name": "dec", "schema": sch})
+        e.check(st == 201 and m["schema"] == sch, "decimal schema: %s %s" % (st, m))
+        st, hdrs, body = raw_http(s.http_port, ("GET /models/%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                                                % m["model_id"]).encode())
+        e.check(b'"minimum":0.1,"maximum":3.14' in body, "decimals as written: %s" % body)
 
 
 # ---- bad input -------------------------------------------------------------------

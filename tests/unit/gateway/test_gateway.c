@@ -334,7 +334,7 @@ static void test_content_type_and_format(void **state) {
 /* ---- JSON shapes --------------------------------------------------------- */
 
 static void assert_json(json_t *j, const char *want) {
-  char *got = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+  char *got = gw_json_text(j);
   json_decref(j);
   assert_non_null(got);
   if (strcmp(got, want) != 0) fprintf(stderr, "got:  %s\nwant: %s\n", got, want);
@@ -348,8 +348,8 @@ static void test_model_json(void **state) {
   m.model_id = "456a7890-b1cd-43ef-85ab-67890abcdef0";
   m.tenant_id = "tenant_a";
   m.name = "Sample Model";
-  m.schema_json = "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"},\"value\":{\"type\":\"integer\"}},"
-                  "\"required\":[\"id\",\"value\"]}";
+  m.schema_json = "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"},\"value\":{\"type\":\"integer\","
+                  "\"minimum\":0.1}},\"required\":[\"id\",\"value\"]}";
   m.version = 2;
   m.topic = "bok.events.tenant_a.456a7890-b1cd-43ef-85ab-67890abcdef0";
   m.created_at_ms = 1678881600000; /* 2023-03-15T12:00:00.000Z */
@@ -357,7 +357,7 @@ static void test_model_json(void **state) {
   assert_json(gw_model_json(&m),
               "{\"model_id\":\"456a7890-b1cd-43ef-85ab-67890abcdef0\",\"tenant_id\":\"tenant_a\",\"name\":\"Sample "
               "Model\",\"schema\":{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"},\"value\":{"
-              "\"type\":\"integer\"}},\"required\":[\"id\",\"value\"]},\"created_at\":\"2023-03-15T12:00:00.000Z\","
+              "\"type\":\"integer\",\"minimum\":0.1}},\"required\":[\"id\",\"value\"]},\"created_at\":\"2023-03-15T12:00:00.000Z\","
               "\"updated_at\":\"2023-03-15T12:01:40.123Z\",\"version\":2,\"topic\":\"bok.events.tenant_a.456a7890-"
               "b1cd-43ef-85ab-67890abcdef0\"}");
 }
@@ -431,7 +431,17 @@ static void test_rejected_json(void **state) {
               "{\"row\":3,\"event_id\":\"1003cdef\",\"column\":\"timestamp\",\"type\":\"TIMESTAMP\",\"error\":"
               "\"INVALID_TIMESTAMP\",\"observed\":\"yesterday\",\"message\":\"The 'timestamp' value is invalid. "
               "Please provide a 32-bit Unix timestamp (integer).\"}");
-  /* observed is the JSON value itself: a number, an array */
+  /* observed is the JSON value itself: a number (printed as written), an
+   * array */
+  c.observed = "3.14";
+  c.has_observed = 1;
+  {
+    json_t *r = gw_rejected_json(&c);
+    char *txt = gw_json_text(json_object_get(r, "observed"));
+    assert_string_equal(txt, "3.14");
+    free(txt);
+    json_decref(r);
+  }
   c.observed = "12345";
   json_t *o = gw_rejected_json(&c);
   assert_true(json_is_integer(json_object_get(o, "observed")));
