@@ -15,7 +15,12 @@
 typedef struct {
   rd_kafka_t *rk;
   int busy;
-  int broken; /* needs re-init after a fatal error */
+  /* Delivery reports run on the thread that polls, i.e. the upload owning
+   * the slot. They carry the transaction's sequence number as opaque, so a
+   * late report of an earlier (aborted) transaction is recognised. */
+  uintptr_t seq;
+  int failed;
+  char errmsg[256];
 } slot_t;
 
 struct row_pool {
@@ -40,8 +45,6 @@ struct row_batch_writer {
   uint8_t **raws;
   size_t n;
   size_t bytes;
-  int failed;
-  char errmsg[256];
 };
 
 typedef struct {
@@ -62,15 +65,14 @@ static int set_prop(void *ud, const char *k, const char *v) {
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   (void)rk;
-  (void)opaque;
-  row_batch_writer_t *w = m->_private;
-  if (m->err && w) {
-    w->failed = 1;
-    snprintf(w->errmsg, sizeof w->errmsg, "%s", rd_kafka_err2str(m->err));
+  slot_t *slot = opaque;
+  if (m->err && (uintptr_t)m->_private == slot->seq && !slot->failed) {
+    slot->failed = 1;
+    snprintf(slot->errmsg, sizeof slot->errmsg, "%s", rd_kafka_err2str(m->err));
   }
 }
 
-static rd_kafka_t *make_producer(row_pool_t *p, const bok_config_t *cfg, int i, char *err, size_t errlen) {
+static rd_kafka_t *make_producer(row_pool_t *p, slot_t *slot, const bok_config_t *cfg, int i, char *err, size_t errlen) {
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   conf_ctx_t cc = {conf, err, errlen, 0};
   set_prop(&cc, "bootstrap.servers", bok_config_get(cfg, "kafka.brokers", "127.0.0.1:9092"));
@@ -92,6 +94,7 @@ static rd_kafka_t *make_producer(row_pool_t *p, const bok_config_t *cfg, int i, 
     return NULL;
   }
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+  rd_kafka_conf_set_opaque(conf, slot);
   rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
   if (!rk) return NULL;
   if (p->transactions) {
@@ -136,7 +139,7 @@ row_pool_t *row_pool_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaq
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->cv, NULL);
   for (int i = 0; i < POOL; i++) {
-    p->slots[i].rk = make_producer(p, cfg, i, err, errlen);
+    p->slots[i].rk = make_producer(p, &p->slots[i], cfg, i, err, errlen);
     if (!p->slots[i].rk) {
       row_pool_destroy(p);
       return NULL;
@@ -167,6 +170,9 @@ row_batch_writer_t *row_producer_begin(row_pool_t *p, const char *tenant, const 
     if (!slot) pthread_cond_wait(&p->cv, &p->mu);
   }
   slot->busy = 1;
+  slot->seq++;
+  slot->failed = 0;
+  slot->errmsg[0] = '\0';
   pthread_mutex_unlock(&p->mu);
   if (p->transactions) {
     rd_kafka_error_t *e = rd_kafka_begin_transaction(slot->rk);
@@ -211,24 +217,24 @@ static int flush_batch(row_batch_writer_t *w) {
   for (;;) {
     e = rd_kafka_producev(w->slot->rk, RD_KAFKA_V_TOPIC(w->pool->topic), RD_KAFKA_V_KEY(key, (size_t)kl),
                           RD_KAFKA_V_VALUE(buf, sz), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                          RD_KAFKA_V_OPAQUE(w), RD_KAFKA_V_END);
+                          RD_KAFKA_V_OPAQUE((void *)w->slot->seq), RD_KAFKA_V_END);
     if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
     rd_kafka_poll(w->slot->rk, 50);
   }
   if (e) {
     free(buf);
-    w->failed = 1;
-    snprintf(w->errmsg, sizeof w->errmsg, "%s", rd_kafka_err2str(e));
+    w->slot->failed = 1;
+    snprintf(w->slot->errmsg, sizeof w->slot->errmsg, "%s", rd_kafka_err2str(e));
   }
   for (size_t i = 0; i < w->n; i++) free(w->raws[i]);
   w->n = 0;
   w->bytes = 0;
   rd_kafka_poll(w->slot->rk, 0);
-  return w->failed ? -1 : 0;
+  return w->slot->failed ? -1 : 0;
 }
 
 int row_producer_add(row_batch_writer_t *w, int64_t row, const void *raw, size_t len) {
-  if (w->failed) return -1;
+  if (w->slot->failed) return -1;
   Batch__V1__Row *r = &w->rows[w->n];
   batch__v1__row__init(r);
   r->row = row;
@@ -269,14 +275,14 @@ int row_producer_commit(row_batch_writer_t *w, char *err, size_t errlen) {
       }
     }
     if (rc != 0) {
-      if (w->failed) snprintf(err, errlen, "Kafka: %s", w->errmsg);
+      if (w->slot->failed) snprintf(err, errlen, "Kafka: %s", w->slot->errmsg);
       rd_kafka_error_t *e = rd_kafka_abort_transaction(rk, TXN_TIMEOUT_MS);
       if (e) rd_kafka_error_destroy(e);
     }
   } else {
     rd_kafka_flush(rk, TXN_TIMEOUT_MS);
-    if (w->failed) {
-      snprintf(err, errlen, "Kafka: %s", w->errmsg);
+    if (w->slot->failed) {
+      snprintf(err, errlen, "Kafka: %s", w->slot->errmsg);
       rc = -1;
     }
   }

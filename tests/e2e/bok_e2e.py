@@ -329,15 +329,25 @@ def multipart(fields, files):
 # ---- Kafka through kcat ------------------------------------------------------
 
 def kcat_consume(topic, read_committed=True, timeout=20, expect=None):
-    """All messages of `topic` from the beginning, as dicts with key, value,
-    headers (dict), timestamp. Stops at the end of the topic (or after
-    `expect` messages)."""
+    """Messages of `topic` from the beginning, as dicts with key, value,
+    headers (dict), timestamp.
+
+    Without `expect`: stops at the end of the topic. For a read_committed
+    consumer the end is the last stable offset, so events of a transaction
+    still open (a batch committing right now, or one of a killed worker until
+    the coordinator aborts it) are not there yet. With `expect`: waits until
+    that many messages arrived or `timeout` passed, and returns what came."""
     fmt = "%k\\t%T\\t%h\\t%s\\n"
-    cmd = ["kcat", "-C", "-b", kafka_bootstrap(), "-t", topic, "-o", "beginning", "-e", "-q", "-f", fmt,
+    cmd = ["kcat", "-C", "-b", kafka_bootstrap(), "-t", topic, "-o", "beginning", "-q", "-f", fmt,
            "-X", "isolation.level=%s" % ("read_committed" if read_committed else "read_uncommitted")]
-    if expect is not None:
-        cmd += ["-c", str(expect)]
-    out = subprocess.run(cmd, capture_output=True, timeout=timeout).stdout.decode("utf-8", "replace")
+    cmd += ["-c", str(expect)] if expect is not None else ["-e"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        raw, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raw, _ = p.communicate()
+    out = raw.decode("utf-8", "replace")
     msgs = []
     for line in out.splitlines():
         parts = line.split("\t", 3)

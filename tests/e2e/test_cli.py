@@ -162,6 +162,29 @@ def test_errors_prefixes_and_help():
     e.check(rc == 1 and err.startswith("batchcli: cannot reach http://127.0.0.1:1"), "server down: %r" % err)
 
 
+def test_rejected_table_has_every_guide_code():
+    """The guide's rejected-rows example (tests/data/guide) uploaded as NDJSON
+    through batchcli: the table matches the guide's layout line by line."""
+    data = os.path.join(e.SRC, "tests", "data", "guide")
+    with e.Stack(workers=1) as s:
+        rc, out, err = cli(s, "--json", "model", "create", "guide", os.path.join(data, "schema.json"))
+        e.check(rc == 0, err)
+        mid = json.loads(out)["model_id"]
+        rc, out, err = cli(s, "job", "create", mid[:8], os.path.join(data, "rows.ndjson"))
+        e.check(rc == 0, err)
+        jshort = out.split()[1]
+        rc, out, _ = cli(s, "job", "watch", jshort)
+        e.check(rc == 2, "PARTIAL_SUCCESS: %d" % rc)
+        rc, out, _ = cli(s, "job", "rejected", jshort)
+        expected = ["ROW  EVENT_ID COLUMN      TYPE        ERROR               OBSERVED         MESSAGE",
+                    "---- -------- ----------- ----------- ------------------- ---------------- " + "-" * 84]
+        with open(os.path.join(data, "expected.tsv")) as f:
+            for line in f:
+                row, eid, col, typ, code, obs, msg = line.rstrip("\n").split("\t")
+                expected.append("%-4s %-8s %-11s %-11s %-19s %-16s %s" % (row, eid, col, typ, code, obs, msg))
+        e.check(out.splitlines() == expected, "rejected table:\n%s\nexpected:\n%s" % (out, "\n".join(expected)))
+
+
 def test_schema_detection_offline():
     path = tmpfile("event_id,timestamp,price,country\ne1,1700000000,1.5,US\ne2,1700000001,2,FR\n"
                    "e3,1700000002,3.25,US\ne4,1700000003,4,FR\n", ".csv")
