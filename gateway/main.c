@@ -12,6 +12,10 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
       cfg_path = argv[++i];
+    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      printf("usage: bok-gateway [--config FILE]\n"
+             "The Batch-on-Kafka REST gateway (keys: deploy/config/gateway.yaml; env BOK_<KEY>, TENANT_HEADER).\n");
+      return 0;
     } else {
       fprintf(stderr, "usage: bok-gateway [--config FILE]\n");
       return 2;

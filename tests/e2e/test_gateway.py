@@ -395,18 +395,15 @@ def test_hung_backend_times_out_and_client_hangups_are_safe():
 # ---- tenant routing --------------------------------------------------------------
 
 def grpc_stubs():
-    try:
-        out = tempfile.mkdtemp(prefix="bok-stubs-")
-        subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I" + os.path.join(e.SRC, "proto"),
-                        "--python_out=" + out, "--grpc_python_out=" + out, "batch/v1/model.proto"], check=True,
-                       capture_output=True)
-        sys.path.insert(0, out)
-        import grpc
-        from batch.v1 import model_pb2, model_pb2_grpc
-        return grpc, model_pb2, model_pb2_grpc
-    except Exception as ex:  # no grpc_tools: fall back to the stop-one check only
-        sys.stderr.write("grpc stubs unavailable: %s\n" % ex)
-        return None
+    """Python gRPC stubs from proto/ (python3-grpcio, grpc_tools)."""
+    out = tempfile.mkdtemp(prefix="bok-stubs-")
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I" + os.path.join(e.SRC, "proto"),
+                    "--python_out=" + out, "--grpc_python_out=" + out, "batch/v1/model.proto"], check=True,
+                   capture_output=True)
+    sys.path.insert(0, out)
+    import grpc
+    from batch.v1 import model_pb2, model_pb2_grpc
+    return grpc, model_pb2, model_pb2_grpc
 
 
 def test_tenant_routing_each_instance_holds_its_tenants():
@@ -421,18 +418,17 @@ def test_tenant_routing_each_instance_holds_its_tenants():
                 st, m = s.http("POST", "/models", {"name": "of " + tenant, "schema": SCHEMA}, tenant=tenant)
                 e.check(st == 201 and m["tenant_id"] == tenant, "create %s: %s %s" % (tenant, st, m))
                 created[tenant] = m["model_id"]
-            stubs = grpc_stubs()
-            if stubs:
-                grpc, pb, pbg = stubs
-                for addr, here, elsewhere in [(s.model_addr, ["tenant_a", "tenant_c"], ["tenant_b"]),
-                                              (addr2, ["tenant_b"], ["tenant_a", "tenant_c"])]:
-                    stub = pbg.ModelServiceStub(grpc.insecure_channel(addr))
-                    for t in here:
-                        lst = stub.ListModels(pb.ListModelsRequest(), metadata=[("x-tenant-id", t)], timeout=5)
-                        e.check([x.model_id for x in lst.models] == [created[t]], "%s on %s: %s" % (t, addr, lst))
-                    for t in elsewhere:
-                        lst = stub.ListModels(pb.ListModelsRequest(), metadata=[("x-tenant-id", t)], timeout=5)
-                        e.check(len(lst.models) == 0, "%s must not be on %s: %s" % (t, addr, lst))
+            # ask each instance directly which tenants' models it holds
+            grpc, pb, pbg = grpc_stubs()
+            for addr, here, elsewhere in [(s.model_addr, ["tenant_a", "tenant_c"], ["tenant_b"]),
+                                          (addr2, ["tenant_b"], ["tenant_a", "tenant_c"])]:
+                stub = pbg.ModelServiceStub(grpc.insecure_channel(addr))
+                for t in here:
+                    lst = stub.ListModels(pb.ListModelsRequest(), metadata=[("x-tenant-id", t)], timeout=5)
+                    e.check([x.model_id for x in lst.models] == [created[t]], "%s on %s: %s" % (t, addr, lst))
+                for t in elsewhere:
+                    lst = stub.ListModels(pb.ListModelsRequest(), metadata=[("x-tenant-id", t)], timeout=5)
+                    e.check(len(lst.models) == 0, "%s must not be on %s: %s" % (t, addr, lst))
             # stopping the second instance only affects tenant_b
             m2.stop()
             st, body = s.http("GET", "/models", tenant="tenant_b")
