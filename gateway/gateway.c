@@ -63,7 +63,7 @@ void gw_send_error(h2o_req_t *req, int status, const char *code, const char *fmt
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   json_t *o = json_object();
-  json_object_set_new(o, "error", json_string(msg));
+  json_object_set_new(o, "error", gw_json_str(msg));
   if (code) json_object_set_new(o, "code", json_string(code));
   gw_send_json(req, status, o);
 }

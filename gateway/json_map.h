@@ -21,6 +21,9 @@ int gw_job_state_parse(const char *s, size_t len);
  * reads back as 0.1 / 3.14 (jansson's default 17 prints
  * 0.10000000000000001). */
 char *gw_json_text(const json_t *j);
+/* A JSON string of s (NULL -> ""); invalid UTF-8 sequences become U+FFFD,
+ * so a binary file's column names or values never drop a key. */
+json_t *gw_json_str(const char *s);
 /* ISO-8601 string for epoch ms, or JSON null when ms == 0. */
 json_t *gw_time_json(int64_t ms);
 

@@ -469,6 +469,28 @@ static void test_rejected_json(void **state) {
               "\"message\":\"The required column 'event_id' is missing. Each event must have a unique event_id.\"}");
 }
 
+static void test_invalid_utf8_never_drops_a_key(void **state) {
+  (void)state;
+  Batch__V1__RejectedCell c = BATCH__V1__REJECTED_CELL__INIT;
+  c.row = 1;
+  c.event_id = "e\xff" "1";
+  c.column = "col\xc3"; /* truncated sequence */
+  c.type = "STRING";
+  c.code = "EXTRA_COLUMN";
+  c.observed = "\"a\xfe\xed\xa0\x80" "b\""; /* bad bytes + an encoded surrogate inside a JSON string */
+  c.has_observed = 1;
+  c.message = "The column 'col\xc3' is not in the schema. Remove or update your schema.";
+  assert_json(gw_rejected_json(&c),
+              "{\"row\":1,\"event_id\":\"e\xef\xbf\xbd" "1\",\"column\":\"col\xef\xbf\xbd\",\"type\":\"STRING\","
+              "\"error\":\"EXTRA_COLUMN\",\"observed\":\"a\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+              "b\",\"message\":\"The column 'col\xef\xbf\xbd' is not in the schema. Remove or update your schema.\"}");
+  /* valid multi-byte text is kept as is */
+  assert_json(gw_json_str("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
+  assert_json(gw_json_str(NULL), "\"\"");
+  /* overlong encodings are invalid */
+  assert_json(gw_json_str("\xc0\xaf"), "\"\xef\xbf\xbd\xef\xbf\xbd\"");
+}
+
 static void test_time_json(void **state) {
   (void)state;
   assert_json(gw_time_json(0), "null");
@@ -496,6 +518,7 @@ int main(void) {
       cmocka_unit_test(test_job_json),
       cmocka_unit_test(test_job_states),
       cmocka_unit_test(test_rejected_json),
+      cmocka_unit_test(test_invalid_utf8_never_drops_a_key),
       cmocka_unit_test(test_time_json),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
