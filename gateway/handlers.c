@@ -273,7 +273,13 @@ static int jobs_create(gw_thread_t *th, h2o_req_t *req, const char *tenant) {
       return 0;
     }
   }
-  const char *fname = file->filename.len ? seg_dup(req, file->filename.base, file->filename.len) : "upload";
+  const char *fname = "upload";
+  if (file->filename.len) { /* any bytes may arrive here; store valid UTF-8 */
+    json_t *t = gw_json_str(seg_dup(req, file->filename.base, file->filename.len));
+    fname = seg_dup(req, json_string_value(t), json_string_length(t));
+    json_decref(t);
+    if (!*fname) fname = "upload";
+  }
   if (gw_upload_submit(th, req, tenant, model_id, fname,
                        gw_upload_format(file->filename.base, file->filename.len, file->content_type.base,
                                         file->content_type.len),

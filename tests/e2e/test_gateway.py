@@ -308,6 +308,13 @@ def test_jobs_bad_input_with_job_service():
                 "big upload, unknown model: %s %s" % (out, r.stderr))
         st, lst = s.http("GET", "/jobs")
         e.check(len(lst) == 1, "still exactly one job: %s" % lst)
+        # a file name that is not UTF-8 is stored and shown with U+FFFD
+        b = "bokX"
+        raw = (("--%s\r\nContent-Disposition: form-data; name=\"model_id\"\r\n\r\n%s\r\n" % (b, m["model_id"])).encode()
+               + ("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" % b).encode()
+               + b"r\xe9sum\xe9.csv\"\r\nContent-Type: text/csv\r\n\r\nid,value\na,1\r\n" + ("--%s--\r\n" % b).encode())
+        st, j2 = s.http("POST", "/jobs", body=raw, headers={"Content-Type": "multipart/form-data; boundary=" + b})
+        e.check(st == 202 and j2["file_name"] == "r\ufffdsum\ufffd.csv", "latin-1 file name: %s %s" % (st, j2))
 
 
 # ---- backends down or hanging -----------------------------------------------------
