@@ -81,8 +81,13 @@ static rd_kafka_t *make_producer(row_pool_t *p, slot_t *slot, const bok_config_t
   set_prop(&cc, "enable.idempotence", "true");
   set_prop(&cc, "message.max.bytes", "8000000");
   if (p->transactions) {
-    char tid[256];
-    snprintf(tid, sizeof tid, "%s-%d", bok_config_get(cfg, "kafka.transactional_id_prefix", "bok-job"), i);
+    /* Stable per instance (its listen address) so a restarted service fences
+     * its previous incarnation, and distinct between instances. */
+    char def[160], tid[256];
+    snprintf(def, sizeof def, "bok-job-%s", bok_config_get(cfg, "listen", "127.0.0.1:50052"));
+    for (char *c = def; *c; c++)
+      if (*c == ':') *c = '_';
+    snprintf(tid, sizeof tid, "%s-%d", bok_config_get(cfg, "kafka.transactional_id_prefix", def), i);
     set_prop(&cc, "transactional.id", tid);
     char t[32];
     snprintf(t, sizeof t, "%d", TXN_TIMEOUT_MS);
