@@ -205,24 +205,42 @@ static int cmd_job_create(cli_t *c, const char *model_ref, const char *file) {
   return rc;
 }
 
-static int cmd_job_cancel(cli_t *c, const char *ref) {
-  char id[40], path[128];
-  if (resolve(c, 0, ref, id)) return 1;
-  snprintf(path, sizeof path, "/jobs/%s", id);
+
+/* Resolves `ref` (a job, or a model when `model`), sends `method` to
+ * /jobs|/models/<id><suffix> and expects `want`. On success prints the
+ * server's JSON (--json) or `done_fmt` with a short id: the resolved one, or
+ * the answer's job_id when `answer_id` (reprocess makes a new job). */
+static int id_action(cli_t *c, int model, const char *ref, const char *method, const char *suffix, int want,
+                     const char *done_fmt, int answer_id) {
+  char id[40], path[160];
+  if (resolve(c, model, ref, id)) return 1;
+  snprintf(path, sizeof path, "/%s/%s%s", model ? "models" : "jobs", id, suffix);
   json_t *r = NULL;
-  int st = cli_http(c, "DELETE", path, NULL, 0, NULL, &r);
+  int st = cli_http(c, method, path, strcmp(method, "POST") == 0 ? "" : NULL, 0, "application/json", &r);
   int rc = 0;
-  if (st != 200) {
+  if (st != want) {
     char what[128];
-    snprintf(what, sizeof what, "job %s", ref);
+    snprintf(what, sizeof what, "%s %s", model ? "model" : "job", ref);
     rc = http_error(c, st, r, what);
   } else if (c->json) {
     print_json(c, r);
   } else {
-    fprintf(c->out, "job %.8s cancelled\n", id);
+    fprintf(c->out, done_fmt, answer_id ? jstr(r, "job_id") : id);
   }
   json_decref(r);
   return rc;
+}
+
+static int cmd_job_cancel(cli_t *c, const char *ref) {
+  return id_action(c, 0, ref, "DELETE", "", 200, "job %.8s cancelled\n", 0);
+}
+
+static int cmd_job_reprocess(cli_t *c, const char *ref) {
+  return id_action(c, 0, ref, "POST", "/reprocess", 202, "Reprocessing job %.8s created\n", 1);
+}
+
+static int cmd_model_delete(cli_t *c, const char *ref) {
+  return id_action(c, 1, ref, "DELETE", "", 200, "model %.8s deleted\n", 0);
 }
 
 static int cmd_job_rejected(cli_t *c, const char *ref) {
@@ -282,25 +300,6 @@ static int cmd_job_rejected(cli_t *c, const char *ref) {
   return 0;
 }
 
-static int cmd_job_reprocess(cli_t *c, const char *ref) {
-  char id[40], path[128];
-  if (resolve(c, 0, ref, id)) return 1;
-  snprintf(path, sizeof path, "/jobs/%s/reprocess", id);
-  json_t *r = NULL;
-  int st = cli_http(c, "POST", path, "", 0, "application/json", &r);
-  int rc = 0;
-  if (st != 202) {
-    char what[128];
-    snprintf(what, sizeof what, "job %s", ref);
-    rc = http_error(c, st, r, what);
-  } else if (c->json) {
-    print_json(c, r);
-  } else {
-    fprintf(c->out, "Reprocessing job %.8s created\n", jstr(r, "job_id"));
-  }
-  json_decref(r);
-  return rc;
-}
 
 static int cmd_job_watch(cli_t *c, const char *ref, double interval) {
   char id[40];
@@ -444,25 +443,6 @@ static int cmd_model_update(cli_t *c, const char *ref, const char *file) {
   return rc;
 }
 
-static int cmd_model_delete(cli_t *c, const char *ref) {
-  char id[40], path[128];
-  if (resolve(c, 1, ref, id)) return 1;
-  snprintf(path, sizeof path, "/models/%s", id);
-  json_t *r = NULL;
-  int st = cli_http(c, "DELETE", path, NULL, 0, NULL, &r);
-  int rc = 0;
-  if (st != 200) {
-    char what[128];
-    snprintf(what, sizeof what, "model %s", ref);
-    rc = http_error(c, st, r, what);
-  } else if (c->json) {
-    print_json(c, r);
-  } else {
-    fprintf(c->out, "model %.8s deleted\n", id);
-  }
-  json_decref(r);
-  return rc;
-}
 
 static int cmd_schema(cli_t *c, const char *file) {
   size_t len;

@@ -1,5 +1,7 @@
 #include "bok/config.h"
 
+#include "bok/log.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -175,4 +177,27 @@ int bok_config_each(const bok_config_t *c, const char *prefix, bok_config_each_f
     }
   }
   return 0;
+}
+
+bok_config_t *bok_config_from_args(int argc, char **argv, const char *prog, int *exit_code) {
+  const char *path = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+      path = argv[++i];
+    } else {
+      fprintf(stderr, "usage: %s [--config FILE]\n", prog);
+      *exit_code = 2;
+      return NULL;
+    }
+  }
+  char err[512];
+  bok_config_t *cfg = bok_config_load(path, err, sizeof err);
+  if (!cfg) {
+    fprintf(stderr, "%s: %s\n", prog, err);
+    *exit_code = 1;
+    return NULL;
+  }
+  bok_log_level_t lvl;
+  if (bok_log_level_parse(bok_config_get(cfg, "log_level", "info"), &lvl) == 0) bok_log_set_level(lvl);
+  return cfg;
 }

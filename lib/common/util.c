@@ -1,6 +1,8 @@
 #include "bok/util.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -61,4 +63,21 @@ int bok_tenant_valid(const char *s, size_t len) {
     if (!(isalnum(c) || c == '.' || c == '_' || c == '-')) return 0;
   }
   return 1;
+}
+
+int bok_mkdirs_for(const char *path) {
+  char buf[1024];
+  if (strlen(path) >= sizeof buf) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  strcpy(buf, path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p == '/') {
+      *p = '\0';
+      if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+      *p = '/';
+    }
+  }
+  return 0;
 }

@@ -41,26 +41,13 @@ static const char *SCHEMA_SQL =
     " event_id TEXT, col TEXT, type TEXT, code TEXT, observed TEXT, has_observed INTEGER, message TEXT,"
     " PRIMARY KEY(job_id, row, idx)) WITHOUT ROWID;";
 
-static int mkdirs_for(const char *path) {
-  char buf[1024];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++) {
-    if (*p == '/') {
-      *p = '\0';
-      if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
-      *p = '/';
-    }
-  }
-  return 0;
-}
-
 static int db_fail(job_store_t *st, bok_err_t *err) {
   return bok_err_set(err, BOK_ERR_UNAVAILABLE, "job storage error: %s", sqlite3_errmsg(st->db));
 }
 
 job_store_t *job_store_open(const char *path, bok_err_t *err) {
   job_store_t *st = calloc(1, sizeof *st);
-  if (strcmp(path, ":memory:") != 0 && mkdirs_for(path) != 0) {
+  if (strcmp(path, ":memory:") != 0 && bok_mkdirs_for(path) != 0) {
     bok_err_set(err, BOK_ERR_UNAVAILABLE, "cannot create the directory of %s", path);
     free(st);
     return NULL;

@@ -8,25 +8,11 @@
 #include "job_service.h"
 
 int main(int argc, char **argv) {
-  const char *cfg_path = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-      cfg_path = argv[++i];
-    } else {
-      fprintf(stderr, "usage: bok-job-service [--config FILE]\n");
-      return 2;
-    }
-  }
-  char msg[512];
-  bok_config_t *cfg = bok_config_load(cfg_path, msg, sizeof msg);
-  if (!cfg) {
-    fprintf(stderr, "bok-job-service: %s\n", msg);
-    return 1;
-  }
-  bok_log_level_t lvl;
-  if (bok_log_level_parse(bok_config_get(cfg, "log_level", "info"), &lvl) == 0) bok_log_set_level(lvl);
-  void *comp = "job-service";
   int rc = 1;
+  bok_config_t *cfg = bok_config_from_args(argc, argv, "bok-job-service", &rc);
+  if (!cfg) return rc;
+  char msg[512];
+  void *comp = "job-service";
   bok_err_t err;
   bok_rpc_server_t *srv = NULL;
   row_pool_t *rows = NULL;

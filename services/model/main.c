@@ -7,29 +7,11 @@
 #include "bok/rpc.h"
 #include "model_service.h"
 
-static void usage(void) { fprintf(stderr, "usage: bok-model-service [--config FILE]\n"); }
-
 int main(int argc, char **argv) {
-  const char *cfg_path = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-      cfg_path = argv[++i];
-    } else {
-      usage();
-      return 2;
-    }
-  }
-  char msg[512];
-  bok_config_t *cfg = bok_config_load(cfg_path, msg, sizeof msg);
-  if (!cfg) {
-    fprintf(stderr, "bok-model-service: %s\n", msg);
-    return 1;
-  }
-  bok_log_level_t lvl;
-  if (bok_log_level_parse(bok_config_get(cfg, "log_level", "info"), &lvl) == 0) bok_log_set_level(lvl);
-  void *comp = "model-service";
-
   int rc = 1;
+  bok_config_t *cfg = bok_config_from_args(argc, argv, "bok-model-service", &rc);
+  if (!cfg) return rc;
+  void *comp = "model-service";
   bok_err_t err;
   bok_rpc_server_t *srv = NULL;
   model_store_t *store = model_store_open(bok_config_get(cfg, "db", ".run/data/models.db"), &err);

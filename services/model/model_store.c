@@ -29,23 +29,10 @@ static const char *SCHEMA_SQL =
     " model_id TEXT NOT NULL, version INTEGER NOT NULL, schema_json TEXT NOT NULL,"
     " created_at INTEGER NOT NULL, PRIMARY KEY(model_id, version));";
 
-static int mkdirs_for(const char *path) {
-  char buf[1024];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++) {
-    if (*p == '/') {
-      *p = '\0';
-      if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
-      *p = '/';
-    }
-  }
-  return 0;
-}
-
 model_store_t *model_store_open(const char *path, bok_err_t *err) {
   model_store_t *st = calloc(1, sizeof *st);
   if (!st) return NULL;
-  if (strcmp(path, ":memory:") != 0 && mkdirs_for(path) != 0) {
+  if (strcmp(path, ":memory:") != 0 && bok_mkdirs_for(path) != 0) {
     bok_err_set(err, BOK_ERR_UNAVAILABLE, "cannot create the directory of %s: %s", path, strerror(errno));
     free(st);
     return NULL;

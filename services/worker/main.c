@@ -15,23 +15,10 @@ static void on_signal(int sig) {
 }
 
 int main(int argc, char **argv) {
-  const char *cfg_path = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-      cfg_path = argv[++i];
-    } else {
-      fprintf(stderr, "usage: bok-worker [--config FILE]\n");
-      return 2;
-    }
-  }
+  int rc = 1;
+  bok_config_t *cfg = bok_config_from_args(argc, argv, "bok-worker", &rc);
+  if (!cfg) return rc;
   char err[512];
-  bok_config_t *cfg = bok_config_load(cfg_path, err, sizeof err);
-  if (!cfg) {
-    fprintf(stderr, "bok-worker: %s\n", err);
-    return 1;
-  }
-  bok_log_level_t lvl;
-  if (bok_log_level_parse(bok_config_get(cfg, "log_level", "info"), &lvl) == 0) bok_log_set_level(lvl);
   g_worker = worker_new(cfg, bok_log_stderr, "worker", err, sizeof err);
   if (!g_worker) {
     bok_logf(bok_log_stderr, "worker", BOK_LOG_ERROR, "cannot start: %s", err);
@@ -43,7 +30,7 @@ int main(int argc, char **argv) {
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
-  int rc = worker_run(g_worker);
+  rc = worker_run(g_worker);
   worker_destroy(g_worker);
   bok_config_destroy(cfg);
   return rc;

@@ -35,4 +35,9 @@ int bok_config_get_bool(const bok_config_t *cfg, const char *key, int def);
 typedef int (*bok_config_each_fn)(void *ud, const char *subkey, const char *value);
 int bok_config_each(const bok_config_t *cfg, const char *prefix, bok_config_each_fn fn, void *ud);
 
+/* The start of every binary's main(): parses `[--config FILE]`, loads the
+ * config and applies its log_level. Returns the config, or NULL after
+ * printing a usage or load error to stderr (*exit_code set to 2 or 1). */
+bok_config_t *bok_config_from_args(int argc, char **argv, const char *prog, int *exit_code);
+
 #endif

@@ -21,4 +21,8 @@ int bok_uuid_valid(const char *s);
 /* SPEC 3: a tenant id is 1-64 characters of [A-Za-z0-9._-]. 1 valid, 0 not. */
 int bok_tenant_valid(const char *s, size_t len);
 
+/* Creates the parent directories of a file path (mkdir -p of its dirname).
+ * 0 ok, -1 with errno set. */
+int bok_mkdirs_for(const char *path);
+
 #endif
