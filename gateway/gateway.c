@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "bok/util.h"
@@ -20,6 +21,14 @@
 
 void gw_count_status(h2o_req_t *req, int status) {
   gw_server_t *s = ((gw_thread_t *)req->conn->ctx->storage.entries[0].data)->srv;
+  if (s->access_log) {
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    struct timeval t0 = req->timestamps.request_begin_at;
+    long ms = (long)((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_usec - t0.tv_usec) / 1000);
+    bok_logf(s->log, s->log_opaque, BOK_LOG_INFO, "%.*s %.*s %d %ldms", (int)req->method.len, req->method.base,
+             (int)(req->path.len > 200 ? 200 : req->path.len), req->path.base, status, ms);
+  }
   if (status < 100 || status >= GW_MAX_STATUS) status = 0;
   atomic_fetch_add(&s->resp_by_status[status], 1);
 }
@@ -357,6 +366,7 @@ gw_server_t *gw_server_new(const bok_config_t *cfg, bok_log_fn log, void *log_op
   s->max_upload_body = mu > 0 ? (size_t)mu : 4ULL << 30;
   int64_t to = bok_config_get_int(cfg, "rpc_timeout_ms", 10000);
   s->rpc_timeout_ms = to > 0 && to < 3600000 ? (int)to : 10000;
+  s->access_log = bok_config_get_bool(cfg, "access_log", 0);
   int64_t rt = bok_config_get_int(cfg, "request_timeout_ms", 600000);
   s->request_timeout_ms = rt > 0 ? rt : 600000;
   int64_t dr = bok_config_get_int(cfg, "shutdown_drain_ms", 5000);

@@ -19,8 +19,8 @@ typedef struct gw_server gw_server_t;
  * max_json_body, max_upload_body, rpc_timeout_ms, routes.* from cfg (which
  * must outlive the server), and two optional keys: request_timeout_ms (time
  * to receive one request incl. its body, also the keep-alive idle time;
- * default 600000) and shutdown_drain_ms (how long SIGTERM waits for
- * requests in flight; default 5000). NULL with a message in err on failure. */
+ * default 600000), shutdown_drain_ms (how long SIGTERM waits for requests
+ * in flight; default 5000) and access_log (one line per request; false). NULL with a message in err on failure. */
 gw_server_t *gw_server_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen);
 /* Binds and starts the loop threads; returns the bound port or -1. */
 int gw_server_start(gw_server_t *s, char *err, size_t errlen);

@@ -38,6 +38,7 @@ struct gw_server {
   size_t max_upload_body;
   int rpc_timeout_ms;
   int64_t request_timeout_ms; /* receiving one request (incl. an upload body) */
+  int access_log;             /* one INFO line per answered request */
   bok_routes_t *routes;
   gw_channel_t *channels; /* one per distinct backend address */
   size_t nchannels;

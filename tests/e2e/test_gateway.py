@@ -524,9 +524,12 @@ def test_client_disconnects_mid_request():
 # ---- misc endpoints ----------------------------------------------------------------
 
 def test_healthz_metrics_schema():
-    with e.Stack(model=False, overrides={"gateway": {"max_json_body": 8192}}, **NO_JOB_SERVICE) as s:
+    with e.Stack(model=False, overrides={"gateway": {"max_json_body": 8192, "access_log": True}},
+                 **NO_JOB_SERVICE) as s:
         st, body = s.http("GET", "/healthz")
         e.check(st == 200 and body == {"status": "ok"}, "healthz: %s %s" % (st, body))
+        time.sleep(0.1)
+        e.check(" INFO gateway: GET /healthz 200 " in s["gateway"].log_tail(), "access log: " + s["gateway"].log_tail())
         s.http("GET", "/nope")
         s.http("GET", "/nope")
         st, text = s.http("GET", "/metrics")
