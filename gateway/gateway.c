@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -296,6 +297,20 @@ static void free_h2o_thread_chunks(void) {
 static void *loop_main(void *arg) {
   gw_thread_t *th = arg;
   gw_server_t *s = th->srv;
+  h2o_context_init(&th->ctx, h2o_evloop_create(), &s->h2o_config);
+  h2o_vector_reserve(NULL, &th->ctx.storage, 1);
+  th->ctx.storage.entries[0].data = th;
+  th->ctx.storage.entries[0].dispose = NULL;
+  th->ctx.storage.size = 1;
+  th->accept_ctx.ctx = &th->ctx;
+  th->accept_ctx.hosts = s->h2o_config.hosts;
+  h2o_multithread_register_receiver(th->ctx.queue, &th->rx, on_messages);
+  th->listener = h2o_evloop_socket_create(th->ctx.loop, th->fd, H2O_SOCKET_FLAG_DONT_READ);
+  th->fd = -1; /* owned by the listener socket now */
+  th->listener->data = th;
+  h2o_socket_read_start(th->listener, on_accept);
+  sem_post(&s->ready);
+
   while (!atomic_load(&s->stopping)) h2o_evloop_run(th->ctx.loop, 200);
 
   h2o_socket_read_stop(th->listener);
@@ -341,6 +356,7 @@ gw_server_t *gw_server_new(const bok_config_t *cfg, bok_log_fn log, void *log_op
   s->wake_pipe[0] = s->wake_pipe[1] = -1;
   pthread_mutex_init(&s->upload_mu, NULL);
   pthread_cond_init(&s->upload_cv, NULL);
+  sem_init(&s->ready, 0, 0);
   const char *listen = bok_config_get(cfg, "listen", "0.0.0.0:8000");
   const char *colon = strrchr(listen, ':');
   char *end = NULL;
@@ -440,25 +456,18 @@ int gw_server_start(gw_server_t *s, char *err, size_t errlen) {
     snprintf(err, errlen, "cannot start upload threads");
     return -1;
   }
+  /* Each loop thread creates its own evloop, context (with its message
+   * queue) and listener socket: h2o 2.2 ties socket buffers to the creating
+   * thread's recycle list, so nothing of a loop may be made elsewhere. */
   for (int i = 0; i < s->nthreads; i++) {
     gw_thread_t *th = &s->threads[i];
-    h2o_context_init(&th->ctx, h2o_evloop_create(), &s->h2o_config);
-    h2o_vector_reserve(NULL, &th->ctx.storage, 1);
-    th->ctx.storage.entries[0].data = th;
-    th->ctx.storage.entries[0].dispose = NULL;
-    th->ctx.storage.size = 1;
-    th->accept_ctx.ctx = &th->ctx;
-    th->accept_ctx.hosts = s->h2o_config.hosts;
-    h2o_multithread_register_receiver(th->ctx.queue, &th->rx, on_messages);
-    th->listener = h2o_evloop_socket_create(th->ctx.loop, th->fd, H2O_SOCKET_FLAG_DONT_READ);
-    th->fd = -1; /* owned by the listener socket now */
-    th->listener->data = th;
-    h2o_socket_read_start(th->listener, on_accept);
     if (pthread_create(&th->th, NULL, loop_main, th) != 0) {
       snprintf(err, errlen, "cannot start loop thread");
       return -1;
     }
     th->started = 1;
+    while (sem_wait(&s->ready) != 0 && errno == EINTR) {
+    }
   }
   bok_logf(s->log, s->log_opaque, BOK_LOG_INFO, "HTTP listening on %s:%d (%d loops, tenant header '%s')",
            s->listen_host, s->bound_port, s->nthreads, s->tenant_header);
@@ -534,6 +543,7 @@ void gw_server_destroy(gw_server_t *s) {
   if (s->wake_pipe[1] >= 0) close(s->wake_pipe[1]);
   pthread_mutex_destroy(&s->upload_mu);
   pthread_cond_destroy(&s->upload_cv);
+  sem_destroy(&s->ready);
   free(s->threads);
   free(s);
 }

@@ -5,6 +5,7 @@
 #include <h2o.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 
 #include "bok/routes.h"
@@ -46,6 +47,7 @@ struct gw_server {
   h2o_globalconf_t h2o_config;
   gw_thread_t *threads;
   atomic_int stopping;
+  sem_t ready; /* posted by each loop thread once it accepts */
   int wake_pipe[2];
   /* upload pool */
   pthread_t upload_threads[GW_UPLOAD_THREADS];
