@@ -592,6 +592,32 @@ def test_sigterm_exits_cleanly_with_open_connections():
                                                                                 s["gateway"].log_tail()))
         for c in idle + [half]:
             c.close()
+        # and again under load: SIGTERM while 50 clients hammer it
+        gw = s["gateway"]
+        gw.start()
+        stop = threading.Event()
+        answered = []
+
+        def hammer():
+            while not stop.is_set():
+                try:
+                    st, _ = s.http("GET", "/models", timeout=5)
+                    answered.append(st)
+                except OSError:
+                    time.sleep(0.01)
+        ts = [threading.Thread(target=hammer) for _ in range(50)]
+        for t in ts:
+            t.start()
+        time.sleep(1.0)
+        t0 = time.time()
+        rc = gw.stop()
+        stop.set()
+        for t in ts:
+            t.join()
+        e.check(rc == 0 and time.time() - t0 < 8, "exit under load %s after %.1fs\n%s" % (rc, time.time() - t0,
+                                                                                         gw.log_tail()))
+        e.check(len(answered) > 50 and set(answered) <= {200, 503}, "answers under load: %d %s" % (
+            len(answered), set(answered)))
 
 
 if __name__ == "__main__":
