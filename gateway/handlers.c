@@ -113,7 +113,7 @@ static json_t *json_body(gw_thread_t *th, h2o_req_t *req) {
     }
   }
   json_error_t je;
-  json_t *j = json_loadb(req->entity.base ? req->entity.base : "", req->entity.len, JSON_DECODE_ANY, &je);
+  json_t *j = json_loadb(req->entity.base ? req->entity.base : "", req->entity.len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
   if (!j) {
     gw_send_error(req, 400, "INVALID_ARGUMENT", "malformed JSON: %s (line %d, column %d)", je.text, je.line,
                   je.column);
