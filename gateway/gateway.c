@@ -343,8 +343,22 @@ static void *loop_main(void *arg) {
   return NULL;
 }
 
-/* Validates and copies the config; no thread, socket or h2o state yet. */
+static int start_locked(gw_server_t *s, char *err, size_t errlen);
+
+static gw_server_t *server_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen);
+static void block_stop_signals(sigset_t *old);
+
+/* Validates and copies the config and creates the channels (gRPC starts its
+ * threads here); no socket or h2o state yet. */
 gw_server_t *gw_server_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen) {
+  sigset_t old;
+  block_stop_signals(&old);
+  gw_server_t *s = server_new(cfg, log, log_opaque, err, errlen);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return s;
+}
+
+static gw_server_t *server_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen) {
   gw_server_t *s = calloc(1, sizeof *s);
   if (!s) {
     snprintf(err, errlen, "out of memory");
@@ -422,7 +436,25 @@ fail:
   return NULL;
 }
 
+/* Threads started by the server (loops, uploads, gRPC's own) inherit a mask
+ * without SIGINT/SIGTERM, so only the caller's thread takes them. */
+static void block_stop_signals(sigset_t *old) {
+  sigset_t block;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  sigaddset(&block, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &block, old);
+}
+
 int gw_server_start(gw_server_t *s, char *err, size_t errlen) {
+  sigset_t old;
+  block_stop_signals(&old);
+  int rc = start_locked(s, err, errlen);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return rc;
+}
+
+static int start_locked(gw_server_t *s, char *err, size_t errlen) {
   h2o_config_init(&s->h2o_config);
   s->h2o_inited = 1;
   s->h2o_config.max_request_entity_size = s->max_upload_body;
