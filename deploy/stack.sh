@@ -35,8 +35,10 @@ up() {
       echo "stack: $name not built ($BUILD/$bin missing): skipped" >&2
       continue
     fi
-    (cd "$REPO" && BOK_DB="$STATE/data/${name%%-*}s.db" setsid nohup "$BUILD/$bin" --config "$HERE/config/$cfg" \
-        >>"$LOGS/$name.log" 2>&1 </dev/null & echo $! >"$PIDS/$name.pid")
+    # exec: the background subshell becomes the service, holding no pipe of ours
+    (cd "$REPO" && BOK_DB="$STATE/data/${name%%-*}s.db" exec setsid "$BUILD/$bin" --config "$HERE/config/$cfg" \
+        >>"$LOGS/$name.log" 2>&1 </dev/null) &
+    echo $! >"$PIDS/$name.pid"
     if [ "$port" != 0 ]; then
       for _ in $(seq 1 100); do port_open "$port" && break; alive "$name" || break; sleep 0.1; done
       if ! port_open "$port"; then
