@@ -334,9 +334,15 @@ int job_store_report(job_store_t *st, const Batch__V1__JobResults *res, bok_err_
     pthread_mutex_unlock(&st->mu);
     return bok_err_set(err, BOK_ERR_NOT_FOUND, "not found");
   }
-  if (state != S_PENDING && state != S_RUNNING) {
+  if (state == S_CANCELLED) {
     pthread_mutex_unlock(&st->mu);
     return 1;
+  }
+  if (state != S_PENDING && state != S_RUNNING) {
+    /* Finished: every row is already counted; a redelivered batch is
+     * accepted (its events still have to be published) and changes nothing. */
+    pthread_mutex_unlock(&st->mu);
+    return 0;
   }
   sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
   sqlite3_stmt *ins = prep(st, "INSERT OR IGNORE INTO processed(job_id,row) VALUES(?1,?2)");

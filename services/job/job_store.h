@@ -50,7 +50,8 @@ int job_store_fail(job_store_t *st, const char *id, const char *error, bok_err_t
 int job_store_cancel(job_store_t *st, const char *tenant, const char *id, job_t *out, bok_err_t *err);
 
 /* Records one job's results. Rows already processed are ignored. Returns 1
- * if the job is cancelled/finished (results ignored), 0 if recorded, -1 err. */
+ * if the job is cancelled (results ignored, nothing more is to be published),
+ * 0 if recorded (or the job finished: nothing to record), -1 err. */
 int job_store_report(job_store_t *st, const Batch__V1__JobResults *res, bok_err_t *err);
 
 /* Rejected cells of rows > after_row, at most `limit` rows. */

@@ -24,7 +24,8 @@ typedef struct job_ctx {
   char tenant[72];
   char model_id[40];
   char topic[300];
-  int skip;     /* cancelled, finished or unknown: publish nothing more */
+  int skip;     /* cancelled or unknown: publish nothing more */
+  char broken[400]; /* the job's rows cannot be validated (reason): all rejected */
   bok_schema_t *schema;
   bok_validator_t *validator;
   int64_t last_used;
@@ -55,6 +56,7 @@ struct worker {
   int batch_max_ms;
   int events_partitions;
   volatile sig_atomic_t stop;
+  int fatal; /* the producer hit a fatal error: exit non-zero */
   int rebalances; /* bumped by the rebalance callback (runs inside poll) */
   bok_routes_t *routes;
   chan_t chans[64];
@@ -129,6 +131,7 @@ worker_t *worker_new(const bok_config_t *cfg, bok_log_fn log, void *lo, char *er
   set_prop(&c1, "client.id", w->worker_id);
   set_prop(&c1, "session.timeout.ms", "10000");
   set_prop(&c1, "heartbeat.interval.ms", "1000");
+  set_prop(&c1, "topic.metadata.refresh.interval.ms", "5000"); /* find a rows topic created later */
   bok_config_each(cfg, "kafka.consumer.", set_prop, &c1);
   if (c1.bad) {
     rd_kafka_conf_destroy(cc);
@@ -149,7 +152,8 @@ worker_t *worker_new(const bok_config_t *cfg, bok_log_fn log, void *lo, char *er
   set_prop(&c2, "batch.num.messages", "10000");
   if (w->transactions) {
     char tid[200];
-    snprintf(tid, sizeof tid, "bok-worker-%s", w->worker_id);
+    /* the group keeps ids of different deployments (and test stacks) apart */
+    snprintf(tid, sizeof tid, "bok-worker-%s-%s", bok_config_get(cfg, "kafka.group_id", "bok-workers"), w->worker_id);
     set_prop(&c2, "transactional.id", tid);
     /* Short: a worker killed mid-transaction blocks its partitions' offsets
      * (unstable) until the coordinator aborts the transaction. */
@@ -274,8 +278,9 @@ static job_ctx_t *job_get(worker_t *w, const Batch__V1__RowBatch *b) {
     goto add;
   }
   snprintf(j->topic, sizeof j->topic, "%s", spec->topic);
-  if (spec->state != BATCH__V1__JOB_STATE__JOB_STATE_PENDING && spec->state != BATCH__V1__JOB_STATE__JOB_STATE_RUNNING)
-    j->skip = 1;
+  /* Only a cancelled job is skipped: rows of a finished job are redeliveries
+   * of a batch whose transaction did not commit, and must be published. */
+  if (spec->state == BATCH__V1__JOB_STATE__JOB_STATE_CANCELLED) j->skip = 1;
   Batch__V1__GetModelRequest mr = BATCH__V1__GET_MODEL_REQUEST__INIT;
   mr.model_id = b->model_id;
   mr.version = b->schema_version;
@@ -289,45 +294,48 @@ static job_ctx_t *job_get(worker_t *w, const Batch__V1__RowBatch *b) {
         free(j);
         return NULL;
       }
-      LOG(w, BOK_LOG_WARN, "model %s v%lld not found: skipping job %s", b->model_id, (long long)b->schema_version,
-          b->job_id);
-      j->skip = 1;
+      LOG(w, BOK_LOG_WARN, "model %s v%lld not found: rejecting the rows of job %s", b->model_id,
+          (long long)b->schema_version, b->job_id);
+      snprintf(j->broken, sizeof j->broken, "model version %lld not found", (long long)b->schema_version);
     } else {
       char msg[256];
       if (bok_schema_compile(m->schema_json, strlen(m->schema_json), &j->schema, msg, sizeof msg) != 0) {
         LOG(w, BOK_LOG_ERROR, "job %s: schema does not compile: %s", b->job_id, msg);
-        j->skip = 1;
+        snprintf(j->broken, sizeof j->broken, "the model's schema cannot be used (%s)", msg);
       } else {
         int ndjson = strcmp(spec->format, "ndjson") == 0;
         j->validator = bok_validator_new(j->schema, ndjson ? BOK_FMT_NDJSON : BOK_FMT_CSV, (const char *)spec->header.data,
                                          spec->header.len, spec->separator[0] ? spec->separator[0] : ',', msg, sizeof msg);
         if (!j->validator) {
           LOG(w, BOK_LOG_ERROR, "job %s: %s", b->job_id, msg);
-          j->skip = 1;
+          snprintf(j->broken, sizeof j->broken, "%s", msg);
         }
       }
       protobuf_c_message_free_unpacked(&m->base, NULL);
     }
   }
   protobuf_c_message_free_unpacked(&spec->base, NULL);
-  if (!j->skip) ensure_topic(w, j->topic);
+  if (!j->skip && !j->broken[0]) ensure_topic(w, j->topic);
 add:
   j->last_used = bok_mono_ms();
   j->next = w->jobs;
   w->jobs = j;
-  if (++w->njobs > MAX_JOBS_CACHED) {
-    /* drop the least recently used */
+  w->njobs++;
+  return j;
+}
+
+/* Drops least recently used jobs beyond the cache size. Called between
+ * batches only: a batch in progress points at its jobs. */
+static void evict_jobs(worker_t *w) {
+  while (w->njobs > MAX_JOBS_CACHED) {
     job_ctx_t **victim = NULL;
     for (job_ctx_t **pp = &w->jobs; *pp; pp = &(*pp)->next)
       if (!victim || (*pp)->last_used < (*victim)->last_used) victim = pp;
-    if (victim && *victim != j) {
-      job_ctx_t *v = *victim;
-      *victim = v->next;
-      job_ctx_free(v);
-      w->njobs--;
-    }
+    job_ctx_t *v = *victim;
+    *victim = v->next;
+    job_ctx_free(v);
+    w->njobs--;
   }
-  return j;
 }
 
 /* ---- batch --------------------------------------------------------------------- */
@@ -393,6 +401,18 @@ static void add_rejected(job_res_t *r, int64_t row, const void *raw, size_t len,
   r->res.rejected[r->res.n_rejected++] = x;
 }
 
+/* A row of a job that cannot be validated at all: MALFORMED_ROW with why. */
+static void add_rejected_reason(job_res_t *r, int64_t row, const void *raw, size_t len, const char *why) {
+  bok_row_result_t rr;
+  memset(&rr, 0, sizeof rr);
+  char msg[512];
+  snprintf(msg, sizeof msg, "Row %lld is malformed: %s.", (long long)row, why);
+  bok_reject_t x = {row, "", "", "", "MALFORMED_ROW", NULL, msg};
+  rr.rejects = &x;
+  rr.nrejects = 1;
+  add_rejected(r, row, raw, len, &rr);
+}
+
 static void batch_free(batch_t *b) {
   for (size_t i = 0; i < b->n; i++) {
     Batch__V1__JobResults *r = &b->jobs[i].res;
@@ -453,6 +473,10 @@ static int process_msg(worker_t *w, batch_t *b, const rd_kafka_message_t *m, int
       const char *raw = (const char *)row->raw.data;
       size_t len = row->raw.len;
       const char *reason = bok_utf8_valid(raw, len) ? NULL : "invalid UTF-8";
+      if (j->broken[0]) {
+        add_rejected_reason(r, row->row, raw, len, j->broken);
+        continue;
+      }
       if (!bok_validator_row(j->validator, row->row, raw, len, reason, &w->rr)) {
         add_rejected(r, row->row, raw, len, &w->rr);
         continue;
@@ -523,8 +547,24 @@ static int report(worker_t *w, batch_t *b) {
 static int txn_ok(worker_t *w, rd_kafka_error_t *e, const char *what) {
   if (!e) return 1;
   LOG(w, BOK_LOG_WARN, "%s: %s", what, rd_kafka_error_string(e));
+  if (rd_kafka_error_is_fatal(e)) w->fatal = 1;
   rd_kafka_error_destroy(e);
   return 0;
+}
+
+/* Commits, retrying a retriable failure: after a timeout librdkafka may still
+ * be committing, and aborting then could publish the batch twice. */
+static int commit_txn(worker_t *w) {
+  for (int attempt = 0;; attempt++) {
+    rd_kafka_error_t *e = rd_kafka_commit_transaction(w->producer, TXN_TIMEOUT_MS);
+    if (!e) return 1;
+    if (rd_kafka_error_is_retriable(e) && attempt < 10) {
+      LOG(w, BOK_LOG_WARN, "commit_transaction (retrying): %s", rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+      continue;
+    }
+    return txn_ok(w, e, "commit_transaction");
+  }
 }
 
 static void rewind_to(worker_t *w, rd_kafka_topic_partition_list_t *first) {
@@ -599,7 +639,7 @@ int worker_run(worker_t *w) {
       ok = txn_ok(w, rd_kafka_send_offsets_to_transaction(w->producer, b.next, md, TXN_TIMEOUT_MS),
                   "send_offsets_to_transaction");
       rd_kafka_consumer_group_metadata_destroy(md);
-      if (ok) ok = txn_ok(w, rd_kafka_commit_transaction(w->producer, TXN_TIMEOUT_MS), "commit_transaction");
+      if (ok) ok = commit_txn(w);
     } else if (ok) {
       ok = rd_kafka_commit(w->consumer, b.next, 0) == RD_KAFKA_RESP_ERR_NO_ERROR;
     }
@@ -608,7 +648,7 @@ int worker_run(worker_t *w) {
         rd_kafka_error_t *e = rd_kafka_abort_transaction(w->producer, TXN_TIMEOUT_MS);
         if (e) {
           LOG(w, BOK_LOG_ERROR, "abort_transaction: %s", rd_kafka_error_string(e));
-          if (rd_kafka_error_is_fatal(e)) w->stop = 1;
+          if (rd_kafka_error_is_fatal(e)) w->fatal = 1;
           rd_kafka_error_destroy(e);
         }
       }
@@ -621,6 +661,11 @@ int worker_run(worker_t *w) {
     }
     for (int i = 0; i < nm; i++) rd_kafka_message_destroy(msgs[i]);
     batch_free(&b);
+    evict_jobs(w);
+    if (w->fatal) {
+      LOG(w, BOK_LOG_ERROR, "fatal Kafka producer error (fenced by another worker with the same id?): exiting");
+      break;
+    }
     int64_t now = bok_mono_ms();
     if (now - w->last_stat_ms > 5000) {
       if (w->rows_done) LOG(w, BOK_LOG_INFO, "stats: rows_processed=%lld batches=%lld", (long long)w->rows_done,
@@ -629,5 +674,5 @@ int worker_run(worker_t *w) {
     }
   }
   LOG(w, BOK_LOG_INFO, "stopping: rows_processed=%lld batches=%lld", (long long)w->rows_done, (long long)w->batches);
-  return 0;
+  return w->fatal ? 1 : 0;
 }
