@@ -1,5 +1,6 @@
 #include "model_store.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -105,13 +106,31 @@ static int db_fail(model_store_t *st, bok_err_t *err) {
 }
 
 /* Validates a name: 1-200 characters after trimming. */
-static int check_name(const char *name, bok_err_t *err) {
+/* Trims surrounding whitespace into out (a copy); the name must have 1-200
+ * characters (UTF-8 code points) and no control characters. */
+static int check_name(const char *name, char out[1024], bok_err_t *err) {
   if (!name) return bok_err_set(err, BOK_ERR_INVALID, "name: required");
-  while (*name == ' ' || *name == '\t') name++;
+  while (*name && isspace((unsigned char)*name)) name++;
   size_t n = strlen(name);
+  while (n && isspace((unsigned char)name[n - 1])) n--;
   if (n == 0) return bok_err_set(err, BOK_ERR_INVALID, "name: required");
-  if (n > 200) return bok_err_set(err, BOK_ERR_INVALID, "name: longer than 200 characters");
+  size_t chars = 0;
+  for (size_t i = 0; i < n; i++) {
+    if ((unsigned char)name[i] < 0x20) return bok_err_set(err, BOK_ERR_INVALID, "name: control characters are not allowed");
+    chars += ((unsigned char)name[i] & 0xC0) != 0x80;
+  }
+  if (chars > 200 || n >= 1024) return bok_err_set(err, BOK_ERR_INVALID, "name: longer than 200 characters");
+  memcpy(out, name, n);
+  out[n] = '\0';
   return 0;
+}
+
+/* BEGIN/COMMIT with their results checked; a failed COMMIT rolls back. */
+static int txn_begin(model_store_t *st) { return sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1; }
+static int txn_commit(model_store_t *st) {
+  if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) return 0;
+  sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+  return -1;
 }
 
 /* Compiles the schema (refusing it with the compiler's message) and returns
@@ -128,15 +147,16 @@ static char *check_schema(const char *schema_json, bok_err_t *err) {
     return NULL;
   }
   bok_schema_destroy(s);
-  json_t *j = json_loads(schema_json, 0, NULL);
-  char *out = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-  json_decref(j);
+  /* Stored exactly as given: re-encoding would change numbers (0.1). */
+  char *out = strdup(schema_json);
+  if (!out) bok_err_set(err, BOK_ERR_INTERNAL, "out of memory");
   return out;
 }
 
 static int get_locked(model_store_t *st, const char *tenant, const char *id, int64_t version, model_rec_t *out,
                       bok_err_t *err) {
   sqlite3_stmt *s = NULL;
+  if (version < 0) return bok_err_set(err, BOK_ERR_NOT_FOUND, "not found");
   const char *sql = version > 0 ? SELECT_COLS "WHERE m.model_id=?1 AND m.tenant_id=?2 AND v.version=?3"
                                 : SELECT_COLS "WHERE m.model_id=?1 AND m.tenant_id=?2 AND v.version=m.version"
                                               " AND m.deleted=0";
@@ -176,7 +196,9 @@ static int exec_bind(model_store_t *st, const char *sql, const char *a, const ch
 
 int model_store_create(model_store_t *st, const char *tenant, const char *name, const char *schema_json,
                        const char *topic_prefix, model_rec_t *out, bok_err_t *err) {
-  if (check_name(name, err)) return -1;
+  char tname[1024];
+  if (check_name(name, tname, err)) return -1;
+  name = tname;
   char *schema = check_schema(schema_json, err);
   if (!schema) return -1;
   char id[37];
@@ -186,17 +208,19 @@ int model_store_create(model_store_t *st, const char *tenant, const char *name, 
   int64_t now = bok_now_ms();
   int ret = -1;
   pthread_mutex_lock(&st->mu);
-  sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
   /* models(model_id, tenant_id, name, version, topic, created_at, updated_at) */
-  if (exec_bind(st, "INSERT INTO models(model_id,tenant_id,name,topic,created_at,updated_at,version)"
+  if (txn_begin(st) != 0) {
+    db_fail(st, err);
+  } else if (exec_bind(st, "INSERT INTO models(model_id,tenant_id,name,topic,created_at,updated_at,version)"
                     " VALUES(?1,?2,?3,?6,?4,?5,1)",
                 id, tenant, name, now, now, topic) != 0 ||
       exec_bind(st, "INSERT INTO model_versions(model_id,schema_json,created_at,version) VALUES(?1,?2,?4,1)", id,
                 schema, NULL, now, 0, NULL) != 0) {
     db_fail(st, err);
     sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+  } else if (txn_commit(st) != 0) {
+    db_fail(st, err);
   } else {
-    sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
     ret = get_locked(st, tenant, id, 0, out, err);
   }
   pthread_mutex_unlock(&st->mu);
@@ -257,7 +281,9 @@ int model_store_update(model_store_t *st, const char *tenant, const char *id, co
                        const char *schema_json, model_rec_t *out, bok_err_t *err) {
   int has_name = name && *name;
   int has_schema = schema_json && *schema_json;
-  if (has_name && check_name(name, err)) return -1;
+  char tname[1024];
+  if (has_name && check_name(name, tname, err)) return -1;
+  if (has_name) name = tname;
   char *schema = NULL;
   if (has_schema && !(schema = check_schema(schema_json, err))) return -1;
   int ret = -1;
@@ -267,7 +293,10 @@ int model_store_update(model_store_t *st, const char *tenant, const char *id, co
   if (get_locked(st, tenant, id, 0, &cur, err) != 0) goto done;
   int64_t now = bok_now_ms();
   int64_t version = cur.version;
-  sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  if (txn_begin(st) != 0) {
+    db_fail(st, err);
+    goto done;
+  }
   int ok = 1;
   if (has_schema && strcmp(schema, cur.schema_json) != 0) {
     version++;
@@ -282,7 +311,10 @@ int model_store_update(model_store_t *st, const char *tenant, const char *id, co
     sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     goto done;
   }
-  sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+  if (txn_commit(st) != 0) {
+    db_fail(st, err);
+    goto done;
+  }
   ret = get_locked(st, tenant, id, 0, out, err);
 done:
   pthread_mutex_unlock(&st->mu);
