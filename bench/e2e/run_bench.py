@@ -1,0 +1,616 @@
+#!/usr/bin/python3
+"""End-to-end benchmark (issue 6): our figures next to a baseline measured in
+the same run, on the real binaries ($BOK_BUILD_DIR, default <repo>/build) and
+the real broker ($BOK_KAFKA_BOOTSTRAP, default 127.0.0.1:9092).
+
+    python3 bench/e2e/run_bench.py [--rows N] [--smoke] [--big] [--out DIR]
+
+1. ingest: an N-row, 10-column CSV (~2% invalid rows) uploaded through the
+   gateway until the job is final, with 1 and with 2 workers; baseline: kcat -P
+   producing the same data lines to a fresh topic with as many partitions.
+2. core: bench_core --json, and instructions/row with callgrind.
+3. gateway: wrk on GET /models and GET /jobs/{id} (50, 500 connections);
+   baseline GET /healthz of the same gateway; p99 of GET /jobs/{id} during an
+   upload.
+4. memory: VmHWM of gateway, job service, workers after the ingest (--big: a
+   ~1 GB upload).
+5. reports: result-report RPCs (= worker batches) per second per job.
+
+Prints a table and writes bench/results/bench-<UTC time>.json.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
+import bok_e2e as e  # noqa: E402
+
+FINAL = ("SUCCESS", "PARTIAL_SUCCESS", "FAILED", "CANCELLED")
+TICK = os.sysconf("SC_CLK_TCK")
+
+SCHEMA = {"type": "object", "properties": {
+    "event_id": {"type": "string"},
+    "timestamp": {"type": "integer", "format": "unix-time"},
+    "amount": {"type": "number", "minimum": 0},
+    "qty": {"type": "integer"},
+    "ok": {"type": "boolean"},
+    "country": {"type": "string", "enum": ["US", "FR", "DE", "JP"]},
+    "seen": {"type": "integer", "format": "unix-time"},
+    "vec": {"type": "array", "items": {"type": "number"}},
+    "note": {"type": "string", "maxLength": 64},
+    "score": {"type": "number"}},
+    "required": ["event_id", "timestamp", "amount"]}
+HEADER = "event_id,timestamp,amount,qty,ok,country,seen,vec,note,score\n"
+COUNTRIES = ("US", "FR", "DE", "JP")
+
+
+def log(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+# ---- data ----------------------------------------------------------------------
+
+def generate_csv(path, rows):
+    """N data rows, 10 columns of every type; every 50th row (2%) has one
+    invalid cell (which column rotates). Returns (bytes, invalid rows)."""
+    bad_cells = {1: "yesterday", 2: "abc", 3: "3.5", 4: "maybe", 5: "CA", 7: '"[1,x]"',
+                 8: '"this note is far too long for the schema limit of sixty-four characters ok"', 9: "NaN"}
+    bad_cols = sorted(bad_cells)
+    invalid = 0
+    with open(path, "w", buffering=1 << 20) as f:
+        f.write(HEADER)
+        chunk = []
+        for i in range(1, rows + 1):
+            cells = ["ev%d" % i, "1700000000", "12.5", "42", "true" if i & 1 else "0", COUNTRIES[i & 3],
+                     str(1600000000 + i % 1000), '"[1.5,2,3]"', '"hello, world"', "0.25"]
+            if i % 50 == 0:
+                c = bad_cols[(i // 50) % len(bad_cols)]
+                cells[c] = bad_cells[c]
+                invalid += 1
+            chunk.append(",".join(cells))
+            if len(chunk) == 10000:
+                f.write("\n".join(chunk) + "\n")
+                chunk = []
+        if chunk:
+            f.write("\n".join(chunk) + "\n")
+    return os.path.getsize(path), invalid
+
+
+def data_lines_file(csv_path, out_path):
+    with open(csv_path, "rb") as src, open(out_path, "wb") as dst:
+        src.readline()
+        while True:
+            b = src.read(1 << 20)
+            if not b:
+                break
+            dst.write(b)
+
+
+# ---- /proc -----------------------------------------------------------------------
+
+def cpu_s(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14, 15)
+    except OSError:
+        return 0.0
+
+
+def status_kb(pid, key):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = status_kb_meminfo()
+    return {"cores": os.cpu_count(), "cpu_model": model, "mem_total_mb": mem // 1024,
+            "kernel": platform.release(), "hostname": platform.node()}
+
+
+def status_kb_meminfo():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1])
+    return 0
+
+
+def kafka_pid():
+    p = os.path.join(REPO, ".run", "kafka", "kafka.pid")
+    try:
+        pid = int(open(p).read().strip())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def procs(stack):
+    out = {k: s.proc.pid for k, s in stack.services.items() if s.alive()}
+    for w in stack.workers:
+        if w.alive():
+            out[w.name] = w.proc.pid
+    return out
+
+
+def cpu_snapshot(stack):
+    return {k: cpu_s(pid) for k, pid in procs(stack).items()}
+
+
+# ---- kafka -------------------------------------------------------------------------
+
+def topic_partitions(topic):
+    raw = subprocess.run(["kcat", "-L", "-b", e.kafka_bootstrap(), "-t", topic, "-J"], capture_output=True,
+                         timeout=20).stdout
+    try:
+        for t in json.loads(raw).get("topics", []):
+            if t.get("topic") == topic:
+                return len(t.get("partitions") or [])
+    except ValueError:
+        pass
+    return 0
+
+
+KCAT_PROPS = ["-X", "compression.codec=zstd", "-X", "linger.ms=5", "-X", "acks=all"]
+
+
+def kcat_baseline(lines_path, rows, partitions):
+    topic = "bok.bench.kcat." + e.rand_suffix()
+    # The broker auto-creates topics with num.partitions (deploy/kafka.sh: 8);
+    # one warm-up message creates it before the clock starts.
+    subprocess.run(["kcat", "-P", "-b", e.kafka_bootstrap(), "-t", topic] + KCAT_PROPS, input=b"warmup\n",
+                   timeout=60, check=True)
+    got = topic_partitions(topic)
+    t0 = time.time()
+    with open(lines_path, "rb") as f:
+        p = subprocess.Popen(["kcat", "-P", "-b", e.kafka_bootstrap(), "-t", topic] + KCAT_PROPS, stdin=f,
+                             stderr=subprocess.PIPE)
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+    secs = time.time() - t0
+    if p.returncode != 0:
+        raise RuntimeError("kcat -P failed: %s" % p.stderr.read().decode("utf-8", "replace")[-500:])
+    return {"topic": topic, "partitions": got, "partitions_wanted": partitions, "seconds": secs,
+            "rows_per_s": rows / secs, "cpu_s": ru.ru_utime + ru.ru_stime,
+            "cpu_s_per_m_rows": (ru.ru_utime + ru.ru_stime) / rows * 1e6}
+
+
+# ---- gateway ------------------------------------------------------------------------
+
+def create_model(stack, name):
+    st, m = stack.http("POST", "/models", {"name": name, "schema": SCHEMA})
+    if st != 201 and st != 200:
+        raise RuntimeError("POST /models: %s %s" % (st, m))
+    return m
+
+
+def start_upload(stack, model_id, csv_path):
+    """curl streams the file from disk (multipart); returns the Popen."""
+    return subprocess.Popen(["curl", "-sS", "--max-time", "1800", "-o", "-", "-w", "\n%{http_code}",
+                             "-F", "model_id=%s" % model_id, "-F", "file=@%s;type=text/csv" % csv_path,
+                             stack.api_url + "/jobs"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish_upload(p):
+    out, err = p.communicate()
+    text = out.decode("utf-8", "replace").rstrip("\n")
+    body, _, code = text.rpartition("\n")
+    if p.returncode != 0 or code not in ("201", "202"):
+        raise RuntimeError("upload failed (curl %s, HTTP %s): %s %s" % (p.returncode, code, body[:300], err[-300:]))
+    return json.loads(body)
+
+
+def wait_final(stack, job_id, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        st, j = stack.http("GET", "/jobs/" + job_id)
+        if st == 200 and j.get("state") in FINAL:
+            return j
+        time.sleep(0.05)
+    raise RuntimeError("job %s not final after %ss" % (job_id, timeout))
+
+
+_UNIT = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _ms(s):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", s)
+    return float(m.group(1)) * _UNIT[m.group(2)] if m else None
+
+
+def wrk(url, conns, secs, threads=2):
+    cmd = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % secs, "--timeout", "5s", "--latency", url]
+    r = subprocess.run(cmd, capture_output=True, timeout=secs + 60)
+    out = r.stdout.decode("utf-8", "replace")
+    res = {"conns": conns, "seconds": secs, "rps": None, "p50_ms": None, "p99_ms": None, "errors": 0}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if m:
+        res["rps"] = float(m.group(1))
+    for pct, key in (("50", "p50_ms"), ("99", "p99_ms")):
+        m = re.search(r"^\s+%s(?:\.000)?%%\s+(\S+)" % pct, out, re.M)
+        if m:
+            res[key] = _ms(m.group(1))
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if m:
+        res["errors"] += int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        res["errors"] += sum(int(x) for x in m.groups())
+    m = re.search(r"(\d+) requests in", out)
+    if m:
+        res["requests"] = int(m.group(1))
+    if res["rps"] is None:
+        res["raw"] = out[-800:] + r.stderr.decode("utf-8", "replace")[-400:]
+    return res
+
+
+# ---- workers' logs -------------------------------------------------------------------
+
+STATS_RE = re.compile(r"(?:stats|stopping): rows_processed=(\d+) batches=(\d+)")
+
+
+def worker_stats(w):
+    rows = batches = 0
+    try:
+        with open(w.log_path, "rb") as f:
+            for line in f.read().decode("utf-8", "replace").splitlines():
+                m = STATS_RE.search(line)
+                if m:
+                    rows, batches = int(m.group(1)), int(m.group(2))
+    except OSError:
+        pass
+    return rows, batches
+
+
+ASSIGN_RE = re.compile(r"(assigned|revoked) (\d+) partitions")
+
+
+def wait_assigned(stack, partitions, timeout=20):
+    """Until the running workers together hold every rows-topic partition (so
+    the clock does not include the first group rebalance)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        held = 0
+        for w in stack.workers:
+            if not w.alive():
+                continue
+            last = 0
+            try:
+                with open(w.log_path, "rb") as f:
+                    for m in ASSIGN_RE.finditer(f.read().decode("utf-8", "replace")):
+                        last = int(m.group(2)) if m.group(1) == "assigned" else 0
+            except OSError:
+                pass
+            held += last
+        if held >= partitions:
+            return True
+        time.sleep(0.1)
+    log("workers hold fewer than %d partitions after %d s: starting anyway" % (partitions, timeout))
+    return False
+
+
+def stop_workers_for_stats(stack):
+    """SIGTERM every worker: each logs its exact totals ("stopping: ...")."""
+    out = []
+    for w in stack.workers:
+        if w.alive():
+            w.stop()
+            out.append(worker_stats(w))
+    return out
+
+
+# ---- sections -----------------------------------------------------------------------
+
+def ingest_run(workers, csv_path, rows, invalid, args, gateway_tests=False):
+    res = {"workers": workers}
+    with e.Stack(workers=workers) as s:
+        m = create_model(s, "bench-%d" % workers)
+        wait_assigned(s, args.partitions)
+        pids = procs(s)
+        kp = kafka_pid()
+        c0 = cpu_snapshot(s)
+        k0 = cpu_s(kp) if kp else 0.0
+        t0 = time.time()
+        p = start_upload(s, m["model_id"], csv_path)
+        j = finish_upload(p)
+        t_up = time.time() - t0
+        j = wait_final(s, j["job_id"], args.job_timeout)
+        secs = time.time() - t0
+        c1 = cpu_snapshot(s)
+        k1 = cpu_s(kp) if kp else 0.0
+        cpu = {k: c1.get(k, 0.0) - c0.get(k, 0.0) for k in c0}
+        ours = sum(cpu.values())
+        res.update({
+            "job_id": j["job_id"], "state": j.get("state"), "total": j.get("total"), "success": j.get("success"),
+            "errors": j.get("errors"), "expected_errors": invalid,
+            "seconds": secs, "upload_seconds": t_up, "rows_per_s": rows / secs, "upload_rows_per_s": rows / t_up,
+            "cpu_s": cpu, "cpu_s_total": ours, "cpu_s_per_m_rows": ours / rows * 1e6,
+            "broker_cpu_s": k1 - k0, "rows_topic": s.rows_topic, "rows_topic_partitions": topic_partitions(s.rows_topic),
+            "vm_hwm_mb": {k: status_kb(pid, "VmHWM") / 1024 for k, pid in pids.items()},
+            "vm_rss_mb": {k: status_kb(pid, "VmRSS") / 1024 for k, pid in pids.items()},
+        })
+        if j.get("total") != rows or j.get("errors") != invalid:
+            res["warning"] = "counters differ from the file: total %s (want %d), errors %s (want %d)" % (
+                j.get("total"), rows, j.get("errors"), invalid)
+        log("ingest with %d worker(s): %.1f s (upload %.1f s), %.0f rows/s, state %s" % (
+            workers, secs, t_up, rows / secs, j.get("state")))
+        if gateway_tests:
+            res["gateway"] = gateway_section(s, m["model_id"], j["job_id"], args)
+        st = stop_workers_for_stats(s)
+        rows_done = sum(r for r, _ in st)
+        batches = sum(b for _, b in st)
+        res["reports"] = {"per_worker": [{"rows": r, "batches": b} for r, b in st], "rows": rows_done,
+                          "report_rpcs": batches, "rpcs_per_s": batches / secs if secs else 0,
+                          "rows_per_rpc": rows_done / batches if batches else 0}
+        if gateway_tests:
+            s.add_worker()  # a fresh worker ingests the next upload
+            wait_assigned(s, args.partitions)
+            res["gateway"]["during_upload"] = during_upload(s, m["model_id"], j["job_id"], csv_path, args)
+    return res
+
+
+def gateway_section(s, model_id, job_id, args):
+    out = {}
+    conns = [50] if args.smoke else [50, 500]
+    for c in conns:
+        for name, path in (("healthz", "/healthz"), ("models", "/models"), ("job", "/jobs/" + job_id)):
+            r = wrk(s.api_url + path, c, args.wrk_seconds)
+            out["%s_c%d" % (name, c)] = r
+            log("wrk %s c=%d: %s req/s p50 %s ms p99 %s ms errors %s" % (path, c, r["rps"], r["p50_ms"], r["p99_ms"],
+                                                                          r["errors"]))
+    return out
+
+
+def during_upload(s, model_id, job_id, csv_path, args):
+    """p99 of GET /jobs/{id} (wrk, 50 connections) while another upload of the
+    same file is being ingested (uploaded, then processed by the workers)."""
+    p = start_upload(s, model_id, csv_path)
+    time.sleep(0.2)
+    r = wrk(s.api_url + "/jobs/" + job_id, 50, args.wrk_seconds)
+    r["upload_running_at_end"] = p.poll() is None
+    try:
+        j = finish_upload(p)
+        st, cur = s.http("GET", "/jobs/" + j["job_id"])
+        r["job_running_at_end"] = cur.get("state") not in FINAL
+        j = wait_final(s, j["job_id"], args.job_timeout)
+    except Exception as ex:  # the figure stands; the job is only cleanup
+        r["upload_error"] = str(ex)
+    log("wrk /jobs/{id} during upload: %s req/s p99 %s ms (upload running at end: %s, job running at end: %s)" % (
+        r["rps"], r["p99_ms"], r["upload_running_at_end"], r.get("job_running_at_end")))
+    return r
+
+
+def core_section(args):
+    binp = os.path.join(e.BUILD, "bench", "core", "bench_core")
+    if not os.path.exists(binp):
+        return {"error": "%s not built" % binp}
+    cmd = [binp, "--json"] + (["--rows", str(args.rows)] if args.smoke else [])
+    r = subprocess.run(cmd, capture_output=True, timeout=300)
+    try:
+        core = json.loads(r.stdout.decode().strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"error": r.stdout.decode()[-300:] + r.stderr.decode()[-300:]}
+    log("core: %.0f rows/s, %.3f of newline count" % (core["core_rows_per_s"], core["ratio_to_baseline"]))
+    if not args.smoke:
+        def ir(*a):
+            out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", binp] + list(a),
+                                 capture_output=True, timeout=600).stderr.decode()
+            m = re.search(r"refs:\s+([\d,]+)", out)
+            return int(m.group(1).replace(",", "")) if m else None
+        a, b = 20000, 40000
+        ca, cb = ir("--rows", str(a), "--no-baseline"), ir("--rows", str(b), "--no-baseline")
+        ga, gb = ir("--rows", str(a), "--gen-only"), ir("--rows", str(b), "--gen-only")
+        if None not in (ca, cb, ga, gb):
+            core["instr_per_row_with_gen"] = (cb - ca) / (b - a)
+            core["instr_gen_per_row"] = (gb - ga) / (b - a)
+            core["instr_per_row"] = ((cb - ca) - (gb - ga)) / (b - a)
+            log("core: %.0f instructions/row (callgrind; %.0f incl. generation)" % (
+                core["instr_per_row"], core["instr_per_row_with_gen"]))
+    return core
+
+
+def big_section(args, tmp):
+    """~1 GB upload with one worker: VmHWM must not follow the file size."""
+    rows = 10_000_000
+    path = os.path.join(tmp, "big.csv")
+    size, invalid = generate_csv(path, rows)
+    log("big: %.0f MB, %d rows" % (size / 1e6, rows))
+    with e.Stack(workers=1) as s:
+        m = create_model(s, "bench-big")
+        pids = procs(s)
+        t0 = time.time()
+        j = finish_upload(start_upload(s, m["model_id"], path))
+        up = time.time() - t0
+        os.unlink(path)
+        try:
+            j = wait_final(s, j["job_id"], args.job_timeout * 10)
+        except RuntimeError as ex:
+            j = {"state": str(ex)}
+        return {"bytes": size, "rows": rows, "upload_seconds": up, "seconds": time.time() - t0,
+                "state": j.get("state"), "vm_hwm_mb": {k: status_kb(pid, "VmHWM") / 1024 for k, pid in pids.items()}}
+
+
+# ---- report ----------------------------------------------------------------------------
+
+def fmt(x, nd=0):
+    if x is None:
+        return "-"
+    if isinstance(x, str):
+        return x
+    if abs(x) >= 1000:
+        return "{:,.0f}".format(x)
+    return ("%." + str(nd) + "f") % x
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def table(R):
+    rows = []  # (figure, ours, baseline, ratio, note)
+
+    def add(name, ours, base, r=None, note="", nd=0):
+        rows.append((name, fmt(ours, nd), fmt(base, nd), fmt(r, 3) if r is not None else "-", note))
+
+    kc = R.get("kcat", {})
+    for ing in R.get("ingest", []):
+        w = ing["workers"]
+        add("ingest %dw: rows/s (upload->final)" % w, ing["rows_per_s"], kc.get("rows_per_s"),
+            ratio(ing["rows_per_s"], kc.get("rows_per_s")), "goal >= 0.5 (vs kcat -P)")
+        add("ingest %dw: rows/s upload only" % w, ing["upload_rows_per_s"], kc.get("rows_per_s"),
+            ratio(ing["upload_rows_per_s"], kc.get("rows_per_s")), "POST /jobs until 202")
+        add("ingest %dw: CPU s / M rows" % w, ing["cpu_s_per_m_rows"], kc.get("cpu_s_per_m_rows"),
+            ratio(ing["cpu_s_per_m_rows"], kc.get("cpu_s_per_m_rows")),
+            "ours: " + " ".join("%s=%.1f" % (k, v) for k, v in sorted(ing["cpu_s"].items())), nd=1)
+        rep = ing.get("reports", {})
+        add("reports %dw: report RPCs/s per job" % w, rep.get("rpcs_per_s"), None, None,
+            "%d RPCs, %.0f rows/RPC" % (rep.get("report_rpcs", 0), rep.get("rows_per_rpc", 0)), nd=1)
+    core = R.get("core", {})
+    if "core_rows_per_s" in core:
+        add("core: rows/s (1 thread)", core["core_rows_per_s"], None, None, "goal >= 1M rows/s")
+        add("core: MB/s vs newline count", core["core_mb_per_s"], core["baseline_mb_per_s"],
+            core["ratio_to_baseline"], "", nd=1)
+        if "instr_per_row" in core:
+            add("core: instructions/row (callgrind)", core["instr_per_row"], None, None,
+                "generation excluded (%.0f incl.)" % core["instr_per_row_with_gen"])
+    gw = R.get("gateway", {})
+    for c in (50, 500):
+        h = gw.get("healthz_c%d" % c)
+        if not h:
+            continue
+        for name, label in (("models", "GET /models"), ("job", "GET /jobs/{id}")):
+            g = gw.get("%s_c%d" % (name, c), {})
+            add("gateway %s c=%d: req/s" % (label, c), g.get("rps"), h.get("rps"), ratio(g.get("rps"), h.get("rps")),
+                "baseline GET /healthz" + (", %d errors" % g["errors"] if g.get("errors") else ""))
+            add("gateway %s c=%d: p50 ms" % (label, c), g.get("p50_ms"), h.get("p50_ms"),
+                ratio(g.get("p50_ms"), h.get("p50_ms")), "", nd=2)
+            add("gateway %s c=%d: p99 ms" % (label, c), g.get("p99_ms"), h.get("p99_ms"),
+                ratio(g.get("p99_ms"), h.get("p99_ms")), "", nd=2)
+    du = gw.get("during_upload")
+    if du:
+        idle = gw.get("job_c50", {})
+        add("gateway GET /jobs/{id} c=50 during upload: p99 ms", du.get("p99_ms"), idle.get("p99_ms"),
+            ratio(du.get("p99_ms"), idle.get("p99_ms")),
+            "baseline: same, idle; job %s at wrk end" % ("still ingesting" if du.get("job_running_at_end") else "done"),
+            nd=2)
+    for ing in R.get("ingest", [])[:1]:
+        for k in ("gateway", "job", "worker0", "model"):
+            if k in ing["vm_hwm_mb"]:
+                add("memory: VmHWM %s MB (%s-row file)" % (k, fmt(R["settings"]["rows"])), ing["vm_hwm_mb"][k], None,
+                    None, "file %.0f MB" % (R["data"]["bytes"] / 1e6), nd=1)
+    big = R.get("big")
+    if big:
+        for k, v in sorted(big["vm_hwm_mb"].items()):
+            add("memory: VmHWM %s MB (1 GB upload)" % k, v, None, None, "file %.0f MB" % (big["bytes"] / 1e6), nd=1)
+    w = [max(len(r[i]) for r in rows + [("figure", "ours", "baseline", "ratio", "note")]) for i in range(5)]
+    line = "%-{}s  %{}s  %{}s  %{}s  %s".format(*w[:4])
+    out = [line % ("figure", "ours", "baseline", "ratio", "note"), "-" * (sum(w[:4]) + 8 + 20)]
+    out += [line % r for r in rows]
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=None, help="rows of the generated CSV (default 1,000,000; smoke 10,000)")
+    ap.add_argument("--smoke", action="store_true", help="10,000 rows, 2 s wrk, no 500 connections, no callgrind")
+    ap.add_argument("--big", action="store_true", help="also a ~1 GB upload for peak RSS")
+    ap.add_argument("--out", default=os.path.join(REPO, "bench", "results"), help="directory for the JSON copy")
+    args = ap.parse_args()
+    args.rows = args.rows or (10000 if args.smoke else 1000000)
+    args.wrk_seconds = 2 if args.smoke else 5
+    args.job_timeout = 120 if args.smoke else 900
+    for tool in ("kcat", "curl", "wrk") + (() if args.smoke else ("valgrind",)):
+        if subprocess.run(["sh", "-c", "command -v " + tool], capture_output=True).returncode != 0:
+            sys.exit("bench: %s is not installed (make deps)" % tool)
+    e.skip_if_missing("model", "job", "worker", "gateway")
+    if not e.wait_port(int(e.kafka_bootstrap().rsplit(":", 1)[1]), 2):
+        sys.exit("bench: no Kafka broker at %s (bash deploy/kafka.sh start)" % e.kafka_bootstrap())
+
+    with open(os.path.join(e.SRC, "deploy", "config", "job-service.yaml")) as f:
+        jcfg = e.yaml.safe_load(f)
+    kafka = jcfg.get("kafka", {})
+    settings = {"rows": args.rows, "smoke": args.smoke, "build": e.BUILD, "broker": e.kafka_bootstrap(),
+                "rows_partitions": kafka.get("rows_partitions"), "batch_rows": kafka.get("batch_rows"),
+                "acks": "all (idempotent/transactional producer)",
+                "linger_ms": kafka.get("producer", {}).get("linger.ms"),
+                "compression": kafka.get("producer", {}).get("compression.codec"),
+                "transactions": kafka.get("transactions"), "kcat": " ".join(KCAT_PROPS)}
+    args.partitions = int(settings["rows_partitions"] or 8)
+    R = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(), "settings": settings}
+    t_all = time.time()
+    print("machine: %d cores, %s, %d MB RAM" % (R["machine"]["cores"], R["machine"]["cpu_model"],
+                                               R["machine"]["mem_total_mb"]))
+    print("settings: rows topic %s partitions, acks=all, linger.ms=%s, compression=%s, transactions=%s, "
+          "%s rows per rows-topic message; kcat %s; %s rows" % (
+              settings["rows_partitions"], settings["linger_ms"], settings["compression"], settings["transactions"],
+              settings["batch_rows"], settings["kcat"], fmt(args.rows)), flush=True)
+
+    tmp = tempfile.mkdtemp(prefix="bok-bench-")
+    try:
+        csv_path = os.path.join(tmp, "data.csv")
+        t0 = time.time()
+        size, invalid = generate_csv(csv_path, args.rows)
+        R["data"] = {"rows": args.rows, "bytes": size, "invalid_rows": invalid, "gen_seconds": time.time() - t0}
+        log("generated %s rows, %.1f MB, %d invalid rows in %.1f s" % (fmt(args.rows), size / 1e6, invalid,
+                                                                         time.time() - t0))
+        lines_path = os.path.join(tmp, "lines.txt")
+        data_lines_file(csv_path, lines_path)
+        R["kcat"] = kcat_baseline(lines_path, args.rows, settings["rows_partitions"])
+        os.unlink(lines_path)
+        log("kcat -P: %.1f s, %.0f rows/s, %d partitions" % (R["kcat"]["seconds"], R["kcat"]["rows_per_s"],
+                                                              R["kcat"]["partitions"]))
+        R["ingest"] = []
+        one = ingest_run(1, csv_path, args.rows, invalid, args, gateway_tests=True)
+        R["gateway"] = one.pop("gateway", {})
+        R["ingest"].append(one)
+        R["ingest"].append(ingest_run(2, csv_path, args.rows, invalid, args))
+        os.unlink(csv_path)
+        R["core"] = core_section(args)
+        if args.big:
+            R["big"] = big_section(args, tmp)
+    finally:
+        for f in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, f))
+        os.rmdir(tmp)
+    R["seconds"] = time.time() - t_all
+    if "big" not in R:
+        R["memory_note"] = "peak RSS measured for the %s-row file (%.0f MB); run with --big for a ~1 GB upload" % (
+            fmt(args.rows), R["data"]["bytes"] / 1e6)
+    print(table(R))
+    if "memory_note" in R:
+        print("note: " + R["memory_note"])
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "bench-%s%s.json" % (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+                                                        "-smoke" if args.smoke else ""))
+    with open(path, "w") as f:
+        json.dump(R, f, indent=2, sort_keys=True)
+    print("json: %s (%.0f s)" % (path, R["seconds"]))
+    warnings = [i["warning"] for i in R["ingest"] if "warning" in i]
+    for w in warnings:
+        print("WARNING: " + w)
+    return 1 if warnings or "error" in R.get("core", {}) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
