@@ -31,6 +31,7 @@ typedef struct {
   grpc_status_code status;
   grpc_slice details;
   const ProtobufCMessageDescriptor *resp_desc;
+  const char *target; /* the channel's, for messages */
   bok_rpc_done_fn cb;
   void *ud;
 } unary_t;
@@ -100,6 +101,7 @@ static int unary_start(bok_rpc_channel_t *c, grpc_completion_queue *cq, unary_t 
                        const char *method, const char *tenant, int timeout_ms,
                        const ProtobufCMessage *req, bok_err_t *err) {
   if (timeout_ms <= 0) timeout_ms = 10000;
+  u->target = c->target;
   u->send = bok_rpc_pack(req);
   if (!u->send) return bok_err_set(err, BOK_ERR_INTERNAL, "out of memory");
   u->call = make_call(c, cq, method, timeout_ms);
@@ -138,7 +140,11 @@ static ProtobufCMessage *unary_finish(unary_t *u, int success, bok_err_t *err) {
   } else if (u->status != GRPC_STATUS_OK) {
     char msg[512];
     bok_rpc_slice_str(u->details, msg, sizeof msg);
-    bok_err_set(err, (bok_err_code_t)u->status, "%s", msg[0] ? msg : bok_err_code_name((bok_err_code_t)u->status));
+    const char *m = msg[0] ? msg : bok_err_code_name((bok_err_code_t)u->status);
+    if (u->status == GRPC_STATUS_UNAVAILABLE)
+      bok_err_set(err, BOK_ERR_UNAVAILABLE, "backend %.64s unavailable: %.400s", u->target, m);
+    else
+      bok_err_set(err, (bok_err_code_t)u->status, "%s", m);
   } else {
     resp = bok_rpc_unpack(u->recv, u->resp_desc);
     if (!resp) bok_err_set(err, BOK_ERR_INTERNAL, "malformed response message");
@@ -248,7 +254,8 @@ struct bok_rpc_stream {
   grpc_completion_queue *cq;
   grpc_metadata tenant_md;
   int has_tenant;
-  int pending_hint; /* a message was sent with the buffer hint */
+  int ended;      /* the final status was received (into err) */
+  bok_err_t err; /* that status */
 };
 
 static int stream_batch(bok_rpc_stream_t *st, grpc_op *ops, size_t n) {
@@ -338,6 +345,7 @@ bok_rpc_stream_t *bok_rpc_stream_open(bok_rpc_channel_t *c, const char *method,
   op.data.send_initial_metadata.count = st->has_tenant ? 1 : 0;
   op.data.send_initial_metadata.metadata = st->has_tenant ? &st->tenant_md : NULL;
   if (!stream_batch(st, &op, 1)) {
+    bok_err_clear(err);
     stream_recv_status(st, 0, NULL, NULL, err);
     if (!err || err->code == BOK_OK) bok_err_set(err, BOK_ERR_UNAVAILABLE, "cannot open stream");
     stream_free(st);
@@ -358,11 +366,13 @@ int bok_rpc_stream_send(bok_rpc_stream_t *st, const ProtobufCMessage *msg, bok_e
   grpc_byte_buffer_destroy(bb);
   if (!ok) {
     /* The server ended the call (an error, usually): report its status. */
-    bok_err_t tmp;
-    bok_err_t *e = err ? err : &tmp;
-    bok_err_clear(e);
-    stream_recv_status(st, 0, NULL, NULL, e);
-    if (e->code == BOK_OK) bok_err_set(e, BOK_ERR_UNAVAILABLE, "stream closed by the server");
+    if (!st->ended) {
+      bok_err_clear(&st->err);
+      stream_recv_status(st, 0, NULL, NULL, &st->err);
+      if (st->err.code == BOK_OK) bok_err_set(&st->err, BOK_ERR_UNAVAILABLE, "stream closed by the server");
+      st->ended = 1;
+    }
+    if (err) *err = st->err;
     return -1;
   }
   return 0;
@@ -372,7 +382,13 @@ int bok_rpc_stream_finish(bok_rpc_stream_t *st, const ProtobufCMessageDescriptor
                           ProtobufCMessage **resp, bok_err_t *err) {
   *resp = NULL;
   bok_err_clear(err);
-  int rc = stream_recv_status(st, 1, resp_desc, resp, err);
+  int rc;
+  if (st->ended) { /* a send already failed and received the status */
+    if (err) *err = st->err;
+    rc = -1;
+  } else {
+    rc = stream_recv_status(st, 1, resp_desc, resp, err);
+  }
   stream_free(st);
   return rc;
 }

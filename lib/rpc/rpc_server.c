@@ -1,10 +1,13 @@
 /* gRPC server glue.
  *
- * Threading: `threads` serving threads. Each owns a NEXT completion queue
- * (registered with the server) on which it keeps one outstanding request per
- * registered method, and a PLUCK queue bound to the calls it accepts. A thread
- * serves one accepted call at a time, synchronously, on its pluck queue, so
- * `threads` calls are in flight at once and handlers may block.
+ * Threading: `threads` serving threads share one NEXT completion queue
+ * (registered with the server). For every method the server keeps `threads`
+ * outstanding requests ("slots"); each slot owns a PLUCK queue bound to the
+ * call it accepts. Whichever thread is idle takes the next accepted call and
+ * serves it synchronously on that slot's pluck queue, then re-requests the
+ * slot. So `threads` calls are in flight at once, handlers may block, and a
+ * long call (an upload stream) never holds up a call of another method while
+ * another thread is idle.
  *
  * Shutdown: bok_rpc_server_shutdown() (or SIGINT/SIGTERM in wait) wakes the
  * waiting thread, which asks gRPC to shut down, gives in-flight calls a grace
@@ -41,8 +44,9 @@ typedef struct {
 typedef struct thread_s thread_t;
 
 typedef struct {
+  bok_rpc_server_t *s;
   method_t *m;
-  thread_t *t;
+  grpc_completion_queue *pluck; /* bound to the accepted call */
   grpc_call *call;
   gpr_timespec deadline;
   grpc_metadata_array md;
@@ -52,9 +56,6 @@ typedef struct {
 struct thread_s {
   bok_rpc_server_t *s;
   pthread_t th;
-  grpc_completion_queue *cq;
-  grpc_completion_queue *pluck;
-  slot_t slots[MAX_METHODS];
 };
 
 struct bok_rpc_server {
@@ -66,6 +67,9 @@ struct bok_rpc_server {
   int nmethods;
   thread_t *threads;
   int nthreads;
+  grpc_completion_queue *cq; /* shared by the serving threads */
+  slot_t *slots;             /* nthreads * nmethods */
+  int nslots;
   int started;
   int stopped;
   volatile int shutting_down;
@@ -198,13 +202,13 @@ static void health_check(void *ud, bok_rpc_call_t *call, const ProtobufCMessage 
 /* ---- serving threads ------------------------------------------------------ */
 
 static int request_slot(slot_t *sl) {
-  bok_rpc_server_t *s = sl->t->s;
+  bok_rpc_server_t *s = sl->s;
   grpc_metadata_array_init(&sl->md);
   sl->payload = NULL;
   sl->call = NULL;
   grpc_call_error e = grpc_server_request_registered_call(
       s->server, sl->m->handle, &sl->call, &sl->deadline, &sl->md,
-      sl->m->req_desc ? &sl->payload : NULL, sl->t->pluck, sl->t->cq, sl);
+      sl->m->req_desc ? &sl->payload : NULL, sl->pluck, s->cq, sl);
   if (e != GRPC_CALL_OK) {
     grpc_metadata_array_destroy(&sl->md);
     return -1;
@@ -215,10 +219,10 @@ static int request_slot(slot_t *sl) {
 static void serve_slot(slot_t *sl) {
   bok_rpc_call_t c;
   memset(&c, 0, sizeof c);
-  c.s = sl->t->s;
+  c.s = sl->s;
   c.m = sl->m;
   c.call = sl->call;
-  c.pluck = sl->t->pluck;
+  c.pluck = sl->pluck;
   for (size_t i = 0; i < sl->md.count; i++) {
     if (grpc_slice_str_cmp(sl->md.metadata[i].key, BOK_TENANT_MD) == 0) {
       grpc_slice v = sl->md.metadata[i].value;
@@ -256,13 +260,8 @@ static void serve_slot(slot_t *sl) {
 static void *thread_main(void *arg) {
   thread_t *t = arg;
   bok_rpc_server_t *s = t->s;
-  for (int i = 0; i < s->nmethods; i++) {
-    t->slots[i].m = &s->methods[i];
-    t->slots[i].t = t;
-    request_slot(&t->slots[i]);
-  }
   for (;;) {
-    grpc_event ev = grpc_completion_queue_next(t->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
     if (ev.type != GRPC_OP_COMPLETE) continue;
     slot_t *sl = ev.tag;
@@ -356,15 +355,23 @@ int bok_rpc_server_start(bok_rpc_server_t *s, bok_err_t *err) {
   }
   s->shutdown_cq = grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(s->server, s->shutdown_cq, NULL);
+  s->cq = grpc_completion_queue_create_for_next(NULL);
+  grpc_server_register_completion_queue(s->server, s->cq, NULL);
   s->threads = calloc((size_t)s->nthreads, sizeof *s->threads);
-  for (int i = 0; i < s->nthreads; i++) {
-    s->threads[i].s = s;
-    s->threads[i].cq = grpc_completion_queue_create_for_next(NULL);
-    s->threads[i].pluck = grpc_completion_queue_create_for_pluck(NULL);
-    grpc_server_register_completion_queue(s->server, s->threads[i].cq, NULL);
+  s->nslots = s->nthreads * s->nmethods;
+  s->slots = calloc((size_t)s->nslots, sizeof *s->slots);
+  if (!s->threads || !s->slots) abort(); /* out of memory at start-up */
+  for (int i = 0; i < s->nslots; i++) {
+    s->slots[i].s = s;
+    s->slots[i].m = &s->methods[i % s->nmethods];
+    s->slots[i].pluck = grpc_completion_queue_create_for_pluck(NULL);
   }
   grpc_server_start(s->server);
-  for (int i = 0; i < s->nthreads; i++) pthread_create(&s->threads[i].th, NULL, thread_main, &s->threads[i]);
+  for (int i = 0; i < s->nslots; i++) request_slot(&s->slots[i]);
+  for (int i = 0; i < s->nthreads; i++) {
+    s->threads[i].s = s;
+    if (pthread_create(&s->threads[i].th, NULL, thread_main, &s->threads[i]) != 0) abort();
+  }
   s->started = 1;
   logf_(s, BOK_LOG_INFO, "gRPC listening on %s (port %d, %d threads)", s->addr, port, s->nthreads);
   return port;
@@ -402,7 +409,7 @@ static void stop_server(bok_rpc_server_t *s) {
     grpc_server_cancel_all_calls(s->server);
     grpc_completion_queue_next(s->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
   }
-  for (int i = 0; i < s->nthreads; i++) grpc_completion_queue_shutdown(s->threads[i].cq);
+  grpc_completion_queue_shutdown(s->cq);
   for (int i = 0; i < s->nthreads; i++) pthread_join(s->threads[i].th, NULL);
   grpc_server_destroy(s->server);
   s->server = NULL;
@@ -411,13 +418,14 @@ static void stop_server(bok_rpc_server_t *s) {
          GRPC_QUEUE_SHUTDOWN) {
   }
   grpc_completion_queue_destroy(s->shutdown_cq);
-  for (int i = 0; i < s->nthreads; i++) {
-    grpc_completion_queue_shutdown(s->threads[i].pluck);
-    while (grpc_completion_queue_pluck(s->threads[i].pluck, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+  grpc_completion_queue_destroy(s->cq);
+  s->cq = NULL;
+  for (int i = 0; i < s->nslots; i++) {
+    grpc_completion_queue_shutdown(s->slots[i].pluck);
+    while (grpc_completion_queue_pluck(s->slots[i].pluck, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
                .type != GRPC_QUEUE_SHUTDOWN) {
     }
-    grpc_completion_queue_destroy(s->threads[i].pluck);
-    grpc_completion_queue_destroy(s->threads[i].cq);
+    grpc_completion_queue_destroy(s->slots[i].pluck);
   }
   pthread_mutex_unlock(&s->mu);
   logf_(s, BOK_LOG_INFO, "gRPC server stopped");
@@ -425,14 +433,21 @@ static void stop_server(bok_rpc_server_t *s) {
 
 void bok_rpc_server_wait(bok_rpc_server_t *s, int handle_signals) {
   struct sigaction old_int, old_term;
+  sigset_t sigs, old_mask;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
   if (handle_signals) {
     g_sig_fd = s->wake_pipe[1];
+    /* Process-wide handlers (any thread may take the signal), and this thread
+     * accepts the signals even if the caller blocked them everywhere. */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    pthread_sigmask(SIG_UNBLOCK, &sigs, &old_mask);
   }
   struct pollfd pfd = {s->wake_pipe[0], POLLIN, 0};
   for (;;) {
@@ -441,6 +456,7 @@ void bok_rpc_server_wait(bok_rpc_server_t *s, int handle_signals) {
     if (r < 0 && errno != EINTR) break;
   }
   if (handle_signals) {
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     g_sig_fd = -1;
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
@@ -455,6 +471,7 @@ void bok_rpc_server_destroy(bok_rpc_server_t *s) {
   if (s->server) grpc_server_destroy(s->server); /* created but never started */
   for (int i = 0; i < s->nmethods; i++) free(s->methods[i].path);
   free(s->threads);
+  free(s->slots);
   free(s->addr);
   close(s->wake_pipe[0]);
   close(s->wake_pipe[1]);
