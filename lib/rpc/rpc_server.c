@@ -45,7 +45,8 @@ typedef struct thread_s thread_t;
 
 typedef struct {
   bok_rpc_server_t *s;
-  method_t *m;
+  method_t *m;                  /* NULL: unregistered methods (UNIMPLEMENTED) */
+  grpc_call_details details;    /* unregistered methods only */
   grpc_completion_queue *pluck; /* bound to the accepted call */
   grpc_call *call;
   gpr_timespec deadline;
@@ -84,6 +85,7 @@ struct bok_rpc_call {
   grpc_completion_queue *pluck;
   const char *tenant;
   char tenant_buf[72];
+  gpr_timespec deadline;
   int done;
 };
 
@@ -123,7 +125,15 @@ int bok_rpc_call_read(bok_rpc_call_t *c, const ProtobufCMessageDescriptor *desc,
     if (bb) grpc_byte_buffer_destroy(bb);
     return -1;
   }
-  if (!bb) return 0; /* half-closed by the client */
+  if (!bb) {
+    /* NULL with success: the client half-closed -- or the call died (client
+     * cancel, deadline), which gRPC also reports this way. */
+    if (grpc_call_failed_before_recv_message(c->call)) return -1;
+    if (gpr_time_cmp(gpr_now(GPR_CLOCK_MONOTONIC),
+                     gpr_convert_clock_type(c->deadline, GPR_CLOCK_MONOTONIC)) >= 0)
+      return -1;
+    return 0;
+  }
   *msg = bok_rpc_unpack(bb, desc);
   grpc_byte_buffer_destroy(bb);
   return *msg ? 1 : -1;
@@ -206,7 +216,18 @@ static int request_slot(slot_t *sl) {
   grpc_metadata_array_init(&sl->md);
   sl->payload = NULL;
   sl->call = NULL;
-  grpc_call_error e = grpc_server_request_registered_call(
+  grpc_call_error e;
+  if (!sl->m) {
+    grpc_call_details_init(&sl->details);
+    e = grpc_server_request_call(s->server, &sl->call, &sl->details, &sl->md, sl->pluck, s->cq, sl);
+    if (e != GRPC_CALL_OK) {
+      grpc_call_details_destroy(&sl->details);
+      grpc_metadata_array_destroy(&sl->md);
+      return -1;
+    }
+    return 0;
+  }
+  e = grpc_server_request_registered_call(
       s->server, sl->m->handle, &sl->call, &sl->deadline, &sl->md,
       sl->m->req_desc ? &sl->payload : NULL, sl->pluck, s->cq, sl);
   if (e != GRPC_CALL_OK) {
@@ -216,13 +237,33 @@ static int request_slot(slot_t *sl) {
   return 0;
 }
 
+static void serve_unknown(slot_t *sl) {
+  bok_rpc_call_t c;
+  memset(&c, 0, sizeof c);
+  c.s = sl->s;
+  c.call = sl->call;
+  c.pluck = sl->pluck;
+  char path[200];
+  bok_rpc_slice_str(sl->details.method, path, sizeof path);
+  bok_rpc_call_fail(&c, BOK_ERR_UNIMPLEMENTED, "unknown method %s", path);
+  grpc_call_details_destroy(&sl->details);
+  grpc_metadata_array_destroy(&sl->md);
+  grpc_call_unref(sl->call);
+  sl->call = NULL;
+}
+
 static void serve_slot(slot_t *sl) {
+  if (!sl->m) {
+    serve_unknown(sl);
+    return;
+  }
   bok_rpc_call_t c;
   memset(&c, 0, sizeof c);
   c.s = sl->s;
   c.m = sl->m;
   c.call = sl->call;
   c.pluck = sl->pluck;
+  c.deadline = sl->deadline;
   for (size_t i = 0; i < sl->md.count; i++) {
     if (grpc_slice_str_cmp(sl->md.metadata[i].key, BOK_TENANT_MD) == 0) {
       grpc_slice v = sl->md.metadata[i].value;
@@ -269,6 +310,7 @@ static void *thread_main(void *arg) {
       /* The server is shutting down: this request will never be served. */
       grpc_metadata_array_destroy(&sl->md);
       if (sl->payload) grpc_byte_buffer_destroy(sl->payload);
+      if (!sl->m) grpc_call_details_destroy(&sl->details);
       continue;
     }
     serve_slot(sl);
@@ -358,12 +400,13 @@ int bok_rpc_server_start(bok_rpc_server_t *s, bok_err_t *err) {
   s->cq = grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(s->server, s->cq, NULL);
   s->threads = calloc((size_t)s->nthreads, sizeof *s->threads);
-  s->nslots = s->nthreads * s->nmethods;
+  s->nslots = s->nthreads * (s->nmethods + 1); /* + unregistered methods */
   s->slots = calloc((size_t)s->nslots, sizeof *s->slots);
   if (!s->threads || !s->slots) abort(); /* out of memory at start-up */
   for (int i = 0; i < s->nslots; i++) {
     s->slots[i].s = s;
-    s->slots[i].m = &s->methods[i % s->nmethods];
+    int mi = i % (s->nmethods + 1);
+    s->slots[i].m = mi < s->nmethods ? &s->methods[mi] : NULL;
     s->slots[i].pluck = grpc_completion_queue_create_for_pluck(NULL);
   }
   grpc_server_start(s->server);

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,10 @@ static void get_job(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req)
   bok_rpc_call_reply(call, &j.base);
 }
 
+static pthread_mutex_t g_abort_mu = PTHREAD_MUTEX_INITIALIZER;
+static int g_stream_aborts; /* uploads whose read returned -1 */
+static int g_stream_reading; /* uploads past their first message */
+
 /* Upload counts chunks and bytes; total = bytes, success = chunks. */
 static void upload(void *ud, bok_rpc_call_t *call) {
   (void)ud;
@@ -56,8 +61,16 @@ static void upload(void *ud, bok_rpc_call_t *call) {
       return;
     }
     protobuf_c_message_free_unpacked(m, NULL);
+    if (chunks == 0) {
+      pthread_mutex_lock(&g_abort_mu);
+      g_stream_reading++;
+      pthread_mutex_unlock(&g_abort_mu);
+    }
   }
   if (r < 0) {
+    pthread_mutex_lock(&g_abort_mu);
+    g_stream_aborts++;
+    pthread_mutex_unlock(&g_abort_mu);
     bok_rpc_call_fail(call, BOK_ERR_CANCELLED, "client went away");
     return;
   }
@@ -292,6 +305,149 @@ static void test_health(void **state) {
   bok_rpc_channel_destroy(ch);
 }
 
+static int abort_count(void) {
+  pthread_mutex_lock(&g_abort_mu);
+  int n = g_stream_aborts;
+  pthread_mutex_unlock(&g_abort_mu);
+  return n;
+}
+
+static bok_rpc_stream_t *open_upload(bok_rpc_channel_t *ch) {
+  bok_err_t err;
+  bok_rpc_stream_t *st = bok_rpc_stream_open(ch, UPLOAD, "t1", 10000, &err);
+  assert_non_null(st);
+  Batch__V1__UploadRequest u = BATCH__V1__UPLOAD_REQUEST__INIT;
+  Batch__V1__UploadHeader h = BATCH__V1__UPLOAD_HEADER__INIT;
+  h.model_id = "m";
+  u.kind_case = BATCH__V1__UPLOAD_REQUEST__KIND_HEADER;
+  u.header = &h;
+  assert_int_equal(bok_rpc_stream_send(st, &u.base, &err), 0);
+  u.kind_case = BATCH__V1__UPLOAD_REQUEST__KIND_CHUNK;
+  u.chunk.data = (uint8_t *)"a,b\n";
+  u.chunk.len = 4;
+  assert_int_equal(bok_rpc_stream_send(st, &u.base, &err), 0); /* last: no buffer hint needed */
+  return st;
+}
+
+/* The server's read returns -1 when the client aborts mid-stream. */
+static void test_stream_abort_seen_by_server(void **state) {
+  (void)state;
+  bok_rpc_channel_t *ch = bok_rpc_channel_new(g_target);
+  int before = abort_count();
+  bok_rpc_stream_t *st = open_upload(ch);
+  usleep(50 * 1000);
+  bok_rpc_stream_abort(st);
+  for (int i = 0; i < 200 && abort_count() == before; i++) usleep(10 * 1000);
+  assert_int_equal(abort_count(), before + 1);
+  bok_rpc_channel_destroy(ch);
+}
+
+/* Open upload streams occupy some serving threads; unary calls of another
+ * method keep being answered at once by the idle ones. */
+static void test_busy_threads_do_not_block_others(void **state) {
+  (void)state;
+  bok_rpc_channel_t *ch = bok_rpc_channel_new(g_target);
+  bok_rpc_stream_t *st[3];
+  for (int i = 0; i < 3; i++) st[i] = open_upload(ch); /* 3 of 4 threads busy */
+  for (int i = 0; i < 40; i++) {
+    Batch__V1__Job *j = NULL;
+    bok_err_t err;
+    assert_int_equal(get(ch, "t1", "abc", 1000, &j, &err), 0);
+    protobuf_c_message_free_unpacked(&j->base, NULL);
+  }
+  for (int i = 0; i < 3; i++) bok_rpc_stream_abort(st[i]);
+  bok_rpc_channel_destroy(ch);
+}
+
+static void test_unknown_method_and_oversize(void **state) {
+  (void)state;
+  bok_rpc_channel_t *ch = bok_rpc_channel_new(g_target);
+  Batch__V1__GetJobRequest r = BATCH__V1__GET_JOB_REQUEST__INIT;
+  r.job_id = "x";
+  ProtobufCMessage *resp = NULL;
+  bok_err_t err;
+  int64_t t0 = bok_mono_ms();
+  assert_int_equal(bok_rpc_unary(ch, "/batch.v1.JobService/Nope", "t1", 3000, &r.base,
+                                 &batch__v1__job__descriptor, &resp, &err),
+                   -1);
+  assert_int_equal(err.code, BOK_ERR_UNIMPLEMENTED);
+  assert_true(bok_mono_ms() - t0 < 2000);
+
+  /* Over the server's 4 MiB default: RESOURCE_EXHAUSTED (HTTP 413). */
+  size_t n = 5u << 20;
+  char *big = malloc(n + 1);
+  memset(big, 'a', n);
+  big[n] = '\0';
+  r.job_id = big;
+  assert_int_equal(bok_rpc_unary(ch, GET, "t1", 5000, &r.base, &batch__v1__job__descriptor, &resp, &err), -1);
+  assert_int_equal(err.code, BOK_ERR_TOO_LARGE);
+  assert_int_equal(bok_err_http_status(err.code), 413);
+  free(big);
+  bok_rpc_channel_destroy(ch);
+}
+
+typedef struct {
+  const char *target;
+  int rc;
+  bok_err_t err;
+} slow_t;
+
+static void *slow_call(void *arg) {
+  slow_t *p = arg;
+  bok_rpc_channel_t *ch = bok_rpc_channel_new(p->target);
+  Batch__V1__Job *j = NULL;
+  p->rc = get(ch, "t1", "sleep", 5000, &j, &p->err);
+  if (j) protobuf_c_message_free_unpacked(&j->base, NULL);
+  bok_rpc_channel_destroy(ch);
+  return NULL;
+}
+
+static void *send_sigterm(void *arg) {
+  (void)arg;
+  usleep(150 * 1000);
+  kill(getpid(), SIGTERM);
+  return NULL;
+}
+
+/* SIGTERM while calls are in flight: they finish (grace), wait() returns,
+ * the port stops answering. */
+static void test_shutdown_with_calls_in_flight(void **state) {
+  (void)state;
+  bok_rpc_server_opts_t o = {.addr = "127.0.0.1:0", .threads = 3};
+  bok_err_t err;
+  bok_rpc_server_t *s = bok_rpc_server_new(&o, &err);
+  assert_non_null(s);
+  bok_rpc_server_add_unary(s, GET, &batch__v1__get_job_request__descriptor,
+                           BOK_RPC_TENANT_REQUIRED, get_job, NULL);
+  int port = bok_rpc_server_start(s, &err);
+  assert_true(port > 0);
+  char target[64];
+  snprintf(target, sizeof target, "127.0.0.1:%d", port);
+  pthread_t th[3], sig;
+  slow_t p[3];
+  for (int i = 0; i < 3; i++) {
+    p[i].target = target;
+    p[i].rc = 99;
+    pthread_create(&th[i], NULL, slow_call, &p[i]);
+  }
+  pthread_create(&sig, NULL, send_sigterm, NULL);
+  int64_t t0 = bok_mono_ms();
+  bok_rpc_server_wait(s, 1);
+  assert_true(bok_mono_ms() - t0 < 3000);
+  pthread_join(sig, NULL);
+  for (int i = 0; i < 3; i++) {
+    pthread_join(th[i], NULL);
+    assert_int_equal(p[i].rc, 0);
+  }
+  bok_rpc_channel_t *ch = bok_rpc_channel_new(target);
+  Batch__V1__Job *j = NULL;
+  assert_int_equal(get(ch, "t1", "abc", 2000, &j, &err), -1);
+  assert_int_equal(err.code, BOK_ERR_UNAVAILABLE);
+  bok_rpc_channel_destroy(ch);
+  bok_rpc_server_shutdown(s); /* idempotent after wait */
+  bok_rpc_server_destroy(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_unary_and_tenant),
@@ -300,6 +456,10 @@ int main(void) {
       cmocka_unit_test(test_async),
       cmocka_unit_test(test_client_stream),
       cmocka_unit_test(test_health),
+      cmocka_unit_test(test_stream_abort_seen_by_server),
+      cmocka_unit_test(test_busy_threads_do_not_block_others),
+      cmocka_unit_test(test_unknown_method_and_oversize),
+      cmocka_unit_test(test_shutdown_with_calls_in_flight),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
