@@ -17,10 +17,12 @@ struct bok_rpc_channel {
   pthread_mutex_t mu;
   grpc_completion_queue *cq; /* async completions; NULL until first async call */
   pthread_t th;
+  struct unary_s *inflight;  /* async calls not yet completed (under mu) */
 };
 
 /* State of one unary call, blocking or async. */
-typedef struct {
+typedef struct unary_s {
+  struct unary_s *next, *prev; /* channel's in-flight list (async only) */
   grpc_call *call;
   grpc_metadata tenant_md;
   int has_tenant;
@@ -35,6 +37,14 @@ typedef struct {
   bok_rpc_done_fn cb;
   void *ud;
 } unary_t;
+
+static void inflight_remove(bok_rpc_channel_t *c, unary_t *u) {
+  pthread_mutex_lock(&c->mu);
+  if (u->prev) u->prev->next = u->next;
+  else c->inflight = u->next;
+  if (u->next) u->next->prev = u->prev;
+  pthread_mutex_unlock(&c->mu);
+}
 
 bok_rpc_channel_t *bok_rpc_channel_new(const char *target) {
   bok_rpc_channel_t *c = calloc(1, sizeof *c);
@@ -69,6 +79,12 @@ const char *bok_rpc_channel_target(const bok_rpc_channel_t *ch) { return ch->tar
 void bok_rpc_channel_destroy(bok_rpc_channel_t *c) {
   if (!c) return;
   if (c->cq) {
+    /* Pending async calls end now (callbacks see CANCELLED), not at their
+     * deadlines. */
+    pthread_mutex_lock(&c->mu);
+    for (unary_t *u = c->inflight; u; u = u->next)
+      if (u->call) grpc_call_cancel(u->call, NULL);
+    pthread_mutex_unlock(&c->mu);
     grpc_completion_queue_shutdown(c->cq);
     pthread_join(c->th, NULL);
     grpc_completion_queue_destroy(c->cq);
@@ -205,6 +221,7 @@ static void *async_thread(void *arg) {
     if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
     if (ev.type != GRPC_OP_COMPLETE) continue;
     unary_t *u = ev.tag;
+    inflight_remove(c, u);
     bok_err_t err;
     ProtobufCMessage *resp = unary_finish(u, ev.success, &err);
     u->cb(u->ud, resp, &err);
@@ -232,7 +249,15 @@ int bok_rpc_unary_async(bok_rpc_channel_t *c, const char *method, const char *te
   u->resp_desc = resp_desc;
   u->cb = cb;
   u->ud = ud;
+  /* Listed before the batch starts, so the completion thread (which
+   * unlists it) always finds it. */
+  pthread_mutex_lock(&c->mu);
+  u->next = c->inflight;
+  if (c->inflight) c->inflight->prev = u;
+  c->inflight = u;
+  pthread_mutex_unlock(&c->mu);
   if (unary_start(c, c->cq, u, method, tenant, timeout_ms, req, NULL) != 0) {
+    inflight_remove(c, u);
     if (u->call) {
       grpc_metadata_array_destroy(&u->initial_md);
       grpc_metadata_array_destroy(&u->trailing_md);

@@ -168,6 +168,12 @@ static void finish_call(bok_rpc_call_t *c, grpc_byte_buffer *resp, grpc_status_c
 }
 
 void bok_rpc_call_reply(bok_rpc_call_t *c, const ProtobufCMessage *resp) {
+  size_t n = protobuf_c_message_get_packed_size(resp);
+  if (n > c->s->opts.max_message) {
+    bok_rpc_call_fail(c, BOK_ERR_TOO_LARGE, "response too large (%zu bytes, limit %zu)", n,
+                      c->s->opts.max_message);
+    return;
+  }
   grpc_byte_buffer *bb = bok_rpc_pack(resp);
   if (!bb) {
     finish_call(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");

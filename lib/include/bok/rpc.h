@@ -9,7 +9,10 @@
  *
  * Tenancy: the tenant travels as metadata "x-tenant-id". A method registered
  * with BOK_RPC_TENANT_REQUIRED fails with INVALID_ARGUMENT when the metadata is
- * missing or not a valid tenant id (SPEC 3), before the handler runs.
+ * missing or not a valid tenant id (SPEC 3), before the handler runs. On a
+ * BOK_RPC_TENANT_OPTIONAL method an invalid id reads as no tenant (NULL).
+ * Unregistered methods answer UNIMPLEMENTED; a request that does not unpack
+ * answers INVALID_ARGUMENT; a request over max_message RESOURCE_EXHAUSTED.
  */
 #ifndef BOK_RPC_H
 #define BOK_RPC_H
@@ -105,7 +108,15 @@ int bok_rpc_server_start(bok_rpc_server_t *s, bok_err_t *err);
 
 /* Blocks until bok_rpc_server_shutdown() is called or, if
  * `handle_signals` is set, SIGINT/SIGTERM arrives; then shuts down cleanly
- * (in-flight calls finish, within a grace period of a few seconds). */
+ * (in-flight calls finish, within a grace period of 5 s; then the rest are
+ * cancelled: their reads return -1, their replies go nowhere).
+ * Signals: with handle_signals, wait() installs process-wide SIGINT/SIGTERM
+ * handlers (SA_RESTART, self-pipe) for its duration and unblocks the two
+ * signals in the calling thread, so it works whether or not the caller
+ * blocked them in its other threads (blocking them there is recommended, so
+ * that blocking syscalls elsewhere never see EINTR). A signal that arrives
+ * before wait() is called gets the previous disposition (default: exit).
+ * Call wait() from one thread only; handlers must not call it. */
 void bok_rpc_server_wait(bok_rpc_server_t *s, int handle_signals);
 /* Async-signal-unsafe; callable from any other thread. Idempotent. */
 void bok_rpc_server_shutdown(bok_rpc_server_t *s);
@@ -136,7 +147,11 @@ typedef struct bok_rpc_stream bok_rpc_stream_t;
 
 /* An insecure channel to "host:port". Thread-safe: many threads may call
  * through one channel at once. Never NULL except out of memory. Connection
- * is lazy; a dead backend shows up as BOK_ERR_UNAVAILABLE on calls. */
+ * is lazy; a dead backend shows up as BOK_ERR_UNAVAILABLE on calls (fast,
+ * calls do not wait for a connection; reconnect backoff is capped at 1 s).
+ * Max message 64 MiB each way (servers enforce their own, lower limit).
+ * destroy(): pending async calls are cancelled and their callbacks run (with
+ * BOK_ERR_CANCELLED) before it returns; no other call may be in progress. */
 bok_rpc_channel_t *bok_rpc_channel_new(const char *target);
 void bok_rpc_channel_destroy(bok_rpc_channel_t *ch);
 const char *bok_rpc_channel_target(const bok_rpc_channel_t *ch);
@@ -150,8 +165,10 @@ int bok_rpc_unary(bok_rpc_channel_t *ch, const char *method, const char *tenant,
                   ProtobufCMessage **resp, bok_err_t *err);
 
 /* Asynchronous unary call: returns at once; `cb` runs later on the channel's
- * completion thread with the result (resp NULL on error; cb owns resp and must
- * free it). Never blocks the caller -- for event loops (the gateway).
+ * completion thread (one per channel, started by the first async call) with
+ * the result (resp NULL on error; cb owns resp and must free it). Keep cb
+ * short: it delays every other completion of the channel.
+ * Never blocks the caller -- for event loops (the gateway).
  * Returns 0 if started, -1 if it could not be started (cb not called). */
 typedef void (*bok_rpc_done_fn)(void *ud, ProtobufCMessage *resp, const bok_err_t *err);
 int bok_rpc_unary_async(bok_rpc_channel_t *ch, const char *method, const char *tenant,
@@ -160,9 +177,11 @@ int bok_rpc_unary_async(bok_rpc_channel_t *ch, const char *method, const char *t
 
 /* Client streaming: open, send any number of messages, then finish to get the
  * single response. Blocking; one thread per stream. timeout_ms covers the
- * whole stream (<= 0: 1 hour). Sends use GRPC_WRITE_BUFFER_HINT except the
- * last before finish. abort() cancels the call (the server sees -1 from
- * bok_rpc_call_read) and frees the stream. */
+ * whole stream (<= 0: 1 hour). Sends use GRPC_WRITE_BUFFER_HINT (batched
+ * into large writes; finish's half-close flushes them). A send that fails
+ * (the server already answered, e.g. with an error) returns -1 with the
+ * server's status; finish then returns the same status. abort() cancels
+ * the call (the server sees -1 from bok_rpc_call_read) and frees the stream. */
 bok_rpc_stream_t *bok_rpc_stream_open(bok_rpc_channel_t *ch, const char *method,
                                       const char *tenant, int timeout_ms, bok_err_t *err);
 int bok_rpc_stream_send(bok_rpc_stream_t *st, const ProtobufCMessage *msg, bok_err_t *err);

@@ -32,7 +32,10 @@ static void get_job(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req)
     bok_rpc_call_fail(call, BOK_ERR_NOT_FOUND, "not found");
     return;
   }
-  if (strncmp(r->job_id, "sleep", 5) == 0) usleep(300 * 1000);
+  if (strcmp(r->job_id, "sleeplong") == 0)
+    usleep(2500 * 1000);
+  else if (strncmp(r->job_id, "sleep", 5) == 0)
+    usleep(300 * 1000);
   Batch__V1__Job j = BATCH__V1__JOB__INIT;
   j.job_id = r->job_id;
   j.tenant_id = (char *)(bok_rpc_call_tenant(call) ? bok_rpc_call_tenant(call) : "");
@@ -448,6 +451,26 @@ static void test_shutdown_with_calls_in_flight(void **state) {
   bok_rpc_server_destroy(s);
 }
 
+/* Destroying a channel with async calls pending ends them at once: every
+ * callback runs (CANCELLED), well before the calls' deadlines. */
+static void test_async_destroy_pending(void **state) {
+  (void)state;
+  bok_rpc_channel_t *ch = bok_rpc_channel_new(g_target);
+  Batch__V1__GetJobRequest r = BATCH__V1__GET_JOB_REQUEST__INIT;
+  r.job_id = "sleeplong";
+  g_done = g_ok = 0;
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(bok_rpc_unary_async(ch, GET, "t1", 8000, &r.base, &batch__v1__job__descriptor,
+                                         on_done, NULL),
+                     0);
+  usleep(50 * 1000);
+  int64_t t0 = bok_mono_ms();
+  bok_rpc_channel_destroy(ch);
+  assert_true(bok_mono_ms() - t0 < 1500);
+  assert_int_equal(g_done, 3);
+  assert_int_equal(g_ok, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_unary_and_tenant),
@@ -460,6 +483,7 @@ int main(void) {
       cmocka_unit_test(test_busy_threads_do_not_block_others),
       cmocka_unit_test(test_unknown_method_and_oversize),
       cmocka_unit_test(test_shutdown_with_calls_in_flight),
+      cmocka_unit_test(test_async_destroy_pending),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
