@@ -32,6 +32,11 @@ static void get_job(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req)
     bok_rpc_call_fail(call, BOK_ERR_NOT_FOUND, "not found");
     return;
   }
+  if (strcmp(r->job_id, "empty") == 0) { /* a zero-byte response */
+    Batch__V1__Job e = BATCH__V1__JOB__INIT;
+    bok_rpc_call_reply(call, &e.base);
+    return;
+  }
   if (strcmp(r->job_id, "sleeplong") == 0)
     usleep(2500 * 1000);
   else if (strncmp(r->job_id, "sleep", 5) == 0)
@@ -131,6 +136,10 @@ static void test_unary_and_tenant(void **state) {
   assert_non_null(strstr(err.msg, "x-tenant-id"));
   assert_int_equal(get(ch, "bad tenant!", "abc", 5000, &j, &err), -1);
   assert_int_equal(err.code, BOK_ERR_INVALID);
+
+  assert_int_equal(get(ch, "t1", "empty", 5000, &j, &err), 0);
+  assert_string_equal(j->job_id, "");
+  protobuf_c_message_free_unpacked(&j->base, NULL);
 
   assert_int_equal(get(ch, "t1", "missing", 5000, &j, &err), -1);
   assert_int_equal(err.code, BOK_ERR_NOT_FOUND);
@@ -295,6 +304,14 @@ static void test_health(void **state) {
   Grpc__Health__V1__HealthCheckResponse *resp = NULL;
   bok_err_t err;
   r.service = "batch.v1.JobService";
+  assert_int_equal(bok_rpc_unary(ch, "/grpc.health.v1.Health/Check", NULL, 2000, &r.base,
+                                 &grpc__health__v1__health_check_response__descriptor,
+                                 (ProtobufCMessage **)&resp, &err),
+                   0);
+  assert_int_equal(resp->status, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+  protobuf_c_message_free_unpacked(&resp->base, NULL);
+  /* An empty (zero-byte) request and the overall status "". */
+  r.service = "";
   assert_int_equal(bok_rpc_unary(ch, "/grpc.health.v1.Health/Check", NULL, 2000, &r.base,
                                  &grpc__health__v1__health_check_response__descriptor,
                                  (ProtobufCMessage **)&resp, &err),
