@@ -66,6 +66,11 @@ def main():
         print("worker: %d rows in %.2f s wall, %.2f s CPU (%.0f%% busy), %s" % (
             args.rows, wall, cpu, 100 * cpu / wall, rb.worker_stats(w)))
         if args.tool == "perf":
+            r = subprocess.run(["perf", "report", "-i", out, "--stdio", "--no-children", "--sort", "dso", "-g", "none"],
+                               capture_output=True, timeout=300)
+            print("---- perf by library ----")
+            print("\n".join([x.rstrip() for x in r.stdout.decode("utf-8", "replace").splitlines()
+                             if x and not x.startswith("#")][:12]))
             for mode in ("--no-children", "--children"):
                 r = subprocess.run(["perf", "report", "-i", out, "--stdio", mode, "--sort", "dso,symbol", "-g", "none",
                                     "--percent-limit", "0.8"], capture_output=True, timeout=300)
