@@ -606,6 +606,7 @@ def main():
         R["memory_note"] = "peak RSS measured for the %s-row file (%.0f MB); run with --big for a ~1 GB upload" % (
             fmt(args.rows), R["data"]["bytes"] / 1e6)
     print(table(R))
+    print("ratio = ours / baseline (for rows/s and req/s higher is better; for CPU, latency lower is better)")
     if "memory_note" in R:
         print("note: " + R["memory_note"])
     os.makedirs(args.out, exist_ok=True)
