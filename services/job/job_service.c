@@ -338,8 +338,7 @@ static void reprocess(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *re
   reproc_t x = {NULL, 0};
   if (rc == 0) {
     x.w = row_producer_begin(svc->rows, tenant, job.job_id, parent.model_id, model->version, kerr, sizeof kerr);
-    if (!x.w || job_store_each_rejected_row(svc->store, parent.job_id, reproc_row, &x, &err) != 0 ||
-        (x.w ? 0 : 1)) {
+    if (!x.w || job_store_each_rejected_row(svc->store, parent.job_id, reproc_row, &x, &err) != 0) {
       if (x.w) row_producer_abort(x.w);
       job_store_fail(svc->store, job.job_id, "Kafka unavailable", &err);
     } else if (row_producer_commit(x.w, kerr, sizeof kerr) != 0) {
