@@ -58,8 +58,6 @@ test-e2e: build kafka-up
 # Benchmarks against the real local stack (not part of `make test`; a
 # 10,000-row smoke run of them is). Figures: docs/PERFORMANCE.md.
 bench: build kafka-up
-	$(BUILD)/bench/core/bench_core
-	bash bench/core/callgrind.sh $(BUILD)/bench/core/bench_core
 	BOK_BUILD_DIR=$(CURDIR)/$(BUILD) /usr/bin/python3 bench/e2e/run_bench.py
 
 # libFuzzer (clang) on the CSV reader, the NDJSON reader/validator and the

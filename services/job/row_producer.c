@@ -80,6 +80,9 @@ static rd_kafka_t *make_producer(row_pool_t *p, slot_t *slot, const bok_config_t
   set_prop(&cc, "compression.codec", "zstd");
   set_prop(&cc, "enable.idempotence", "true");
   set_prop(&cc, "message.max.bytes", "8000000");
+  /* An upload is one transaction: cap what waits in librdkafka's queue
+   * (default 1 GB) so memory does not follow the file size. */
+  set_prop(&cc, "queue.buffering.max.kbytes", "65536");
   if (p->transactions) {
     /* Stable per instance (its listen address) so a restarted service fences
      * its previous incarnation, and distinct between instances. */

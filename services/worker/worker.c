@@ -132,6 +132,7 @@ worker_t *worker_new(const bok_config_t *cfg, bok_log_fn log, void *lo, char *er
   set_prop(&c1, "session.timeout.ms", "10000");
   set_prop(&c1, "heartbeat.interval.ms", "1000");
   set_prop(&c1, "topic.metadata.refresh.interval.ms", "5000"); /* find a rows topic created later */
+  set_prop(&c1, "queued.max.messages.kbytes", "16384");        /* bound the fetch-ahead (default 64 MB) */
   bok_config_each(cfg, "kafka.consumer.", set_prop, &c1);
   if (c1.bad) {
     rd_kafka_conf_destroy(cc);
