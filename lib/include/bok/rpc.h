@@ -147,8 +147,10 @@ typedef struct bok_rpc_stream bok_rpc_stream_t;
 
 /* An insecure channel to "host:port". Thread-safe: many threads may call
  * through one channel at once. Never NULL except out of memory. Connection
- * is lazy; a dead backend shows up as BOK_ERR_UNAVAILABLE on calls (fast,
- * calls do not wait for a connection; reconnect backoff is capped at 1 s).
+ * is lazy; a dead backend shows up as BOK_ERR_UNAVAILABLE on calls: at once
+ * when its port refuses, within ~1 s (connect timeout) when it accepts but
+ * never speaks HTTP/2 (or at the call's deadline if sooner); reconnect
+ * backoff is capped at 1 s, so a restarted backend is reached again soon.
  * Max message 64 MiB each way (servers enforce their own, lower limit).
  * destroy(): pending async calls are cancelled and their callbacks run (with
  * BOK_ERR_CANCELLED) before it returns; no other call may be in progress. */
