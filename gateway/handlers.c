@@ -230,7 +230,7 @@ static int jobs_create(gw_thread_t *th, h2o_req_t *req, const char *tenant) {
   ssize_t ct = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
   gw_part_t parts[GW_MAX_PARTS];
   char err[200];
-  int n = gw_multipart_parse(ct >= 0 ? req->headers.entries[ct].value.base : NULL,
+  int n = gw_multipart_parse_release(ct >= 0 ? req->headers.entries[ct].value.base : NULL,
                              ct >= 0 ? req->headers.entries[ct].value.len : 0, req->entity.base, req->entity.len,
                              parts, GW_MAX_PARTS, err, sizeof err);
   if (n < 0) {

@@ -28,4 +28,9 @@ int gw_multipart_parse(const char *ctype, size_t ctype_len, const char *body, si
 /* The first part named `name`, or NULL. */
 const gw_part_t *gw_multipart_find(const gw_part_t *parts, size_t n, const char *name);
 
+/* The same, but for a body in a shared file mapping (h2o's > 32 MiB
+ * bodies) the pages scanned are dropped from the process as it goes. */
+int gw_multipart_parse_release(const char *ctype, size_t ctype_len, const char *body, size_t len, gw_part_t *parts,
+                               size_t max_parts, char *err, size_t errlen);
+
 #endif

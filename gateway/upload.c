@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "batch/v1/job.pb-c.h"
+#include "body_pages.h"
 #include "gw_internal.h"
 #include "json_map.h"
 
@@ -82,6 +83,8 @@ static void run_upload(gw_upload_t *u) {
   m.kind_case = BATCH__V1__UPLOAD_REQUEST__KIND_HEADER;
   m.header = &h;
   int ok = bok_rpc_stream_send(st, &m.base, err) == 0;
+  /* only compares addresses: safe without body_use */
+  int release = gw_body_file_backed(u->data, u->len);
   for (size_t off = 0; ok && off < u->len; off += CHUNK) {
     if (!body_use(u, 1)) {
       ok = 0;
@@ -93,6 +96,7 @@ static void run_upload(gw_upload_t *u) {
     c.chunk.data = (uint8_t *)u->data + off;
     c.chunk.len = u->len - off < CHUNK ? u->len - off : CHUNK;
     ok = bok_rpc_stream_send(st, &c.base, err) == 0; /* packs (copies) the chunk */
+    if (release) gw_body_release(u->data, off, off + c.chunk.len); /* sent: drop its pages */
     body_use(u, 0);
   }
   /* finish/abort free the stream: nobody may cancel it any more */

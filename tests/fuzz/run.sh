@@ -15,7 +15,7 @@ for h in csv ndjson schema; do
   clang $CFLAGS -o "$OUT/fuzz_$h" "$HERE/fuzz_$h.c" $SRCS -ljansson -lm
 done
 clang $CFLAGS -I"$REPO/gateway" -o "$OUT/fuzz_gateway" "$HERE/fuzz_gateway.c" "$REPO/gateway/multipart.c" \
-  "$REPO/gateway/route.c" "$REPO/lib/common/util.c" "$REPO/lib/common/buf.c" -luuid
+  "$REPO/gateway/route.c" "$REPO/gateway/body_pages.c" "$REPO/lib/common/util.c" "$REPO/lib/common/buf.c" -luuid
 for h in csv ndjson schema gateway; do
   corpus="$HERE/corpus-$h"
   mkdir -p "$corpus"

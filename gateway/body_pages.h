@@ -1,0 +1,22 @@
+/* body_pages.h -- keeps the gateway's memory bounded for large uploads.
+ *
+ * h2o buffers a request body whole; past 32 MiB it puts it in an mmapped,
+ * unlinked temp file. Those pages count in the process's RSS once touched,
+ * so a 1 GB upload would cost 1 GB of RSS. For a body that lives in a
+ * shared FILE mapping, pages already read can be dropped from this process
+ * (MADV_DONTNEED): the data stays in the file and comes back on the next
+ * access. Anonymous memory is never touched (DONTNEED would zero it).
+ * Thread-safe; neither function dereferences the body. */
+#ifndef GW_BODY_PAGES_H
+#define GW_BODY_PAGES_H
+
+#include <stddef.h>
+
+/* 1 if [p, p+len) lies inside one shared file mapping (checked in
+ * /proc/self/maps), else 0. Bodies under 32 MiB answer 0 without a look. */
+int gw_body_file_backed(const void *p, size_t len);
+
+/* Drops the whole pages inside [base+from, base+to) from this process. */
+void gw_body_release(const void *base, size_t from, size_t to);
+
+#endif
