@@ -35,6 +35,10 @@ static const char *SCHEMA_SQL =
     "CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs(tenant_id, created_at);"
     "CREATE TABLE IF NOT EXISTS processed(job_id TEXT NOT NULL, row INTEGER NOT NULL,"
     " PRIMARY KEY(job_id, row)) WITHOUT ROWID;"
+    /* Rows-topic messages already counted (per-message reports): one row per
+     * ~500 data rows. */
+    "CREATE TABLE IF NOT EXISTS processed_batches(job_id TEXT NOT NULL, first_row INTEGER NOT NULL,"
+    " PRIMARY KEY(job_id, first_row)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS rejected(job_id TEXT NOT NULL, row INTEGER NOT NULL, raw BLOB,"
     " PRIMARY KEY(job_id, row)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS rejected_cells(job_id TEXT NOT NULL, row INTEGER NOT NULL, idx INTEGER NOT NULL,"
@@ -350,6 +354,23 @@ int job_store_report(job_store_t *st, const Batch__V1__JobResults *res, bok_err_
   sqlite3_stmt *cell = prep(st, "INSERT OR REPLACE INTO rejected_cells(job_id,row,idx,event_id,col,type,code,"
                                 "observed,has_observed,message) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
   int64_t ok = 0, bad = 0;
+  /* Per-message form: a message already counted is skipped whole, with its
+   * rejected rows; `fresh` marks the messages counted now. */
+  uint8_t fresh_small[64];
+  uint8_t *fresh = res->n_batches <= sizeof fresh_small ? fresh_small : calloc(res->n_batches, 1);
+  if (res->n_batches) {
+    sqlite3_stmt *bi = prep(st, "INSERT OR IGNORE INTO processed_batches(job_id,first_row) VALUES(?1,?2)");
+    for (size_t i = 0; i < res->n_batches && ret == 0; i++) {
+      const Batch__V1__BatchResult *b = res->batches[i];
+      sqlite3_reset(bi);
+      sqlite3_bind_text(bi, 1, res->job_id, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(bi, 2, b->first_row);
+      if (sqlite3_step(bi) != SQLITE_DONE) ret = -1;
+      fresh[i] = sqlite3_changes(st->db) > 0;
+      if (fresh[i]) ok += b->valid;
+    }
+    sqlite3_finalize(bi);
+  }
   for (size_t i = 0; i < res->n_valid_rows; i++) {
     sqlite3_reset(ins);
     sqlite3_bind_text(ins, 1, res->job_id, -1, SQLITE_STATIC);
@@ -359,11 +380,17 @@ int job_store_report(job_store_t *st, const Batch__V1__JobResults *res, bok_err_
   }
   for (size_t i = 0; i < res->n_rejected && ret == 0; i++) {
     const Batch__V1__RowRejection *r = res->rejected[i];
-    sqlite3_reset(ins);
-    sqlite3_bind_text(ins, 1, res->job_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(ins, 2, r->row);
-    if (sqlite3_step(ins) != SQLITE_DONE) ret = -1;
-    if (sqlite3_changes(st->db) == 0) continue; /* already recorded */
+    size_t k = 0;
+    while (k < res->n_batches && !(r->row >= res->batches[k]->first_row && r->row <= res->batches[k]->last_row)) k++;
+    if (k < res->n_batches) {
+      if (!fresh[k]) continue; /* its message was counted before */
+    } else { /* per-row form */
+      sqlite3_reset(ins);
+      sqlite3_bind_text(ins, 1, res->job_id, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(ins, 2, r->row);
+      if (sqlite3_step(ins) != SQLITE_DONE) ret = -1;
+      if (sqlite3_changes(st->db) == 0) continue; /* already recorded */
+    }
     bad++;
     sqlite3_reset(rej);
     sqlite3_bind_text(rej, 1, res->job_id, -1, SQLITE_STATIC);
@@ -389,6 +416,7 @@ int job_store_report(job_store_t *st, const Batch__V1__JobResults *res, bok_err_
   sqlite3_finalize(ins);
   sqlite3_finalize(rej);
   sqlite3_finalize(cell);
+  if (fresh != fresh_small) free(fresh);
   int64_t now = bok_now_ms();
   if (ret == 0 && (ok || bad)) {
     sqlite3_stmt *u = prep(st, "UPDATE jobs SET success=success+?2, errors=errors+?3, updated_at=?4,"

@@ -31,11 +31,12 @@ typedef struct job_ctx {
   int64_t last_used;
 } job_ctx_t;
 
-/* Per-batch results of one job. */
+/* Per-batch results of one job: one BatchResult per rows-topic message (the
+ * job service counts each message once), rejected rows listed. */
 typedef struct {
   job_ctx_t *job;
   Batch__V1__JobResults res;
-  size_t valid_cap, rej_cap;
+  size_t msg_cap, rej_cap;
 } job_res_t;
 
 typedef struct {
@@ -364,12 +365,22 @@ static job_res_t *res_for(batch_t *b, job_ctx_t *j) {
   return r;
 }
 
-static void add_valid(job_res_t *r, int64_t row) {
-  if (r->res.n_valid_rows == r->valid_cap) {
-    r->valid_cap = r->valid_cap ? r->valid_cap * 2 : 256;
-    r->res.valid_rows = realloc(r->res.valid_rows, r->valid_cap * sizeof(int64_t));
+/* Starts the result of one rows-topic message. */
+static Batch__V1__BatchResult *add_msg(job_res_t *r, const Batch__V1__RowBatch *rb) {
+  if (r->res.n_batches == r->msg_cap) {
+    r->msg_cap = r->msg_cap ? r->msg_cap * 2 : 16;
+    r->res.batches = realloc(r->res.batches, r->msg_cap * sizeof *r->res.batches);
   }
-  r->res.valid_rows[r->res.n_valid_rows++] = row;
+  Batch__V1__BatchResult *m = malloc(sizeof *m);
+  batch__v1__batch_result__init(m);
+  m->first_row = m->last_row = rb->rows[0]->row;
+  for (size_t i = 1; i < rb->n_rows; i++) {
+    if (rb->rows[i]->row < m->first_row) m->first_row = rb->rows[i]->row;
+    if (rb->rows[i]->row > m->last_row) m->last_row = rb->rows[i]->row;
+  }
+  m->rows = (int64_t)rb->n_rows;
+  r->res.batches[r->res.n_batches++] = m;
+  return m;
 }
 
 static void add_rejected(job_res_t *r, int64_t row, const void *raw, size_t len, const bok_row_result_t *rr) {
@@ -417,7 +428,8 @@ static void add_rejected_reason(job_res_t *r, int64_t row, const void *raw, size
 static void batch_free(batch_t *b) {
   for (size_t i = 0; i < b->n; i++) {
     Batch__V1__JobResults *r = &b->jobs[i].res;
-    free(r->valid_rows);
+    for (size_t k = 0; k < r->n_batches; k++) free(r->batches[k]);
+    free(r->batches);
     for (size_t k = 0; k < r->n_rejected; k++) {
       Batch__V1__RowRejection *x = r->rejected[k];
       for (size_t c = 0; c < x->n_cells; c++) {
@@ -466,8 +478,9 @@ static int process_msg(worker_t *w, batch_t *b, const rd_kafka_message_t *m, int
     return -1;
   }
   int rc = 0;
-  if (!j->skip) {
+  if (!j->skip && rb->n_rows > 0) {
     job_res_t *r = res_for(b, j);
+    Batch__V1__BatchResult *msg = add_msg(r, rb);
     char rowbuf[24];
     for (size_t i = 0; i < rb->n_rows && rc == 0; i++) {
       Batch__V1__Row *row = rb->rows[i];
@@ -500,7 +513,7 @@ static int process_msg(worker_t *w, batch_t *b, const rd_kafka_message_t *m, int
         rc = -2;
         break;
       }
-      add_valid(r, row->row);
+      msg->valid++;
     }
     *rows += (int64_t)rb->n_rows;
   }

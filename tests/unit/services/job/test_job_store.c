@@ -116,6 +116,96 @@ static void test_idempotent_reports_and_states(void **s) {
   job_store_close(st);
 }
 
+/* A per-message report: messages given as {first_row, last_row}; rows in
+ * rej[] are rejected, every other row of the messages is valid. */
+static int report_batches(job_store_t *st, const char *id, const int64_t (*msgs)[2], size_t nmsg, const int64_t *rej,
+                          size_t nrej) {
+  Batch__V1__JobResults r = BATCH__V1__JOB_RESULTS__INIT;
+  r.job_id = (char *)id;
+  Batch__V1__BatchResult b[8], *bp[8];
+  for (size_t i = 0; i < nmsg; i++) {
+    batch__v1__batch_result__init(&b[i]);
+    b[i].first_row = msgs[i][0];
+    b[i].last_row = msgs[i][1];
+    b[i].rows = msgs[i][1] - msgs[i][0] + 1;
+    b[i].valid = b[i].rows;
+    for (size_t k = 0; k < nrej; k++)
+      if (rej[k] >= msgs[i][0] && rej[k] <= msgs[i][1]) b[i].valid--;
+    bp[i] = &b[i];
+  }
+  r.batches = bp;
+  r.n_batches = nmsg;
+  Batch__V1__RowRejection rr[16], *rp[16];
+  Batch__V1__RejectedCell cell[16], *cp[16];
+  for (size_t i = 0; i < nrej; i++) {
+    batch__v1__row_rejection__init(&rr[i]);
+    batch__v1__rejected_cell__init(&cell[i]);
+    rr[i].row = rej[i];
+    rr[i].raw.data = (uint8_t *)"raw";
+    rr[i].raw.len = 3;
+    cell[i].row = rej[i];
+    cell[i].code = "NOT_AN_INTEGER";
+    cell[i].column = "n";
+    cell[i].message = "m";
+    cp[i] = &cell[i];
+    rr[i].cells = &cp[i];
+    rr[i].n_cells = 1;
+    rp[i] = &rr[i];
+  }
+  r.rejected = rp;
+  r.n_rejected = nrej;
+  bok_err_t err;
+  return job_store_report(st, &r, &err);
+}
+
+/* Per-message reports: a redelivered message (alone or next to new ones) is
+ * counted once, with its rejected rows stored once. */
+static void test_batch_reports_count_each_message_once(void **s) {
+  (void)s;
+  job_store_t *st = open_store();
+  char id[40];
+  new_job(st, "t1", id);
+  bok_err_t err;
+  assert_int_equal(job_store_finish_upload(st, id, "a,b", 3, 1500, &err), 0);
+  const int64_t m1[][2] = {{1, 500}, {501, 1000}};
+  const int64_t rej1[] = {10, 20, 700};
+  assert_int_equal(report_batches(st, id, m1, 2, rej1, 3), 0);
+  job_t j = get(st, id);
+  assert_int_equal(j.success, 997);
+  assert_int_equal(j.errors, 3);
+  assert_int_equal(j.state, ST(RUNNING));
+  job_free(&j);
+  job_store_close(st); /* a restart keeps which messages were counted */
+  st = open_store();
+  /* the second message again (a worker died before committing its offsets),
+   * in one report with the third */
+  const int64_t m2[][2] = {{501, 1000}, {1001, 1500}};
+  const int64_t rej2[] = {700, 1499};
+  assert_int_equal(report_batches(st, id, m2, 2, rej2, 2), 0);
+  j = get(st, id);
+  assert_int_equal(j.success, 1496);
+  assert_int_equal(j.errors, 4);
+  assert_int_equal(j.success + j.errors, 1500);
+  assert_int_equal(j.state, ST(PARTIAL_SUCCESS));
+  job_free(&j);
+  Batch__V1__ListRejectedResponse r;
+  assert_int_equal(job_store_rejected(st, "t1", id, 100, 0, &r, &err), 0);
+  assert_int_equal(r.n_cells, 4);
+  assert_int_equal(r.cells[0]->row, 10);
+  assert_int_equal(r.cells[1]->row, 20);
+  assert_int_equal(r.cells[2]->row, 700);
+  assert_int_equal(r.cells[3]->row, 1499);
+  job_rejected_free(&r);
+  /* a redelivery after the job finished changes nothing */
+  const int64_t m3[][2] = {{1, 500}};
+  assert_int_equal(report_batches(st, id, m3, 1, rej1, 2), 0);
+  j = get(st, id);
+  assert_int_equal(j.success, 1496);
+  assert_int_equal(j.errors, 4);
+  job_free(&j);
+  job_store_close(st);
+}
+
 static void test_success_failed_cancel(void **s) {
   (void)s;
   job_store_t *st = open_store();
@@ -227,6 +317,7 @@ static int teardown(void **s) {
 int main(void) {
   const struct CMUnitTest t[] = {
       cmocka_unit_test_setup_teardown(test_idempotent_reports_and_states, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_batch_reports_count_each_message_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_success_failed_cancel, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rejected_paging_and_restart, setup, teardown)};
   return cmocka_run_group_tests(t, NULL, NULL);
