@@ -7,7 +7,7 @@ PKGS=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   libgrpc-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
   librdkafka-dev libh2o-evloop-dev libyaml-dev libcmocka-dev libsqlite3-dev
-  libjansson-dev libcurl4-openssl-dev uuid-dev libssl-dev zlib1g-dev
+  libjansson-dev libcurl4-openssl-dev uuid-dev libssl-dev zlib1g-dev libjemalloc-dev
   python3 python3-grpcio python3-grpc-tools python3-yaml
   default-jre-headless maven kcat wrk valgrind curl procps iproute2
 )

@@ -274,17 +274,28 @@ def wrk(url, conns, secs, threads=2):
 STATS_RE = re.compile(r"(?:stats|stopping): rows_processed=(\d+) batches=(\d+)")
 
 
+# A worker process runs several lanes ("worker", "worker.1", ...: the log
+# component); each logs its own totals and assignments.
+LANE_RE = re.compile(r'(?<![\w.-])(worker(?:\.\d+)?)(?=[:\s"])')
+
+
+def lane_of(line):
+    m = LANE_RE.search(line)
+    return m.group(1) if m else "worker"
+
+
 def worker_stats(w):
-    rows = batches = 0
+    """(rows, batches) of a worker process: the last totals of each lane, summed."""
+    per_lane = {}
     try:
         with open(w.log_path, "rb") as f:
             for line in f.read().decode("utf-8", "replace").splitlines():
                 m = STATS_RE.search(line)
                 if m:
-                    rows, batches = int(m.group(1)), int(m.group(2))
+                    per_lane[lane_of(line)] = (int(m.group(1)), int(m.group(2)))
     except OSError:
         pass
-    return rows, batches
+    return sum(r for r, _ in per_lane.values()), sum(b for _, b in per_lane.values())
 
 
 ASSIGN_RE = re.compile(r"(assigned|revoked) (\d+) partitions")
@@ -299,14 +310,16 @@ def wait_assigned(stack, partitions, timeout=20):
         for w in stack.workers:
             if not w.alive():
                 continue
-            last = 0
+            last = {}
             try:
                 with open(w.log_path, "rb") as f:
-                    for m in ASSIGN_RE.finditer(f.read().decode("utf-8", "replace")):
-                        last = int(m.group(2)) if m.group(1) == "assigned" else 0
+                    for line in f.read().decode("utf-8", "replace").splitlines():
+                        m = ASSIGN_RE.search(line)
+                        if m:
+                            last[lane_of(line)] = int(m.group(2)) if m.group(1) == "assigned" else 0
             except OSError:
                 pass
-            held += last
+            held += sum(last.values())
         if held >= partitions:
             return True
         time.sleep(0.1)

@@ -1,4 +1,10 @@
-/* bok-worker: validates rows from Kafka and publishes events. */
+/* bok-worker: validates rows from Kafka and publishes events.
+ *
+ * Runs `lanes` worker loops (worker.h: each its own consumer-group member and
+ * transactional producer) on as many threads; SIGTERM/SIGINT stop them all,
+ * and a lane that stops on a fatal error stops the others (exit 1, so a
+ * supervisor restarts the process). */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,31 +13,92 @@
 #include "bok/log.h"
 #include "worker.h"
 
-static worker_t *g_worker;
+#define MAX_LANES 16
+
+static worker_t *g_lanes[MAX_LANES];
+static int g_nlanes;
+
+static void stop_all(void) {
+  for (int i = 0; i < g_nlanes; i++)
+    if (g_lanes[i]) worker_stop(g_lanes[i]);
+}
 
 static void on_signal(int sig) {
   (void)sig;
-  if (g_worker) worker_stop(g_worker);
+  stop_all();
+}
+
+typedef struct {
+  worker_t *w;
+  int rc;
+} lane_t;
+
+static void *lane_main(void *arg) {
+  lane_t *l = arg;
+  l->rc = worker_run(l->w);
+  stop_all(); /* one lane down (stop or fatal error): the process goes down */
+  return NULL;
 }
 
 int main(int argc, char **argv) {
+  static const char *names[MAX_LANES] = {"worker",    "worker.1",  "worker.2",  "worker.3",
+                                         "worker.4",  "worker.5",  "worker.6",  "worker.7",
+                                         "worker.8",  "worker.9",  "worker.10", "worker.11",
+                                         "worker.12", "worker.13", "worker.14", "worker.15"};
   int rc = 1;
   bok_config_t *cfg = bok_config_from_args(argc, argv, "bok-worker", &rc);
   if (!cfg) return rc;
-  char err[512];
-  g_worker = worker_new(cfg, bok_log_stderr, "worker", err, sizeof err);
-  if (!g_worker) {
-    bok_logf(bok_log_stderr, "worker", BOK_LOG_ERROR, "cannot start: %s", err);
+  int64_t n = bok_config_get_int(cfg, "lanes", 2);
+  if (n < 1 || n > MAX_LANES) {
+    bok_logf(bok_log_stderr, "worker", BOK_LOG_ERROR, "lanes must be 1..%d, got %lld", MAX_LANES, (long long)n);
     bok_config_destroy(cfg);
-    return 1;
+    return 2;
   }
+  /* Block the stop signals until every lane exists, so none is missed. */
+  sigset_t stop_sigs, old;
+  sigemptyset(&stop_sigs);
+  sigaddset(&stop_sigs, SIGINT);
+  sigaddset(&stop_sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_sigs, &old);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
-  rc = worker_run(g_worker);
-  worker_destroy(g_worker);
+  lane_t lanes[MAX_LANES];
+  pthread_t th[MAX_LANES];
+  int started = 0;
+  rc = 0;
+  for (int i = 0; i < (int)n; i++) {
+    char err[512];
+    worker_t *w = worker_new(cfg, i, bok_log_stderr, (void *)names[i], err, sizeof err);
+    if (!w) {
+      bok_logf(bok_log_stderr, (void *)names[i], BOK_LOG_ERROR, "cannot start: %s", err);
+      rc = 1;
+      break;
+    }
+    g_lanes[g_nlanes++] = w;
+  }
+  if (rc == 0) {
+    for (int i = 0; i < g_nlanes; i++) {
+      lanes[i].w = g_lanes[i];
+      lanes[i].rc = 0;
+      /* lane threads keep the signals blocked; the main thread takes them */
+      if (pthread_create(&th[i], NULL, lane_main, &lanes[i]) != 0) {
+        bok_logf(bok_log_stderr, "worker", BOK_LOG_ERROR, "cannot start lane %d", i);
+        stop_all();
+        rc = 1;
+        break;
+      }
+      started++;
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  for (int i = 0; i < started; i++) {
+    pthread_join(th[i], NULL);
+    if (lanes[i].rc) rc = lanes[i].rc;
+  }
+  for (int i = 0; i < g_nlanes; i++) worker_destroy(g_lanes[i]);
   bok_config_destroy(cfg);
   return rc;
 }

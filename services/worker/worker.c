@@ -9,6 +9,7 @@
 #include "batch/v1/job.pb-c.h"
 #include "batch/v1/model.pb-c.h"
 #include "batch/v1/rows.pb-c.h"
+#include "bok/arena.h"
 #include "bok/core.h"
 #include "bok/routes.h"
 #include "bok/rpc.h"
@@ -67,6 +68,7 @@ struct worker {
   char **topics_made;
   int ntopics;
   bok_row_result_t rr;
+  bok_arena_t arena; /* decoded rows-topic message; reset per message */
   int64_t rows_done, last_stat_ms, batches;
 };
 
@@ -99,7 +101,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
   }
 }
 
-worker_t *worker_new(const bok_config_t *cfg, bok_log_fn log, void *lo, char *err, size_t errlen) {
+worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *lo, char *err, size_t errlen) {
   worker_t *w = calloc(1, sizeof *w);
   w->cfg = cfg;
   w->log = log;
@@ -111,6 +113,10 @@ worker_t *worker_new(const bok_config_t *cfg, bok_log_fn log, void *lo, char *er
     char host[64] = "worker";
     gethostname(host, sizeof host - 1);
     snprintf(w->worker_id, sizeof w->worker_id, "%s-%d", host, (int)getpid());
+  }
+  if (lane > 0) { /* each lane is its own group member and transactional id */
+    size_t n = strlen(w->worker_id);
+    snprintf(w->worker_id + n, sizeof w->worker_id - n, ".%d", lane);
   }
   w->transactions = bok_config_get_bool(cfg, "kafka.transactions", 1);
   w->rows_topic = strdup(bok_config_get(cfg, "kafka.rows_topic", "bok.rows"));
@@ -222,6 +228,7 @@ void worker_destroy(worker_t *w) {
   free(w->topics_made);
   bok_routes_destroy(w->routes);
   bok_row_result_free(&w->rr);
+  bok_arena_free(&w->arena);
   free(w->rows_topic);
   free(w);
 }
@@ -463,10 +470,16 @@ static void note_offset(batch_t *b, const rd_kafka_message_t *m) {
   n->offset = m->offset + 1;
 }
 
+static void *arena_alloc(void *ud, size_t n) { return bok_arena_alloc(ud, n); }
+static void arena_nofree(void *ud, void *p) { (void)ud, (void)p; }
+
 /* Processes one RowBatch message inside the open transaction. 0 ok, -1
  * transient failure (abort + retry), -2 Kafka produce failure. */
 static int process_msg(worker_t *w, batch_t *b, const rd_kafka_message_t *m, int64_t *rows) {
-  Batch__V1__RowBatch *rb = batch__v1__row_batch__unpack(NULL, m->len, m->payload);
+  /* Decoded into the arena: ~1,000 small objects per message, dropped at once. */
+  ProtobufCAllocator pa = {arena_alloc, arena_nofree, &w->arena};
+  bok_arena_reset(&w->arena);
+  Batch__V1__RowBatch *rb = batch__v1__row_batch__unpack(&pa, m->len, m->payload);
   if (!rb) {
     LOG(w, BOK_LOG_WARN, "skipping a malformed rows message at %s[%d]@%lld", rd_kafka_topic_name(m->rkt),
         (int)m->partition, (long long)m->offset);
@@ -474,7 +487,7 @@ static int process_msg(worker_t *w, batch_t *b, const rd_kafka_message_t *m, int
   }
   job_ctx_t *j = job_get(w, rb);
   if (!j) {
-    batch__v1__row_batch__free_unpacked(rb, NULL);
+    batch__v1__row_batch__free_unpacked(rb, &pa);
     return -1;
   }
   int rc = 0;
@@ -517,7 +530,7 @@ static int process_msg(worker_t *w, batch_t *b, const rd_kafka_message_t *m, int
     }
     *rows += (int64_t)rb->n_rows;
   }
-  batch__v1__row_batch__free_unpacked(rb, NULL);
+  batch__v1__row_batch__free_unpacked(rb, &pa);
   return rc;
 }
 

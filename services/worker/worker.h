@@ -9,7 +9,14 @@
  * so a row is re-produced only in a new transaction and counted once.
  *
  * Threading: worker_run() runs the loop on the calling thread;
- * worker_stop() may be called from any thread or a signal handler. */
+ * worker_stop() may be called from any thread or a signal handler.
+ *
+ * Lanes: one worker process runs `lanes` independent worker_t loops, one per
+ * thread, each with its own consumer (a member of the group), transactional
+ * producer and job cache, sharing nothing but the read-only config. A lane
+ * spends most of a batch waiting for the broker (report, offsets, commit), so
+ * a second lane keeps a core busy meanwhile. Lane 0 uses the worker id, lane
+ * i > 0 "<worker id>.<i>" (its transactional id and log name). */
 #ifndef WORKER_H
 #define WORKER_H
 
@@ -21,7 +28,7 @@
 
 typedef struct worker worker_t;
 
-worker_t *worker_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen);
+worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *log_opaque, char *err, size_t errlen);
 int worker_run(worker_t *w);
 void worker_stop(worker_t *w); /* async-signal-safe */
 void worker_destroy(worker_t *w);

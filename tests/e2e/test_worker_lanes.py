@@ -1,0 +1,57 @@
+"""One worker process, several lanes (worker.h): every lane is a member of
+the consumer group, the job's rows spread over them, counters stay exact, and
+SIGTERM stops every lane cleanly. A bad lane count is refused at start."""
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "e2e"))
+import bok_e2e as e  # noqa: E402
+import run_bench as rb  # noqa: E402
+
+SCHEMA = {"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
+          "required": ["id", "name"]}
+N = 20000
+
+
+def test_three_lanes_share_the_rows_and_stop_cleanly():
+    with e.Stack(workers=1, overrides={"worker": {"lanes": 3}}) as s:
+        e.check(rb.wait_assigned(s, 8, timeout=60), "the lanes took all 8 rows-topic partitions")
+        st, m = s.http("POST", "/models", {"name": "lanes", "schema": SCHEMA})
+        e.check(st == 201, "model: %s %s" % (st, m))
+        lines = ["id,name"] + ["%s,n%d" % ("x" if i % 100 == 0 else str(i), i) for i in range(1, N + 1)]
+        st, j = s.upload(m["model_id"], "lanes.csv", "\n".join(lines) + "\n", timeout=120)
+        e.check(st == 202, "upload: %s %s" % (st, j))
+        j = s.wait_job(j["job_id"], timeout=120)
+        e.check(j["state"] == "PARTIAL_SUCCESS" and j["success"] == N - N // 100 and j["errors"] == N // 100,
+                "exact counters: %s" % j)
+        w = s.workers[0]
+        rc = w.stop(timeout=30)
+        e.check(rc == 0, "SIGTERM: exit code %s" % rc)
+        per_lane = {}
+        with open(w.log_path, "rb") as f:
+            for line in f.read().decode("utf-8", "replace").splitlines():
+                mm = rb.STATS_RE.search(line)
+                if mm and "stopping" in line:
+                    per_lane[rb.lane_of(line)] = int(mm.group(1))
+        e.check(sorted(per_lane) == ["worker", "worker.1", "worker.2"], "every lane stopped: %s" % per_lane)
+        e.check(sum(per_lane.values()) == N, "the lanes processed every row once: %s" % per_lane)
+        e.check(sum(1 for v in per_lane.values() if v > 0) >= 2, "rows spread over the lanes: %s" % per_lane)
+
+
+def test_bad_lane_count_is_refused():
+    with e.Stack(model=False, job=False, workers=0, gateway=False) as s:
+        w = s.add_worker(start=False)
+        cfg = w.config_path
+        env = dict(os.environ, BOK_LANES="0")
+        t0 = time.time()
+        p = subprocess.run([e.binary("worker"), "--config", cfg], env=env, capture_output=True, timeout=30)
+        e.check(p.returncode != 0, "lanes=0 refused (exit %d)" % p.returncode)
+        e.check(b"lanes" in p.stderr, "the error names the key: %r" % p.stderr[-300:])
+        e.check(time.time() - t0 < 10, "refused at once")
+
+
+if __name__ == "__main__":
+    e.run_tests(globals())
