@@ -4,7 +4,8 @@
  * the job service over gRPC.
  *
  * Exactly-once loop (transactions on): begin -> produce events -> report
- * (idempotent per row on the job service) -> send offsets -> commit. Any
+ * (idempotent per rows-topic message on the job service) -> send offsets ->
+ * commit. Any
  * failure aborts the transaction and rewinds the consumer to the batch start,
  * so a row is re-produced only in a new transaction and counted once.
  *
