@@ -5,8 +5,8 @@
  *
  * Exactly-once loop (transactions on): begin -> produce events -> report
  * (idempotent per rows-topic message on the job service) -> send offsets ->
- * commit. Any
- * failure aborts the transaction and rewinds the consumer to the batch start,
+ * commit. Any failure aborts the transaction and rewinds the consumer to the
+ * batch start,
  * so a row is re-produced only in a new transaction and counted once.
  *
  * Threading: worker_run() runs the loop on the calling thread;
