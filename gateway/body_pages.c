@@ -1,9 +1,13 @@
 #include "body_pages.h"
 
+#include <h2o/memory.h>
+#include <h2o/socket.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 int gw_body_file_backed(const void *p, size_t len) {
@@ -33,4 +37,79 @@ void gw_body_release(const void *base, size_t from, size_t to) {
   uintptr_t lo = ((uintptr_t)base + from + page - 1) & ~(page - 1);
   uintptr_t hi = ((uintptr_t)base + to) & ~(page - 1);
   if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+
+int gw_body_sweep(void) {
+  /* "/tmp/h2o.b.XXXXXX" -> "/tmp/h2o.b." */
+  const char *tmpl = h2o_socket_buffer_mmap_settings.fn_template;
+  size_t plen = strcspn(tmpl, "X");
+  FILE *f = fopen("/proc/self/maps", "r");
+  if (!f) return 0;
+  struct {
+    uintptr_t lo, hi;
+  } hit[64];
+  int n = 0;
+  char line[4096 + 128];
+  while (n < 64 && fgets(line, sizeof line, f)) {
+    unsigned long lo, hi, off, inode;
+    char perms[8], dev[16];
+    int path_at = 0;
+    if (sscanf(line, "%lx-%lx %7s %lx %15s %lu %n", &lo, &hi, perms, &off, dev, &inode, &path_at) < 6) continue;
+    if (perms[3] != 's' || inode == 0 || hi - lo < (32ul << 20) || path_at == 0) continue;
+    if (strncmp(line + path_at, tmpl, plen) != 0) continue;
+    hit[n].lo = lo;
+    hit[n].hi = hi;
+    n++;
+  }
+  fclose(f);
+  for (int i = 0; i < n; i++) madvise((void *)hit[i].lo, hit[i].hi - hit[i].lo, MADV_PAGEOUT);
+  return n;
+}
+
+static pthread_t g_sweeper;
+static int g_sweeper_on;
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
+static int g_stop;
+
+static void *sweeper_main(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&g_mu);
+  while (!g_stop) {
+    pthread_mutex_unlock(&g_mu);
+    gw_body_sweep();
+    pthread_mutex_lock(&g_mu);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 250 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    if (!g_stop) pthread_cond_timedwait(&g_cv, &g_mu, &ts);
+  }
+  pthread_mutex_unlock(&g_mu);
+  return NULL;
+}
+
+int gw_body_sweeper_start(void) {
+  if (g_sweeper_on) return 0;
+  g_stop = 0;
+  if (pthread_create(&g_sweeper, NULL, sweeper_main, NULL) != 0) return -1;
+  g_sweeper_on = 1;
+  return 0;
+}
+
+void gw_body_sweeper_stop(void) {
+  if (!g_sweeper_on) return;
+  pthread_mutex_lock(&g_mu);
+  g_stop = 1;
+  pthread_cond_signal(&g_cv);
+  pthread_mutex_unlock(&g_mu);
+  pthread_join(g_sweeper, NULL);
+  g_sweeper_on = 0;
 }

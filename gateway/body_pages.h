@@ -19,4 +19,20 @@ int gw_body_file_backed(const void *p, size_t len);
 /* Drops the whole pages inside [base+from, base+to) from this process. */
 void gw_body_release(const void *base, size_t from, size_t to);
 
+/* The receive phase: h2o 2.2 writes a body whole into its temp-file mapping
+ * before any handler runs, so the pages written so far pile up in RSS. A
+ * sweeper thread asks the kernel every 250 ms to page out every h2o body
+ * mapping (files named after h2o_socket_buffer_mmap_settings.fn_template,
+ * >= 32 MiB) with MADV_PAGEOUT: a hint that never changes content, so a
+ * mapping h2o unmaps (or replaces) meanwhile cannot be harmed; pages written
+ * later fault back in from the page cache. The body lives in its file, and
+ * the gateway's RSS stays bounded during the upload.
+ * start: 0 ok, -1 no thread. stop: joins it (idempotent). Call both from
+ * the thread that owns the server. */
+int gw_body_sweeper_start(void);
+void gw_body_sweeper_stop(void);
+
+/* One sweep now (what the thread does); returns the mappings advised. */
+int gw_body_sweep(void);
+
 #endif

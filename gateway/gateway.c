@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "bok/util.h"
+#include "body_pages.h"
 #include "gw_internal.h"
 #include "json_map.h"
 
@@ -488,6 +489,10 @@ static int start_locked(gw_server_t *s, char *err, size_t errlen) {
     snprintf(err, errlen, "cannot start upload threads");
     return -1;
   }
+  if (gw_body_sweeper_start() != 0) {
+    snprintf(err, errlen, "cannot start the body page sweeper");
+    return -1;
+  }
   /* Each loop thread creates its own evloop, context (with its message
    * queue) and listener socket: h2o 2.2 ties socket buffers to the creating
    * thread's recycle list, so nothing of a loop may be made elsewhere. */
@@ -534,6 +539,7 @@ static void stop_threads(gw_server_t *s) {
   }
   gw_upload_stop_begin(s);
   gw_upload_stop(s);
+  gw_body_sweeper_stop();
 }
 
 void gw_server_wait(gw_server_t *s, int handle_signals) {
