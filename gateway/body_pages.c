@@ -85,7 +85,7 @@ static void *sweeper_main(void *arg) {
     pthread_mutex_lock(&g_mu);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 250 * 1000000L;
+    ts.tv_nsec += 50 * 1000000L;
     if (ts.tv_nsec >= 1000000000L) {
       ts.tv_sec++;
       ts.tv_nsec -= 1000000000L;
