@@ -14,8 +14,10 @@ SRCS="$REPO/lib/core/csv.c $REPO/lib/core/validate.c $REPO/lib/core/schema.c $RE
 for h in csv ndjson schema; do
   clang $CFLAGS -o "$OUT/fuzz_$h" "$HERE/fuzz_$h.c" $SRCS -ljansson -lm
 done
-clang $CFLAGS -I"$REPO/gateway" -o "$OUT/fuzz_gateway" "$HERE/fuzz_gateway.c" "$REPO/gateway/multipart.c" \
-  "$REPO/gateway/route.c" "$REPO/gateway/body_pages.c" "$REPO/lib/common/util.c" "$REPO/lib/common/buf.c" -luuid
+# body_pages.c reads h2o's temp-file template: link libh2o-evloop.
+clang $CFLAGS -DH2O_USE_LIBUV=0 -I"$REPO/gateway" -o "$OUT/fuzz_gateway" "$HERE/fuzz_gateway.c" "$REPO/gateway/multipart.c" \
+  "$REPO/gateway/route.c" "$REPO/gateway/body_pages.c" "$REPO/lib/common/util.c" "$REPO/lib/common/buf.c" -luuid \
+  $(pkg-config --cflags --libs libh2o-evloop)
 for h in csv ndjson schema gateway; do
   corpus="$HERE/corpus-$h"
   mkdir -p "$corpus"
