@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bok/buf.h"
@@ -261,4 +262,83 @@ void bok_admin_http_stop(bok_admin_http_t *a) {
   close(a->wake[1]);
   close(a->fd);
   free(a);
+}
+
+/* ---- cached readiness ------------------------------------------------------ */
+
+struct bok_ready_cache {
+  bok_ready_fn probe;
+  void *ud;
+  int interval_ms;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int stop;
+  int ready;
+  char reason[400];
+  pthread_t th;
+};
+
+static void *cache_main(void *arg) {
+  bok_ready_cache_t *c = arg;
+  pthread_mutex_lock(&c->mu);
+  while (!c->stop) {
+    pthread_mutex_unlock(&c->mu);
+    char why[400] = "";
+    int ok = c->probe(c->ud, why, sizeof why);
+    pthread_mutex_lock(&c->mu);
+    c->ready = ok;
+    snprintf(c->reason, sizeof c->reason, "%s", ok ? "" : (why[0] ? why : "not ready"));
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += c->interval_ms / 1000;
+    ts.tv_nsec += (long)(c->interval_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    while (!c->stop && pthread_cond_timedwait(&c->cv, &c->mu, &ts) == 0) {
+    }
+  }
+  pthread_mutex_unlock(&c->mu);
+  return NULL;
+}
+
+bok_ready_cache_t *bok_ready_cache_start(bok_ready_fn probe, void *ud, int interval_ms) {
+  bok_ready_cache_t *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->probe = probe;
+  c->ud = ud;
+  c->interval_ms = interval_ms > 0 ? interval_ms : 2000;
+  snprintf(c->reason, sizeof c->reason, "starting");
+  pthread_mutex_init(&c->mu, NULL);
+  pthread_cond_init(&c->cv, NULL);
+  if (pthread_create(&c->th, NULL, cache_main, c) != 0) {
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c);
+    return NULL;
+  }
+  return c;
+}
+
+int bok_ready_cache_get(void *cache, char *reason, size_t reason_len) {
+  bok_ready_cache_t *c = cache;
+  if (!c) return 1;
+  pthread_mutex_lock(&c->mu);
+  int ok = c->ready;
+  if (!ok && reason_len) snprintf(reason, reason_len, "%s", c->reason);
+  pthread_mutex_unlock(&c->mu);
+  return ok;
+}
+
+void bok_ready_cache_stop(bok_ready_cache_t *c) {
+  if (!c) return;
+  pthread_mutex_lock(&c->mu);
+  c->stop = 1;
+  pthread_cond_signal(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+  pthread_join(c->th, NULL);
+  pthread_mutex_destroy(&c->mu);
+  pthread_cond_destroy(&c->cv);
+  free(c);
 }

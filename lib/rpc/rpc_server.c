@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bok/util.h"
@@ -39,6 +40,10 @@ typedef struct {
   bok_rpc_stream_fn stream;
   void *ud;
   void *handle;
+  /* metrics, resolved once: the duration child at start, the per-code
+   * counters on a code's first use (then read with an atomic load) */
+  bok_metric_t *dur;
+  bok_metric_t *by_code[17];
 } method_t;
 
 typedef struct thread_s thread_t;
@@ -76,6 +81,7 @@ struct bok_rpc_server {
   volatile int shutting_down;
   int wake_pipe[2];
   pthread_mutex_t mu;
+  bok_metric_family_t *m_requests, *m_duration;
 };
 
 struct bok_rpc_call {
@@ -87,6 +93,7 @@ struct bok_rpc_call {
   char tenant_buf[72];
   gpr_timespec deadline;
   int done;
+  grpc_status_code code; /* the status sent, once done */
 };
 
 static volatile sig_atomic_t g_sig_fd = -1;
@@ -143,6 +150,7 @@ static void finish_call(bok_rpc_call_t *c, grpc_byte_buffer *resp, grpc_status_c
                         const char *details) {
   if (c->done) return;
   c->done = 1;
+  c->code = code;
   grpc_op ops[4];
   memset(ops, 0, sizeof ops);
   int n = 0;
@@ -210,8 +218,10 @@ static void health_check(void *ud, bok_rpc_call_t *call, const ProtobufCMessage 
     return;
   }
   Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
-  resp.status = s->shutting_down ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
-                                 : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+  char why[256] = "";
+  int ready = !s->shutting_down && (!s->opts.ready || s->opts.ready(s->opts.ready_ud, why, sizeof why));
+  resp.status = ready ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                      : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
   bok_rpc_call_reply(call, &resp.base);
 }
 
@@ -258,11 +268,32 @@ static void serve_unknown(slot_t *sl) {
   sl->call = NULL;
 }
 
+static double mono_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Counts and times a finished call: two atomic adds once the per-code child
+ * exists; its first use resolves it (a lock + lookup, once per code). */
+static void count_call(bok_rpc_server_t *s, method_t *m, grpc_status_code code, double secs) {
+  bok_histogram_observe(m->dur, secs);
+  int ci = code >= 0 && code <= 16 ? (int)code : 2;
+  bok_metric_t *c = __atomic_load_n(&m->by_code[ci], __ATOMIC_ACQUIRE);
+  if (!c) {
+    const char *v[] = {m->path, bok_err_code_name((bok_err_code_t)ci)};
+    c = bok_metric_child(s->m_requests, v);
+    __atomic_store_n(&m->by_code[ci], c, __ATOMIC_RELEASE);
+  }
+  bok_counter_inc(c);
+}
+
 static void serve_slot(slot_t *sl) {
   if (!sl->m) {
     serve_unknown(sl);
     return;
   }
+  double t0 = mono_s();
   bok_rpc_call_t c;
   memset(&c, 0, sizeof c);
   c.s = sl->s;
@@ -297,6 +328,7 @@ static void serve_slot(slot_t *sl) {
     logf_(c.s, BOK_LOG_ERROR, "handler for %s returned without answering", sl->m->path);
     bok_rpc_call_fail(&c, BOK_ERR_INTERNAL, "handler did not answer");
   }
+  count_call(c.s, sl->m, c.code, mono_s() - t0);
   if (sl->payload) grpc_byte_buffer_destroy(sl->payload);
   grpc_metadata_array_destroy(&sl->md);
   grpc_call_unref(sl->call);
@@ -414,6 +446,16 @@ int bok_rpc_server_start(bok_rpc_server_t *s, bok_err_t *err) {
     int mi = i % (s->nmethods + 1);
     s->slots[i].m = mi < s->nmethods ? &s->methods[mi] : NULL;
     s->slots[i].pluck = grpc_completion_queue_create_for_pluck(NULL);
+  }
+  bok_metrics_t *reg = s->opts.metrics ? s->opts.metrics : bok_metrics_default();
+  const char *ln[] = {"method", "code"};
+  s->m_requests = bok_metrics_family(reg, BOK_METRIC_COUNTER, "bok_rpc_requests_total",
+                                     "gRPC calls served, by method and status code.", 2, ln, NULL, 0);
+  s->m_duration = bok_metrics_family(reg, BOK_METRIC_HISTOGRAM, "bok_rpc_request_duration_seconds",
+                                     "Time from receiving a gRPC call to sending its status.", 1, ln, NULL, 0);
+  for (int i = 0; i < s->nmethods; i++) {
+    const char *v[] = {s->methods[i].path};
+    s->methods[i].dur = bok_metric_child(s->m_duration, v);
   }
   grpc_server_start(s->server);
   for (int i = 0; i < s->nslots; i++) request_slot(&s->slots[i]);

@@ -47,4 +47,19 @@ int bok_admin_http_port(const bok_admin_http_t *a);
 /* Stops the thread, closes the socket, frees. NULL is a no-op. */
 void bok_admin_http_stop(bok_admin_http_t *a);
 
+/* ---- cached readiness ------------------------------------------------------
+ * A thread that runs a (possibly slow, blocking) probe every interval_ms and
+ * caches its answer, so readiness checks (/readyz, gRPC Health/Check) read a
+ * state instead of probing per request. Until the first probe finishes the
+ * state is "not ready: starting". */
+typedef struct bok_ready_cache bok_ready_cache_t;
+
+/* `probe` has the bok_ready_fn signature and runs on the cache's thread;
+ * `ud` must outlive bok_ready_cache_stop(). NULL out of memory. */
+bok_ready_cache_t *bok_ready_cache_start(bok_ready_fn probe, void *ud, int interval_ms);
+/* A bok_ready_fn: pass the cache as ud. Any thread. */
+int bok_ready_cache_get(void *cache, char *reason, size_t reason_len);
+/* Stops the thread (waits for a running probe) and frees. NULL is a no-op. */
+void bok_ready_cache_stop(bok_ready_cache_t *c);
+
 #endif

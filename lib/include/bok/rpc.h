@@ -22,7 +22,9 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "bok/admin_http.h"
 #include "bok/log.h"
+#include "bok/metrics.h"
 
 /* ---- Errors ------------------------------------------------------------ */
 
@@ -88,6 +90,15 @@ typedef struct {
   size_t max_message;   /* max receive/send message bytes; 0 -> 4 MiB */
   bok_log_fn log;       /* may be NULL */
   void *log_opaque;
+  /* Every call is counted in bok_rpc_requests_total{method,code} and timed in
+   * bok_rpc_request_duration_seconds{method} in this registry (NULL: the
+   * process-wide bok_metrics_default()). */
+  bok_metrics_t *metrics;
+  /* Readiness: while it returns 0, grpc.health.v1.Health/Check answers
+   * NOT_SERVING. NULL: always ready. Runs on a serving thread for every
+   * Check, so it must read a cached state, never probe a backend. */
+  bok_ready_fn ready;
+  void *ready_ud;
 } bok_rpc_server_opts_t;
 
 /* Creates a server (not yet listening). NULL on failure (err set). */
@@ -102,7 +113,8 @@ int bok_rpc_server_add_client_stream(bok_rpc_server_t *s, const char *path,
                                      bok_rpc_tenant_mode_t tenant, bok_rpc_stream_fn fn, void *ud);
 
 /* Binds, starts the serving threads and the standard grpc.health.v1.Health
- * service (Check answers SERVING for "" and every registered service name).
+ * service (Check answers SERVING for "" and every registered service name,
+ * NOT_SERVING while shutting down or while opts.ready says not ready).
  * Returns the bound port (> 0) or -1 (err set). */
 int bok_rpc_server_start(bok_rpc_server_t *s, bok_err_t *err);
 

@@ -289,12 +289,46 @@ static void test_admin_http_bad_addr(void **st) {
   assert_string_equal(err, "");
 }
 
+static volatile int g_probe_ok;
+static int probe(void *ud, char *reason, size_t n) {
+  (*(volatile int *)ud)++;
+  if (!g_probe_ok) snprintf(reason, n, "broker down");
+  return g_probe_ok;
+}
+
+/* Waits up to 3 s for the cache to say `want`. */
+static int wait_state(bok_ready_cache_t *c, int want, char *why, size_t n) {
+  for (int i = 0; i < 300; i++) {
+    if (bok_ready_cache_get(c, why, n) == want) return 1;
+    usleep(10000);
+  }
+  return 0;
+}
+
+static void test_ready_cache(void **st) {
+  (void)st;
+  volatile int probes = 0;
+  g_probe_ok = 0;
+  bok_ready_cache_t *c = bok_ready_cache_start(probe, (void *)&probes, 20);
+  assert_non_null(c);
+  char why[100];
+  assert_true(wait_state(c, 0, why, sizeof why));
+  while (probes == 0) usleep(1000);
+  assert_true(wait_state(c, 0, why, sizeof why));
+  g_probe_ok = 1;
+  assert_true(wait_state(c, 1, why, sizeof why));
+  g_probe_ok = 0;
+  assert_true(wait_state(c, 0, why, sizeof why));
+  assert_string_equal(why, "broker down");
+  bok_ready_cache_stop(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_counter_gauge_text),  cmocka_unit_test(test_labels_and_escaping),
       cmocka_unit_test(test_histogram_text),      cmocka_unit_test(test_callback_family),
       cmocka_unit_test(test_concurrent_increments_exact), cmocka_unit_test(test_admin_http),
-      cmocka_unit_test(test_admin_http_bad_addr),
+      cmocka_unit_test(test_admin_http_bad_addr), cmocka_unit_test(test_ready_cache),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
