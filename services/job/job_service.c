@@ -7,6 +7,7 @@
 #include "batch/v1/model.pb-c.h"
 #include "bok/core.h"
 #include "bok/util.h"
+#include "job_obs.h"
 
 #define UPLOAD_STATE_ERRLEN 256
 
@@ -170,6 +171,7 @@ static void upload(void *ud, bok_rpc_call_t *call) {
       r = bok_rpc_call_read(call, &batch__v1__upload_request__descriptor, &m);
       if (r <= 0) break;
       Batch__V1__UploadRequest *c = (void *)m;
+      if (c->kind_case == BATCH__V1__UPLOAD_REQUEST__KIND_CHUNK) bok_counter_add(job_metrics.upload_bytes, c->chunk.len);
       if (c->kind_case == BATCH__V1__UPLOAD_REQUEST__KIND_CHUNK && bok_csv_feed(rd, (const char *)c->chunk.data, c->chunk.len))
         r = -2;
       protobuf_c_message_free_unpacked(m, NULL);
@@ -177,6 +179,7 @@ static void upload(void *ud, bok_rpc_call_t *call) {
     }
     if (r == 0) bok_csv_finish(rd);
     bok_csv_destroy(rd);
+    bok_counter_add(job_metrics.rows_received, (uint64_t)u.rows);
     if (r == -1) {
       interrupted = 1;
       job_error = "upload interrupted";

@@ -511,3 +511,18 @@ int job_store_each_rejected_row(job_store_t *st, const char *id, job_row_fn fn, 
   pthread_mutex_unlock(&st->mu);
   return ret;
 }
+
+int job_store_count_by_state(job_store_t *st, int64_t counts[JOB_STORE_NSTATES], bok_err_t *err) {
+  memset(counts, 0, JOB_STORE_NSTATES * sizeof counts[0]);
+  pthread_mutex_lock(&st->mu);
+  sqlite3_stmt *s = prep(st, "SELECT state, count(*) FROM jobs GROUP BY state");
+  int rc = s ? SQLITE_ROW : SQLITE_ERROR;
+  while (s && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    int state = sqlite3_column_int(s, 0);
+    if (state >= 0 && state < JOB_STORE_NSTATES) counts[state] = sqlite3_column_int64(s, 1);
+  }
+  sqlite3_finalize(s);
+  int out = rc == SQLITE_DONE ? 0 : db_fail(st, err);
+  pthread_mutex_unlock(&st->mu);
+  return out;
+}

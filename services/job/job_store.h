@@ -29,6 +29,10 @@ typedef struct job_store job_store_t;
 
 job_store_t *job_store_open(const char *path, bok_err_t *err);
 void job_store_close(job_store_t *st);
+/* Jobs per state (index = Batch__V1__JobState), for metrics; doubles as the
+ * readiness probe of the database. 0 ok, -1 (err set). */
+#define JOB_STORE_NSTATES 7
+int job_store_count_by_state(job_store_t *st, int64_t counts[JOB_STORE_NSTATES], bok_err_t *err);
 /* Jobs still uploading when the service stopped become FAILED. Returns how many. */
 int job_store_fail_interrupted(job_store_t *st);
 

@@ -5,6 +5,8 @@
 #include "bok/config.h"
 #include "bok/log.h"
 #include "bok/rpc.h"
+#include "bok/metrics.h"
+#include "job_obs.h"
 #include "job_service.h"
 
 int main(int argc, char **argv) {
@@ -17,6 +19,7 @@ int main(int argc, char **argv) {
   bok_rpc_server_t *srv = NULL;
   row_pool_t *rows = NULL;
   bok_rpc_channel_t *models = NULL;
+  job_obs_t *obs = NULL;
   job_store_t *store = job_store_open(bok_config_get(cfg, "db", ".run/data/jobs.db"), &err);
   if (!store) {
     bok_logf(bok_log_stderr, comp, BOK_LOG_ERROR, "%s", err.msg);
@@ -29,6 +32,11 @@ int main(int argc, char **argv) {
     bok_logf(bok_log_stderr, comp, BOK_LOG_ERROR, "Kafka: %s", msg);
     goto out;
   }
+  obs = job_obs_start(cfg, store, rows, bok_log_stderr, comp, msg, sizeof msg);
+  if (!obs) {
+    bok_logf(bok_log_stderr, comp, BOK_LOG_ERROR, "%s", msg);
+    goto out;
+  }
   models = bok_rpc_channel_new(bok_config_get(cfg, "model_service", "127.0.0.1:50051"));
   job_service_t svc = {store, rows, models, (size_t)bok_config_get_int(cfg, "max_row_bytes", 1 << 20),
                        bok_log_stderr, comp};
@@ -36,7 +44,9 @@ int main(int argc, char **argv) {
                                 .threads = (int)bok_config_get_int(cfg, "threads", 8),
                                 .max_message = 64u << 20,
                                 .log = bok_log_stderr,
-                                .log_opaque = comp};
+                                .log_opaque = comp,
+                                .ready = job_obs_ready,
+                                .ready_ud = obs};
   srv = bok_rpc_server_new(&opts, &err);
   if (!srv || job_service_register(srv, &svc) != 0 || bok_rpc_server_start(srv, &err) < 0) {
     bok_logf(bok_log_stderr, comp, BOK_LOG_ERROR, "cannot start: %s", err.msg);
@@ -46,9 +56,11 @@ int main(int argc, char **argv) {
   rc = 0;
 out:
   bok_rpc_server_destroy(srv);
+  job_obs_stop(obs);
   bok_rpc_channel_destroy(models);
   row_pool_destroy(rows);
   job_store_close(store);
   bok_config_destroy(cfg);
+  bok_metrics_default_free();
   return rc;
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "batch/v1/rows.pb-c.h"
+#include "job_obs.h"
 
 #define POOL 2
 #define TXN_TIMEOUT_MS 60000
@@ -66,6 +67,7 @@ static int set_prop(void *ud, const char *k, const char *v) {
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   (void)rk;
   slot_t *slot = opaque;
+  if (m->err) bok_counter_inc(job_metrics.produce_errors);
   if (m->err && (uintptr_t)m->_private == slot->seq && !slot->failed) {
     slot->failed = 1;
     snprintf(slot->errmsg, sizeof slot->errmsg, "%s", rd_kafka_err2str(m->err));
@@ -230,6 +232,7 @@ static int flush_batch(row_batch_writer_t *w) {
     rd_kafka_poll(w->slot->rk, 50);
   }
   if (e) {
+    bok_counter_inc(job_metrics.produce_errors);
     free(buf);
     w->slot->failed = 1;
     snprintf(w->slot->errmsg, sizeof w->slot->errmsg, "%s", rd_kafka_err2str(e));
@@ -287,6 +290,7 @@ int row_producer_commit(row_batch_writer_t *w, char *err, size_t errlen) {
       rd_kafka_error_t *e = rd_kafka_abort_transaction(rk, TXN_TIMEOUT_MS);
       if (e) rd_kafka_error_destroy(e);
     }
+    bok_counter_inc(rc == 0 ? job_metrics.txn_committed : job_metrics.txn_aborted);
   } else {
     rd_kafka_flush(rk, TXN_TIMEOUT_MS);
     if (w->slot->failed) {
@@ -302,8 +306,20 @@ void row_producer_abort(row_batch_writer_t *w) {
   if (w->pool->transactions) {
     rd_kafka_error_t *e = rd_kafka_abort_transaction(w->slot->rk, TXN_TIMEOUT_MS);
     if (e) rd_kafka_error_destroy(e);
+    bok_counter_inc(job_metrics.txn_aborted);
   } else {
     rd_kafka_flush(w->slot->rk, TXN_TIMEOUT_MS);
   }
   release(w);
+}
+
+int row_pool_probe(row_pool_t *p, int timeout_ms, char *err, size_t errlen) {
+  const struct rd_kafka_metadata *md = NULL;
+  rd_kafka_resp_err_t e = rd_kafka_metadata(p->slots[0].rk, 0, NULL, &md, timeout_ms);
+  if (e) {
+    snprintf(err, errlen, "Kafka unreachable: %s", rd_kafka_err2str(e));
+    return -1;
+  }
+  rd_kafka_metadata_destroy(md);
+  return 0;
 }

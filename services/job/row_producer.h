@@ -19,6 +19,9 @@ typedef struct row_batch_writer row_batch_writer_t;
 
 row_pool_t *row_pool_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen);
 void row_pool_destroy(row_pool_t *p);
+/* Readiness: asks a broker for metadata (blocks up to timeout_ms). 0 when a
+ * broker answered, -1 with the reason in err. Any thread. */
+int row_pool_probe(row_pool_t *p, int timeout_ms, char *err, size_t errlen);
 
 /* Takes a producer (waits when all are busy) and begins a transaction. */
 row_batch_writer_t *row_producer_begin(row_pool_t *p, const char *tenant, const char *job_id, const char *model_id,

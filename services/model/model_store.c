@@ -335,3 +335,14 @@ int model_store_delete(model_store_t *st, const char *tenant, const char *id, bo
   pthread_mutex_unlock(&st->mu);
   return ret;
 }
+
+int model_store_ping(model_store_t *st, bok_err_t *err) {
+  pthread_mutex_lock(&st->mu);
+  sqlite3_stmt *s = NULL;
+  int rc = sqlite3_prepare_v2(st->db, "SELECT count(*) FROM sqlite_master", -1, &s, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_step(s);
+  sqlite3_finalize(s);
+  int out = rc == SQLITE_ROW ? 0 : db_fail(st, err);
+  pthread_mutex_unlock(&st->mu);
+  return out;
+}

@@ -30,6 +30,8 @@ typedef struct model_store model_store_t;
 /* `path` is a file (parent directories are created) or ":memory:". */
 model_store_t *model_store_open(const char *path, bok_err_t *err);
 void model_store_close(model_store_t *st);
+/* A cheap query: 0 when the database answers, -1 (err set) otherwise. */
+int model_store_ping(model_store_t *st, bok_err_t *err);
 
 /* Checks name and schema, then inserts version 1. topic =
  * "<topic_prefix>.<tenant>.<model_id>". `out` is filled (free with
