@@ -12,6 +12,7 @@
 #include "bok/config.h"
 #include "bok/log.h"
 #include "worker.h"
+#include "worker_obs.h"
 
 #define MAX_LANES 16
 
@@ -65,6 +66,13 @@ int main(int argc, char **argv) {
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  char oerr[512];
+  worker_obs_t *obs = worker_obs_start(cfg, bok_log_stderr, "worker", oerr, sizeof oerr);
+  if (!obs) {
+    bok_logf(bok_log_stderr, "worker", BOK_LOG_ERROR, "cannot start: %s", oerr);
+    bok_config_destroy(cfg);
+    return 1;
+  }
   lane_t lanes[MAX_LANES];
   pthread_t th[MAX_LANES];
   int started = 0;
@@ -98,7 +106,9 @@ int main(int argc, char **argv) {
     pthread_join(th[i], NULL);
     if (lanes[i].rc) rc = lanes[i].rc;
   }
+  worker_obs_stop(obs);
   for (int i = 0; i < g_nlanes; i++) worker_destroy(g_lanes[i]);
   bok_config_destroy(cfg);
+  bok_metrics_default_free();
   return rc;
 }

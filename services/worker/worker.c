@@ -14,6 +14,7 @@
 #include "bok/routes.h"
 #include "bok/rpc.h"
 #include "bok/util.h"
+#include "worker_obs.h"
 
 #define MAX_JOBS_CACHED 256
 #define TXN_TIMEOUT_MS 30000
@@ -97,6 +98,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     rd_kafka_assign(rk, parts);
   } else {
     LOG(w, BOK_LOG_INFO, "revoked %d partitions", parts->cnt);
+    worker_obs_lag_clear(parts);
     rd_kafka_assign(rk, NULL);
   }
 }
@@ -541,6 +543,7 @@ static int process_msg(worker_t *w, batch_t *b, const rd_kafka_message_t *m, int
         rd_kafka_poll(w->producer, 10);
       }
       if (e) {
+        bok_counter_inc(worker_metrics.produce_errors);
         LOG(w, BOK_LOG_WARN, "produce to %s: %s", j->topic, rd_kafka_err2str(e));
         rc = -2;
         break;
@@ -575,6 +578,7 @@ static int report(worker_t *w, batch_t *b) {
     int rc = bok_rpc_unary(chan(w, addr), "/batch.v1.JobService/ReportResults", NULL, 30000, &req.base,
                            &batch__v1__report_results_response__descriptor, (ProtobufCMessage **)&resp, &err);
     free(list);
+    bok_counter_inc(rc ? worker_metrics.report_failed : worker_metrics.report_ok);
     if (rc != 0) {
       LOG(w, BOK_LOG_WARN, "reporting to %s failed: %s", addr, err.msg);
       return -1;
@@ -633,6 +637,7 @@ int worker_run(worker_t *w) {
     memset(&b, 0, sizeof b);
     b.first = rd_kafka_topic_partition_list_new(8);
     b.next = rd_kafka_topic_partition_list_new(8);
+    worker_obs_lag(w->consumer);
     rd_kafka_message_t *msgs[1024];
     int nm = 0;
     int64_t deadline = bok_mono_ms() + w->batch_max_ms;
@@ -698,12 +703,24 @@ int worker_run(worker_t *w) {
           rd_kafka_error_destroy(e);
         }
       }
+      bok_counter_inc(worker_metrics.batches_aborted);
+      if (w->transactions) bok_counter_inc(worker_metrics.txn_aborted);
       rewind_to(w, b.first);
       backoff_ms = backoff_ms ? (backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2) : 200;
     } else {
       backoff_ms = 0;
       w->rows_done += rows;
       w->batches++;
+      int64_t valid = 0, rejected = 0;
+      for (size_t i = 0; i < b.n; i++) {
+        rejected += (int64_t)b.jobs[i].res.n_rejected;
+        for (size_t k = 0; k < b.jobs[i].res.n_batches; k++) valid += b.jobs[i].res.batches[k]->valid;
+      }
+      bok_counter_add(worker_metrics.rows_consumed, (uint64_t)rows);
+      bok_counter_add(worker_metrics.rows_valid, (uint64_t)valid);
+      bok_counter_add(worker_metrics.rows_rejected, (uint64_t)rejected);
+      bok_counter_inc(worker_metrics.batches_committed);
+      if (w->transactions) bok_counter_inc(worker_metrics.txn_committed);
     }
     for (int i = 0; i < nm; i++) rd_kafka_message_destroy(msgs[i]);
     batch_free(&b);

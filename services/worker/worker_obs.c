@@ -1,0 +1,162 @@
+#include "worker_obs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bok/admin_http.h"
+#include "bok/routes.h"
+#include "bok/rpc.h"
+#include "bok/util.h"
+#include "grpc/health/v1/health.pb-c.h"
+
+#define PROBE_INTERVAL_MS 2000
+#define PROBE_TIMEOUT_MS 1500
+#define LAG_REFRESH_MS 1000
+
+worker_metrics_t worker_metrics;
+
+struct worker_obs {
+  rd_kafka_t *probe_rk; /* a plain producer handle used only for metadata probes */
+  bok_routes_t *routes;
+  bok_rpc_channel_t *chans[32];
+  int nchans;
+  bok_ready_cache_t *ready;
+  bok_admin_http_t *http;
+};
+
+static void set_lag(const char *topic, int32_t partition, double v) {
+  char part[16];
+  snprintf(part, sizeof part, "%d", (int)partition);
+  const char *vals[] = {topic, part};
+  bok_gauge_set(bok_metric_child(worker_metrics.lag, vals), v);
+}
+
+void worker_obs_lag(rd_kafka_t *consumer) {
+  static __thread int64_t last;
+  if (!worker_metrics.lag) return;
+  int64_t now = bok_mono_ms();
+  if (now - last < LAG_REFRESH_MS) return;
+  last = now;
+  rd_kafka_topic_partition_list_t *a = NULL;
+  if (rd_kafka_assignment(consumer, &a) != RD_KAFKA_RESP_ERR_NO_ERROR || !a) return;
+  rd_kafka_position(consumer, a);
+  for (int i = 0; i < a->cnt; i++) {
+    const rd_kafka_topic_partition_t *p = &a->elems[i];
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_get_watermark_offsets(consumer, p->topic, p->partition, &lo, &hi) != 0 || hi < 0) continue;
+    if (p->offset < 0) continue; /* nothing fetched yet: unknown */
+    set_lag(p->topic, p->partition, (double)(hi > p->offset ? hi - p->offset : 0));
+  }
+  rd_kafka_topic_partition_list_destroy(a);
+}
+
+void worker_obs_lag_clear(const rd_kafka_topic_partition_list_t *parts) {
+  if (!worker_metrics.lag || !parts) return;
+  for (int i = 0; i < parts->cnt; i++) set_lag(parts->elems[i].topic, parts->elems[i].partition, 0);
+}
+
+static int probe(void *ud, char *reason, size_t n) {
+  worker_obs_t *o = ud;
+  const struct rd_kafka_metadata *md = NULL;
+  rd_kafka_resp_err_t e = rd_kafka_metadata(o->probe_rk, 0, NULL, &md, PROBE_TIMEOUT_MS);
+  if (e) {
+    snprintf(reason, n, "Kafka unreachable: %s", rd_kafka_err2str(e));
+    return 0;
+  }
+  rd_kafka_metadata_destroy(md);
+  for (int i = 0; i < o->nchans; i++) {
+    Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    Grpc__Health__V1__HealthCheckResponse *resp = NULL;
+    bok_err_t err;
+    if (bok_rpc_unary(o->chans[i], "/grpc.health.v1.Health/Check", NULL, PROBE_TIMEOUT_MS, &req.base,
+                      &grpc__health__v1__health_check_response__descriptor, (ProtobufCMessage **)&resp, &err) != 0) {
+      snprintf(reason, n, "job service %s: %s", bok_rpc_channel_target(o->chans[i]), err.msg);
+      return 0;
+    }
+    int serving = resp->status == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    if (!serving) {
+      snprintf(reason, n, "job service %s: not serving", bok_rpc_channel_target(o->chans[i]));
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static void register_metrics(void) {
+  bok_metrics_t *m = bok_metrics_default();
+  worker_metrics.rows_consumed =
+      bok_metrics_counter(m, "bok_worker_rows_consumed_total", "Rows consumed from the rows topic (committed batches).");
+  worker_metrics.rows_valid = bok_metrics_counter(m, "bok_worker_rows_valid_total", "Rows valid and published as events.");
+  worker_metrics.rows_rejected = bok_metrics_counter(m, "bok_worker_rows_rejected_total", "Rows rejected by validation.");
+  const char *rl[] = {"result"};
+  const char *c[] = {"committed"}, *a[] = {"aborted"}, *ok[] = {"ok"}, *bad[] = {"failed"};
+  bok_metric_family_t *f = bok_metrics_family(m, BOK_METRIC_COUNTER, "bok_worker_batches_total",
+                                              "Batches processed, by result (committed, aborted).", 1, rl, NULL, 0);
+  worker_metrics.batches_committed = bok_metric_child(f, c);
+  worker_metrics.batches_aborted = bok_metric_child(f, a);
+  f = bok_metrics_family(m, BOK_METRIC_COUNTER, "bok_worker_transactions_total",
+                         "Kafka transactions, by result (committed, aborted); 0 with transactions off.", 1, rl, NULL, 0);
+  worker_metrics.txn_committed = bok_metric_child(f, c);
+  worker_metrics.txn_aborted = bok_metric_child(f, a);
+  worker_metrics.produce_errors =
+      bok_metrics_counter(m, "bok_worker_kafka_produce_errors_total", "Event produce failures.");
+  f = bok_metrics_family(m, BOK_METRIC_COUNTER, "bok_worker_report_rpcs_total",
+                         "ReportResults calls to job services, by result (ok, failed).", 1, rl, NULL, 0);
+  worker_metrics.report_ok = bok_metric_child(f, ok);
+  worker_metrics.report_failed = bok_metric_child(f, bad);
+  const char *ll[] = {"topic", "partition"};
+  worker_metrics.lag = bok_metrics_family(m, BOK_METRIC_GAUGE, "bok_worker_consumer_lag",
+                                          "Messages behind the high watermark, per assigned partition.", 2, ll, NULL, 0);
+}
+
+worker_obs_t *worker_obs_start(const bok_config_t *cfg, bok_log_fn log, void *lo, char *err, size_t errlen) {
+  register_metrics();
+  worker_obs_t *o = calloc(1, sizeof *o);
+  if (!o) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  if (rd_kafka_conf_set(conf, "bootstrap.servers", bok_config_get(cfg, "kafka.brokers", "127.0.0.1:9092"), err,
+                        errlen) != RD_KAFKA_CONF_OK) {
+    rd_kafka_conf_destroy(conf);
+    goto fail;
+  }
+  rd_kafka_conf_set(conf, "client.id", "bok-worker-probe", NULL, 0);
+  o->probe_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
+  if (!o->probe_rk) goto fail;
+  o->routes = bok_routes_from_config(cfg, "127.0.0.1:50051", "127.0.0.1:50052", err, errlen);
+  if (!o->routes) goto fail;
+  for (size_t i = 0; i < bok_routes_count(o->routes); i++) {
+    const char *addr = bok_routes_at(o->routes, i)->job_addr;
+    int seen = 0;
+    for (int k = 0; k < o->nchans; k++) seen |= strcmp(bok_rpc_channel_target(o->chans[k]), addr) == 0;
+    if (!seen && o->nchans < 32) o->chans[o->nchans++] = bok_rpc_channel_new(addr);
+  }
+  o->ready = bok_ready_cache_start(probe, o, PROBE_INTERVAL_MS);
+  if (!o->ready) goto fail;
+  bok_admin_http_opts_t ho = {.addr = bok_config_get(cfg, "metrics_listen", "127.0.0.1:9103"),
+                              .metrics = bok_metrics_default(),
+                              .ready = bok_ready_cache_get,
+                              .ready_ud = o->ready,
+                              .log = log,
+                              .log_opaque = lo};
+  o->http = bok_admin_http_start(&ho, err, errlen);
+  if (!o->http && err[0]) goto fail;
+  return o;
+fail:
+  worker_obs_stop(o);
+  return NULL;
+}
+
+void worker_obs_stop(worker_obs_t *o) {
+  if (!o) return;
+  bok_admin_http_stop(o->http);
+  bok_ready_cache_stop(o->ready);
+  for (int i = 0; i < o->nchans; i++) bok_rpc_channel_destroy(o->chans[i]);
+  bok_routes_destroy(o->routes);
+  if (o->probe_rk) rd_kafka_destroy(o->probe_rk);
+  free(o);
+}
