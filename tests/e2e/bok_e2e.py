@@ -119,6 +119,14 @@ class Service:
         self.env.update(env or {})
         with open(os.path.join(SRC, "deploy", "config", CONFIGS[kind])) as f:
             cfg = yaml.safe_load(f) or {}
+        # Services have an admin HTTP port (/metrics, /healthz, /readyz): a free
+        # one per process, so concurrent tests and workers never collide.
+        self.metrics_port = None
+        if kind in ("model", "job", "worker"):
+            overrides = dict(overrides or {})
+            overrides.setdefault("metrics_listen", "127.0.0.1:%d" % free_port())
+            ml = overrides["metrics_listen"]
+            self.metrics_port = int(ml.rsplit(":", 1)[1]) if ml else None
         for k, v in (overrides or {}).items():
             _deep_set(cfg, k, v)
         self.config = cfg
@@ -139,6 +147,10 @@ class Service:
             if not wait_port(self.port, 20, self.proc):
                 raise Failure("%s did not start listening on %d:\n%s" % (self.name, self.port, self.log_tail()))
         return self
+
+    @property
+    def metrics_url(self):
+        return "http://127.0.0.1:%d" % self.metrics_port if self.metrics_port else None
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
