@@ -31,6 +31,7 @@ void gw_count_status(h2o_req_t *req, int status) {
     bok_logf(s->log, s->log_opaque, BOK_LOG_INFO, "%.*s %.*s %d %ldms", (int)req->method.len, req->method.base,
              (int)(req->path.len > 200 ? 200 : req->path.len), req->path.base, status, ms);
   }
+  gw_obs_count(s, req, status);
   if (status < 100 || status >= GW_MAX_STATUS) status = 0;
   atomic_fetch_add(&s->resp_by_status[status], 1);
 }
@@ -485,6 +486,10 @@ static int start_locked(gw_server_t *s, char *err, size_t errlen) {
     th->fd = make_listener(s, err, errlen);
     if (th->fd < 0) return -1;
   }
+  if (gw_obs_start(s) != 0) {
+    snprintf(err, errlen, "cannot start the readiness checker");
+    return -1;
+  }
   if (gw_upload_start(s) != 0) {
     snprintf(err, errlen, "cannot start upload threads");
     return -1;
@@ -573,6 +578,7 @@ void gw_server_destroy(gw_server_t *s) {
       return;
     }
   }
+  gw_obs_stop(s); /* the checker uses the channels */
   for (size_t i = 0; i < s->nchannels; i++) bok_rpc_channel_destroy(s->channels[i].ch);
   free(s->channels);
   bok_routes_destroy(s->routes);

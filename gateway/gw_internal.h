@@ -64,6 +64,7 @@ struct gw_server {
   atomic_long req_total;
   atomic_long resp_by_status[GW_MAX_STATUS]; /* index = HTTP status */
   atomic_long in_flight;
+  struct gw_obs *obs; /* labeled metrics + readiness checker (gw_obs.c) */
 };
 
 struct gw_thread {
@@ -114,6 +115,15 @@ int gw_call(gw_thread_t *th, h2o_req_t *req, const char *service, const char *te
             const ProtobufCMessage *msg, const ProtobufCMessageDescriptor *resp_desc, gw_render_fn render,
             int64_t limit);
 bok_rpc_channel_t *gw_channel_for(gw_server_t *s, const char *tenant, int job);
+
+/* Metrics and readiness (gw_obs.c). start: registers the metrics and starts
+ * the checker thread (Health/Check of every backend, every second; /readyz
+ * reads its cached result, never blocking a loop). count: one response
+ * (any thread; atomic adds once the label children exist). */
+int gw_obs_start(gw_server_t *s);
+void gw_obs_stop(gw_server_t *s);
+void gw_obs_count(gw_server_t *s, h2o_req_t *req, int status);
+void gw_obs_readyz(h2o_req_t *req);
 
 /* Handlers (handlers.c). Return 0 when the request is (or will be) answered. */
 int gw_handle(gw_thread_t *th, h2o_req_t *req);

@@ -391,6 +391,7 @@ static int metrics(gw_thread_t *th, h2o_req_t *req) {
                  "# TYPE bok_gateway_requests_in_flight gauge\n"
                  "bok_gateway_requests_in_flight %ld\n",
                  atomic_load(&s->in_flight));
+  bok_metrics_render(bok_metrics_default(), &b); /* labeled metrics (gw_obs.c) */
   req->res.status = 200;
   req->res.reason = "OK";
   h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain; version=0.0.4"));
@@ -410,7 +411,7 @@ int gw_handle(gw_thread_t *th, h2o_req_t *req) {
   }
   int head = method_is(req, "HEAD");
   if (!gw_route_allows(rt.kind, req->method.base, req->method.len) &&
-      !(head && (rt.kind == GW_R_HEALTHZ || rt.kind == GW_R_METRICS))) {
+      !(head && (rt.kind == GW_R_HEALTHZ || rt.kind == GW_R_READYZ || rt.kind == GW_R_METRICS))) {
     const char *allow = gw_route_allow_header(rt.kind);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
     gw_send_error(req, 405, NULL, "method not allowed");
@@ -423,6 +424,10 @@ int gw_handle(gw_thread_t *th, h2o_req_t *req) {
     return 0;
   }
   if (rt.kind == GW_R_METRICS) return metrics(th, req);
+  if (rt.kind == GW_R_READYZ) {
+    gw_obs_readyz(req);
+    return 0;
+  }
   if (rt.kind == GW_R_SCHEMA) return detect_schema(th, req);
 
   const char *tenant = get_tenant(th, req);

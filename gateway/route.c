@@ -32,6 +32,7 @@ gw_route_kind_t gw_route_parse(const char *path, size_t len, gw_route_t *out) {
     if (sl[k] == 0) return out->kind; /* "//" */
   if (n == 1) {
     if (seg_is(seg[0], sl[0], "healthz")) return out->kind = GW_R_HEALTHZ;
+    if (seg_is(seg[0], sl[0], "readyz")) return out->kind = GW_R_READYZ;
     if (seg_is(seg[0], sl[0], "metrics")) return out->kind = GW_R_METRICS;
     if (seg_is(seg[0], sl[0], "schema")) return out->kind = GW_R_SCHEMA;
     if (seg_is(seg[0], sl[0], "models")) return out->kind = GW_R_MODELS;
@@ -62,6 +63,7 @@ gw_route_kind_t gw_route_parse(const char *path, size_t len, gw_route_t *out) {
 const char *gw_route_allow_header(gw_route_kind_t kind) {
   switch (kind) {
     case GW_R_HEALTHZ:
+    case GW_R_READYZ:
     case GW_R_METRICS: return "GET, HEAD";
     case GW_R_SCHEMA: return "POST";
     case GW_R_MODELS: return "GET, POST";
@@ -73,6 +75,23 @@ const char *gw_route_allow_header(gw_route_kind_t kind) {
     case GW_R_NOT_FOUND: break;
   }
   return "";
+}
+
+const char *gw_route_template(gw_route_kind_t kind) {
+  switch (kind) {
+    case GW_R_HEALTHZ: return "/healthz";
+    case GW_R_READYZ: return "/readyz";
+    case GW_R_METRICS: return "/metrics";
+    case GW_R_SCHEMA: return "/schema";
+    case GW_R_MODELS: return "/models";
+    case GW_R_MODEL: return "/models/{id}";
+    case GW_R_JOBS: return "/jobs";
+    case GW_R_JOB: return "/jobs/{id}";
+    case GW_R_JOB_REJECTED: return "/jobs/{id}/rejected";
+    case GW_R_JOB_REPROCESS: return "/jobs/{id}/reprocess";
+    default: break;
+  }
+  return "unmatched";
 }
 
 int gw_route_allows(gw_route_kind_t kind, const char *method, size_t mlen) {

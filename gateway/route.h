@@ -9,6 +9,7 @@
 typedef enum {
   GW_R_NOT_FOUND = 0,
   GW_R_HEALTHZ,       /* /healthz */
+  GW_R_READYZ,        /* /readyz */
   GW_R_METRICS,       /* /metrics */
   GW_R_SCHEMA,        /* /schema */
   GW_R_MODELS,        /* /models */
@@ -28,6 +29,10 @@ typedef struct {
  * A path id that is not a UUID routes to GW_R_NOT_FOUND, so a malformed id
  * never reaches a backend. Returns out->kind. */
 gw_route_kind_t gw_route_parse(const char *path, size_t len, gw_route_t *out);
+
+/* The route's template for metric labels ("/jobs/{id}"); "unmatched" for
+ * GW_R_NOT_FOUND. Never NULL. */
+const char *gw_route_template(gw_route_kind_t kind);
 
 /* 1 if `method` is served on `kind`; 0 otherwise (-> 405). */
 int gw_route_allows(gw_route_kind_t kind, const char *method, size_t mlen);
