@@ -149,6 +149,8 @@ worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *lo
   }
   rd_kafka_conf_set_opaque(cc, w);
   rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
+  rd_kafka_conf_set(cc, "statistics.interval.ms", WORKER_OBS_STATS_INTERVAL_MS, NULL, 0); /* consumer lag */
+  rd_kafka_conf_set_stats_cb(cc, worker_obs_stats);
   w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, errlen);
   if (!w->consumer) goto fail;
   rd_kafka_poll_set_consumer(w->consumer);
@@ -637,7 +639,6 @@ int worker_run(worker_t *w) {
     memset(&b, 0, sizeof b);
     b.first = rd_kafka_topic_partition_list_new(8);
     b.next = rd_kafka_topic_partition_list_new(8);
-    worker_obs_lag(w->consumer);
     rd_kafka_message_t *msgs[1024];
     int nm = 0;
     int64_t deadline = bok_mono_ms() + w->batch_max_ms;

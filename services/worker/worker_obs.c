@@ -1,5 +1,6 @@
 #include "worker_obs.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,6 @@
 
 #define PROBE_INTERVAL_MS 2000
 #define PROBE_TIMEOUT_MS 1500
-#define LAG_REFRESH_MS 1000
 
 worker_metrics_t worker_metrics;
 
@@ -32,23 +32,37 @@ static void set_lag(const char *topic, int32_t partition, double v) {
   bok_gauge_set(bok_metric_child(worker_metrics.lag, vals), v);
 }
 
-void worker_obs_lag(rd_kafka_t *consumer) {
-  static __thread int64_t last;
-  if (!worker_metrics.lag) return;
-  int64_t now = bok_mono_ms();
-  if (now - last < LAG_REFRESH_MS) return;
-  last = now;
-  rd_kafka_topic_partition_list_t *a = NULL;
-  if (rd_kafka_assignment(consumer, &a) != RD_KAFKA_RESP_ERR_NO_ERROR || !a) return;
-  rd_kafka_position(consumer, a);
-  for (int i = 0; i < a->cnt; i++) {
-    const rd_kafka_topic_partition_t *p = &a->elems[i];
-    int64_t lo = -1, hi = -1;
-    if (rd_kafka_get_watermark_offsets(consumer, p->topic, p->partition, &lo, &hi) != 0 || hi < 0) continue;
-    if (p->offset < 0) continue; /* nothing fetched yet: unknown */
-    set_lag(p->topic, p->partition, (double)(hi > p->offset ? hi - p->offset : 0));
+static int64_t jint(json_t *o, const char *k) {
+  json_t *v = json_object_get(o, k);
+  return json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
+}
+
+int worker_obs_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+  (void)rk, (void)opaque;
+  if (!worker_metrics.lag) return 0;
+  json_t *root = json_loadb(json, len, 0, NULL);
+  json_t *topics = root ? json_object_get(root, "topics") : NULL;
+  const char *topic;
+  json_t *t;
+  json_object_foreach(topics, topic, t) {
+    const char *pk;
+    json_t *p;
+    json_object_foreach(json_object_get(t, "partitions"), pk, p) {
+      int32_t part = (int32_t)jint(p, "partition");
+      const char *fs = json_string_value(json_object_get(p, "fetch_state"));
+      if (part < 0 || !fs || strcmp(fs, "active") != 0) continue; /* not assigned to this consumer */
+      int64_t end = jint(p, "ls_offset"), app = jint(p, "app_offset"), next = jint(p, "next_offset");
+      int64_t queued = jint(p, "fetchq_cnt");
+      if (end < 0) continue;
+      double lag;
+      if (queued == 0 && next >= end) lag = 0; /* all fetched and handed over */
+      else if (app >= 0) lag = (double)(end > app ? end - app : 0);
+      else continue; /* nothing consumed yet: unknown */
+      set_lag(topic, part, lag);
+    }
   }
-  rd_kafka_topic_partition_list_destroy(a);
+  json_decref(root);
+  return 0; /* librdkafka frees json */
 }
 
 void worker_obs_lag_clear(const rd_kafka_topic_partition_list_t *parts) {

@@ -27,10 +27,14 @@ typedef struct {
 
 extern worker_metrics_t worker_metrics;
 
-/* Refreshes the lag gauges of `consumer`'s assigned partitions (high
- * watermark - position, from librdkafka's cached fetch state: no broker
- * round trip), at most once a second per calling thread. */
-void worker_obs_lag(rd_kafka_t *consumer);
+/* The consumer's statistics callback (statistics.interval.ms = 1000; runs
+ * inside rd_kafka_consumer_poll): refreshes the lag gauges of the assigned
+ * partitions. Lag = last stable offset - the application's position; 0 once
+ * everything up to the last stable offset was fetched and handed over (a
+ * transaction's commit marker is an offset no message ever occupies, so
+ * high watermark - position alone would stay at 1 after every job). */
+int worker_obs_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque);
+#define WORKER_OBS_STATS_INTERVAL_MS "1000"
 /* Revoked partitions are no longer this consumer's lag: zero them. */
 void worker_obs_lag_clear(const rd_kafka_topic_partition_list_t *parts);
 
