@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # deploy/stack.sh up|down|status -- the whole local stack in the background:
-# Kafka (KRaft), model service, job service, one worker, gateway.
+# Kafka (KRaft), model service, job service, BOK_WORKERS workers (default 1), gateway.
 # Logs: .run/logs/<name>.log   pids: .run/pids/<name>.pid   data: .run/data
+# Admin ports (/metrics, /healthz, /readyz): model 9101, job 9102, workers
+# 9103, 9104, ... (each worker gets its own through BOK_METRICS_LISTEN).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
@@ -10,14 +12,18 @@ STATE="${BOK_STATE_DIR:-$REPO/.run}"
 LOGS="$STATE/logs"
 PIDS="$STATE/pids"
 HTTP_PORT="${BOK_HTTP_PORT:-8000}"
+WORKERS="${BOK_WORKERS:-1}"
 
-# name binary config port(0 = none)
+# name binary config port(0 = none) metrics-address(- = none)
 SERVICES=(
-  "model-service services/model/bok-model-service model-service.yaml 50051"
-  "job-service services/job/bok-job-service job-service.yaml 50052"
-  "worker services/worker/bok-worker worker.yaml 0"
-  "gateway gateway/bok-gateway gateway.yaml $HTTP_PORT"
+  "model-service services/model/bok-model-service model-service.yaml 50051 127.0.0.1:9101"
+  "job-service services/job/bok-job-service job-service.yaml 50052 127.0.0.1:9102"
 )
+for ((w=0; w<WORKERS; w++)); do
+  name=worker; [ "$w" -gt 0 ] && name="worker-$((w + 1))"
+  SERVICES+=("$name services/worker/bok-worker worker.yaml 0 127.0.0.1:$((9103 + w))")
+done
+SERVICES+=("gateway gateway/bok-gateway gateway.yaml $HTTP_PORT -")
 
 alive() { [ -f "$PIDS/$1.pid" ] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -26,7 +32,7 @@ up() {
   mkdir -p "$LOGS" "$PIDS" "$STATE/data"
   bash "$HERE/kafka.sh" start
   for s in "${SERVICES[@]}"; do
-    read -r name bin cfg port <<<"$s"
+    read -r name bin cfg port maddr <<<"$s"
     if alive "$name"; then
       echo "stack: $name already running (pid $(cat "$PIDS/$name.pid"))"
       continue
@@ -36,7 +42,8 @@ up() {
       continue
     fi
     # exec: the background subshell becomes the service, holding no pipe of ours
-    (cd "$REPO" && BOK_DB="$STATE/data/${name%%-*}s.db" exec setsid "$BUILD/$bin" --config "$HERE/config/$cfg" \
+    menv=(); [ "$maddr" != - ] && menv=(BOK_METRICS_LISTEN="$maddr")
+    (cd "$REPO" && export "${menv[@]}" BOK_DB="$STATE/data/${name%%-*}s.db" && exec setsid "$BUILD/$bin" --config "$HERE/config/$cfg" \
         >>"$LOGS/$name.log" 2>&1 </dev/null) &
     echo $! >"$PIDS/$name.pid"
     if [ "$port" != 0 ]; then
@@ -50,7 +57,12 @@ up() {
     echo "stack: $name started (pid $(cat "$PIDS/$name.pid"))"
   done
   echo
-  echo "API: http://localhost:$HTTP_PORT"
+  echo "API: http://localhost:$HTTP_PORT   (readiness: /readyz, metrics: /metrics)"
+  echo "Metrics (GET /metrics, /healthz, /readyz):"
+  for s in "${SERVICES[@]}"; do
+    read -r name _ _ _ maddr <<<"$s"
+    [ "$maddr" != - ] && printf '  %-14s http://%s\n' "$name" "$maddr"
+  done
   echo "Logs: $LOGS"
 }
 
@@ -65,6 +77,16 @@ down() {
       echo "stack: $name stopped"
     fi
     rm -f "$PIDS/$name.pid"
+  done
+  # workers of an earlier `BOK_WORKERS=N up`
+  for f in "$PIDS"/worker-*.pid; do
+    [ -f "$f" ] || continue
+    pid="$(cat "$f")"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    echo "stack: $(basename "$f" .pid) stopped"
+    rm -f "$f"
   done
   bash "$HERE/kafka.sh" stop
 }

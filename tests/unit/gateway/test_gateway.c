@@ -185,6 +185,7 @@ static void test_route_paths(void **state) {
   gw_route_t r;
   assert_int_equal(route("/healthz", &r), GW_R_HEALTHZ);
   assert_int_equal(route("/metrics", &r), GW_R_METRICS);
+  assert_int_equal(route("/readyz", &r), GW_R_READYZ);
   assert_int_equal(route("/schema", &r), GW_R_SCHEMA);
   assert_int_equal(route("/models", &r), GW_R_MODELS);
   assert_int_equal(route("/models/", &r), GW_R_MODELS);
@@ -242,6 +243,11 @@ static void test_route_methods(void **state) {
   assert_true(allows(GW_R_JOB_REPROCESS, "POST") && !allows(GW_R_JOB_REPROCESS, "GET"));
   assert_true(allows(GW_R_SCHEMA, "POST") && !allows(GW_R_SCHEMA, "GET"));
   assert_true(allows(GW_R_HEALTHZ, "GET"));
+  assert_true(allows(GW_R_READYZ, "GET") && !allows(GW_R_READYZ, "POST"));
+  /* metric labels use route templates, never raw ids */
+  assert_string_equal(gw_route_template(GW_R_JOB_REJECTED), "/jobs/{id}/rejected");
+  assert_string_equal(gw_route_template(GW_R_MODEL), "/models/{id}");
+  assert_string_equal(gw_route_template(GW_R_NOT_FOUND), "unmatched");
   assert_false(allows(GW_R_NOT_FOUND, "GET"));
   assert_string_equal(gw_route_allow_header(GW_R_JOB), "GET, DELETE");
 }
