@@ -578,7 +578,7 @@ void gw_server_destroy(gw_server_t *s) {
       return;
     }
   }
-  gw_obs_stop(s); /* the checker uses the channels */
+  gw_obs_stop(s);
   for (size_t i = 0; i < s->nchannels; i++) bok_rpc_channel_destroy(s->channels[i].ch);
   free(s->channels);
   bok_routes_destroy(s->routes);

@@ -70,11 +70,11 @@ void gw_obs_count(gw_server_t *s, h2o_req_t *req, int status) {
   int r = (int)rt.kind < OBS_ROUTES ? (int)rt.kind : 0;
   int m = method_index(req);
   int st = status >= 100 && status < GW_MAX_STATUS ? status : 0;
-  char code[8];
-  snprintf(code, sizeof code, "%d", st);
-  const char *route = gw_route_template(rt.kind);
-  const char *rv[] = {route, METHODS[m], code};
-  bok_counter_inc(lazy(&o->req[((size_t)r * OBS_METHODS + (size_t)m) * GW_MAX_STATUS + (size_t)st], o->f_req, rv));
+  char code[8] = "";
+  bok_metric_t **slot = &o->req[((size_t)r * OBS_METHODS + (size_t)m) * GW_MAX_STATUS + (size_t)st];
+  if (!__atomic_load_n(slot, __ATOMIC_ACQUIRE)) snprintf(code, sizeof code, "%d", st); /* first time only */
+  const char *rv[] = {gw_route_template(rt.kind), METHODS[m], code};
+  bok_counter_inc(lazy(slot, o->f_req, rv));
   struct timeval now;
   gettimeofday(&now, NULL);
   struct timeval t0 = req->timestamps.request_begin_at;
@@ -92,8 +92,8 @@ static void add_check(struct gw_obs *o, gw_server_t *s, const char *role, const 
     if (strcmp(o->checks[i].name, name) == 0) return;
   check_t *c = &o->checks[o->nchecks++];
   snprintf(c->name, sizeof c->name, "%s", name);
-  for (size_t i = 0; i < s->nchannels; i++)
-    if (strcmp(s->channels[i].addr, addr) == 0) c->ch = s->channels[i].ch;
+  (void)s;
+  c->ch = bok_rpc_channel_new_probe(addr); /* never disturbs the request channels */
   snprintf(c->msg, sizeof c->msg, "not checked yet");
 }
 
@@ -208,6 +208,7 @@ void gw_obs_stop(gw_server_t *s) {
   }
   pthread_mutex_destroy(&o->mu);
   pthread_cond_destroy(&o->cv);
+  for (size_t i = 0; i < o->nchecks; i++) bok_rpc_channel_destroy(o->checks[i].ch);
   free(o->req);
   free(o->dur);
   free(o->checks);

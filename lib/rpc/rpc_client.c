@@ -46,12 +46,12 @@ static void inflight_remove(bok_rpc_channel_t *c, unary_t *u) {
   pthread_mutex_unlock(&c->mu);
 }
 
-bok_rpc_channel_t *bok_rpc_channel_new(const char *target) {
+static bok_rpc_channel_t *channel_new(const char *target, int isolated) {
   bok_rpc_channel_t *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   bok_rpc_lib_ref();
   c->target = strdup(target);
-  grpc_arg args[4];
+  grpc_arg args[5];
   args[0].type = GRPC_ARG_INTEGER;
   args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
   args[0].value.integer = CLIENT_MAX_MESSAGE;
@@ -70,13 +70,23 @@ bok_rpc_channel_t *bok_rpc_channel_new(const char *target) {
   args[1].type = GRPC_ARG_INTEGER;
   args[1].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
   args[1].value.integer = 1000;
-  grpc_channel_args ca = {4, args};
+  /* Channels with equal args share their connections (gRPC's global
+   * subchannel pool), including the reconnect backoff after a failure: a
+   * probe channel gets a pool of its own, so probing a backend that is down
+   * never makes a real call fail fast just after the backend came back. */
+  args[4].type = GRPC_ARG_INTEGER;
+  args[4].key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
+  args[4].value.integer = 1;
+  grpc_channel_args ca = {isolated ? 5 : 4, args};
   grpc_channel_credentials *creds = grpc_insecure_credentials_create();
   c->ch = grpc_channel_create(target, creds, &ca);
   grpc_channel_credentials_release(creds);
   pthread_mutex_init(&c->mu, NULL);
   return c;
 }
+
+bok_rpc_channel_t *bok_rpc_channel_new(const char *target) { return channel_new(target, 0); }
+bok_rpc_channel_t *bok_rpc_channel_new_probe(const char *target) { return channel_new(target, 1); }
 
 const char *bok_rpc_channel_target(const bok_rpc_channel_t *ch) { return ch->target; }
 

@@ -147,7 +147,7 @@ worker_obs_t *worker_obs_start(const bok_config_t *cfg, bok_log_fn log, void *lo
     const char *addr = bok_routes_at(o->routes, i)->job_addr;
     int seen = 0;
     for (int k = 0; k < o->nchans; k++) seen |= strcmp(bok_rpc_channel_target(o->chans[k]), addr) == 0;
-    if (!seen && o->nchans < 32) o->chans[o->nchans++] = bok_rpc_channel_new(addr);
+    if (!seen && o->nchans < 32) o->chans[o->nchans++] = bok_rpc_channel_new_probe(addr);
   }
   o->ready = bok_ready_cache_start(probe, o, PROBE_INTERVAL_MS);
   if (!o->ready) goto fail;

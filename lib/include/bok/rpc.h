@@ -167,6 +167,10 @@ typedef struct bok_rpc_stream bok_rpc_stream_t;
  * destroy(): pending async calls are cancelled and their callbacks run (with
  * BOK_ERR_CANCELLED) before it returns; no other call may be in progress. */
 bok_rpc_channel_t *bok_rpc_channel_new(const char *target);
+/* The same, with a connection of its own, for health probes: its connect
+ * attempts and reconnect backoff while the backend is down never affect the
+ * other channels to that target (which share connections with each other). */
+bok_rpc_channel_t *bok_rpc_channel_new_probe(const char *target);
 void bok_rpc_channel_destroy(bok_rpc_channel_t *ch);
 const char *bok_rpc_channel_target(const bok_rpc_channel_t *ch);
 
