@@ -8,7 +8,7 @@ PKGS=(
   libgrpc-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
   librdkafka-dev libh2o-evloop-dev libyaml-dev libcmocka-dev libsqlite3-dev
   libjansson-dev libcurl4-openssl-dev uuid-dev libssl-dev zlib1g-dev libjemalloc-dev
-  python3 python3-grpcio python3-grpc-tools python3-yaml
+  python3 python3-grpcio python3-grpc-tools python3-yaml python3-jsonschema
   default-jre-headless maven kcat wrk valgrind curl procps iproute2
 )
 
