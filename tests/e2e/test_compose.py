@@ -258,9 +258,11 @@ def test_runtime_packages_cover_every_library_the_binaries_load():
     libs = {}  # library path as ldd prints it -> binary that loads it
     for n in ("model", "job", "worker", "gateway", "cli"):
         ldd = subprocess.run(["ldd", e.binary(n)], capture_output=True, text=True).stdout
+        if "libasan" in ldd:  # make test also runs the e2e tests from build-asan
+            raise e.Skip("a sanitizer build links more than the image's (RelWithDebInfo) build; "
+                         "this check runs in the normal build")
         for lib in re.findall(r"=> (/\S+)", ldd):
-            if "asan" not in lib and "ubsan" not in lib:  # sanitizer builds only
-                libs.setdefault(lib, n)
+            libs.setdefault(lib, n)
 
     def names(lib):  # dpkg knows one of these (symlinks, merged /usr)
         out = set()
