@@ -59,9 +59,25 @@ def flatten(d, prefix=""):
     return out
 
 
+SOURCE_DIRS = {"bok-model-service": "services/model", "bok-job-service": "services/job",
+               "bok-worker": "services/worker", "bok-gateway": "gateway"}
+
+
+def keys_in_source(binary):
+    """Keys the binary's sources (and the shared lib/) read with bok_config_get*."""
+    keys = set()
+    for d in (SOURCE_DIRS[binary], "lib"):
+        for dirpath, _, files in os.walk(os.path.join(SRC, d)):
+            for fn in files:
+                if fn.endswith(".c"):
+                    with open(os.path.join(dirpath, fn), errors="replace") as f:
+                        keys |= set(re.findall(r'bok_config_get\w*\(\s*\w+\s*,\s*"([^"]+)"', f.read()))
+    return keys
+
+
 def accepted_keys(binary, config_file):
     """The keys a binary accepts: its `--config-reference` table when it has
-    one, else the keys of its deploy/config file."""
+    one, else the keys of its deploy/config file and those its sources read."""
     path = e.binary(BINARY[binary][1])
     if os.path.exists(path):
         r = subprocess.run([path, "--config-reference"], capture_output=True, timeout=20)
@@ -73,7 +89,8 @@ def accepted_keys(binary, config_file):
                     keys.add(m.group(1))
             if keys:
                 return keys, "--config-reference"
-    return flatten(load(os.path.join(SRC, "deploy", "config", config_file))), "deploy/config/" + config_file
+    keys = flatten(load(os.path.join(SRC, "deploy", "config", config_file))) | keys_in_source(binary)
+    return keys, "deploy/config/%s and %s/*.c" % (config_file, SOURCE_DIRS[binary])
 
 
 def compose():
