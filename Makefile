@@ -14,11 +14,9 @@ all: build
 deps:
 	@bash deploy/deps.sh
 
-$(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo
-
-build: deps $(BUILD)/CMakeCache.txt
-	cmake --build $(BUILD) -j $(JOBS)
+# deploy/build.sh is also what the Docker image's build stage runs.
+build: deps
+	JOBS=$(JOBS) BUILD_TYPE=RelWithDebInfo bash deploy/build.sh $(BUILD)
 
 build-asan: deps
 	@test -f $(ASAN_BUILD)/CMakeCache.txt || cmake -S . -B $(ASAN_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DBOK_SANITIZE=ON

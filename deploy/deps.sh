@@ -1,16 +1,41 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Batch-on-Kafka needs to build, run and test.
+# Installs the Debian packages Batch-on-Kafka needs.
+#   deploy/deps.sh            everything: build, run, test, fuzz, bench, local Kafka (`make deps`)
+#   deploy/deps.sh --build    only what `deploy/build.sh` needs (the Docker build stage)
+#   deploy/deps.sh --runtime  only the shared libraries the binaries load, plus curl for
+#                             health checks (the Docker runtime stage)
+# The lists below are the only copy: `make deps` and the Dockerfile both call this script.
 # Idempotent and quick when everything is present (one dpkg-query, no apt).
 set -euo pipefail
 
-PKGS=(
-  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+# Compilers, CMake and the -dev packages CMakeLists.txt looks for.
+BUILD_PKGS=(
+  build-essential cmake ninja-build pkg-config
   libgrpc-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
   librdkafka-dev libh2o-evloop-dev libyaml-dev libcmocka-dev libsqlite3-dev
   libjansson-dev libcurl4-openssl-dev uuid-dev libssl-dev zlib1g-dev libjemalloc-dev
-  python3 python3-grpcio python3-grpc-tools python3-yaml
-  default-jre-headless maven kcat wrk valgrind curl procps iproute2
 )
+# Tests, fuzzing, benchmarks and the local Kafka (make test / make up);
+# docker-compose (v1) only parses the compose files in tests (`config`, no engine).
+DEV_PKGS=(
+  clang libclang-rt-14-dev
+  python3 python3-grpcio python3-grpc-tools python3-yaml python3-jsonschema
+  default-jre-headless maven kcat wrk valgrind curl procps iproute2
+  docker-compose
+)
+# What the binaries load at run time (the -dev packages above depend on these).
+RUNTIME_PKGS=(
+  libgrpc29 libprotobuf-c1 librdkafka1 libh2o-evloop0.13 libyaml-0-2 libsqlite3-0
+  libjansson4 libcurl4 libuuid1 libssl3 zlib1g libjemalloc2
+  curl ca-certificates
+)
+
+case "${1:-}" in
+  "") PKGS=("${BUILD_PKGS[@]}" "${DEV_PKGS[@]}") ;;
+  --build) PKGS=("${BUILD_PKGS[@]}") ;;
+  --runtime) PKGS=("${RUNTIME_PKGS[@]}") ;;
+  *) echo "usage: $0 [--build|--runtime]" >&2; exit 2 ;;
+esac
 
 missing=()
 status=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${PKGS[@]}" 2>/dev/null || true)

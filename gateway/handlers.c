@@ -402,6 +402,18 @@ static int metrics(gw_thread_t *th, h2o_req_t *req) {
   return 0;
 }
 
+/* GET/HEAD /openapi.yaml: the API description compiled into the binary, so
+ * it is served from any working directory and in a container. */
+static int openapi(h2o_req_t *req) {
+  req->res.status = 200;
+  req->res.reason = "OK";
+  h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/yaml"));
+  gw_count_status(req, 200);
+  req->res.content_length = gw_openapi_yaml_len;
+  h2o_send_inline(req, (const char *)gw_openapi_yaml, gw_openapi_yaml_len);
+  return 0;
+}
+
 int gw_handle(gw_thread_t *th, h2o_req_t *req) {
   gw_route_t rt;
   gw_route_parse(req->path_normalized.base, req->path_normalized.len, &rt);
@@ -428,6 +440,7 @@ int gw_handle(gw_thread_t *th, h2o_req_t *req) {
     gw_obs_readyz(req);
     return 0;
   }
+  if (rt.kind == GW_R_OPENAPI) return openapi(req);
   if (rt.kind == GW_R_SCHEMA) return detect_schema(th, req);
 
   const char *tenant = get_tenant(th, req);

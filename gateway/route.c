@@ -37,6 +37,7 @@ gw_route_kind_t gw_route_parse(const char *path, size_t len, gw_route_t *out) {
     if (seg_is(seg[0], sl[0], "schema")) return out->kind = GW_R_SCHEMA;
     if (seg_is(seg[0], sl[0], "models")) return out->kind = GW_R_MODELS;
     if (seg_is(seg[0], sl[0], "jobs")) return out->kind = GW_R_JOBS;
+    if (seg_is(seg[0], sl[0], "openapi.yaml")) return out->kind = GW_R_OPENAPI;
     return out->kind;
   }
   int models = seg_is(seg[0], sl[0], "models"), jobs = seg_is(seg[0], sl[0], "jobs");
@@ -60,37 +61,35 @@ gw_route_kind_t gw_route_parse(const char *path, size_t len, gw_route_t *out) {
   return out->kind = k;
 }
 
+/* HEAD is served wherever GET answers without a backend call. */
+static const gw_route_info_t ROUTES[] = {
+    {GW_R_HEALTHZ, "/healthz", "GET, HEAD"},
+    {GW_R_READYZ, "/readyz", "GET, HEAD"},
+    {GW_R_METRICS, "/metrics", "GET, HEAD"},
+    {GW_R_OPENAPI, "/openapi.yaml", "GET, HEAD"},
+    {GW_R_SCHEMA, "/schema", "POST"},
+    {GW_R_MODELS, "/models", "GET, POST"},
+    {GW_R_MODEL, "/models/{id}", "GET, PUT, PATCH, DELETE"},
+    {GW_R_JOBS, "/jobs", "GET, POST"},
+    {GW_R_JOB, "/jobs/{id}", "GET, DELETE"},
+    {GW_R_JOB_REJECTED, "/jobs/{id}/rejected", "GET"},
+    {GW_R_JOB_REPROCESS, "/jobs/{id}/reprocess", "POST"},
+};
+
+const gw_route_info_t *gw_route_table(size_t *n) {
+  *n = sizeof ROUTES / sizeof ROUTES[0];
+  return ROUTES;
+}
+
 const char *gw_route_allow_header(gw_route_kind_t kind) {
-  switch (kind) {
-    case GW_R_HEALTHZ:
-    case GW_R_READYZ:
-    case GW_R_METRICS: return "GET, HEAD";
-    case GW_R_SCHEMA: return "POST";
-    case GW_R_MODELS: return "GET, POST";
-    case GW_R_MODEL: return "GET, PUT, PATCH, DELETE";
-    case GW_R_JOBS: return "GET, POST";
-    case GW_R_JOB: return "GET, DELETE";
-    case GW_R_JOB_REJECTED: return "GET";
-    case GW_R_JOB_REPROCESS: return "POST";
-    case GW_R_NOT_FOUND: break;
-  }
+  for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++)
+    if (ROUTES[i].kind == kind) return ROUTES[i].methods;
   return "";
 }
 
 const char *gw_route_template(gw_route_kind_t kind) {
-  switch (kind) {
-    case GW_R_HEALTHZ: return "/healthz";
-    case GW_R_READYZ: return "/readyz";
-    case GW_R_METRICS: return "/metrics";
-    case GW_R_SCHEMA: return "/schema";
-    case GW_R_MODELS: return "/models";
-    case GW_R_MODEL: return "/models/{id}";
-    case GW_R_JOBS: return "/jobs";
-    case GW_R_JOB: return "/jobs/{id}";
-    case GW_R_JOB_REJECTED: return "/jobs/{id}/rejected";
-    case GW_R_JOB_REPROCESS: return "/jobs/{id}/reprocess";
-    default: break;
-  }
+  for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++)
+    if (ROUTES[i].kind == kind) return ROUTES[i].tmpl;
   return "unmatched";
 }
 

@@ -303,7 +303,9 @@ class Stack:
 
 
 def http(base, method, path, json_body=None, body=None, headers=None, tenant=None, timeout=30):
-    """Returns (status, parsed JSON or text)."""
+    """Returns (status, parsed JSON or text). Every response is checked
+    against docs/openapi.yaml (see conform()); set BOK_OPENAPI_VALIDATE=0 to
+    turn that off."""
     h = dict(headers or {})
     if json_body is not None:
         body = json.dumps(json_body).encode()
@@ -315,13 +317,151 @@ def http(base, method, path, json_body=None, body=None, headers=None, tenant=Non
     req = urllib.request.Request(base + path, data=body, method=method, headers=h)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
-            status, raw = r.status, r.read()
+            status, raw, rh = r.status, r.read(), r.headers
     except urllib.error.HTTPError as e:
-        status, raw = e.code, e.read()
+        status, raw, rh = e.code, e.read(), e.headers
+    if VALIDATE_OPENAPI:
+        conform(method, path, status, rh.get("Content-Type"), raw, rh.get("Allow"))
     try:
         return status, json.loads(raw)
     except ValueError:
         return status, raw.decode("utf-8", "replace")
+
+
+# ---- OpenAPI conformance ---------------------------------------------------
+
+OPENAPI_FILE = os.path.join(SRC, "docs", "openapi.yaml")
+VALIDATE_OPENAPI = os.environ.get("BOK_OPENAPI_VALIDATE", "1") != "0"
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def _json_schema(node):
+    """An OpenAPI 3.0 schema as JSON Schema: `nullable: true` becomes a
+    "null" type (the only OpenAPI keyword our spec uses that JSON Schema
+    reads differently)."""
+    if isinstance(node, list):
+        return [_json_schema(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _json_schema(v) for k, v in node.items() if k != "nullable"}
+    if node.get("nullable") is True:
+        if "type" in out:
+            out["type"] = [out["type"], "null"]
+            if "enum" in out:
+                out["enum"] = list(out["enum"]) + [None]
+        else:
+            out = {"anyOf": [out, {"type": "null"}]}
+    return out
+
+
+class OpenApi:
+    """docs/openapi.yaml, for checking the gateway's answers against it."""
+
+    def __init__(self, path=OPENAPI_FILE):
+        import re
+        with open(path) as f:
+            self.doc = yaml.safe_load(f)
+        self.components = _json_schema(self.doc.get("components", {}))
+        self.paths = []  # (template, compiled regex, path item)
+        # Path ids are UUIDs (any case): a path whose id is not one is
+        # "not found" whatever the method, as the spec says.
+        uuid_rx = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+        for tmpl, item in self.doc["paths"].items():
+            rx = "^" + re.sub(r"\\\{[^/]+?\\\}", uuid_rx, re.escape(tmpl)) + "$"
+            self.paths.append((tmpl, re.compile(rx), item))
+
+    def operations(self):
+        """[(template, METHOD)] of every operation in the spec."""
+        return [(t, m.upper()) for t, _, item in self.paths for m in METHODS if m in item]
+
+    def match(self, path):
+        """(template, path item) for a request path, or (None, None)."""
+        p = path.split("?", 1)[0]
+        while len(p) > 1 and p.endswith("/"):  # the gateway ignores trailing slashes
+            p = p[:-1]
+        for tmpl, rx, item in self.paths:
+            if rx.match(p):
+                return tmpl, item
+        return None, None
+
+    def _resolve(self, node):
+        while isinstance(node, dict) and "$ref" in node and node["$ref"].startswith("#/components/"):
+            _, _, kind, name = node["$ref"].split("/")
+            node = self.doc["components"][kind][name]
+        return node
+
+    def validate_json(self, schema, value, where):
+        import jsonschema
+        full = {"allOf": [_json_schema(schema)], "components": self.components}
+        try:
+            jsonschema.validate(value, full, cls=jsonschema.Draft7Validator)
+        except jsonschema.ValidationError as ex:
+            loc = "/".join(str(x) for x in ex.absolute_path) or "(the body)"
+            raise Failure("OpenAPI: %s: body does not match docs/openapi.yaml at %s: %s\nbody: %s"
+                          % (where, loc, ex.message, json.dumps(value)[:2000]))
+
+    def check(self, method, path, status, ctype, raw, allow=None):
+        """Raises Failure when a response does not conform to the spec."""
+        where = "%s %s -> %s" % (method, path, status)
+        tmpl, item = self.match(path)
+        mtype = (ctype or "").split(";")[0].strip().lower()
+        error_schema = {"$ref": "#/components/schemas/Error"}
+
+        def as_json():
+            try:
+                return json.loads(raw)
+            except ValueError:
+                raise Failure("OpenAPI: %s: Content-Type %s but the body is not JSON: %r" % (where, ctype, raw[:200]))
+
+        if tmpl is None:  # a path the spec does not have: the gateway must not serve it
+            if status != 404 or mtype != "application/json":
+                raise Failure("OpenAPI: %s: path is not in docs/openapi.yaml, expected 404 JSON, got %s %s"
+                              % (where, status, ctype))
+            self.validate_json(error_schema, as_json(), where)
+            return
+        op = item.get(method.lower())
+        if op is None:  # a method the spec does not list for the path
+            want = sorted(m.upper() for m in METHODS if m in item)
+            if status != 405:
+                raise Failure("OpenAPI: %s: %s is not listed for %s (only %s), expected 405"
+                              % (where, method, tmpl, ", ".join(want)))
+            got = sorted(x.strip() for x in (allow or "").split(",") if x.strip())
+            if got != want:
+                raise Failure("OpenAPI: %s: Allow: %s, but docs/openapi.yaml lists %s for %s"
+                              % (where, allow, ", ".join(want), tmpl))
+            if method != "HEAD":
+                self.validate_json(error_schema, as_json(), where)
+            return
+        resp = op["responses"].get(str(status)) or op["responses"].get("default")
+        if resp is None:
+            raise Failure("OpenAPI: %s: status %s is not declared for %s %s in docs/openapi.yaml (declared: %s)"
+                          % (where, status, method, tmpl, ", ".join(sorted(op["responses"]))))
+        resp = self._resolve(resp)
+        content = resp.get("content")
+        if method == "HEAD" or not content:
+            if not content and raw and method != "HEAD":
+                raise Failure("OpenAPI: %s: response has a body but docs/openapi.yaml declares none" % where)
+            return
+        media = content.get(mtype)
+        if media is None:
+            raise Failure("OpenAPI: %s: Content-Type %r is not declared (declared: %s)"
+                          % (where, ctype, ", ".join(content)))
+        if mtype == "application/json" and "schema" in media:
+            self.validate_json(media["schema"], as_json(), where)
+
+
+_spec = None
+
+
+def openapi():
+    global _spec
+    if _spec is None:
+        _spec = OpenApi()
+    return _spec
+
+
+def conform(method, path, status, ctype, raw, allow=None):
+    openapi().check(method, path, status, ctype, raw, allow)
 
 
 def multipart(fields, files):

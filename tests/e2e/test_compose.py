@@ -1,0 +1,306 @@
+"""Docker Compose files and Dockerfile, checked without a Docker engine.
+
+No engine runs on our machines, so this checks what can be checked: the
+compose files parse and agree with each other, the services, ports, volumes,
+health checks and start order are as docs/RUNNING.md says, every path they
+name exists, every BOK_* override names a configuration key the binary
+accepts, and the image is built by the same scripts as `make deps` /
+`make build`, with runtime packages that cover every library the binaries load.
+"""
+import os
+import re
+import subprocess
+
+import yaml
+
+import bok_e2e as e
+
+SRC = e.SRC
+ROOT_FILE = os.path.join(SRC, "docker-compose.yml")
+DEPLOY_FILE = os.path.join(SRC, "deploy", "docker-compose.yml")
+DOCKERFILE = os.path.join(SRC, "deploy", "docker", "Dockerfile")
+SERVICES = {"kafka", "model", "job", "worker", "api"}
+# binary -> its config file in deploy/config and its bok_e2e name
+BINARY = {"bok-model-service": ("model-service.yaml", "model"), "bok-job-service": ("job-service.yaml", "job"),
+          "bok-worker": ("worker.yaml", "worker"), "bok-gateway": ("gateway.yaml", "gateway")}
+# Keys added by other branches of issue 7 that deploy/config does not list
+# yet (helper "obs": metrics_listen); remove once they are merged.
+PENDING_KEYS = set()  # keys in compose not declared yet (none)
+
+
+def load(path):
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def env_of(svc):
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(x.split("=", 1) for x in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+def port_of(addr):
+    return int(str(addr).rsplit(":", 1)[1])
+
+
+def env_name(key):
+    """lib/common/config.c: BOK_ + the dotted key upper-cased, '.' and '-' -> '_'."""
+    return "BOK_" + re.sub(r"[.-]", "_", key).upper()
+
+
+def flatten(d, prefix=""):
+    out = set()
+    for k, v in (d or {}).items():
+        key = prefix + str(k)
+        out.add(key)
+        if isinstance(v, dict):
+            out |= flatten(v, key + ".")
+    return out
+
+
+SOURCE_DIRS = {"bok-model-service": "services/model", "bok-job-service": "services/job",
+               "bok-worker": "services/worker", "bok-gateway": "gateway"}
+
+
+def keys_in_source(binary):
+    """Keys the binary's sources (and the shared lib/) read with bok_config_get*."""
+    keys = set()
+    for d in (SOURCE_DIRS[binary], "lib"):
+        for dirpath, _, files in os.walk(os.path.join(SRC, d)):
+            for fn in files:
+                if fn.endswith(".c"):
+                    with open(os.path.join(dirpath, fn), errors="replace") as f:
+                        keys |= set(re.findall(r'bok_config_get\w*\(\s*\w+\s*,\s*"([^"]+)"', f.read()))
+    return keys
+
+
+def accepted_keys(binary, config_file):
+    """The keys a binary accepts: its `--config-reference` table when it has
+    one, else the keys of its deploy/config file and those its sources read."""
+    path = e.binary(BINARY[binary][1])
+    if os.path.exists(path):
+        r = subprocess.run([path, "--config-reference"], capture_output=True, timeout=20)
+        if r.returncode == 0 and b"|" in r.stdout:
+            keys = set()
+            for line in r.stdout.decode().splitlines():
+                m = re.match(r"^\|\s*`?([A-Za-z0-9_.-]+)`?\s*\|", line)
+                if m and m.group(1).lower() not in ("key",):
+                    keys.add(m.group(1))
+            if keys:
+                return keys, "--config-reference"
+    keys = flatten(load(os.path.join(SRC, "deploy", "config", config_file))) | keys_in_source(binary)
+    return keys, "deploy/config/%s and %s/*.c" % (config_file, SOURCE_DIRS[binary])
+
+
+def compose():
+    return load(DEPLOY_FILE)
+
+
+def test_root_and_deploy_files_are_the_same_definition():
+    root, dep = load(ROOT_FILE), load(DEPLOY_FILE)
+    for doc, path in ((root, ROOT_FILE), (dep, DEPLOY_FILE)):
+        ctx = os.path.normpath(os.path.join(os.path.dirname(path), doc["x-build"]["context"]))
+        e.check(ctx == os.path.normpath(SRC), "%s: build context %s is not the repository root" % (path, ctx))
+        for name, svc in doc["services"].items():
+            if "build" in svc:
+                e.check(svc["build"] == doc["x-build"], "%s: %s builds differently" % (path, name))
+    strip = lambda d: {k: v for k, v in d.items() if k != "x-build"}
+    def no_ctx(d):
+        d = strip(d)
+        for svc in d["services"].values():
+            if "build" in svc:
+                svc["build"] = {k: v for k, v in svc["build"].items() if k != "context"}
+        return d
+    e.check(no_ctx(root) == no_ctx(dep),
+            "docker-compose.yml and deploy/docker-compose.yml must differ only in x-build.context")
+
+
+def test_docker_compose_accepts_both_files():
+    """docker-compose (v1, Debian) parses and resolves the files without an
+    engine: both resolve to the same project with the repository root as
+    build context."""
+    resolved = []
+    for path in (ROOT_FILE, DEPLOY_FILE):
+        r = subprocess.run(["docker-compose", "-f", path, "config"], capture_output=True, text=True,
+                           cwd=os.path.dirname(path), env=dict(os.environ, TENANT_HEADER=""))
+        e.check(r.returncode == 0, "docker-compose config %s:\n%s" % (path, r.stderr))
+        doc = yaml.safe_load(r.stdout)
+        for name, svc in doc["services"].items():
+            if "build" in svc:
+                e.check(os.path.normpath(svc["build"]["context"]) == os.path.normpath(SRC),
+                        "%s: %s builds from %s" % (path, name, svc["build"]["context"]))
+        resolved.append(doc)
+    e.check(resolved[0] == resolved[1], "the two files resolve to different projects")
+    api_env = env_of(resolved[0]["services"]["api"])
+    e.check(api_env.get("TENANT_HEADER") == "X-Tenant-ID", "TENANT_HEADER default: %s" % api_env)
+
+
+def test_services_ports_volumes():
+    c = compose()
+    svcs = c["services"]
+    e.check(set(svcs) == SERVICES, "services: %s" % sorted(svcs))
+    kafka = svcs["kafka"]
+    e.check(re.match(r"^apache/kafka:\d+\.\d+\.\d+$", kafka["image"]), "kafka image: %s" % kafka["image"])
+    roles = env_of(kafka).get("KAFKA_PROCESS_ROLES", "")
+    e.check(set(roles.split(",")) == {"broker", "controller"}, "kafka is not a KRaft single node: %s" % roles)
+    e.check("PLAINTEXT://kafka:9092" in env_of(kafka)["KAFKA_ADVERTISED_LISTENERS"], "kafka advertised listener")
+    for name in ("model", "job", "worker", "api"):
+        svc = svcs[name]
+        e.check(svc.get("image") == "batch-on-kafka:local" and "build" in svc, "%s: image/build %s" % (name, svc))
+        e.check("container_name" not in svc, "%s: container_name blocks --scale" % name)
+    e.check("ports" not in svcs["worker"], "worker must not publish ports (--scale worker=N)")
+    e.check(svcs["api"]["ports"] == ["8000:8000"], "api ports: %s" % svcs["api"].get("ports"))
+    e.check(port_of(env_of(svcs["api"])["BOK_LISTEN"]) == 8000, "the gateway listens on 8000 in the container")
+    for name in ("model", "job"):
+        env = env_of(svcs[name])
+        mounts = dict(v.split(":", 1) for v in svcs[name]["volumes"])
+        e.check(list(mounts.values()) == ["/data"], "%s volumes: %s" % (name, mounts))
+        vol = list(mounts)[0]
+        e.check(vol in (c.get("volumes") or {}), "%s: volume %s is not a named volume" % (name, vol))
+        e.check(env["BOK_DB"].startswith("/data/"), "%s: db %s is not on the volume" % (name, env["BOK_DB"]))
+    e.check(len({tuple(svcs[n]["volumes"]) for n in ("model", "job")}) == 2, "model and job share a volume")
+    # the services reach each other by service name, never localhost
+    for name in ("job", "worker", "api"):
+        for k, v in env_of(svcs[name]).items():
+            if k.startswith("BOK_ROUTES") or k in ("BOK_MODEL_SERVICE", "BOK_KAFKA_BROKERS"):
+                e.check(v.split(":")[0] in SERVICES, "%s: %s=%s is not a service address" % (name, k, v))
+                e.check(port_of(v) in (9092, 50051, 50052), "%s: %s=%s" % (name, k, v))
+    e.check(port_of(env_of(svcs["model"])["BOK_LISTEN"]) == 50051 and port_of(env_of(svcs["job"])["BOK_LISTEN"]) == 50052,
+            "model/job listen ports")
+
+
+def test_health_checks_and_start_order():
+    svcs = compose()["services"]
+    for name, svc in svcs.items():
+        hc = svc.get("healthcheck")
+        e.check(hc and hc.get("test"), "%s: no healthcheck" % name)
+        if name == "kafka":
+            continue
+        test = " ".join(hc["test"][1:]) if isinstance(hc["test"], list) else hc["test"]
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/(readyz|healthz)", test)
+        e.check(m and "curl" in test and "-f" in test, "%s: health check is not curl -f .../readyz: %s" % (name, test))
+        env = env_of(svc)
+        want = port_of(env["BOK_LISTEN"]) if name == "api" else port_of(env.get("BOK_METRICS_LISTEN", ":0"))
+        e.check(int(m.group(1)) == want, "%s: health check port %s, service port %s" % (name, m.group(1), want))
+        if name != "api":
+            e.check(env["BOK_METRICS_LISTEN"].startswith("0.0.0.0:"), "%s: metrics not reachable" % name)
+    want = {"model": set(), "job": {"kafka", "model"}, "worker": {"kafka", "model", "job"}, "api": {"model", "job"}}
+    for name, deps in want.items():
+        got = svcs[name].get("depends_on") or {}
+        e.check(set(got) == deps, "%s depends_on %s, want %s" % (name, sorted(got), sorted(deps)))
+        for d, cond in got.items():
+            e.check(cond == {"condition": "service_healthy"}, "%s -> %s: %s" % (name, d, cond))
+
+
+def test_commands_configs_and_env_overrides_name_real_things():
+    svcs = compose()["services"]
+    with open(DOCKERFILE) as f:
+        dockerfile = f.read()
+    for name in ("model", "job", "worker", "api"):
+        cmd = svcs[name]["command"]
+        binary, cfg = cmd[0], cmd[cmd.index("--config") + 1]
+        e.check(binary in BINARY, "%s: unknown binary %s" % (name, binary))
+        e.check("/" + binary + " " in dockerfile or "/" + binary + "\n" in dockerfile
+                or "/" + binary + " \\" in dockerfile, "%s: %s is not copied into the image" % (name, binary))
+        e.check(cfg == "/etc/bok/" + BINARY[binary][0], "%s: config %s" % (name, cfg))
+        keys, source = accepted_keys(binary, BINARY[binary][0])
+        env_keys = {env_name(k): k for k in keys}
+        for var in env_of(svcs[name]):
+            if not var.startswith("BOK_"):
+                continue
+            if var not in env_keys and var in {env_name(k) for k in PENDING_KEYS}:
+                print("note: %s: %s is pending on another branch" % (name, var))
+                continue
+            e.check(var in env_keys, "%s: %s names no key of %s (%s)" % (name, var, binary, source))
+    # each binary path the image copies is where the build puts it
+    for src in re.findall(r"/src/build/(\S+)", dockerfile):
+        e.check(src in e.BINARIES.values(), "Dockerfile copies build/%s, which is no binary we build" % src)
+        if os.path.isdir(e.BUILD):
+            e.check(os.path.exists(os.path.join(e.BUILD, src)), "build/%s does not exist after make build" % src)
+
+
+def test_dockerfile_uses_the_shared_scripts():
+    with open(DOCKERFILE) as f:
+        text = f.read()
+    stages = re.split(r"(?m)^FROM ", text)[1:]
+    e.check(len(stages) == 2, "a build and a runtime stage: %d" % len(stages))
+    build, runtime = stages
+    e.check(re.match(r"debian:bookworm(-slim)? AS build", build), "build stage base: %s" % build.split("\n")[0])
+    e.check(runtime.startswith("debian:bookworm-slim"), "runtime stage base: %s" % runtime.split("\n")[0])
+    e.check(re.search(r"(?m)^RUN bash deploy/deps.sh --build\b", build), "build stage does not run deploy/deps.sh --build")
+    e.check(re.search(r"(?m)^RUN bash deploy/build.sh build\b", build), "build stage does not run deploy/build.sh")
+    e.check(re.search(r"(?m)^RUN bash /tmp/deps.sh --runtime\b", runtime), "runtime stage does not run deps.sh --runtime")
+    e.check(not re.search(r"apt-get install|cmake ", text), "the Dockerfile installs or builds by itself")
+    user = re.findall(r"(?m)^USER (\S+)", runtime)
+    e.check(user and user[-1] not in ("root", "0"), "runtime user: %s" % user)
+    # every COPY source (not --from) exists
+    for line in re.findall(r"(?m)^COPY (?!--from)(.+)$", text):
+        for p in line.split()[:-1]:
+            e.check(os.path.exists(os.path.join(SRC, p)), "Dockerfile: COPY %s: not in the repository" % p)
+    with open(os.path.join(SRC, "Makefile")) as f:
+        mk = f.read()
+    e.check(re.search(r"(?m)^deps:.*\n\t@?bash deploy/deps.sh\s*$", mk), "make deps does not run deploy/deps.sh")
+    e.check(re.search(r"(?m)^build:.*\n(\t.*\n)*?\t.*bash deploy/build.sh \$\(BUILD\)", mk), "make build does not run deploy/build.sh")
+    with open(os.path.join(SRC, ".dockerignore")) as f:
+        ignored = {l.strip() for l in f if l.strip() and not l.startswith("#")}
+    for p in (".git", ".run", "build", "build-*"):
+        e.check(p in ignored, ".dockerignore does not exclude %s" % p)
+
+
+def test_runtime_packages_cover_every_library_the_binaries_load():
+    out = subprocess.run(["bash", "-c", "source <(sed -n '/^RUNTIME_PKGS=/,/^)/p' "
+                          "deploy/deps.sh); echo ${RUNTIME_PKGS[@]}"], cwd=SRC, capture_output=True, text=True)
+    runtime = out.stdout.split()
+    e.check("curl" in runtime and len(runtime) >= 10, "RUNTIME_PKGS: %s %s" % (runtime, out.stderr))
+    if not all(os.path.exists(e.binary(n)) for n in ("model", "job", "worker", "gateway", "cli")):
+        raise e.Skip("binaries not built")
+
+    def depends(pkg):
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Depends},${Pre-Depends}", pkg], capture_output=True, text=True)
+        out = []
+        for alt in r.stdout.split(","):
+            for a in alt.split("|"):
+                a = a.strip().split(" ")[0].split(":")[0]
+                if a:
+                    out.append(a)
+                    break
+        return out
+    closure, todo = set(), list(runtime)
+    while todo:
+        p = todo.pop()
+        if p not in closure:
+            closure.add(p)
+            todo += depends(p)
+    libs = {}  # library path as ldd prints it -> binary that loads it
+    for n in ("model", "job", "worker", "gateway", "cli"):
+        ldd = subprocess.run(["ldd", e.binary(n)], capture_output=True, text=True).stdout
+        if "libasan" in ldd:  # make test also runs the e2e tests from build-asan
+            raise e.Skip("a sanitizer build links more than the image's (RelWithDebInfo) build; "
+                         "this check runs in the normal build")
+        for lib in re.findall(r"=> (/\S+)", ldd):
+            libs.setdefault(lib, n)
+
+    def names(lib):  # dpkg knows one of these (symlinks, merged /usr)
+        out = set()
+        for p in (lib, os.path.realpath(lib)):
+            out |= {p, p[4:] if p.startswith("/usr/") else "/usr" + p}
+        return out
+    every = sorted(set().union(*(names(l) for l in libs)))
+    owners = {}
+    for line in subprocess.run(["dpkg", "-S"] + every, capture_output=True, text=True).stdout.splitlines():
+        pkg, path = line.split(": ", 1)
+        owners[path] = pkg.split(":")[0].split(",")[0]
+    missing, unknown = set(), []
+    for lib, n in libs.items():
+        pkgs = {owners[p] for p in names(lib) if p in owners}
+        if not pkgs:
+            unknown.append(lib)
+        elif not pkgs & closure:
+            missing.add("%s (%s, for %s)" % ("/".join(sorted(pkgs)), lib, n))
+    e.check(not unknown, "no Debian package owns: %s" % unknown)
+    e.check(not missing, "libraries the runtime image would lack (add to RUNTIME_PKGS):\n  " + "\n  ".join(sorted(missing)))
+
+
+if __name__ == "__main__":
+    e.run_tests(globals())
