@@ -7,6 +7,10 @@
 #include "bok/log.h"
 #include "gateway.h"
 
+/* Every key this binary reads (README "Ports and configuration"); others are
+ * refused at start with their file:line. */
+static const char *const KNOWN_KEYS[] = {"listen", "threads:int", "tenant_header", "max_json_body:int", "max_upload_body:int", "rpc_timeout_ms:int", "request_timeout_ms:int", "shutdown_drain_ms:int", "access_log:bool", "routes.default.model", "routes.default.job", "routes.tenants.*", "log_level:level", "log_format:format", NULL};
+
 int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -16,7 +20,7 @@ int main(int argc, char **argv) {
     }
   }
   int rc = 1;
-  bok_config_t *cfg = bok_config_from_args(argc, argv, "bok-gateway", &rc);
+  bok_config_t *cfg = bok_config_from_args_checked(argc, argv, "bok-gateway", KNOWN_KEYS, &rc);
   if (!cfg) return rc;
   rc = 1;
   signal(SIGPIPE, SIG_IGN);

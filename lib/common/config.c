@@ -7,25 +7,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <yaml.h>
 
 typedef struct {
   char *key;
   char *value;
+  size_t line; /* 1-based line of the value in the file */
 } kv_t;
 
 struct bok_config {
   kv_t *kv;
   size_t n, cap;
+  char *path; /* the file, NULL when none */
 };
 
-static int add_kv(bok_config_t *c, const char *key, const char *value) {
+static int add_kv(bok_config_t *c, const char *key, const char *value, size_t line) {
   for (size_t i = 0; i < c->n; i++) {
     if (strcmp(c->kv[i].key, key) == 0) {
       char *v = strdup(value);
       if (!v) return -1;
       free(c->kv[i].value);
       c->kv[i].value = v;
+      c->kv[i].line = line;
       return 0;
     }
   }
@@ -38,6 +42,7 @@ static int add_kv(bok_config_t *c, const char *key, const char *value) {
   }
   c->kv[c->n].key = strdup(key);
   c->kv[c->n].value = strdup(value);
+  c->kv[c->n].line = line;
   if (!c->kv[c->n].key || !c->kv[c->n].value) return -1;
   c->n++;
   return 0;
@@ -54,7 +59,7 @@ static int walk(bok_config_t *c, yaml_document_t *doc, yaml_node_t *node, const 
                  node->start_mark.line + 1);
         return -1;
       }
-      return add_kv(c, prefix, (const char *)node->data.scalar.value);
+      return add_kv(c, prefix, (const char *)node->data.scalar.value, node->start_mark.line + 1);
     case YAML_MAPPING_NODE:
       for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
         yaml_node_t *k = yaml_document_get_node(doc, p->key);
@@ -90,9 +95,11 @@ bok_config_t *bok_config_load(const char *path, char *err, size_t errlen) {
     return NULL;
   }
   if (!path) return c;
+  c->path = strdup(path);
   FILE *f = fopen(path, "rb");
   if (!f) {
     snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    free(c->path);
     free(c);
     return NULL;
   }
@@ -125,6 +132,7 @@ void bok_config_destroy(bok_config_t *c) {
     free(c->kv[i].value);
   }
   free(c->kv);
+  free(c->path);
   free(c);
 }
 
@@ -179,6 +187,104 @@ int bok_config_each(const bok_config_t *c, const char *prefix, bok_config_each_f
   return 0;
 }
 
+/* "kafka.producer.*" matches "kafka.producer.linger.ms". */
+static const char *find_known(const char *const *known, const char *key) {
+  for (size_t i = 0; known && known[i]; i++) {
+    const char *spec = known[i];
+    const char *colon = strchr(spec, ':');
+    size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
+    if (n >= 2 && spec[n - 1] == '*' && spec[n - 2] == '.') {
+      if (strncmp(key, spec, n - 1) == 0 && key[n - 1]) return spec;
+    } else if (strlen(key) == n && strncmp(key, spec, n) == 0) {
+      return spec;
+    }
+  }
+  return NULL;
+}
+
+static int value_ok(const char *type, const char *v) {
+  if (strcmp(type, "int") == 0) {
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    (void)x;
+    return *v && !*end && errno == 0;
+  }
+  if (strcmp(type, "bool") == 0) {
+    const char *ok[] = {"true", "false", "yes", "no", "on", "off", "1", "0"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+      if (strcasecmp(v, ok[i]) == 0) return 1;
+    return 0;
+  }
+  if (strcmp(type, "level") == 0) {
+    bok_log_level_t l;
+    return bok_log_level_parse(v, &l) == 0;
+  }
+  if (strcmp(type, "format") == 0) {
+    bok_log_format_t f;
+    return bok_log_format_parse(v, &f) == 0;
+  }
+  return 1;
+}
+
+int bok_config_check(const bok_config_t *c, const char *const *known, char *err, size_t errlen) {
+  for (size_t i = 0; i < c->n; i++) {
+    const kv_t *kv = &c->kv[i];
+    const char *spec = find_known(known, kv->key);
+    if (!spec) {
+      snprintf(err, errlen, "%s:%zu: unknown key '%s'", c->path ? c->path : "-", kv->line, kv->key);
+      return -1;
+    }
+  }
+  /* typed keys: the value in effect (environment first, then file) */
+  for (size_t i = 0; known && known[i]; i++) {
+    const char *colon = strchr(known[i], ':');
+    if (!colon) continue;
+    char key[256];
+    snprintf(key, sizeof key, "%.*s", (int)(colon - known[i]), known[i]);
+    const char *env = env_for(key);
+    const char *v = env ? env : NULL;
+    size_t line = 0;
+    if (!v)
+      for (size_t k = 0; k < c->n; k++)
+        if (strcmp(c->kv[k].key, key) == 0) {
+          v = c->kv[k].value;
+          line = c->kv[k].line;
+        }
+    if (!v || value_ok(colon + 1, v)) continue;
+    const char *what = strcmp(colon + 1, "int") == 0      ? "an integer"
+                       : strcmp(colon + 1, "bool") == 0   ? "true or false"
+                       : strcmp(colon + 1, "format") == 0 ? "logfmt or json"
+                                                          : "debug, info, warn or error";
+    if (env) {
+      char var[300] = "BOK_";
+      size_t n = 4;
+      for (const char *p = key; *p && n < sizeof var - 1; p++)
+        var[n++] = (*p == '.' || *p == '-') ? '_' : (char)toupper((unsigned char)*p);
+      var[n] = '\0';
+      snprintf(err, errlen, "%s: %s: expected %s, got '%s'", var, key, what, v);
+    } else {
+      snprintf(err, errlen, "%s:%zu: %s: expected %s, got '%s'", c->path ? c->path : "-", line, key, what, v);
+    }
+    return -1;
+  }
+  return 0;
+}
+
+bok_config_t *bok_config_from_args_checked(int argc, char **argv, const char *prog, const char *const *known,
+                                           int *exit_code) {
+  bok_config_t *cfg = bok_config_from_args(argc, argv, prog, exit_code);
+  if (!cfg) return NULL;
+  char err[512];
+  if (known && bok_config_check(cfg, known, err, sizeof err) != 0) {
+    fprintf(stderr, "%s: %s\n", prog, err);
+    bok_config_destroy(cfg);
+    *exit_code = 2;
+    return NULL;
+  }
+  return cfg;
+}
+
 bok_config_t *bok_config_from_args(int argc, char **argv, const char *prog, int *exit_code) {
   const char *path = NULL;
   for (int i = 1; i < argc; i++) {
@@ -199,5 +305,7 @@ bok_config_t *bok_config_from_args(int argc, char **argv, const char *prog, int 
   }
   bok_log_level_t lvl;
   if (bok_log_level_parse(bok_config_get(cfg, "log_level", "info"), &lvl) == 0) bok_log_set_level(lvl);
+  bok_log_format_t fmt;
+  if (bok_log_format_parse(bok_config_get(cfg, "log_format", "logfmt"), &fmt) == 0) bok_log_set_format(fmt);
   return cfg;
 }

@@ -311,6 +311,7 @@ static void serve_slot(slot_t *sl) {
       break;
     }
   }
+  bok_log_ctx_set(c.tenant, NULL); /* the handler's log lines carry tenant= */
   if (sl->m->tenant == BOK_RPC_TENANT_REQUIRED && !c.tenant) {
     bok_rpc_call_fail(&c, BOK_ERR_INVALID, "missing or invalid x-tenant-id metadata");
   } else if (sl->m->req_desc) {
@@ -328,6 +329,7 @@ static void serve_slot(slot_t *sl) {
     logf_(c.s, BOK_LOG_ERROR, "handler for %s returned without answering", sl->m->path);
     bok_rpc_call_fail(&c, BOK_ERR_INTERNAL, "handler did not answer");
   }
+  bok_log_ctx_clear();
   count_call(c.s, sl->m, c.code, mono_s() - t0);
   if (sl->payload) grpc_byte_buffer_destroy(sl->payload);
   grpc_metadata_array_destroy(&sl->md);

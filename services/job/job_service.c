@@ -147,6 +147,7 @@ static void upload(void *ud, bok_rpc_call_t *call) {
     bok_rpc_call_fail_err(call, &err);
     return;
   }
+  bok_log_ctx_set(bok_rpc_call_tenant(call), job.job_id); /* the upload's lines carry job= */
   char job_id[40];
   snprintf(job_id, sizeof job_id, "%s", job.job_id);
   upload_t u;
@@ -337,6 +338,7 @@ static void reprocess(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *re
   job.header = parent.header;
   job.header_len = parent.header_len;
   int rc = job_store_create(svc->store, &job, &err);
+  if (rc == 0) bok_log_ctx_set(tenant, job.job_id);
   char kerr[256] = "";
   reproc_t x = {NULL, 0};
   if (rc == 0) {

@@ -9,9 +9,13 @@
 #include "job_obs.h"
 #include "job_service.h"
 
+/* Every key this binary reads (README "Ports and configuration"); others are
+ * refused at start with their file:line. */
+static const char *const KNOWN_KEYS[] = {"listen", "db", "threads:int", "model_service", "max_row_bytes:int", "kafka.brokers", "kafka.rows_topic", "kafka.rows_partitions:int", "kafka.transactions:bool", "kafka.batch_rows:int", "kafka.transactional_id_prefix", "kafka.producer.*", "log_level:level", "log_format:format", "metrics_listen", NULL};
+
 int main(int argc, char **argv) {
   int rc = 1;
-  bok_config_t *cfg = bok_config_from_args(argc, argv, "bok-job-service", &rc);
+  bok_config_t *cfg = bok_config_from_args_checked(argc, argv, "bok-job-service", KNOWN_KEYS, &rc);
   if (!cfg) return rc;
   char msg[512];
   void *comp = "job-service";

@@ -17,9 +17,13 @@ static int db_probe(void *ud, char *reason, size_t n) {
   return 0;
 }
 
+/* Every key this binary reads (README "Ports and configuration"); others are
+ * refused at start with their file:line. */
+static const char *const KNOWN_KEYS[] = {"listen", "db", "threads:int", "events_topic_prefix", "log_level:level", "log_format:format", "metrics_listen", NULL};
+
 int main(int argc, char **argv) {
   int rc = 1;
-  bok_config_t *cfg = bok_config_from_args(argc, argv, "bok-model-service", &rc);
+  bok_config_t *cfg = bok_config_from_args_checked(argc, argv, "bok-model-service", KNOWN_KEYS, &rc);
   if (!cfg) return rc;
   void *comp = "model-service";
   bok_err_t err;

@@ -41,13 +41,17 @@ static void *lane_main(void *arg) {
   return NULL;
 }
 
+/* Every key this binary reads (README "Ports and configuration"); others are
+ * refused at start with their file:line. */
+static const char *const KNOWN_KEYS[] = {"worker_id", "lanes:int", "kafka.brokers", "kafka.rows_topic", "kafka.group_id", "kafka.transactions:bool", "kafka.transaction_timeout_ms:int", "kafka.events_partitions:int", "kafka.batch_max_rows:int", "kafka.batch_max_ms:int", "kafka.producer.*", "kafka.consumer.*", "routes.default.model", "routes.default.job", "routes.tenants.*", "log_level:level", "log_format:format", "metrics_listen", NULL};
+
 int main(int argc, char **argv) {
   static const char *names[MAX_LANES] = {"worker",    "worker.1",  "worker.2",  "worker.3",
                                          "worker.4",  "worker.5",  "worker.6",  "worker.7",
                                          "worker.8",  "worker.9",  "worker.10", "worker.11",
                                          "worker.12", "worker.13", "worker.14", "worker.15"};
   int rc = 1;
-  bok_config_t *cfg = bok_config_from_args(argc, argv, "bok-worker", &rc);
+  bok_config_t *cfg = bok_config_from_args_checked(argc, argv, "bok-worker", KNOWN_KEYS, &rc);
   if (!cfg) return rc;
   int64_t n = bok_config_get_int(cfg, "lanes", 4);
   if (n < 1 || n > MAX_LANES) {

@@ -510,6 +510,7 @@ static int process_msg(worker_t *w, batch_t *b, const rd_kafka_message_t *m, int
     return -1;
   }
   int rc = 0;
+  bok_log_ctx_set(j->tenant, j->job_id); /* this message's lines carry tenant= and job= */
   if (!j->skip && rb->n_rows > 0) {
     job_res_t *r = res_for(b, j);
     Batch__V1__BatchResult *msg = add_msg(r, rb);
@@ -555,6 +556,7 @@ static int process_msg(worker_t *w, batch_t *b, const rd_kafka_message_t *m, int
     *rows += (int64_t)rb->n_rows;
   }
   batch__v1__row_batch__free_unpacked(rb, &pa);
+  bok_log_ctx_clear();
   return rc;
 }
 

@@ -535,7 +535,7 @@ def test_healthz_metrics_schema():
         st, body = s.http("GET", "/healthz")
         e.check(st == 200 and body == {"status": "ok"}, "healthz: %s %s" % (st, body))
         time.sleep(0.1)
-        e.check(" INFO gateway: GET /healthz 200 " in s["gateway"].log_tail(), "access log: " + s["gateway"].log_tail())
+        e.check('level=info component=gateway msg="GET /healthz 200 ' in s["gateway"].log_tail(), "access log: " + s["gateway"].log_tail())
         s.http("GET", "/nope")
         s.http("GET", "/nope")
         st, text = s.http("GET", "/metrics")

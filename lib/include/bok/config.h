@@ -40,4 +40,19 @@ int bok_config_each(const bok_config_t *cfg, const char *prefix, bok_config_each
  * printing a usage or load error to stderr (*exit_code set to 2 or 1). */
 bok_config_t *bok_config_from_args(int argc, char **argv, const char *prog, int *exit_code);
 
+/* Refuses a configuration a binary does not understand. `known` is a
+ * NULL-terminated list of the binary's keys: "name", "name:int",
+ * "name:bool", "name:level" (debug|info|warn|error), "name:format"
+ * (logfmt|json), or "prefix.*" for a
+ * pass-through map (kafka.producer.*). A file key not in the list fails with
+ * "<file>:<line>: unknown key 'x'"; a typed key whose value in effect does not
+ * parse fails with "<file>:<line>: key: expected ..., got 'v'" (or
+ * "BOK_KEY: ..." when the environment set it). 0 ok, -1 with err set. */
+int bok_config_check(const bok_config_t *cfg, const char *const *known, char *err, size_t errlen);
+
+/* bok_config_from_args + bok_config_check: on a refused key prints
+ * "<prog>: <error>" to stderr, sets *exit_code = 2 and returns NULL. */
+bok_config_t *bok_config_from_args_checked(int argc, char **argv, const char *prog, const char *const *known,
+                                           int *exit_code);
+
 #endif
