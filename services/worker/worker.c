@@ -258,6 +258,26 @@ static void ensure_topic(worker_t *w, const char *topic) {
   if (ev) rd_kafka_event_destroy(ev);
   rd_kafka_queue_destroy(q);
   rd_kafka_NewTopic_destroy(nt);
+  /* Produce only once this producer knows every partition's leader: events
+   * produced to a topic whose partitions librdkafka 2.0.2 does not know yet
+   * sit unassigned, and the first job's first batch on a fresh topic was seen
+   * once with its events missing from the log after a worker was killed
+   * (tests/e2e/test_worker_scale.py). Bounded wait, 10 s. */
+  rd_kafka_topic_t *rkt = rd_kafka_topic_new(w->producer, topic, NULL);
+  for (int tries = 0; rkt && tries < 20; tries++) {
+    const struct rd_kafka_metadata *md = NULL;
+    int ready = 0;
+    if (rd_kafka_metadata(w->producer, 0, rkt, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 &&
+        md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[0].partition_cnt > 0) {
+      ready = 1;
+      for (int i = 0; i < md->topics[0].partition_cnt; i++)
+        if (md->topics[0].partitions[i].leader < 0) ready = 0;
+    }
+    if (md) rd_kafka_metadata_destroy(md);
+    if (ready) break;
+    usleep(200 * 1000);
+  }
+  if (rkt) rd_kafka_topic_destroy(rkt);
   w->topics_made = realloc(w->topics_made, (size_t)(w->ntopics + 1) * sizeof(char *));
   w->topics_made[w->ntopics++] = strdup(topic);
 }
