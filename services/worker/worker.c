@@ -258,11 +258,10 @@ static void ensure_topic(worker_t *w, const char *topic) {
   if (ev) rd_kafka_event_destroy(ev);
   rd_kafka_queue_destroy(q);
   rd_kafka_NewTopic_destroy(nt);
-  /* Produce only once this producer knows every partition's leader: events
-   * produced to a topic whose partitions librdkafka 2.0.2 does not know yet
-   * sit unassigned, and the first job's first batch on a fresh topic was seen
-   * once with its events missing from the log after a worker was killed
-   * (tests/e2e/test_worker_scale.py). Bounded wait, 10 s. */
+  /* Produce only once this producer knows every partition's leader (events
+   * to partitions librdkafka does not know yet sit unassigned). Added while
+   * chasing lost first-message events with 4 lanes under load; it did not
+   * stop that loss (docs/CONFIG.md, `lanes`). Bounded wait, 10 s. */
   rd_kafka_topic_t *rkt = rd_kafka_topic_new(w->producer, topic, NULL);
   for (int tries = 0; rkt && tries < 20; tries++) {
     const struct rd_kafka_metadata *md = NULL;

@@ -38,6 +38,33 @@ static void new_job(job_store_t *st, const char *tenant, char id[40]) {
   strcpy(id, j.job_id);
 }
 
+/* Storage for up to 16 rejected rows of a test report, one cell each. */
+typedef struct {
+  Batch__V1__RowRejection rr[16], *rp[16];
+  Batch__V1__RejectedCell cell[16], *cp[16];
+} rejections_t;
+
+static void fill_rejections(Batch__V1__JobResults *r, rejections_t *x, const int64_t *rej, size_t nrej,
+                            const char *code, const char *column) {
+  for (size_t i = 0; i < nrej; i++) {
+    batch__v1__row_rejection__init(&x->rr[i]);
+    batch__v1__rejected_cell__init(&x->cell[i]);
+    x->rr[i].row = rej[i];
+    x->rr[i].raw.data = (uint8_t *)"raw";
+    x->rr[i].raw.len = 3;
+    x->cell[i].row = rej[i];
+    x->cell[i].code = (char *)code;
+    x->cell[i].column = (char *)column;
+    x->cell[i].message = "m";
+    x->cp[i] = &x->cell[i];
+    x->rr[i].cells = &x->cp[i];
+    x->rr[i].n_cells = 1;
+    x->rp[i] = &x->rr[i];
+  }
+  r->rejected = x->rp;
+  r->n_rejected = nrej;
+}
+
 /* A report with valid rows [v0, v1) and rejected rows rej[]. */
 static int report(job_store_t *st, const char *id, int64_t v0, int64_t v1, const int64_t *rej, size_t nrej) {
   Batch__V1__JobResults r = BATCH__V1__JOB_RESULTS__INIT;
@@ -45,25 +72,8 @@ static int report(job_store_t *st, const char *id, int64_t v0, int64_t v1, const
   int64_t valid[1000];
   for (int64_t i = v0; i < v1; i++) valid[r.n_valid_rows++] = i;
   r.valid_rows = valid;
-  Batch__V1__RowRejection rr[16], *rp[16];
-  Batch__V1__RejectedCell cell[16], *cp[16];
-  for (size_t i = 0; i < nrej; i++) {
-    batch__v1__row_rejection__init(&rr[i]);
-    batch__v1__rejected_cell__init(&cell[i]);
-    rr[i].row = rej[i];
-    rr[i].raw.data = (uint8_t *)"raw";
-    rr[i].raw.len = 3;
-    cell[i].row = rej[i];
-    cell[i].code = "NOT_A_FLOAT";
-    cell[i].column = "amount";
-    cell[i].message = "m";
-    cp[i] = &cell[i];
-    rr[i].cells = &cp[i];
-    rr[i].n_cells = 1;
-    rp[i] = &rr[i];
-  }
-  r.rejected = rp;
-  r.n_rejected = nrej;
+  rejections_t x;
+  fill_rejections(&r, &x, rej, nrej, "NOT_A_FLOAT", "amount");
   bok_err_t err;
   return job_store_report(st, &r, &err);
 }
@@ -135,25 +145,8 @@ static int report_batches(job_store_t *st, const char *id, const int64_t (*msgs)
   }
   r.batches = bp;
   r.n_batches = nmsg;
-  Batch__V1__RowRejection rr[16], *rp[16];
-  Batch__V1__RejectedCell cell[16], *cp[16];
-  for (size_t i = 0; i < nrej; i++) {
-    batch__v1__row_rejection__init(&rr[i]);
-    batch__v1__rejected_cell__init(&cell[i]);
-    rr[i].row = rej[i];
-    rr[i].raw.data = (uint8_t *)"raw";
-    rr[i].raw.len = 3;
-    cell[i].row = rej[i];
-    cell[i].code = "NOT_AN_INTEGER";
-    cell[i].column = "n";
-    cell[i].message = "m";
-    cp[i] = &cell[i];
-    rr[i].cells = &cp[i];
-    rr[i].n_cells = 1;
-    rp[i] = &rr[i];
-  }
-  r.rejected = rp;
-  r.n_rejected = nrej;
+  rejections_t x;
+  fill_rejections(&r, &x, rej, nrej, "NOT_AN_INTEGER", "n");
   bok_err_t err;
   return job_store_report(st, &r, &err);
 }
