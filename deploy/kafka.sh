@@ -77,6 +77,9 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 log.retention.hours=24
+# How often the broker deletes segments past retention (Kafka's default is 5 min;
+# tests shorten it to prove events with old timestamps survive a check).
+log.retention.check.interval.ms=${BOK_KAFKA_RETENTION_CHECK_MS:-300000}
 log.segment.bytes=268435456
 message.max.bytes=16777216
 num.network.threads=2

@@ -6,6 +6,7 @@
 
 #include "batch/v1/model.pb-c.h"
 #include "bok/core.h"
+#include "bok/fault.h"
 #include "bok/util.h"
 #include "job_obs.h"
 
@@ -29,6 +30,55 @@ static int get_model(job_service_t *svc, const char *tenant, const char *model_i
     return -1;
   }
   return 0;
+}
+
+/* ---- committing a job's rows (docs/GUARANTEES.md) ------------------------- */
+
+/* Settles an unknown commit outcome by reading the last message: 0 committed,
+ * -1 aborted, 1 still unknown (the resolver thread retries later). */
+static int settle(job_service_t *svc, const job_msg_t *last) {
+  int r = row_pool_resolve(svc->rows, last->partition, last->offset, 10000);
+  return r == 1 ? 0 : r == 0 ? -1 : 1;
+}
+
+/* Flushes the job's rows, stores its messages, header and the rows the
+ * service rejected itself, commits the rows transaction and stores the
+ * outcome. Consumes w. Returns NULL when the rows are committed (or the
+ * outcome is still being settled), else the job's error (the job is FAILED;
+ * details in kerr). */
+static const char *commit_rows(job_service_t *svc, const char *job_id, row_batch_writer_t *w, const char *header,
+                               size_t hlen, int64_t total, const Batch__V1__JobResults *malformed, char *kerr,
+                               size_t kerrlen) {
+  bok_err_t err;
+  if (row_producer_flush(w, kerr, kerrlen) != 0) {
+    row_producer_abort(w);
+    job_store_fail(svc->store, job_id, "Kafka unavailable", &err);
+    return "Kafka unavailable";
+  }
+  size_t n;
+  const row_msg_t *rm = row_producer_messages(w, &n);
+  job_msg_t *msgs = malloc((n ? n : 1) * sizeof *msgs);
+  for (size_t i = 0; i < n; i++)
+    msgs[i] = (job_msg_t){rm[i].first_row, rm[i].last_row, rm[i].rows, rm[i].partition, rm[i].offset};
+  bok_fault("job.before_store");
+  if (job_store_prepare_commit(svc->store, job_id, header, hlen, total, msgs, n, malformed, &err) != 0) {
+    snprintf(kerr, kerrlen, "%.200s", err.msg);
+    row_producer_abort(w);
+    free(msgs);
+    job_store_fail(svc->store, job_id, "job storage unavailable", &err);
+    return "job storage unavailable";
+  }
+  int c = row_producer_commit(w, kerr, kerrlen);
+  bok_fault("job.after_rows_commit");
+  if (c == 1) c = n ? settle(svc, &msgs[n - 1]) : 0;
+  if (c == 0) job_store_commit_outcome(svc->store, job_id, 1, NULL, &err);
+  if (c < 0) job_store_commit_outcome(svc->store, job_id, 0, "Kafka unavailable", &err);
+  if (c == 1)
+    bok_logf(svc->log, svc->log_opaque, BOK_LOG_WARN, "job %s: rows commit outcome unknown (%s); settling later",
+             job_id, kerr);
+  row_producer_end(w);
+  free(msgs);
+  return c < 0 ? "Kafka unavailable" : NULL;
 }
 
 /* ---- upload --------------------------------------------------------------- */
@@ -165,6 +215,7 @@ static void upload(void *ud, bok_rpc_call_t *call) {
   int interrupted = 0;
   if (!u.w) {
     job_error = "Kafka unavailable";
+    job_store_fail(svc->store, job_id, job_error, &err);
   } else {
     bok_csv_t *rd = csv ? bok_csv_new(sep, svc->max_row_bytes, on_record, &u)
                         : bok_ndjson_new(svc->max_row_bytes, on_record, &u);
@@ -177,6 +228,7 @@ static void upload(void *ud, bok_rpc_call_t *call) {
         r = -2;
       protobuf_c_message_free_unpacked(m, NULL);
       if (r == -2) break;
+      bok_fault("job.mid_upload");
     }
     if (r == 0) bok_csv_finish(rd);
     bok_csv_destroy(rd);
@@ -193,19 +245,16 @@ static void upload(void *ud, bok_rpc_call_t *call) {
     }
     if (job_error) {
       row_producer_abort(u.w);
-    } else if (row_producer_commit(u.w, kerr, sizeof kerr) != 0) {
-      job_error = "Kafka unavailable";
+      job_store_fail(svc->store, job_id, job_error, &err);
+    } else {
+      job_error = commit_rows(svc, job_id, u.w, u.header.data, u.header.len, u.rows, &u.bad, kerr, sizeof kerr);
     }
   }
-  if (job_error) {
+  if (job_error)
     bok_logf(svc->log, svc->log_opaque, BOK_LOG_WARN, "job %s failed: %s%s%s", job_id, job_error, kerr[0] ? ": " : "",
              kerr);
-    job_store_fail(svc->store, job_id, job_error, &err);
-  } else {
-    if (u.bad.n_rejected) job_store_report(svc->store, &u.bad, &err);
-    job_store_finish_upload(svc->store, job_id, u.header.data, u.header.len, u.rows, &err);
+  else
     bok_logf(svc->log, svc->log_opaque, BOK_LOG_INFO, "job %s: %lld rows queued", job_id, (long long)u.rows);
-  }
   free_malformed(&u);
   bok_buf_free(&u.header);
   if (interrupted) {
@@ -346,10 +395,8 @@ static void reprocess(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *re
     if (!x.w || job_store_each_rejected_row(svc->store, parent.job_id, reproc_row, &x, &err) != 0) {
       if (x.w) row_producer_abort(x.w);
       job_store_fail(svc->store, job.job_id, "Kafka unavailable", &err);
-    } else if (row_producer_commit(x.w, kerr, sizeof kerr) != 0) {
-      job_store_fail(svc->store, job.job_id, "Kafka unavailable", &err);
     } else {
-      job_store_finish_upload(svc->store, job.job_id, parent.header, parent.header_len, x.n, &err);
+      commit_rows(svc, job.job_id, x.w, parent.header, parent.header_len, x.n, NULL, kerr, sizeof kerr);
     }
   }
   protobuf_c_message_free_unpacked(&model->base, NULL);
@@ -403,18 +450,36 @@ static void report(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) 
   char **cancelled = calloc(r->n_jobs ? r->n_jobs : 1, sizeof *cancelled);
   bok_err_t err;
   for (size_t i = 0; i < r->n_jobs; i++) {
-    int rc = job_store_report(svc->store, r->jobs[i], &err);
+    int rc = job_store_stage(svc->store, r->jobs[i], r->group_id, &err);
     if (rc == 1 || (rc < 0 && err.code == BOK_ERR_NOT_FOUND)) {
       cancelled[resp.n_cancelled_job_ids++] = r->jobs[i]->job_id;
     } else if (rc < 0) {
+      if (err.code == BOK_ERR_INVALID)
+        bok_logf(svc->log, svc->log_opaque, BOK_LOG_WARN, "worker %s: %s", r->worker_id, err.msg);
       free(cancelled);
       bok_rpc_call_fail_err(call, &err);
       return;
     }
   }
+  bok_fault("job.report");
   resp.cancelled_job_ids = cancelled;
   bok_rpc_call_reply(call, &resp.base);
   free(cancelled);
+}
+
+static void confirm(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) {
+  job_service_t *svc = ud;
+  const Batch__V1__ConfirmResultsRequest *r = (const void *)req;
+  bok_err_t err;
+  for (size_t i = 0; i < r->n_messages; i++) {
+    if (job_store_confirm(svc->store, r->messages[i]->job_id, r->messages[i]->first_row, &err) != 0) {
+      bok_rpc_call_fail_err(call, &err);
+      return;
+    }
+  }
+  bok_fault("job.confirm");
+  Batch__V1__ConfirmResultsResponse resp = BATCH__V1__CONFIRM_RESULTS_RESPONSE__INIT;
+  bok_rpc_call_reply(call, &resp.base);
 }
 
 int job_service_register(bok_rpc_server_t *srv, job_service_t *svc) {
@@ -428,6 +493,7 @@ int job_service_register(bok_rpc_server_t *srv, job_service_t *svc) {
   U("ReprocessJob", &batch__v1__reprocess_job_request__descriptor, BOK_RPC_TENANT_REQUIRED, reprocess);
   U("GetJobSpec", &batch__v1__get_job_request__descriptor, BOK_RPC_TENANT_OPTIONAL, get_job_spec);
   U("ReportResults", &batch__v1__report_results_request__descriptor, BOK_RPC_TENANT_OPTIONAL, report);
+  U("ConfirmResults", &batch__v1__confirm_results_request__descriptor, BOK_RPC_TENANT_OPTIONAL, confirm);
 #undef U
   return rc;
 }

@@ -9,18 +9,8 @@
 #include <sys/stat.h>
 
 #include "bok/util.h"
+#include "job_store_int.h"
 
-struct job_store {
-  sqlite3 *db;
-  pthread_mutex_t mu;
-};
-
-#define S_PENDING BATCH__V1__JOB_STATE__JOB_STATE_PENDING
-#define S_RUNNING BATCH__V1__JOB_STATE__JOB_STATE_RUNNING
-#define S_SUCCESS BATCH__V1__JOB_STATE__JOB_STATE_SUCCESS
-#define S_PARTIAL BATCH__V1__JOB_STATE__JOB_STATE_PARTIAL_SUCCESS
-#define S_FAILED BATCH__V1__JOB_STATE__JOB_STATE_FAILED
-#define S_CANCELLED BATCH__V1__JOB_STATE__JOB_STATE_CANCELLED
 
 static const char *SCHEMA_SQL =
     "PRAGMA journal_mode=WAL;"
@@ -43,9 +33,18 @@ static const char *SCHEMA_SQL =
     " PRIMARY KEY(job_id, row)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS rejected_cells(job_id TEXT NOT NULL, row INTEGER NOT NULL, idx INTEGER NOT NULL,"
     " event_id TEXT, col TEXT, type TEXT, code TEXT, observed TEXT, has_observed INTEGER, message TEXT,"
-    " PRIMARY KEY(job_id, row, idx)) WITHOUT ROWID;";
+    " PRIMARY KEY(job_id, row, idx)) WITHOUT ROWID;"
+    /* Every rows-topic message the job service wrote (checked reports,
+     * commit resolution): stored before the upload transaction commits. */
+    "CREATE TABLE IF NOT EXISTS row_messages(job_id TEXT NOT NULL, first_row INTEGER NOT NULL,"
+    " last_row INTEGER NOT NULL, rows INTEGER NOT NULL, part INTEGER NOT NULL, off INTEGER NOT NULL,"
+    " PRIMARY KEY(job_id, first_row)) WITHOUT ROWID;"
+    /* Worker results whose Kafka transaction is not known to have committed
+     * yet: one per rows-topic message, the packed JobResults of that message. */
+    "CREATE TABLE IF NOT EXISTS staged(job_id TEXT NOT NULL, first_row INTEGER NOT NULL, grp TEXT NOT NULL,"
+    " results BLOB NOT NULL, staged_at INTEGER NOT NULL, PRIMARY KEY(job_id, first_row)) WITHOUT ROWID;";
 
-static int db_fail(job_store_t *st, bok_err_t *err) {
+int js_db_fail(job_store_t *st, bok_err_t *err) {
   return bok_err_set(err, BOK_ERR_UNAVAILABLE, "job storage error: %s", sqlite3_errmsg(st->db));
 }
 
@@ -78,7 +77,7 @@ void job_store_close(job_store_t *st) {
   free(st);
 }
 
-static sqlite3_stmt *prep(job_store_t *st, const char *sql) {
+sqlite3_stmt *js_prep(job_store_t *st, const char *sql) {
   sqlite3_stmt *s = NULL;
   sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
   return s;
@@ -86,7 +85,7 @@ static sqlite3_stmt *prep(job_store_t *st, const char *sql) {
 
 int job_store_fail_interrupted(job_store_t *st) {
   pthread_mutex_lock(&st->mu);
-  sqlite3_stmt *s = prep(st, "UPDATE jobs SET state=?1, error='upload interrupted (service restarted)',"
+  sqlite3_stmt *s = js_prep(st, "UPDATE jobs SET state=?1, error='upload interrupted (service restarted)',"
                              " finished_at=?2, updated_at=?2 WHERE upload_done=0 AND state IN (1,2)");
   sqlite3_bind_int(s, 1, S_FAILED);
   sqlite3_bind_int64(s, 2, bok_now_ms());
@@ -102,7 +101,7 @@ int job_store_create(job_store_t *st, job_t *j, bok_err_t *err) {
   j->created_at = j->updated_at = bok_now_ms();
   j->state = S_PENDING;
   pthread_mutex_lock(&st->mu);
-  sqlite3_stmt *s = prep(st,
+  sqlite3_stmt *s = js_prep(st,
                          "INSERT INTO jobs(job_id,tenant_id,model_id,model_name,file_name,format,separator,topic,"
                          "schema_version,header,state,created_at,updated_at,parent_job_id,total,upload_done)"
                          " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?12,?13,?14,0)");
@@ -120,7 +119,7 @@ int job_store_create(job_store_t *st, job_t *j, bok_err_t *err) {
   sqlite3_bind_int64(s, 12, j->created_at);
   sqlite3_bind_text(s, 13, j->parent_job_id ? j->parent_job_id : "", -1, SQLITE_STATIC);
   sqlite3_bind_int64(s, 14, j->total);
-  int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : db_fail(st, err);
+  int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
   pthread_mutex_unlock(&st->mu);
   return rc;
@@ -184,7 +183,7 @@ void job_list_free(job_t *j, size_t n) {
 }
 
 static int get_locked(job_store_t *st, const char *tenant, const char *id, job_t *out, bok_err_t *err) {
-  sqlite3_stmt *s = prep(st, tenant ? "SELECT " JOB_COLS " FROM jobs WHERE job_id=?1 AND tenant_id=?2"
+  sqlite3_stmt *s = js_prep(st, tenant ? "SELECT " JOB_COLS " FROM jobs WHERE job_id=?1 AND tenant_id=?2"
                                     : "SELECT " JOB_COLS " FROM jobs WHERE job_id=?1");
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
   if (tenant) sqlite3_bind_text(s, 2, tenant, -1, SQLITE_STATIC);
@@ -195,7 +194,7 @@ static int get_locked(job_store_t *st, const char *tenant, const char *id, job_t
   else if (rc == SQLITE_DONE)
     ret = bok_err_set(err, BOK_ERR_NOT_FOUND, "not found");
   else
-    ret = db_fail(st, err);
+    ret = js_db_fail(st, err);
   sqlite3_finalize(s);
   return ret;
 }
@@ -211,7 +210,7 @@ int job_store_list(job_store_t *st, const char *tenant, int state, int limit, jo
   *out = NULL;
   *n = 0;
   pthread_mutex_lock(&st->mu);
-  sqlite3_stmt *s = prep(st, "SELECT " JOB_COLS " FROM jobs WHERE tenant_id=?1 AND (?2=0 OR state=?2)"
+  sqlite3_stmt *s = js_prep(st, "SELECT " JOB_COLS " FROM jobs WHERE tenant_id=?1 AND (?2=0 OR state=?2)"
                              " ORDER BY created_at DESC, rowid DESC LIMIT ?3");
   sqlite3_bind_text(s, 1, tenant, -1, SQLITE_STATIC);
   sqlite3_bind_int(s, 2, state);
@@ -225,7 +224,7 @@ int job_store_list(job_store_t *st, const char *tenant, int state, int limit, jo
     }
     row_to_job(s, &(*out)[(*n)++]);
   }
-  int ret = rc == SQLITE_DONE ? 0 : db_fail(st, err);
+  int ret = rc == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
   pthread_mutex_unlock(&st->mu);
   return ret;
@@ -258,8 +257,8 @@ void job_to_proto(const job_t *j, Batch__V1__Job *o, int64_t now) {
 }
 
 /* Moves a job to its final state when every row is processed. */
-static void maybe_finish(job_store_t *st, const char *id, int64_t now) {
-  sqlite3_stmt *s = prep(st, "UPDATE jobs SET state = CASE WHEN errors=0 THEN ?2 WHEN success=0 THEN ?3 ELSE ?4 END,"
+void js_maybe_finish(job_store_t *st, const char *id, int64_t now) {
+  sqlite3_stmt *s = js_prep(st, "UPDATE jobs SET state = CASE WHEN errors=0 THEN ?2 WHEN success=0 THEN ?3 ELSE ?4 END,"
                              " finished_at=?5, updated_at=?5,"
                              " started_at = CASE WHEN started_at=0 THEN ?5 ELSE started_at END"
                              " WHERE job_id=?1 AND upload_done=1 AND state IN (1,2) AND success+errors>=total");
@@ -276,27 +275,27 @@ int job_store_finish_upload(job_store_t *st, const char *id, const char *header,
                             bok_err_t *err) {
   pthread_mutex_lock(&st->mu);
   int64_t now = bok_now_ms();
-  sqlite3_stmt *s = prep(st, "UPDATE jobs SET header=?2, total=?3, upload_done=1, updated_at=?4 WHERE job_id=?1");
+  sqlite3_stmt *s = js_prep(st, "UPDATE jobs SET header=?2, total=?3, upload_done=1, updated_at=?4 WHERE job_id=?1");
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
   sqlite3_bind_blob(s, 2, header ? header : "", (int)hlen, SQLITE_STATIC);
   sqlite3_bind_int64(s, 3, total);
   sqlite3_bind_int64(s, 4, now);
-  int ret = sqlite3_step(s) == SQLITE_DONE ? 0 : db_fail(st, err);
+  int ret = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
-  if (ret == 0) maybe_finish(st, id, now);
+  if (ret == 0) js_maybe_finish(st, id, now);
   pthread_mutex_unlock(&st->mu);
   return ret;
 }
 
 int job_store_fail(job_store_t *st, const char *id, const char *error, bok_err_t *err) {
   pthread_mutex_lock(&st->mu);
-  sqlite3_stmt *s = prep(st, "UPDATE jobs SET state=?2, error=?3, finished_at=?4, updated_at=?4, upload_done=1"
+  sqlite3_stmt *s = js_prep(st, "UPDATE jobs SET state=?2, error=?3, finished_at=?4, updated_at=?4, upload_done=1"
                              " WHERE job_id=?1 AND state IN (1,2)");
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
   sqlite3_bind_int(s, 2, S_FAILED);
   sqlite3_bind_text(s, 3, error, -1, SQLITE_STATIC);
   sqlite3_bind_int64(s, 4, bok_now_ms());
-  int ret = sqlite3_step(s) == SQLITE_DONE ? 0 : db_fail(st, err);
+  int ret = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
   pthread_mutex_unlock(&st->mu);
   return ret;
@@ -313,11 +312,11 @@ int job_store_cancel(job_store_t *st, const char *tenant, const char *id, job_t 
                                                                                           : "PARTIAL_SUCCESS");
     } else {
       int64_t now = bok_now_ms();
-      sqlite3_stmt *s = prep(st, "UPDATE jobs SET state=?2, finished_at=?3, updated_at=?3 WHERE job_id=?1");
+      sqlite3_stmt *s = js_prep(st, "UPDATE jobs SET state=?2, finished_at=?3, updated_at=?3 WHERE job_id=?1");
       sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
       sqlite3_bind_int(s, 2, S_CANCELLED);
       sqlite3_bind_int64(s, 3, now);
-      if (sqlite3_step(s) != SQLITE_DONE) ret = db_fail(st, err);
+      if (sqlite3_step(s) != SQLITE_DONE) ret = js_db_fail(st, err);
       sqlite3_finalize(s);
       out->state = S_CANCELLED;
       out->finished_at = out->updated_at = now;
@@ -327,13 +326,17 @@ int job_store_cancel(job_store_t *st, const char *tenant, const char *id, job_t 
   return ret;
 }
 
-int job_store_report(job_store_t *st, const Batch__V1__JobResults *res, bok_err_t *err) {
-  pthread_mutex_lock(&st->mu);
-  int ret = 0;
-  sqlite3_stmt *q = prep(st, "SELECT state FROM jobs WHERE job_id=?1");
-  sqlite3_bind_text(q, 1, res->job_id, -1, SQLITE_STATIC);
+int job_state_locked(job_store_t *st, const char *id) {
+  sqlite3_stmt *q = js_prep(st, "SELECT state FROM jobs WHERE job_id=?1");
+  sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
   int state = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
   sqlite3_finalize(q);
+  return state;
+}
+
+int job_store_report(job_store_t *st, const Batch__V1__JobResults *res, bok_err_t *err) {
+  pthread_mutex_lock(&st->mu);
+  int state = job_state_locked(st, res->job_id);
   if (state < 0) {
     pthread_mutex_unlock(&st->mu);
     return bok_err_set(err, BOK_ERR_NOT_FOUND, "not found");
@@ -349,9 +352,23 @@ int job_store_report(job_store_t *st, const Batch__V1__JobResults *res, bok_err_
     return 0;
   }
   sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-  sqlite3_stmt *ins = prep(st, "INSERT OR IGNORE INTO processed(job_id,row) VALUES(?1,?2)");
-  sqlite3_stmt *rej = prep(st, "INSERT OR REPLACE INTO rejected(job_id,row,raw) VALUES(?1,?2,?3)");
-  sqlite3_stmt *cell = prep(st, "INSERT OR REPLACE INTO rejected_cells(job_id,row,idx,event_id,col,type,code,"
+  int ret = job_count_locked(st, res);
+  if (ret == 0) {
+    sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+  } else {
+    js_db_fail(st, err);
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+  }
+  pthread_mutex_unlock(&st->mu);
+  return ret;
+}
+
+/* Counts results of a PENDING/RUNNING job; mu held, inside a transaction. */
+int job_count_locked(job_store_t *st, const Batch__V1__JobResults *res) {
+  int ret = 0;
+  sqlite3_stmt *ins = js_prep(st, "INSERT OR IGNORE INTO processed(job_id,row) VALUES(?1,?2)");
+  sqlite3_stmt *rej = js_prep(st, "INSERT OR REPLACE INTO rejected(job_id,row,raw) VALUES(?1,?2,?3)");
+  sqlite3_stmt *cell = js_prep(st, "INSERT OR REPLACE INTO rejected_cells(job_id,row,idx,event_id,col,type,code,"
                                 "observed,has_observed,message) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
   int64_t ok = 0, bad = 0;
   /* Per-message form: a message already counted is skipped whole, with its
@@ -359,7 +376,7 @@ int job_store_report(job_store_t *st, const Batch__V1__JobResults *res, bok_err_
   uint8_t fresh_small[64];
   uint8_t *fresh = res->n_batches <= sizeof fresh_small ? fresh_small : calloc(res->n_batches, 1);
   if (res->n_batches) {
-    sqlite3_stmt *bi = prep(st, "INSERT OR IGNORE INTO processed_batches(job_id,first_row) VALUES(?1,?2)");
+    sqlite3_stmt *bi = js_prep(st, "INSERT OR IGNORE INTO processed_batches(job_id,first_row) VALUES(?1,?2)");
     for (size_t i = 0; i < res->n_batches && ret == 0; i++) {
       const Batch__V1__BatchResult *b = res->batches[i];
       sqlite3_reset(bi);
@@ -419,7 +436,7 @@ int job_store_report(job_store_t *st, const Batch__V1__JobResults *res, bok_err_
   if (fresh != fresh_small) free(fresh);
   int64_t now = bok_now_ms();
   if (ret == 0 && (ok || bad)) {
-    sqlite3_stmt *u = prep(st, "UPDATE jobs SET success=success+?2, errors=errors+?3, updated_at=?4,"
+    sqlite3_stmt *u = js_prep(st, "UPDATE jobs SET success=success+?2, errors=errors+?3, updated_at=?4,"
                                " state=?5, started_at = CASE WHEN started_at=0 THEN ?4 ELSE started_at END"
                                " WHERE job_id=?1");
     sqlite3_bind_text(u, 1, res->job_id, -1, SQLITE_STATIC);
@@ -429,15 +446,8 @@ int job_store_report(job_store_t *st, const Batch__V1__JobResults *res, bok_err_
     sqlite3_bind_int(u, 5, S_RUNNING);
     if (sqlite3_step(u) != SQLITE_DONE) ret = -1;
     sqlite3_finalize(u);
-    if (ret == 0) maybe_finish(st, res->job_id, now);
+    if (ret == 0) js_maybe_finish(st, res->job_id, now);
   }
-  if (ret == 0) {
-    sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
-  } else {
-    db_fail(st, err);
-    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-  }
-  pthread_mutex_unlock(&st->mu);
   return ret;
 }
 
@@ -449,7 +459,7 @@ int job_store_rejected(job_store_t *st, const char *tenant, const char *id, int 
   int ret = get_locked(st, tenant, id, &j, err);
   if (ret == 0) {
     job_free(&j);
-    sqlite3_stmt *s = prep(st, "SELECT row,event_id,col,type,code,observed,has_observed,message FROM rejected_cells"
+    sqlite3_stmt *s = js_prep(st, "SELECT row,event_id,col,type,code,observed,has_observed,message FROM rejected_cells"
                                " WHERE job_id=?1 AND row IN (SELECT row FROM rejected WHERE job_id=?1 AND row>?2"
                                " ORDER BY row LIMIT ?3) ORDER BY row, idx");
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
@@ -474,7 +484,7 @@ int job_store_rejected(job_store_t *st, const char *tenant, const char *id, int 
       c->message = dupcol(s, 7);
       out->cells[out->n_cells++] = c;
     }
-    if (rc != SQLITE_DONE) ret = db_fail(st, err);
+    if (rc != SQLITE_DONE) ret = js_db_fail(st, err);
     sqlite3_finalize(s);
   }
   pthread_mutex_unlock(&st->mu);
@@ -497,7 +507,7 @@ void job_rejected_free(Batch__V1__ListRejectedResponse *r) {
 
 int job_store_each_rejected_row(job_store_t *st, const char *id, job_row_fn fn, void *ud, bok_err_t *err) {
   pthread_mutex_lock(&st->mu);
-  sqlite3_stmt *s = prep(st, "SELECT row, raw FROM rejected WHERE job_id=?1 ORDER BY row");
+  sqlite3_stmt *s = js_prep(st, "SELECT row, raw FROM rejected WHERE job_id=?1 ORDER BY row");
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
   int rc, ret = 0;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -506,7 +516,7 @@ int job_store_each_rejected_row(job_store_t *st, const char *id, job_row_fn fn, 
       break;
     }
   }
-  if (ret == 0 && rc != SQLITE_DONE) ret = db_fail(st, err);
+  if (ret == 0 && rc != SQLITE_DONE) ret = js_db_fail(st, err);
   sqlite3_finalize(s);
   pthread_mutex_unlock(&st->mu);
   return ret;
@@ -515,14 +525,14 @@ int job_store_each_rejected_row(job_store_t *st, const char *id, job_row_fn fn, 
 int job_store_count_by_state(job_store_t *st, int64_t counts[JOB_STORE_NSTATES], bok_err_t *err) {
   memset(counts, 0, JOB_STORE_NSTATES * sizeof counts[0]);
   pthread_mutex_lock(&st->mu);
-  sqlite3_stmt *s = prep(st, "SELECT state, count(*) FROM jobs GROUP BY state");
+  sqlite3_stmt *s = js_prep(st, "SELECT state, count(*) FROM jobs GROUP BY state");
   int rc = s ? SQLITE_ROW : SQLITE_ERROR;
   while (s && (rc = sqlite3_step(s)) == SQLITE_ROW) {
     int state = sqlite3_column_int(s, 0);
     if (state >= 0 && state < JOB_STORE_NSTATES) counts[state] = sqlite3_column_int64(s, 1);
   }
   sqlite3_finalize(s);
-  int out = rc == SQLITE_DONE ? 0 : db_fail(st, err);
+  int out = rc == SQLITE_DONE ? 0 : js_db_fail(st, err);
   pthread_mutex_unlock(&st->mu);
   return out;
 }

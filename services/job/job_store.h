@@ -1,8 +1,9 @@
 /* job_store.h -- durable jobs, counters and rejected rows (SQLite, WAL).
  *
- * Reporting is idempotent per row: `processed(job_id,row)` records every row
- * once, so a redelivered row never counts twice. Finished states never
- * change. Thread-safety: one connection behind a mutex; any thread may call.
+ * Counting is idempotent per rows-topic message (`processed_batches`) or per
+ * row (`processed`), so a redelivered message never counts twice. Finished
+ * states never change. Worker results are staged first and counted only
+ * once their Kafka transaction committed (job_store_stage/confirm). Thread-safety: one connection behind a mutex; any thread may call.
  * Strings in job_t are owned by the job_t (job_free). */
 #ifndef JOB_STORE_H
 #define JOB_STORE_H
@@ -57,6 +58,57 @@ int job_store_cancel(job_store_t *st, const char *tenant, const char *id, job_t 
  * if the job is cancelled (results ignored, nothing more is to be published),
  * 0 if recorded (or the job finished: nothing to record), -1 err. */
 int job_store_report(job_store_t *st, const Batch__V1__JobResults *res, bok_err_t *err);
+
+/* ---- the commit protocol (job_ledger.c, docs/GUARANTEES.md) ---- */
+
+/* A rows-topic message as written by the job service. */
+typedef struct {
+  int64_t first_row, last_row, rows;
+  int32_t partition;
+  int64_t offset;
+} job_msg_t;
+
+/* Before the rows transaction commits, in one SQLite transaction: header,
+ * total, the messages written and the rows the job service itself rejected
+ * (`malformed`, per-row form, may be NULL); the upload becomes "committing"
+ * (its outcome unknown until job_store_commit_outcome). Workers can read the
+ * header as soon as they can read a row. */
+int job_store_prepare_commit(job_store_t *st, const char *id, const char *header, size_t hlen, int64_t total,
+                             const job_msg_t *msgs, size_t n, const Batch__V1__JobResults *malformed,
+                             bok_err_t *err);
+/* The rows transaction's outcome: committed -> the upload is done (the job
+ * may finish); not -> FAILED with `error`. A job no longer committing is left
+ * alone (0). */
+int job_store_commit_outcome(job_store_t *st, const char *id, int committed, const char *error, bok_err_t *err);
+/* Uploads whose outcome is unknown (the service died or Kafka failed inside
+ * the commit): job id and one of its messages; partition -1 = no message. */
+typedef struct {
+  char job_id[40];
+  int32_t partition;
+  int64_t offset;
+} job_committing_t;
+int job_store_committing(job_store_t *st, job_committing_t **out, size_t *n, bok_err_t *err);
+
+/* A worker's results for its open Kafka transaction: checked against the
+ * messages the job service wrote (INVALID when a message, its row count or
+ * its rejected rows do not match; nothing is recorded then) and staged, not
+ * counted. `group` is the worker's consumer group. Returns 1 if the job is
+ * cancelled, 0 staged (or the job is final: nothing to do), -1 err. */
+int job_store_stage(job_store_t *st, const Batch__V1__JobResults *res, const char *group, bok_err_t *err);
+/* The worker's transaction covering (job, first_row) committed: its staged
+ * results count now. Idempotent; 0 also when nothing is staged. */
+int job_store_confirm(job_store_t *st, const char *job_id, int64_t first_row, bok_err_t *err);
+/* Staged results older than `before_ms` (wall clock) of unfinished jobs, with
+ * their message's place, for resolution against committed offsets. Also
+ * drops staged results of finished jobs. */
+typedef struct {
+  char job_id[40];
+  int64_t first_row;
+  char group[128];
+  int32_t partition;
+  int64_t offset;
+} job_staged_t;
+int job_store_staged(job_store_t *st, int64_t before_ms, job_staged_t **out, size_t *n, bok_err_t *err);
 
 /* Rejected cells of rows > after_row, at most `limit` rows. */
 int job_store_rejected(job_store_t *st, const char *tenant, const char *id, int limit, int64_t after_row,

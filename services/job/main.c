@@ -8,10 +8,11 @@
 #include "bok/metrics.h"
 #include "job_obs.h"
 #include "job_service.h"
+#include "resolver.h"
 
 /* Every key this binary reads (README "Ports and configuration"); others are
  * refused at start with their file:line. */
-static const char *const KNOWN_KEYS[] = {"listen", "db", "threads:int", "model_service", "max_row_bytes:int", "kafka.brokers", "kafka.rows_topic", "kafka.rows_partitions:int", "kafka.transactions:bool", "kafka.batch_rows:int", "kafka.transactional_id_prefix", "kafka.producer.*", "log_level:level", "log_format:format", "metrics_listen", NULL};
+static const char *const KNOWN_KEYS[] = {"listen", "db", "threads:int", "model_service", "max_row_bytes:int", "kafka.brokers", "kafka.rows_topic", "kafka.rows_partitions:int", "kafka.transactions:bool", "kafka.batch_rows:int", "kafka.transactional_id_prefix", "kafka.rows_topic_retention_ms", "resolver.interval_ms:int", "resolver.stage_age_ms:int", "kafka.producer.*", "log_level:level", "log_format:format", "metrics_listen", NULL};
 
 int main(int argc, char **argv) {
   int rc = 1;
@@ -24,6 +25,7 @@ int main(int argc, char **argv) {
   row_pool_t *rows = NULL;
   bok_rpc_channel_t *models = NULL;
   job_obs_t *obs = NULL;
+  resolver_t *resolver = NULL;
   job_store_t *store = job_store_open(bok_config_get(cfg, "db", ".run/data/jobs.db"), &err);
   if (!store) {
     bok_logf(bok_log_stderr, comp, BOK_LOG_ERROR, "%s", err.msg);
@@ -36,6 +38,10 @@ int main(int argc, char **argv) {
     bok_logf(bok_log_stderr, comp, BOK_LOG_ERROR, "Kafka: %s", msg);
     goto out;
   }
+  /* Settles uploads and results the previous incarnation left open (the
+   * pool's init_transactions has fenced its transactions by now). */
+  resolver = resolver_start(store, rows, (int)bok_config_get_int(cfg, "resolver.interval_ms", 1000),
+                            (int)bok_config_get_int(cfg, "resolver.stage_age_ms", 3000), bok_log_stderr, comp);
   obs = job_obs_start(cfg, store, rows, bok_log_stderr, comp, msg, sizeof msg);
   if (!obs) {
     bok_logf(bok_log_stderr, comp, BOK_LOG_ERROR, "%s", msg);
@@ -60,6 +66,7 @@ int main(int argc, char **argv) {
   rc = 0;
 out:
   bok_rpc_server_destroy(srv);
+  resolver_stop(resolver);
   job_obs_stop(obs);
   bok_rpc_channel_destroy(models);
   row_pool_destroy(rows);

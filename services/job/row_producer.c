@@ -1,3 +1,19 @@
+/* row_producer.c -- the rows-topic producer pool (row_producer.h).
+ *
+ * Design: POOL transactional producers, each owned by one upload at a time
+ * (slot.busy under the pool mutex). Delivery reports run on the thread that
+ * polls, i.e. the upload owning the slot; each message carries
+ * (transaction sequence << 32 | message index) as its opaque, so a late report
+ * of an earlier transaction is recognised and the index finds the message's
+ * partition/offset slot. A failed commit or abort never leaves a slot broken:
+ * the producer is destroyed and re-created with the same transactional.id,
+ * whose init_transactions fences the old epoch and settles its transaction
+ * (issue 11, bug 4). A slot whose re-creation failed (broker down) has no
+ * producer and is re-created by the next upload that takes it.
+ *
+ * A separate read_committed consumer (no group membership, never commits)
+ * answers "did this message commit?" and lists a consumer group's committed
+ * offsets; it is shared under its own mutex. */
 #include "row_producer.h"
 
 #include <librdkafka/rdkafka.h>
@@ -8,32 +24,37 @@
 #include <unistd.h>
 
 #include "batch/v1/rows.pb-c.h"
+#include "bok/util.h"
 #include "job_obs.h"
 
 #define POOL 2
 #define TXN_TIMEOUT_MS 60000
+#define COMMIT_TIMEOUT_MS 30000
 
 typedef struct {
-  rd_kafka_t *rk;
+  rd_kafka_t *rk; /* NULL after a failed re-creation */
+  int index;
   int busy;
-  /* Delivery reports run on the thread that polls, i.e. the upload owning
-   * the slot. They carry the transaction's sequence number as opaque, so a
-   * late report of an earlier (aborted) transaction is recognised. */
-  uintptr_t seq;
+  uint32_t seq;                 /* transaction sequence (delivery report opaque) */
+  struct row_batch_writer *cur; /* the writer owning the slot */
   int failed;
   char errmsg[256];
+  char job_id[40]; /* job of the current writer, for row_pool_job_active */
 } slot_t;
 
 struct row_pool {
   slot_t slots[POOL];
   pthread_mutex_t mu;
   pthread_cond_t cv;
+  const bok_config_t *cfg;
   char *topic;
   int transactions;
   int batch_rows;
   size_t batch_bytes;
   bok_log_fn log;
   void *log_opaque;
+  rd_kafka_t *reader; /* read_committed consumer for resolve/committed */
+  pthread_mutex_t reader_mu;
 };
 
 struct row_batch_writer {
@@ -46,6 +67,9 @@ struct row_batch_writer {
   uint8_t **raws;
   size_t n;
   size_t bytes;
+  row_msg_t *msgs;
+  size_t nmsgs, msgcap;
+  size_t delivered;
 };
 
 typedef struct {
@@ -54,6 +78,8 @@ typedef struct {
   size_t errlen;
   int bad;
 } conf_ctx_t;
+
+#define LOGP(p, lvl, ...) bok_logf((p)->log, (p)->log_opaque, lvl, __VA_ARGS__)
 
 static int set_prop(void *ud, const char *k, const char *v) {
   conf_ctx_t *c = ud;
@@ -64,17 +90,28 @@ static int set_prop(void *ud, const char *k, const char *v) {
   return 0;
 }
 
+/* Delivery report: on the polling (upload) thread. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   (void)rk;
   slot_t *slot = opaque;
+  uint64_t tag = (uint64_t)(uintptr_t)m->_private;
   if (m->err) bok_counter_inc(job_metrics.produce_errors);
-  if (m->err && (uintptr_t)m->_private == slot->seq && !slot->failed) {
+  if ((uint32_t)(tag >> 32) != slot->seq || !slot->cur) return; /* an earlier transaction */
+  if (m->err) {
+    if (!slot->failed) snprintf(slot->errmsg, sizeof slot->errmsg, "%s", rd_kafka_err2str(m->err));
     slot->failed = 1;
-    snprintf(slot->errmsg, sizeof slot->errmsg, "%s", rd_kafka_err2str(m->err));
+    return;
+  }
+  size_t idx = (size_t)(tag & 0xffffffffu);
+  if (idx < slot->cur->nmsgs) {
+    slot->cur->msgs[idx].partition = m->partition;
+    slot->cur->msgs[idx].offset = m->offset;
+    slot->cur->delivered++;
   }
 }
 
-static rd_kafka_t *make_producer(row_pool_t *p, slot_t *slot, const bok_config_t *cfg, int i, char *err, size_t errlen) {
+static rd_kafka_t *make_producer(row_pool_t *p, slot_t *slot, char *err, size_t errlen) {
+  const bok_config_t *cfg = p->cfg;
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   conf_ctx_t cc = {conf, err, errlen, 0};
   set_prop(&cc, "bootstrap.servers", bok_config_get(cfg, "kafka.brokers", "127.0.0.1:9092"));
@@ -92,7 +129,7 @@ static rd_kafka_t *make_producer(row_pool_t *p, slot_t *slot, const bok_config_t
     snprintf(def, sizeof def, "bok-job-%s", bok_config_get(cfg, "listen", "127.0.0.1:50052"));
     for (char *c = def; *c; c++)
       if (*c == ':') *c = '_';
-    snprintf(tid, sizeof tid, "%s-%d", bok_config_get(cfg, "kafka.transactional_id_prefix", def), i);
+    snprintf(tid, sizeof tid, "%s-%d", bok_config_get(cfg, "kafka.transactional_id_prefix", def), slot->index);
     set_prop(&cc, "transactional.id", tid);
     char t[32];
     snprintf(t, sizeof t, "%d", TXN_TIMEOUT_MS);
@@ -119,9 +156,29 @@ static rd_kafka_t *make_producer(row_pool_t *p, slot_t *slot, const bok_config_t
   return rk;
 }
 
-/* Creates the rows topic if missing (partitions from config). */
-static void ensure_topic(rd_kafka_t *rk, const char *topic, int partitions, bok_log_fn log, void *lo) {
-  rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, 1, NULL, 0);
+/* Destroys the slot's producer and makes a new one with the same
+ * transactional.id (fences the old epoch). Called by the slot's owner. */
+static void slot_recreate(row_pool_t *p, slot_t *slot) {
+  if (slot->rk) {
+    rd_kafka_purge(slot->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_destroy(slot->rk);
+    slot->rk = NULL;
+  }
+  char err[256];
+  slot->rk = make_producer(p, slot, err, sizeof err);
+  if (!slot->rk)
+    LOGP(p, BOK_LOG_WARN, "rows producer %d: %s (re-created by the next upload)", slot->index, err);
+  else
+    LOGP(p, BOK_LOG_INFO, "rows producer %d re-created", slot->index);
+}
+
+/* Creates a topic if missing, with topic configs from `prefix`* keys. */
+static void ensure_topic(row_pool_t *p, rd_kafka_t *rk, int partitions) {
+  rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(p->topic, partitions, 1, NULL, 0);
+  /* Rows carry their upload time; a job may wait a long time before every
+   * worker is back, so keep them a week by default. */
+  rd_kafka_NewTopic_set_config(nt, "retention.ms",
+                               bok_config_get(p->cfg, "kafka.rows_topic_retention_ms", "604800000"));
   rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
   rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
   rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
@@ -130,15 +187,35 @@ static void ensure_topic(rd_kafka_t *rk, const char *topic, int partitions, bok_
     size_t n = 0;
     const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
     if (n && rd_kafka_topic_result_error(tr[0]) && rd_kafka_topic_result_error(tr[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-      bok_logf(log, lo, BOK_LOG_WARN, "cannot create topic %s: %s", topic, rd_kafka_topic_result_error_string(tr[0]));
+      LOGP(p, BOK_LOG_WARN, "cannot create topic %s: %s", p->topic, rd_kafka_topic_result_error_string(tr[0]));
     rd_kafka_event_destroy(ev);
   }
   rd_kafka_queue_destroy(q);
   rd_kafka_NewTopic_destroy(nt);
 }
 
+static rd_kafka_t *make_reader(row_pool_t *p, char *err, size_t errlen) {
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  conf_ctx_t cc = {conf, err, errlen, 0};
+  set_prop(&cc, "bootstrap.servers", bok_config_get(p->cfg, "kafka.brokers", "127.0.0.1:9092"));
+  set_prop(&cc, "group.id", "bok-job-resolver"); /* never joins or commits: assign() only */
+  set_prop(&cc, "enable.auto.commit", "false");
+  set_prop(&cc, "enable.auto.offset.store", "false");
+  set_prop(&cc, "isolation.level", "read_committed");
+  set_prop(&cc, "enable.partition.eof", "true");
+  set_prop(&cc, "fetch.max.bytes", "8388608");
+  if (cc.bad) {
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+  }
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
+  if (rk) rd_kafka_poll_set_consumer(rk);
+  return rk;
+}
+
 row_pool_t *row_pool_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen) {
   row_pool_t *p = calloc(1, sizeof *p);
+  p->cfg = cfg;
   p->topic = strdup(bok_config_get(cfg, "kafka.rows_topic", "bok.rows"));
   p->transactions = bok_config_get_bool(cfg, "kafka.transactions", 1);
   p->batch_rows = (int)bok_config_get_int(cfg, "kafka.batch_rows", 500);
@@ -148,15 +225,19 @@ row_pool_t *row_pool_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaq
   p->log_opaque = log_opaque;
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->cv, NULL);
+  pthread_mutex_init(&p->reader_mu, NULL);
   for (int i = 0; i < POOL; i++) {
-    p->slots[i].rk = make_producer(p, &p->slots[i], cfg, i, err, errlen);
-    if (!p->slots[i].rk) {
-      row_pool_destroy(p);
-      return NULL;
-    }
+    p->slots[i].index = i;
+    p->slots[i].rk = make_producer(p, &p->slots[i], err, errlen);
+    if (!p->slots[i].rk) goto fail;
   }
-  ensure_topic(p->slots[0].rk, p->topic, (int)bok_config_get_int(cfg, "kafka.rows_partitions", 8), log, log_opaque);
+  p->reader = make_reader(p, err, errlen);
+  if (!p->reader) goto fail;
+  ensure_topic(p, p->slots[0].rk, (int)bok_config_get_int(cfg, "kafka.rows_partitions", 8));
   return p;
+fail:
+  row_pool_destroy(p);
+  return NULL;
 }
 
 void row_pool_destroy(row_pool_t *p) {
@@ -166,15 +247,42 @@ void row_pool_destroy(row_pool_t *p) {
       rd_kafka_flush(p->slots[i].rk, 5000);
       rd_kafka_destroy(p->slots[i].rk);
     }
+  if (p->reader) {
+    rd_kafka_consumer_close(p->reader);
+    rd_kafka_destroy(p->reader);
+  }
+  pthread_mutex_destroy(&p->reader_mu);
   free(p->topic);
   free(p);
 }
 
-row_batch_writer_t *row_producer_begin(row_pool_t *p, const char *tenant, const char *job_id, const char *model_id,
-                                       int64_t schema_version, char *err, size_t errlen) {
+const char *row_pool_topic(const row_pool_t *p) { return p->topic; }
+
+int row_pool_job_active(row_pool_t *p, const char *job_id) {
+  int active = 0;
+  pthread_mutex_lock(&p->mu);
+  for (int i = 0; i < POOL; i++)
+    if (p->slots[i].busy && strcmp(p->slots[i].job_id, job_id) == 0) active = 1;
+  pthread_mutex_unlock(&p->mu);
+  return active;
+}
+
+static void release_slot(row_pool_t *p, slot_t *slot) {
+  pthread_mutex_lock(&p->mu);
+  slot->busy = 0;
+  slot->cur = NULL;
+  slot->job_id[0] = '\0';
+  pthread_cond_signal(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+}
+
+static slot_t *take_slot(row_pool_t *p, const char *job_id) {
   pthread_mutex_lock(&p->mu);
   slot_t *slot = NULL;
   while (!slot) {
+    /* a slot with a live producer first: a broken one costs a re-creation */
+    for (int i = 0; i < POOL && !slot; i++)
+      if (!p->slots[i].busy && p->slots[i].rk) slot = &p->slots[i];
     for (int i = 0; i < POOL && !slot; i++)
       if (!p->slots[i].busy) slot = &p->slots[i];
     if (!slot) pthread_cond_wait(&p->cv, &p->mu);
@@ -183,22 +291,34 @@ row_batch_writer_t *row_producer_begin(row_pool_t *p, const char *tenant, const 
   slot->seq++;
   slot->failed = 0;
   slot->errmsg[0] = '\0';
+  snprintf(slot->job_id, sizeof slot->job_id, "%s", job_id);
   pthread_mutex_unlock(&p->mu);
+  return slot;
+}
+
+row_batch_writer_t *row_producer_begin(row_pool_t *p, const char *tenant, const char *job_id, const char *model_id,
+                                       int64_t schema_version, char *err, size_t errlen) {
+  slot_t *slot = take_slot(p, job_id);
+  if (!slot->rk) slot_recreate(p, slot);
+  if (!slot->rk) {
+    snprintf(err, errlen, "Kafka: cannot create the rows producer");
+    release_slot(p, slot);
+    return NULL;
+  }
   if (p->transactions) {
     rd_kafka_error_t *e = rd_kafka_begin_transaction(slot->rk);
     if (e) {
       snprintf(err, errlen, "Kafka: %s", rd_kafka_error_string(e));
       rd_kafka_error_destroy(e);
-      pthread_mutex_lock(&p->mu);
-      slot->busy = 0;
-      pthread_cond_signal(&p->cv);
-      pthread_mutex_unlock(&p->mu);
+      slot_recreate(p, slot); /* whatever state it was left in */
+      release_slot(p, slot);
       return NULL;
     }
   }
   row_batch_writer_t *w = calloc(1, sizeof *w);
   w->pool = p;
   w->slot = slot;
+  slot->cur = w;
   snprintf(w->tenant, sizeof w->tenant, "%s", tenant);
   snprintf(w->job_id, sizeof w->job_id, "%s", job_id);
   snprintf(w->model_id, sizeof w->model_id, "%s", model_id);
@@ -207,6 +327,24 @@ row_batch_writer_t *row_producer_begin(row_pool_t *p, const char *tenant, const 
   w->ptrs = calloc((size_t)p->batch_rows, sizeof *w->ptrs);
   w->raws = calloc((size_t)p->batch_rows, sizeof *w->raws);
   return w;
+}
+
+/* Records the message about to be produced; returns its index. */
+static size_t note_msg(row_batch_writer_t *w) {
+  if (w->nmsgs == w->msgcap) {
+    w->msgcap = w->msgcap ? w->msgcap * 2 : 64;
+    w->msgs = realloc(w->msgs, w->msgcap * sizeof *w->msgs);
+  }
+  row_msg_t *m = &w->msgs[w->nmsgs];
+  m->first_row = m->last_row = w->rows[0].row;
+  for (size_t i = 1; i < w->n; i++) {
+    if (w->rows[i].row < m->first_row) m->first_row = w->rows[i].row;
+    if (w->rows[i].row > m->last_row) m->last_row = w->rows[i].row;
+  }
+  m->rows = (int64_t)w->n;
+  m->partition = -1;
+  m->offset = -1;
+  return w->nmsgs++;
 }
 
 static int flush_batch(row_batch_writer_t *w) {
@@ -223,11 +361,13 @@ static int flush_batch(row_batch_writer_t *w) {
   batch__v1__row_batch__pack(&b, buf);
   char key[64];
   int kl = snprintf(key, sizeof key, "%s-%lld", w->job_id, (long long)w->rows[0].row);
+  size_t idx = note_msg(w);
+  uint64_t tag = ((uint64_t)w->slot->seq << 32) | (uint64_t)idx;
   rd_kafka_resp_err_t e;
   for (;;) {
     e = rd_kafka_producev(w->slot->rk, RD_KAFKA_V_TOPIC(w->pool->topic), RD_KAFKA_V_KEY(key, (size_t)kl),
                           RD_KAFKA_V_VALUE(buf, sz), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                          RD_KAFKA_V_OPAQUE((void *)w->slot->seq), RD_KAFKA_V_END);
+                          RD_KAFKA_V_OPAQUE((void *)(uintptr_t)tag), RD_KAFKA_V_END);
     if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
     rd_kafka_poll(w->slot->rk, 50);
   }
@@ -260,66 +400,175 @@ int row_producer_add(row_batch_writer_t *w, int64_t row, const void *raw, size_t
   return 0;
 }
 
-static void release(row_batch_writer_t *w) {
+int row_producer_flush(row_batch_writer_t *w, char *err, size_t errlen) {
+  int rc = flush_batch(w);
+  if (rc == 0 && rd_kafka_flush(w->slot->rk, TXN_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    snprintf(err, errlen, "Kafka: the rows were not delivered in time");
+    return -1;
+  }
+  if (w->slot->failed || rc != 0) {
+    snprintf(err, errlen, "Kafka: %s", w->slot->errmsg);
+    return -1;
+  }
+  if (w->delivered != w->nmsgs) {
+    snprintf(err, errlen, "Kafka: %zu of %zu messages delivered", w->delivered, w->nmsgs);
+    return -1;
+  }
+  return 0;
+}
+
+const row_msg_t *row_producer_messages(const row_batch_writer_t *w, size_t *n) {
+  *n = w->nmsgs;
+  return w->msgs;
+}
+
+static void writer_free(row_batch_writer_t *w) {
   for (size_t i = 0; i < w->n; i++) free(w->raws[i]);
-  row_pool_t *p = w->pool;
-  pthread_mutex_lock(&p->mu);
-  w->slot->busy = 0;
-  pthread_cond_signal(&p->cv);
-  pthread_mutex_unlock(&p->mu);
   free(w->rows);
   free(w->ptrs);
   free(w->raws);
+  free(w->msgs);
   free(w);
 }
 
 int row_producer_commit(row_batch_writer_t *w, char *err, size_t errlen) {
-  int rc = flush_batch(w);
-  rd_kafka_t *rk = w->slot->rk;
-  if (w->pool->transactions) {
-    if (rc == 0) {
-      rd_kafka_error_t *e = rd_kafka_commit_transaction(rk, TXN_TIMEOUT_MS);
-      if (e) {
-        snprintf(err, errlen, "Kafka commit: %s", rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-        rc = -1;
+  row_pool_t *p = w->pool;
+  slot_t *slot = w->slot;
+  if (!p->transactions) return 0; /* flushed: the rows are written */
+  for (int attempt = 0;; attempt++) {
+    rd_kafka_error_t *e = rd_kafka_commit_transaction(slot->rk, COMMIT_TIMEOUT_MS);
+    if (!e) {
+      bok_counter_inc(job_metrics.txn_committed);
+      return 0;
+    }
+    snprintf(err, errlen, "Kafka commit: %s", rd_kafka_error_string(e));
+    /* A retriable failure (e.g. a timeout) may still be committing: calling
+     * commit again resumes it; aborting now could be refused. */
+    int retry = rd_kafka_error_is_retriable(e) && attempt < 3;
+    int abortable = rd_kafka_error_txn_requires_abort(e);
+    rd_kafka_error_destroy(e);
+    if (retry) continue;
+    if (abortable) {
+      rd_kafka_error_t *a = rd_kafka_abort_transaction(slot->rk, COMMIT_TIMEOUT_MS);
+      if (!a) {
+        bok_counter_inc(job_metrics.txn_aborted);
+        return -1;
       }
+      rd_kafka_error_destroy(a);
     }
-    if (rc != 0) {
-      if (w->slot->failed) snprintf(err, errlen, "Kafka: %s", w->slot->errmsg);
-      rd_kafka_error_t *e = rd_kafka_abort_transaction(rk, TXN_TIMEOUT_MS);
-      if (e) rd_kafka_error_destroy(e);
-    }
-    bok_counter_inc(rc == 0 ? job_metrics.txn_committed : job_metrics.txn_aborted);
-  } else {
-    rd_kafka_flush(rk, TXN_TIMEOUT_MS);
-    if (w->slot->failed) {
-      snprintf(err, errlen, "Kafka: %s", w->slot->errmsg);
-      rc = -1;
-    }
+    /* Outcome unknown: a new producer with the same id settles the old
+     * transaction (commits it if the coordinator had decided to, aborts it
+     * otherwise); the caller then reads whether it committed. */
+    slot_recreate(p, slot);
+    return 1;
   }
-  release(w);
-  return rc;
+}
+
+void row_producer_end(row_batch_writer_t *w) {
+  release_slot(w->pool, w->slot);
+  writer_free(w);
 }
 
 void row_producer_abort(row_batch_writer_t *w) {
-  if (w->pool->transactions) {
-    rd_kafka_error_t *e = rd_kafka_abort_transaction(w->slot->rk, TXN_TIMEOUT_MS);
-    if (e) rd_kafka_error_destroy(e);
+  row_pool_t *p = w->pool;
+  if (p->transactions && w->slot->rk) {
+    rd_kafka_error_t *e = rd_kafka_abort_transaction(w->slot->rk, COMMIT_TIMEOUT_MS);
+    if (e) {
+      LOGP(p, BOK_LOG_WARN, "abort_transaction: %s", rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+      slot_recreate(p, w->slot); /* fences the transaction: aborted either way */
+    }
     bok_counter_inc(job_metrics.txn_aborted);
-  } else {
+  } else if (w->slot->rk) {
     rd_kafka_flush(w->slot->rk, TXN_TIMEOUT_MS);
   }
-  release(w);
+  row_producer_end(w);
 }
 
 int row_pool_probe(row_pool_t *p, int timeout_ms, char *err, size_t errlen) {
   const struct rd_kafka_metadata *md = NULL;
-  rd_kafka_resp_err_t e = rd_kafka_metadata(p->slots[0].rk, 0, NULL, &md, timeout_ms);
+  rd_kafka_resp_err_t e = rd_kafka_metadata(p->reader, 0, NULL, &md, timeout_ms); /* thread-safe handle */
   if (e) {
     snprintf(err, errlen, "Kafka unreachable: %s", rd_kafka_err2str(e));
     return -1;
   }
   rd_kafka_metadata_destroy(md);
   return 0;
+}
+
+/* One read_committed look at (partition, offset); reader_mu held. */
+static int resolve_locked(row_pool_t *p, int32_t partition, int64_t offset, int timeout_ms) {
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(l, p->topic, partition)->offset = offset;
+  int out = -1;
+  if (rd_kafka_assign(p->reader, l) != RD_KAFKA_RESP_ERR_NO_ERROR) goto done;
+  int64_t deadline = bok_mono_ms() + timeout_ms;
+  while (out < 0 && bok_mono_ms() < deadline) {
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(p->reader, 100);
+    if (!m) continue;
+    if (m->partition == partition && strcmp(rd_kafka_topic_name(m->rkt), p->topic) == 0) {
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (m->offset > offset) out = 0; /* the stable end is past it and it was skipped: aborted */
+      } else if (!m->err) {
+        out = m->offset == offset ? 1 : m->offset > offset ? 0 : -1;
+      }
+    }
+    rd_kafka_message_destroy(m);
+  }
+  rd_kafka_assign(p->reader, NULL);
+done:
+  rd_kafka_topic_partition_list_destroy(l);
+  return out;
+}
+
+int row_pool_resolve(row_pool_t *p, int32_t partition, int64_t offset, int timeout_ms) {
+  if (!p->transactions) return 1;
+  pthread_mutex_lock(&p->reader_mu);
+  int r = resolve_locked(p, partition, offset, timeout_ms);
+  pthread_mutex_unlock(&p->reader_mu);
+  return r;
+}
+
+static int committed_locked(row_pool_t *p, const char *group, const int32_t *parts, size_t n, int64_t *out,
+                            int timeout_ms) {
+  rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new((int)n);
+  for (size_t i = 0; i < n; i++) rd_kafka_topic_partition_list_add(tp, p->topic, parts[i]);
+  rd_kafka_ListConsumerGroupOffsets_t *req = rd_kafka_ListConsumerGroupOffsets_new(group, tp);
+  rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(p->reader, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
+  char es[256];
+  rd_kafka_AdminOptions_set_request_timeout(opt, timeout_ms, es, sizeof es);
+  rd_kafka_error_t *se = rd_kafka_AdminOptions_set_require_stable_offsets(opt, 1);
+  if (se) rd_kafka_error_destroy(se);
+  rd_kafka_queue_t *q = rd_kafka_queue_new(p->reader);
+  rd_kafka_ListConsumerGroupOffsets(p->reader, &req, 1, opt, q);
+  rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
+  int rc = -1;
+  const rd_kafka_ListConsumerGroupOffsets_result_t *res = ev ? rd_kafka_event_ListConsumerGroupOffsets_result(ev) : NULL;
+  if (res && !rd_kafka_event_error(ev)) {
+    size_t ng = 0;
+    const rd_kafka_group_result_t **g = rd_kafka_ListConsumerGroupOffsets_result_groups(res, &ng);
+    const rd_kafka_topic_partition_list_t *got = ng == 1 && !rd_kafka_group_result_error(g[0])
+                                                     ? rd_kafka_group_result_partitions(g[0])
+                                                     : NULL;
+    for (size_t i = 0; got && i < n; i++) {
+      const rd_kafka_topic_partition_t *x = rd_kafka_topic_partition_list_find(got, p->topic, parts[i]);
+      out[i] = x && !x->err && x->offset >= 0 ? x->offset : -1;
+    }
+    if (got) rc = 0;
+  }
+  if (ev) rd_kafka_event_destroy(ev);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_AdminOptions_destroy(opt);
+  rd_kafka_ListConsumerGroupOffsets_destroy(req);
+  rd_kafka_topic_partition_list_destroy(tp);
+  return rc;
+}
+
+int row_pool_committed(row_pool_t *p, const char *group, const int32_t *parts, size_t n, int64_t *out, int timeout_ms) {
+  for (size_t i = 0; i < n; i++) out[i] = -1;
+  if (n == 0) return 0;
+  pthread_mutex_lock(&p->reader_mu);
+  int rc = committed_locked(p, group, parts, n, out, timeout_ms);
+  pthread_mutex_unlock(&p->reader_mu);
+  return rc;
 }

@@ -1,9 +1,9 @@
 /* bok-worker: validates rows from Kafka and publishes events.
  *
  * Runs `lanes` worker loops (worker.h: each its own consumer-group member and
- * transactional producer) on as many threads; SIGTERM/SIGINT stop them all,
- * and a lane that stops on a fatal error stops the others (exit 1, so a
- * supervisor restarts the process). */
+ * transactional producer) on as many threads; SIGTERM/SIGINT stop them all.
+ * A lane never exits on a Kafka or peer outage: it aborts, re-creates its
+ * producer when abort cannot help, and retries with back-off. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,7 +43,7 @@ static void *lane_main(void *arg) {
 
 /* Every key this binary reads (README "Ports and configuration"); others are
  * refused at start with their file:line. */
-static const char *const KNOWN_KEYS[] = {"worker_id", "lanes:int", "kafka.brokers", "kafka.rows_topic", "kafka.group_id", "kafka.transactions:bool", "kafka.transaction_timeout_ms:int", "kafka.events_partitions:int", "kafka.batch_max_rows:int", "kafka.batch_max_ms:int", "kafka.producer.*", "kafka.consumer.*", "routes.default.model", "routes.default.job", "routes.tenants.*", "log_level:level", "log_format:format", "metrics_listen", NULL};
+static const char *const KNOWN_KEYS[] = {"worker_id", "lanes:int", "kafka.brokers", "kafka.rows_topic", "kafka.group_id", "kafka.transactions:bool", "kafka.transaction_timeout_ms:int", "kafka.events_partitions:int", "kafka.batch_max_rows:int", "kafka.batch_max_ms:int", "kafka.producer.*", "kafka.consumer.*", "kafka.events_topic.*", "routes.default.model", "routes.default.job", "routes.tenants.*", "log_level:level", "log_format:format", "metrics_listen", NULL};
 
 int main(int argc, char **argv) {
   static const char *names[MAX_LANES] = {"worker",    "worker.1",  "worker.2",  "worker.3",

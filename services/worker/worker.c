@@ -11,6 +11,7 @@
 #include "batch/v1/rows.pb-c.h"
 #include "bok/arena.h"
 #include "bok/core.h"
+#include "bok/fault.h"
 #include "bok/routes.h"
 #include "bok/rpc.h"
 #include "bok/util.h"
@@ -53,16 +54,17 @@ struct worker {
   char worker_id[128];
   rd_kafka_t *consumer;
   rd_kafka_t *producer;
+  char group_id[128];
   int transactions;
   char *rows_topic;
   int batch_max_rows;
   int batch_max_ms;
   int events_partitions;
   volatile sig_atomic_t stop;
-  int fatal; /* the producer hit a fatal error: exit non-zero */
+  int reset; /* the producer is in a state abort cannot clear: re-create it */
   int rebalances; /* bumped by the rebalance callback (runs inside poll) */
   bok_routes_t *routes;
-  chan_t chans[64];
+  chan_t *chans; /* one per job-service/model-service address, grows */
   int nchans;
   job_ctx_t *jobs;
   int njobs;
@@ -103,6 +105,69 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
   }
 }
 
+/* The transactional producer: its id is stable for a worker id, so a new one
+ * (a restarted process, or make_producer again after a failure) fences the
+ * old epoch and aborts its open transaction. 0 ok, -1 with err set. */
+static int make_producer(worker_t *w, char *err, size_t errlen) {
+  const bok_config_t *cfg = w->cfg;
+  rd_kafka_conf_t *pc = rd_kafka_conf_new();
+  confctx_t c2 = {pc, err, errlen, 0};
+  set_prop(&c2, "bootstrap.servers", bok_config_get(cfg, "kafka.brokers", "127.0.0.1:9092"));
+  set_prop(&c2, "linger.ms", "5");
+  set_prop(&c2, "compression.codec", "zstd");
+  set_prop(&c2, "enable.idempotence", "true");
+  set_prop(&c2, "batch.num.messages", "10000");
+  if (w->transactions) {
+    char tid[300];
+    /* the group keeps ids of different deployments (and test stacks) apart */
+    snprintf(tid, sizeof tid, "bok-worker-%s-%s", w->group_id, w->worker_id);
+    set_prop(&c2, "transactional.id", tid);
+    /* Short: a worker killed mid-transaction blocks its partitions' offsets
+     * (unstable) until the coordinator aborts the transaction. */
+    set_prop(&c2, "transaction.timeout.ms", bok_config_get(cfg, "kafka.transaction_timeout_ms", "10000"));
+  }
+  bok_config_each(cfg, "kafka.producer.", set_prop, &c2);
+  if (c2.bad) {
+    rd_kafka_conf_destroy(pc);
+    return -1;
+  }
+  w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, errlen);
+  if (!w->producer) return -1;
+  if (w->transactions) {
+    rd_kafka_error_t *e = rd_kafka_init_transactions(w->producer, 30000);
+    if (e) {
+      snprintf(err, errlen, "init_transactions: %s", rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+      rd_kafka_destroy(w->producer);
+      w->producer = NULL;
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Replaces a producer that abort could not bring back (INVALID_TXN_STATE,
+ * fenced, fatal): the same transactional.id fences the old epoch. Retries
+ * with back-off while Kafka is down; gives up only when stopped. */
+static void reset_producer(worker_t *w) {
+  if (w->producer) {
+    rd_kafka_purge(w->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_destroy(w->producer);
+    w->producer = NULL;
+  }
+  for (int delay = 500; !w->stop; delay = delay * 2 > 10000 ? 10000 : delay * 2) {
+    char err[512];
+    if (make_producer(w, err, sizeof err) == 0) {
+      LOG(w, BOK_LOG_INFO, "transactional producer re-created");
+      bok_counter_inc(worker_metrics.producer_resets);
+      w->reset = 0;
+      return;
+    }
+    LOG(w, BOK_LOG_WARN, "re-creating the producer: %s (retrying in %d ms)", err, delay);
+    for (int t = 0; t < delay && !w->stop; t += 100) usleep(100 * 1000);
+  }
+}
+
 worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *lo, char *err, size_t errlen) {
   worker_t *w = calloc(1, sizeof *w);
   w->cfg = cfg;
@@ -121,6 +186,7 @@ worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *lo
     snprintf(w->worker_id + n, sizeof w->worker_id - n, ".%d", lane);
   }
   w->transactions = bok_config_get_bool(cfg, "kafka.transactions", 1);
+  snprintf(w->group_id, sizeof w->group_id, "%s", bok_config_get(cfg, "kafka.group_id", "bok-workers"));
   w->rows_topic = strdup(bok_config_get(cfg, "kafka.rows_topic", "bok.rows"));
   w->batch_max_rows = (int)bok_config_get_int(cfg, "kafka.batch_max_rows", 5000);
   w->batch_max_ms = (int)bok_config_get_int(cfg, "kafka.batch_max_ms", 100);
@@ -133,7 +199,7 @@ worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *lo
   rd_kafka_conf_t *cc = rd_kafka_conf_new();
   confctx_t c1 = {cc, err, errlen, 0};
   set_prop(&c1, "bootstrap.servers", brokers);
-  set_prop(&c1, "group.id", bok_config_get(cfg, "kafka.group_id", "bok-workers"));
+  set_prop(&c1, "group.id", w->group_id);
   set_prop(&c1, "isolation.level", "read_committed");
   set_prop(&c1, "enable.auto.commit", "false");
   set_prop(&c1, "auto.offset.reset", "earliest");
@@ -155,37 +221,7 @@ worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *lo
   if (!w->consumer) goto fail;
   rd_kafka_poll_set_consumer(w->consumer);
 
-  rd_kafka_conf_t *pc = rd_kafka_conf_new();
-  confctx_t c2 = {pc, err, errlen, 0};
-  set_prop(&c2, "bootstrap.servers", brokers);
-  set_prop(&c2, "linger.ms", "5");
-  set_prop(&c2, "compression.codec", "zstd");
-  set_prop(&c2, "enable.idempotence", "true");
-  set_prop(&c2, "batch.num.messages", "10000");
-  if (w->transactions) {
-    char tid[200];
-    /* the group keeps ids of different deployments (and test stacks) apart */
-    snprintf(tid, sizeof tid, "bok-worker-%s-%s", bok_config_get(cfg, "kafka.group_id", "bok-workers"), w->worker_id);
-    set_prop(&c2, "transactional.id", tid);
-    /* Short: a worker killed mid-transaction blocks its partitions' offsets
-     * (unstable) until the coordinator aborts the transaction. */
-    set_prop(&c2, "transaction.timeout.ms", bok_config_get(cfg, "kafka.transaction_timeout_ms", "10000"));
-  }
-  bok_config_each(cfg, "kafka.producer.", set_prop, &c2);
-  if (c2.bad) {
-    rd_kafka_conf_destroy(pc);
-    goto fail;
-  }
-  w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, errlen);
-  if (!w->producer) goto fail;
-  if (w->transactions) {
-    rd_kafka_error_t *e = rd_kafka_init_transactions(w->producer, 60000);
-    if (e) {
-      snprintf(err, errlen, "init_transactions: %s", rd_kafka_error_string(e));
-      rd_kafka_error_destroy(e);
-      goto fail;
-    }
-  }
+  if (make_producer(w, err, errlen) != 0) goto fail;
   rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(sub, w->rows_topic, RD_KAFKA_PARTITION_UA);
   rd_kafka_resp_err_t se = rd_kafka_subscribe(w->consumer, sub);
@@ -228,6 +264,7 @@ void worker_destroy(worker_t *w) {
     bok_rpc_channel_destroy(w->chans[i].ch);
     free(w->chans[i].addr);
   }
+  free(w->chans);
   for (int i = 0; i < w->ntopics; i++) free(w->topics_made[i]);
   free(w->topics_made);
   bok_routes_destroy(w->routes);
@@ -242,26 +279,59 @@ void worker_destroy(worker_t *w) {
 static bok_rpc_channel_t *chan(worker_t *w, const char *addr) {
   for (int i = 0; i < w->nchans; i++)
     if (strcmp(w->chans[i].addr, addr) == 0) return w->chans[i].ch;
-  if (w->nchans == 64) return w->chans[0].ch;
+  w->chans = realloc(w->chans, (size_t)(w->nchans + 1) * sizeof *w->chans);
   w->chans[w->nchans].addr = strdup(addr);
   w->chans[w->nchans].ch = bok_rpc_channel_new(addr);
   return w->chans[w->nchans++].ch;
 }
 
-static void ensure_topic(worker_t *w, const char *topic) {
-  for (int i = 0; i < w->ntopics; i++)
-    if (strcmp(w->topics_made[i], topic) == 0) return;
+typedef struct {
+  rd_kafka_NewTopic_t *nt;
+  int bad;
+} topic_conf_t;
+
+static int set_topic_prop(void *ud, const char *k, const char *v) {
+  topic_conf_t *t = ud;
+  if (rd_kafka_NewTopic_set_config(t->nt, k, v) != RD_KAFKA_RESP_ERR_NO_ERROR) t->bad = 1;
+  return 0;
+}
+
+/* Creates an events topic that can never delete committed events by
+ * surprise: events carry their event time (1970 .. 2038) as the Kafka
+ * timestamp, so time retention is off and any timestamp is accepted unless
+ * `kafka.events_topic.*` says otherwise (docs/OPERATIONS.md "Event time and
+ * retention"). An existing topic is left as it is. */
+static void create_events_topic(worker_t *w, const char *topic) {
   rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, w->events_partitions, 1, NULL, 0);
+  topic_conf_t tc = {nt, 0};
+  set_topic_prop(&tc, "retention.ms", "-1");
+  set_topic_prop(&tc, "message.timestamp.before.max.ms", "9223372036854775807");
+  set_topic_prop(&tc, "message.timestamp.after.max.ms", "9223372036854775807");
+  bok_config_each(w->cfg, "kafka.events_topic.", set_topic_prop, &tc);
+  if (tc.bad) LOG(w, BOK_LOG_WARN, "kafka.events_topic.*: a property was refused");
   rd_kafka_queue_t *q = rd_kafka_queue_new(w->producer);
   rd_kafka_CreateTopics(w->producer, &nt, 1, NULL, q);
   rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
-  if (ev) rd_kafka_event_destroy(ev);
+  if (ev) {
+    const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+    size_t n = 0;
+    const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
+    rd_kafka_resp_err_t e = n ? rd_kafka_topic_result_error(tr[0]) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+      LOG(w, BOK_LOG_WARN, "cannot create topic %s: %s", topic, rd_kafka_topic_result_error_string(tr[0]));
+    rd_kafka_event_destroy(ev);
+  }
   rd_kafka_queue_destroy(q);
   rd_kafka_NewTopic_destroy(nt);
+}
+
+static void ensure_topic(worker_t *w, const char *topic) {
+  for (int i = 0; i < w->ntopics; i++)
+    if (strcmp(w->topics_made[i], topic) == 0) return;
+  create_events_topic(w, topic);
   /* Produce only once this producer knows every partition's leader (events
-   * to partitions librdkafka does not know yet sit unassigned). Added while
-   * chasing lost first-message events with 4 lanes under load; it did not
-   * stop that loss (docs/CONFIG.md, `lanes`). Bounded wait, 10 s. */
+   * to partitions librdkafka does not know yet sit unassigned). Bounded
+   * wait, 10 s. */
   rd_kafka_topic_t *rkt = rd_kafka_topic_new(w->producer, topic, NULL);
   for (int tries = 0; rkt && tries < 20; tries++) {
     const struct rd_kafka_metadata *md = NULL;
@@ -579,48 +649,101 @@ static int process_msg(worker_t *w, batch_t *b, const rd_kafka_message_t *m, int
   return rc;
 }
 
-/* Reports every job's results, one RPC per job service. */
+/* The job-service address of batch result i. */
+static const char *job_addr(worker_t *w, const batch_t *b, size_t i) {
+  return bok_routes_lookup(w->routes, b->jobs[i].job->tenant)->job_addr;
+}
+
+/* Marks the jobs the job service says are cancelled: their rows are skipped. */
+static void note_cancelled(worker_t *w, const Batch__V1__ReportResultsResponse *resp) {
+  for (size_t c = 0; c < resp->n_cancelled_job_ids; c++)
+    for (job_ctx_t *j = w->jobs; j; j = j->next)
+      if (strcmp(j->job_id, resp->cancelled_job_ids[c]) == 0 && !j->skip) {
+        j->skip = 1;
+        LOG(w, BOK_LOG_INFO, "job %s is cancelled or finished: skipping its rows", j->job_id);
+      }
+}
+
+/* Stages the results of the open transaction, one RPC per job service (the
+ * job service counts them once the transaction is known to have committed). */
 static int report(worker_t *w, batch_t *b) {
-  /* group by job service address */
-  for (size_t i = 0; i < b->n; i++) {
-    const char *addr = bok_routes_lookup(w->routes, b->jobs[i].job->tenant)->job_addr;
-    int first = 1;
-    for (size_t k = 0; k < i; k++)
-      if (strcmp(bok_routes_lookup(w->routes, b->jobs[k].job->tenant)->job_addr, addr) == 0) first = 0;
-    if (!first) continue;
-    Batch__V1__JobResults **list = calloc(b->n, sizeof *list);
-    size_t n = 0;
-    for (size_t k = i; k < b->n; k++)
-      if (strcmp(bok_routes_lookup(w->routes, b->jobs[k].job->tenant)->job_addr, addr) == 0) list[n++] = &b->jobs[k].res;
+  Batch__V1__JobResults **list = calloc(b->n ? b->n : 1, sizeof *list);
+  int rc = 0;
+  for (size_t i = 0; i < b->n && rc == 0; i++) {
+    const char *addr = job_addr(w, b, i);
+    size_t k, n = 0;
+    for (k = 0; k < i && strcmp(job_addr(w, b, k), addr) != 0; k++) {
+    }
+    if (k < i) continue; /* this address was reported with an earlier job */
+    for (k = i; k < b->n; k++)
+      if (strcmp(job_addr(w, b, k), addr) == 0) list[n++] = &b->jobs[k].res;
     Batch__V1__ReportResultsRequest req = BATCH__V1__REPORT_RESULTS_REQUEST__INIT;
     req.worker_id = w->worker_id;
+    req.group_id = w->group_id;
     req.n_jobs = n;
     req.jobs = list;
     Batch__V1__ReportResultsResponse *resp = NULL;
     bok_err_t err;
-    int rc = bok_rpc_unary(chan(w, addr), "/batch.v1.JobService/ReportResults", NULL, 30000, &req.base,
-                           &batch__v1__report_results_response__descriptor, (ProtobufCMessage **)&resp, &err);
-    free(list);
+    rc = bok_rpc_unary(chan(w, addr), "/batch.v1.JobService/ReportResults", NULL, 30000, &req.base,
+                       &batch__v1__report_results_response__descriptor, (ProtobufCMessage **)&resp, &err);
     bok_counter_inc(rc ? worker_metrics.report_failed : worker_metrics.report_ok);
     if (rc != 0) {
       LOG(w, BOK_LOG_WARN, "reporting to %s failed: %s", addr, err.msg);
-      return -1;
+    } else {
+      note_cancelled(w, resp);
+      protobuf_c_message_free_unpacked(&resp->base, NULL);
     }
-    for (size_t c = 0; c < resp->n_cancelled_job_ids; c++)
-      for (job_ctx_t *j = w->jobs; j; j = j->next)
-        if (strcmp(j->job_id, resp->cancelled_job_ids[c]) == 0 && !j->skip) {
-          j->skip = 1;
-          LOG(w, BOK_LOG_INFO, "job %s is cancelled or finished: skipping its rows", j->job_id);
-        }
-    protobuf_c_message_free_unpacked(&resp->base, NULL);
   }
-  return 0;
+  free(list);
+  return rc == 0 ? 0 : -1;
 }
 
+/* After the commit: the staged results count now. Best effort: when this
+ * fails the job service counts them from the group's committed offsets. */
+static void confirm(worker_t *w, batch_t *b) {
+  size_t total = 0;
+  for (size_t i = 0; i < b->n; i++) total += b->jobs[i].res.n_batches;
+  if (!total) return;
+  Batch__V1__MessageRef *refs = calloc(total, sizeof *refs);
+  Batch__V1__MessageRef **ptrs = calloc(total, sizeof *ptrs);
+  for (size_t i = 0; i < b->n; i++) {
+    const char *addr = job_addr(w, b, i);
+    size_t k, n = 0;
+    for (k = 0; k < i && strcmp(job_addr(w, b, k), addr) != 0; k++) {
+    }
+    if (k < i) continue;
+    for (k = i; k < b->n; k++) {
+      if (strcmp(job_addr(w, b, k), addr) != 0) continue;
+      for (size_t m = 0; m < b->jobs[k].res.n_batches; m++) {
+        batch__v1__message_ref__init(&refs[n]);
+        refs[n].job_id = b->jobs[k].res.job_id;
+        refs[n].first_row = b->jobs[k].res.batches[m]->first_row;
+        ptrs[n] = &refs[n];
+        n++;
+      }
+    }
+    Batch__V1__ConfirmResultsRequest req = BATCH__V1__CONFIRM_RESULTS_REQUEST__INIT;
+    req.worker_id = w->worker_id;
+    req.n_messages = n;
+    req.messages = ptrs;
+    Batch__V1__ConfirmResultsResponse *resp = NULL;
+    bok_err_t err;
+    if (bok_rpc_unary(chan(w, addr), "/batch.v1.JobService/ConfirmResults", NULL, 10000, &req.base,
+                      &batch__v1__confirm_results_response__descriptor, (ProtobufCMessage **)&resp, &err) != 0)
+      LOG(w, BOK_LOG_WARN, "confirming to %s failed (counted later from offsets): %s", addr, err.msg);
+    else
+      protobuf_c_message_free_unpacked(&resp->base, NULL);
+  }
+  free(refs);
+  free(ptrs);
+}
+
+/* Logs a transaction API error; 1 when there was none. A fatal error, or one
+ * that abort cannot clear, marks the producer for re-creation. */
 static int txn_ok(worker_t *w, rd_kafka_error_t *e, const char *what) {
   if (!e) return 1;
   LOG(w, BOK_LOG_WARN, "%s: %s", what, rd_kafka_error_string(e));
-  if (rd_kafka_error_is_fatal(e)) w->fatal = 1;
+  if (rd_kafka_error_is_fatal(e)) w->reset = 1;
   rd_kafka_error_destroy(e);
   return 0;
 }
@@ -629,13 +752,15 @@ static int txn_ok(worker_t *w, rd_kafka_error_t *e, const char *what) {
  * be committing, and aborting then could publish the batch twice. */
 static int commit_txn(worker_t *w) {
   for (int attempt = 0;; attempt++) {
+    bok_fault("worker.commit");
     rd_kafka_error_t *e = rd_kafka_commit_transaction(w->producer, TXN_TIMEOUT_MS);
     if (!e) return 1;
-    if (rd_kafka_error_is_retriable(e) && attempt < 10) {
+    if (rd_kafka_error_is_retriable(e) && attempt < 3) {
       LOG(w, BOK_LOG_WARN, "commit_transaction (retrying): %s", rd_kafka_error_string(e));
       rd_kafka_error_destroy(e);
       continue;
     }
+    if (!rd_kafka_error_txn_requires_abort(e)) w->reset = 1; /* outcome unknown: fence it */
     return txn_ok(w, e, "commit_transaction");
   }
 }
@@ -649,108 +774,125 @@ static void rewind_to(worker_t *w, rd_kafka_topic_partition_list_t *first) {
   }
 }
 
-int worker_run(worker_t *w) {
-  int backoff_ms = 0;
-  while (!w->stop) {
-    if (backoff_ms) {
-      usleep((useconds_t)backoff_ms * 1000);
-      if (w->stop) break;
+static void batch_reset_offsets(batch_t *b) {
+  if (b->first) rd_kafka_topic_partition_list_destroy(b->first);
+  if (b->next) rd_kafka_topic_partition_list_destroy(b->next);
+  b->first = rd_kafka_topic_partition_list_new(8);
+  b->next = rd_kafka_topic_partition_list_new(8);
+}
+
+/* Collects up to ~batch_max_rows rows (or batch_max_ms) of messages. */
+static int collect(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max) {
+  int nm = 0;
+  int64_t deadline = bok_mono_ms() + w->batch_max_ms;
+  int gen = w->rebalances;
+  while (nm < max && !w->stop) {
+    int64_t left = deadline - bok_mono_ms();
+    if (left <= 0 && nm > 0) break;
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, nm ? (int)(left > 0 ? left : 0) : 200);
+    if (gen != w->rebalances) {
+      /* A rebalance ran inside poll: the messages collected so far belong
+       * to the old assignment. Drop them -- whoever owns their partitions
+       * now starts from the committed offsets -- and keep collecting. */
+      for (int i = 0; i < nm; i++) rd_kafka_message_destroy(msgs[i]);
+      nm = 0;
+      batch_reset_offsets(b);
+      gen = w->rebalances;
     }
-    batch_t b;
-    memset(&b, 0, sizeof b);
-    b.first = rd_kafka_topic_partition_list_new(8);
-    b.next = rd_kafka_topic_partition_list_new(8);
-    rd_kafka_message_t *msgs[1024];
-    int nm = 0;
-    int64_t deadline = bok_mono_ms() + w->batch_max_ms;
-    int gen = w->rebalances;
-    while (nm < 1024 && !w->stop) {
-      int64_t left = deadline - bok_mono_ms();
-      if (left <= 0 && nm > 0) break;
-      rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, nm ? (int)(left > 0 ? left : 0) : 200);
-      if (gen != w->rebalances) {
-        /* A rebalance ran inside poll: the messages collected so far belong
-         * to the old assignment. Drop them -- whoever owns their partitions
-         * now starts from the committed offsets -- and keep collecting. */
-        for (int i = 0; i < nm; i++) rd_kafka_message_destroy(msgs[i]);
-        nm = 0;
-        rd_kafka_topic_partition_list_destroy(b.first);
-        rd_kafka_topic_partition_list_destroy(b.next);
-        b.first = rd_kafka_topic_partition_list_new(8);
-        b.next = rd_kafka_topic_partition_list_new(8);
-        gen = w->rebalances;
-      }
-      if (!m) {
-        if (nm) break;
-        continue;
-      }
-      if (m->err) {
-        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-          LOG(w, BOK_LOG_WARN, "consumer: %s", rd_kafka_message_errstr(m));
-        rd_kafka_message_destroy(m);
-        continue;
-      }
-      msgs[nm++] = m;
-      note_offset(&b, m);
-      if ((int)(nm * 500) >= w->batch_max_rows) break; /* RowBatch messages carry up to ~500 rows */
-    }
-    if (nm == 0) {
-      batch_free(&b);
+    if (!m) {
+      if (nm) break;
       continue;
     }
-    int ok = 1;
-    if (w->transactions) ok = txn_ok(w, rd_kafka_begin_transaction(w->producer), "begin_transaction");
+    if (m->err) {
+      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) LOG(w, BOK_LOG_WARN, "consumer: %s", rd_kafka_message_errstr(m));
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    msgs[nm++] = m;
+    note_offset(b, m);
+    if ((int)(nm * 500) >= w->batch_max_rows) break; /* RowBatch messages carry up to ~500 rows */
+  }
+  return nm;
+}
+
+/* One transaction: begin, produce events, stage results, send offsets,
+ * commit. 1 committed, 0 failed (the caller aborts and rewinds). */
+static int run_txn(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int nm, int64_t *rows) {
+  int ok = 1;
+  if (w->transactions) ok = txn_ok(w, rd_kafka_begin_transaction(w->producer), "begin_transaction");
+  for (int i = 0; i < nm && ok; i++) ok = process_msg(w, b, msgs[i], rows) == 0;
+  if (ok && !w->transactions) ok = rd_kafka_flush(w->producer, TXN_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR;
+  if (ok) bok_fault("worker.after_produce");
+  if (ok) ok = report(w, b) == 0;
+  if (ok) bok_fault("worker.after_report");
+  if (ok && w->transactions) {
+    rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(w->consumer);
+    ok = txn_ok(w, rd_kafka_send_offsets_to_transaction(w->producer, b->next, md, TXN_TIMEOUT_MS),
+                "send_offsets_to_transaction");
+    rd_kafka_consumer_group_metadata_destroy(md);
+    if (ok) bok_fault("worker.after_send_offsets");
+    if (ok) ok = commit_txn(w);
+  } else if (ok) {
+    ok = rd_kafka_commit(w->consumer, b->next, 0) == RD_KAFKA_RESP_ERR_NO_ERROR;
+  }
+  if (ok) bok_fault("worker.after_commit");
+  return ok;
+}
+
+/* A failed transaction: abort it (or re-create the producer when abort
+ * cannot), rewind to the batch start. Never exits the worker. */
+static void recover(worker_t *w, batch_t *b) {
+  if (w->transactions && !w->reset) {
+    rd_kafka_error_t *e = rd_kafka_abort_transaction(w->producer, TXN_TIMEOUT_MS);
+    if (e) {
+      LOG(w, BOK_LOG_WARN, "abort_transaction: %s", rd_kafka_error_string(e));
+      w->reset = 1;
+      rd_kafka_error_destroy(e);
+    }
+  }
+  if (w->transactions && w->reset) reset_producer(w);
+  bok_counter_inc(worker_metrics.batches_aborted);
+  if (w->transactions) bok_counter_inc(worker_metrics.txn_aborted);
+  rewind_to(w, b->first);
+}
+
+static void count_done(worker_t *w, batch_t *b, int64_t rows) {
+  w->rows_done += rows;
+  w->batches++;
+  int64_t valid = 0, rejected = 0;
+  for (size_t i = 0; i < b->n; i++) {
+    rejected += (int64_t)b->jobs[i].res.n_rejected;
+    for (size_t k = 0; k < b->jobs[i].res.n_batches; k++) valid += b->jobs[i].res.batches[k]->valid;
+  }
+  bok_counter_add(worker_metrics.rows_consumed, (uint64_t)rows);
+  bok_counter_add(worker_metrics.rows_valid, (uint64_t)valid);
+  bok_counter_add(worker_metrics.rows_rejected, (uint64_t)rejected);
+  bok_counter_inc(worker_metrics.batches_committed);
+  if (w->transactions) bok_counter_inc(worker_metrics.txn_committed);
+}
+
+int worker_run(worker_t *w) {
+  int backoff_ms = 0;
+  rd_kafka_message_t *msgs[1024];
+  while (!w->stop) {
+    for (int t = 0; t < backoff_ms && !w->stop; t += 100) usleep(100 * 1000);
+    if (w->stop) break;
+    batch_t b;
+    memset(&b, 0, sizeof b);
+    batch_reset_offsets(&b);
+    int nm = collect(w, &b, msgs, 1024);
     int64_t rows = 0;
-    for (int i = 0; i < nm && ok; i++) {
-      int rc = process_msg(w, &b, msgs[i], &rows);
-      if (rc != 0) ok = 0;
-    }
-    if (ok && !w->transactions) ok = rd_kafka_flush(w->producer, TXN_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR;
-    if (ok) ok = report(w, &b) == 0;
-    if (ok && w->transactions) {
-      rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(w->consumer);
-      ok = txn_ok(w, rd_kafka_send_offsets_to_transaction(w->producer, b.next, md, TXN_TIMEOUT_MS),
-                  "send_offsets_to_transaction");
-      rd_kafka_consumer_group_metadata_destroy(md);
-      if (ok) ok = commit_txn(w);
-    } else if (ok) {
-      ok = rd_kafka_commit(w->consumer, b.next, 0) == RD_KAFKA_RESP_ERR_NO_ERROR;
-    }
-    if (!ok) {
-      if (w->transactions) {
-        rd_kafka_error_t *e = rd_kafka_abort_transaction(w->producer, TXN_TIMEOUT_MS);
-        if (e) {
-          LOG(w, BOK_LOG_ERROR, "abort_transaction: %s", rd_kafka_error_string(e));
-          if (rd_kafka_error_is_fatal(e)) w->fatal = 1;
-          rd_kafka_error_destroy(e);
-        }
-      }
-      bok_counter_inc(worker_metrics.batches_aborted);
-      if (w->transactions) bok_counter_inc(worker_metrics.txn_aborted);
-      rewind_to(w, b.first);
-      backoff_ms = backoff_ms ? (backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2) : 200;
-    } else {
+    if (nm > 0 && run_txn(w, &b, msgs, nm, &rows)) {
+      confirm(w, &b);
+      count_done(w, &b, rows);
       backoff_ms = 0;
-      w->rows_done += rows;
-      w->batches++;
-      int64_t valid = 0, rejected = 0;
-      for (size_t i = 0; i < b.n; i++) {
-        rejected += (int64_t)b.jobs[i].res.n_rejected;
-        for (size_t k = 0; k < b.jobs[i].res.n_batches; k++) valid += b.jobs[i].res.batches[k]->valid;
-      }
-      bok_counter_add(worker_metrics.rows_consumed, (uint64_t)rows);
-      bok_counter_add(worker_metrics.rows_valid, (uint64_t)valid);
-      bok_counter_add(worker_metrics.rows_rejected, (uint64_t)rejected);
-      bok_counter_inc(worker_metrics.batches_committed);
-      if (w->transactions) bok_counter_inc(worker_metrics.txn_committed);
+    } else if (nm > 0) {
+      recover(w, &b);
+      backoff_ms = backoff_ms ? (backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2) : 200;
     }
     for (int i = 0; i < nm; i++) rd_kafka_message_destroy(msgs[i]);
     batch_free(&b);
     evict_jobs(w);
-    if (w->fatal) {
-      LOG(w, BOK_LOG_ERROR, "fatal Kafka producer error (fenced by another worker with the same id?): exiting");
-      break;
-    }
     int64_t now = bok_mono_ms();
     if (now - w->last_stat_ms > 5000) {
       if (w->rows_done) LOG(w, BOK_LOG_INFO, "stats: rows_processed=%lld batches=%lld", (long long)w->rows_done,
@@ -759,5 +901,5 @@ int worker_run(worker_t *w) {
     }
   }
   LOG(w, BOK_LOG_INFO, "stopping: rows_processed=%lld batches=%lld", (long long)w->rows_done, (long long)w->batches);
-  return w->fatal ? 1 : 0;
+  return 0;
 }

@@ -120,6 +120,8 @@ static void register_metrics(void) {
                          "ReportResults calls to job services, by result (ok, failed).", 1, rl, NULL, 0);
   worker_metrics.report_ok = bok_metric_child(f, ok);
   worker_metrics.report_failed = bok_metric_child(f, bad);
+  worker_metrics.producer_resets = bok_metrics_counter(
+      m, "bok_worker_producer_resets_total", "Transactional producers re-created after a failure abort could not clear.");
   const char *ll[] = {"topic", "partition"};
   worker_metrics.lag = bok_metrics_family(m, BOK_METRIC_GAUGE, "bok_worker_consumer_lag",
                                           "Messages behind the high watermark, per assigned partition.", 2, ll, NULL, 0);

@@ -22,6 +22,7 @@ typedef struct {
   bok_metric_t *txn_committed, *txn_aborted;
   bok_metric_t *produce_errors;
   bok_metric_t *report_ok, *report_failed;
+  bok_metric_t *producer_resets;
   bok_metric_family_t *lag; /* bok_worker_consumer_lag{topic,partition} */
 } worker_metrics_t;
 

@@ -478,9 +478,42 @@ def multipart(fields, files):
     return bytes(out), "multipart/form-data; boundary=" + boundary
 
 
+# ---- a private broker ----------------------------------------------------------
+
+class PrivateKafka:
+    """A broker of a test's own (deploy/kafka.sh on free ports and a temp dir),
+    never the shared one: for stopping, restarting or reconfiguring it.
+    `env` adds BOK_KAFKA_* settings (e.g. BOK_KAFKA_RETENTION_CHECK_MS)."""
+
+    def __init__(self, env=None):
+        self.port = free_port()
+        ctrl = free_port()
+        self.dir = tempfile.mkdtemp(prefix="bok-kafka-")
+        self.env = dict(os.environ, BOK_KAFKA_PORT=str(self.port), BOK_KAFKA_CTRL_PORT=str(ctrl),
+                        BOK_KAFKA_DIR=self.dir, BOK_KAFKA_HEAP="512m")
+        self.env.update(env or {})
+        self.script = os.path.join(SRC, "deploy", "kafka.sh")
+
+    def run(self, cmd):
+        r = subprocess.run(["bash", self.script, cmd], env=self.env, capture_output=True, text=True, timeout=180)
+        check(r.returncode == 0, "kafka.sh %s: %s %s" % (cmd, r.stdout, r.stderr))
+
+    def bootstrap(self):
+        return "127.0.0.1:%d" % self.port
+
+    def __enter__(self):
+        self.run("start")
+        return self
+
+    def __exit__(self, *a):
+        subprocess.run(["bash", self.script, "stop"], env=self.env, capture_output=True, timeout=120)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return False
+
+
 # ---- Kafka through kcat ------------------------------------------------------
 
-def kcat_consume(topic, read_committed=True, timeout=20, expect=None):
+def kcat_consume(topic, read_committed=True, timeout=20, expect=None, bootstrap=None):
     """Messages of `topic` from the beginning, as dicts with key, value,
     headers (dict), timestamp.
 
@@ -490,7 +523,7 @@ def kcat_consume(topic, read_committed=True, timeout=20, expect=None):
     the coordinator aborts it) are not there yet. With `expect`: waits until
     that many messages arrived or `timeout` passed, and returns what came."""
     fmt = "%k\\t%T\\t%h\\t%s\\n"
-    cmd = ["kcat", "-C", "-b", kafka_bootstrap(), "-t", topic, "-o", "beginning", "-q", "-f", fmt,
+    cmd = ["kcat", "-C", "-b", bootstrap or kafka_bootstrap(), "-t", topic, "-o", "beginning", "-q", "-f", fmt,
            "-X", "isolation.level=%s" % ("read_committed" if read_committed else "read_uncommitted")]
     cmd += ["-c", str(expect)] if expect is not None else ["-e"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)

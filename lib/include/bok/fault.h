@@ -1,0 +1,29 @@
+/* fault.h -- named fault points for crash and delay tests.
+ *
+ * Every binary carries its fault points (e.g. "worker.after_report"); they do
+ * nothing unless the environment variable BOK_FAULT names them:
+ *
+ *   BOK_FAULT="point:action[@N][,point:action[@N]...]"
+ *
+ * actions:  kill          SIGKILL this process at the point
+ *           exit          _exit(3) at the point
+ *           delay=MS      sleep MS milliseconds at the point (every hit)
+ *           killafter=MS  start a timer that SIGKILLs the process MS ms after
+ *                         the point, and go on (lands inside the next call,
+ *                         e.g. inside a Kafka commit)
+ * @N fires kill/exit/killafter on the N-th hit of the point only (default: the
+ * first). Unknown points or actions are ignored (the tests that set them check
+ * that the process died).
+ *
+ * Thread-safety: any thread may call bok_fault(); the variable is read once. */
+#ifndef BOK_FAULT_H
+#define BOK_FAULT_H
+
+/* Runs the action configured for `point`, if any. Cheap when BOK_FAULT is
+ * unset (one relaxed load). */
+void bok_fault(const char *point);
+
+/* Re-reads BOK_FAULT (tests only; not thread-safe against bok_fault). */
+void bok_fault_reload(void);
+
+#endif

@@ -1,0 +1,37 @@
+/* job_store_int.h -- what job_store.c shares with job_ledger.c (the same
+ * store, split by concern). Not for other modules. Every function here
+ * expects st->mu held by the caller. */
+#ifndef JOB_STORE_INT_H
+#define JOB_STORE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "job_store.h"
+
+struct job_store {
+  sqlite3 *db;
+  pthread_mutex_t mu;
+};
+
+#define S_PENDING BATCH__V1__JOB_STATE__JOB_STATE_PENDING
+#define S_RUNNING BATCH__V1__JOB_STATE__JOB_STATE_RUNNING
+#define S_SUCCESS BATCH__V1__JOB_STATE__JOB_STATE_SUCCESS
+#define S_PARTIAL BATCH__V1__JOB_STATE__JOB_STATE_PARTIAL_SUCCESS
+#define S_FAILED BATCH__V1__JOB_STATE__JOB_STATE_FAILED
+#define S_CANCELLED BATCH__V1__JOB_STATE__JOB_STATE_CANCELLED
+
+/* upload_done values */
+#define UPLOAD_RUNNING 0    /* rows still arriving; not in Kafka yet */
+#define UPLOAD_DONE 1       /* the rows transaction committed */
+#define UPLOAD_COMMITTING 2 /* rows and messages stored, commit outcome unknown */
+
+sqlite3_stmt *js_prep(job_store_t *st, const char *sql);
+int js_db_fail(job_store_t *st, bok_err_t *err); /* sets err from SQLite, returns -1 */
+void js_maybe_finish(job_store_t *st, const char *id, int64_t now);
+int job_state_locked(job_store_t *st, const char *id); /* -1 = no such job */
+/* Counts results of a PENDING/RUNNING job (idempotent per message / row);
+ * inside a SQLite transaction. 0 ok, -1 SQLite error. */
+int job_count_locked(job_store_t *st, const Batch__V1__JobResults *res);
+
+#endif
