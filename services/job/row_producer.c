@@ -53,8 +53,13 @@ struct row_pool {
   size_t batch_bytes;
   bok_log_fn log;
   void *log_opaque;
-  rd_kafka_t *reader; /* read_committed consumer for resolve/committed */
-  pthread_mutex_t reader_mu;
+  rd_kafka_t *reader; /* read_committed consumer for resolve */
+  struct {
+    char *name;
+    rd_kafka_t *rk;
+  } *groups; /* consumer handles per worker group, for committed offsets */
+  size_t ngroups;
+  pthread_mutex_t reader_mu; /* reader and groups */
 };
 
 struct row_batch_writer {
@@ -251,6 +256,11 @@ void row_pool_destroy(row_pool_t *p) {
     rd_kafka_consumer_close(p->reader);
     rd_kafka_destroy(p->reader);
   }
+  for (size_t i = 0; i < p->ngroups; i++) {
+    rd_kafka_destroy(p->groups[i].rk);
+    free(p->groups[i].name);
+  }
+  free(p->groups);
   pthread_mutex_destroy(&p->reader_mu);
   free(p->topic);
   free(p);
@@ -529,37 +539,43 @@ int row_pool_resolve(row_pool_t *p, int32_t partition, int64_t offset, int timeo
   return r;
 }
 
+/* A consumer handle of `group` (never subscribes, never commits), cached:
+ * rd_kafka_committed asks the group's coordinator for its offsets. (The
+ * Admin API's ListConsumerGroupOffsets asserted inside librdkafka 2.0.2 when
+ * the broker went away mid-request.) reader_mu held. */
+static rd_kafka_t *group_handle(row_pool_t *p, const char *group) {
+  for (size_t i = 0; i < p->ngroups; i++)
+    if (strcmp(p->groups[i].name, group) == 0) return p->groups[i].rk;
+  char err[256];
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  conf_ctx_t cc = {conf, err, sizeof err, 0};
+  set_prop(&cc, "bootstrap.servers", bok_config_get(p->cfg, "kafka.brokers", "127.0.0.1:9092"));
+  set_prop(&cc, "group.id", group);
+  set_prop(&cc, "enable.auto.commit", "false");
+  set_prop(&cc, "isolation.level", "read_committed"); /* stable offsets only */
+  rd_kafka_t *rk = cc.bad ? NULL : rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  if (!rk) {
+    if (cc.bad) rd_kafka_conf_destroy(conf);
+    return NULL;
+  }
+  p->groups = realloc(p->groups, (p->ngroups + 1) * sizeof *p->groups);
+  p->groups[p->ngroups].name = strdup(group);
+  p->groups[p->ngroups].rk = rk;
+  p->ngroups++;
+  return rk;
+}
+
 static int committed_locked(row_pool_t *p, const char *group, const int32_t *parts, size_t n, int64_t *out,
                             int timeout_ms) {
+  rd_kafka_t *rk = group_handle(p, group);
+  if (!rk) return -1;
   rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new((int)n);
   for (size_t i = 0; i < n; i++) rd_kafka_topic_partition_list_add(tp, p->topic, parts[i]);
-  rd_kafka_ListConsumerGroupOffsets_t *req = rd_kafka_ListConsumerGroupOffsets_new(group, tp);
-  rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(p->reader, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
-  char es[256];
-  rd_kafka_AdminOptions_set_request_timeout(opt, timeout_ms, es, sizeof es);
-  rd_kafka_error_t *se = rd_kafka_AdminOptions_set_require_stable_offsets(opt, 1);
-  if (se) rd_kafka_error_destroy(se);
-  rd_kafka_queue_t *q = rd_kafka_queue_new(p->reader);
-  rd_kafka_ListConsumerGroupOffsets(p->reader, &req, 1, opt, q);
-  rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
-  int rc = -1;
-  const rd_kafka_ListConsumerGroupOffsets_result_t *res = ev ? rd_kafka_event_ListConsumerGroupOffsets_result(ev) : NULL;
-  if (res && !rd_kafka_event_error(ev)) {
-    size_t ng = 0;
-    const rd_kafka_group_result_t **g = rd_kafka_ListConsumerGroupOffsets_result_groups(res, &ng);
-    const rd_kafka_topic_partition_list_t *got = ng == 1 && !rd_kafka_group_result_error(g[0])
-                                                     ? rd_kafka_group_result_partitions(g[0])
-                                                     : NULL;
-    for (size_t i = 0; got && i < n; i++) {
-      const rd_kafka_topic_partition_t *x = rd_kafka_topic_partition_list_find(got, p->topic, parts[i]);
-      out[i] = x && !x->err && x->offset >= 0 ? x->offset : -1;
-    }
-    if (got) rc = 0;
+  int rc = rd_kafka_committed(rk, tp, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    const rd_kafka_topic_partition_t *x = rd_kafka_topic_partition_list_find(tp, p->topic, parts[i]);
+    out[i] = x && !x->err && x->offset >= 0 ? x->offset : -1;
   }
-  if (ev) rd_kafka_event_destroy(ev);
-  rd_kafka_queue_destroy(q);
-  rd_kafka_AdminOptions_destroy(opt);
-  rd_kafka_ListConsumerGroupOffsets_destroy(req);
   rd_kafka_topic_partition_list_destroy(tp);
   return rc;
 }

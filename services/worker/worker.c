@@ -765,12 +765,44 @@ static int commit_txn(worker_t *w) {
   }
 }
 
-static void rewind_to(worker_t *w, rd_kafka_topic_partition_list_t *first) {
+/* After a failed transaction: back to the group's committed offsets of the
+ * batch's partitions -- the batch start when the transaction aborted, its end
+ * when a commit whose answer was lost did commit -- so no message is skipped
+ * and none is published twice. Retries while Kafka is down: consuming on
+ * from a wrong position would skip rows. Partitions this member no longer
+ * owns are left to their new owner. */
+static void rewind_to(worker_t *w, const rd_kafka_topic_partition_list_t *first) {
   if (!first || first->cnt == 0) return;
-  rd_kafka_error_t *e = rd_kafka_seek_partitions(w->consumer, first, 10000);
-  if (e) {
-    LOG(w, BOK_LOG_WARN, "seek: %s", rd_kafka_error_string(e));
-    rd_kafka_error_destroy(e);
+  for (int delay = 200; !w->stop; delay = delay * 2 > 5000 ? 5000 : delay * 2) {
+    rd_kafka_topic_partition_list_t *own = NULL;
+    rd_kafka_assignment(w->consumer, &own);
+    rd_kafka_topic_partition_list_t *to = rd_kafka_topic_partition_list_new(first->cnt);
+    for (int i = 0; own && i < first->cnt; i++)
+      if (rd_kafka_topic_partition_list_find(own, first->elems[i].topic, first->elems[i].partition))
+        rd_kafka_topic_partition_list_add(to, first->elems[i].topic, first->elems[i].partition);
+    if (own) rd_kafka_topic_partition_list_destroy(own);
+    int done = to->cnt == 0;
+    if (!done && rd_kafka_committed(w->consumer, to, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      for (int i = 0; i < to->cnt; i++) {
+        const rd_kafka_topic_partition_t *f = rd_kafka_topic_partition_list_find(first, to->elems[i].topic,
+                                                                                 to->elems[i].partition);
+        /* no committed offset yet: the batch start (the reset policy's earliest is not better) */
+        if (to->elems[i].offset < 0 || to->elems[i].err) to->elems[i].offset = f->offset;
+        to->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+      }
+      rd_kafka_error_t *e = rd_kafka_seek_partitions(w->consumer, to, 10000);
+      done = !e;
+      for (int i = 0; done && i < to->cnt; i++)
+        if (to->elems[i].err) done = 0;
+      if (e) {
+        LOG(w, BOK_LOG_WARN, "seek: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+      }
+    }
+    rd_kafka_topic_partition_list_destroy(to);
+    if (done) return;
+    LOG(w, BOK_LOG_WARN, "cannot rewind to the committed offsets yet (retrying in %d ms)", delay);
+    for (int t = 0; t < delay && !w->stop; t += 100) usleep(100 * 1000);
   }
 }
 

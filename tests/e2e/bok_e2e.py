@@ -174,6 +174,11 @@ class Service:
         self.stop()
         return self.start()
 
+    def died(self):
+        """The exit code when the process ended by itself (or was killed by
+        a fault point), else None."""
+        return None if self.proc is None or self.proc.poll() is None else self.proc.returncode
+
     def sanitizer_report(self):
         try:
             with open(self.log_path, "rb") as f:
@@ -209,8 +214,9 @@ class Stack:
     `tenants` maps tenant -> {"model": addr, "job": addr} extra routes.
     """
 
-    def __init__(self, model=True, job=True, workers=1, gateway=True, tenants=None, overrides=None):
+    def __init__(self, model=True, job=True, workers=1, gateway=True, tenants=None, overrides=None, env=None):
         self.dir = tempfile.mkdtemp(prefix="bok-e2e-")
+        self.env = env or {}  # kind -> extra environment (e.g. {"job": {"BOK_FAULT": ...}})
         self.services = {}
         self.workers = []
         self.want = dict(model=model, job=job, workers=workers, gateway=gateway)
@@ -236,7 +242,8 @@ class Stack:
         i = len(self.workers)
         w = Service("worker", self.dir, self._ov("worker", {
             "kafka.brokers": kafka_bootstrap(), "kafka.rows_topic": self.rows_topic,
-            "kafka.group_id": self.group, "routes": self.routes(), "worker_id": "w%d" % i}), name="worker%d" % i)
+            "kafka.group_id": self.group, "routes": self.routes(), "worker_id": "w%d" % i}), name="worker%d" % i,
+            env=self.env.get("worker"))
         self.workers.append(w)
         if start:
             w.start()
@@ -252,7 +259,7 @@ class Stack:
                 self.services["job"] = Service("job", self.dir, self._ov("job", {
                     "listen": self.job_addr, "db": os.path.join(self.dir, "jobs.db"),
                     "model_service": self.model_addr, "kafka.brokers": kafka_bootstrap(),
-                    "kafka.rows_topic": self.rows_topic}), port=self.job_port).start()
+                    "kafka.rows_topic": self.rows_topic}), port=self.job_port, env=self.env.get("job")).start()
             for _ in range(self.want["workers"]):
                 self.add_worker()
             if self.want["gateway"]:
@@ -277,7 +284,10 @@ class Stack:
             msg = "\n".join("---- %s ----\n%s" % (s.name, s.log_tail(60)) for s in bad)
             shutil.rmtree(self.dir, ignore_errors=True)
             raise Failure("sanitizer report:\n" + msg)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if et is not None and os.environ.get("BOK_E2E_KEEP"):
+            sys.stderr.write("BOK_E2E_KEEP: logs and data kept in %s\n" % self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
         return False
 
     def __getitem__(self, k):
