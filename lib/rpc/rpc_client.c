@@ -1,8 +1,9 @@
 /* gRPC client glue: blocking unary, async unary, client streaming.
  *
  * Every channel uses the process-wide credentials (rpc_auth.c: TLS or
- * plaintext) and every call carries the worker token when this process is a
- * worker with one (metadata x-worker-token), next to x-tenant-id.
+ * plaintext), and every call to the job service (methods of batch.v1.JobService)
+ * carries the worker token when this process is a worker with one (metadata
+ * x-worker-token), next to x-tenant-id.
  *
  * Blocking calls use a private pluck queue per call. Async calls share the
  * channel's NEXT queue, drained by one completion thread started on first
@@ -123,15 +124,19 @@ static grpc_call *make_call(bok_rpc_channel_t *c, grpc_completion_queue *cq, con
   return call;
 }
 
+/* Only the job service checks the worker token, so only its methods get it
+ * (the model service never sees it). */
+#define TOKEN_AUDIENCE "/batch.v1.JobService/"
+
 /* Fills md (2 entries) with the call's metadata; returns how many. */
-static size_t call_metadata(grpc_metadata *md, const char *tenant) {
+static size_t call_metadata(grpc_metadata *md, const char *method, const char *tenant) {
   size_t n = 0;
   if (tenant) {
     md[n].key = grpc_slice_from_static_string(BOK_TENANT_MD);
     md[n].value = grpc_slice_from_copied_string(tenant);
     n++;
   }
-  if (bok_rpc_client_token(&md[n].value)) {
+  if (strncmp(method, TOKEN_AUDIENCE, strlen(TOKEN_AUDIENCE)) == 0 && bok_rpc_client_token(&md[n].value)) {
     md[n].key = grpc_slice_from_static_string(BOK_WORKER_TOKEN_MD);
     n++;
   }
@@ -150,7 +155,7 @@ static int unary_start(bok_rpc_channel_t *c, grpc_completion_queue *cq, unary_t 
   u->send = bok_rpc_pack(req);
   if (!u->send) return bok_err_set(err, BOK_ERR_INTERNAL, "out of memory");
   u->call = make_call(c, cq, method, timeout_ms);
-  u->nmd = call_metadata(u->md, tenant);
+  u->nmd = call_metadata(u->md, method, tenant);
   grpc_metadata_array_init(&u->initial_md);
   grpc_metadata_array_init(&u->trailing_md);
   u->details = grpc_empty_slice();
@@ -388,7 +393,7 @@ bok_rpc_stream_t *bok_rpc_stream_open(bok_rpc_channel_t *c, const char *method,
   if (timeout_ms <= 0) timeout_ms = 3600 * 1000;
   st->cq = grpc_completion_queue_create_for_pluck(NULL);
   st->call = make_call(c, st->cq, method, timeout_ms);
-  st->nmd = call_metadata(st->md, tenant);
+  st->nmd = call_metadata(st->md, method, tenant);
   grpc_op op;
   memset(&op, 0, sizeof op);
   op.op = GRPC_OP_SEND_INITIAL_METADATA;

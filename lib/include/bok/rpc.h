@@ -186,7 +186,7 @@ typedef struct {
   bok_rpc_role_t role;
   /* The worker token file (JOB_SERVICE: created with 0600 and 32 random
    * bytes, hex, when absent; WORKER: read, and re-read on each call until it
-   * exists). NULL: no token. */
+   * exists; sent on calls to the job service only). NULL: no token. */
   const char *worker_token_file;
   /* JOB_SERVICE: certificate names (CN or DNS SAN) accepted as workers,
    * separated by commas or spaces. NULL/"": none. */
@@ -217,7 +217,8 @@ typedef struct bok_rpc_stream bok_rpc_stream_t;
 
 /* A channel to "host:port": plaintext, or TLS with this process's
  * certificate when bok_rpc_security_set() configured TLS. A worker
- * (BOK_RPC_ROLE_WORKER) sends its token with every call. Thread-safe: many threads may call
+ * (BOK_RPC_ROLE_WORKER) sends its token with every call of a
+ * /batch.v1.JobService/ method. Thread-safe: many threads may call
  * through one channel at once. Never NULL except out of memory. Connection
  * is lazy; a dead backend shows up as BOK_ERR_UNAVAILABLE on calls: at once
  * when its port refuses, within ~1 s (connect timeout) when it accepts but

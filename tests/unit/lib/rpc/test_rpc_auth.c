@@ -20,6 +20,7 @@
 
 #define SPEC "/batch.v1.JobService/GetJobSpec"
 #define OPEN "/batch.v1.JobService/GetJob"
+#define MODEL "/batch.v1.ModelService/GetModel" /* not a job service method */
 
 static char g_dir[256];   /* temp dir of this run */
 static char g_certs[300]; /* deploy/certs.sh output, made once */
@@ -41,6 +42,8 @@ static bok_rpc_server_t *start(char *target, size_t cap) {
   assert_non_null(s);
   bok_rpc_server_add_unary(s, SPEC, &batch__v1__get_job_request__descriptor, BOK_RPC_WORKER_ONLY, answer, NULL);
   bok_rpc_server_add_unary(s, OPEN, &batch__v1__get_job_request__descriptor, BOK_RPC_TENANT_REQUIRED, answer, NULL);
+  /* worker-only too, to see that the worker keeps its token from other services */
+  bok_rpc_server_add_unary(s, MODEL, &batch__v1__get_job_request__descriptor, BOK_RPC_WORKER_ONLY, answer, NULL);
   int port = bok_rpc_server_start(s, &err);
   assert_true(port > 0);
   snprintf(target, cap, "127.0.0.1:%d", port);
@@ -169,6 +172,7 @@ static void test_worker_only_needs_the_token(void **state) {
   set_role(BOK_RPC_ROLE_WORKER, tok, NULL, NULL);
   assert_int_equal(call(target, SPEC, NULL, &err), BOK_OK);
   assert_int_equal(call(target, SPEC, "t1", &err), BOK_OK);
+  assert_int_equal(call(target, MODEL, "t1", &err), BOK_ERR_UNAUTHENTICATED); /* token only to the job service */
   stop(s);
   bok_rpc_security_reset();
 }
