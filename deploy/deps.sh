@@ -3,7 +3,7 @@
 #   deploy/deps.sh            everything: build, run, test, fuzz, bench, local Kafka (`make deps`)
 #   deploy/deps.sh --build    only what `deploy/build.sh` needs (the Docker build stage)
 #   deploy/deps.sh --runtime  only the shared libraries the binaries load, plus curl for
-#                             health checks (the Docker runtime stage)
+#                             health checks and openssl for deploy/certs.sh (the Docker runtime stage)
 # The lists below are the only copy: `make deps` and the Dockerfile both call this script.
 # Idempotent and quick when everything is present (one dpkg-query, no apt).
 set -euo pipefail
@@ -21,13 +21,13 @@ DEV_PKGS=(
   clang libclang-rt-14-dev
   python3 python3-grpcio python3-grpc-tools python3-yaml python3-jsonschema
   default-jre-headless maven kcat wrk valgrind curl procps iproute2
-  docker-compose
+  docker-compose openssl
 )
 # What the binaries load at run time (the -dev packages above depend on these).
 RUNTIME_PKGS=(
   libgrpc29 libprotobuf-c1 librdkafka1 libh2o-evloop0.13 libyaml-0-2 libsqlite3-0
   libjansson4 libcurl4 libuuid1 libssl3 zlib1g libjemalloc2
-  curl ca-certificates
+  curl ca-certificates openssl
 )
 
 case "${1:-}" in

@@ -405,6 +405,13 @@ static gw_server_t *server_new(const bok_config_t *cfg, bok_log_fn log, void *lo
   s->drain_ms = dr >= 0 && dr < 600000 ? (int)dr : 5000;
   s->routes = bok_routes_from_config(cfg, "127.0.0.1:50051", "127.0.0.1:50052", err, errlen);
   if (!s->routes) goto fail;
+  /* Channels speak TLS with the gateway's certificate when rpc.tls.* is set
+   * (process-wide, so gw_obs's probe channels do too). */
+  bok_err_t serr;
+  if (bok_rpc_security_from_config(cfg, BOK_RPC_ROLE_SERVICE, &serr) != 0) {
+    snprintf(err, errlen, "%s", serr.msg);
+    goto fail;
+  }
   /* One channel per distinct backend address. */
   s->channels = calloc(2 * bok_routes_count(s->routes), sizeof *s->channels);
   if (!s->channels) {

@@ -1,5 +1,10 @@
 /* gRPC client glue: blocking unary, async unary, client streaming.
  *
+ * Every channel uses the process-wide credentials (rpc_auth.c: TLS or
+ * plaintext), and every call to the job service (methods of batch.v1.JobService)
+ * carries the worker token when this process is a worker with one (metadata
+ * x-worker-token), next to x-tenant-id.
+ *
  * Blocking calls use a private pluck queue per call. Async calls share the
  * channel's NEXT queue, drained by one completion thread started on first
  * use; callbacks run on that thread. */
@@ -24,8 +29,8 @@ struct bok_rpc_channel {
 typedef struct unary_s {
   struct unary_s *next, *prev; /* channel's in-flight list (async only) */
   grpc_call *call;
-  grpc_metadata tenant_md;
-  int has_tenant;
+  grpc_metadata md[2]; /* x-tenant-id and/or x-worker-token (values owned) */
+  size_t nmd;
   grpc_byte_buffer *send;
   grpc_byte_buffer *recv;
   grpc_metadata_array initial_md;
@@ -78,7 +83,7 @@ static bok_rpc_channel_t *channel_new(const char *target, int isolated) {
   args[4].key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
   args[4].value.integer = 1;
   grpc_channel_args ca = {isolated ? 5 : 4, args};
-  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+  grpc_channel_credentials *creds = bok_rpc_channel_creds(); /* TLS when configured (rpc_auth.c) */
   c->ch = grpc_channel_create(target, creds, &ca);
   grpc_channel_credentials_release(creds);
   pthread_mutex_init(&c->mu, NULL);
@@ -119,12 +124,27 @@ static grpc_call *make_call(bok_rpc_channel_t *c, grpc_completion_queue *cq, con
   return call;
 }
 
-static void set_tenant(unary_t *u, const char *tenant) {
+/* Only the job service checks the worker token, so only its methods get it
+ * (the model service never sees it). */
+#define TOKEN_AUDIENCE "/batch.v1.JobService/"
+
+/* Fills md (2 entries) with the call's metadata; returns how many. */
+static size_t call_metadata(grpc_metadata *md, const char *method, const char *tenant) {
+  size_t n = 0;
   if (tenant) {
-    u->tenant_md.key = grpc_slice_from_static_string(BOK_TENANT_MD);
-    u->tenant_md.value = grpc_slice_from_copied_string(tenant);
-    u->has_tenant = 1;
+    md[n].key = grpc_slice_from_static_string(BOK_TENANT_MD);
+    md[n].value = grpc_slice_from_copied_string(tenant);
+    n++;
   }
+  if (strncmp(method, TOKEN_AUDIENCE, strlen(TOKEN_AUDIENCE)) == 0 && bok_rpc_client_token(&md[n].value)) {
+    md[n].key = grpc_slice_from_static_string(BOK_WORKER_TOKEN_MD);
+    n++;
+  }
+  return n;
+}
+
+static void free_metadata(grpc_metadata *md, size_t n) {
+  for (size_t i = 0; i < n; i++) grpc_slice_unref(md[i].value);
 }
 
 static int unary_start(bok_rpc_channel_t *c, grpc_completion_queue *cq, unary_t *u,
@@ -135,15 +155,15 @@ static int unary_start(bok_rpc_channel_t *c, grpc_completion_queue *cq, unary_t 
   u->send = bok_rpc_pack(req);
   if (!u->send) return bok_err_set(err, BOK_ERR_INTERNAL, "out of memory");
   u->call = make_call(c, cq, method, timeout_ms);
-  set_tenant(u, tenant);
+  u->nmd = call_metadata(u->md, method, tenant);
   grpc_metadata_array_init(&u->initial_md);
   grpc_metadata_array_init(&u->trailing_md);
   u->details = grpc_empty_slice();
   grpc_op ops[6];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[0].data.send_initial_metadata.count = u->has_tenant ? 1 : 0;
-  ops[0].data.send_initial_metadata.metadata = u->has_tenant ? &u->tenant_md : NULL;
+  ops[0].data.send_initial_metadata.count = u->nmd;
+  ops[0].data.send_initial_metadata.metadata = u->nmd ? u->md : NULL;
   ops[1].op = GRPC_OP_SEND_MESSAGE;
   ops[1].data.send_message.send_message = u->send;
   ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -184,7 +204,7 @@ static ProtobufCMessage *unary_finish(unary_t *u, int success, bok_err_t *err) {
   grpc_metadata_array_destroy(&u->initial_md);
   grpc_metadata_array_destroy(&u->trailing_md);
   grpc_slice_unref(u->details);
-  if (u->has_tenant) grpc_slice_unref(u->tenant_md.value);
+  free_metadata(u->md, u->nmd);
   if (u->call) grpc_call_unref(u->call);
   return resp;
 }
@@ -216,7 +236,7 @@ int bok_rpc_unary(bok_rpc_channel_t *c, const char *method, const char *tenant, 
       grpc_metadata_array_destroy(&u.initial_md);
       grpc_metadata_array_destroy(&u.trailing_md);
       grpc_slice_unref(u.details);
-      if (u.has_tenant) grpc_slice_unref(u.tenant_md.value);
+      free_metadata(u.md, u.nmd);
       grpc_call_unref(u.call);
     }
   }
@@ -276,7 +296,7 @@ int bok_rpc_unary_async(bok_rpc_channel_t *c, const char *method, const char *te
       grpc_metadata_array_destroy(&u->initial_md);
       grpc_metadata_array_destroy(&u->trailing_md);
       grpc_slice_unref(u->details);
-      if (u->has_tenant) grpc_slice_unref(u->tenant_md.value);
+      free_metadata(u->md, u->nmd);
       grpc_call_unref(u->call);
     }
     if (u->send) grpc_byte_buffer_destroy(u->send);
@@ -291,8 +311,8 @@ int bok_rpc_unary_async(bok_rpc_channel_t *c, const char *method, const char *te
 struct bok_rpc_stream {
   grpc_call *call;
   grpc_completion_queue *cq;
-  grpc_metadata tenant_md;
-  int has_tenant;
+  grpc_metadata md[2];
+  size_t nmd;
   int ended;      /* the final status was received (into err) */
   bok_err_t err; /* that status */
 };
@@ -311,7 +331,7 @@ static void stream_free(bok_rpc_stream_t *st) {
          GRPC_QUEUE_SHUTDOWN) {
   }
   grpc_completion_queue_destroy(st->cq);
-  if (st->has_tenant) grpc_slice_unref(st->tenant_md.value);
+  free_metadata(st->md, st->nmd);
   free(st);
 }
 
@@ -373,16 +393,12 @@ bok_rpc_stream_t *bok_rpc_stream_open(bok_rpc_channel_t *c, const char *method,
   if (timeout_ms <= 0) timeout_ms = 3600 * 1000;
   st->cq = grpc_completion_queue_create_for_pluck(NULL);
   st->call = make_call(c, st->cq, method, timeout_ms);
-  if (tenant) {
-    st->tenant_md.key = grpc_slice_from_static_string(BOK_TENANT_MD);
-    st->tenant_md.value = grpc_slice_from_copied_string(tenant);
-    st->has_tenant = 1;
-  }
+  st->nmd = call_metadata(st->md, method, tenant);
   grpc_op op;
   memset(&op, 0, sizeof op);
   op.op = GRPC_OP_SEND_INITIAL_METADATA;
-  op.data.send_initial_metadata.count = st->has_tenant ? 1 : 0;
-  op.data.send_initial_metadata.metadata = st->has_tenant ? &st->tenant_md : NULL;
+  op.data.send_initial_metadata.count = st->nmd;
+  op.data.send_initial_metadata.metadata = st->nmd ? st->md : NULL;
   if (!stream_batch(st, &op, 1)) {
     bok_err_clear(err);
     stream_recv_status(st, 0, NULL, NULL, err);

@@ -11,6 +11,7 @@
 #include "bok/rpc.h"
 
 #define BOK_TENANT_MD "x-tenant-id"
+#define BOK_WORKER_TOKEN_MD "x-worker-token"
 
 /* Packs msg into a new byte buffer (caller destroys). NULL on OOM. */
 grpc_byte_buffer *bok_rpc_pack(const ProtobufCMessage *msg);
@@ -22,5 +23,27 @@ void bok_rpc_slice_str(grpc_slice s, char *out, size_t cap);
 /* Reference-counted grpc_init/grpc_shutdown. */
 void bok_rpc_lib_ref(void);
 void bok_rpc_lib_unref(void);
+
+/* rpc_auth.c: the process-wide security settings, as gRPC sees them. */
+/* New server credentials (TLS requiring a client certificate, or insecure);
+ * the caller releases them. */
+grpc_server_credentials *bok_rpc_server_creds(void);
+/* New channel credentials (TLS with our certificate, or insecure). */
+grpc_channel_credentials *bok_rpc_channel_creds(void);
+/* A worker's token as a new slice in *out (caller unrefs): 1, or 0 when this
+ * process sends none (not a worker, or the file does not exist yet). Any
+ * thread. */
+int bok_rpc_client_token(grpc_slice *out);
+/* What a server accepts as a worker credential: a copy of the settings
+ * taken by bok_rpc_server_start(), read-only while it serves. */
+typedef struct bok_rpc_worker_auth bok_rpc_worker_auth_t;
+bok_rpc_worker_auth_t *bok_rpc_worker_auth_snapshot(void); /* NULL: out of memory */
+void bok_rpc_worker_auth_free(bok_rpc_worker_auth_t *a);
+/* The worker-only check of a call with metadata md: BOK_OK, or the code to
+ * fail with and a message in why. Any serving thread. */
+bok_err_code_t bok_rpc_worker_check(const bok_rpc_worker_auth_t *a, grpc_call *call, const grpc_metadata_array *md,
+                                    char *why, size_t cap);
+/* Constant-time comparison (time depends on the lengths only): 1 if equal. */
+int bok_rpc_token_equal(const char *a, size_t alen, const char *b, size_t blen);
 
 #endif

@@ -9,6 +9,10 @@
  * long call (an upload stream) never holds up a call of another method while
  * another thread is idle.
  *
+ * Identity: a BOK_RPC_WORKER_ONLY method's caller is checked
+ * (rpc_auth.c) before the tenant and the handler; refusals are logged with
+ * the peer address and counted like any call.
+ *
  * Shutdown: bok_rpc_server_shutdown() (or SIGINT/SIGTERM in wait) wakes the
  * waiting thread, which asks gRPC to shut down, gives in-flight calls a grace
  * period, cancels the rest, then drains and joins the serving threads.
@@ -24,6 +28,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <grpc/support/alloc.h>
 
 #include "bok/util.h"
 #include "grpc/health/v1/health.pb-c.h"
@@ -82,6 +88,7 @@ struct bok_rpc_server {
   int wake_pipe[2];
   pthread_mutex_t mu;
   bok_metric_family_t *m_requests, *m_duration;
+  bok_rpc_worker_auth_t *auth; /* worker credential accepted (copied at start) */
 };
 
 struct bok_rpc_call {
@@ -312,7 +319,16 @@ static void serve_slot(slot_t *sl) {
     }
   }
   bok_log_ctx_set(c.tenant, NULL); /* the handler's log lines carry tenant= */
-  if (sl->m->tenant == BOK_RPC_TENANT_REQUIRED && !c.tenant) {
+  char why[200];
+  bok_err_code_t denied = BOK_OK;
+  if (sl->m->tenant & BOK_RPC_WORKER_ONLY) denied = bok_rpc_worker_check(c.s->auth, sl->call, &sl->md, why, sizeof why);
+  if (denied != BOK_OK) {
+    char *peer = grpc_call_get_peer(sl->call);
+    logf_(c.s, BOK_LOG_WARN, "refused %s from %s: %s (%s)", sl->m->path, peer ? peer : "?", why,
+          bok_err_code_name(denied));
+    gpr_free(peer);
+    bok_rpc_call_fail(&c, denied, "%s", why);
+  } else if ((sl->m->tenant & BOK_RPC_TENANT_REQUIRED) && !c.tenant) {
     bok_rpc_call_fail(&c, BOK_ERR_INVALID, "missing or invalid x-tenant-id metadata");
   } else if (sl->m->req_desc) {
     ProtobufCMessage *req = bok_rpc_unpack(sl->payload, sl->m->req_desc);
@@ -427,7 +443,9 @@ int bok_rpc_server_start(bok_rpc_server_t *s, bok_err_t *err) {
         m->req_desc ? GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER : GRPC_SRM_PAYLOAD_NONE, 0);
     if (!m->handle) return bok_err_set(err, BOK_ERR_INTERNAL, "cannot register %s", m->path);
   }
-  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  s->auth = bok_rpc_worker_auth_snapshot();
+  if (!s->auth) abort(); /* out of memory at start-up */
+  grpc_server_credentials *creds = bok_rpc_server_creds(); /* TLS when configured (rpc_auth.c) */
   int port = grpc_server_add_http2_port(s->server, s->addr, creds);
   grpc_server_credentials_release(creds);
   if (port <= 0) {
@@ -563,6 +581,7 @@ void bok_rpc_server_destroy(bok_rpc_server_t *s) {
   stop_server(s);
   if (s->server) grpc_server_destroy(s->server); /* created but never started */
   for (int i = 0; i < s->nmethods; i++) free(s->methods[i].path);
+  bok_rpc_worker_auth_free(s->auth);
   free(s->threads);
   free(s->slots);
   free(s->addr);

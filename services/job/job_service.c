@@ -491,9 +491,9 @@ int job_service_register(bok_rpc_server_t *srv, job_service_t *svc) {
   U("CancelJob", &batch__v1__cancel_job_request__descriptor, BOK_RPC_TENANT_REQUIRED, cancel_job);
   U("ListRejected", &batch__v1__list_rejected_request__descriptor, BOK_RPC_TENANT_REQUIRED, list_rejected);
   U("ReprocessJob", &batch__v1__reprocess_job_request__descriptor, BOK_RPC_TENANT_REQUIRED, reprocess);
-  U("GetJobSpec", &batch__v1__get_job_request__descriptor, BOK_RPC_TENANT_OPTIONAL, get_job_spec);
-  U("ReportResults", &batch__v1__report_results_request__descriptor, BOK_RPC_TENANT_OPTIONAL, report);
-  U("ConfirmResults", &batch__v1__confirm_results_request__descriptor, BOK_RPC_TENANT_OPTIONAL, confirm);
+  U("GetJobSpec", &batch__v1__get_job_request__descriptor, BOK_RPC_WORKER_ONLY, get_job_spec);
+  U("ReportResults", &batch__v1__report_results_request__descriptor, BOK_RPC_WORKER_ONLY, report);
+  U("ConfirmResults", &batch__v1__confirm_results_request__descriptor, BOK_RPC_WORKER_ONLY, confirm);
 #undef U
   return rc;
 }

@@ -12,7 +12,7 @@
 
 /* Every key this binary reads (README "Ports and configuration"); others are
  * refused at start with their file:line. */
-static const char *const KNOWN_KEYS[] = {"listen", "db", "threads:int", "model_service", "max_row_bytes:int", "kafka.brokers", "kafka.rows_topic", "kafka.rows_partitions:int", "kafka.transactions:bool", "kafka.batch_rows:int", "kafka.transactional_id_prefix", "kafka.rows_topic_retention_ms", "resolver.interval_ms:int", "resolver.stage_age_ms:int", "kafka.producer.*", "log_level:level", "log_format:format", "metrics_listen", NULL};
+static const char *const KNOWN_KEYS[] = {"listen", "db", "threads:int", "model_service", "max_row_bytes:int", "kafka.brokers", "kafka.rows_topic", "kafka.rows_partitions:int", "kafka.transactions:bool", "kafka.batch_rows:int", "kafka.transactional_id_prefix", "kafka.rows_topic_retention_ms", "resolver.interval_ms:int", "resolver.stage_age_ms:int", "kafka.producer.*", "log_level:level", "log_format:format", "metrics_listen", BOK_RPC_TLS_KEYS, BOK_RPC_WORKER_KEYS, NULL};
 
 int main(int argc, char **argv) {
   int rc = 1;
@@ -26,6 +26,15 @@ int main(int argc, char **argv) {
   bok_rpc_channel_t *models = NULL;
   job_obs_t *obs = NULL;
   resolver_t *resolver = NULL;
+  /* Before any channel or server: TLS material and the worker token (created
+   * on first start when rpc.worker_token_file names a missing file). */
+  if (bok_rpc_security_from_config(cfg, BOK_RPC_ROLE_JOB_SERVICE, &err) != 0) {
+    bok_logf(bok_log_stderr, comp, BOK_LOG_ERROR, "%s", err.msg);
+    bok_config_destroy(cfg);
+    return 1;
+  }
+  bok_rpc_security_describe(msg, sizeof msg);
+  bok_logf(bok_log_stderr, comp, BOK_LOG_INFO, "gRPC security: %s", msg);
   job_store_t *store = job_store_open(bok_config_get(cfg, "db", ".run/data/jobs.db"), &err);
   if (!store) {
     bok_logf(bok_log_stderr, comp, BOK_LOG_ERROR, "%s", err.msg);
@@ -71,6 +80,7 @@ out:
   bok_rpc_channel_destroy(models);
   row_pool_destroy(rows);
   job_store_close(store);
+  bok_rpc_security_reset();
   bok_config_destroy(cfg);
   bok_metrics_default_free();
   return rc;

@@ -19,7 +19,7 @@ static int db_probe(void *ud, char *reason, size_t n) {
 
 /* Every key this binary reads (README "Ports and configuration"); others are
  * refused at start with their file:line. */
-static const char *const KNOWN_KEYS[] = {"listen", "db", "threads:int", "events_topic_prefix", "log_level:level", "log_format:format", "metrics_listen", NULL};
+static const char *const KNOWN_KEYS[] = {"listen", "db", "threads:int", "events_topic_prefix", "log_level:level", "log_format:format", "metrics_listen", BOK_RPC_TLS_KEYS, NULL};
 
 int main(int argc, char **argv) {
   int rc = 1;
@@ -31,7 +31,14 @@ int main(int argc, char **argv) {
   bok_ready_cache_t *ready = NULL;
   bok_admin_http_t *admin = NULL;
   char msg[512];
-  model_store_t *store = model_store_open(bok_config_get(cfg, "db", ".run/data/models.db"), &err);
+  model_store_t *store = NULL;
+  if (bok_rpc_security_from_config(cfg, BOK_RPC_ROLE_SERVICE, &err) != 0) {
+    bok_logf(bok_log_stderr, comp, BOK_LOG_ERROR, "%s", err.msg);
+    goto out;
+  }
+  bok_rpc_security_describe(msg, sizeof msg);
+  bok_logf(bok_log_stderr, comp, BOK_LOG_INFO, "gRPC security: %s", msg);
+  store = model_store_open(bok_config_get(cfg, "db", ".run/data/models.db"), &err);
   if (!store) {
     bok_logf(bok_log_stderr, comp, BOK_LOG_ERROR, "%s", err.msg);
     goto out;
@@ -63,6 +70,7 @@ out:
   bok_admin_http_stop(admin);
   bok_ready_cache_stop(ready);
   model_store_close(store);
+  bok_rpc_security_reset();
   bok_config_destroy(cfg);
   bok_metrics_default_free();
   return rc;

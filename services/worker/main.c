@@ -11,6 +11,7 @@
 
 #include "bok/config.h"
 #include "bok/log.h"
+#include "bok/rpc.h"
 #include "worker.h"
 #include "worker_obs.h"
 
@@ -43,7 +44,7 @@ static void *lane_main(void *arg) {
 
 /* Every key this binary reads (README "Ports and configuration"); others are
  * refused at start with their file:line. */
-static const char *const KNOWN_KEYS[] = {"worker_id", "lanes:int", "kafka.brokers", "kafka.rows_topic", "kafka.group_id", "kafka.transactions:bool", "kafka.transaction_timeout_ms:int", "kafka.events_partitions:int", "kafka.batch_max_rows:int", "kafka.batch_max_ms:int", "kafka.producer.*", "kafka.consumer.*", "kafka.events_topic.*", "routes.default.model", "routes.default.job", "routes.tenants.*", "log_level:level", "log_format:format", "metrics_listen", NULL};
+static const char *const KNOWN_KEYS[] = {"worker_id", "lanes:int", "kafka.brokers", "kafka.rows_topic", "kafka.group_id", "kafka.transactions:bool", "kafka.transaction_timeout_ms:int", "kafka.events_partitions:int", "kafka.batch_max_rows:int", "kafka.batch_max_ms:int", "kafka.producer.*", "kafka.consumer.*", "kafka.events_topic.*", "routes.default.model", "routes.default.job", "routes.tenants.*", "log_level:level", "log_format:format", "metrics_listen", BOK_RPC_TLS_KEYS, "rpc.worker_token_file", NULL};
 
 int main(int argc, char **argv) {
   static const char *names[MAX_LANES] = {"worker",    "worker.1",  "worker.2",  "worker.3",
@@ -59,6 +60,16 @@ int main(int argc, char **argv) {
     bok_config_destroy(cfg);
     return 2;
   }
+  /* Before any channel: TLS material and the worker token it sends. */
+  bok_err_t serr;
+  if (bok_rpc_security_from_config(cfg, BOK_RPC_ROLE_WORKER, &serr) != 0) {
+    bok_logf(bok_log_stderr, "worker", BOK_LOG_ERROR, "cannot start: %s", serr.msg);
+    bok_config_destroy(cfg);
+    return 1;
+  }
+  char sdesc[200];
+  bok_rpc_security_describe(sdesc, sizeof sdesc);
+  bok_logf(bok_log_stderr, "worker", BOK_LOG_INFO, "gRPC security: %s", sdesc);
   /* Block the stop signals until every lane exists, so none is missed. */
   sigset_t stop_sigs, old;
   sigemptyset(&stop_sigs);
@@ -112,6 +123,7 @@ int main(int argc, char **argv) {
   }
   worker_obs_stop(obs);
   for (int i = 0; i < g_nlanes; i++) worker_destroy(g_lanes[i]);
+  bok_rpc_security_reset();
   bok_config_destroy(cfg);
   bok_metrics_default_free();
   return rc;

@@ -19,7 +19,7 @@ SRC = e.SRC
 ROOT_FILE = os.path.join(SRC, "docker-compose.yml")
 DEPLOY_FILE = os.path.join(SRC, "deploy", "docker-compose.yml")
 DOCKERFILE = os.path.join(SRC, "deploy", "docker", "Dockerfile")
-SERVICES = {"kafka", "model", "job", "worker", "api"}
+SERVICES = {"kafka", "certs", "model", "job", "worker", "api"}
 # binary -> its config file in deploy/config and its bok_e2e name
 BINARY = {"bok-model-service": ("model-service.yaml", "model"), "bok-job-service": ("job-service.yaml", "job"),
           "bok-worker": ("worker.yaml", "worker"), "bok-gateway": ("gateway.yaml", "gateway")}
@@ -154,7 +154,7 @@ def test_services_ports_volumes():
     e.check(port_of(env_of(svcs["api"])["BOK_LISTEN"]) == 8000, "the gateway listens on 8000 in the container")
     for name in ("model", "job"):
         env = env_of(svcs[name])
-        mounts = dict(v.split(":", 1) for v in svcs[name]["volumes"])
+        mounts = {k: v for k, v in (x.split(":", 1) for x in svcs[name]["volumes"]) if v != "/certs:ro"}
         e.check(list(mounts.values()) == ["/data"], "%s volumes: %s" % (name, mounts))
         vol = list(mounts)[0]
         e.check(vol in (c.get("volumes") or {}), "%s: volume %s is not a named volume" % (name, vol))
@@ -173,6 +173,8 @@ def test_services_ports_volumes():
 def test_health_checks_and_start_order():
     svcs = compose()["services"]
     for name, svc in svcs.items():
+        if name == "certs":  # one-shot; the others wait for it to complete
+            continue
         hc = svc.get("healthcheck")
         e.check(hc and hc.get("test"), "%s: no healthcheck" % name)
         if name == "kafka":
@@ -185,12 +187,34 @@ def test_health_checks_and_start_order():
         e.check(int(m.group(1)) == want, "%s: health check port %s, service port %s" % (name, m.group(1), want))
         if name != "api":
             e.check(env["BOK_METRICS_LISTEN"].startswith("0.0.0.0:"), "%s: metrics not reachable" % name)
-    want = {"model": set(), "job": {"kafka", "model"}, "worker": {"kafka", "model", "job"}, "api": {"model", "job"}}
+    want = {"model": {"certs"}, "job": {"certs", "kafka", "model"}, "worker": {"certs", "kafka", "model", "job"},
+            "api": {"certs", "model", "job"}}
     for name, deps in want.items():
         got = svcs[name].get("depends_on") or {}
         e.check(set(got) == deps, "%s depends_on %s, want %s" % (name, sorted(got), sorted(deps)))
         for d, cond in got.items():
-            e.check(cond == {"condition": "service_healthy"}, "%s -> %s: %s" % (name, d, cond))
+            want_cond = "service_completed_successfully" if d == "certs" else "service_healthy"
+            e.check(cond == {"condition": want_cond}, "%s -> %s: %s" % (name, d, cond))
+
+
+def test_compose_turns_mtls_on():
+    """docs/SECURITY.md: the one-shot certs service makes a certificate per
+    service with deploy/certs.sh; each gRPC service presents its own, and the
+    job service takes the worker's certificate name as its credential."""
+    svcs = compose()["services"]
+    cmd = svcs["certs"]["command"]
+    e.check(cmd[:2] == ["bok-certs", "/certs"], "certs command: %s" % cmd)
+    with open(DOCKERFILE) as f:
+        e.check("COPY deploy/certs.sh /usr/local/bin/bok-certs" in f.read(), "the image lacks bok-certs")
+    e.check("certs:/certs" in svcs["certs"]["volumes"], "certs volume: %s" % svcs["certs"]["volumes"])
+    for name in ("model", "job", "worker", "api"):
+        env = env_of(svcs[name])
+        e.check(name in cmd[2:], "no certificate made for %s: %s" % (name, cmd))
+        e.check(env.get("BOK_RPC_TLS_CA") == "/certs/ca.pem" and env.get("BOK_RPC_TLS_CERT") == "/certs/%s.pem" % name
+                and env.get("BOK_RPC_TLS_KEY") == "/certs/%s.key" % name, "%s: TLS env %s" % (name, env))
+        e.check("certs:/certs:ro" in svcs[name]["volumes"], "%s: certs not mounted read-only" % name)
+    job = env_of(svcs["job"])
+    e.check(job.get("BOK_RPC_WORKER_NAMES") == "worker", "job: worker names %s" % job)
 
 
 def test_commands_configs_and_env_overrides_name_real_things():

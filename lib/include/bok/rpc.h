@@ -13,6 +13,17 @@
  * BOK_RPC_TENANT_OPTIONAL method an invalid id reads as no tenant (NULL).
  * Unregistered methods answer UNIMPLEMENTED; a request that does not unpack
  * answers INVALID_ARGUMENT; a request over max_message RESOURCE_EXHAUSTED.
+ *
+ * Service identity (docs/SECURITY.md "Service identity (gRPC)"): a method
+ * registered with the flag BOK_RPC_WORKER_ONLY runs only for a caller that
+ * shows a worker credential -- a TLS client certificate whose name is in
+ * rpc.worker_names, or metadata "x-worker-token" equal to the token of
+ * rpc.worker_token_file -- checked before the tenant and the handler.
+ * Without one: UNAUTHENTICATED (no or wrong token) or PERMISSION_DENIED (a
+ * verified certificate that names no worker, or a server that has no worker
+ * credential configured). TLS and the worker credential are process-wide
+ * settings (bok_rpc_security_*), set once by main() before any server or
+ * channel exists.
  */
 #ifndef BOK_RPC_H
 #define BOK_RPC_H
@@ -67,9 +78,12 @@ const char *bok_err_code_name(bok_err_code_t code);
 typedef struct bok_rpc_server bok_rpc_server_t;
 typedef struct bok_rpc_call bok_rpc_call_t;
 
+/* A method's mode: TENANT_OPTIONAL or TENANT_REQUIRED, optionally OR-ed with
+ * the flag WORKER_ONLY (BOK_RPC_WORKER_ONLY alone = tenant optional). */
 typedef enum {
   BOK_RPC_TENANT_OPTIONAL = 0,
-  BOK_RPC_TENANT_REQUIRED = 1
+  BOK_RPC_TENANT_REQUIRED = 1,
+  BOK_RPC_WORKER_ONLY = 2
 } bok_rpc_tenant_mode_t;
 
 /* A unary handler. `req` is the unpacked request (owned by the glue, freed
@@ -152,12 +166,59 @@ static inline void bok_rpc_call_fail_err(bok_rpc_call_t *call, const bok_err_t *
   bok_rpc_call_fail(call, e->code, "%s", e->msg);
 }
 
+/* ---- Security (process-wide) --------------------------------------------- */
+
+struct bok_config;
+
+/* What the process is, for bok_rpc_security_from_config(). */
+typedef enum {
+  BOK_RPC_ROLE_SERVICE = 0, /* TLS only (model service, gateway) */
+  BOK_RPC_ROLE_JOB_SERVICE, /* serves worker-only methods: loads (creates on first start) the token to accept */
+  BOK_RPC_ROLE_WORKER       /* sends its token as x-worker-token on every call it makes */
+} bok_rpc_role_t;
+
+typedef struct {
+  /* PEM files. All three or none. Set: servers listen with TLS and require a
+   * client certificate signed by tls_ca; channels speak TLS, verify the
+   * server against tls_ca (the target host must be in its SANs) and present
+   * tls_cert. None: plaintext. */
+  const char *tls_ca, *tls_cert, *tls_key;
+  bok_rpc_role_t role;
+  /* The worker token file (JOB_SERVICE: created with 0600 and 32 random
+   * bytes, hex, when absent; WORKER: read, and re-read on each call until it
+   * exists; sent on calls to the job service only). NULL: no token. */
+  const char *worker_token_file;
+  /* JOB_SERVICE: certificate names (CN or DNS SAN) accepted as workers,
+   * separated by commas or spaces. NULL/"": none. */
+  const char *worker_names;
+} bok_rpc_security_t;
+
+/* Loads the files and sets the process-wide settings, replacing earlier
+ * ones. Affects servers started and channels created afterwards. Call from
+ * one thread with no server or channel in use (main() at start; tests).
+ * 0 ok, -1 with err set (unreadable PEM, a token file that is too short,
+ * readable by others, or cannot be created). */
+int bok_rpc_security_set(const bok_rpc_security_t *sec, bok_err_t *err);
+/* The same from the keys rpc.tls.ca, rpc.tls.cert, rpc.tls.key,
+ * rpc.worker_token_file and rpc.worker_names of `cfg`. */
+int bok_rpc_security_from_config(const struct bok_config *cfg, bok_rpc_role_t role, bok_err_t *err);
+/* Back to plaintext without credentials; frees what set() loaded. */
+void bok_rpc_security_reset(void);
+/* A one-line summary for the start-up log ("tls=on worker_auth=token"). */
+void bok_rpc_security_describe(char *out, size_t cap);
+/* The keys above, for a binary's list of known configuration keys. */
+#define BOK_RPC_TLS_KEYS "rpc.tls.ca", "rpc.tls.cert", "rpc.tls.key"
+#define BOK_RPC_WORKER_KEYS "rpc.worker_token_file", "rpc.worker_names"
+
 /* ---- Client -------------------------------------------------------------- */
 
 typedef struct bok_rpc_channel bok_rpc_channel_t;
 typedef struct bok_rpc_stream bok_rpc_stream_t;
 
-/* An insecure channel to "host:port". Thread-safe: many threads may call
+/* A channel to "host:port": plaintext, or TLS with this process's
+ * certificate when bok_rpc_security_set() configured TLS. A worker
+ * (BOK_RPC_ROLE_WORKER) sends its token with every call of a
+ * /batch.v1.JobService/ method. Thread-safe: many threads may call
  * through one channel at once. Never NULL except out of memory. Connection
  * is lazy; a dead backend shows up as BOK_ERR_UNAVAILABLE on calls: at once
  * when its port refuses, within ~1 s (connect timeout) when it accepts but
