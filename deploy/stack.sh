@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # deploy/stack.sh up|down|status -- the whole local stack in the background:
 # Kafka (KRaft), model service, job service, BOK_WORKERS workers (default 1), gateway.
+# BOK_SKIP_KAFKA=1: leave the broker alone (use a running one; tests).
 # Logs: .run/logs/<name>.log   pids: .run/pids/<name>.pid   data: .run/data
 # Admin ports (/metrics, /healthz, /readyz): model 9101, job 9102, workers
 # 9103, 9104, ... (each worker gets its own through BOK_METRICS_LISTEN).
+# Every service runs under deploy/supervise.sh: one that exits on its own is
+# started again within a second. Workers get a stable worker id (host +
+# name), so a restarted worker reuses its transactional id and fences the
+# dead one's open transaction at once.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
@@ -30,7 +35,7 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 up() {
   mkdir -p "$LOGS" "$PIDS" "$STATE/data"
-  bash "$HERE/kafka.sh" start
+  [ -n "${BOK_SKIP_KAFKA:-}" ] || bash "$HERE/kafka.sh" start
   for s in "${SERVICES[@]}"; do
     read -r name bin cfg port maddr <<<"$s"
     if alive "$name"; then
@@ -42,9 +47,12 @@ up() {
       continue
     fi
     # exec: the background subshell becomes the service, holding no pipe of ours
-    menv=(); [ "$maddr" != - ] && menv=(BOK_METRICS_LISTEN="$maddr")
-    (cd "$REPO" && export "${menv[@]}" BOK_DB="$STATE/data/${name%%-*}s.db" && exec setsid "$BUILD/$bin" --config "$HERE/config/$cfg" \
-        >>"$LOGS/$name.log" 2>&1 </dev/null) &
+    menv=(BOK_RPC_WORKER_TOKEN_FILE="$STATE/secrets/worker.token")
+    [ "$maddr" != - ] && menv+=(BOK_METRICS_LISTEN="$maddr")
+    [ "$name" = gateway ] && menv+=(BOK_LISTEN="0.0.0.0:$HTTP_PORT")
+    case "$name" in worker*) menv+=(BOK_WORKER_ID="$(hostname -s 2>/dev/null || echo local)-$name") ;; esac
+    (cd "$REPO" && export "${menv[@]}" BOK_DB="$STATE/data/${name%%-*}s.db" && exec setsid bash "$HERE/supervise.sh" "$name" \
+        "$BUILD/$bin" --config "$HERE/config/$cfg" >>"$LOGS/$name.log" 2>&1 </dev/null) &
     echo $! >"$PIDS/$name.pid"
     if [ "$port" != 0 ]; then
       for _ in $(seq 1 100); do port_open "$port" && break; alive "$name" || break; sleep 0.1; done
@@ -88,7 +96,7 @@ down() {
     echo "stack: $(basename "$f" .pid) stopped"
     rm -f "$f"
   done
-  bash "$HERE/kafka.sh" stop
+  [ -n "${BOK_SKIP_KAFKA:-}" ] || bash "$HERE/kafka.sh" stop
 }
 
 status() {

@@ -197,6 +197,15 @@ def test_health_checks_and_start_order():
             e.check(cond == {"condition": want_cond}, "%s -> %s: %s" % (name, d, cond))
 
 
+def test_every_long_running_service_restarts_by_itself():
+    """A process that dies (crash, OOM kill) comes back without an operator
+    (issue 11: dead workers used to stay dead)."""
+    for name, svc in compose()["services"].items():
+        if name == "certs":
+            continue
+        e.check(svc.get("restart") in ("unless-stopped", "always"), "%s: restart policy %r" % (name, svc.get("restart")))
+
+
 def test_compose_turns_mtls_on():
     """docs/SECURITY.md: the one-shot certs service makes a certificate per
     service with deploy/certs.sh; each gRPC service presents its own, and the
