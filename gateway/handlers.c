@@ -98,6 +98,20 @@ static int query_param(h2o_req_t *req, const char *key, char *out, size_t cap) {
   return gw_query_param(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1, key, out, cap);
 }
 
+/* A numeric query parameter in [min, max] (docs/openapi.yaml gives the same
+ * minimum/maximum): 1 and *out set when present, 0 when absent (*out kept),
+ * -1 after answering 400 (not digits, out of range, or too long; never
+ * overflows). */
+static int query_int(h2o_req_t *req, const char *key, int64_t min, int64_t max, int64_t *out) {
+  char v[32];
+  int q = query_param(req, key, v, sizeof v);
+  if (q == 0) return 0;
+  if (q > 0 && gw_parse_range(v, min, max, out) == 0) return 1;
+  gw_send_error(req, 400, "INVALID_ARGUMENT", "%s: expected an integer %lld-%lld", key, (long long)min,
+                (long long)max);
+  return -1;
+}
+
 /* Parses a JSON body; answers 413/400/415 and returns NULL on failure. */
 static json_t *json_body(gw_thread_t *th, h2o_req_t *req) {
   if (req->entity.len > th->srv->max_json_body) {
@@ -302,11 +316,7 @@ static int jobs_list(gw_thread_t *th, h2o_req_t *req, const char *tenant) {
     r.state = (Batch__V1__JobState)st;
   }
   int64_t lim = 0;
-  q = query_param(req, "limit", v, sizeof v);
-  if (q < 0 || (q > 0 && gw_parse_count(v, 100000, &lim) != 0)) {
-    gw_send_error(req, 400, "INVALID_ARGUMENT", "limit: expected an integer 0-100000");
-    return 0;
-  }
+  if (query_int(req, "limit", 0, GW_JOBS_LIMIT_MAX, &lim) < 0) return 0;
   r.limit = (int32_t)lim;
   return gw_call(th, req, "job", tenant, JOB_SVC "ListJobs", &r.base, &batch__v1__list_jobs_response__descriptor,
                  render_jobs, 200);
@@ -315,18 +325,9 @@ static int jobs_list(gw_thread_t *th, h2o_req_t *req, const char *tenant) {
 static int job_rejected(gw_thread_t *th, h2o_req_t *req, const char *tenant, char *id) {
   Batch__V1__ListRejectedRequest r = BATCH__V1__LIST_REJECTED_REQUEST__INIT;
   r.job_id = id;
-  char v[64];
-  int64_t lim = 1000, after = 0;
-  int q = query_param(req, "limit", v, sizeof v);
-  if (q < 0 || (q > 0 && (gw_parse_count(v, 100000, &lim) != 0 || lim < 1))) {
-    gw_send_error(req, 400, "INVALID_ARGUMENT", "limit: expected an integer 1-100000");
-    return 0;
-  }
-  q = query_param(req, "after_row", v, sizeof v);
-  if (q < 0 || (q > 0 && gw_parse_count(v, INT64_MAX / 10, &after) != 0)) {
-    gw_send_error(req, 400, "INVALID_ARGUMENT", "after_row: expected a non-negative integer");
-    return 0;
-  }
+  int64_t lim = GW_REJECTED_LIMIT_DEFAULT, after = 0;
+  if (query_int(req, "limit", 1, GW_REJECTED_LIMIT_MAX, &lim) < 0) return 0;
+  if (query_int(req, "after_row", 0, INT64_MAX, &after) < 0) return 0;
   r.limit = (int32_t)lim;
   r.after_row = after;
   return gw_call(th, req, "job", tenant, JOB_SVC "ListRejected", &r.base,

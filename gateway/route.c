@@ -143,13 +143,21 @@ int gw_query_param(const char *q, size_t qlen, const char *key, char *out, size_
 }
 
 int gw_parse_count(const char *s, int64_t max, int64_t *out) {
-  if (!*s) return -1;
+  if (!*s || max < 0) return -1;
   int64_t v = 0;
   for (; *s; s++) {
     if (*s < '0' || *s > '9') return -1;
-    v = v * 10 + (*s - '0');
-    if (v > max) return -1;
+    int d = *s - '0';
+    if (d > max || v > (max - d) / 10) return -1; /* v * 10 + d > max, checked without overflow */
+    v = v * 10 + d;
   }
+  *out = v;
+  return 0;
+}
+
+int gw_parse_range(const char *s, int64_t min, int64_t max, int64_t *out) {
+  int64_t v;
+  if (min < 0 || min > max || gw_parse_count(s, max, &v) != 0 || v < min) return -1;
   *out = v;
   return 0;
 }

@@ -62,9 +62,20 @@ const char *gw_route_allow_header(gw_route_kind_t kind);
  * long or malformed escape. */
 int gw_query_param(const char *query, size_t qlen, const char *key, char *out, size_t cap);
 
-/* Parses a non-negative decimal integer (no sign, no spaces, <= max).
- * 0 ok, -1 otherwise. */
+/* Parses a non-negative decimal integer (digits only: no sign, no spaces,
+ * leading zeros allowed) that is <= max (max >= 0, up to INT64_MAX). Checks
+ * overflow before every step, so any digit string is safe. 0 ok, -1
+ * otherwise (*out untouched). */
 int gw_parse_count(const char *s, int64_t max, int64_t *out);
+/* The same for a value in [min, max] (0 <= min <= max). */
+int gw_parse_range(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* Ranges of the numeric query parameters (docs/openapi.yaml says the same):
+ * GET /jobs?limit= 0..GW_JOBS_LIMIT_MAX (0 = all); GET /jobs/{id}/rejected
+ * ?limit= 1..GW_REJECTED_LIMIT_MAX and ?after_row= 0..INT64_MAX. */
+#define GW_JOBS_LIMIT_MAX 100000
+#define GW_REJECTED_LIMIT_MAX 100000
+#define GW_REJECTED_LIMIT_DEFAULT 1000
 
 /* 1 if a Content-Type value is application/json (parameters allowed, any
  * case), else 0. */

@@ -292,6 +292,58 @@ static void test_parse_count(void **state) {
   assert_int_equal(gw_parse_count("99999999999999999999999", INT64_MAX / 10, &v), -1);
 }
 
+/* Regression (issue 12): after_row=9223372036854775808 overflowed int64
+ * (UBSan abort; the normal build wrapped to a negative row and served page 1). */
+static void test_parse_count_overflow(void **state) {
+  (void)state;
+  int64_t v = 42;
+  assert_int_equal(gw_parse_count("9223372036854775807", INT64_MAX, &v), 0);
+  assert_true(v == INT64_MAX);
+  v = 42;
+  const char *over[] = {"9223372036854775808", "9223372036854775809", "9223372036854775810",
+                        "18446744073709551615", "18446744073709551616", "99999999999999999999",
+                        "92233720368547758070"};
+  for (size_t i = 0; i < sizeof over / sizeof over[0]; i++) {
+    assert_int_equal(gw_parse_count(over[i], INT64_MAX, &v), -1);
+    assert_true(v == 42); /* untouched on failure */
+  }
+  /* the old bound (INT64_MAX / 10) let v * 10 + 8 overflow */
+  assert_int_equal(gw_parse_count("9223372036854775808", INT64_MAX / 10, &v), -1);
+  assert_int_equal(gw_parse_count("922337203685477580", INT64_MAX / 10, &v), 0);
+  assert_true(v == INT64_MAX / 10);
+  assert_int_equal(gw_parse_count("922337203685477581", INT64_MAX / 10, &v), -1);
+  /* leading zeros are just digits */
+  assert_int_equal(gw_parse_count("000000000000000000000000000000007", 10, &v), 0);
+  assert_int_equal(v, 7);
+  assert_int_equal(gw_parse_count("0", 0, &v), 0);
+  assert_int_equal(gw_parse_count("1", 0, &v), -1);
+  assert_int_equal(gw_parse_count("1", -1, &v), -1);
+  assert_int_equal(gw_parse_count(" 1", 10, &v), -1);
+  assert_int_equal(gw_parse_count("1 ", 10, &v), -1);
+  assert_int_equal(gw_parse_count("1e3", 10000, &v), -1);
+  assert_int_equal(gw_parse_count("1.0", 10, &v), -1);
+  assert_int_equal(gw_parse_count("0x10", 100, &v), -1);
+}
+
+static void test_parse_range(void **state) {
+  (void)state;
+  int64_t v = 42;
+  assert_int_equal(gw_parse_range("1", 1, GW_REJECTED_LIMIT_MAX, &v), 0);
+  assert_int_equal(v, 1);
+  assert_int_equal(gw_parse_range("100000", 1, GW_REJECTED_LIMIT_MAX, &v), 0);
+  assert_int_equal(v, 100000);
+  v = 42;
+  assert_int_equal(gw_parse_range("0", 1, GW_REJECTED_LIMIT_MAX, &v), -1);
+  assert_int_equal(gw_parse_range("100001", 1, GW_REJECTED_LIMIT_MAX, &v), -1);
+  assert_int_equal(gw_parse_range("-5", 0, 10, &v), -1);
+  assert_int_equal(gw_parse_range("", 0, 10, &v), -1);
+  assert_true(v == 42);
+  assert_int_equal(gw_parse_range("5", 6, 5, &v), -1); /* empty range */
+  assert_int_equal(gw_parse_range("9223372036854775807", 0, INT64_MAX, &v), 0);
+  assert_true(v == INT64_MAX);
+  assert_int_equal(gw_parse_range("9223372036854775808", 0, INT64_MAX, &v), -1);
+}
+
 static void test_tenant(void **state) {
   (void)state;
   char t[65];
@@ -518,6 +570,8 @@ int main(void) {
       cmocka_unit_test(test_route_methods),
       cmocka_unit_test(test_query_param),
       cmocka_unit_test(test_parse_count),
+      cmocka_unit_test(test_parse_count_overflow),
+      cmocka_unit_test(test_parse_range),
       cmocka_unit_test(test_tenant),
       cmocka_unit_test(test_content_type_and_format),
       cmocka_unit_test(test_model_json),
