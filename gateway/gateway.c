@@ -204,6 +204,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
   (void)self;
   gw_thread_t *th = req->conn->ctx->storage.entries[0].data;
   atomic_fetch_add(&th->srv->req_total, 1);
+  gw_conn_request_begin(req);
   return gw_handle(th, req);
 }
 
@@ -211,7 +212,7 @@ static void on_accept(h2o_socket_t *listener, const char *err) {
   if (err) return;
   gw_thread_t *th = listener->data;
   h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-  if (sock) h2o_accept(&th->accept_ctx, sock);
+  if (sock && gw_conn_admit(th, sock) == 0) h2o_accept(&th->accept_ctx, sock);
 }
 
 /* SO_REUSEPORT would let a second gateway silently share the port: first
@@ -266,7 +267,7 @@ static int loop_busy(gw_thread_t *th) {
   h2o_context_t *c = &th->ctx;
   h2o_timeout_t *timeouts[] = {&c->zero_timeout,      &c->one_sec_timeout,   &c->hundred_ms_timeout,
                                &c->handshake_timeout, &c->http1.req_timeout, &c->http2.idle_timeout,
-                               &c->http2.graceful_shutdown_timeout, &c->proxy.io_timeout};
+                               &c->http2.graceful_shutdown_timeout, &c->proxy.io_timeout, &th->hdr_timeout};
   if (th->pending > 0 || !h2o_linklist_is_empty(&c->http1._conns) || !h2o_linklist_is_empty(&c->http2._conns))
     return 1;
   for (size_t i = 0; i < sizeof timeouts / sizeof timeouts[0]; i++)
@@ -306,6 +307,8 @@ static void *loop_main(void *arg) {
   th->ctx.storage.size = 1;
   th->accept_ctx.ctx = &th->ctx;
   th->accept_ctx.hosts = s->h2o_config.hosts;
+  h2o_timeout_init(th->ctx.loop, &th->hdr_timeout, (uint64_t)s->header_timeout_ms);
+  th->hdr_timeout_inited = 1;
   h2o_multithread_register_receiver(th->ctx.queue, &th->rx, on_messages);
   th->listener = h2o_evloop_socket_create(th->ctx.loop, th->fd, H2O_SOCKET_FLAG_DONT_READ);
   th->fd = -1; /* owned by the listener socket now */
@@ -325,6 +328,7 @@ static void *loop_main(void *arg) {
   /* idle keep-alive connections (and slow request readers) time out at once */
   th->ctx.http1.req_timeout.timeout = 0;
   th->ctx.http2.idle_timeout.timeout = 0;
+  th->hdr_timeout.timeout = 0;
   int64_t deadline = bok_mono_ms() + s->drain_ms;
   do {
     h2o_evloop_run(th->ctx.loop, 20);
@@ -337,6 +341,7 @@ static void *loop_main(void *arg) {
   h2o_multithread_unregister_receiver(th->ctx.queue, &th->rx);
   h2o_evloop_t *loop = th->ctx.loop;
   h2o_multithread_queue_t *queue = th->ctx.queue;
+  h2o_timeout_dispose(loop, &th->hdr_timeout);
   h2o_context_dispose(&th->ctx);
   h2o_evloop_destroy(loop); /* closes the queue's socket */
   free(queue);              /* h2o 2.2's evloop destroy_queue does not */
@@ -401,6 +406,14 @@ static gw_server_t *server_new(const bok_config_t *cfg, bok_log_fn log, void *lo
   s->access_log = bok_config_get_bool(cfg, "access_log", 0);
   int64_t rt = bok_config_get_int(cfg, "request_timeout_ms", 600000);
   s->request_timeout_ms = rt > 0 ? rt : 600000;
+  int64_t ht = bok_config_get_int(cfg, "header_timeout_ms", 10000);
+  s->header_timeout_ms = ht > 0 ? ht : 10000;
+  int64_t mc = bok_config_get_int(cfg, "max_connections_per_ip", 64);
+  s->max_conns_per_ip = mc >= 0 && mc <= 1000000 ? (int)mc : 64;
+  if (gw_conn_guard_init(s) != 0) {
+    snprintf(err, errlen, "out of memory");
+    goto fail;
+  }
   int64_t dr = bok_config_get_int(cfg, "shutdown_drain_ms", 5000);
   s->drain_ms = dr >= 0 && dr < 600000 ? (int)dr : 5000;
   s->routes = bok_routes_from_config(cfg, "127.0.0.1:50051", "127.0.0.1:50052", err, errlen);
@@ -511,8 +524,10 @@ static int start_locked(gw_server_t *s, char *err, size_t errlen) {
     while (sem_wait(&s->ready) != 0 && errno == EINTR) {
     }
   }
-  bok_logf(s->log, s->log_opaque, BOK_LOG_INFO, "HTTP listening on %s:%d (%d loops, tenant header '%s')",
-           s->listen_host, s->bound_port, s->nthreads, s->tenant_header);
+  bok_logf(s->log, s->log_opaque, BOK_LOG_INFO,
+           "HTTP listening on %s:%d (%d loops, tenant header '%s', header timeout %lld ms, %d connections per IP)",
+           s->listen_host, s->bound_port, s->nthreads, s->tenant_header, (long long)s->header_timeout_ms,
+           s->max_conns_per_ip);
   return s->bound_port;
 }
 
@@ -582,6 +597,7 @@ void gw_server_destroy(gw_server_t *s) {
   for (size_t i = 0; i < s->nchannels; i++) bok_rpc_channel_destroy(s->channels[i].ch);
   free(s->channels);
   bok_routes_destroy(s->routes);
+  gw_conn_guard_destroy(s);
   if (s->h2o_inited) h2o_config_dispose(&s->h2o_config);
   if (s->wake_pipe[0] >= 0) close(s->wake_pipe[0]);
   if (s->wake_pipe[1] >= 0) close(s->wake_pipe[1]);

@@ -20,7 +20,12 @@ typedef struct gw_server gw_server_t;
  * must outlive the server), and two optional keys: request_timeout_ms (time
  * to receive one request incl. its body, also the keep-alive idle time;
  * default 600000), shutdown_drain_ms (how long SIGTERM waits for requests
- * in flight; default 5000) and access_log (one line per request; false). NULL with a message in err on failure. */
+ * in flight; default 5000), access_log (one line per request; false),
+ * header_timeout_ms (a request head -- from accept, or from the previous
+ * answer on a keep-alive connection -- must be complete within it, else the
+ * connection is closed; default 10000) and max_connections_per_ip (open
+ * connections per peer address, more are answered 503 and closed; 0 = no
+ * cap; default 64). NULL with a message in err on failure. */
 gw_server_t *gw_server_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen);
 /* Binds and starts the loop threads; returns the bound port or -1. */
 int gw_server_start(gw_server_t *s, char *err, size_t errlen);

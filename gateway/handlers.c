@@ -392,6 +392,15 @@ static int metrics(gw_thread_t *th, h2o_req_t *req) {
                  "# TYPE bok_gateway_requests_in_flight gauge\n"
                  "bok_gateway_requests_in_flight %ld\n",
                  atomic_load(&s->in_flight));
+  bok_buf_printf(&b,
+                 "# HELP bok_gateway_connections_refused_total Connections refused: max_connections_per_ip reached.\n"
+                 "# TYPE bok_gateway_connections_refused_total counter\n"
+                 "bok_gateway_connections_refused_total %ld\n"
+                 "# HELP bok_gateway_header_timeouts_total Connections closed: no complete request head within "
+                 "header_timeout_ms.\n"
+                 "# TYPE bok_gateway_header_timeouts_total counter\n"
+                 "bok_gateway_header_timeouts_total %ld\n",
+                 atomic_load(&s->conns_refused), atomic_load(&s->header_timeouts));
   bok_metrics_render(bok_metrics_default(), &b); /* labeled metrics (gw_obs.c) */
   req->res.status = 200;
   req->res.reason = "OK";

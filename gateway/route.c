@@ -1,3 +1,5 @@
+/* route.c -- the REST routing table, query-string and integer parsing, tenant
+ * resolution, upload format, request-head completeness (pure functions). */
 #include "route.h"
 
 #include <ctype.h>
@@ -159,6 +161,17 @@ int gw_parse_range(const char *s, int64_t min, int64_t max, int64_t *out) {
   int64_t v;
   if (min < 0 || min > max || gw_parse_count(s, max, &v) != 0 || v < min) return -1;
   *out = v;
+  return 0;
+}
+
+int gw_http_head_complete(const char *p, size_t len) {
+  size_t i = 0;
+  while (i < len && (p[i] == '\r' || p[i] == '\n')) i++;
+  for (; i + 1 < len; i++) {
+    if (p[i] != '\n') continue;
+    if (p[i + 1] == '\n') return 1;
+    if (p[i + 1] == '\r' && i + 2 < len && p[i + 2] == '\n') return 1;
+  }
   return 0;
 }
 

@@ -77,6 +77,12 @@ int gw_parse_range(const char *s, int64_t min, int64_t max, int64_t *out);
 #define GW_REJECTED_LIMIT_MAX 100000
 #define GW_REJECTED_LIMIT_DEFAULT 1000
 
+/* 1 if the bytes received so far on a connection (its input buffer, which
+ * starts at the current request) hold a complete HTTP/1 request head: an
+ * empty line after the request line ("\r\n\r\n" or "\n\n"; empty lines
+ * before the request line are skipped, as the parser does). */
+int gw_http_head_complete(const char *p, size_t len);
+
 /* 1 if a Content-Type value is application/json (parameters allowed, any
  * case), else 0. */
 int gw_is_json_content_type(const char *v, size_t len);

@@ -36,5 +36,129 @@ def test_numeric_query_parameters_are_range_checked():
         e.check(s["gateway"].alive(), "the gateway is still up")
 
 
+# ---- slow clients ------------------------------------------------------------------
+
+def closed_after(sock, limit):
+    """Seconds until the server closes `sock` (EOF or reset), None if it is
+    still open after `limit` seconds. Returns (seconds, bytes received)."""
+    t0 = time.time()
+    data = b""
+    sock.settimeout(0.2)
+    while time.time() - t0 < limit:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            return time.time() - t0, data
+        if not chunk:
+            return time.time() - t0, data
+        data += chunk
+    return None, data
+
+
+def metric(s, name):
+    st, text = s.http("GET", "/metrics")
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def test_partial_request_head_is_closed_after_header_timeout():
+    """Half a request line (and a head without its empty line) is closed
+    after header_timeout_ms, not request_timeout_ms; a complete head whose
+    body is slow is not cut at the header timeout; an idle keep-alive
+    connection is closed after it too; normal requests are untouched."""
+    with e.Stack(model=False, job=False, workers=0,
+                 overrides={"gateway": {"header_timeout_ms": 1000, "request_timeout_ms": 60000}}) as s:
+        port = s.http_port
+        for partial in (b"GET /mod", b"GET /models HTTP/1.1\r\nHost: x\r\nX-Slow: 1"):
+            c = socket.create_connection(("127.0.0.1", port), timeout=10)
+            c.sendall(partial)
+            t, data = closed_after(c, 8)
+            c.close()
+            e.check(t is not None and 0.7 <= t <= 4, "%r: closed after %s s (header timeout 1 s)" % (partial, t))
+            e.check(data == b"", "%r: closed without an answer: %r" % (partial, data[:80]))
+        # dribbling the head byte by byte does not extend the timeout
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        t0 = time.time()
+        closed = None
+        for ch in b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Pad: " + b"a" * 100:
+            try:
+                c.sendall(bytes([ch]))
+            except OSError:
+                closed = time.time() - t0
+                break
+            time.sleep(0.1)
+        if closed is None:
+            t, _ = closed_after(c, 8)
+            closed = None if t is None else time.time() - t0
+        c.close()
+        e.check(closed is not None and closed <= 4, "a dribbled head is closed after ~1 s: %s" % closed)
+        # a complete head with a slow body: left to request_timeout_ms
+        body = b'{"name": "x", "schema": {}}'
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        c.sendall(b"POST /models HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body[:5])
+        time.sleep(2.5)
+        c.sendall(body[5:])
+        t, data = closed_after(c, 8)
+        c.close()
+        e.check(data.startswith(b"HTTP/1.1 400") or data.startswith(b"HTTP/1.1 503"),
+                "slow body still answered: %r" % data[:80])
+        # keep-alive: the next request head is due within the header timeout too
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        t, data = closed_after(c, 8)
+        c.close()
+        e.check(data.startswith(b"HTTP/1.1 200") and t is not None and t <= 4,
+                "idle keep-alive connection closed after ~1 s: %s %r" % (t, data[:40]))
+        st, body = s.http("GET", "/healthz")
+        e.check(st == 200, "healthz: %s" % st)
+        n = metric(s, "bok_gateway_header_timeouts_total")
+        e.check(n is not None and n >= 4, "bok_gateway_header_timeouts_total: %s" % n)
+
+
+def test_connections_per_ip_are_capped():
+    """max_connections_per_ip connections from 127.0.0.1 are served; one more
+    is answered 503 and closed; once one is released a request works."""
+    cap = 6
+    with e.Stack(model=False, job=False, workers=0,
+                 overrides={"gateway": {"max_connections_per_ip": cap, "header_timeout_ms": 30000}}) as s:
+        port = s.http_port
+        held = []
+        for _ in range(cap):
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+            time.sleep(0.05)
+        time.sleep(0.5)  # every loop accepted them
+        extra = socket.create_connection(("127.0.0.1", port), timeout=10)
+        t, data = closed_after(extra, 5)
+        extra.close()
+        e.check(t is not None, "connection %d is closed" % (cap + 1))
+        e.check(data == b"" or (data.startswith(b"HTTP/1.1 503") and b"too many connections" in data),
+                "connection %d: %r" % (cap + 1, data[:200]))
+        # the held connections still work
+        held[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        held[0].settimeout(5)
+        e.check(held[0].recv(65536).startswith(b"HTTP/1.1 200"), "a held connection is served")
+        held.pop().close()
+        time.sleep(0.5)
+        st, body = s.http("GET", "/healthz")
+        e.check(st == 200, "after releasing one: %s %s" % (st, body))
+        n = metric(s, "bok_gateway_connections_refused_total")
+        e.check(n is not None and n >= 1, "bok_gateway_connections_refused_total: %s" % n)
+        for c in held:
+            c.close()
+        time.sleep(0.5)
+        # all released: the cap counts open connections, not past ones
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(cap - 2)]
+        time.sleep(0.3)
+        for st, _ in [s.http("GET", "/healthz") for _ in range(5)]:
+            e.check(st == 200, "healthz under the cap: %s" % st)
+        for c in socks:
+            c.close()
+
+
 if __name__ == "__main__":
     e.run_tests(globals())

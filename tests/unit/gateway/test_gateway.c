@@ -344,6 +344,24 @@ static void test_parse_range(void **state) {
   assert_int_equal(gw_parse_range("9223372036854775808", 0, INT64_MAX, &v), -1);
 }
 
+static int head_done(const char *s) { return gw_http_head_complete(s, strlen(s)); }
+
+static void test_http_head_complete(void **state) {
+  (void)state;
+  assert_false(head_done(""));
+  assert_false(head_done("GET /mod"));
+  assert_false(head_done("GET /models HTTP/1.1\r\n"));
+  assert_false(head_done("GET /models HTTP/1.1\r\nHost: x\r\n"));
+  assert_false(head_done("GET /models HTTP/1.1\r\nHost: x\r\n\r"));
+  assert_false(head_done("\r\n\r\n\r\n")); /* empty lines before a request line */
+  assert_false(head_done("\r\nGET / HTTP/1.1\r\n"));
+  assert_true(head_done("GET /models HTTP/1.1\r\nHost: x\r\n\r\n"));
+  assert_true(head_done("GET /models HTTP/1.1\r\n\r\n"));
+  assert_true(head_done("GET / HTTP/1.0\n\n"));
+  assert_true(head_done("\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  assert_true(head_done("POST /jobs HTTP/1.1\r\nContent-Length: 9\r\n\r\npartial b"));
+}
+
 static void test_tenant(void **state) {
   (void)state;
   char t[65];
@@ -572,6 +590,7 @@ int main(void) {
       cmocka_unit_test(test_parse_count),
       cmocka_unit_test(test_parse_count_overflow),
       cmocka_unit_test(test_parse_range),
+      cmocka_unit_test(test_http_head_complete),
       cmocka_unit_test(test_tenant),
       cmocka_unit_test(test_content_type_and_format),
       cmocka_unit_test(test_model_json),
