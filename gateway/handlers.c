@@ -71,6 +71,9 @@ static void render_rejected(gw_pending_t *p, h2o_req_t *req, ProtobufCMessage *r
 
 /* ---- helpers --------------------------------------------------------------- */
 
+#define SEP_EXPECTED                                                                                             \
+  "separator: expected one printable ASCII character other than '\"' (or a tab: \\t, tab); empty means ','"
+
 /* Returns the tenant (in the request pool) or NULL after answering 400. */
 static const char *get_tenant(gw_thread_t *th, h2o_req_t *req) {
   const char *name = th->srv->tenant_header;
@@ -276,16 +279,9 @@ static int jobs_create(gw_thread_t *th, h2o_req_t *req, const char *tenant) {
   for (char *c = model_id; *c; c++) *c = (char)tolower((unsigned char)*c);
   char sep = ',';
   const gw_part_t *sp = gw_multipart_find(parts, (size_t)n, "separator");
-  if (sp && sp->data.len > 0) {
-    if (sp->data.len == 1 && sp->data.base[0] != '"' && sp->data.base[0] != '\n' && sp->data.base[0] != '\r')
-      sep = sp->data.base[0];
-    else if (h2o_memis(sp->data.base, sp->data.len, H2O_STRLIT("\\t")) ||
-             h2o_memis(sp->data.base, sp->data.len, H2O_STRLIT("tab")))
-      sep = '\t';
-    else {
-      gw_send_error(req, 400, "INVALID_ARGUMENT", "separator: expected one character");
-      return 0;
-    }
+  if (sp && gw_separator_parse(sp->data.base, sp->data.len, &sep) != 0) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "%s", SEP_EXPECTED);
+    return 0;
   }
   const char *fname = "upload";
   if (file->filename.len) { /* any bytes may arrive here; store valid UTF-8 */
@@ -306,11 +302,11 @@ static int jobs_list(gw_thread_t *th, h2o_req_t *req, const char *tenant) {
   Batch__V1__ListJobsRequest r = BATCH__V1__LIST_JOBS_REQUEST__INIT;
   char v[64];
   int q = query_param(req, "state", v, sizeof v);
-  if (q < 0 || (q > 0 && v[0])) {
+  if (q != 0) { /* present: one of the enum's names (empty is refused, issue 12) */
     int st = q > 0 ? gw_job_state_parse(v, strlen(v)) : -1;
     if (st < 0) {
       gw_send_error(req, 400, "INVALID_ARGUMENT",
-                    "state: expected PENDING, RUNNING, SUCCESS, PARTIAL_SUCCESS, FAILED or CANCELLED");
+                    "state: expected PENDING, RUNNING, SUCCESS, PARTIAL_SUCCESS, FAILED or CANCELLED (or in lower case)");
       return 0;
     }
     r.state = (Batch__V1__JobState)st;
@@ -348,11 +344,10 @@ static int detect_schema(gw_thread_t *th, h2o_req_t *req) {
   char v[16];
   char sep = ',';
   int q = query_param(req, "separator", v, sizeof v);
-  if (q < 0 || (q > 0 && strlen(v) != 1 && strcmp(v, "\\t") != 0 && strcmp(v, "tab") != 0)) {
-    gw_send_error(req, 400, "INVALID_ARGUMENT", "separator: expected one character");
+  if (q < 0 || (q > 0 && gw_separator_parse(v, strlen(v), &sep) != 0)) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "%s", SEP_EXPECTED);
     return 0;
   }
-  if (q > 0) sep = strlen(v) == 1 ? v[0] : '\t';
   if (req->entity.len == 0) {
     gw_send_error(req, 400, "INVALID_ARGUMENT", "empty sample: send a CSV sample with a header row as the body");
     return 0;

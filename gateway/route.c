@@ -132,6 +132,7 @@ int gw_query_param(const char *q, size_t qlen, const char *key, char *out, size_
           if (e - v < 2 || hexval(v[0]) < 0 || hexval(v[1]) < 0) return -1;
           c = (char)(hexval(v[0]) * 16 + hexval(v[1]));
           v += 2;
+          if (c == '\0') return -1; /* no value may hide a NUL (it would cut the C string) */
         }
         if (n + 1 >= cap) return -1;
         out[n++] = c;
@@ -161,6 +162,22 @@ int gw_parse_range(const char *s, int64_t min, int64_t max, int64_t *out) {
   int64_t v;
   if (min < 0 || min > max || gw_parse_count(s, max, &v) != 0 || v < min) return -1;
   *out = v;
+  return 0;
+}
+
+int gw_separator_parse(const char *v, size_t len, char *out) {
+  if (len == 0) {
+    *out = ',';
+    return 0;
+  }
+  if ((len == 2 && memcmp(v, "\\t", 2) == 0) || (len == 3 && memcmp(v, "tab", 3) == 0)) {
+    *out = '\t';
+    return 0;
+  }
+  if (len != 1) return -1;
+  unsigned char c = (unsigned char)v[0];
+  if (c != '\t' && (c < 0x20 || c > 0x7e || c == '"')) return -1;
+  *out = (char)c;
   return 0;
 }
 

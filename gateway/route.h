@@ -59,7 +59,7 @@ const char *gw_route_allow_header(gw_route_kind_t kind);
 
 /* Finds `key` in a raw query string ("a=1&b=2", without '?') and copies its
  * %-decoded value into out (NUL-terminated). 1 found, 0 absent, -1 value too
- * long or malformed escape. */
+ * long, malformed escape or %00. */
 int gw_query_param(const char *query, size_t qlen, const char *key, char *out, size_t cap);
 
 /* Parses a non-negative decimal integer (digits only: no sign, no spaces,
@@ -76,6 +76,13 @@ int gw_parse_range(const char *s, int64_t min, int64_t max, int64_t *out);
 #define GW_JOBS_LIMIT_MAX 100000
 #define GW_REJECTED_LIMIT_MAX 100000
 #define GW_REJECTED_LIMIT_DEFAULT 1000
+
+/* A CSV separator as given in a form field or query parameter (len bytes):
+ * empty -> ','; one printable ASCII byte (0x20-0x7e) other than '"', or a
+ * tab, written as the byte, as the two characters \t, or as "tab". Anything
+ * else (NUL and other control bytes, CR, LF, '"', non-ASCII, two or more
+ * characters) is -1. docs/openapi.yaml gives the same as a pattern. */
+int gw_separator_parse(const char *v, size_t len, char *out);
 
 /* 1 if the bytes received so far on a connection (its input buffer, which
  * starts at the current request) hold a complete HTTP/1 request head: an

@@ -160,5 +160,49 @@ def test_connections_per_ip_are_capped():
             c.close()
 
 
+# ---- the spec and the gateway agree -----------------------------------------------------
+
+def test_spec_enums_and_lengths_match_the_gateway():
+    """Issue 12 (schemathesis): an empty or mixed-case `state=` is 400 (the
+    enum lists upper and lower case); `schema: {}` is 400 and the spec says
+    so (SPEC 5: type object with properties); the separator follows the
+    spec's Separator pattern, in the form and in POST /schema's query."""
+    spec = e.openapi()
+    sep = spec._resolve({"$ref": "#/components/schemas/Separator"})
+    e.check(sep["maxLength"] == 3 and "pattern" in sep, "Separator in the spec: %s" % sep)
+    ms = spec._resolve({"$ref": "#/components/schemas/ModelSchema"})
+    e.check(ms["required"] == ["type", "properties"], "ModelSchema requires type and properties: %s" % ms)
+    with e.Stack(workers=0) as s:
+        for q in ["state=", "state=Running", "state=BOGUS", "state=%00", "state=RUNNING%00"]:
+            st, resp = s.http("GET", "/jobs?" + q)
+            e.check(st == 400 and resp["error"].startswith("state: expected"), "%s: %s %s" % (q, st, resp))
+        for q in ["", "?state=running", "?state=PARTIAL_SUCCESS", "?state=partial_success&limit=3"]:
+            st, resp = s.http("GET", "/jobs" + q)
+            e.check(st == 200 and resp == [], "%s: %s %s" % (q, st, resp))
+        for body in [{"name": "m", "schema": {}}, {"name": "m", "schema": {"type": "object"}},
+                     {"name": "m", "schema": {"type": "object", "properties": {}}},
+                     {"name": "m", "schema": {"properties": {"a": {"type": "string"}}}},
+                     {"name": "   ", "schema": {"type": "object", "properties": {"a": {"type": "string"}}}}]:
+            st, resp = s.http("POST", "/models", body)
+            e.check(st == 400 and resp.get("code") == "INVALID_ARGUMENT", "%s: %s %s" % (body, st, resp))
+        st, m = s.http("POST", "/models", {"name": "m", "schema": {
+            "type": "object", "properties": {"id": {"type": "string"}, "v": {"type": "integer"}}}})
+        e.check(st == 201, "model: %s %s" % (st, m))
+        sample = "id;v\na;1\n"
+        for v in ["%22", "%0A", "%0D", "%00", "%01", "%7F", "%C3%A9", "%3B%3B", "TAB", "%5Cn"]:
+            st, resp = s.http("POST", "/schema?separator=" + v, body=sample, headers={"Content-Type": "text/csv"})
+            e.check(st == 400 and resp["error"].startswith("separator: expected"), "separator=%s: %s %s" % (v, st, resp))
+        for v, cols in [(";", ["id", "v"]), ("%3B", ["id", "v"]), ("", ["id;v"]), ("tab", ["id;v"]),
+                        ("%5Ct", ["id;v"]), ("%09", ["id;v"])]:
+            st, resp = s.http("POST", "/schema?separator=" + v, body=sample, headers={"Content-Type": "text/csv"})
+            e.check(st == 200 and sorted(resp["properties"]) == cols, "separator=%s: %s %s" % (v, st, resp))
+        for v in ["\x00", "\"", "\n", ";;", "\u00e9", "\x7f", "ab"]:
+            body, ct = e.multipart({"model_id": m["model_id"], "separator": v}, {"file": ("a.csv", "id,v\na,1\n", "text/csv")})
+            st, resp = s.http("POST", "/jobs", body=body, headers={"Content-Type": ct})
+            e.check(st == 400 and resp["error"].startswith("separator: expected"), "form separator %r: %s %s" % (v, st, resp))
+        st, lst = s.http("GET", "/jobs")
+        e.check(st == 200 and lst == [], "no job left behind by a refused separator: %s" % lst)
+
+
 if __name__ == "__main__":
     e.run_tests(globals())

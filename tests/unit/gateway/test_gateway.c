@@ -273,6 +273,8 @@ static void test_query_param(void **state) {
   assert_int_equal(gw_query_param(q, ql, "nope", v, sizeof v), 0);
   assert_int_equal(gw_query_param("a=%zz", 5, "a", v, sizeof v), -1);
   assert_int_equal(gw_query_param("a=%2", 4, "a", v, sizeof v), -1);
+  assert_int_equal(gw_query_param("a=%00", 5, "a", v, sizeof v), -1);
+  assert_int_equal(gw_query_param("a=%3B%00", 8, "a", v, sizeof v), -1);
   assert_int_equal(gw_query_param("a=0123456789abcdefXYZ", 21, "a", v, sizeof v), -1);
   assert_int_equal(gw_query_param("", 0, "a", v, sizeof v), 0);
 }
@@ -490,6 +492,36 @@ static void test_job_states(void **state) {
   assert_int_equal(gw_job_state_parse("DONE", 4), -1);
   assert_int_equal(gw_job_state_parse("", 0), -1);
   assert_int_equal(gw_job_state_parse("PENDINGX", 8), -1);
+  /* the OpenAPI enum lists upper and lower case: nothing else (issue 12) */
+  assert_int_equal(gw_job_state_parse("running", 7), 2);
+  assert_int_equal(gw_job_state_parse("Running", 7), -1);
+  assert_int_equal(gw_job_state_parse("RUNNINg", 7), -1);
+  assert_int_equal(gw_job_state_parse("Partial_Success", 15), -1);
+  assert_int_equal(gw_job_state_parse("_", 1), -1);
+}
+
+static char sep_of(const char *v) {
+  char c = 'X';
+  return gw_separator_parse(v, strlen(v), &c) == 0 ? c : 0;
+}
+
+/* docs/openapi.yaml: separator maxLength 3, pattern of one printable ASCII
+ * byte but '"', or a tab (also written \t or tab); empty = ','. */
+static void test_separator(void **state) {
+  (void)state;
+  assert_int_equal(sep_of(""), ',');
+  assert_int_equal(sep_of(";"), ';');
+  assert_int_equal(sep_of("|"), '|');
+  assert_int_equal(sep_of(" "), ' ');
+  assert_int_equal(sep_of("~"), '~');
+  assert_int_equal(sep_of("\t"), '\t');
+  assert_int_equal(sep_of("tab"), '\t');
+  assert_int_equal(sep_of("\\t"), '\t');
+  const char *bad[] = {"\"", "\n", "\r", "\x01", "\x7f", "\xc3\xa9", "\xff", ";;", ",,", "TAB", "ta", "\\n", "tabs"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) assert_int_equal(sep_of(bad[i]), 0);
+  char c = 'X';
+  assert_int_equal(gw_separator_parse("\0", 1, &c), -1); /* NUL */
+  assert_int_equal(c, 'X');
 }
 
 static void test_rejected_json(void **state) {
@@ -591,6 +623,7 @@ int main(void) {
       cmocka_unit_test(test_parse_count_overflow),
       cmocka_unit_test(test_parse_range),
       cmocka_unit_test(test_http_head_complete),
+      cmocka_unit_test(test_separator),
       cmocka_unit_test(test_tenant),
       cmocka_unit_test(test_content_type_and_format),
       cmocka_unit_test(test_model_json),
