@@ -47,6 +47,11 @@ struct gw_server {
   struct gw_ip_count **ip_counts; /* per-IP open connections (conn_guard.c) */
   atomic_long conns_refused;      /* over max_conns_per_ip */
   atomic_long header_timeouts;    /* closed: no request head within header_timeout_ms */
+  /* API keys (auth.c): an immutable table swapped under keys_mu by a reload
+   * (main thread, SIGHUP); readers take a reference (gw_server_keys). */
+  pthread_mutex_t keys_mu;
+  struct gw_keys *keys;
+  char config_path[4096]; /* re-read on SIGHUP; "" = none */
   bok_routes_t *routes;
   gw_channel_t *channels; /* one per distinct backend address */
   size_t nchannels;
@@ -144,6 +149,10 @@ int gw_conn_guard_init(gw_server_t *s);
 void gw_conn_guard_destroy(gw_server_t *s);
 int gw_conn_admit(gw_thread_t *th, h2o_socket_t *sock);
 void gw_conn_request_begin(h2o_req_t *req);
+
+/* The current API key table with a reference the caller drops with
+ * gw_keys_unref (any thread). */
+struct gw_keys *gw_server_keys(gw_server_t *s);
 
 /* Handlers (handlers.c). Return 0 when the request is (or will be) answered. */
 int gw_handle(gw_thread_t *th, h2o_req_t *req);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "batch/v1/job.pb-c.h"
 #include "batch/v1/model.pb-c.h"
 #include "bok/detect.h"
@@ -74,17 +75,74 @@ static void render_rejected(gw_pending_t *p, h2o_req_t *req, ProtobufCMessage *r
 #define SEP_EXPECTED                                                                                             \
   "separator: expected one printable ASCII character other than '\"' (or a tab: \\t, tab); empty means ','"
 
-/* Returns the tenant (in the request pool) or NULL after answering 400. */
-static const char *get_tenant(gw_thread_t *th, h2o_req_t *req) {
+/* The tenant header's value; NULL/0 when absent. */
+static h2o_iovec_t tenant_header(gw_thread_t *th, h2o_req_t *req) {
   const char *name = th->srv->tenant_header;
   ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
+  return i >= 0 ? req->headers.entries[i].value : h2o_iovec_init(NULL, 0);
+}
+
+/* The tenant from the header alone (no API key): in the request pool, or
+ * NULL after answering 400. */
+static const char *header_tenant(gw_thread_t *th, h2o_req_t *req) {
+  h2o_iovec_t v = tenant_header(th, req);
   char *t = h2o_mem_alloc_pool(&req->pool, 65);
-  if (gw_tenant_resolve(i >= 0 ? req->headers.entries[i].value.base : NULL,
-                        i >= 0 ? req->headers.entries[i].value.len : 0, t) != 0) {
+  if (gw_tenant_resolve(v.base, v.len, t) != 0) {
     gw_send_error(req, 400, "INVALID_ARGUMENT", "invalid tenant id: use 1-64 characters of A-Z a-z 0-9 . _ -");
     return NULL;
   }
   return t;
+}
+
+static void send_401(h2o_req_t *req, int invalid_token, const char *msg) {
+  const char *v = invalid_token ? "Bearer realm=\"batch-on-kafka\", error=\"invalid_token\"" : "Bearer realm=\"batch-on-kafka\"";
+  h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, v, strlen(v));
+  gw_send_error(req, 401, "UNAUTHENTICATED", "%s", msg);
+}
+
+/* Who is calling (issue 12, SPEC 3): with API keys configured, a valid
+ * "Authorization: Bearer <key>" decides the tenant and a tenant header may
+ * only repeat it (else 403); a missing key is 401 when auth.required, else
+ * the tenant header decides as in the guide; an unknown or malformed key is
+ * always 401. Without keys the header is all there is. Returns the tenant
+ * (request pool) or NULL after answering. */
+static const char *authorize(gw_thread_t *th, h2o_req_t *req) {
+  gw_keys_t *keys = gw_server_keys(th->srv);
+  const char *tenant = NULL;
+  ssize_t ai = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+  if (gw_keys_count(keys) == 0 || (ai < 0 && !gw_keys_required(keys))) {
+    tenant = header_tenant(th, req);
+    goto done;
+  }
+  if (ai < 0) {
+    send_401(req, 0, "API key required: send Authorization: Bearer <key>");
+    goto done;
+  }
+  const char *tok;
+  size_t toklen;
+  h2o_iovec_t av = req->headers.entries[ai].value;
+  char *t = h2o_mem_alloc_pool(&req->pool, 65);
+  if (gw_auth_bearer(av.base, av.len, &tok, &toklen) != 0) {
+    send_401(req, 1, "malformed Authorization header: expected Bearer <key>");
+    goto done;
+  }
+  if (!gw_keys_lookup(keys, tok, toklen, t)) {
+    send_401(req, 1, "invalid API key");
+    goto done;
+  }
+  h2o_iovec_t hv = tenant_header(th, req);
+  if (hv.len > 0 && !(hv.len == strlen(t) && memcmp(hv.base, t, hv.len) == 0)) {
+    if (!bok_tenant_valid(hv.base, hv.len))
+      gw_send_error(req, 400, "INVALID_ARGUMENT", "invalid tenant id: use 1-64 characters of A-Z a-z 0-9 . _ -");
+    else
+      gw_send_error(req, 403, "PERMISSION_DENIED", "%s: this API key is not for tenant '%.*s'", th->srv->tenant_header,
+                    (int)hv.len, hv.base);
+    goto done;
+  }
+  tenant = t;
+done:
+  gw_keys_unref(keys);
+  return tenant;
 }
 
 /* Copies path segment [start,len) into the pool as a C string. */
@@ -446,10 +504,12 @@ int gw_handle(gw_thread_t *th, h2o_req_t *req) {
     return 0;
   }
   if (rt.kind == GW_R_OPENAPI) return openapi(req);
-  if (rt.kind == GW_R_SCHEMA) return detect_schema(th, req);
 
-  const char *tenant = get_tenant(th, req);
+  /* everything below is the API: a key when keys are on (POST /schema has no
+   * tenant but costs CPU, so it needs one too) */
+  const char *tenant = authorize(th, req);
   if (!tenant) return 0;
+  if (rt.kind == GW_R_SCHEMA) return detect_schema(th, req);
   char *id = rt.id[0] ? seg_dup(req, rt.id, 36) : NULL;
   switch (rt.kind) {
     case GW_R_MODELS: return models_collection(th, req, tenant);
