@@ -15,6 +15,7 @@ typedef struct {
   const char *tenant_header; /* TENANT_HEADER, default X-Tenant-ID */
   int json;                  /* --json */
   FILE *out, *err;
+  const char *api_key;       /* BATCH_API_KEY: sent as Authorization: Bearer; NULL/"" = none */
 } cli_t;
 
 /* Performs a request. body/ctype may be NULL. Returns the HTTP status (>0)

@@ -34,7 +34,7 @@ static const char *USAGE =
     "\n"
     "Ids accept any unique prefix of 4+ characters; models also their exact name.\n"
     "Environment: BATCH_API_URL (default http://localhost:8000), BATCH_TENANT,\n"
-    "TENANT_HEADER (default X-Tenant-ID).\n"
+    "TENANT_HEADER (default X-Tenant-ID), BATCH_API_KEY (sent as Authorization: Bearer).\n"
     "Exit codes: 0 ok, 1 error; job watch: 0 SUCCESS, 2 PARTIAL_SUCCESS, 3 FAILED, 4 CANCELLED.\n";
 
 static int fail(cli_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

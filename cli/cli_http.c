@@ -1,3 +1,5 @@
+/* cli_http.c -- batchcli's REST calls over libcurl: tenant header, API key
+ * (BATCH_API_KEY), JSON answers, multipart uploads. */
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,11 @@ static int perform(cli_t *c, CURL *h, struct curl_slist *hdrs, json_t **resp) {
   if (c->tenant) {
     snprintf(tenant_hdr, sizeof tenant_hdr, "%s: %s", c->tenant_header, c->tenant);
     hdrs = curl_slist_append(hdrs, tenant_hdr);
+  }
+  if (c->api_key && *c->api_key) { /* curl copies the string */
+    char *auth = NULL;
+    if (asprintf(&auth, "Authorization: Bearer %s", c->api_key) > 0) hdrs = curl_slist_append(hdrs, auth);
+    free(auth);
   }
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);

@@ -9,6 +9,7 @@ int main(int argc, char **argv) {
   cli_t c = {getenv("BATCH_API_URL"), getenv("BATCH_TENANT"), getenv("TENANT_HEADER"), 0, stdout, stderr};
   if (!c.api_url || !*c.api_url) c.api_url = "http://localhost:8000";
   if (!c.tenant_header || !*c.tenant_header) c.tenant_header = "X-Tenant-ID";
+  c.api_key = getenv("BATCH_API_KEY");
   /* global options may come anywhere */
   char **args = calloc((size_t)argc + 1, sizeof *args);
   int n = 0;

@@ -19,7 +19,7 @@ BUILD_PKGS=(
 # docker-compose (v1) only parses the compose files in tests (`config`, no engine).
 DEV_PKGS=(
   clang libclang-rt-14-dev
-  python3 python3-grpcio python3-grpc-tools python3-yaml python3-jsonschema
+  python3 python3-grpcio python3-grpc-tools python3-yaml python3-jsonschema python3-venv
   default-jre-headless maven kcat wrk valgrind curl procps iproute2
   docker-compose openssl
 )
@@ -37,6 +37,19 @@ case "${1:-}" in
   *) echo "usage: $0 [--build|--runtime]" >&2; exit 2 ;;
 esac
 
+# schemathesis (PyPI, pinned) for tests/e2e/test_schemathesis.py, in its own
+# venv under the cache dir so Debian's Python stays as the packages left it.
+# Best effort: without PyPI that test is skipped and says why.
+ST_VERSION=4.32.5
+ST_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/batch-on-kafka/schemathesis-venv"
+install_schemathesis() {
+  if "$ST_VENV/bin/st" --version 2>/dev/null | grep -q "version $ST_VERSION\$"; then return 0; fi
+  echo "deps: installing schemathesis $ST_VERSION into $ST_VENV"
+  if ! { /usr/bin/python3 -m venv "$ST_VENV" && "$ST_VENV/bin/pip" install -q "schemathesis==$ST_VERSION"; }; then
+    echo "deps: schemathesis not installed (PyPI unreachable?); tests/e2e/test_schemathesis.py will be skipped" >&2
+  fi
+}
+
 missing=()
 status=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${PKGS[@]}" 2>/dev/null || true)
 for p in "${PKGS[@]}"; do
@@ -45,6 +58,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "deps: all ${#PKGS[@]} packages present"
+  [ -n "${1:-}" ] || install_schemathesis
   exit 0
 fi
 echo "deps: installing ${missing[*]}"
@@ -53,3 +67,4 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+[ -n "${1:-}" ] || install_schemathesis

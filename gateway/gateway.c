@@ -14,6 +14,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "bok/util.h"
 #include "body_pages.h"
 #include "gw_internal.h"
@@ -204,6 +205,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
   (void)self;
   gw_thread_t *th = req->conn->ctx->storage.entries[0].data;
   atomic_fetch_add(&th->srv->req_total, 1);
+  gw_conn_request_begin(req);
   return gw_handle(th, req);
 }
 
@@ -211,7 +213,7 @@ static void on_accept(h2o_socket_t *listener, const char *err) {
   if (err) return;
   gw_thread_t *th = listener->data;
   h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-  if (sock) h2o_accept(&th->accept_ctx, sock);
+  if (sock && gw_conn_admit(th, sock) == 0) h2o_accept(&th->accept_ctx, sock);
 }
 
 /* SO_REUSEPORT would let a second gateway silently share the port: first
@@ -266,7 +268,7 @@ static int loop_busy(gw_thread_t *th) {
   h2o_context_t *c = &th->ctx;
   h2o_timeout_t *timeouts[] = {&c->zero_timeout,      &c->one_sec_timeout,   &c->hundred_ms_timeout,
                                &c->handshake_timeout, &c->http1.req_timeout, &c->http2.idle_timeout,
-                               &c->http2.graceful_shutdown_timeout, &c->proxy.io_timeout};
+                               &c->http2.graceful_shutdown_timeout, &c->proxy.io_timeout, &th->hdr_timeout};
   if (th->pending > 0 || !h2o_linklist_is_empty(&c->http1._conns) || !h2o_linklist_is_empty(&c->http2._conns))
     return 1;
   for (size_t i = 0; i < sizeof timeouts / sizeof timeouts[0]; i++)
@@ -306,6 +308,8 @@ static void *loop_main(void *arg) {
   th->ctx.storage.size = 1;
   th->accept_ctx.ctx = &th->ctx;
   th->accept_ctx.hosts = s->h2o_config.hosts;
+  h2o_timeout_init(th->ctx.loop, &th->hdr_timeout, (uint64_t)s->header_timeout_ms);
+  th->hdr_timeout_inited = 1;
   h2o_multithread_register_receiver(th->ctx.queue, &th->rx, on_messages);
   th->listener = h2o_evloop_socket_create(th->ctx.loop, th->fd, H2O_SOCKET_FLAG_DONT_READ);
   th->fd = -1; /* owned by the listener socket now */
@@ -325,6 +329,7 @@ static void *loop_main(void *arg) {
   /* idle keep-alive connections (and slow request readers) time out at once */
   th->ctx.http1.req_timeout.timeout = 0;
   th->ctx.http2.idle_timeout.timeout = 0;
+  th->hdr_timeout.timeout = 0;
   int64_t deadline = bok_mono_ms() + s->drain_ms;
   do {
     h2o_evloop_run(th->ctx.loop, 20);
@@ -337,6 +342,7 @@ static void *loop_main(void *arg) {
   h2o_multithread_unregister_receiver(th->ctx.queue, &th->rx);
   h2o_evloop_t *loop = th->ctx.loop;
   h2o_multithread_queue_t *queue = th->ctx.queue;
+  h2o_timeout_dispose(loop, &th->hdr_timeout);
   h2o_context_dispose(&th->ctx);
   h2o_evloop_destroy(loop); /* closes the queue's socket */
   free(queue);              /* h2o 2.2's evloop destroy_queue does not */
@@ -372,6 +378,7 @@ static gw_server_t *server_new(const bok_config_t *cfg, bok_log_fn log, void *lo
   s->wake_pipe[0] = s->wake_pipe[1] = -1;
   pthread_mutex_init(&s->upload_mu, NULL);
   pthread_cond_init(&s->upload_cv, NULL);
+  pthread_mutex_init(&s->keys_mu, NULL);
   sem_init(&s->ready, 0, 0);
   const char *listen = bok_config_get(cfg, "listen", "0.0.0.0:8000");
   const char *colon = strrchr(listen, ':');
@@ -401,6 +408,16 @@ static gw_server_t *server_new(const bok_config_t *cfg, bok_log_fn log, void *lo
   s->access_log = bok_config_get_bool(cfg, "access_log", 0);
   int64_t rt = bok_config_get_int(cfg, "request_timeout_ms", 600000);
   s->request_timeout_ms = rt > 0 ? rt : 600000;
+  int64_t ht = bok_config_get_int(cfg, "header_timeout_ms", 10000);
+  s->header_timeout_ms = ht > 0 ? ht : 10000;
+  int64_t mc = bok_config_get_int(cfg, "max_connections_per_ip", 64);
+  s->max_conns_per_ip = mc >= 0 && mc <= 1000000 ? (int)mc : 64;
+  if (gw_conn_guard_init(s) != 0) {
+    snprintf(err, errlen, "out of memory");
+    goto fail;
+  }
+  s->keys = gw_keys_from_config(cfg, err, errlen);
+  if (!s->keys) goto fail;
   int64_t dr = bok_config_get_int(cfg, "shutdown_drain_ms", 5000);
   s->drain_ms = dr >= 0 && dr < 600000 ? (int)dr : 5000;
   s->routes = bok_routes_from_config(cfg, "127.0.0.1:50051", "127.0.0.1:50052", err, errlen);
@@ -446,12 +463,13 @@ fail:
 }
 
 /* Threads started by the server (loops, uploads, gRPC's own) inherit a mask
- * without SIGINT/SIGTERM, so only the caller's thread takes them. */
+ * without SIGINT/SIGTERM/SIGHUP, so only the caller's thread takes them. */
 static void block_stop_signals(sigset_t *old) {
   sigset_t block;
   sigemptyset(&block);
   sigaddset(&block, SIGINT);
   sigaddset(&block, SIGTERM);
+  sigaddset(&block, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &block, old);
 }
 
@@ -518,23 +536,66 @@ static int start_locked(gw_server_t *s, char *err, size_t errlen) {
     while (sem_wait(&s->ready) != 0 && errno == EINTR) {
     }
   }
-  bok_logf(s->log, s->log_opaque, BOK_LOG_INFO, "HTTP listening on %s:%d (%d loops, tenant header '%s')",
-           s->listen_host, s->bound_port, s->nthreads, s->tenant_header);
+  bok_logf(s->log, s->log_opaque, BOK_LOG_INFO,
+           "HTTP listening on %s:%d (%d loops, tenant header '%s', header timeout %lld ms, %d connections per IP)",
+           s->listen_host, s->bound_port, s->nthreads, s->tenant_header, (long long)s->header_timeout_ms,
+           s->max_conns_per_ip);
+  if (gw_keys_count(s->keys) > 0 || gw_keys_required(s->keys))
+    bok_logf(s->log, s->log_opaque, BOK_LOG_INFO, "API keys on: %zu key(s), auth.required=%s (SIGHUP re-reads them)",
+             gw_keys_count(s->keys), gw_keys_required(s->keys) ? "true" : "false");
   return s->bound_port;
 }
 
+/* ---- API keys ------------------------------------------------------------------ */
+
+struct gw_keys *gw_server_keys(gw_server_t *s) {
+  pthread_mutex_lock(&s->keys_mu);
+  gw_keys_t *k = s->keys;
+  gw_keys_ref(k);
+  pthread_mutex_unlock(&s->keys_mu);
+  return k;
+}
+
+void gw_server_set_config_path(gw_server_t *s, const char *path) {
+  snprintf(s->config_path, sizeof s->config_path, "%s", path ? path : "");
+}
+
+int gw_server_reload(gw_server_t *s, char *err, size_t errlen) {
+  if (!s->config_path[0]) {
+    snprintf(err, errlen, "no config file to re-read (started without --config)");
+    return -1;
+  }
+  bok_config_t *cfg = bok_config_load(s->config_path, err, errlen);
+  if (!cfg) return -1;
+  gw_keys_t *k = gw_keys_from_config(cfg, err, errlen);
+  bok_config_destroy(cfg);
+  if (!k) return -1;
+  size_t n = gw_keys_count(k);
+  int required = gw_keys_required(k);
+  pthread_mutex_lock(&s->keys_mu);
+  gw_keys_t *old = s->keys;
+  s->keys = k;
+  pthread_mutex_unlock(&s->keys_mu);
+  gw_keys_unref(old); /* freed once the last request using it lets go */
+  bok_logf(s->log, s->log_opaque, BOK_LOG_INFO, "API keys reloaded from %s: %zu key(s), auth.required=%s",
+           s->config_path, n, required ? "true" : "false");
+  return 0;
+}
+
+/* ---- signals ------------------------------------------------------------------- */
+
+/* The wake pipe carries one byte per event: 'h' reload, anything else stop. */
 static volatile sig_atomic_t g_sig_fd = -1;
 static void on_signal(int sig) {
-  (void)sig;
   if (g_sig_fd >= 0) {
-    char c = 1;
+    char c = sig == SIGHUP ? 'h' : 's';
     ssize_t w = write(g_sig_fd, &c, 1);
     (void)w;
   }
 }
 
 void gw_server_stop(gw_server_t *s) {
-  char c = 1;
+  char c = 's';
   ssize_t w = write(s->wake_pipe[1], &c, 1);
   (void)w;
 }
@@ -562,9 +623,20 @@ void gw_server_wait(gw_server_t *s, int handle_signals) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
   }
-  struct pollfd pfd = {s->wake_pipe[0], POLLIN, 0};
-  while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {
+  for (;;) {
+    struct pollfd pfd = {s->wake_pipe[0], POLLIN, 0};
+    if (poll(&pfd, 1, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    char c = 's';
+    if (read(s->wake_pipe[0], &c, 1) < 0 && errno == EINTR) continue;
+    if (c != 'h') break;
+    char err[512];
+    if (gw_server_reload(s, err, sizeof err) != 0)
+      bok_logf(s->log, s->log_opaque, BOK_LOG_ERROR, "SIGHUP: reload refused, the previous API keys stay: %s", err);
   }
   if (handle_signals) g_sig_fd = -1;
   bok_logf(s->log, s->log_opaque, BOK_LOG_INFO, "shutting down");
@@ -589,6 +661,9 @@ void gw_server_destroy(gw_server_t *s) {
   for (size_t i = 0; i < s->nchannels; i++) bok_rpc_channel_destroy(s->channels[i].ch);
   free(s->channels);
   bok_routes_destroy(s->routes);
+  gw_conn_guard_destroy(s);
+  gw_keys_unref(s->keys);
+  pthread_mutex_destroy(&s->keys_mu);
   if (s->h2o_inited) h2o_config_dispose(&s->h2o_config);
   if (s->wake_pipe[0] >= 0) close(s->wake_pipe[0]);
   if (s->wake_pipe[1] >= 0) close(s->wake_pipe[1]);

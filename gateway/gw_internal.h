@@ -40,6 +40,18 @@ struct gw_server {
   int rpc_timeout_ms;
   int64_t request_timeout_ms; /* receiving one request (incl. an upload body) */
   int access_log;             /* one INFO line per answered request */
+  int64_t header_timeout_ms;  /* a request head must be complete within this (conn_guard.c) */
+  int max_conns_per_ip;       /* open connections per peer address; 0 = no cap */
+  pthread_mutex_t ip_mu;      /* guards ip_counts */
+  int ip_mu_inited;
+  struct gw_ip_count **ip_counts; /* per-IP open connections (conn_guard.c) */
+  atomic_long conns_refused;      /* over max_conns_per_ip */
+  atomic_long header_timeouts;    /* closed: no request head within header_timeout_ms */
+  /* API keys (auth.c): an immutable table swapped under keys_mu by a reload
+   * (main thread, SIGHUP); readers take a reference (gw_server_keys). */
+  pthread_mutex_t keys_mu;
+  struct gw_keys *keys;
+  char config_path[4096]; /* re-read on SIGHUP; "" = none */
   bok_routes_t *routes;
   gw_channel_t *channels; /* one per distinct backend address */
   size_t nchannels;
@@ -74,6 +86,8 @@ struct gw_thread {
   h2o_accept_ctx_t accept_ctx;
   h2o_multithread_receiver_t rx;
   h2o_socket_t *listener;
+  h2o_timeout_t hdr_timeout; /* header_timeout_ms, for gw_conn_t timers */
+  int hdr_timeout_inited;
   int fd;
   int started;  /* loop thread created */
   int joined;
@@ -124,6 +138,21 @@ int gw_obs_start(gw_server_t *s);
 void gw_obs_stop(gw_server_t *s);
 void gw_obs_count(gw_server_t *s, h2o_req_t *req, int status);
 void gw_obs_readyz(h2o_req_t *req);
+
+/* Slow-client limits (conn_guard.c). init/destroy: the server-wide per-IP
+ * table. admit: called by a loop thread for each accepted socket before
+ * h2o_accept; 0 to go on, -1 when it was refused (over the cap; answered 503
+ * and closed). request_begin: the handler got a complete request (stops the
+ * header timer until the request is disposed). */
+typedef struct gw_conn gw_conn_t;
+int gw_conn_guard_init(gw_server_t *s);
+void gw_conn_guard_destroy(gw_server_t *s);
+int gw_conn_admit(gw_thread_t *th, h2o_socket_t *sock);
+void gw_conn_request_begin(h2o_req_t *req);
+
+/* The current API key table with a reference the caller drops with
+ * gw_keys_unref (any thread). */
+struct gw_keys *gw_server_keys(gw_server_t *s);
 
 /* Handlers (handlers.c). Return 0 when the request is (or will be) answered. */
 int gw_handle(gw_thread_t *th, h2o_req_t *req);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "batch/v1/job.pb-c.h"
 #include "batch/v1/model.pb-c.h"
 #include "bok/detect.h"
@@ -71,17 +72,77 @@ static void render_rejected(gw_pending_t *p, h2o_req_t *req, ProtobufCMessage *r
 
 /* ---- helpers --------------------------------------------------------------- */
 
-/* Returns the tenant (in the request pool) or NULL after answering 400. */
-static const char *get_tenant(gw_thread_t *th, h2o_req_t *req) {
+#define SEP_EXPECTED                                                                                             \
+  "separator: expected one printable ASCII character other than '\"' (or a tab: \\t, tab); empty means ','"
+
+/* The tenant header's value; NULL/0 when absent. */
+static h2o_iovec_t tenant_header(gw_thread_t *th, h2o_req_t *req) {
   const char *name = th->srv->tenant_header;
   ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
+  return i >= 0 ? req->headers.entries[i].value : h2o_iovec_init(NULL, 0);
+}
+
+/* The tenant from the header alone (no API key): in the request pool, or
+ * NULL after answering 400. */
+static const char *header_tenant(gw_thread_t *th, h2o_req_t *req) {
+  h2o_iovec_t v = tenant_header(th, req);
   char *t = h2o_mem_alloc_pool(&req->pool, 65);
-  if (gw_tenant_resolve(i >= 0 ? req->headers.entries[i].value.base : NULL,
-                        i >= 0 ? req->headers.entries[i].value.len : 0, t) != 0) {
+  if (gw_tenant_resolve(v.base, v.len, t) != 0) {
     gw_send_error(req, 400, "INVALID_ARGUMENT", "invalid tenant id: use 1-64 characters of A-Z a-z 0-9 . _ -");
     return NULL;
   }
   return t;
+}
+
+static void send_401(h2o_req_t *req, int invalid_token, const char *msg) {
+  const char *v = invalid_token ? "Bearer realm=\"batch-on-kafka\", error=\"invalid_token\"" : "Bearer realm=\"batch-on-kafka\"";
+  h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, v, strlen(v));
+  gw_send_error(req, 401, "UNAUTHENTICATED", "%s", msg);
+}
+
+/* Who is calling (issue 12, SPEC 3): with API keys configured, a valid
+ * "Authorization: Bearer <key>" decides the tenant and a tenant header may
+ * only repeat it (else 403); a missing key is 401 when auth.required, else
+ * the tenant header decides as in the guide; an unknown or malformed key is
+ * always 401. Without keys the header is all there is. Returns the tenant
+ * (request pool) or NULL after answering. */
+static const char *authorize(gw_thread_t *th, h2o_req_t *req) {
+  gw_keys_t *keys = gw_server_keys(th->srv);
+  const char *tenant = NULL;
+  ssize_t ai = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+  if (gw_keys_count(keys) == 0 || (ai < 0 && !gw_keys_required(keys))) {
+    tenant = header_tenant(th, req);
+    goto done;
+  }
+  if (ai < 0) {
+    send_401(req, 0, "API key required: send Authorization: Bearer <key>");
+    goto done;
+  }
+  const char *tok;
+  size_t toklen;
+  h2o_iovec_t av = req->headers.entries[ai].value;
+  char *t = h2o_mem_alloc_pool(&req->pool, 65);
+  if (gw_auth_bearer(av.base, av.len, &tok, &toklen) != 0) {
+    send_401(req, 1, "malformed Authorization header: expected Bearer <key>");
+    goto done;
+  }
+  if (!gw_keys_lookup(keys, tok, toklen, t)) {
+    send_401(req, 1, "invalid API key");
+    goto done;
+  }
+  h2o_iovec_t hv = tenant_header(th, req);
+  if (hv.len > 0 && !(hv.len == strlen(t) && memcmp(hv.base, t, hv.len) == 0)) {
+    if (!bok_tenant_valid(hv.base, hv.len))
+      gw_send_error(req, 400, "INVALID_ARGUMENT", "invalid tenant id: use 1-64 characters of A-Z a-z 0-9 . _ -");
+    else
+      gw_send_error(req, 403, "PERMISSION_DENIED", "%s: this API key is not for tenant '%.*s'", th->srv->tenant_header,
+                    (int)hv.len, hv.base);
+    goto done;
+  }
+  tenant = t;
+done:
+  gw_keys_unref(keys);
+  return tenant;
 }
 
 /* Copies path segment [start,len) into the pool as a C string. */
@@ -96,6 +157,20 @@ static char *seg_dup(h2o_req_t *req, const char *p, size_t n) {
 static int query_param(h2o_req_t *req, const char *key, char *out, size_t cap) {
   if (req->query_at == SIZE_MAX) return 0;
   return gw_query_param(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1, key, out, cap);
+}
+
+/* A numeric query parameter in [min, max] (docs/openapi.yaml gives the same
+ * minimum/maximum): 1 and *out set when present, 0 when absent (*out kept),
+ * -1 after answering 400 (not digits, out of range, or too long; never
+ * overflows). */
+static int query_int(h2o_req_t *req, const char *key, int64_t min, int64_t max, int64_t *out) {
+  char v[32];
+  int q = query_param(req, key, v, sizeof v);
+  if (q == 0) return 0;
+  if (q > 0 && gw_parse_range(v, min, max, out) == 0) return 1;
+  gw_send_error(req, 400, "INVALID_ARGUMENT", "%s: expected an integer %lld-%lld", key, (long long)min,
+                (long long)max);
+  return -1;
 }
 
 /* Parses a JSON body; answers 413/400/415 and returns NULL on failure. */
@@ -262,16 +337,9 @@ static int jobs_create(gw_thread_t *th, h2o_req_t *req, const char *tenant) {
   for (char *c = model_id; *c; c++) *c = (char)tolower((unsigned char)*c);
   char sep = ',';
   const gw_part_t *sp = gw_multipart_find(parts, (size_t)n, "separator");
-  if (sp && sp->data.len > 0) {
-    if (sp->data.len == 1 && sp->data.base[0] != '"' && sp->data.base[0] != '\n' && sp->data.base[0] != '\r')
-      sep = sp->data.base[0];
-    else if (h2o_memis(sp->data.base, sp->data.len, H2O_STRLIT("\\t")) ||
-             h2o_memis(sp->data.base, sp->data.len, H2O_STRLIT("tab")))
-      sep = '\t';
-    else {
-      gw_send_error(req, 400, "INVALID_ARGUMENT", "separator: expected one character");
-      return 0;
-    }
+  if (sp && gw_separator_parse(sp->data.base, sp->data.len, &sep) != 0) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "%s", SEP_EXPECTED);
+    return 0;
   }
   const char *fname = "upload";
   if (file->filename.len) { /* any bytes may arrive here; store valid UTF-8 */
@@ -292,21 +360,17 @@ static int jobs_list(gw_thread_t *th, h2o_req_t *req, const char *tenant) {
   Batch__V1__ListJobsRequest r = BATCH__V1__LIST_JOBS_REQUEST__INIT;
   char v[64];
   int q = query_param(req, "state", v, sizeof v);
-  if (q < 0 || (q > 0 && v[0])) {
+  if (q != 0) { /* present: one of the enum's names (empty is refused, issue 12) */
     int st = q > 0 ? gw_job_state_parse(v, strlen(v)) : -1;
     if (st < 0) {
       gw_send_error(req, 400, "INVALID_ARGUMENT",
-                    "state: expected PENDING, RUNNING, SUCCESS, PARTIAL_SUCCESS, FAILED or CANCELLED");
+                    "state: expected PENDING, RUNNING, SUCCESS, PARTIAL_SUCCESS, FAILED or CANCELLED (or in lower case)");
       return 0;
     }
     r.state = (Batch__V1__JobState)st;
   }
   int64_t lim = 0;
-  q = query_param(req, "limit", v, sizeof v);
-  if (q < 0 || (q > 0 && gw_parse_count(v, 100000, &lim) != 0)) {
-    gw_send_error(req, 400, "INVALID_ARGUMENT", "limit: expected an integer 0-100000");
-    return 0;
-  }
+  if (query_int(req, "limit", 0, GW_JOBS_LIMIT_MAX, &lim) < 0) return 0;
   r.limit = (int32_t)lim;
   return gw_call(th, req, "job", tenant, JOB_SVC "ListJobs", &r.base, &batch__v1__list_jobs_response__descriptor,
                  render_jobs, 200);
@@ -315,18 +379,9 @@ static int jobs_list(gw_thread_t *th, h2o_req_t *req, const char *tenant) {
 static int job_rejected(gw_thread_t *th, h2o_req_t *req, const char *tenant, char *id) {
   Batch__V1__ListRejectedRequest r = BATCH__V1__LIST_REJECTED_REQUEST__INIT;
   r.job_id = id;
-  char v[64];
-  int64_t lim = 1000, after = 0;
-  int q = query_param(req, "limit", v, sizeof v);
-  if (q < 0 || (q > 0 && (gw_parse_count(v, 100000, &lim) != 0 || lim < 1))) {
-    gw_send_error(req, 400, "INVALID_ARGUMENT", "limit: expected an integer 1-100000");
-    return 0;
-  }
-  q = query_param(req, "after_row", v, sizeof v);
-  if (q < 0 || (q > 0 && gw_parse_count(v, INT64_MAX / 10, &after) != 0)) {
-    gw_send_error(req, 400, "INVALID_ARGUMENT", "after_row: expected a non-negative integer");
-    return 0;
-  }
+  int64_t lim = GW_REJECTED_LIMIT_DEFAULT, after = 0;
+  if (query_int(req, "limit", 1, GW_REJECTED_LIMIT_MAX, &lim) < 0) return 0;
+  if (query_int(req, "after_row", 0, INT64_MAX, &after) < 0) return 0;
   r.limit = (int32_t)lim;
   r.after_row = after;
   return gw_call(th, req, "job", tenant, JOB_SVC "ListRejected", &r.base,
@@ -347,11 +402,10 @@ static int detect_schema(gw_thread_t *th, h2o_req_t *req) {
   char v[16];
   char sep = ',';
   int q = query_param(req, "separator", v, sizeof v);
-  if (q < 0 || (q > 0 && strlen(v) != 1 && strcmp(v, "\\t") != 0 && strcmp(v, "tab") != 0)) {
-    gw_send_error(req, 400, "INVALID_ARGUMENT", "separator: expected one character");
+  if (q < 0 || (q > 0 && gw_separator_parse(v, strlen(v), &sep) != 0)) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "%s", SEP_EXPECTED);
     return 0;
   }
-  if (q > 0) sep = strlen(v) == 1 ? v[0] : '\t';
   if (req->entity.len == 0) {
     gw_send_error(req, 400, "INVALID_ARGUMENT", "empty sample: send a CSV sample with a header row as the body");
     return 0;
@@ -391,6 +445,15 @@ static int metrics(gw_thread_t *th, h2o_req_t *req) {
                  "# TYPE bok_gateway_requests_in_flight gauge\n"
                  "bok_gateway_requests_in_flight %ld\n",
                  atomic_load(&s->in_flight));
+  bok_buf_printf(&b,
+                 "# HELP bok_gateway_connections_refused_total Connections refused: max_connections_per_ip reached.\n"
+                 "# TYPE bok_gateway_connections_refused_total counter\n"
+                 "bok_gateway_connections_refused_total %ld\n"
+                 "# HELP bok_gateway_header_timeouts_total Connections closed: no complete request head within "
+                 "header_timeout_ms.\n"
+                 "# TYPE bok_gateway_header_timeouts_total counter\n"
+                 "bok_gateway_header_timeouts_total %ld\n",
+                 atomic_load(&s->conns_refused), atomic_load(&s->header_timeouts));
   bok_metrics_render(bok_metrics_default(), &b); /* labeled metrics (gw_obs.c) */
   req->res.status = 200;
   req->res.reason = "OK";
@@ -441,10 +504,12 @@ int gw_handle(gw_thread_t *th, h2o_req_t *req) {
     return 0;
   }
   if (rt.kind == GW_R_OPENAPI) return openapi(req);
-  if (rt.kind == GW_R_SCHEMA) return detect_schema(th, req);
 
-  const char *tenant = get_tenant(th, req);
+  /* everything below is the API: a key when keys are on (POST /schema has no
+   * tenant but costs CPU, so it needs one too) */
+  const char *tenant = authorize(th, req);
   if (!tenant) return 0;
+  if (rt.kind == GW_R_SCHEMA) return detect_schema(th, req);
   char *id = rt.id[0] ? seg_dup(req, rt.id, 36) : NULL;
   switch (rt.kind) {
     case GW_R_MODELS: return models_collection(th, req, tenant);

@@ -107,6 +107,9 @@ const char *gw_job_state_name(Batch__V1__JobState s) {
 }
 
 int gw_job_state_parse(const char *s, size_t len) {
+  int lower = len > 0 && s[0] >= 'a' && s[0] <= 'z';
+  for (size_t i = 0; i < len; i++) /* one case throughout, as docs/openapi.yaml lists them */
+    if (s[i] != '_' && (lower ? !(s[i] >= 'a' && s[i] <= 'z') : !(s[i] >= 'A' && s[i] <= 'Z'))) return -1;
   for (int i = 1; i < (int)(sizeof STATES / sizeof STATES[0]); i++)
     if (strlen(STATES[i]) == len && strncasecmp(STATES[i], s, len) == 0) return i;
   return -1;

@@ -14,7 +14,8 @@ json_t *gw_job_json(const Batch__V1__Job *j);
 json_t *gw_rejected_json(const Batch__V1__RejectedCell *c);
 /* "PENDING" ... ; NULL for UNSPECIFIED/unknown. */
 const char *gw_job_state_name(Batch__V1__JobState s);
-/* Parses "PENDING" etc. (case-insensitive); -1 if unknown. */
+/* Parses "PENDING" etc., all upper or all lower case ("running"); -1 if
+ * unknown, empty or mixed case ("Running"). */
 int gw_job_state_parse(const char *s, size_t len);
 /* The compact text of an answer (malloc'd; NULL when out of memory). Reals
  * are printed with 15 significant digits, so a value written as 0.1 or 3.14

@@ -1,3 +1,5 @@
+/* route.c -- the REST routing table, query-string and integer parsing, tenant
+ * resolution, upload format, request-head completeness (pure functions). */
 #include "route.h"
 
 #include <ctype.h>
@@ -130,6 +132,7 @@ int gw_query_param(const char *q, size_t qlen, const char *key, char *out, size_
           if (e - v < 2 || hexval(v[0]) < 0 || hexval(v[1]) < 0) return -1;
           c = (char)(hexval(v[0]) * 16 + hexval(v[1]));
           v += 2;
+          if (c == '\0') return -1; /* no value may hide a NUL (it would cut the C string) */
         }
         if (n + 1 >= cap) return -1;
         out[n++] = c;
@@ -143,14 +146,49 @@ int gw_query_param(const char *q, size_t qlen, const char *key, char *out, size_
 }
 
 int gw_parse_count(const char *s, int64_t max, int64_t *out) {
-  if (!*s) return -1;
+  if (!*s || max < 0) return -1;
   int64_t v = 0;
   for (; *s; s++) {
     if (*s < '0' || *s > '9') return -1;
-    v = v * 10 + (*s - '0');
-    if (v > max) return -1;
+    int d = *s - '0';
+    if (d > max || v > (max - d) / 10) return -1; /* v * 10 + d > max, checked without overflow */
+    v = v * 10 + d;
   }
   *out = v;
+  return 0;
+}
+
+int gw_parse_range(const char *s, int64_t min, int64_t max, int64_t *out) {
+  int64_t v;
+  if (min < 0 || min > max || gw_parse_count(s, max, &v) != 0 || v < min) return -1;
+  *out = v;
+  return 0;
+}
+
+int gw_separator_parse(const char *v, size_t len, char *out) {
+  if (len == 0) {
+    *out = ',';
+    return 0;
+  }
+  if ((len == 2 && memcmp(v, "\\t", 2) == 0) || (len == 3 && memcmp(v, "tab", 3) == 0)) {
+    *out = '\t';
+    return 0;
+  }
+  if (len != 1) return -1;
+  unsigned char c = (unsigned char)v[0];
+  if (c != '\t' && (c < 0x20 || c > 0x7e || c == '"')) return -1;
+  *out = (char)c;
+  return 0;
+}
+
+int gw_http_head_complete(const char *p, size_t len) {
+  size_t i = 0;
+  while (i < len && (p[i] == '\r' || p[i] == '\n')) i++;
+  for (; i + 1 < len; i++) {
+    if (p[i] != '\n') continue;
+    if (p[i + 1] == '\n') return 1;
+    if (p[i + 1] == '\r' && i + 2 < len && p[i + 2] == '\n') return 1;
+  }
   return 0;
 }
 

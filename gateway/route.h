@@ -59,12 +59,36 @@ const char *gw_route_allow_header(gw_route_kind_t kind);
 
 /* Finds `key` in a raw query string ("a=1&b=2", without '?') and copies its
  * %-decoded value into out (NUL-terminated). 1 found, 0 absent, -1 value too
- * long or malformed escape. */
+ * long, malformed escape or %00. */
 int gw_query_param(const char *query, size_t qlen, const char *key, char *out, size_t cap);
 
-/* Parses a non-negative decimal integer (no sign, no spaces, <= max).
- * 0 ok, -1 otherwise. */
+/* Parses a non-negative decimal integer (digits only: no sign, no spaces,
+ * leading zeros allowed) that is <= max (max >= 0, up to INT64_MAX). Checks
+ * overflow before every step, so any digit string is safe. 0 ok, -1
+ * otherwise (*out untouched). */
 int gw_parse_count(const char *s, int64_t max, int64_t *out);
+/* The same for a value in [min, max] (0 <= min <= max). */
+int gw_parse_range(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* Ranges of the numeric query parameters (docs/openapi.yaml says the same):
+ * GET /jobs?limit= 0..GW_JOBS_LIMIT_MAX (0 = all); GET /jobs/{id}/rejected
+ * ?limit= 1..GW_REJECTED_LIMIT_MAX and ?after_row= 0..INT64_MAX. */
+#define GW_JOBS_LIMIT_MAX 100000
+#define GW_REJECTED_LIMIT_MAX 100000
+#define GW_REJECTED_LIMIT_DEFAULT 1000
+
+/* A CSV separator as given in a form field or query parameter (len bytes):
+ * empty -> ','; one printable ASCII byte (0x20-0x7e) other than '"', or a
+ * tab, written as the byte, as the two characters \t, or as "tab". Anything
+ * else (NUL and other control bytes, CR, LF, '"', non-ASCII, two or more
+ * characters) is -1. docs/openapi.yaml gives the same as a pattern. */
+int gw_separator_parse(const char *v, size_t len, char *out);
+
+/* 1 if the bytes received so far on a connection (its input buffer, which
+ * starts at the current request) hold a complete HTTP/1 request head: an
+ * empty line after the request line ("\r\n\r\n" or "\n\n"; empty lines
+ * before the request line are skipped, as the parser does). */
+int gw_http_head_complete(const char *p, size_t len);
 
 /* 1 if a Content-Type value is application/json (parameters allowed, any
  * case), else 0. */

@@ -342,7 +342,8 @@ def stop_workers_for_stats(stack):
 
 def ingest_run(workers, csv_path, rows, invalid, args, gateway_tests=False):
     res = {"workers": workers, "rows": rows}
-    with e.Stack(workers=workers) as s:
+    # wrk opens up to 500 connections from 127.0.0.1: no per-IP cap for the bench
+    with e.Stack(workers=workers, overrides={"gateway": {"max_connections_per_ip": 0}}) as s:
         m = create_model(s, "bench-%d" % workers)
         wait_assigned(s, args.partitions)
         pids = procs(s)

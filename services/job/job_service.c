@@ -152,6 +152,18 @@ static int on_record(void *ud, int64_t row, const char *raw, size_t len, bok_csv
   return 0;
 }
 
+/* The CSV separator of an upload header, as the gateway accepts it: empty ->
+ * ','; a tab ("\t", "\\t" or "tab"); one printable ASCII byte other than '"'.
+ * -1 for anything else (NUL, line breaks, quotes, bytes >= 0x80, several
+ * characters). */
+static int parse_separator(const char *s) {
+  if (!s || !*s) return ',';
+  if (strcmp(s, "\t") == 0 || strcmp(s, "\\t") == 0 || strcmp(s, "tab") == 0) return '\t';
+  if (s[1] != '\0') return -1;
+  unsigned char c = (unsigned char)s[0];
+  return c >= 0x20 && c < 0x7f && c != '"' ? c : -1;
+}
+
 static void upload(void *ud, bok_rpc_call_t *call) {
   job_service_t *svc = ud;
   const char *tenant = bok_rpc_call_tenant(call);
@@ -173,7 +185,13 @@ static void upload(void *ud, bok_rpc_call_t *call) {
     bok_rpc_call_fail(call, BOK_ERR_INVALID, "format: use csv or ndjson");
     return;
   }
-  char sep = h->separator && strlen(h->separator) == 1 ? h->separator[0] : ',';
+  int sep = parse_separator(h->separator);
+  if (sep < 0) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    bok_rpc_call_fail(call, BOK_ERR_INVALID,
+                      "separator: one printable ASCII character other than '\"', or a tab (\\t); empty means ','");
+    return;
+  }
   Batch__V1__Model *model = NULL;
   if (get_model(svc, tenant, h->model_id, &model, &err) != 0) {
     protobuf_c_message_free_unpacked(m, NULL);
@@ -182,7 +200,7 @@ static void upload(void *ud, bok_rpc_call_t *call) {
   }
   job_t job;
   memset(&job, 0, sizeof job);
-  char sepstr[2] = {sep, 0};
+  char sepstr[2] = {(char)sep, 0};
   job.tenant_id = (char *)tenant;
   job.model_id = model->model_id;
   job.model_name = model->name;

@@ -470,7 +470,8 @@ def test_tenant_header_from_config_and_env():
 # ---- load and connections ------------------------------------------------------------
 
 def test_200_parallel_requests():
-    with e.Stack(overrides={"gateway": {"threads": 2}}, **NO_JOB_SERVICE) as s:
+    # 200 clients from one address: over the default max_connections_per_ip (64)
+    with e.Stack(overrides={"gateway": {"threads": 2, "max_connections_per_ip": 0}}, **NO_JOB_SERVICE) as s:
         st, m = s.http("POST", "/models", {"name": "c", "schema": SCHEMA})
         e.check(st == 201, "seed")
 

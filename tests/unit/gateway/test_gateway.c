@@ -273,6 +273,8 @@ static void test_query_param(void **state) {
   assert_int_equal(gw_query_param(q, ql, "nope", v, sizeof v), 0);
   assert_int_equal(gw_query_param("a=%zz", 5, "a", v, sizeof v), -1);
   assert_int_equal(gw_query_param("a=%2", 4, "a", v, sizeof v), -1);
+  assert_int_equal(gw_query_param("a=%00", 5, "a", v, sizeof v), -1);
+  assert_int_equal(gw_query_param("a=%3B%00", 8, "a", v, sizeof v), -1);
   assert_int_equal(gw_query_param("a=0123456789abcdefXYZ", 21, "a", v, sizeof v), -1);
   assert_int_equal(gw_query_param("", 0, "a", v, sizeof v), 0);
 }
@@ -290,6 +292,76 @@ static void test_parse_count(void **state) {
   assert_int_equal(gw_parse_count("1x", 100, &v), -1);
   assert_int_equal(gw_parse_count("", 100, &v), -1);
   assert_int_equal(gw_parse_count("99999999999999999999999", INT64_MAX / 10, &v), -1);
+}
+
+/* Regression (issue 12): after_row=9223372036854775808 overflowed int64
+ * (UBSan abort; the normal build wrapped to a negative row and served page 1). */
+static void test_parse_count_overflow(void **state) {
+  (void)state;
+  int64_t v = 42;
+  assert_int_equal(gw_parse_count("9223372036854775807", INT64_MAX, &v), 0);
+  assert_true(v == INT64_MAX);
+  v = 42;
+  const char *over[] = {"9223372036854775808", "9223372036854775809", "9223372036854775810",
+                        "18446744073709551615", "18446744073709551616", "99999999999999999999",
+                        "92233720368547758070"};
+  for (size_t i = 0; i < sizeof over / sizeof over[0]; i++) {
+    assert_int_equal(gw_parse_count(over[i], INT64_MAX, &v), -1);
+    assert_true(v == 42); /* untouched on failure */
+  }
+  /* the old bound (INT64_MAX / 10) let v * 10 + 8 overflow */
+  assert_int_equal(gw_parse_count("9223372036854775808", INT64_MAX / 10, &v), -1);
+  assert_int_equal(gw_parse_count("922337203685477580", INT64_MAX / 10, &v), 0);
+  assert_true(v == INT64_MAX / 10);
+  assert_int_equal(gw_parse_count("922337203685477581", INT64_MAX / 10, &v), -1);
+  /* leading zeros are just digits */
+  assert_int_equal(gw_parse_count("000000000000000000000000000000007", 10, &v), 0);
+  assert_int_equal(v, 7);
+  assert_int_equal(gw_parse_count("0", 0, &v), 0);
+  assert_int_equal(gw_parse_count("1", 0, &v), -1);
+  assert_int_equal(gw_parse_count("1", -1, &v), -1);
+  assert_int_equal(gw_parse_count(" 1", 10, &v), -1);
+  assert_int_equal(gw_parse_count("1 ", 10, &v), -1);
+  assert_int_equal(gw_parse_count("1e3", 10000, &v), -1);
+  assert_int_equal(gw_parse_count("1.0", 10, &v), -1);
+  assert_int_equal(gw_parse_count("0x10", 100, &v), -1);
+}
+
+static void test_parse_range(void **state) {
+  (void)state;
+  int64_t v = 42;
+  assert_int_equal(gw_parse_range("1", 1, GW_REJECTED_LIMIT_MAX, &v), 0);
+  assert_int_equal(v, 1);
+  assert_int_equal(gw_parse_range("100000", 1, GW_REJECTED_LIMIT_MAX, &v), 0);
+  assert_int_equal(v, 100000);
+  v = 42;
+  assert_int_equal(gw_parse_range("0", 1, GW_REJECTED_LIMIT_MAX, &v), -1);
+  assert_int_equal(gw_parse_range("100001", 1, GW_REJECTED_LIMIT_MAX, &v), -1);
+  assert_int_equal(gw_parse_range("-5", 0, 10, &v), -1);
+  assert_int_equal(gw_parse_range("", 0, 10, &v), -1);
+  assert_true(v == 42);
+  assert_int_equal(gw_parse_range("5", 6, 5, &v), -1); /* empty range */
+  assert_int_equal(gw_parse_range("9223372036854775807", 0, INT64_MAX, &v), 0);
+  assert_true(v == INT64_MAX);
+  assert_int_equal(gw_parse_range("9223372036854775808", 0, INT64_MAX, &v), -1);
+}
+
+static int head_done(const char *s) { return gw_http_head_complete(s, strlen(s)); }
+
+static void test_http_head_complete(void **state) {
+  (void)state;
+  assert_false(head_done(""));
+  assert_false(head_done("GET /mod"));
+  assert_false(head_done("GET /models HTTP/1.1\r\n"));
+  assert_false(head_done("GET /models HTTP/1.1\r\nHost: x\r\n"));
+  assert_false(head_done("GET /models HTTP/1.1\r\nHost: x\r\n\r"));
+  assert_false(head_done("\r\n\r\n\r\n")); /* empty lines before a request line */
+  assert_false(head_done("\r\nGET / HTTP/1.1\r\n"));
+  assert_true(head_done("GET /models HTTP/1.1\r\nHost: x\r\n\r\n"));
+  assert_true(head_done("GET /models HTTP/1.1\r\n\r\n"));
+  assert_true(head_done("GET / HTTP/1.0\n\n"));
+  assert_true(head_done("\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  assert_true(head_done("POST /jobs HTTP/1.1\r\nContent-Length: 9\r\n\r\npartial b"));
 }
 
 static void test_tenant(void **state) {
@@ -420,6 +492,36 @@ static void test_job_states(void **state) {
   assert_int_equal(gw_job_state_parse("DONE", 4), -1);
   assert_int_equal(gw_job_state_parse("", 0), -1);
   assert_int_equal(gw_job_state_parse("PENDINGX", 8), -1);
+  /* the OpenAPI enum lists upper and lower case: nothing else (issue 12) */
+  assert_int_equal(gw_job_state_parse("running", 7), 2);
+  assert_int_equal(gw_job_state_parse("Running", 7), -1);
+  assert_int_equal(gw_job_state_parse("RUNNINg", 7), -1);
+  assert_int_equal(gw_job_state_parse("Partial_Success", 15), -1);
+  assert_int_equal(gw_job_state_parse("_", 1), -1);
+}
+
+static char sep_of(const char *v) {
+  char c = 'X';
+  return gw_separator_parse(v, strlen(v), &c) == 0 ? c : 0;
+}
+
+/* docs/openapi.yaml: separator maxLength 3, pattern of one printable ASCII
+ * byte but '"', or a tab (also written \t or tab); empty = ','. */
+static void test_separator(void **state) {
+  (void)state;
+  assert_int_equal(sep_of(""), ',');
+  assert_int_equal(sep_of(";"), ';');
+  assert_int_equal(sep_of("|"), '|');
+  assert_int_equal(sep_of(" "), ' ');
+  assert_int_equal(sep_of("~"), '~');
+  assert_int_equal(sep_of("\t"), '\t');
+  assert_int_equal(sep_of("tab"), '\t');
+  assert_int_equal(sep_of("\\t"), '\t');
+  const char *bad[] = {"\"", "\n", "\r", "\x01", "\x7f", "\xc3\xa9", "\xff", ";;", ",,", "TAB", "ta", "\\n", "tabs"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) assert_int_equal(sep_of(bad[i]), 0);
+  char c = 'X';
+  assert_int_equal(gw_separator_parse("\0", 1, &c), -1); /* NUL */
+  assert_int_equal(c, 'X');
 }
 
 static void test_rejected_json(void **state) {
@@ -518,6 +620,10 @@ int main(void) {
       cmocka_unit_test(test_route_methods),
       cmocka_unit_test(test_query_param),
       cmocka_unit_test(test_parse_count),
+      cmocka_unit_test(test_parse_count_overflow),
+      cmocka_unit_test(test_parse_range),
+      cmocka_unit_test(test_http_head_complete),
+      cmocka_unit_test(test_separator),
       cmocka_unit_test(test_tenant),
       cmocka_unit_test(test_content_type_and_format),
       cmocka_unit_test(test_model_json),
