@@ -54,7 +54,7 @@ int main(int argc, char **argv) {
   int rc = 1;
   bok_config_t *cfg = bok_config_from_args_checked(argc, argv, "bok-worker", KNOWN_KEYS, &rc);
   if (!cfg) return rc;
-  int64_t n = bok_config_get_int(cfg, "lanes", 1);
+  int64_t n = bok_config_get_int(cfg, "lanes", 4);
   if (n < 1 || n > MAX_LANES) {
     bok_logf(bok_log_stderr, "worker", BOK_LOG_ERROR, "lanes must be 1..%d, got %lld", MAX_LANES, (long long)n);
     bok_config_destroy(cfg);

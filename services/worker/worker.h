@@ -4,10 +4,12 @@
  * the job service over gRPC.
  *
  * Exactly-once loop (transactions on): begin -> produce events -> report
- * (idempotent per rows-topic message on the job service) -> send offsets ->
- * commit. Any failure aborts the transaction and rewinds the consumer to the
- * batch start,
- * so a row is re-produced only in a new transaction and counted once.
+ * (staged by the job service, not counted) -> send offsets -> commit ->
+ * confirm (now counted; when the confirmation is lost the job service counts
+ * from the group's committed offsets). Any failure aborts the transaction
+ * (re-creating the producer when abort cannot) and seeks back to the group's
+ * committed offsets, so a row is re-produced only in a new transaction and
+ * counted once. A lane never exits on an outage. docs/GUARANTEES.md.
  *
  * Threading: worker_run() runs the loop on the calling thread;
  * worker_stop() may be called from any thread or a signal handler.
