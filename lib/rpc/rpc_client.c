@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bok/fault.h"
 #include "rpc_internal.h"
 
 #define CLIENT_MAX_MESSAGE (64 << 20)
@@ -213,6 +214,7 @@ int bok_rpc_unary(bok_rpc_channel_t *c, const char *method, const char *tenant, 
                   const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
                   ProtobufCMessage **resp, bok_err_t *err) {
   *resp = NULL;
+  bok_fault("rpc.client"); /* tests: BOK_FAULT=rpc.client:delay=MS slows every blocking call */
   grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
   unary_t u;
   memset(&u, 0, sizeof u);

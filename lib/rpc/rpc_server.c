@@ -33,6 +33,7 @@
 
 #include "bok/util.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "bok/fault.h"
 #include "rpc_internal.h"
 
 #define MAX_METHODS 32
@@ -319,6 +320,7 @@ static void serve_slot(slot_t *sl) {
     }
   }
   bok_log_ctx_set(c.tenant, NULL); /* the handler's log lines carry tenant= */
+  bok_fault("rpc.server"); /* tests: BOK_FAULT=rpc.server:delay=MS slows every call */
   char why[200];
   bok_err_code_t denied = BOK_OK;
   if (sl->m->tenant & BOK_RPC_WORKER_ONLY) denied = bok_rpc_worker_check(c.s->auth, sl->call, &sl->md, why, sizeof why);

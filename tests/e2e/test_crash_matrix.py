@@ -201,5 +201,19 @@ def test_slow_job_service():
         check_exactly_once(s, m["topic"], j["job_id"], WANT_OK, WANT_ERR)
 
 
+def test_slow_rpcs_everywhere():
+    """Every gRPC call served takes 200 ms more and every worker call 300 ms
+    more (the RPC delay injector): slower, never wrong."""
+    with e.Stack(workers=0, overrides={"worker": WORKER_OV}, env={"job": {"BOK_FAULT": "rpc.server:delay=200"}}) as s:
+        for _ in range(2):
+            w = s.add_worker(start=False)
+            w.env["BOK_FAULT"] = "rpc.client:delay=300"
+            w.start()
+        m = create_model(s)
+        st, j = s.upload(m["model_id"], "crash.csv", make_csv())
+        e.check(st == 202, "upload: %s %s" % (st, j))
+        check_exactly_once(s, m["topic"], j["job_id"], WANT_OK, WANT_ERR)
+
+
 if __name__ == "__main__":
     e.run_tests(globals())

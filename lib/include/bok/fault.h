@@ -15,6 +15,14 @@
  * first). Unknown points or actions are ignored (the tests that set them check
  * that the process died).
  *
+ * The points (docs/GUARANTEES.md, tests/e2e/test_crash_matrix.py):
+ *   worker.after_produce, worker.after_report, worker.after_send_offsets,
+ *   worker.commit (before each commit_transaction: killafter lands inside),
+ *   worker.after_commit (before ConfirmResults);
+ *   job.mid_upload (after each upload chunk), job.before_store,
+ *   job.after_rows_commit, job.report, job.confirm;
+ *   rpc.server (every gRPC call served), rpc.client (every blocking call).
+ *
  * Thread-safety: any thread may call bok_fault(); the variable is read once. */
 #ifndef BOK_FAULT_H
 #define BOK_FAULT_H
