@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "batch/v1/rows.pb-c.h"
+#include "bok/kafka.h"
 #include "bok/util.h"
 #include "job_obs.h"
 
@@ -77,23 +78,7 @@ struct row_batch_writer {
   size_t delivered;
 };
 
-typedef struct {
-  rd_kafka_conf_t *conf;
-  char *err;
-  size_t errlen;
-  int bad;
-} conf_ctx_t;
-
 #define LOGP(p, lvl, ...) bok_logf((p)->log, (p)->log_opaque, lvl, __VA_ARGS__)
-
-static int set_prop(void *ud, const char *k, const char *v) {
-  conf_ctx_t *c = ud;
-  if (rd_kafka_conf_set(c->conf, k, v, c->err, c->errlen) != RD_KAFKA_CONF_OK) {
-    c->bad = 1;
-    return 1;
-  }
-  return 0;
-}
 
 /* Delivery report: on the polling (upload) thread. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
@@ -117,58 +102,32 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 static rd_kafka_t *make_producer(row_pool_t *p, slot_t *slot, char *err, size_t errlen) {
   const bok_config_t *cfg = p->cfg;
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  conf_ctx_t cc = {conf, err, errlen, 0};
-  set_prop(&cc, "bootstrap.servers", bok_config_get(cfg, "kafka.brokers", "127.0.0.1:9092"));
-  set_prop(&cc, "linger.ms", "5");
-  set_prop(&cc, "compression.codec", "zstd");
-  set_prop(&cc, "enable.idempotence", "true");
-  set_prop(&cc, "message.max.bytes", "8000000");
+  /* Stable per instance (its listen address) so a restarted service fences
+   * its previous incarnation, and distinct between instances. */
+  char def[160], tid[256], tmo[32];
+  snprintf(def, sizeof def, "bok-job-%s", bok_config_get(cfg, "listen", "127.0.0.1:50052"));
+  for (char *c = def; *c; c++)
+    if (*c == ':') *c = '_';
+  snprintf(tid, sizeof tid, "%s-%d", bok_config_get(cfg, "kafka.transactional_id_prefix", def), slot->index);
+  snprintf(tmo, sizeof tmo, "%d", TXN_TIMEOUT_MS);
   /* An upload is one transaction: cap what waits in librdkafka's queue
    * (default 1 GB) so memory does not follow the file size. */
-  set_prop(&cc, "queue.buffering.max.kbytes", "65536");
-  if (p->transactions) {
-    /* Stable per instance (its listen address) so a restarted service fences
-     * its previous incarnation, and distinct between instances. */
-    char def[160], tid[256];
-    snprintf(def, sizeof def, "bok-job-%s", bok_config_get(cfg, "listen", "127.0.0.1:50052"));
-    for (char *c = def; *c; c++)
-      if (*c == ':') *c = '_';
-    snprintf(tid, sizeof tid, "%s-%d", bok_config_get(cfg, "kafka.transactional_id_prefix", def), slot->index);
-    set_prop(&cc, "transactional.id", tid);
-    char t[32];
-    snprintf(t, sizeof t, "%d", TXN_TIMEOUT_MS);
-    set_prop(&cc, "transaction.timeout.ms", t);
-  }
-  bok_config_each(cfg, "kafka.producer.", set_prop, &cc);
-  if (cc.bad) {
-    rd_kafka_conf_destroy(conf);
-    return NULL;
-  }
+  const char *defaults[] = {"linger.ms", "5", "compression.codec", "zstd", "enable.idempotence", "true",
+                            "message.max.bytes", "8000000", "queue.buffering.max.kbytes", "65536",
+                            "transactional.id", tid, "transaction.timeout.ms", tmo, NULL};
+  if (!p->transactions) defaults[10] = NULL;
+  rd_kafka_conf_t *conf = bok_kafka_conf_new(cfg, defaults, "kafka.producer.", err, errlen);
+  if (!conf) return NULL;
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
   rd_kafka_conf_set_opaque(conf, slot);
-  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
-  if (!rk) return NULL;
-  if (p->transactions) {
-    rd_kafka_error_t *e = rd_kafka_init_transactions(rk, 30000);
-    if (e) {
-      snprintf(err, errlen, "init_transactions: %s", rd_kafka_error_string(e));
-      rd_kafka_error_destroy(e);
-      rd_kafka_destroy(rk);
-      return NULL;
-    }
-  }
-  return rk;
+  return bok_kafka_client_new(RD_KAFKA_PRODUCER, conf, 30000, err, errlen);
 }
 
 /* Destroys the slot's producer and makes a new one with the same
  * transactional.id (fences the old epoch). Called by the slot's owner. */
 static void slot_recreate(row_pool_t *p, slot_t *slot) {
-  if (slot->rk) {
-    rd_kafka_purge(slot->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_destroy(slot->rk);
-    slot->rk = NULL;
-  }
+  bok_kafka_producer_drop(slot->rk);
+  slot->rk = NULL;
   char err[256];
   slot->rk = make_producer(p, slot, err, sizeof err);
   if (!slot->rk)
@@ -177,43 +136,22 @@ static void slot_recreate(row_pool_t *p, slot_t *slot) {
     LOGP(p, BOK_LOG_INFO, "rows producer %d re-created", slot->index);
 }
 
-/* Creates a topic if missing, with topic configs from `prefix`* keys. */
+/* Creates the rows topic if missing. Rows carry their upload time; a job
+ * may wait a long time before every worker is back, so they are kept a week
+ * by default. */
 static void ensure_topic(row_pool_t *p, rd_kafka_t *rk, int partitions) {
-  rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(p->topic, partitions, 1, NULL, 0);
-  /* Rows carry their upload time; a job may wait a long time before every
-   * worker is back, so keep them a week by default. */
-  rd_kafka_NewTopic_set_config(nt, "retention.ms",
-                               bok_config_get(p->cfg, "kafka.rows_topic_retention_ms", "604800000"));
-  rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-  rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
-  rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
-  if (ev) {
-    const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
-    size_t n = 0;
-    const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
-    if (n && rd_kafka_topic_result_error(tr[0]) && rd_kafka_topic_result_error(tr[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-      LOGP(p, BOK_LOG_WARN, "cannot create topic %s: %s", p->topic, rd_kafka_topic_result_error_string(tr[0]));
-    rd_kafka_event_destroy(ev);
-  }
-  rd_kafka_queue_destroy(q);
-  rd_kafka_NewTopic_destroy(nt);
+  const char *configs[] = {"retention.ms", bok_config_get(p->cfg, "kafka.rows_topic_retention_ms", "604800000"), NULL};
+  char err[300];
+  if (bok_kafka_topic_ensure(rk, p->topic, partitions, configs, NULL, NULL, 15000, err, sizeof err) != 0)
+    LOGP(p, BOK_LOG_WARN, "%s", err);
 }
 
 static rd_kafka_t *make_reader(row_pool_t *p, char *err, size_t errlen) {
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  conf_ctx_t cc = {conf, err, errlen, 0};
-  set_prop(&cc, "bootstrap.servers", bok_config_get(p->cfg, "kafka.brokers", "127.0.0.1:9092"));
-  set_prop(&cc, "group.id", "bok-job-resolver"); /* never joins or commits: assign() only */
-  set_prop(&cc, "enable.auto.commit", "false");
-  set_prop(&cc, "enable.auto.offset.store", "false");
-  set_prop(&cc, "isolation.level", "read_committed");
-  set_prop(&cc, "enable.partition.eof", "true");
-  set_prop(&cc, "fetch.max.bytes", "8388608");
-  if (cc.bad) {
-    rd_kafka_conf_destroy(conf);
-    return NULL;
-  }
-  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
+  const char *defaults[] = {"group.id", "bok-job-resolver", /* never joins or commits: assign() only */
+                            "enable.auto.commit", "false", "enable.auto.offset.store", "false", "isolation.level",
+                            "read_committed", "enable.partition.eof", "true", "fetch.max.bytes", "8388608", NULL};
+  rd_kafka_conf_t *conf = bok_kafka_conf_new(p->cfg, defaults, NULL, err, errlen);
+  rd_kafka_t *rk = conf ? bok_kafka_client_new(RD_KAFKA_CONSUMER, conf, 0, err, errlen) : NULL;
   if (rk) rd_kafka_poll_set_consumer(rk);
   return rk;
 }
@@ -445,33 +383,24 @@ int row_producer_commit(row_batch_writer_t *w, char *err, size_t errlen) {
   row_pool_t *p = w->pool;
   slot_t *slot = w->slot;
   if (!p->transactions) return 0; /* flushed: the rows are written */
-  for (int attempt = 0;; attempt++) {
-    rd_kafka_error_t *e = rd_kafka_commit_transaction(slot->rk, COMMIT_TIMEOUT_MS);
-    if (!e) {
-      bok_counter_inc(job_metrics.txn_committed);
-      return 0;
-    }
-    snprintf(err, errlen, "Kafka commit: %s", rd_kafka_error_string(e));
-    /* A retriable failure (e.g. a timeout) may still be committing: calling
-     * commit again resumes it; aborting now could be refused. */
-    int retry = rd_kafka_error_is_retriable(e) && attempt < 3;
-    int abortable = rd_kafka_error_txn_requires_abort(e);
-    rd_kafka_error_destroy(e);
-    if (retry) continue;
-    if (abortable) {
-      rd_kafka_error_t *a = rd_kafka_abort_transaction(slot->rk, COMMIT_TIMEOUT_MS);
-      if (!a) {
-        bok_counter_inc(job_metrics.txn_aborted);
-        return -1;
-      }
-      rd_kafka_error_destroy(a);
-    }
-    /* Outcome unknown: a new producer with the same id settles the old
-     * transaction (commits it if the coordinator had decided to, aborts it
-     * otherwise); the caller then reads whether it committed. */
-    slot_recreate(p, slot);
-    return 1;
+  bok_kafka_commit_t c = bok_kafka_txn_commit(slot->rk, COMMIT_TIMEOUT_MS, 3, err, errlen);
+  if (c == BOK_KAFKA_COMMITTED) {
+    bok_counter_inc(job_metrics.txn_committed);
+    return 0;
   }
+  if (c == BOK_KAFKA_ABORT_NEEDED) {
+    rd_kafka_error_t *a = rd_kafka_abort_transaction(slot->rk, COMMIT_TIMEOUT_MS);
+    if (!a) {
+      bok_counter_inc(job_metrics.txn_aborted);
+      return -1;
+    }
+    rd_kafka_error_destroy(a);
+  }
+  /* Outcome unknown: a new producer with the same id settles the old
+   * transaction (commits it if the coordinator had decided to, aborts it
+   * otherwise); the caller then reads whether it committed. */
+  slot_recreate(p, slot);
+  return 1;
 }
 
 void row_producer_end(row_batch_writer_t *w) {
@@ -547,17 +476,11 @@ static rd_kafka_t *group_handle(row_pool_t *p, const char *group) {
   for (size_t i = 0; i < p->ngroups; i++)
     if (strcmp(p->groups[i].name, group) == 0) return p->groups[i].rk;
   char err[256];
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  conf_ctx_t cc = {conf, err, sizeof err, 0};
-  set_prop(&cc, "bootstrap.servers", bok_config_get(p->cfg, "kafka.brokers", "127.0.0.1:9092"));
-  set_prop(&cc, "group.id", group);
-  set_prop(&cc, "enable.auto.commit", "false");
-  set_prop(&cc, "isolation.level", "read_committed"); /* stable offsets only */
-  rd_kafka_t *rk = cc.bad ? NULL : rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-  if (!rk) {
-    if (cc.bad) rd_kafka_conf_destroy(conf);
-    return NULL;
-  }
+  const char *defaults[] = {"group.id", group, "enable.auto.commit", "false",
+                            "isolation.level", "read_committed", /* stable offsets only */ NULL};
+  rd_kafka_conf_t *conf = bok_kafka_conf_new(p->cfg, defaults, NULL, err, sizeof err);
+  rd_kafka_t *rk = conf ? bok_kafka_client_new(RD_KAFKA_CONSUMER, conf, 0, err, sizeof err) : NULL;
+  if (!rk) return NULL;
   p->groups = realloc(p->groups, (p->ngroups + 1) * sizeof *p->groups);
   p->groups[p->ngroups].name = strdup(group);
   p->groups[p->ngroups].rk = rk;

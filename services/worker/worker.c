@@ -12,6 +12,7 @@
 #include "bok/arena.h"
 #include "bok/core.h"
 #include "bok/fault.h"
+#include "bok/kafka.h"
 #include "bok/routes.h"
 #include "bok/rpc.h"
 #include "bok/util.h"
@@ -79,19 +80,6 @@ struct worker {
 
 /* ---- setup ---------------------------------------------------------------- */
 
-typedef struct {
-  rd_kafka_conf_t *conf;
-  char *err;
-  size_t errlen;
-  int bad;
-} confctx_t;
-
-static int set_prop(void *ud, const char *k, const char *v) {
-  confctx_t *c = ud;
-  if (rd_kafka_conf_set(c->conf, k, v, c->err, c->errlen) != RD_KAFKA_CONF_OK) c->bad = 1;
-  return c->bad;
-}
-
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque) {
   worker_t *w = opaque;
   w->rebalances++;
@@ -110,51 +98,27 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
  * old epoch and aborts its open transaction. 0 ok, -1 with err set. */
 static int make_producer(worker_t *w, char *err, size_t errlen) {
   const bok_config_t *cfg = w->cfg;
-  rd_kafka_conf_t *pc = rd_kafka_conf_new();
-  confctx_t c2 = {pc, err, errlen, 0};
-  set_prop(&c2, "bootstrap.servers", bok_config_get(cfg, "kafka.brokers", "127.0.0.1:9092"));
-  set_prop(&c2, "linger.ms", "5");
-  set_prop(&c2, "compression.codec", "zstd");
-  set_prop(&c2, "enable.idempotence", "true");
-  set_prop(&c2, "batch.num.messages", "10000");
-  if (w->transactions) {
-    char tid[300];
-    /* the group keeps ids of different deployments (and test stacks) apart */
-    snprintf(tid, sizeof tid, "bok-worker-%s-%s", w->group_id, w->worker_id);
-    set_prop(&c2, "transactional.id", tid);
-    /* Short: a worker killed mid-transaction blocks its partitions' offsets
-     * (unstable) until the coordinator aborts the transaction. */
-    set_prop(&c2, "transaction.timeout.ms", bok_config_get(cfg, "kafka.transaction_timeout_ms", "10000"));
-  }
-  bok_config_each(cfg, "kafka.producer.", set_prop, &c2);
-  if (c2.bad) {
-    rd_kafka_conf_destroy(pc);
-    return -1;
-  }
-  w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, errlen);
-  if (!w->producer) return -1;
-  if (w->transactions) {
-    rd_kafka_error_t *e = rd_kafka_init_transactions(w->producer, 30000);
-    if (e) {
-      snprintf(err, errlen, "init_transactions: %s", rd_kafka_error_string(e));
-      rd_kafka_error_destroy(e);
-      rd_kafka_destroy(w->producer);
-      w->producer = NULL;
-      return -1;
-    }
-  }
-  return 0;
+  char tid[300];
+  /* the group keeps ids of different deployments (and test stacks) apart */
+  snprintf(tid, sizeof tid, "bok-worker-%s-%s", w->group_id, w->worker_id);
+  /* Short timeout: a worker killed mid-transaction blocks its partitions'
+   * offsets (unstable) until the coordinator aborts the transaction. */
+  const char *defaults[] = {"linger.ms", "5", "compression.codec", "zstd", "enable.idempotence", "true",
+                            "batch.num.messages", "10000", "transactional.id", tid, "transaction.timeout.ms",
+                            bok_config_get(cfg, "kafka.transaction_timeout_ms", "10000"), NULL};
+  if (!w->transactions) defaults[8] = NULL; /* no transactional.id */
+  rd_kafka_conf_t *pc = bok_kafka_conf_new(cfg, defaults, "kafka.producer.", err, errlen);
+  if (!pc) return -1;
+  w->producer = bok_kafka_client_new(RD_KAFKA_PRODUCER, pc, 30000, err, errlen);
+  return w->producer ? 0 : -1;
 }
 
 /* Replaces a producer that abort could not bring back (INVALID_TXN_STATE,
  * fenced, fatal): the same transactional.id fences the old epoch. Retries
  * with back-off while Kafka is down; gives up only when stopped. */
 static void reset_producer(worker_t *w) {
-  if (w->producer) {
-    rd_kafka_purge(w->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_destroy(w->producer);
-    w->producer = NULL;
-  }
+  bok_kafka_producer_drop(w->producer);
+  w->producer = NULL;
   for (int delay = 500; !w->stop; delay = delay * 2 > 10000 ? 10000 : delay * 2) {
     char err[512];
     if (make_producer(w, err, sizeof err) == 0) {
@@ -194,30 +158,20 @@ worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *lo
   bok_row_result_init(&w->rr);
   w->routes = bok_routes_from_config(cfg, "127.0.0.1:50051", "127.0.0.1:50052", err, errlen);
   if (!w->routes) goto fail;
-  const char *brokers = bok_config_get(cfg, "kafka.brokers", "127.0.0.1:9092");
-
-  rd_kafka_conf_t *cc = rd_kafka_conf_new();
-  confctx_t c1 = {cc, err, errlen, 0};
-  set_prop(&c1, "bootstrap.servers", brokers);
-  set_prop(&c1, "group.id", w->group_id);
-  set_prop(&c1, "isolation.level", "read_committed");
-  set_prop(&c1, "enable.auto.commit", "false");
-  set_prop(&c1, "auto.offset.reset", "earliest");
-  set_prop(&c1, "client.id", w->worker_id);
-  set_prop(&c1, "session.timeout.ms", "10000");
-  set_prop(&c1, "heartbeat.interval.ms", "1000");
-  set_prop(&c1, "topic.metadata.refresh.interval.ms", "5000"); /* find a rows topic created later */
-  set_prop(&c1, "queued.max.messages.kbytes", "16384");        /* bound the fetch-ahead (default 64 MB) */
-  bok_config_each(cfg, "kafka.consumer.", set_prop, &c1);
-  if (c1.bad) {
-    rd_kafka_conf_destroy(cc);
-    goto fail;
-  }
+  const char *cdefaults[] = {"group.id", w->group_id, "isolation.level", "read_committed", "enable.auto.commit",
+                              "false", "auto.offset.reset", "earliest", "client.id", w->worker_id,
+                              "session.timeout.ms", "10000", "heartbeat.interval.ms", "1000",
+                              /* find a rows topic created later */
+                              "topic.metadata.refresh.interval.ms", "5000",
+                              /* bound the fetch-ahead (default 64 MB) */
+                              "queued.max.messages.kbytes", "16384", NULL};
+  rd_kafka_conf_t *cc = bok_kafka_conf_new(cfg, cdefaults, "kafka.consumer.", err, errlen);
+  if (!cc) goto fail;
   rd_kafka_conf_set_opaque(cc, w);
   rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
   rd_kafka_conf_set(cc, "statistics.interval.ms", WORKER_OBS_STATS_INTERVAL_MS, NULL, 0); /* consumer lag */
   rd_kafka_conf_set_stats_cb(cc, worker_obs_stats);
-  w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, errlen);
+  w->consumer = bok_kafka_client_new(RD_KAFKA_CONSUMER, cc, 0, err, errlen);
   if (!w->consumer) goto fail;
   rd_kafka_poll_set_consumer(w->consumer);
 
@@ -285,68 +239,24 @@ static bok_rpc_channel_t *chan(worker_t *w, const char *addr) {
   return w->chans[w->nchans++].ch;
 }
 
-typedef struct {
-  rd_kafka_NewTopic_t *nt;
-  int bad;
-} topic_conf_t;
-
-static int set_topic_prop(void *ud, const char *k, const char *v) {
-  topic_conf_t *t = ud;
-  if (rd_kafka_NewTopic_set_config(t->nt, k, v) != RD_KAFKA_RESP_ERR_NO_ERROR) t->bad = 1;
-  return 0;
-}
-
-/* Creates an events topic that can never delete committed events by
- * surprise: events carry their event time (1970 .. 2038) as the Kafka
- * timestamp, so time retention is off and any timestamp is accepted unless
- * `kafka.events_topic.*` says otherwise (docs/OPERATIONS.md "Event time and
- * retention"). An existing topic is left as it is. */
-static void create_events_topic(worker_t *w, const char *topic) {
-  rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, w->events_partitions, 1, NULL, 0);
-  topic_conf_t tc = {nt, 0};
-  set_topic_prop(&tc, "retention.ms", "-1");
-  set_topic_prop(&tc, "message.timestamp.before.max.ms", "9223372036854775807");
-  set_topic_prop(&tc, "message.timestamp.after.max.ms", "9223372036854775807");
-  bok_config_each(w->cfg, "kafka.events_topic.", set_topic_prop, &tc);
-  if (tc.bad) LOG(w, BOK_LOG_WARN, "kafka.events_topic.*: a property was refused");
-  rd_kafka_queue_t *q = rd_kafka_queue_new(w->producer);
-  rd_kafka_CreateTopics(w->producer, &nt, 1, NULL, q);
-  rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
-  if (ev) {
-    const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
-    size_t n = 0;
-    const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
-    rd_kafka_resp_err_t e = n ? rd_kafka_topic_result_error(tr[0]) : RD_KAFKA_RESP_ERR_NO_ERROR;
-    if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-      LOG(w, BOK_LOG_WARN, "cannot create topic %s: %s", topic, rd_kafka_topic_result_error_string(tr[0]));
-    rd_kafka_event_destroy(ev);
-  }
-  rd_kafka_queue_destroy(q);
-  rd_kafka_NewTopic_destroy(nt);
-}
+/* Events topics never delete committed events by surprise: events carry
+ * their event time (1970 .. 2038) as the Kafka timestamp, so time retention
+ * is off and any timestamp is accepted unless `kafka.events_topic.*` says
+ * otherwise (docs/OPERATIONS.md "Event time and retention"). An existing
+ * topic is left as it is. */
+static const char *const EVENTS_TOPIC_CONFIG[] = {"retention.ms", "-1", "message.timestamp.before.max.ms",
+                                                  "9223372036854775807", "message.timestamp.after.max.ms",
+                                                  "9223372036854775807", NULL};
 
 static void ensure_topic(worker_t *w, const char *topic) {
   for (int i = 0; i < w->ntopics; i++)
     if (strcmp(w->topics_made[i], topic) == 0) return;
-  create_events_topic(w, topic);
-  /* Produce only once this producer knows every partition's leader (events
-   * to partitions librdkafka does not know yet sit unassigned). Bounded
-   * wait, 10 s. */
-  rd_kafka_topic_t *rkt = rd_kafka_topic_new(w->producer, topic, NULL);
-  for (int tries = 0; rkt && tries < 20; tries++) {
-    const struct rd_kafka_metadata *md = NULL;
-    int ready = 0;
-    if (rd_kafka_metadata(w->producer, 0, rkt, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 &&
-        md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[0].partition_cnt > 0) {
-      ready = 1;
-      for (int i = 0; i < md->topics[0].partition_cnt; i++)
-        if (md->topics[0].partitions[i].leader < 0) ready = 0;
-    }
-    if (md) rd_kafka_metadata_destroy(md);
-    if (ready) break;
-    usleep(200 * 1000);
-  }
-  if (rkt) rd_kafka_topic_destroy(rkt);
+  char err[300];
+  if (bok_kafka_topic_ensure(w->producer, topic, w->events_partitions, EVENTS_TOPIC_CONFIG, w->cfg,
+                             "kafka.events_topic.", 15000, err, sizeof err) != 0)
+    LOG(w, BOK_LOG_WARN, "%s", err);
+  /* Produce only once this producer knows every partition's leader. */
+  bok_kafka_topic_wait_leaders(w->producer, topic, 10000);
   w->topics_made = realloc(w->topics_made, (size_t)(w->ntopics + 1) * sizeof(char *));
   w->topics_made[w->ntopics++] = strdup(topic);
 }
@@ -748,21 +658,16 @@ static int txn_ok(worker_t *w, rd_kafka_error_t *e, const char *what) {
   return 0;
 }
 
-/* Commits, retrying a retriable failure: after a timeout librdkafka may still
- * be committing, and aborting then could publish the batch twice. */
+/* Commits; a commit whose outcome is unknown marks the producer for
+ * re-creation (which fences and settles it). */
 static int commit_txn(worker_t *w) {
-  for (int attempt = 0;; attempt++) {
-    bok_fault("worker.commit");
-    rd_kafka_error_t *e = rd_kafka_commit_transaction(w->producer, TXN_TIMEOUT_MS);
-    if (!e) return 1;
-    if (rd_kafka_error_is_retriable(e) && attempt < 3) {
-      LOG(w, BOK_LOG_WARN, "commit_transaction (retrying): %s", rd_kafka_error_string(e));
-      rd_kafka_error_destroy(e);
-      continue;
-    }
-    if (!rd_kafka_error_txn_requires_abort(e)) w->reset = 1; /* outcome unknown: fence it */
-    return txn_ok(w, e, "commit_transaction");
-  }
+  bok_fault("worker.commit");
+  char err[512];
+  bok_kafka_commit_t c = bok_kafka_txn_commit(w->producer, TXN_TIMEOUT_MS, 3, err, sizeof err);
+  if (c == BOK_KAFKA_COMMITTED) return 1;
+  LOG(w, BOK_LOG_WARN, "%s", err);
+  if (c == BOK_KAFKA_UNKNOWN) w->reset = 1;
+  return 0;
 }
 
 /* After a failed transaction: back to the group's committed offsets of the

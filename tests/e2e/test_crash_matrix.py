@@ -22,8 +22,12 @@ SCHEMA = {"type": "object", "properties": {
     "amount": {"type": "number"}, "qty": {"type": "integer"}}, "required": ["event_id", "timestamp"]}
 N = 6000
 BAD_EVERY = 9
-# Small worker transactions: many commits per job, so faults land mid-job.
-WORKER_OV = {"kafka.batch_max_rows": 1000}
+# Small rows-topic messages and worker transactions: many messages on every
+# partition and many commits per job, so each lane of each worker (4 lanes by
+# default) has work and faults land mid-job.
+WORKER_OV = {"kafka.batch_max_rows": 300}
+JOB_OV = {"kafka.batch_rows": 100}
+OV = {"worker": WORKER_OV, "job": JOB_OV}
 
 
 def make_csv(n=N):
@@ -74,7 +78,7 @@ def create_model(s):
 def worker_case(fault):
     """worker0 carries the fault; it dies at it, comes back 1 s later with the
     same worker id (same transactional id: the old epoch is fenced)."""
-    with e.Stack(workers=0, overrides={"worker": WORKER_OV}) as s:
+    with e.Stack(workers=0, overrides=OV) as s:
         w0 = s.add_worker(start=False)
         w0.env["BOK_FAULT"] = fault
         w0.start()
@@ -124,7 +128,7 @@ def upload_lost_case(fault):
     """The job service dies before the rows are committed: the upload fails,
     the job is FAILED after the restart, no event of it exists, and the same
     file uploaded again is processed exactly once."""
-    with e.Stack(workers=2, overrides={"worker": WORKER_OV}, env={"job": {"BOK_FAULT": fault}}) as s:
+    with e.Stack(workers=2, overrides=OV, env={"job": {"BOK_FAULT": fault}}) as s:
         m = create_model(s)
         st, j = s.upload(m["model_id"], "crash.csv", make_csv())
         e.check(st >= 500, "the upload fails with the job service: %s %s" % (st, j))
@@ -152,7 +156,7 @@ def test_job_service_killed_before_storing_messages():
 def test_job_service_killed_after_rows_commit():
     """Rows committed, outcome never stored: the restarted service settles
     the upload from Kafka and the job completes exactly."""
-    with e.Stack(workers=2, overrides={"worker": WORKER_OV}, env={"job": {"BOK_FAULT": "job.after_rows_commit:kill"}}) as s:
+    with e.Stack(workers=2, overrides=OV, env={"job": {"BOK_FAULT": "job.after_rows_commit:kill"}}) as s:
         m = create_model(s)
         st, j = s.upload(m["model_id"], "crash.csv", make_csv())
         e.check(st >= 500, "the upload's answer is lost with the job service: %s %s" % (st, j))
@@ -163,7 +167,7 @@ def test_job_service_killed_after_rows_commit():
 
 
 def job_mid_job_case(fault):
-    with e.Stack(workers=2, overrides={"worker": WORKER_OV}, env={"job": {"BOK_FAULT": fault}}) as s:
+    with e.Stack(workers=2, overrides=OV, env={"job": {"BOK_FAULT": fault}}) as s:
         m = create_model(s)
         st, j = s.upload(m["model_id"], "crash.csv", make_csv())
         e.check(st == 202, "upload: %s %s" % (st, j))
@@ -194,7 +198,7 @@ def test_header_stored_before_rows_are_visible():
 
 def test_slow_job_service():
     """Every report takes 1.5 s: slower, never wrong."""
-    with e.Stack(workers=2, overrides={"worker": WORKER_OV}, env={"job": {"BOK_FAULT": "job.report:delay=1500"}}) as s:
+    with e.Stack(workers=2, overrides=OV, env={"job": {"BOK_FAULT": "job.report:delay=1500"}}) as s:
         m = create_model(s)
         st, j = s.upload(m["model_id"], "crash.csv", make_csv())
         e.check(st == 202, "upload: %s %s" % (st, j))
@@ -204,7 +208,7 @@ def test_slow_job_service():
 def test_slow_rpcs_everywhere():
     """Every gRPC call served takes 200 ms more and every worker call 300 ms
     more (the RPC delay injector): slower, never wrong."""
-    with e.Stack(workers=0, overrides={"worker": WORKER_OV}, env={"job": {"BOK_FAULT": "rpc.server:delay=200"}}) as s:
+    with e.Stack(workers=0, overrides=OV, env={"job": {"BOK_FAULT": "rpc.server:delay=200"}}) as s:
         for _ in range(2):
             w = s.add_worker(start=False)
             w.env["BOK_FAULT"] = "rpc.client:delay=300"

@@ -1,0 +1,64 @@
+/* kafka.h -- the librdkafka pieces the job service and the worker share:
+ * client configuration with pass-through properties, topic creation with
+ * topic configs and the leader wait, transactional producers that can be
+ * re-created, and commit with retry.
+ *
+ * Ownership: a conf returned by bok_kafka_conf_new is the caller's until it
+ * is handed to bok_kafka_client_new (which consumes it, also on failure).
+ * Nothing here prints; errors are returned in err. Thread-safety: as
+ * librdkafka's (handles are thread-safe; a transaction is driven by one
+ * thread). */
+#ifndef BOK_KAFKA_H
+#define BOK_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+
+#include "bok/config.h"
+
+/* A new conf: bootstrap.servers from `kafka.brokers` (default
+ * 127.0.0.1:9092), then `defaults` (NULL-terminated key, value pairs; may be
+ * NULL), then every `<passthrough>*` key of cfg (e.g. "kafka.producer.")
+ * with the prefix removed. NULL with err set when librdkafka refuses a
+ * property. */
+rd_kafka_conf_t *bok_kafka_conf_new(const bok_config_t *cfg, const char *const *defaults, const char *passthrough,
+                                    char *err, size_t errlen);
+
+/* rd_kafka_new(type, conf) (conf consumed). For a producer whose conf has a
+ * transactional.id, also init_transactions (up to init_timeout_ms): with the
+ * same id as an earlier producer, this fences the old epoch and settles its
+ * open transaction. NULL with err set. */
+rd_kafka_t *bok_kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, int init_timeout_ms, char *err,
+                                 size_t errlen);
+
+/* Destroys a producer at once: queued and in-flight messages are purged
+ * (their transaction is then fenced by the next producer with the same
+ * id). NULL is fine. */
+void bok_kafka_producer_drop(rd_kafka_t *rk);
+
+/* Creates `topic` if missing with `partitions` partitions, replication 1,
+ * topic configs from `configs` (NULL-terminated pairs; may be NULL) and
+ * every `<cfg_prefix>*` key of cfg (may be NULL). An existing topic is left
+ * as it is (0). -1 with err set when the broker refused or did not answer in
+ * timeout_ms. */
+int bok_kafka_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, const char *const *configs,
+                           const bok_config_t *cfg, const char *cfg_prefix, int timeout_ms, char *err, size_t errlen);
+
+/* Waits until this client knows a leader for every partition of `topic`
+ * (messages to partitions without a known leader sit unassigned). 0 ready,
+ * -1 after timeout_ms. */
+int bok_kafka_topic_wait_leaders(rd_kafka_t *rk, const char *topic, int timeout_ms);
+
+/* Outcome of bok_kafka_txn_commit. */
+typedef enum {
+  BOK_KAFKA_COMMITTED = 0,
+  BOK_KAFKA_ABORT_NEEDED = 1, /* failed; abort_transaction clears it */
+  BOK_KAFKA_UNKNOWN = 2       /* failed; whether it committed is unknown: re-create the producer */
+} bok_kafka_commit_t;
+
+/* commit_transaction, retried up to `retries` times while librdkafka says
+ * retriable (after a timeout it may still be committing: calling commit
+ * again resumes it, aborting could be refused). err holds the last error. */
+bok_kafka_commit_t bok_kafka_txn_commit(rd_kafka_t *rk, int timeout_ms, int retries, char *err, size_t errlen);
+
+#endif
