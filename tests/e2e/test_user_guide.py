@@ -329,7 +329,6 @@ class Walk:
         for k in ("BATCH_TENANT", "TENANT_HEADER"):
             self.env.pop(k, None)
         self.ids = {}
-        self.ran = []
 
     def sh(self, cmd, want_rc=0, show=True):
         if GUIDE_URL in cmd:
@@ -668,6 +667,8 @@ def test_guide_walkthrough():
 
 
 def test_sample_ndjson_shows_what_its_readme_says():
+    sample = [output(ent["outputs"], "Sample Output") for ent in parse_guide(guide_text())
+              if any(re.search(r" job rejected ", c) for c in ent["commands"])][0]
     e.skip_if_missing("cli", "model", "job", "worker", "gateway")
     tmp = tempfile.mkdtemp(prefix="bok-guide-")
     try:
@@ -685,8 +686,6 @@ def test_sample_ndjson_shows_what_its_readme_says():
             bad = len({r for r, _, _ in want})
             e.check((j["state"], j["total"], j["success"], j["errors"]) == ("PARTIAL_SUCCESS", total, total - bad, bad),
                     "sample.ndjson: %s, want %d rows, %d rejected" % (j, total, bad))
-            sample = [output(ent["outputs"], "Sample Output") for ent in parse_guide(guide_text())
-                      if any(re.search(r" job rejected ", c) for c in ent["commands"])][0]
             rows = rejected_table(w.sh("./batchcli job rejected " + jid), sample, "job rejected (ndjson)")
             got = {(int(r["ROW"]), r["COLUMN"], r["ERROR"]) for r in rows}
             e.check(got == want, "sample.ndjson differs from sample-data/README.md:\nonly in the output: %s\n"
