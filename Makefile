@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc)
 ASAN_E2E_SKIP ?= e2e_test_worker_scale
 CMAKE_GEN  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps build build-asan up down test test-unit test-asan test-e2e fuzz bench bench-smoke kafka-up kafka-down clean
+.PHONY: all deps build build-asan up cli-links down test test-unit test-asan test-e2e fuzz bench bench-smoke kafka-up kafka-down clean
 
 all: build
 
@@ -25,6 +25,14 @@ build-asan: deps
 # Starts Kafka (KRaft) and every service in the background; logs under .run/logs.
 up: build
 	@bash deploy/stack.sh up
+	@$(MAKE) --no-print-directory cli-links
+
+# The user guide's `./batchcli` and `./batch.cli` (one program): links at the
+# repository root into the build (run from elsewhere with -C DIR -f Makefile).
+cli-links:
+	@ln -sfn $(BUILD)/cli/batchcli batchcli
+	@ln -sfn $(BUILD)/cli/batch.cli batch.cli
+	@echo "CLI: ./batchcli and ./batch.cli -> $(BUILD)/cli/batchcli (BATCH_API_URL defaults to http://localhost:8000)"
 
 down:
 	@bash deploy/stack.sh down

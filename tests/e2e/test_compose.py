@@ -19,7 +19,8 @@ SRC = e.SRC
 ROOT_FILE = os.path.join(SRC, "docker-compose.yml")
 DEPLOY_FILE = os.path.join(SRC, "deploy", "docker-compose.yml")
 DOCKERFILE = os.path.join(SRC, "deploy", "docker", "Dockerfile")
-SERVICES = {"kafka", "certs", "model", "job", "worker", "api"}
+SERVICES = {"kafka", "certs", "model", "job", "worker", "api", "cli"}
+ONE_SHOT = {"certs", "cli"}  # run to completion (certs once per volume, cli per `docker-compose run`)
 # binary -> its config file in deploy/config and its bok_e2e name
 BINARY = {"bok-model-service": ("model-service.yaml", "model"), "bok-job-service": ("job-service.yaml", "job"),
           "bok-worker": ("worker.yaml", "worker"), "bok-gateway": ("gateway.yaml", "gateway")}
@@ -107,10 +108,15 @@ def test_root_and_deploy_files_are_the_same_definition():
                 e.check(svc["build"] == doc["x-build"], "%s: %s builds differently" % (path, name))
     strip = lambda d: {k: v for k, v in d.items() if k != "x-build"}
     def no_ctx(d):
+        ctx = d["x-build"]["context"]
         d = strip(d)
         for svc in d["services"].values():
             if "build" in svc:
                 svc["build"] = {k: v for k, v in svc["build"].items() if k != "context"}
+            # the cli service mounts the repository root: the same anchor (&repo) as the context
+            for v in svc.get("volumes") or []:
+                if isinstance(v, dict) and v.get("type") == "bind" and v.get("source") == ctx:
+                    v["source"] = "<repository root>"
         return d
     e.check(no_ctx(root) == no_ctx(dep),
             "docker-compose.yml and deploy/docker-compose.yml must differ only in x-build.context")
@@ -130,6 +136,9 @@ def test_docker_compose_accepts_both_files():
             if "build" in svc:
                 e.check(os.path.normpath(svc["build"]["context"]) == os.path.normpath(SRC),
                         "%s: %s builds from %s" % (path, name, svc["build"]["context"]))
+        binds = [v for v in doc["services"]["cli"]["volumes"] if v.get("type") == "bind"]
+        e.check([os.path.normpath(v["source"]) for v in binds] == [os.path.normpath(SRC)],
+                "%s: the cli service mounts %s, not the repository root" % (path, binds))
         resolved.append(doc)
     e.check(resolved[0] == resolved[1], "the two files resolve to different projects")
     api_env = env_of(resolved[0]["services"]["api"])
@@ -173,7 +182,8 @@ def test_services_ports_volumes():
 def test_health_checks_and_start_order():
     svcs = compose()["services"]
     for name, svc in svcs.items():
-        if name == "certs":  # one-shot; the others wait for it to complete
+        if name in ONE_SHOT:  # the others wait for certs to complete; nothing waits for cli
+            e.check(svc.get("healthcheck") == {"disable": True}, "%s: one-shot, no health check" % name)
             continue
         hc = svc.get("healthcheck")
         e.check(hc and hc.get("test"), "%s: no healthcheck" % name)
@@ -201,9 +211,40 @@ def test_every_long_running_service_restarts_by_itself():
     """A process that dies (crash, OOM kill) comes back without an operator
     (issue 11: dead workers used to stay dead)."""
     for name, svc in compose()["services"].items():
-        if name == "certs":
+        if name in ONE_SHOT:
+            e.check(svc.get("restart") in (None, "no"), "%s: a one-shot service must not restart" % name)
             continue
         e.check(svc.get("restart") in ("unless-stopped", "always"), "%s: restart policy %r" % (name, svc.get("restart")))
+
+
+def test_cli_service_gives_the_host_a_cli():
+    """The user guide's `batch.cli` under Compose (issue 16): `docker-compose
+    run --rm cli <command>` runs batchcli from the image against the api
+    service, in the repository root (read-only), so the guide's relative
+    paths (./schemas/..., sample-data/...) resolve; `up` never starts it."""
+    c = compose()
+    svcs, cli = c["services"], c["services"]["cli"]
+    e.check(cli.get("profiles") == ["cli"], "cli: `docker-compose up` must not start it: profiles %s" % cli.get("profiles"))
+    e.check(cli.get("image") == svcs["api"]["image"] and cli.get("build") == c["x-build"], "cli: image/build %s" % cli)
+    e.check(cli.get("entrypoint") == ["batchcli"], "cli: entrypoint %s" % cli.get("entrypoint"))
+    e.check(cli.get("command") == ["--help"], "cli: without arguments it should print the usage: %s" % cli.get("command"))
+    with open(DOCKERFILE) as f:
+        e.check("/src/build/cli/batchcli" in f.read(), "batchcli is not copied into the image")
+    e.check("ports" not in cli and "container_name" not in cli, "cli: ports/container_name")
+    vols = cli.get("volumes") or []
+    e.check(len(vols) == 1 and vols[0].get("type") == "bind" and vols[0].get("read_only") is True
+            and vols[0].get("target") == cli.get("working_dir") == "/work",
+            "cli: the repository root must be mounted read-only at its working_dir: %s %s" % (vols, cli.get("working_dir")))
+    e.check(vols[0]["source"] == c["x-build"]["context"], "cli: mounts %s, builds from %s" % (vols[0]["source"], c["x-build"]["context"]))
+    env, api_env = env_of(cli), env_of(svcs["api"])
+    url = env.get("BATCH_API_URL", "")
+    e.check(re.fullmatch(r"http://api:(\d+)", url) and port_of(url) == port_of(api_env["BOK_LISTEN"]),
+            "cli: BATCH_API_URL %r is not the api service" % url)
+    e.check(env.get("TENANT_HEADER") == api_env.get("TENANT_HEADER"), "cli and api read different tenant headers")
+    e.check(env.get("BATCH_TENANT") == "${BATCH_TENANT:-}", "cli: BATCH_TENANT passes through: %s" % env)
+    # the guide's relative paths, seen from /work
+    for p in ("schemas/new_model_schema.json", "schemas/updated_schema.json", "sample-data/sample.csv"):
+        e.check(os.path.isfile(os.path.join(SRC, p)), "%s is missing from the repository root" % p)
 
 
 def test_compose_turns_mtls_on():
