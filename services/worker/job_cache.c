@@ -1,0 +1,162 @@
+/* job_cache.c -- the jobs a worker lane has seen: spec (from the job
+ * service), compiled schema and validator (from the model service), the
+ * events topic (created once with settings that never delete committed
+ * events), least-recently-used eviction; and the lane's gRPC channels, one
+ * per address. */
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "batch/v1/model.pb-c.h"
+#include "bok/kafka.h"
+#include "bok/util.h"
+#include "worker_int.h"
+
+static void wk_job_free(job_ctx_t *j) {
+  bok_validator_destroy(j->validator);
+  bok_schema_destroy(j->schema);
+  free(j);
+}
+
+
+bok_rpc_channel_t *wk_chan(worker_t *w, const char *addr) {
+  for (int i = 0; i < w->nchans; i++)
+    if (strcmp(w->chans[i].addr, addr) == 0) return w->chans[i].ch;
+  w->chans = realloc(w->chans, (size_t)(w->nchans + 1) * sizeof *w->chans);
+  w->chans[w->nchans].addr = strdup(addr);
+  w->chans[w->nchans].ch = bok_rpc_channel_new(addr);
+  return w->chans[w->nchans++].ch;
+}
+
+/* Events topics never delete committed events by surprise: events carry
+ * their event time (1970 .. 2038) as the Kafka timestamp, so time retention
+ * is off and any timestamp is accepted unless `kafka.events_topic.*` says
+ * otherwise (docs/OPERATIONS.md "Event time and retention"). An existing
+ * topic is left as it is. */
+static const char *const EVENTS_TOPIC_CONFIG[] = {"retention.ms", "-1", "message.timestamp.before.max.ms",
+                                                  "9223372036854775807", "message.timestamp.after.max.ms",
+                                                  "9223372036854775807", NULL};
+
+static void ensure_topic(worker_t *w, const char *topic) {
+  for (int i = 0; i < w->ntopics; i++)
+    if (strcmp(w->topics_made[i], topic) == 0) return;
+  char err[300];
+  if (bok_kafka_topic_ensure(w->producer, topic, w->events_partitions, EVENTS_TOPIC_CONFIG, w->cfg,
+                             "kafka.events_topic.", 15000, err, sizeof err) != 0)
+    LOG(w, BOK_LOG_WARN, "%s", err);
+  /* Produce only once this producer knows every partition's leader. */
+  bok_kafka_topic_wait_leaders(w->producer, topic, 10000);
+  w->topics_made = realloc(w->topics_made, (size_t)(w->ntopics + 1) * sizeof(char *));
+  w->topics_made[w->ntopics++] = strdup(topic);
+}
+
+/* Returns the job's context, fetching spec + schema on first sight.
+ * NULL = transient failure (retry the batch later). */
+job_ctx_t *wk_job_get(worker_t *w, const Batch__V1__RowBatch *b) {
+  for (job_ctx_t *j = w->jobs; j; j = j->next)
+    if (strcmp(j->job_id, b->job_id) == 0) {
+      j->last_used = bok_mono_ms();
+      return j;
+    }
+  const bok_route_t *rt = bok_routes_lookup(w->routes, b->tenant_id);
+  job_ctx_t *j = calloc(1, sizeof *j);
+  snprintf(j->job_id, sizeof j->job_id, "%s", b->job_id);
+  snprintf(j->tenant, sizeof j->tenant, "%s", b->tenant_id);
+  snprintf(j->model_id, sizeof j->model_id, "%s", b->model_id);
+  Batch__V1__GetJobRequest gr = BATCH__V1__GET_JOB_REQUEST__INIT;
+  gr.job_id = b->job_id;
+  Batch__V1__JobSpec *spec = NULL;
+  bok_err_t err;
+  if (bok_rpc_unary(wk_chan(w, rt->job_addr), "/batch.v1.JobService/GetJobSpec", b->tenant_id, 10000, &gr.base,
+                    &batch__v1__job_spec__descriptor, (ProtobufCMessage **)&spec, &err) != 0) {
+    if (err.code != BOK_ERR_NOT_FOUND) {
+      LOG(w, BOK_LOG_WARN, "job service: %s", err.msg);
+      free(j);
+      return NULL;
+    }
+    LOG(w, BOK_LOG_WARN, "job %s unknown to the job service: skipping its rows", b->job_id);
+    j->skip = 1;
+    goto add;
+  }
+  snprintf(j->topic, sizeof j->topic, "%s", spec->topic);
+  /* Only a cancelled job is skipped: rows of a finished job are redeliveries
+   * of a batch whose transaction did not commit, and must be published. */
+  if (spec->state == BATCH__V1__JOB_STATE__JOB_STATE_CANCELLED) j->skip = 1;
+  Batch__V1__GetModelRequest mr = BATCH__V1__GET_MODEL_REQUEST__INIT;
+  mr.model_id = b->model_id;
+  mr.version = b->schema_version;
+  Batch__V1__Model *m = NULL;
+  if (!j->skip) {
+    if (bok_rpc_unary(wk_chan(w, rt->model_addr), "/batch.v1.ModelService/GetModel", b->tenant_id, 10000, &mr.base,
+                      &batch__v1__model__descriptor, (ProtobufCMessage **)&m, &err) != 0) {
+      if (err.code != BOK_ERR_NOT_FOUND) {
+        LOG(w, BOK_LOG_WARN, "model service: %s", err.msg);
+        protobuf_c_message_free_unpacked(&spec->base, NULL);
+        free(j);
+        return NULL;
+      }
+      LOG(w, BOK_LOG_WARN, "model %s v%lld not found: rejecting the rows of job %s", b->model_id,
+          (long long)b->schema_version, b->job_id);
+      snprintf(j->broken, sizeof j->broken, "model version %lld not found", (long long)b->schema_version);
+    } else {
+      char msg[256];
+      if (bok_schema_compile(m->schema_json, strlen(m->schema_json), &j->schema, msg, sizeof msg) != 0) {
+        LOG(w, BOK_LOG_ERROR, "job %s: schema does not compile: %s", b->job_id, msg);
+        snprintf(j->broken, sizeof j->broken, "the model's schema cannot be used (%s)", msg);
+      } else {
+        int ndjson = strcmp(spec->format, "ndjson") == 0;
+        j->validator = bok_validator_new(j->schema, ndjson ? BOK_FMT_NDJSON : BOK_FMT_CSV, (const char *)spec->header.data,
+                                         spec->header.len, spec->separator[0] ? spec->separator[0] : ',', msg, sizeof msg);
+        if (!j->validator) {
+          LOG(w, BOK_LOG_ERROR, "job %s: %s", b->job_id, msg);
+          snprintf(j->broken, sizeof j->broken, "%s", msg);
+        }
+      }
+      protobuf_c_message_free_unpacked(&m->base, NULL);
+    }
+  }
+  protobuf_c_message_free_unpacked(&spec->base, NULL);
+  if (!j->skip && !j->broken[0]) ensure_topic(w, j->topic);
+add:
+  j->last_used = bok_mono_ms();
+  j->next = w->jobs;
+  w->jobs = j;
+  w->njobs++;
+  return j;
+}
+
+/* Drops least recently used jobs beyond the cache size. Called between
+ * batches only: a batch in progress points at its jobs. */
+void wk_jobs_evict(worker_t *w) {
+  while (w->njobs > MAX_JOBS_CACHED) {
+    job_ctx_t **victim = NULL;
+    for (job_ctx_t **pp = &w->jobs; *pp; pp = &(*pp)->next)
+      if (!victim || (*pp)->last_used < (*victim)->last_used) victim = pp;
+    job_ctx_t *v = *victim;
+    *victim = v->next;
+    wk_job_free(v);
+    w->njobs--;
+  }
+}
+
+void wk_jobs_free(worker_t *w) {
+  for (job_ctx_t *j = w->jobs, *n; j; j = n) {
+    n = j->next;
+    wk_job_free(j);
+  }
+  w->jobs = NULL;
+  w->njobs = 0;
+  for (int i = 0; i < w->nchans; i++) {
+    bok_rpc_channel_destroy(w->chans[i].ch);
+    free(w->chans[i].addr);
+  }
+  free(w->chans);
+  w->chans = NULL;
+  w->nchans = 0;
+  for (int i = 0; i < w->ntopics; i++) free(w->topics_made[i]);
+  free(w->topics_made);
+  w->topics_made = NULL;
+  w->ntopics = 0;
+}

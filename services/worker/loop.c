@@ -1,0 +1,203 @@
+/* loop.c -- a worker lane's loop: collect a batch of rows-topic messages,
+ * run one transaction over it (begin, events, report, offsets, commit,
+ * confirm), and on any failure abort (or re-create the producer) and go back
+ * to the group's committed offsets. Never exits on an outage.
+ * docs/GUARANTEES.md. */
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bok/fault.h"
+#include "bok/kafka.h"
+#include "bok/util.h"
+#include "worker_obs.h"
+#include "worker_int.h"
+
+/* Logs a transaction API error; 1 when there was none. A fatal error, or one
+ * that abort cannot clear, marks the producer for re-creation. */
+static int txn_ok(worker_t *w, rd_kafka_error_t *e, const char *what) {
+  if (!e) return 1;
+  LOG(w, BOK_LOG_WARN, "%s: %s", what, rd_kafka_error_string(e));
+  if (rd_kafka_error_is_fatal(e)) w->reset = 1;
+  rd_kafka_error_destroy(e);
+  return 0;
+}
+
+/* Commits; a commit whose outcome is unknown marks the producer for
+ * re-creation (which fences and settles it). */
+static int commit_txn(worker_t *w) {
+  bok_fault("worker.commit");
+  char err[512];
+  bok_kafka_commit_t c = bok_kafka_txn_commit(w->producer, TXN_TIMEOUT_MS, 3, err, sizeof err);
+  if (c == BOK_KAFKA_COMMITTED) return 1;
+  LOG(w, BOK_LOG_WARN, "%s", err);
+  if (c == BOK_KAFKA_UNKNOWN) w->reset = 1;
+  return 0;
+}
+
+/* After a failed transaction: back to the group's committed offsets of the
+ * batch's partitions -- the batch start when the transaction aborted, its end
+ * when a commit whose answer was lost did commit -- so no message is skipped
+ * and none is published twice. Retries while Kafka is down: consuming on
+ * from a wrong position would skip rows. Partitions this member no longer
+ * owns are left to their new owner. */
+static void rewind_to(worker_t *w, const rd_kafka_topic_partition_list_t *first) {
+  if (!first || first->cnt == 0) return;
+  for (int delay = 200; !w->stop; delay = delay * 2 > 5000 ? 5000 : delay * 2) {
+    rd_kafka_topic_partition_list_t *own = NULL;
+    rd_kafka_assignment(w->consumer, &own);
+    rd_kafka_topic_partition_list_t *to = rd_kafka_topic_partition_list_new(first->cnt);
+    for (int i = 0; own && i < first->cnt; i++)
+      if (rd_kafka_topic_partition_list_find(own, first->elems[i].topic, first->elems[i].partition))
+        rd_kafka_topic_partition_list_add(to, first->elems[i].topic, first->elems[i].partition);
+    if (own) rd_kafka_topic_partition_list_destroy(own);
+    int done = to->cnt == 0;
+    if (!done && rd_kafka_committed(w->consumer, to, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      for (int i = 0; i < to->cnt; i++) {
+        const rd_kafka_topic_partition_t *f = rd_kafka_topic_partition_list_find(first, to->elems[i].topic,
+                                                                                 to->elems[i].partition);
+        /* no committed offset yet: the batch start (the reset policy's earliest is not better) */
+        if (to->elems[i].offset < 0 || to->elems[i].err) to->elems[i].offset = f->offset;
+        to->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+      }
+      rd_kafka_error_t *e = rd_kafka_seek_partitions(w->consumer, to, 10000);
+      done = !e;
+      for (int i = 0; done && i < to->cnt; i++)
+        if (to->elems[i].err) done = 0;
+      if (e) {
+        LOG(w, BOK_LOG_WARN, "seek: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+      }
+    }
+    rd_kafka_topic_partition_list_destroy(to);
+    if (done) return;
+    LOG(w, BOK_LOG_WARN, "cannot rewind to the committed offsets yet (retrying in %d ms)", delay);
+    for (int t = 0; t < delay && !w->stop; t += 100) usleep(100 * 1000);
+  }
+}
+
+
+/* Collects up to ~batch_max_rows rows (or batch_max_ms) of messages. */
+static int collect(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max) {
+  int nm = 0;
+  int64_t deadline = bok_mono_ms() + w->batch_max_ms;
+  int gen = w->rebalances;
+  while (nm < max && !w->stop) {
+    int64_t left = deadline - bok_mono_ms();
+    if (left <= 0 && nm > 0) break;
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, nm ? (int)(left > 0 ? left : 0) : 200);
+    if (gen != w->rebalances) {
+      /* A rebalance ran inside poll: the messages collected so far belong
+       * to the old assignment. Drop them -- whoever owns their partitions
+       * now starts from the committed offsets -- and keep collecting. */
+      for (int i = 0; i < nm; i++) rd_kafka_message_destroy(msgs[i]);
+      nm = 0;
+      wk_batch_reset_offsets(b);
+      gen = w->rebalances;
+    }
+    if (!m) {
+      if (nm) break;
+      continue;
+    }
+    if (m->err) {
+      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) LOG(w, BOK_LOG_WARN, "consumer: %s", rd_kafka_message_errstr(m));
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    msgs[nm++] = m;
+    wk_note_offset(b, m);
+    if ((int)(nm * 500) >= w->batch_max_rows) break; /* RowBatch messages carry up to ~500 rows */
+  }
+  return nm;
+}
+
+/* One transaction: begin, produce events, stage results, send offsets,
+ * commit. 1 committed, 0 failed (the caller aborts and rewinds). */
+static int run_txn(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int nm, int64_t *rows) {
+  int ok = 1;
+  if (w->transactions) ok = txn_ok(w, rd_kafka_begin_transaction(w->producer), "begin_transaction");
+  for (int i = 0; i < nm && ok; i++) ok = wk_process_msg(w, b, msgs[i], rows) == 0;
+  if (ok && !w->transactions) ok = rd_kafka_flush(w->producer, TXN_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR;
+  if (ok) bok_fault("worker.after_produce");
+  if (ok) ok = wk_report(w, b) == 0;
+  if (ok) bok_fault("worker.after_report");
+  if (ok && w->transactions) {
+    rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(w->consumer);
+    ok = txn_ok(w, rd_kafka_send_offsets_to_transaction(w->producer, b->next, md, TXN_TIMEOUT_MS),
+                "send_offsets_to_transaction");
+    rd_kafka_consumer_group_metadata_destroy(md);
+    if (ok) bok_fault("worker.after_send_offsets");
+    if (ok) ok = commit_txn(w);
+  } else if (ok) {
+    ok = rd_kafka_commit(w->consumer, b->next, 0) == RD_KAFKA_RESP_ERR_NO_ERROR;
+  }
+  if (ok) bok_fault("worker.after_commit");
+  return ok;
+}
+
+/* A failed transaction: abort it (or re-create the producer when abort
+ * cannot), rewind to the batch start. Never exits the worker. */
+static void recover(worker_t *w, batch_t *b) {
+  if (w->transactions && !w->reset) {
+    rd_kafka_error_t *e = rd_kafka_abort_transaction(w->producer, TXN_TIMEOUT_MS);
+    if (e) {
+      LOG(w, BOK_LOG_WARN, "abort_transaction: %s", rd_kafka_error_string(e));
+      w->reset = 1;
+      rd_kafka_error_destroy(e);
+    }
+  }
+  if (w->transactions && w->reset) wk_reset_producer(w);
+  bok_counter_inc(worker_metrics.batches_aborted);
+  if (w->transactions) bok_counter_inc(worker_metrics.txn_aborted);
+  rewind_to(w, b->first);
+}
+
+static void count_done(worker_t *w, batch_t *b, int64_t rows) {
+  w->rows_done += rows;
+  w->batches++;
+  int64_t valid = 0, rejected = 0;
+  for (size_t i = 0; i < b->n; i++) {
+    rejected += (int64_t)b->jobs[i].res.n_rejected;
+    for (size_t k = 0; k < b->jobs[i].res.n_batches; k++) valid += b->jobs[i].res.batches[k]->valid;
+  }
+  bok_counter_add(worker_metrics.rows_consumed, (uint64_t)rows);
+  bok_counter_add(worker_metrics.rows_valid, (uint64_t)valid);
+  bok_counter_add(worker_metrics.rows_rejected, (uint64_t)rejected);
+  bok_counter_inc(worker_metrics.batches_committed);
+  if (w->transactions) bok_counter_inc(worker_metrics.txn_committed);
+}
+
+int worker_run(worker_t *w) {
+  int backoff_ms = 0;
+  rd_kafka_message_t *msgs[1024];
+  while (!w->stop) {
+    for (int t = 0; t < backoff_ms && !w->stop; t += 100) usleep(100 * 1000);
+    if (w->stop) break;
+    batch_t b;
+    memset(&b, 0, sizeof b);
+    wk_batch_reset_offsets(&b);
+    int nm = collect(w, &b, msgs, 1024);
+    int64_t rows = 0;
+    if (nm > 0 && run_txn(w, &b, msgs, nm, &rows)) {
+      wk_confirm(w, &b);
+      count_done(w, &b, rows);
+      backoff_ms = 0;
+    } else if (nm > 0) {
+      recover(w, &b);
+      backoff_ms = backoff_ms ? (backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2) : 200;
+    }
+    for (int i = 0; i < nm; i++) rd_kafka_message_destroy(msgs[i]);
+    wk_batch_free(&b);
+    wk_jobs_evict(w);
+    int64_t now = bok_mono_ms();
+    if (now - w->last_stat_ms > 5000) {
+      if (w->rows_done) LOG(w, BOK_LOG_INFO, "stats: rows_processed=%lld batches=%lld", (long long)w->rows_done,
+                            (long long)w->batches);
+      w->last_stat_ms = now;
+    }
+  }
+  LOG(w, BOK_LOG_INFO, "stopping: rows_processed=%lld batches=%lld", (long long)w->rows_done, (long long)w->batches);
+  return 0;
+}

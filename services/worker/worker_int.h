@@ -1,0 +1,120 @@
+/* worker_int.h -- what the worker's modules share (not for other code).
+ *
+ * The worker is cut along a row's path: worker.c (life cycle: consumer and
+ * transactional producer), loop.c (collect a batch, run its transaction,
+ * recover), job_cache.c (a job's spec, schema and validator, events topics,
+ * gRPC channels), events.c (validate a RowBatch message, produce its events),
+ * results.c (per-message results, report, confirm), main.c (lanes).
+ *
+ * Threading: a worker_t and everything it holds belong to the one lane
+ * thread that runs worker_run(); only `stop` is written from elsewhere. */
+#ifndef WORKER_INT_H
+#define WORKER_INT_H
+
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdint.h>
+
+#include "batch/v1/job.pb-c.h"
+#include "batch/v1/rows.pb-c.h"
+#include "bok/arena.h"
+#include "bok/core.h"
+#include "bok/routes.h"
+#include "bok/rpc.h"
+#include "worker.h"
+
+#define MAX_JOBS_CACHED 256
+#define TXN_TIMEOUT_MS 30000
+
+/* A job this worker has seen: its spec, compiled schema and validator. */
+typedef struct job_ctx {
+  struct job_ctx *next;
+  char job_id[40];
+  char tenant[72];
+  char model_id[40];
+  char topic[300];
+  int skip;     /* cancelled or unknown: publish nothing more */
+  char broken[400]; /* the job's rows cannot be validated (reason): all rejected */
+  bok_schema_t *schema;
+  bok_validator_t *validator;
+  int64_t last_used;
+} job_ctx_t;
+
+/* Per-batch results of one job: one BatchResult per rows-topic message (the
+ * job service counts each message once), rejected rows listed. */
+typedef struct {
+  job_ctx_t *job;
+  Batch__V1__JobResults res;
+  size_t msg_cap, rej_cap;
+} job_res_t;
+
+typedef struct {
+  char *addr;
+  bok_rpc_channel_t *ch;
+} chan_t;
+
+struct worker {
+  const bok_config_t *cfg;
+  bok_log_fn log;
+  void *lo;
+  char worker_id[128];
+  rd_kafka_t *consumer;
+  rd_kafka_t *producer;
+  char group_id[128];
+  int transactions;
+  char *rows_topic;
+  int batch_max_rows;
+  int batch_max_ms;
+  int events_partitions;
+  volatile sig_atomic_t stop;
+  int reset; /* the producer is in a state abort cannot clear: re-create it */
+  int rebalances; /* bumped by the rebalance callback (runs inside poll) */
+  bok_routes_t *routes;
+  chan_t *chans; /* one per job-service/model-service address, grows */
+  int nchans;
+  job_ctx_t *jobs;
+  int njobs;
+  char **topics_made;
+  int ntopics;
+  bok_row_result_t rr;
+  bok_arena_t arena; /* decoded rows-topic message; reset per message */
+  int64_t rows_done, last_stat_ms, batches;
+};
+
+#define LOG(w, lvl, ...) bok_logf((w)->log, (w)->lo, lvl, __VA_ARGS__)
+
+typedef struct {
+  job_res_t *jobs;
+  size_t n, cap;
+  /* offsets: per partition, first and last offset of the batch */
+  rd_kafka_topic_partition_list_t *first;
+  rd_kafka_topic_partition_list_t *next;
+} batch_t;
+
+/* worker.c: re-creates a producer abort could not bring back. */
+void wk_reset_producer(worker_t *w);
+
+/* job_cache.c */
+bok_rpc_channel_t *wk_chan(worker_t *w, const char *addr); /* cached per address, owned by w */
+/* The job's context, fetching spec and schema on first sight; NULL = a
+ * transient failure (retry the batch later). Owned by the cache. */
+job_ctx_t *wk_job_get(worker_t *w, const Batch__V1__RowBatch *b);
+void wk_jobs_evict(worker_t *w); /* between batches only: a batch points at its jobs */
+void wk_jobs_free(worker_t *w);  /* jobs, channels and the events topics seen */
+
+/* events.c: one RowBatch message inside the open transaction. 0 ok, -1
+ * transient failure (abort + retry), -2 Kafka produce failure. */
+int wk_process_msg(worker_t *w, batch_t *b, const rd_kafka_message_t *m, int64_t *rows);
+
+/* results.c */
+job_res_t *wk_res_for(batch_t *b, job_ctx_t *j);
+Batch__V1__BatchResult *wk_add_msg(job_res_t *r, const Batch__V1__RowBatch *rb);
+void wk_add_rejected(job_res_t *r, int64_t row, const void *raw, size_t len, const bok_row_result_t *rr);
+void wk_add_rejected_reason(job_res_t *r, int64_t row, const void *raw, size_t len, const char *why);
+void wk_note_offset(batch_t *b, const rd_kafka_message_t *m);
+void wk_batch_reset_offsets(batch_t *b);
+void wk_batch_free(batch_t *b);
+int wk_report(worker_t *w, batch_t *b);  /* stage the batch's results: 0 ok, -1 failed */
+void wk_confirm(worker_t *w, batch_t *b); /* after the commit; best effort */
+
+#endif
