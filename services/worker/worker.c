@@ -27,7 +27,8 @@ typedef struct job_ctx {
   char tenant[72];
   char model_id[40];
   char topic[300];
-  int skip;     /* cancelled or unknown: publish nothing more */
+  int skip;     /* cancelled, stopped by its error budget, or unknown: publish nothing more */
+  int dry_run;  /* validate and report only: no event, no events topic */
   char broken[400]; /* the job's rows cannot be validated (reason): all rejected */
   bok_schema_t *schema;
   bok_validator_t *validator;
@@ -382,7 +383,8 @@ static job_ctx_t *job_get(worker_t *w, const Batch__V1__RowBatch *b) {
   snprintf(j->topic, sizeof j->topic, "%s", spec->topic);
   /* Only a cancelled job is skipped: rows of a finished job are redeliveries
    * of a batch whose transaction did not commit, and must be published. */
-  if (spec->state == BATCH__V1__JOB_STATE__JOB_STATE_CANCELLED) j->skip = 1;
+  if (spec->state == BATCH__V1__JOB_STATE__JOB_STATE_CANCELLED || spec->halted) j->skip = 1;
+  j->dry_run = spec->dry_run;
   Batch__V1__GetModelRequest mr = BATCH__V1__GET_MODEL_REQUEST__INIT;
   mr.model_id = b->model_id;
   mr.version = b->schema_version;
@@ -417,7 +419,7 @@ static job_ctx_t *job_get(worker_t *w, const Batch__V1__RowBatch *b) {
     }
   }
   protobuf_c_message_free_unpacked(&spec->base, NULL);
-  if (!j->skip && !j->broken[0]) ensure_topic(w, j->topic);
+  if (!j->skip && !j->broken[0] && !j->dry_run) ensure_topic(w, j->topic);
 add:
   j->last_used = bok_mono_ms();
   j->next = w->jobs;
@@ -619,6 +621,10 @@ static int process_msg(worker_t *w, batch_t *b, const rd_kafka_message_t *m, int
       }
       if (!bok_validator_row(j->validator, row->row, raw, len, reason, &w->rr)) {
         add_rejected(r, row->row, raw, len, &w->rr);
+        continue;
+      }
+      if (j->dry_run) { /* validated and counted, never published */
+        msg->valid++;
         continue;
       }
       int rl = format_i64(rowbuf, row->row);
