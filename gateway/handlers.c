@@ -237,8 +237,8 @@ static int model_fields(h2o_req_t *req, json_t *j, int require, char **name, cha
     gw_send_error(req, 400, "INVALID_ARGUMENT", "schema: must be a JSON object");
     return -1;
   }
-  if (!require && !n && !s) {
-    gw_send_error(req, 400, "INVALID_ARGUMENT", "nothing to update: give a name and/or a schema");
+  if (!require && !n && !s && !json_object_get(j, "max_errors") && !json_object_get(j, "max_error_rate")) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "nothing to update: give a name, a schema, max_errors or max_error_rate");
     return -1;
   }
   if (n) *name = seg_dup(req, json_string_value(n), json_string_length(n));
@@ -251,6 +251,30 @@ static int model_fields(h2o_req_t *req, json_t *j, int require, char **name, cha
     }
     *schema = seg_dup(req, t, strlen(t));
     free(t);
+  }
+  return 0;
+}
+
+/* max_errors (integer >= 0) and max_error_rate (0..1) of a model update;
+ * null removes a default. 0, or -1 after answering 400. */
+static int model_budget(h2o_req_t *req, json_t *j, Batch__V1__UpdateModelRequest *r) {
+  json_t *me = json_object_get(j, "max_errors"), *mr = json_object_get(j, "max_error_rate");
+  if (me) {
+    if (!json_is_null(me) && !(json_is_integer(me) && json_integer_value(me) >= 0)) {
+      gw_send_error(req, 400, "INVALID_ARGUMENT", "max_errors: expected a whole number >= 0, or null");
+      return -1;
+    }
+    r->has_max_errors = 1;
+    r->max_errors = json_is_null(me) ? -1 : json_integer_value(me);
+  }
+  if (mr) {
+    double v = json_number_value(mr);
+    if (!json_is_null(mr) && !(json_is_number(mr) && v >= 0 && v <= 1)) {
+      gw_send_error(req, 400, "INVALID_ARGUMENT", "max_error_rate: expected a number from 0 to 1, or null");
+      return -1;
+    }
+    r->has_max_error_rate = 1;
+    r->max_error_rate = json_is_null(mr) ? -1 : v;
   }
   return 0;
 }
@@ -295,12 +319,17 @@ static int model_item(gw_thread_t *th, h2o_req_t *req, const char *tenant, char 
   if (!j) return 0;
   char *name, *schema;
   int rc = model_fields(req, j, 0, &name, &schema);
-  json_decref(j);
-  if (rc) return 0;
+  if (rc) {
+    json_decref(j);
+    return 0;
+  }
   Batch__V1__UpdateModelRequest r = BATCH__V1__UPDATE_MODEL_REQUEST__INIT;
   r.model_id = id;
   if (name) r.name = name;
   if (schema) r.schema_json = schema;
+  rc = model_budget(req, j, &r);
+  json_decref(j);
+  if (rc) return 0;
   return gw_call(th, req, "model", tenant, MODEL_SVC "UpdateModel", &r.base, &batch__v1__model__descriptor,
                  render_model, 200);
 }

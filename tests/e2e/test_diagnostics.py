@@ -265,6 +265,19 @@ def test_error_budget():
         for field, v in (("max_errors", "-1"), ("max_errors", "x"), ("max_error_rate", "1.5"), ("max_error_rate", "nan")):
             st, b = upload(s, mid, "x.csv", data, **{field: v})
             e.check(st == 400 and field in b["error"], "%s=%s: %s %s" % (field, v, st, b))
+        # defaults from the model (PUT /models/{id}); the upload's own fields win
+        st, m = s.http("PUT", "/models/" + mid, json_body={"max_errors": 5, "max_error_rate": 0.25})
+        e.check(st == 200 and m["max_errors"] == 5 and m["max_error_rate"] == 0.25 and m["version"] == 1, "PUT: %s" % m)
+        st, j = upload(s, mid, "d.csv", data)
+        e.check(j["max_errors"] == 5 and j["max_error_rate"] == 0.25, "defaults: %s" % j)
+        j = s.wait_job(j["job_id"])
+        e.check(j["state"] == "FAILED" and "(limit 5 rejected rows)" in j["error"], "model default: %s" % j)
+        st, j = upload(s, mid, "d.csv", data, max_errors="100000", max_error_rate="1")
+        e.check(j["max_errors"] == 100000 and j["max_error_rate"] == 1, "own fields win: %s" % j)
+        st, m = s.http("PUT", "/models/" + mid, json_body={"max_errors": None, "max_error_rate": None})
+        e.check(st == 200 and m["max_errors"] is None and m["max_error_rate"] is None, "removed: %s" % m)
+        st, b = s.http("PUT", "/models/" + mid, json_body={"max_error_rate": 2})
+        e.check(st == 400 and "max_error_rate" in b["error"], "rate 2: %s %s" % (st, b))
         # CLI flags
         f = tmpfile(data, ".csv")
         rc, out, err = cli(s, "job", "create", mid[:8], f, "--max-errors", "5", "--wait")
