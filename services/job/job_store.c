@@ -945,8 +945,9 @@ int job_store_rejected_file_page(job_store_t *st, const char *tenant, const char
     page->rows++;
     if (max_bytes && out->len >= max_bytes) break;
   }
+  int lim = limit > 0 ? limit : 1000;
   if (rc == SQLITE_DONE) {
-    page->done = 1;
+    page->done = page->rows < lim; /* a full page may have a next one (LIMIT ends the query too) */
   } else if (rc != SQLITE_ROW) {
     ret = js_db_fail(st, err);
   }

@@ -195,6 +195,13 @@ def test_rejected_rows_download():
         e.check(got[1]["_raw"] == '{"event_id":' and got[1]["_row"] == 3, "not an object: %r" % got[1])
         e.check(got[2]["_row"] == 4 and {x["column"] for x in got[2]["_errors"]} == {"event_id", "timestamp"},
                 "empty object: %r" % got[2])
+        # many pages: every row once, in row order
+        n = 2500
+        st, j3 = upload(s, mid, "many.csv", "event_id,timestamp\n" + "".join("r%d,t%d\n" % (i, i) for i in range(n)))
+        j3 = s.wait_job(j3["job_id"])
+        st, raw = s.http("GET", "/jobs/%s/rejected/download" % j3["job_id"])
+        e.check(raw == "event_id,timestamp\n" + "".join("r%d,t%d\n" % (i, i) for i in range(n)),
+                "2,500 rows over 3 pages: %d lines" % raw.count("\n"))
         st, _ = s.http("GET", "/jobs/%s/rejected/download?annotate=maybe" % j2["job_id"])
         e.check(st == 400, "annotate=maybe: %s" % st)
         st, nf = s.http("GET", "/jobs/00000000-0000-4000-8000-000000000000/rejected/download")
