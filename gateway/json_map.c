@@ -97,8 +97,9 @@ json_t *gw_model_json(const Batch__V1__Model *m) {
   json_object_set_new(o, "updated_at", gw_time_json(m->updated_at_ms));
   json_object_set_new(o, "version", json_integer(m->version));
   json_object_set_new(o, "topic", gw_json_str(m->topic));
-  json_object_set_new(o, "max_errors", m->has_max_errors ? json_integer(m->max_errors) : json_null());
-  json_object_set_new(o, "max_error_rate", m->has_max_error_rate ? json_real(m->max_error_rate) : json_null());
+  /* the default error budget, only when set (a model without one keeps the guide's shape) */
+  if (m->has_max_errors) json_object_set_new(o, "max_errors", json_integer(m->max_errors));
+  if (m->has_max_error_rate) json_object_set_new(o, "max_error_rate", json_real(m->max_error_rate));
   return o;
 }
 

@@ -432,8 +432,10 @@ static void reprocess(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *re
     return;
   }
   if (parent.state == BATCH__V1__JOB_STATE__JOB_STATE_PENDING || parent.state == BATCH__V1__JOB_STATE__JOB_STATE_RUNNING) {
-    job_free(&parent); /* its rejected rows are not all known yet */
-    bok_rpc_call_fail(call, BOK_ERR_CONFLICT, "job is still running");
+    /* its rejected rows are not all known yet */
+    bok_rpc_call_fail(call, BOK_ERR_CONFLICT,
+                      parent.errors ? "job is still running" : "job is still running (no rejected rows yet)");
+    job_free(&parent);
     return;
   }
   if (parent.errors == 0) {

@@ -437,7 +437,7 @@ static void test_model_json(void **state) {
               "Model\",\"schema\":{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"},\"value\":{"
               "\"type\":\"integer\",\"minimum\":0.1}},\"required\":[\"id\",\"value\"]},\"created_at\":\"2023-03-15T12:00:00.000Z\","
               "\"updated_at\":\"2023-03-15T12:01:40.123Z\",\"version\":2,\"topic\":\"bok.events.tenant_a.456a7890-"
-              "b1cd-43ef-85ab-67890abcdef0\",\"max_errors\":null,\"max_error_rate\":null}");
+              "b1cd-43ef-85ab-67890abcdef0\"}");
 }
 
 static void test_job_json(void **state) {
