@@ -285,6 +285,10 @@ def test_error_budget():
         e.check(st == 200 and "max_errors" not in m and "max_error_rate" not in m, "removed: %s" % m)
         st, b = s.http("PUT", "/models/" + mid, json_body={"max_error_rate": 2})
         e.check(st == 400 and "max_error_rate" in b["error"], "rate 2: %s %s" % (st, b))
+        st, b = s.http("PUT", "/models/" + mid, json_body={"max_errors": 3, "schema": {"type": "object", "properties": {
+            "x": {"type": "money"}}}})
+        st2, m = s.http("GET", "/models/" + mid)
+        e.check(st == 400 and "max_errors" not in m, "a refused update changes nothing: %s %s" % (st, m))
         # CLI flags
         f = tmpfile(data, ".csv")
         rc, out, err = cli(s, "job", "create", mid[:8], f, "--max-errors", "5", "--wait")
