@@ -23,8 +23,14 @@ typedef struct {
  * reached (message printed to cli->err). */
 int cli_http(cli_t *c, const char *method, const char *path, const char *body, size_t len, const char *ctype,
              json_t **resp);
-/* POST /jobs as multipart/form-data with model_id and the file. */
-int cli_http_upload(cli_t *c, const char *model_id, const char *file_path, json_t **resp);
+/* POST /jobs as multipart/form-data with model_id, the file and the extra
+ * form fields fields[0..nfields) (name, value pairs; may be NULL). */
+int cli_http_upload(cli_t *c, const char *model_id, const char *file_path, const char *const *fields,
+                    size_t nfields, json_t **resp);
+/* GET path streamed into `out` (a 2xx body is written as it arrives, never
+ * held whole). Returns the HTTP status, with *resp the parsed JSON error of
+ * a non-2xx answer (or NULL); -1 when the server cannot be reached. */
+int cli_http_download(cli_t *c, const char *path, FILE *out, json_t **resp);
 
 /* Runs `batchcli <argv...>` (argv[0] is the first command word). */
 int cli_main(cli_t *c, int argc, char **argv);

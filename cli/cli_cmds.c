@@ -24,10 +24,14 @@ static const char *USAGE =
     "jobs:\n"
     "  job list                            list jobs, newest first\n"
     "  job status <job>                    one job's state and counters\n"
-    "  job create <model> <data.csv>       upload a CSV/NDJSON file as a job\n"
+    "  job create <model> <data.csv> [--dry-run] [--max-errors N] [--max-error-rate R] [--wait]\n"
+    "                                      upload a CSV/NDJSON file as a job; waits up to 2 s\n"
+    "                                      (--wait: to the end) and fails if the job fails\n"
     "  job watch <job>                     follow a job until it finishes\n"
     "  job cancel <job>                    cancel a job\n"
-    "  job rejected <job>                  rejected rows with reasons\n"
+    "  job rejected <job> [--download FILE [--annotate]]\n"
+    "                                      rejected rows with reasons, or as a file to fix\n"
+    "  job errors <job>                    error summary: counts per code and column\n"
     "  job reprocess <job>                 reprocess the rejected rows (also: reprocess <job>)\n"
     "other:\n"
     "  schema <data.csv>                   suggest a schema from a CSV sample (offline)\n"
@@ -35,7 +39,8 @@ static const char *USAGE =
     "Ids accept any unique prefix of 4+ characters; models also their exact name.\n"
     "Environment: BATCH_API_URL (default http://localhost:8000), BATCH_TENANT,\n"
     "TENANT_HEADER (default X-Tenant-ID), BATCH_API_KEY (sent as Authorization: Bearer).\n"
-    "Exit codes: 0 ok, 1 error; job watch: 0 SUCCESS, 2 PARTIAL_SUCCESS, 3 FAILED, 4 CANCELLED.\n";
+    "Exit codes: 0 ok, 1 error; job watch and job create --wait: 0 SUCCESS, 2 PARTIAL_SUCCESS,\n"
+    "3 FAILED, 4 CANCELLED; job create: 3 when the job failed.\n";
 
 static int fail(cli_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(cli_t *c, const char *fmt, ...) {
@@ -162,10 +167,32 @@ static int get_job(cli_t *c, const char *ref, json_t **job) {
   return 0;
 }
 
+/* The lines under a job table: dry run, the job-level error and (when
+ * `warnings`) the upload's warnings, each after `prefix`. */
+static void print_job_notes(cli_t *c, json_t *j, const char *prefix, int warnings) {
+  if (json_is_true(json_object_get(j, "dry_run")))
+    fprintf(c->out, "%sdry run: rows validated and counted, no event published\n", prefix);
+  const char *e = jstr(j, "error");
+  if (*e) fprintf(c->out, "%serror: %s\n", prefix, e);
+  if (!warnings) return;
+  size_t i;
+  json_t *w;
+  json_array_foreach(json_object_get(j, "warnings"), i, w) fprintf(c->out, "%swarning: %s\n", prefix, jstr(w, "message"));
+}
+
 static int cmd_job_list(cli_t *c) {
   json_t *arr = NULL;
   int st = cli_http(c, "GET", "/jobs", NULL, 0, NULL, &arr);
   int rc = st == 200 ? (c->json ? (print_json(c, arr), 0) : print_jobs(c, arr)) : http_error(c, st, arr, "jobs");
+  if (st == 200 && !c->json) {
+    size_t i;
+    json_t *j;
+    json_array_foreach(arr, i, j) {
+      char prefix[16];
+      snprintf(prefix, sizeof prefix, "%.8s ", jstr(j, "job_id"));
+      print_job_notes(c, j, prefix, 0);
+    }
+  }
   json_decref(arr);
   return rc;
 }
@@ -180,29 +207,116 @@ static int cmd_job_status(cli_t *c, const char *ref) {
     json_array_append(arr, j);
     print_jobs(c, arr);
     json_decref(arr);
+    print_job_notes(c, j, "", 1);
   }
   json_decref(j);
   return 0;
 }
 
-static int cmd_job_create(cli_t *c, const char *model_ref, const char *file) {
+static int is_final(const char *state) { return strcmp(state, "PENDING") != 0 && strcmp(state, "RUNNING") != 0; }
+
+static int state_code(const char *state) {
+  return !strcmp(state, "SUCCESS") ? 0 : !strcmp(state, "PARTIAL_SUCCESS") ? 2 : !strcmp(state, "FAILED") ? 3 : 4;
+}
+
+/* After an upload: follows the job for up to 2 s (or to its end with
+ * `wait_all`) so that a job failing at once says so. Takes j; returns the
+ * exit code. A FAILED job is reported on stderr with its error (3). */
+static int create_outcome(cli_t *c, json_t *j, int wait_all) {
+  char id[40];
+  snprintf(id, sizeof id, "%s", jstr(j, "job_id"));
+  int64_t deadline = bok_mono_ms() + 2000;
+  while (!is_final(jstr(j, "state")) && (wait_all || bok_mono_ms() < deadline)) {
+    usleep(200 * 1000);
+    json_t *n = NULL;
+    if (get_job(c, id, &n)) {
+      json_decref(j);
+      return 1;
+    }
+    json_decref(j);
+    j = n;
+  }
+  const char *state = jstr(j, "state");
+  int rc = 0;
+  if (c->json) {
+    print_json(c, j);
+  } else if (wait_all && is_final(state)) {
+    json_t *arr = json_array();
+    json_array_append(arr, j);
+    print_jobs(c, arr);
+    json_decref(arr);
+    print_job_notes(c, j, "", 0);
+  }
+  if (!strcmp(state, "FAILED")) {
+    const char *e = jstr(j, "error");
+    char n[32];
+    cli_fmt_thousands(jint(j, "errors"), n);
+    if (*e)
+      fprintf(c->err, "batchcli: job %.8s FAILED: %s\n", id, e);
+    else
+      fprintf(c->err, "batchcli: job %.8s FAILED: no row is valid (%s rejected; see: batchcli job errors %.8s)\n", id,
+              n, id);
+    rc = 3;
+  } else if (wait_all && is_final(state)) {
+    rc = state_code(state);
+  }
+  json_decref(j);
+  return rc;
+}
+
+#define CREATE_USAGE "job create <model> <data.csv> [--dry-run] [--max-errors N] [--max-error-rate R] [--wait]"
+
+/* job create: positional model and file, then options (any order). */
+static int cmd_job_create(cli_t *c, int argc, char **argv) {
+  const char *pos[2] = {NULL, NULL}, *fields[6];
+  size_t npos = 0, nf = 0;
+  int wait_all = 0;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    const char *val = NULL, *name = NULL;
+    if (!strcmp(a, "--dry-run")) {
+      fields[2 * nf] = "dry_run", fields[2 * nf + 1] = "true", nf++;
+    } else if (!strcmp(a, "--wait")) {
+      wait_all = 1;
+    } else if (!strncmp(a, "--max-errors", 12) || !strncmp(a, "--max-error-rate", 16)) {
+      int rate = !strncmp(a, "--max-error-rate", 16);
+      const char *rest = a + (rate ? 16 : 12);
+      name = rate ? "max_error_rate" : "max_errors";
+      if (*rest == '=') val = rest + 1;
+      else if (*rest == '\0' && i + 1 < argc) val = argv[++i];
+      else return fail(c, "usage: batchcli %s", CREATE_USAGE);
+      fields[2 * nf] = name, fields[2 * nf + 1] = val, nf++;
+    } else if (a[0] == '-' && a[1] == '-') {
+      return fail(c, "job create: unknown option %s (usage: batchcli %s)", a, CREATE_USAGE);
+    } else if (npos < 2) {
+      pos[npos++] = a;
+    } else {
+      return fail(c, "usage: batchcli %s", CREATE_USAGE);
+    }
+  }
+  if (npos != 2) return fail(c, "usage: batchcli %s", CREATE_USAGE);
+  const char *model_ref = pos[0], *file = pos[1];
   char mid[40];
   if (access(file, R_OK) != 0) return fail(c, "cannot read %s: %s", file, strerror(errno));
   if (resolve(c, 1, model_ref, mid)) return 1;
   json_t *j = NULL;
-  int st = cli_http_upload(c, mid, file, &j);
-  int rc = 0;
+  int st = cli_http_upload(c, mid, file, fields, nf, &j);
   if (st != 202) {
     char what[128];
     snprintf(what, sizeof what, "model %s", model_ref);
-    rc = http_error(c, st, j, what);
-  } else if (c->json) {
-    print_json(c, j);
-  } else {
-    fprintf(c->out, "job %.8s created.\n", jstr(j, "job_id"));
+    int rc = http_error(c, st, j, what);
+    json_decref(j);
+    return rc;
   }
-  json_decref(j);
-  return rc;
+  if (!c->json) {
+    int dry = json_is_true(json_object_get(j, "dry_run"));
+    fprintf(c->out, "job %.8s created%s.\n", jstr(j, "job_id"), dry ? " (dry run: no event will be published)" : "");
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(j, "warnings"), i, w) fprintf(c->out, "warning: %s\n", jstr(w, "message"));
+    fflush(c->out);
+  }
+  return create_outcome(c, j, wait_all);
 }
 
 
@@ -235,8 +349,89 @@ static int cmd_job_cancel(cli_t *c, const char *ref) {
   return id_action(c, 0, ref, "DELETE", "", 200, "job %.8s cancelled\n", 0);
 }
 
+/* As in the guide: the line names the job given (the parent); the new job's
+ * short id follows on a second line (--json: the new job). */
 static int cmd_job_reprocess(cli_t *c, const char *ref) {
-  return id_action(c, 0, ref, "POST", "/reprocess", 202, "Reprocessing job %.8s created\n", 1);
+  char id[40], path[160];
+  if (resolve(c, 0, ref, id)) return 1;
+  snprintf(path, sizeof path, "/jobs/%s/reprocess", id);
+  json_t *r = NULL;
+  int st = cli_http(c, "POST", path, "", 0, "application/json", &r);
+  int rc = 0;
+  if (st != 202) {
+    char what[128];
+    snprintf(what, sizeof what, "job %s", ref);
+    rc = http_error(c, st, r, what);
+  } else if (c->json) {
+    print_json(c, r);
+  } else {
+    fprintf(c->out, "Reprocessing job %.8s created\nnew job: %.8s\n", id, jstr(r, "job_id"));
+  }
+  json_decref(r);
+  return rc;
+}
+
+static int cmd_job_errors(cli_t *c, const char *ref) {
+  char id[40], path[160];
+  if (resolve(c, 0, ref, id)) return 1;
+  snprintf(path, sizeof path, "/jobs/%s/errors", id);
+  json_t *arr = NULL;
+  int st = cli_http(c, "GET", path, NULL, 0, NULL, &arr);
+  if (st != 200) {
+    char what[128];
+    snprintf(what, sizeof what, "job %s", ref);
+    int rc = http_error(c, st, arr, what);
+    json_decref(arr);
+    return rc;
+  }
+  if (c->json) {
+    print_json(c, arr);
+  } else {
+    size_t n = json_array_size(arr);
+    cli_error_row_t *rows = calloc(n ? n : 1, sizeof *rows);
+    char **ex = calloc(n ? n : 1, sizeof *ex);
+    for (size_t i = 0; i < n; i++) {
+      json_t *x = json_array_get(arr, i);
+      json_t *e = json_object_get(x, "example");
+      ex[i] = e && !json_is_null(e) ? json_dumps(e, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15)) : NULL;
+      cli_error_row_t r = {jstr(x, "code"), jstr(x, "column"), jstr(x, "type"), ex[i], jint(x, "count"),
+                           jint(x, "first_row")};
+      rows[i] = r;
+    }
+    bok_buf_t b = BOK_BUF_INIT(0);
+    cli_fmt_errors_table(&b, rows, n);
+    fputs(b.data, c->out);
+    bok_buf_free(&b);
+    for (size_t i = 0; i < n; i++) free(ex[i]);
+    free(ex);
+    free(rows);
+  }
+  json_decref(arr);
+  return 0;
+}
+
+/* job rejected <job> --download FILE [--annotate]: the rejected rows as a
+ * file, streamed to disk ("-" = stdout). A failed download leaves no file. */
+static int cmd_job_download(cli_t *c, const char *ref, const char *file, int annotate) {
+  char id[40], path[200];
+  if (resolve(c, 0, ref, id)) return 1;
+  snprintf(path, sizeof path, "/jobs/%s/rejected/download%s", id, annotate ? "?annotate=true" : "");
+  int to_stdout = strcmp(file, "-") == 0;
+  FILE *f = to_stdout ? c->out : fopen(file, "wb");
+  if (!f) return fail(c, "cannot write %s: %s", file, strerror(errno));
+  json_t *r = NULL;
+  int st = cli_http_download(c, path, f, &r);
+  int rc = 0;
+  if (!to_stdout && fclose(f) != 0 && st == 200) rc = fail(c, "cannot write %s: %s", file, strerror(errno));
+  if (st != 200) {
+    char what[128];
+    snprintf(what, sizeof what, "job %s", ref);
+    rc = http_error(c, st, r, what);
+  }
+  if (rc && !to_stdout) unlink(file);
+  if (!rc && !to_stdout) fprintf(c->out, "rejected rows of job %.8s written to %s\n", id, file);
+  json_decref(r);
+  return rc;
 }
 
 static int cmd_model_delete(cli_t *c, const char *ref) {
@@ -326,8 +521,9 @@ static int cmd_job_watch(cli_t *c, const char *ref, double interval) {
       }
       bok_buf_free(&b);
     }
+    if (done && !c->json && *jstr(j, "error")) fprintf(c->out, "error: %s\n", jstr(j, "error"));
     fflush(c->out);
-    int code = !strcmp(state, "SUCCESS") ? 0 : !strcmp(state, "PARTIAL_SUCCESS") ? 2 : !strcmp(state, "FAILED") ? 3 : 4;
+    int code = state_code(state);
     json_decref(j);
     if (done) return code;
     usleep((useconds_t)(interval * 1e6));
@@ -494,17 +690,20 @@ int cli_main(cli_t *c, int argc, char **argv) {
       NEED(3, "job status <job>");
       return cmd_job_status(c, argv[2]);
     }
-    if (!strcmp(v, "create")) {
-      NEED(4, "job create <model> <data.csv>");
-      return cmd_job_create(c, argv[2], argv[3]);
+    if (!strcmp(v, "create")) return cmd_job_create(c, argc - 2, argv + 2);
+    if (!strcmp(v, "errors")) {
+      NEED(3, "job errors <job>");
+      return cmd_job_errors(c, argv[2]);
     }
     if (!strcmp(v, "cancel")) {
       NEED(3, "job cancel <job>");
       return cmd_job_cancel(c, argv[2]);
     }
     if (!strcmp(v, "rejected")) {
-      NEED(3, "job rejected <job>");
-      return cmd_job_rejected(c, argv[2]);
+      if (argc == 3) return cmd_job_rejected(c, argv[2]);
+      int annotate = argc == 6 && !strcmp(argv[5], "--annotate");
+      if ((argc == 5 || annotate) && !strcmp(argv[3], "--download")) return cmd_job_download(c, argv[2], argv[4], annotate);
+      return fail(c, "usage: batchcli job rejected <job> [--download FILE [--annotate]]");
     }
     if (!strcmp(v, "reprocess")) {
       NEED(3, "job reprocess <job>");

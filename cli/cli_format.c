@@ -222,3 +222,52 @@ void cli_fmt_rejected_table(bok_buf_t *b, const cli_rejected_row_t *rows, size_t
     bok_buf_appendc(b, '\n');
   }
 }
+
+void cli_fmt_errors_table(bok_buf_t *b, const cli_error_row_t *rows, size_t n) {
+  size_t w[5] = {19, 11, 11, 7, 9};
+  char num[32], first[32];
+  for (size_t i = 0; i < n; i++) {
+    widen(&w[0], rows[i].code ? rows[i].code : "");
+    widen(&w[1], rows[i].column ? rows[i].column : "");
+    widen(&w[2], rows[i].type ? rows[i].type : "");
+    cli_fmt_thousands(rows[i].count, num);
+    widen(&w[3], num);
+    snprintf(first, sizeof first, "%lld", (long long)rows[i].first_row);
+    widen(&w[4], first);
+  }
+  left(b, "CODE", w[0]);
+  bok_buf_appendc(b, ' ');
+  left(b, "COLUMN", w[1]);
+  bok_buf_appendc(b, ' ');
+  left(b, "TYPE", w[2]);
+  bok_buf_appendc(b, ' ');
+  right(b, "COUNT", w[3]);
+  bok_buf_appendc(b, ' ');
+  right(b, "FIRST_ROW", w[4]);
+  bok_buf_appends(b, " EXAMPLE\n");
+  for (int i = 0; i < 5; i++) {
+    dashes(b, w[i]);
+    bok_buf_appendc(b, ' ');
+  }
+  dashes(b, 16);
+  bok_buf_appendc(b, '\n');
+  for (size_t i = 0; i < n; i++) {
+    const cli_error_row_t *r = &rows[i];
+    left(b, r->code ? r->code : "", w[0]);
+    bok_buf_appendc(b, ' ');
+    left(b, r->column ? r->column : "", w[1]);
+    bok_buf_appendc(b, ' ');
+    left(b, r->type ? r->type : "", w[2]);
+    bok_buf_appendc(b, ' ');
+    cli_fmt_thousands(r->count, num);
+    right(b, num, w[3]);
+    bok_buf_appendc(b, ' ');
+    snprintf(first, sizeof first, "%lld", (long long)r->first_row);
+    right(b, first, w[4]);
+    if (r->example) {
+      bok_buf_appendc(b, ' ');
+      bok_buf_appends(b, r->example);
+    }
+    bok_buf_appendc(b, '\n');
+  }
+}

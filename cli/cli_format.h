@@ -36,6 +36,15 @@ void cli_fmt_progress(int64_t total, int64_t success, int64_t errors, int cancel
 void cli_fmt_job_table(bok_buf_t *out, const cli_job_row_t *rows, size_t n);
 /* One job line without the header (for `job watch`). */
 void cli_fmt_job_line(bok_buf_t *out, const cli_job_row_t *row);
+typedef struct {
+  const char *code, *column, *type, *example; /* example: JSON text, NULL = none */
+  int64_t count, first_row;
+} cli_error_row_t;
+
+/* The error summary table (`job errors`): CODE COLUMN TYPE COUNT FIRST_ROW
+ * EXAMPLE; columns widen for wider values. */
+void cli_fmt_errors_table(bok_buf_t *out, const cli_error_row_t *rows, size_t n);
+
 /* The rejected-rows table. */
 void cli_fmt_rejected_table(bok_buf_t *out, const cli_rejected_row_t *rows, size_t n);
 

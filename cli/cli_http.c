@@ -62,7 +62,8 @@ int cli_http(cli_t *c, const char *method, const char *path, const char *body, s
   return perform(c, h, hdrs, resp);
 }
 
-int cli_http_upload(cli_t *c, const char *model_id, const char *file_path, json_t **resp) {
+int cli_http_upload(cli_t *c, const char *model_id, const char *file_path, const char *const *fields,
+                    size_t nfields, json_t **resp) {
   *resp = NULL;
   CURL *h = curl_easy_init();
   char url[2048];
@@ -72,6 +73,11 @@ int cli_http_upload(cli_t *c, const char *model_id, const char *file_path, json_
   curl_mimepart *part = curl_mime_addpart(mime);
   curl_mime_name(part, "model_id");
   curl_mime_data(part, model_id, CURL_ZERO_TERMINATED);
+  for (size_t i = 0; i < nfields; i++) {
+    part = curl_mime_addpart(mime);
+    curl_mime_name(part, fields[2 * i]);
+    curl_mime_data(part, fields[2 * i + 1], CURL_ZERO_TERMINATED);
+  }
   part = curl_mime_addpart(mime);
   curl_mime_name(part, "file");
   if (curl_mime_filedata(part, file_path) != CURLE_OK) {
@@ -87,4 +93,69 @@ int cli_http_upload(cli_t *c, const char *model_id, const char *file_path, json_
   int st = perform(c, h, NULL, resp);
   curl_mime_free(mime);
   return st;
+}
+
+/* Download sink: a 2xx body goes to the file, anything else is kept (small)
+ * to be read as a JSON error. */
+typedef struct {
+  CURL *h;
+  FILE *out;
+  bok_buf_t err;
+  int checked, ok, write_failed;
+} sink_t;
+
+static size_t on_file_data(char *p, size_t sz, size_t n, void *ud) {
+  sink_t *s = ud;
+  if (!s->checked) {
+    long st = 0;
+    curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &st);
+    s->ok = st >= 200 && st < 300;
+    s->checked = 1;
+  }
+  if (!s->ok) return bok_buf_append(&s->err, p, sz * n) == 0 ? sz * n : 0;
+  if (fwrite(p, 1, sz * n, s->out) != sz * n) {
+    s->write_failed = 1;
+    return 0;
+  }
+  return sz * n;
+}
+
+int cli_http_download(cli_t *c, const char *path, FILE *out, json_t **resp) {
+  *resp = NULL;
+  CURL *h = curl_easy_init();
+  char url[2048];
+  snprintf(url, sizeof url, "%s%s", c->api_url, path);
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  struct curl_slist *hdrs = NULL;
+  char tenant_hdr[256];
+  if (c->tenant) {
+    snprintf(tenant_hdr, sizeof tenant_hdr, "%s: %s", c->tenant_header, c->tenant);
+    hdrs = curl_slist_append(hdrs, tenant_hdr);
+  }
+  if (c->api_key && *c->api_key) {
+    char *auth = NULL;
+    if (asprintf(&auth, "Authorization: Bearer %s", c->api_key) > 0) hdrs = curl_slist_append(hdrs, auth);
+    free(auth);
+  }
+  sink_t s = {h, out, BOK_BUF_INIT(1u << 20), 0, 0, 0};
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_file_data);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  CURLcode rc = curl_easy_perform(h);
+  long status = -1;
+  if (rc != CURLE_OK) {
+    if (s.write_failed)
+      fprintf(c->err, "batchcli: cannot write the file\n");
+    else
+      fprintf(c->err, "batchcli: download from %s failed: %s\n", c->api_url, curl_easy_strerror(rc));
+  } else {
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    if (s.err.len) *resp = json_loadb(s.err.data, s.err.len, JSON_DECODE_ANY, NULL);
+  }
+  bok_buf_free(&s.err);
+  curl_slist_free_all(hdrs);
+  curl_easy_cleanup(h);
+  return (int)status;
 }

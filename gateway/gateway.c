@@ -153,7 +153,7 @@ static void on_messages(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages
     atomic_fetch_sub(&p->th->srv->in_flight, 1);
     p->th->pending--;
     if (p->req) {
-      if (p->resp)
+      if (p->resp || p->render_errors)
         p->render(p, p->req, p->resp, &p->err);
       else
         gw_send_rpc_error(p->req, p->service, &p->err, p->plain_404);
@@ -178,9 +178,9 @@ bok_rpc_channel_t *gw_channel_for(gw_server_t *s, const char *tenant, int job) {
   return NULL;
 }
 
-int gw_call(gw_thread_t *th, h2o_req_t *req, const char *service, const char *tenant, const char *method,
-            const ProtobufCMessage *msg, const ProtobufCMessageDescriptor *resp_desc, gw_render_fn render,
-            int64_t limit) {
+static int call_start(gw_thread_t *th, h2o_req_t *req, const char *service, const char *tenant, const char *method,
+                      const ProtobufCMessage *msg, const ProtobufCMessageDescriptor *resp_desc, gw_render_fn render,
+                      int64_t limit, void *ud) {
   bok_rpc_channel_t *ch = gw_channel_for(th->srv, tenant, strcmp(service, "job") == 0);
   gw_pending_t *p = gw_pending_new(th, req, service, render);
   if (!p) {
@@ -188,6 +188,8 @@ int gw_call(gw_thread_t *th, h2o_req_t *req, const char *service, const char *te
     return 0;
   }
   p->limit = limit;
+  p->ud = ud;
+  p->render_errors = ud != NULL;
   if (!ch) {
     bok_err_set(&p->err, BOK_ERR_UNAVAILABLE, "no channel for this tenant");
     gw_pending_post(p);
@@ -197,6 +199,18 @@ int gw_call(gw_thread_t *th, h2o_req_t *req, const char *service, const char *te
     gw_pending_post(p);
   }
   return 0;
+}
+
+int gw_call(gw_thread_t *th, h2o_req_t *req, const char *service, const char *tenant, const char *method,
+            const ProtobufCMessage *msg, const ProtobufCMessageDescriptor *resp_desc, gw_render_fn render,
+            int64_t limit) {
+  return call_start(th, req, service, tenant, method, msg, resp_desc, render, limit, NULL);
+}
+
+int gw_call_ud(gw_thread_t *th, h2o_req_t *req, const char *service, const char *tenant, const char *method,
+               const ProtobufCMessage *msg, const ProtobufCMessageDescriptor *resp_desc, gw_render_fn render,
+               void *ud) {
+  return call_start(th, req, service, tenant, method, msg, resp_desc, render, 0, ud);
 }
 
 /* ---- h2o plumbing ----------------------------------------------------------- */

@@ -111,6 +111,8 @@ struct gw_pending {
   bok_err_t err;
   int64_t limit; /* request context for renderers */
   int plain_404; /* NOT_FOUND -> exactly {"error":"not found"} (path ids) */
+  int render_errors; /* errors go to render too (resp NULL), not gw_send_rpc_error */
+  void *ud;          /* the renderer's state (request pool owned; valid while req != NULL) */
   gw_upload_t *upload;
 };
 
@@ -128,7 +130,15 @@ void gw_count_status(h2o_req_t *req, int status);
 int gw_call(gw_thread_t *th, h2o_req_t *req, const char *service, const char *tenant, const char *method,
             const ProtobufCMessage *msg, const ProtobufCMessageDescriptor *resp_desc, gw_render_fn render,
             int64_t limit);
+/* gw_call for a renderer with state `ud` that renders errors itself. */
+int gw_call_ud(gw_thread_t *th, h2o_req_t *req, const char *service, const char *tenant, const char *method,
+               const ProtobufCMessage *msg, const ProtobufCMessageDescriptor *resp_desc, gw_render_fn render,
+               void *ud);
 bok_rpc_channel_t *gw_channel_for(gw_server_t *s, const char *tenant, int job);
+
+/* GET /jobs/{id}/rejected/download (download.c): the rejected rows as a
+ * file, streamed page by page (one page in memory at a time). */
+int gw_download_start(gw_thread_t *th, h2o_req_t *req, const char *tenant, const char *job_id, int annotate);
 
 /* Metrics and readiness (gw_obs.c). start: registers the metrics and starts
  * the checker thread (Health/Check of every backend, every second; /readyz
@@ -162,8 +172,16 @@ int gw_handle(gw_thread_t *th, h2o_req_t *req);
 int gw_upload_start(gw_server_t *s);
 void gw_upload_stop_begin(gw_server_t *s);
 void gw_upload_stop(gw_server_t *s);
+/* Job options of an upload beyond the file (SPEC 12). */
+typedef struct {
+  int dry_run;
+  int has_max_errors, has_max_error_rate;
+  int64_t max_errors;
+  double max_error_rate;
+} gw_job_opts_t;
 int gw_upload_submit(gw_thread_t *th, h2o_req_t *req, const char *tenant, const char *model_id,
-                     const char *file_name, const char *format, char sep, const char *data, size_t len);
+                     const char *file_name, const char *format, char sep, const gw_job_opts_t *opts,
+                     const char *data, size_t len);
 void gw_upload_on_dispose(gw_upload_t *u);
 void gw_upload_release(gw_upload_t *u);
 void gw_pending_post(gw_pending_t *p);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth.h"
 #include "batch/v1/job.pb-c.h"
@@ -67,6 +68,14 @@ static void render_rejected(gw_pending_t *p, h2o_req_t *req, ProtobufCMessage *r
   Batch__V1__ListRejectedResponse *r = (void *)resp;
   json_t *a = json_array();
   for (size_t i = 0; i < r->n_cells; i++) json_array_append_new(a, gw_rejected_json(r->cells[i]));
+  gw_send_json(req, 200, a);
+}
+
+static void render_summary(gw_pending_t *p, h2o_req_t *req, ProtobufCMessage *resp, const bok_err_t *e) {
+  (void)p, (void)e;
+  Batch__V1__ErrorSummary *r = (void *)resp;
+  json_t *a = json_array();
+  for (size_t i = 0; i < r->n_entries; i++) json_array_append_new(a, gw_summary_entry_json(r->entries[i]));
   gw_send_json(req, 200, a);
 }
 
@@ -228,8 +237,8 @@ static int model_fields(h2o_req_t *req, json_t *j, int require, char **name, cha
     gw_send_error(req, 400, "INVALID_ARGUMENT", "schema: must be a JSON object");
     return -1;
   }
-  if (!require && !n && !s) {
-    gw_send_error(req, 400, "INVALID_ARGUMENT", "nothing to update: give a name and/or a schema");
+  if (!require && !n && !s && !json_object_get(j, "max_errors") && !json_object_get(j, "max_error_rate")) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "nothing to update: give a name, a schema, max_errors or max_error_rate");
     return -1;
   }
   if (n) *name = seg_dup(req, json_string_value(n), json_string_length(n));
@@ -242,6 +251,30 @@ static int model_fields(h2o_req_t *req, json_t *j, int require, char **name, cha
     }
     *schema = seg_dup(req, t, strlen(t));
     free(t);
+  }
+  return 0;
+}
+
+/* max_errors (integer >= 0) and max_error_rate (0..1) of a model update;
+ * null removes a default. 0, or -1 after answering 400. */
+static int model_budget(h2o_req_t *req, json_t *j, Batch__V1__UpdateModelRequest *r) {
+  json_t *me = json_object_get(j, "max_errors"), *mr = json_object_get(j, "max_error_rate");
+  if (me) {
+    if (!json_is_null(me) && !(json_is_integer(me) && json_integer_value(me) >= 0)) {
+      gw_send_error(req, 400, "INVALID_ARGUMENT", "max_errors: expected a whole number >= 0, or null");
+      return -1;
+    }
+    r->has_max_errors = 1;
+    r->max_errors = json_is_null(me) ? -1 : json_integer_value(me);
+  }
+  if (mr) {
+    double v = json_number_value(mr);
+    if (!json_is_null(mr) && !(json_is_number(mr) && v >= 0 && v <= 1)) {
+      gw_send_error(req, 400, "INVALID_ARGUMENT", "max_error_rate: expected a number from 0 to 1, or null");
+      return -1;
+    }
+    r->has_max_error_rate = 1;
+    r->max_error_rate = json_is_null(mr) ? -1 : v;
   }
   return 0;
 }
@@ -286,17 +319,69 @@ static int model_item(gw_thread_t *th, h2o_req_t *req, const char *tenant, char 
   if (!j) return 0;
   char *name, *schema;
   int rc = model_fields(req, j, 0, &name, &schema);
-  json_decref(j);
-  if (rc) return 0;
+  if (rc) {
+    json_decref(j);
+    return 0;
+  }
   Batch__V1__UpdateModelRequest r = BATCH__V1__UPDATE_MODEL_REQUEST__INIT;
   r.model_id = id;
   if (name) r.name = name;
   if (schema) r.schema_json = schema;
+  rc = model_budget(req, j, &r);
+  json_decref(j);
+  if (rc) return 0;
   return gw_call(th, req, "model", tenant, MODEL_SVC "UpdateModel", &r.base, &batch__v1__model__descriptor,
                  render_model, 200);
 }
 
 /* ---- jobs ------------------------------------------------------------------ */
+
+/* A boolean form field or query value: true/false/1/0 (any case); -1 else. */
+static int parse_bool(const char *v, size_t n) {
+  if ((n == 4 && strncasecmp(v, "true", 4) == 0) || (n == 1 && v[0] == '1')) return 1;
+  if ((n == 5 && strncasecmp(v, "false", 5) == 0) || (n == 1 && v[0] == '0')) return 0;
+  return -1;
+}
+
+/* dry_run, max_errors, max_error_rate form fields (SPEC 12). 0, or -1 after
+ * answering 400. */
+static int job_opts(h2o_req_t *req, const gw_part_t *parts, size_t n, gw_job_opts_t *o) {
+  memset(o, 0, sizeof *o);
+  const gw_part_t *p = gw_multipart_find(parts, n, "dry_run");
+  if (p && (o->dry_run = parse_bool(p->data.base, p->data.len)) < 0) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "dry_run: expected true or false");
+    return -1;
+  }
+  char v[32];
+  p = gw_multipart_find(parts, n, "max_errors");
+  if (p) {
+    if (p->data.len >= sizeof v) goto bad_count;
+    memcpy(v, p->data.base, p->data.len);
+    v[p->data.len] = '\0';
+    if (gw_parse_count(v, INT64_MAX, &o->max_errors) != 0) goto bad_count;
+    o->has_max_errors = 1;
+  }
+  p = gw_multipart_find(parts, n, "max_error_rate");
+  if (p) {
+    if (p->data.len == 0 || p->data.len >= sizeof v) goto bad_rate;
+    memcpy(v, p->data.base, p->data.len);
+    v[p->data.len] = '\0';
+    for (char *c = v; *c; c++)
+      if (!((*c >= '0' && *c <= '9') || *c == '.')) goto bad_rate; /* no sign, exponent, inf or nan */
+    char *end;
+    double r = strtod(v, &end);
+    if (*end || !(r >= 0.0 && r <= 1.0)) goto bad_rate;
+    o->max_error_rate = r;
+    o->has_max_error_rate = 1;
+  }
+  return 0;
+bad_count:
+  gw_send_error(req, 400, "INVALID_ARGUMENT", "max_errors: expected a whole number >= 0");
+  return -1;
+bad_rate:
+  gw_send_error(req, 400, "INVALID_ARGUMENT", "max_error_rate: expected a number from 0 to 1 (e.g. 0.1)");
+  return -1;
+}
 
 /* POST /jobs: the body is fully buffered by h2o; it is validated completely
  * (every boundary, both fields) before the upload stream is opened, so a bad
@@ -341,6 +426,8 @@ static int jobs_create(gw_thread_t *th, h2o_req_t *req, const char *tenant) {
     gw_send_error(req, 400, "INVALID_ARGUMENT", "%s", SEP_EXPECTED);
     return 0;
   }
+  gw_job_opts_t opts;
+  if (job_opts(req, parts, (size_t)n, &opts) != 0) return 0;
   const char *fname = "upload";
   if (file->filename.len) { /* any bytes may arrive here; store valid UTF-8 */
     json_t *t = gw_json_str(seg_dup(req, file->filename.base, file->filename.len));
@@ -351,7 +438,7 @@ static int jobs_create(gw_thread_t *th, h2o_req_t *req, const char *tenant) {
   if (gw_upload_submit(th, req, tenant, model_id, fname,
                        gw_upload_format(file->filename.base, file->filename.len, file->content_type.base,
                                         file->content_type.len),
-                       sep, file->data.base, file->data.len) != 0)
+                       sep, &opts, file->data.base, file->data.len) != 0)
     gw_send_error(req, 503, "UNAVAILABLE", "job service unavailable");
   return 0;
 }
@@ -386,6 +473,18 @@ static int job_rejected(gw_thread_t *th, h2o_req_t *req, const char *tenant, cha
   r.after_row = after;
   return gw_call(th, req, "job", tenant, JOB_SVC "ListRejected", &r.base,
                  &batch__v1__list_rejected_response__descriptor, render_rejected, 200);
+}
+
+/* GET /jobs/{id}/rejected/download[?annotate=true] */
+static int job_download(gw_thread_t *th, h2o_req_t *req, const char *tenant, char *id) {
+  char v[16];
+  int q = query_param(req, "annotate", v, sizeof v);
+  int annotate = q > 0 ? parse_bool(v, strlen(v)) : q == 0 ? 0 : -1;
+  if (annotate < 0) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "annotate: expected true or false");
+    return 0;
+  }
+  return gw_download_start(th, req, tenant, id, annotate);
 }
 
 /* ---- misc ------------------------------------------------------------------- */
@@ -528,6 +627,13 @@ int gw_handle(gw_thread_t *th, h2o_req_t *req) {
                        render_cancelled, 200);
       }
     case GW_R_JOB_REJECTED: return job_rejected(th, req, tenant, id);
+    case GW_R_JOB_DOWNLOAD: return job_download(th, req, tenant, id);
+    case GW_R_JOB_ERRORS: {
+      Batch__V1__GetJobRequest r = BATCH__V1__GET_JOB_REQUEST__INIT;
+      r.job_id = id;
+      return gw_call(th, req, "job", tenant, JOB_SVC "GetErrorSummary", &r.base,
+                     &batch__v1__error_summary__descriptor, render_summary, 200);
+    }
     case GW_R_JOB_REPROCESS: {
       Batch__V1__ReprocessJobRequest r = BATCH__V1__REPROCESS_JOB_REQUEST__INIT;
       r.job_id = id;

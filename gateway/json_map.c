@@ -97,6 +97,9 @@ json_t *gw_model_json(const Batch__V1__Model *m) {
   json_object_set_new(o, "updated_at", gw_time_json(m->updated_at_ms));
   json_object_set_new(o, "version", json_integer(m->version));
   json_object_set_new(o, "topic", gw_json_str(m->topic));
+  /* the default error budget, only when set (a model without one keeps the guide's shape) */
+  if (m->has_max_errors) json_object_set_new(o, "max_errors", json_integer(m->max_errors));
+  if (m->has_max_error_rate) json_object_set_new(o, "max_error_rate", json_real(m->max_error_rate));
   return o;
 }
 
@@ -135,6 +138,33 @@ json_t *gw_job_json(const Batch__V1__Job *j) {
   json_object_set_new(o, "processing_ms", json_integer(j->processing_ms));
   json_object_set_new(o, "parent_job_id", str_or_null(j->parent_job_id));
   if (j->error && *j->error) json_object_set_new(o, "error", gw_json_str(j->error));
+  json_t *w = json_array();
+  for (size_t i = 0; i < j->n_warnings; i++) {
+    json_t *x = json_object();
+    json_object_set_new(x, "code", gw_json_str(j->warnings[i]->code));
+    json_object_set_new(x, "column", gw_json_str(j->warnings[i]->column));
+    json_object_set_new(x, "message", gw_json_str(j->warnings[i]->message));
+    json_array_append_new(w, x);
+  }
+  json_object_set_new(o, "warnings", w);
+  json_t *top = json_array();
+  for (size_t i = 0; i < j->n_top_errors; i++) json_array_append_new(top, gw_summary_entry_json(j->top_errors[i]));
+  json_object_set_new(o, "top_errors", top);
+  json_object_set_new(o, "dry_run", json_boolean(j->dry_run));
+  json_object_set_new(o, "max_errors", j->has_max_errors ? json_integer(j->max_errors) : json_null());
+  json_object_set_new(o, "max_error_rate", j->has_max_error_rate ? json_real(j->max_error_rate) : json_null());
+  return o;
+}
+
+json_t *gw_summary_entry_json(const Batch__V1__ErrorSummaryEntry *e) {
+  json_t *o = json_object();
+  json_object_set_new(o, "code", gw_json_str(e->code));
+  json_object_set_new(o, "column", gw_json_str(e->column));
+  json_object_set_new(o, "type", gw_json_str(e->type));
+  json_object_set_new(o, "count", json_integer(e->count));
+  json_object_set_new(o, "first_row", json_integer(e->first_row));
+  json_object_set_new(o, "example", e->has_example ? observed_json(e->example) : json_null());
+  json_object_set_new(o, "message", gw_json_str(e->message));
   return o;
 }
 

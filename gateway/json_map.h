@@ -12,6 +12,9 @@
 json_t *gw_model_json(const Batch__V1__Model *m);
 json_t *gw_job_json(const Batch__V1__Job *j);
 json_t *gw_rejected_json(const Batch__V1__RejectedCell *c);
+/* {code, column, type, count, first_row, example, message}; example is the
+ * observed value (JSON) or null. */
+json_t *gw_summary_entry_json(const Batch__V1__ErrorSummaryEntry *e);
 /* "PENDING" ... ; NULL for UNSPECIFIED/unknown. */
 const char *gw_job_state_name(Batch__V1__JobState s);
 /* Parses "PENDING" etc., all upper or all lower case ("running"); -1 if

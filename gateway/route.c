@@ -15,21 +15,21 @@ gw_route_kind_t gw_route_parse(const char *path, size_t len, gw_route_t *out) {
   out->id[0] = '\0';
   while (len > 1 && path[len - 1] == '/') len--;
   if (len == 0 || path[0] != '/') return out->kind;
-  /* split into at most 3 segments */
-  const char *seg[4];
-  size_t sl[4];
+  /* split into at most 4 segments */
+  const char *seg[5];
+  size_t sl[5];
   size_t n = 0;
   size_t i = 1;
   while (i <= len) {
     size_t j = i;
     while (j < len && path[j] != '/') j++;
-    if (n == 4) return out->kind = GW_R_NOT_FOUND;
+    if (n == 5) return out->kind = GW_R_NOT_FOUND;
     seg[n] = path + i;
     sl[n] = j - i;
     n++;
     i = j + 1;
   }
-  if (n == 0 || n > 3) return out->kind;
+  if (n == 0 || n > 4) return out->kind;
   for (size_t k = 0; k < n; k++)
     if (sl[k] == 0) return out->kind; /* "//" */
   if (n == 1) {
@@ -52,6 +52,12 @@ gw_route_kind_t gw_route_parse(const char *path, size_t len, gw_route_t *out) {
   gw_route_kind_t k;
   if (n == 2)
     k = models ? GW_R_MODEL : GW_R_JOB;
+  else if (n == 4 && jobs && seg_is(seg[2], sl[2], "rejected") && seg_is(seg[3], sl[3], "download"))
+    k = GW_R_JOB_DOWNLOAD;
+  else if (n == 4)
+    return out->kind;
+  else if (jobs && seg_is(seg[2], sl[2], "errors"))
+    k = GW_R_JOB_ERRORS;
   else if (jobs && seg_is(seg[2], sl[2], "rejected"))
     k = GW_R_JOB_REJECTED;
   else if (jobs && seg_is(seg[2], sl[2], "reprocess"))
@@ -76,6 +82,8 @@ static const gw_route_info_t ROUTES[] = {
     {GW_R_JOB, "/jobs/{id}", "GET, DELETE"},
     {GW_R_JOB_REJECTED, "/jobs/{id}/rejected", "GET"},
     {GW_R_JOB_REPROCESS, "/jobs/{id}/reprocess", "POST"},
+    {GW_R_JOB_ERRORS, "/jobs/{id}/errors", "GET"},
+    {GW_R_JOB_DOWNLOAD, "/jobs/{id}/rejected/download", "GET"},
 };
 
 const gw_route_info_t *gw_route_table(size_t *n) {

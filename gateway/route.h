@@ -18,6 +18,8 @@ typedef enum {
   GW_R_JOB,           /* /jobs/{id} */
   GW_R_JOB_REJECTED,  /* /jobs/{id}/rejected */
   GW_R_JOB_REPROCESS, /* /jobs/{id}/reprocess */
+  GW_R_JOB_ERRORS,    /* /jobs/{id}/errors */
+  GW_R_JOB_DOWNLOAD,  /* /jobs/{id}/rejected/download */
   GW_R_OPENAPI        /* /openapi.yaml */
 } gw_route_kind_t;
 

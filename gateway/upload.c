@@ -23,6 +23,7 @@ struct gw_upload {
   char *tenant, *model_id, *file_name;
   const char *format;
   char sep[2];
+  gw_job_opts_t opts;
   const char *data;
   size_t len;
   int timeout_ms;
@@ -80,6 +81,11 @@ static void run_upload(gw_upload_t *u) {
   h.file_name = u->file_name;
   h.format = (char *)u->format;
   h.separator = u->sep;
+  h.dry_run = u->opts.dry_run;
+  h.has_max_errors = u->opts.has_max_errors;
+  h.max_errors = u->opts.max_errors;
+  h.has_max_error_rate = u->opts.has_max_error_rate;
+  h.max_error_rate = u->opts.max_error_rate;
   m.kind_case = BATCH__V1__UPLOAD_REQUEST__KIND_HEADER;
   m.header = &h;
   int ok = bok_rpc_stream_send(st, &m.base, err) == 0;
@@ -152,7 +158,8 @@ void gw_upload_on_dispose(gw_upload_t *u) {
 }
 
 int gw_upload_submit(gw_thread_t *th, h2o_req_t *req, const char *tenant, const char *model_id,
-                     const char *file_name, const char *format, char sep, const char *data, size_t len) {
+                     const char *file_name, const char *format, char sep, const gw_job_opts_t *opts,
+                     const char *data, size_t len) {
   gw_server_t *s = th->srv;
   gw_upload_t *u = calloc(1, sizeof *u);
   if (!u) return -1;
@@ -168,6 +175,7 @@ int gw_upload_submit(gw_thread_t *th, h2o_req_t *req, const char *tenant, const 
   }
   u->format = format;
   u->sep[0] = sep;
+  if (opts) u->opts = *opts;
   u->data = data;
   u->len = len;
   gw_pending_t *p = gw_pending_new(th, req, "job", render_upload);

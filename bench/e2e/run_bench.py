@@ -504,6 +504,48 @@ def big_section(args, tmp, rows=13_000_000):
                 "peak": peak}
 
 
+def rejected_download_section(args, tmp, rows):
+    """Issue 14: a job whose every row is rejected, downloaded as a file
+    (GET /jobs/{id}/rejected/download?annotate=true): memory of the gateway and
+    the job service while it streams (before vs during: flat = the pages are
+    not held whole)."""
+    import urllib.request
+    path = os.path.join(tmp, "rejected.csv")
+    with open(path, "w") as f:
+        f.write("event_id,timestamp,value\n")
+        for i in range(rows):
+            f.write("r%d,not-a-time,%d\n" % (i, i))
+    with e.Stack(workers=1) as s:
+        m = create_model(s, "bench-rejected")
+        j = finish_upload(start_upload(s, m["model_id"], path))
+        os.unlink(path)
+        j = wait_final(s, j["job_id"], args.job_timeout)
+        pids = {k: s[k].proc.pid for k in ("gateway", "job")}
+        before = {k: status_kb(pid, "RssAnon") / 1024 for k, pid in pids.items()}
+        sampler = MemSampler(pids)
+        sampler.start()
+        t0 = time.time()
+        n = lines = 0
+        req = urllib.request.Request(s.api_url + "/jobs/%s/rejected/download?annotate=true" % j["job_id"])
+        with urllib.request.urlopen(req, timeout=600) as r:
+            while True:
+                chunk = r.read(1 << 16)
+                if not chunk:
+                    break
+                n += len(chunk)
+                lines += chunk.count(b"\n")
+        secs = time.time() - t0
+        peak = sampler.stop()
+    res = {"rows": rows, "errors": j.get("errors"), "bytes": n, "lines": lines, "seconds": secs,
+           "anon_mb_before": before, "anon_mb_peak": {k: v["anon_mb"] for k, v in peak.items()}}
+    if lines != rows + 1:
+        res["warning"] = "download has %d lines, want %d" % (lines, rows + 1)
+    log("rejected download: %s rows, %.0f MB in %.1f s; RssAnon gateway %.0f -> %.0f MB, job %.0f -> %.0f MB" % (
+        fmt(rows), n / 1e6, secs, before["gateway"], res["anon_mb_peak"]["gateway"], before["job"],
+        res["anon_mb_peak"]["job"]))
+    return res
+
+
 # ---- report ----------------------------------------------------------------------------
 
 def fmt(x, nd=0):
@@ -652,6 +694,7 @@ def main():
         R["ingest"].append(ingest_run(2, csv_path, args.rows, invalid, args))
         os.unlink(csv_path)
         R["core"] = core_section(args)
+        R["rejected_download"] = rejected_download_section(args, tmp, 10_000 if args.smoke else 1_000_000)
         if args.big:
             R["big"] = [big_section(args, tmp, n) for n in BIG_SIZES]
     finally:
@@ -672,7 +715,7 @@ def main():
     with open(path, "w") as f:
         json.dump(R, f, indent=2, sort_keys=True)
     print("json: %s (%.0f s)" % (path, R["seconds"]))
-    warnings = [i["warning"] for i in R["ingest"] if "warning" in i]
+    warnings = [i["warning"] for i in R["ingest"] + [R.get("rejected_download", {})] if "warning" in i]
     for w in warnings:
         print("WARNING: " + w)
     return 1 if warnings or "error" in R.get("core", {}) else 0

@@ -44,9 +44,26 @@ static int insert_msgs(job_store_t *st, const char *id, const job_msg_t *m, size
   return ret;
 }
 
+static int insert_warnings(job_store_t *st, const char *id, const job_warning_t *w, size_t n) {
+  if (!n) return 0;
+  sqlite3_stmt *s = js_prep(st, "INSERT OR REPLACE INTO job_warnings(job_id,idx,code,col,message) VALUES(?1,?2,?3,?4,?5)");
+  int ret = 0;
+  for (size_t i = 0; i < n && ret == 0; i++) {
+    sqlite3_reset(s);
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (int64_t)i);
+    sqlite3_bind_text(s, 3, w[i].code, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, w[i].column ? w[i].column : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, w[i].message, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_DONE) ret = -1;
+  }
+  sqlite3_finalize(s);
+  return ret;
+}
+
 int job_store_prepare_commit(job_store_t *st, const char *id, const char *header, size_t hlen, int64_t total,
                              const job_msg_t *msgs, size_t n, const Batch__V1__JobResults *malformed,
-                             bok_err_t *err) {
+                             const job_warning_t *warnings, size_t nwarn, bok_err_t *err) {
   bok_err_clear(err);
   pthread_mutex_lock(&st->mu);
   exec(st, "BEGIN IMMEDIATE");
@@ -59,6 +76,7 @@ int job_store_prepare_commit(job_store_t *st, const char *id, const char *header
   int ret = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
   sqlite3_finalize(s);
   if (ret == 0) ret = insert_msgs(st, id, msgs, n);
+  if (ret == 0) ret = insert_warnings(st, id, warnings, nwarn);
   if (ret == 0 && malformed && malformed->n_rejected) ret = job_count_locked(st, malformed);
   ret = finish_txn(st, ret, err);
   pthread_mutex_unlock(&st->mu);
@@ -207,6 +225,15 @@ static int stage_batches(job_store_t *st, const Batch__V1__JobResults *res, cons
   return ret;
 }
 
+/* 1 when the job was stopped by its error budget. */
+static int halted_locked(job_store_t *st, const char *id) {
+  sqlite3_stmt *q = js_prep(st, "SELECT halted FROM jobs WHERE job_id=?1");
+  sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+  int h = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0);
+  sqlite3_finalize(q);
+  return h;
+}
+
 int job_store_stage(job_store_t *st, const Batch__V1__JobResults *res, const char *group, bok_err_t *err) {
   bok_err_clear(err);
   pthread_mutex_lock(&st->mu);
@@ -214,8 +241,8 @@ int job_store_stage(job_store_t *st, const Batch__V1__JobResults *res, const cha
   int state = job_state_locked(st, res->job_id);
   if (state < 0) {
     ret = bok_err_set(err, BOK_ERR_NOT_FOUND, "not found");
-  } else if (state == S_CANCELLED) {
-    ret = 1;
+  } else if (state == S_CANCELLED || (state == S_FAILED && halted_locked(st, res->job_id))) {
+    ret = 1; /* cancelled, or stopped by its error budget: skip its rows */
   } else if (state == S_PENDING || state == S_RUNNING) {
     ret = check_report(st, res, err);
     if (ret == 0) {

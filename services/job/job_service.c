@@ -7,7 +7,9 @@
 #include "batch/v1/model.pb-c.h"
 #include "bok/core.h"
 #include "bok/fault.h"
+#include "bok/schema.h"
 #include "bok/util.h"
+#include "header_check.h"
 #include "job_obs.h"
 
 #define UPLOAD_STATE_ERRLEN 256
@@ -47,8 +49,8 @@ static int settle(job_service_t *svc, const job_msg_t *last) {
  * outcome is still being settled), else the job's error (the job is FAILED;
  * details in kerr). */
 static const char *commit_rows(job_service_t *svc, const char *job_id, row_batch_writer_t *w, const char *header,
-                               size_t hlen, int64_t total, const Batch__V1__JobResults *malformed, char *kerr,
-                               size_t kerrlen) {
+                               size_t hlen, int64_t total, const Batch__V1__JobResults *malformed,
+                               const job_warnings_t *warnings, char *kerr, size_t kerrlen) {
   bok_err_t err;
   if (row_producer_flush(w, kerr, kerrlen) != 0) {
     row_producer_abort(w);
@@ -61,7 +63,8 @@ static const char *commit_rows(job_service_t *svc, const char *job_id, row_batch
   for (size_t i = 0; i < n; i++)
     msgs[i] = (job_msg_t){rm[i].first_row, rm[i].last_row, rm[i].rows, rm[i].partition, rm[i].offset};
   bok_fault("job.before_store");
-  if (job_store_prepare_commit(svc->store, job_id, header, hlen, total, msgs, n, malformed, &err) != 0) {
+  if (job_store_prepare_commit(svc->store, job_id, header, hlen, total, msgs, n, malformed,
+                               warnings ? warnings->w : NULL, warnings ? warnings->n : 0, &err) != 0) {
     snprintf(kerr, kerrlen, "%.200s", err.msg);
     row_producer_abort(w);
     free(msgs);
@@ -92,6 +95,9 @@ typedef struct {
   int csv;
   int64_t rows;
   int kafka_failed;
+  char sep;
+  bok_schema_t *schema; /* the model's schema, for the header check (NULL: none) */
+  job_warnings_t warnings;
   /* malformed rows are recorded here directly as rejected */
   Batch__V1__JobResults bad;
   size_t bad_cap;
@@ -138,11 +144,19 @@ static int on_record(void *ud, int64_t row, const char *raw, size_t len, bok_csv
   if (u->csv && row == 0) {
     bok_buf_append(&u->header, raw, len);
     u->have_header = 1;
+    if (u->schema && st == BOK_CSV_OK) job_header_check(u->schema, raw, len, u->sep, &u->warnings);
     return 0;
   }
   u->rows++;
   if (st != BOK_CSV_OK) {
     record_malformed(u, row, raw, len, st);
+    if (st == BOK_CSV_UNTERMINATED_QUOTE) {
+      char msg[200];
+      snprintf(msg, sizeof msg,
+               "row %lld opens a quote that is never closed: the rest of the file was read as that one row",
+               (long long)row);
+      job_warnings_add(&u->warnings, "UNTERMINATED_QUOTE", "", msg);
+    }
     return 0;
   }
   if (row_producer_add(u->w, row, raw, len) != 0) {
@@ -150,6 +164,24 @@ static int on_record(void *ud, int64_t row, const char *raw, size_t len, bok_csv
     return 1;
   }
   return 0;
+}
+
+/* The error budget of a new job: the upload's own, else the model's default. */
+static void set_budget(job_t *job, const Batch__V1__UploadHeader *h, const Batch__V1__Model *model) {
+  if (h->has_max_errors) {
+    job->has_max_errors = 1;
+    job->max_errors = h->max_errors;
+  } else if (model->has_max_errors && model->max_errors >= 0) {
+    job->has_max_errors = 1;
+    job->max_errors = model->max_errors;
+  }
+  if (h->has_max_error_rate) {
+    job->has_max_error_rate = 1;
+    job->max_error_rate = h->max_error_rate;
+  } else if (model->has_max_error_rate && model->max_error_rate >= 0) {
+    job->has_max_error_rate = 1;
+    job->max_error_rate = model->max_error_rate;
+  }
 }
 
 /* The CSV separator of an upload header, as the gateway accepts it: empty ->
@@ -192,6 +224,14 @@ static void upload(void *ud, bok_rpc_call_t *call) {
                       "separator: one printable ASCII character other than '\"', or a tab (\\t); empty means ','");
     return;
   }
+  if ((h->has_max_errors && h->max_errors < 0) ||
+      (h->has_max_error_rate && !(h->max_error_rate >= 0.0 && h->max_error_rate <= 1.0))) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    bok_rpc_call_fail(call, BOK_ERR_INVALID,
+                      h->has_max_errors && h->max_errors < 0 ? "max_errors: expected a whole number >= 0"
+                                                             : "max_error_rate: expected a number from 0 to 1");
+    return;
+  }
   Batch__V1__Model *model = NULL;
   if (get_model(svc, tenant, h->model_id, &model, &err) != 0) {
     protobuf_c_message_free_unpacked(m, NULL);
@@ -200,6 +240,8 @@ static void upload(void *ud, bok_rpc_call_t *call) {
   }
   job_t job;
   memset(&job, 0, sizeof job);
+  job.dry_run = h->dry_run;
+  set_budget(&job, h, model);
   char sepstr[2] = {(char)sep, 0};
   job.tenant_id = (char *)tenant;
   job.model_id = model->model_id;
@@ -222,6 +264,12 @@ static void upload(void *ud, bok_rpc_call_t *call) {
   memset(&u, 0, sizeof u);
   u.svc = svc;
   u.csv = csv;
+  u.sep = (char)sep;
+  if (csv) {
+    char cerr[200];
+    if (bok_schema_compile(model->schema_json, strlen(model->schema_json), &u.schema, cerr, sizeof cerr) != 0)
+      u.schema = NULL; /* the workers report it per row */
+  }
   bok_buf_init(&u.header, 0);
   batch__v1__job_results__init(&u.bad);
   u.bad.job_id = job_id;
@@ -265,7 +313,8 @@ static void upload(void *ud, bok_rpc_call_t *call) {
       row_producer_abort(u.w);
       job_store_fail(svc->store, job_id, job_error, &err);
     } else {
-      job_error = commit_rows(svc, job_id, u.w, u.header.data, u.header.len, u.rows, &u.bad, kerr, sizeof kerr);
+      job_error = commit_rows(svc, job_id, u.w, u.header.data, u.header.len, u.rows, &u.bad, &u.warnings, kerr,
+                              sizeof kerr);
     }
   }
   if (job_error)
@@ -275,6 +324,8 @@ static void upload(void *ud, bok_rpc_call_t *call) {
     bok_logf(svc->log, svc->log_opaque, BOK_LOG_INFO, "job %s: %lld rows queued", job_id, (long long)u.rows);
   free_malformed(&u);
   bok_buf_free(&u.header);
+  bok_schema_destroy(u.schema);
+  job_warnings_free(&u.warnings);
   if (interrupted) {
     bok_rpc_call_fail(call, BOK_ERR_CANCELLED, "upload interrupted");
     return;
@@ -380,6 +431,13 @@ static void reprocess(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *re
     bok_rpc_call_fail_err(call, &err);
     return;
   }
+  if (parent.state == BATCH__V1__JOB_STATE__JOB_STATE_PENDING || parent.state == BATCH__V1__JOB_STATE__JOB_STATE_RUNNING) {
+    /* its rejected rows are not all known yet */
+    bok_rpc_call_fail(call, BOK_ERR_CONFLICT,
+                      parent.errors ? "job is still running" : "job is still running (no rejected rows yet)");
+    job_free(&parent);
+    return;
+  }
   if (parent.errors == 0) {
     job_free(&parent);
     bok_rpc_call_fail(call, BOK_ERR_CONFLICT, "job has no rejected rows");
@@ -388,6 +446,7 @@ static void reprocess(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *re
   Batch__V1__Model *model = NULL;
   if (get_model(svc, tenant, parent.model_id, &model, &err) != 0) {
     job_free(&parent);
+    if (err.code == BOK_ERR_NOT_FOUND) bok_err_set(&err, BOK_ERR_CONFLICT, "the model of this job was deleted");
     bok_rpc_call_fail_err(call, &err);
     return;
   }
@@ -404,6 +463,11 @@ static void reprocess(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *re
   job.parent_job_id = parent.job_id;
   job.header = parent.header;
   job.header_len = parent.header_len;
+  job.dry_run = parent.dry_run; /* a dry run's rows are reprocessed as a dry run, with the same budget */
+  job.has_max_errors = parent.has_max_errors;
+  job.max_errors = parent.max_errors;
+  job.has_max_error_rate = parent.has_max_error_rate;
+  job.max_error_rate = parent.max_error_rate;
   int rc = job_store_create(svc->store, &job, &err);
   if (rc == 0) bok_log_ctx_set(tenant, job.job_id);
   char kerr[256] = "";
@@ -414,7 +478,7 @@ static void reprocess(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *re
       if (x.w) row_producer_abort(x.w);
       job_store_fail(svc->store, job.job_id, "Kafka unavailable", &err);
     } else {
-      commit_rows(svc, job.job_id, x.w, parent.header, parent.header_len, x.n, NULL, kerr, sizeof kerr);
+      commit_rows(svc, job.job_id, x.w, parent.header, parent.header_len, x.n, NULL, NULL, kerr, sizeof kerr);
     }
   }
   protobuf_c_message_free_unpacked(&model->base, NULL);
@@ -433,6 +497,48 @@ static void reprocess(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *re
     bok_rpc_call_fail_err(call, &err);
   }
   job_free(&parent);
+}
+
+static void error_summary(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) {
+  job_service_t *svc = ud;
+  const Batch__V1__GetJobRequest *r = (const void *)req;
+  Batch__V1__ErrorSummary resp = BATCH__V1__ERROR_SUMMARY__INIT;
+  bok_err_t err;
+  if (job_store_summary(svc->store, bok_rpc_call_tenant(call), r->job_id, 0, &resp.entries, &resp.n_entries, &err) != 0) {
+    bok_rpc_call_fail_err(call, &err);
+    return;
+  }
+  bok_rpc_call_reply(call, &resp.base);
+  job_summary_free(resp.entries, resp.n_entries);
+}
+
+#define FILE_PAGE_BYTES (1u << 20)
+
+static void read_rejected_rows(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) {
+  job_service_t *svc = ud;
+  const Batch__V1__ReadRejectedRowsRequest *r = (const void *)req;
+  if (r->limit < 0 || r->limit > 100000 || r->after_row < 0) {
+    bok_rpc_call_fail(call, BOK_ERR_INVALID, "limit: 0-100000; after_row: >= 0");
+    return;
+  }
+  bok_buf_t data = BOK_BUF_INIT(0);
+  job_page_t page;
+  bok_err_t err;
+  if (job_store_rejected_file_page(svc->store, bok_rpc_call_tenant(call), r->job_id, r->after_row, r->limit,
+                                   FILE_PAGE_BYTES, r->annotate, &data, &page, &err) != 0) {
+    bok_buf_free(&data);
+    bok_rpc_call_fail_err(call, &err);
+    return;
+  }
+  Batch__V1__RejectedRowsPage resp = BATCH__V1__REJECTED_ROWS_PAGE__INIT;
+  resp.data.data = (uint8_t *)data.data;
+  resp.data.len = data.len;
+  resp.last_row = page.last_row;
+  resp.done = page.done;
+  resp.format = page.format;
+  resp.rows = page.rows;
+  bok_rpc_call_reply(call, &resp.base);
+  bok_buf_free(&data);
 }
 
 /* ---- worker-facing ------------------------------------------------------------- */
@@ -457,6 +563,8 @@ static void get_job_spec(void *ud, bok_rpc_call_t *call, const ProtobufCMessage 
   s.header.len = j.header_len;
   s.state = (Batch__V1__JobState)j.state;
   s.topic = j.topic;
+  s.dry_run = j.dry_run;
+  s.halted = j.halted;
   bok_rpc_call_reply(call, &s.base);
   job_free(&j);
 }
@@ -509,6 +617,9 @@ int job_service_register(bok_rpc_server_t *srv, job_service_t *svc) {
   U("CancelJob", &batch__v1__cancel_job_request__descriptor, BOK_RPC_TENANT_REQUIRED, cancel_job);
   U("ListRejected", &batch__v1__list_rejected_request__descriptor, BOK_RPC_TENANT_REQUIRED, list_rejected);
   U("ReprocessJob", &batch__v1__reprocess_job_request__descriptor, BOK_RPC_TENANT_REQUIRED, reprocess);
+  U("GetErrorSummary", &batch__v1__get_job_request__descriptor, BOK_RPC_TENANT_REQUIRED, error_summary);
+  U("ReadRejectedRows", &batch__v1__read_rejected_rows_request__descriptor, BOK_RPC_TENANT_REQUIRED,
+    read_rejected_rows);
   U("GetJobSpec", &batch__v1__get_job_request__descriptor, BOK_RPC_WORKER_ONLY, get_job_spec);
   U("ReportResults", &batch__v1__report_results_request__descriptor, BOK_RPC_WORKER_ONLY, report);
   U("ConfirmResults", &batch__v1__confirm_results_request__descriptor, BOK_RPC_WORKER_ONLY, confirm);

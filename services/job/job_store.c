@@ -1,6 +1,10 @@
+/* job_store.c -- durable jobs (job_store.h): SQLite schema, job rows, the
+ * counting of results (job_count_locked: counters, rejected rows, the error
+ * summary, the error budget), rejected rows as pages and as a file. */
 #include "job_store.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -8,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bok/csv.h"
 #include "bok/util.h"
 #include "job_store_int.h"
 
@@ -42,7 +47,23 @@ static const char *SCHEMA_SQL =
     /* Worker results whose Kafka transaction is not known to have committed
      * yet: one per rows-topic message, the packed JobResults of that message. */
     "CREATE TABLE IF NOT EXISTS staged(job_id TEXT NOT NULL, first_row INTEGER NOT NULL, grp TEXT NOT NULL,"
-    " results BLOB NOT NULL, staged_at INTEGER NOT NULL, PRIMARY KEY(job_id, first_row)) WITHOUT ROWID;";
+    " results BLOB NOT NULL, staged_at INTEGER NOT NULL, PRIMARY KEY(job_id, first_row)) WITHOUT ROWID;"
+    /* The error summary, kept as results are counted (job_count_locked):
+     * one row per (code, column). */
+    "CREATE TABLE IF NOT EXISTS error_summary(job_id TEXT NOT NULL, code TEXT NOT NULL, col TEXT NOT NULL,"
+    " type TEXT NOT NULL, count INTEGER NOT NULL, first_row INTEGER NOT NULL, example TEXT, has_example INTEGER,"
+    " message TEXT, PRIMARY KEY(job_id, code, col)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS job_warnings(job_id TEXT NOT NULL, idx INTEGER NOT NULL, code TEXT NOT NULL,"
+    " col TEXT NOT NULL, message TEXT NOT NULL, PRIMARY KEY(job_id, idx)) WITHOUT ROWID;";
+
+/* Columns added after the first release: added to an older database at open
+ * (an "already exists" error is expected and ignored). */
+static const char *MIGRATIONS[] = {
+    "ALTER TABLE jobs ADD COLUMN dry_run INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE jobs ADD COLUMN max_errors INTEGER NOT NULL DEFAULT -1",
+    "ALTER TABLE jobs ADD COLUMN max_error_rate REAL NOT NULL DEFAULT -1",
+    "ALTER TABLE jobs ADD COLUMN halted INTEGER NOT NULL DEFAULT 0",
+};
 
 int js_db_fail(job_store_t *st, bok_err_t *err) {
   return bok_err_set(err, BOK_ERR_UNAVAILABLE, "job storage error: %s", sqlite3_errmsg(st->db));
@@ -66,6 +87,8 @@ job_store_t *job_store_open(const char *path, bok_err_t *err) {
     return NULL;
   }
   sqlite3_busy_timeout(st->db, 5000);
+  for (size_t i = 0; i < sizeof MIGRATIONS / sizeof MIGRATIONS[0]; i++)
+    sqlite3_exec(st->db, MIGRATIONS[i], NULL, NULL, NULL);
   pthread_mutex_init(&st->mu, NULL);
   return st;
 }
@@ -103,8 +126,9 @@ int job_store_create(job_store_t *st, job_t *j, bok_err_t *err) {
   pthread_mutex_lock(&st->mu);
   sqlite3_stmt *s = js_prep(st,
                          "INSERT INTO jobs(job_id,tenant_id,model_id,model_name,file_name,format,separator,topic,"
-                         "schema_version,header,state,created_at,updated_at,parent_job_id,total,upload_done)"
-                         " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?12,?13,?14,0)");
+                         "schema_version,header,state,created_at,updated_at,parent_job_id,total,upload_done,"
+                         "dry_run,max_errors,max_error_rate)"
+                         " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?12,?13,?14,0,?15,?16,?17)");
   sqlite3_bind_text(s, 1, j->job_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, j->tenant_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 3, j->model_id, -1, SQLITE_STATIC);
@@ -119,6 +143,9 @@ int job_store_create(job_store_t *st, job_t *j, bok_err_t *err) {
   sqlite3_bind_int64(s, 12, j->created_at);
   sqlite3_bind_text(s, 13, j->parent_job_id ? j->parent_job_id : "", -1, SQLITE_STATIC);
   sqlite3_bind_int64(s, 14, j->total);
+  sqlite3_bind_int(s, 15, j->dry_run);
+  sqlite3_bind_int64(s, 16, j->has_max_errors ? j->max_errors : -1);
+  sqlite3_bind_double(s, 17, j->has_max_error_rate ? j->max_error_rate : -1.0);
   int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
   pthread_mutex_unlock(&st->mu);
@@ -127,7 +154,8 @@ int job_store_create(job_store_t *st, job_t *j, bok_err_t *err) {
 
 #define JOB_COLS                                                                                    \
   "job_id,tenant_id,model_id,model_name,file_name,format,separator,topic,schema_version,header,state," \
-  "total,success,errors,created_at,updated_at,started_at,finished_at,parent_job_id,error,upload_done"
+  "total,success,errors,created_at,updated_at,started_at,finished_at,parent_job_id,error,upload_done," \
+  "dry_run,max_errors,max_error_rate,halted"
 
 static char *dupcol(sqlite3_stmt *s, int i) {
   const unsigned char *t = sqlite3_column_text(s, i);
@@ -160,10 +188,95 @@ static void row_to_job(sqlite3_stmt *s, job_t *j) {
   j->parent_job_id = dupcol(s, 18);
   j->error = dupcol(s, 19);
   j->upload_done = sqlite3_column_int(s, 20);
+  j->dry_run = sqlite3_column_int(s, 21);
+  j->max_errors = sqlite3_column_int64(s, 22);
+  j->has_max_errors = j->max_errors >= 0;
+  j->max_error_rate = sqlite3_column_double(s, 23);
+  j->has_max_error_rate = j->max_error_rate >= 0;
+  j->halted = sqlite3_column_int(s, 24);
+}
+
+/* ---- warnings and the error summary ------------------------------------------ */
+
+static Batch__V1__ErrorSummaryEntry *summary_row(sqlite3_stmt *s) {
+  Batch__V1__ErrorSummaryEntry *e = malloc(sizeof *e);
+  batch__v1__error_summary_entry__init(e);
+  e->code = dupcol(s, 0);
+  e->column = dupcol(s, 1);
+  e->type = dupcol(s, 2);
+  e->count = sqlite3_column_int64(s, 3);
+  e->first_row = sqlite3_column_int64(s, 4);
+  e->example = dupcol(s, 5);
+  e->has_example = sqlite3_column_int(s, 6);
+  e->message = dupcol(s, 7);
+  return e;
+}
+
+void job_summary_free(Batch__V1__ErrorSummaryEntry **e, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(e[i]->code);
+    free(e[i]->column);
+    free(e[i]->type);
+    free(e[i]->example);
+    free(e[i]->message);
+    free(e[i]);
+  }
+  free(e);
+}
+
+/* The summary of job `id`, largest first; mu held. 0 ok, -1 SQLite error. */
+static int summary_locked(job_store_t *st, const char *id, int limit, Batch__V1__ErrorSummaryEntry ***out,
+                          size_t *n) {
+  *out = NULL;
+  *n = 0;
+  sqlite3_stmt *s = js_prep(st, "SELECT code,col,type,count,first_row,example,has_example,message FROM error_summary"
+                                " WHERE job_id=?1 ORDER BY count DESC, first_row, code, col LIMIT ?2");
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
+  size_t cap = 0;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    if (*n == cap) {
+      cap = cap ? cap * 2 : 8;
+      *out = realloc(*out, cap * sizeof **out);
+    }
+    (*out)[(*n)++] = summary_row(s);
+  }
+  sqlite3_finalize(s);
+  return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Loads a job's warnings and top errors into j; mu held. */
+static void load_diagnostics(job_store_t *st, job_t *j) {
+  sqlite3_stmt *s = js_prep(st, "SELECT code,col,message FROM job_warnings WHERE job_id=?1 ORDER BY idx");
+  sqlite3_bind_text(s, 1, j->job_id, -1, SQLITE_STATIC);
+  size_t cap = 0;
+  while (sqlite3_step(s) == SQLITE_ROW) {
+    if (j->n_warnings == cap) {
+      cap = cap ? cap * 2 : 4;
+      j->warnings = realloc(j->warnings, cap * sizeof *j->warnings);
+    }
+    Batch__V1__JobWarning *w = malloc(sizeof *w);
+    batch__v1__job_warning__init(w);
+    w->code = dupcol(s, 0);
+    w->column = dupcol(s, 1);
+    w->message = dupcol(s, 2);
+    j->warnings[j->n_warnings++] = w;
+  }
+  sqlite3_finalize(s);
+  summary_locked(st, j->job_id, 3, &j->top_errors, &j->n_top_errors);
 }
 
 void job_free(job_t *j) {
   if (!j) return;
+  for (size_t i = 0; i < j->n_warnings; i++) {
+    free(j->warnings[i]->code);
+    free(j->warnings[i]->column);
+    free(j->warnings[i]->message);
+    free(j->warnings[i]);
+  }
+  free(j->warnings);
+  job_summary_free(j->top_errors, j->n_top_errors);
   free(j->tenant_id);
   free(j->model_id);
   free(j->model_name);
@@ -189,8 +302,10 @@ static int get_locked(job_store_t *st, const char *tenant, const char *id, job_t
   if (tenant) sqlite3_bind_text(s, 2, tenant, -1, SQLITE_STATIC);
   int rc = sqlite3_step(s);
   int ret = 0;
-  if (rc == SQLITE_ROW)
+  if (rc == SQLITE_ROW) {
     row_to_job(s, out);
+    load_diagnostics(st, out);
+  }
   else if (rc == SQLITE_DONE)
     ret = bok_err_set(err, BOK_ERR_NOT_FOUND, "not found");
   else
@@ -222,7 +337,8 @@ int job_store_list(job_store_t *st, const char *tenant, int state, int limit, jo
       cap = cap ? cap * 2 : 16;
       *out = realloc(*out, cap * sizeof **out);
     }
-    row_to_job(s, &(*out)[(*n)++]);
+    row_to_job(s, &(*out)[*n]);
+    load_diagnostics(st, &(*out)[(*n)++]);
   }
   int ret = rc == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
@@ -254,6 +370,15 @@ void job_to_proto(const job_t *j, Batch__V1__Job *o, int64_t now) {
   o->error = j->error;
   o->schema_version = j->schema_version;
   o->format = j->format;
+  o->n_warnings = j->n_warnings;
+  o->warnings = j->warnings;
+  o->n_top_errors = j->n_top_errors;
+  o->top_errors = j->top_errors;
+  o->dry_run = j->dry_run;
+  o->has_max_errors = j->has_max_errors;
+  o->max_errors = j->max_errors;
+  o->has_max_error_rate = j->has_max_error_rate;
+  o->max_error_rate = j->max_error_rate;
 }
 
 /* Moves a job to its final state when every row is processed. */
@@ -363,8 +488,138 @@ int job_store_report(job_store_t *st, const Batch__V1__JobResults *res, bok_err_
   return ret;
 }
 
+/* ---- the error summary and the error budget (at counting time) ---------------- */
+
+/* Rejected cells of one count, grouped by (code, column). Strings borrowed
+ * from the results being counted. */
+typedef struct {
+  const Batch__V1__RejectedCell *first; /* cell of the lowest row */
+  int64_t first_row, count;
+} sum_group_t;
+
+typedef struct {
+  sum_group_t *g;
+  size_t n, cap;
+} sum_acc_t;
+
+static int str_eq(const char *a, const char *b) { return strcmp(a ? a : "", b ? b : "") == 0; }
+
+static void sum_add(sum_acc_t *a, const Batch__V1__RejectedCell *c, int64_t row) {
+  for (size_t i = 0; i < a->n; i++) {
+    sum_group_t *g = &a->g[i];
+    if (str_eq(g->first->code, c->code) && str_eq(g->first->column, c->column)) {
+      g->count++;
+      if (row < g->first_row) g->first = c, g->first_row = row;
+      return;
+    }
+  }
+  if (a->n == a->cap) {
+    a->cap = a->cap ? a->cap * 2 : 8;
+    a->g = realloc(a->g, a->cap * sizeof *a->g);
+  }
+  a->g[a->n++] = (sum_group_t){c, row, 1};
+}
+
+/* Adds the groups to the job's summary (one upsert per code and column). */
+static int sum_store(job_store_t *st, const char *job_id, const sum_acc_t *a) {
+  if (!a->n) return 0;
+  sqlite3_stmt *u = js_prep(
+      st, "INSERT INTO error_summary(job_id,code,col,type,count,first_row,example,has_example,message)"
+          " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9) ON CONFLICT(job_id,code,col) DO UPDATE SET count=count+excluded.count,"
+          " example=CASE WHEN excluded.first_row<first_row THEN excluded.example ELSE example END,"
+          " has_example=CASE WHEN excluded.first_row<first_row THEN excluded.has_example ELSE has_example END,"
+          " message=CASE WHEN excluded.first_row<first_row THEN excluded.message ELSE message END,"
+          " first_row=min(first_row, excluded.first_row)");
+  int ret = u ? 0 : -1;
+  for (size_t i = 0; i < a->n && ret == 0; i++) {
+    const Batch__V1__RejectedCell *c = a->g[i].first;
+    sqlite3_reset(u);
+    sqlite3_bind_text(u, 1, job_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(u, 2, c->code ? c->code : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(u, 3, c->column ? c->column : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(u, 4, c->type ? c->type : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(u, 5, a->g[i].count);
+    sqlite3_bind_int64(u, 6, a->g[i].first_row);
+    sqlite3_bind_text(u, 7, c->has_observed && c->observed ? c->observed : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int(u, 8, c->has_observed);
+    sqlite3_bind_text(u, 9, c->message ? c->message : "", -1, SQLITE_STATIC);
+    if (sqlite3_step(u) != SQLITE_DONE) ret = -1;
+  }
+  sqlite3_finalize(u);
+  return ret;
+}
+
+/* "1,234,567" */
+static void fmt_thousands(int64_t v, char out[32]) {
+  char d[32];
+  int n = snprintf(d, sizeof d, "%lld", (long long)(v < 0 ? 0 : v));
+  int o = 0;
+  for (int i = 0; i < n; i++) {
+    if (i && (n - i) % 3 == 0) out[o++] = ',';
+    out[o++] = d[i];
+  }
+  out[o] = '\0';
+}
+
+void job_budget_message(int64_t rejected, int64_t processed, int by_rate, double rate, int64_t max_errors,
+                        int64_t published, int dry_run, char *out, size_t cap) {
+  char r[32], p[32], lim[48], pub[32];
+  fmt_thousands(rejected, r);
+  fmt_thousands(processed, p);
+  if (by_rate) {
+    snprintf(lim, sizeof lim, "%.4g%%", rate * 100.0);
+  } else {
+    char m[32];
+    fmt_thousands(max_errors, m);
+    snprintf(lim, sizeof lim, "%s rejected %s", m, max_errors == 1 ? "row" : "rows");
+  }
+  fmt_thousands(published, pub);
+  if (dry_run)
+    snprintf(out, cap, "error budget exceeded: %s of the first %s rows rejected (limit %s); dry run, no event published",
+             r, p, lim);
+  else
+    snprintf(out, cap, "error budget exceeded: %s of the first %s rows rejected (limit %s); %s %s already published",
+             r, p, lim, pub, published == 1 ? "event was" : "events were");
+}
+
+/* After counting: a job over its error budget becomes FAILED and halted (its
+ * remaining rows are skipped like a cancelled job's). mu held, inside the
+ * counting transaction. */
+static int check_budget(job_store_t *st, const char *id, int64_t now) {
+  sqlite3_stmt *q = js_prep(st, "SELECT success, errors, total, max_errors, max_error_rate, dry_run, state"
+                                " FROM jobs WHERE job_id=?1");
+  sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+  if (sqlite3_step(q) != SQLITE_ROW) {
+    sqlite3_finalize(q);
+    return 0;
+  }
+  int64_t ok = sqlite3_column_int64(q, 0), bad = sqlite3_column_int64(q, 1), total = sqlite3_column_int64(q, 2);
+  int64_t max_errors = sqlite3_column_int64(q, 3);
+  double rate = sqlite3_column_double(q, 4);
+  int dry = sqlite3_column_int(q, 5), state = sqlite3_column_int(q, 6);
+  sqlite3_finalize(q);
+  if (state != S_PENDING && state != S_RUNNING) return 0;
+  int64_t processed = ok + bad;
+  int64_t from = total < 1000 ? total : 1000;
+  int by_count = max_errors >= 0 && bad > max_errors;
+  int by_rate = !by_count && rate >= 0 && processed > 0 && processed >= from && (double)bad > rate * (double)processed;
+  if (!by_count && !by_rate) return 0;
+  char msg[300];
+  job_budget_message(bad, processed, by_rate, rate, max_errors, ok, dry, msg, sizeof msg);
+  sqlite3_stmt *u = js_prep(st, "UPDATE jobs SET state=?2, error=?3, halted=1, finished_at=?4, updated_at=?4,"
+                                " started_at = CASE WHEN started_at=0 THEN ?4 ELSE started_at END WHERE job_id=?1");
+  sqlite3_bind_text(u, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_int(u, 2, S_FAILED);
+  sqlite3_bind_text(u, 3, msg, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(u, 4, now);
+  int ret = sqlite3_step(u) == SQLITE_DONE ? 0 : -1;
+  sqlite3_finalize(u);
+  return ret;
+}
+
 /* Counts results of a PENDING/RUNNING job; mu held, inside a transaction. */
 int job_count_locked(job_store_t *st, const Batch__V1__JobResults *res) {
+  sum_acc_t acc = {NULL, 0, 0};
   int ret = 0;
   sqlite3_stmt *ins = js_prep(st, "INSERT OR IGNORE INTO processed(job_id,row) VALUES(?1,?2)");
   sqlite3_stmt *rej = js_prep(st, "INSERT OR REPLACE INTO rejected(job_id,row,raw) VALUES(?1,?2,?3)");
@@ -416,6 +671,7 @@ int job_count_locked(job_store_t *st, const Batch__V1__JobResults *res) {
     if (sqlite3_step(rej) != SQLITE_DONE) ret = -1;
     for (size_t c = 0; c < r->n_cells; c++) {
       const Batch__V1__RejectedCell *x = r->cells[c];
+      sum_add(&acc, x, r->row);
       sqlite3_reset(cell);
       sqlite3_bind_text(cell, 1, res->job_id, -1, SQLITE_STATIC);
       sqlite3_bind_int64(cell, 2, r->row);
@@ -434,6 +690,8 @@ int job_count_locked(job_store_t *st, const Batch__V1__JobResults *res) {
   sqlite3_finalize(rej);
   sqlite3_finalize(cell);
   if (fresh != fresh_small) free(fresh);
+  if (ret == 0) ret = sum_store(st, res->job_id, &acc);
+  free(acc.g);
   int64_t now = bok_now_ms();
   if (ret == 0 && (ok || bad)) {
     sqlite3_stmt *u = js_prep(st, "UPDATE jobs SET success=success+?2, errors=errors+?3, updated_at=?4,"
@@ -446,6 +704,7 @@ int job_count_locked(job_store_t *st, const Batch__V1__JobResults *res) {
     sqlite3_bind_int(u, 5, S_RUNNING);
     if (sqlite3_step(u) != SQLITE_DONE) ret = -1;
     sqlite3_finalize(u);
+    if (ret == 0) ret = check_budget(st, res->job_id, now);
     if (ret == 0) js_maybe_finish(st, res->job_id, now);
   }
   return ret;
@@ -535,4 +794,166 @@ int job_store_count_by_state(job_store_t *st, int64_t counts[JOB_STORE_NSTATES],
   int out = rc == SQLITE_DONE ? 0 : js_db_fail(st, err);
   pthread_mutex_unlock(&st->mu);
   return out;
+}
+
+int job_store_summary(job_store_t *st, const char *tenant, const char *id, int limit,
+                      Batch__V1__ErrorSummaryEntry ***out, size_t *n, bok_err_t *err) {
+  *out = NULL;
+  *n = 0;
+  pthread_mutex_lock(&st->mu);
+  job_t j;
+  int ret = get_locked(st, tenant, id, &j, err);
+  if (ret == 0) {
+    job_free(&j);
+    if (summary_locked(st, id, limit, out, n) != 0) ret = js_db_fail(st, err);
+  }
+  pthread_mutex_unlock(&st->mu);
+  return ret;
+}
+
+/* ---- rejected rows as a file ------------------------------------------------------ */
+
+/* Appends s as one CSV field (quoted when it holds sep, '"', CR or LF). */
+static void csv_field(bok_buf_t *b, const char *s, char sep) {
+  if (!strchr(s, sep) && !strpbrk(s, "\"\r\n")) {
+    bok_buf_appends(b, s);
+    return;
+  }
+  bok_buf_appendc(b, '"');
+  for (; *s; s++) {
+    if (*s == '"') bok_buf_appendc(b, '"');
+    bok_buf_appendc(b, *s);
+  }
+  bok_buf_appendc(b, '"');
+}
+
+/* The cells of one rejected row: (column, code, message) in order. */
+static sqlite3_stmt *cells_of(sqlite3_stmt *q, const char *id, int64_t row) {
+  sqlite3_reset(q);
+  sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 2, row);
+  return q;
+}
+
+static const char *coltext(sqlite3_stmt *s, int i) {
+  const unsigned char *t = sqlite3_column_text(s, i);
+  return t ? (const char *)t : "";
+}
+
+/* CSV: the raw row, then _row and _errors ("col: CODE; CODE"). */
+static void annotate_csv(bok_buf_t *b, sqlite3_stmt *cells, int64_t row, char sep) {
+  char num[32];
+  snprintf(num, sizeof num, "%c%lld%c", sep, (long long)row, sep);
+  bok_buf_appends(b, num);
+  bok_buf_t e = BOK_BUF_INIT(0);
+  int first = 1;
+  while (sqlite3_step(cells) == SQLITE_ROW) {
+    if (!first) bok_buf_appends(&e, "; ");
+    first = 0;
+    if (*coltext(cells, 0)) bok_buf_printf(&e, "%s: ", coltext(cells, 0));
+    bok_buf_appends(&e, coltext(cells, 1));
+  }
+  csv_field(b, e.data ? e.data : "", sep);
+  bok_buf_free(&e);
+}
+
+/* NDJSON: the raw object with "_row" and "_errors" ([{column, error,
+ * message}]) added; a line that is not a JSON object is kept as "_raw". */
+static void annotate_ndjson(bok_buf_t *b, const char *raw, size_t len, sqlite3_stmt *cells, int64_t row) {
+  json_t *errs = json_array();
+  while (sqlite3_step(cells) == SQLITE_ROW) {
+    json_t *o = json_object();
+    json_object_set_new(o, "column", json_string(coltext(cells, 0)));
+    json_object_set_new(o, "error", json_string(coltext(cells, 1)));
+    json_t *m = json_string(coltext(cells, 2));
+    json_object_set_new(o, "message", m ? m : json_string(""));
+    json_array_append_new(errs, o);
+  }
+  char *et = json_dumps(errs, JSON_COMPACT | JSON_ENCODE_ANY);
+  json_decref(errs);
+  json_t *obj = json_loadb(raw, len, 0, NULL);
+  size_t end = len;
+  while (end && (raw[end - 1] == ' ' || raw[end - 1] == '\t' || raw[end - 1] == '\r')) end--;
+  if (json_is_object(obj) && end && raw[end - 1] == '}') {
+    bok_buf_append(b, raw, end - 1); /* the object without its closing brace */
+    bok_buf_printf(b, "%s\"_row\":%lld,\"_errors\":%s}", json_object_size(obj) ? "," : "", (long long)row,
+                   et ? et : "[]");
+  } else {
+    bok_buf_printf(b, "{\"_row\":%lld,\"_errors\":%s,\"_raw\":", (long long)row, et ? et : "[]");
+    json_t *rs = json_stringn_nocheck(raw, len);
+    char *rt = rs && bok_utf8_valid(raw, len) ? json_dumps(rs, JSON_ENCODE_ANY) : NULL;
+    if (rt) {
+      bok_buf_appends(b, rt);
+    } else { /* not UTF-8: each byte as its Latin-1 code point, so nothing is lost silently */
+      bok_buf_appendc(b, '"');
+      for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)raw[i];
+        if (c == '"' || c == '\\') bok_buf_printf(b, "\\%c", c);
+        else if (c < 0x20 || c >= 0x7f) bok_buf_printf(b, "\\u%04x", c);
+        else bok_buf_appendc(b, (char)c);
+      }
+      bok_buf_appendc(b, '"');
+    }
+    free(rt);
+    json_decref(rs);
+    bok_buf_appendc(b, '}');
+  }
+  json_decref(obj);
+  free(et);
+}
+
+int job_store_rejected_file_page(job_store_t *st, const char *tenant, const char *id, int64_t after_row, int limit,
+                                 size_t max_bytes, int annotate, bok_buf_t *out, job_page_t *page, bok_err_t *err) {
+  memset(page, 0, sizeof *page);
+  page->last_row = after_row;
+  pthread_mutex_lock(&st->mu);
+  job_t j;
+  int ret = get_locked(st, tenant, id, &j, err);
+  if (ret != 0) {
+    pthread_mutex_unlock(&st->mu);
+    return ret;
+  }
+  int csv = strcmp(j.format, "ndjson") != 0;
+  char sep = j.separator[0] ? j.separator[0] : ',';
+  snprintf(page->format, sizeof page->format, "%s", csv ? "csv" : "ndjson");
+  if (csv && after_row <= 0) {
+    bok_buf_append(out, j.header, j.header_len);
+    if (annotate) bok_buf_printf(out, "%c_row%c_errors", sep, sep);
+    bok_buf_appendc(out, '\n');
+  }
+  sqlite3_stmt *s = js_prep(st, "SELECT row, raw FROM rejected WHERE job_id=?1 AND row>?2 ORDER BY row LIMIT ?3");
+  sqlite3_stmt *cells = annotate ? js_prep(st, "SELECT col, code, message FROM rejected_cells WHERE job_id=?1"
+                                               " AND row=?2 ORDER BY idx")
+                                 : NULL;
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 2, after_row);
+  sqlite3_bind_int(s, 3, limit > 0 ? limit : 1000);
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    int64_t row = sqlite3_column_int64(s, 0);
+    const char *raw = sqlite3_column_blob(s, 1);
+    size_t len = (size_t)sqlite3_column_bytes(s, 1);
+    if (!raw) raw = "";
+    if (annotate && !csv) {
+      annotate_ndjson(out, raw, len, cells_of(cells, id, row), row);
+    } else {
+      bok_buf_append(out, raw, len);
+      if (annotate) annotate_csv(out, cells_of(cells, id, row), row, sep);
+    }
+    bok_buf_appendc(out, '\n');
+    page->last_row = row;
+    page->rows++;
+    if (max_bytes && out->len >= max_bytes) break;
+  }
+  int lim = limit > 0 ? limit : 1000;
+  if (rc == SQLITE_DONE) {
+    page->done = page->rows < lim; /* a full page may have a next one (LIMIT ends the query too) */
+  } else if (rc != SQLITE_ROW) {
+    ret = js_db_fail(st, err);
+  }
+  sqlite3_finalize(s);
+  sqlite3_finalize(cells);
+  job_free(&j);
+  pthread_mutex_unlock(&st->mu);
+  return ret;
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "batch/v1/job.pb-c.h"
+#include "bok/buf.h"
 #include "bok/rpc.h"
 
 typedef struct {
@@ -24,7 +25,23 @@ typedef struct {
   int64_t total, success, errors;
   int64_t created_at, updated_at, started_at, finished_at;
   int upload_done;
+  int dry_run;           /* validated and counted only: no event published */
+  int halted;            /* FAILED by its error budget: its rows are skipped */
+  int has_max_errors, has_max_error_rate; /* error budget (0 = none: a zeroed job_t has none) */
+  int64_t max_errors;                     /* rows rejected allowed */
+  double max_error_rate;                  /* 0..1 */
+  /* Loaded by job_store_get/list (owned; job_free): warnings and the three
+   * largest error summary entries, ready for job_to_proto. */
+  Batch__V1__JobWarning **warnings;
+  size_t n_warnings;
+  Batch__V1__ErrorSummaryEntry **top_errors;
+  size_t n_top_errors;
 } job_t;
+
+/* A warning found at upload (header check, unterminated quote). */
+typedef struct {
+  const char *code, *column, *message;
+} job_warning_t;
 
 typedef struct job_store job_store_t;
 
@@ -75,7 +92,7 @@ typedef struct {
  * header as soon as they can read a row. */
 int job_store_prepare_commit(job_store_t *st, const char *id, const char *header, size_t hlen, int64_t total,
                              const job_msg_t *msgs, size_t n, const Batch__V1__JobResults *malformed,
-                             bok_err_t *err);
+                             const job_warning_t *warnings, size_t nwarn, bok_err_t *err);
 /* The rows transaction's outcome: committed -> the upload is done (the job
  * may finish); not -> FAILED with `error`. A job no longer committing is left
  * alone (0). */
@@ -114,6 +131,34 @@ int job_store_staged(job_store_t *st, int64_t before_ms, job_staged_t **out, siz
 int job_store_rejected(job_store_t *st, const char *tenant, const char *id, int limit, int64_t after_row,
                        Batch__V1__ListRejectedResponse *out, bok_err_t *err);
 void job_rejected_free(Batch__V1__ListRejectedResponse *r);
+
+/* The job's error summary, largest count first (ties: first_row), at most
+ * `limit` entries (0 = all). Entries are malloc'd; free with
+ * job_summary_free. NOT_FOUND for an unknown job / another tenant's. */
+int job_store_summary(job_store_t *st, const char *tenant, const char *id, int limit,
+                      Batch__V1__ErrorSummaryEntry ***out, size_t *n, bok_err_t *err);
+void job_summary_free(Batch__V1__ErrorSummaryEntry **e, size_t n);
+
+/* One page of the rejected rows as a file (ReadRejectedRows): the raw rows
+ * with number > after_row in row order, each ending with "\n", at most
+ * `limit` rows (0 = 1000) and about `max_bytes`; CSV pages from row 0 start
+ * with the job's header. annotate adds `_row` and `_errors` (CSV: two more
+ * fields; NDJSON: two more keys). `out` is appended to. */
+typedef struct {
+  int64_t last_row;
+  int rows;
+  int done;
+  char format[8];
+} job_page_t;
+int job_store_rejected_file_page(job_store_t *st, const char *tenant, const char *id, int64_t after_row, int limit,
+                                 size_t max_bytes, int annotate, bok_buf_t *out, job_page_t *page, bok_err_t *err);
+
+/* The FAILED job's error when its budget is exceeded (SPEC 12), e.g.
+ * "error budget exceeded: 1,204 of the first 5,000 rows rejected (limit 10%);
+ * 3,796 events were already published". by_rate: the rate limit tripped
+ * (else max_errors). */
+void job_budget_message(int64_t rejected, int64_t processed, int by_rate, double rate, int64_t max_errors,
+                        int64_t published, int dry_run, char *out, size_t cap);
 
 /* Calls fn for each rejected row of a job (row number, raw bytes), in order. */
 typedef int (*job_row_fn)(void *ud, int64_t row, const void *raw, size_t len);

@@ -15,6 +15,10 @@ static void to_proto(const model_rec_t *r, Batch__V1__Model *m) {
   m->topic = r->topic;
   m->created_at_ms = r->created_at_ms;
   m->updated_at_ms = r->updated_at_ms;
+  m->has_max_errors = r->max_errors >= 0;
+  m->max_errors = m->has_max_errors ? r->max_errors : 0;
+  m->has_max_error_rate = r->max_error_rate >= 0;
+  m->max_error_rate = m->has_max_error_rate ? r->max_error_rate : 0;
 }
 
 static void reply_rec(bok_rpc_call_t *call, model_rec_t *r) {
@@ -82,8 +86,20 @@ static void update(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) 
   model_rec_t rec;
   memset(&rec, 0, sizeof rec);
   bok_err_t err;
-  if (model_store_update(svc->store, bok_rpc_call_tenant(call), r->model_id, r->name, r->schema_json, &rec,
-                         &err) != 0) {
+  const char *tenant = bok_rpc_call_tenant(call);
+  int budget = r->has_max_errors || r->has_max_error_rate;
+  if (budget && ((r->has_max_errors && r->max_errors < -1) ||
+                 (r->has_max_error_rate && r->max_error_rate != -1.0 &&
+                  !(r->max_error_rate >= 0 && r->max_error_rate <= 1)))) {
+    bok_rpc_call_fail(call, BOK_ERR_INVALID, "max_errors: >= 0 (-1 removes it); max_error_rate: 0 to 1 (-1 removes it)");
+    return;
+  }
+  /* name/schema first (they may be refused), then the budget, then the answer */
+  if (model_store_update(svc->store, tenant, r->model_id, r->name, r->schema_json, &rec, &err) != 0 ||
+      (budget && (model_store_set_budget(svc->store, tenant, r->model_id, r->has_max_errors, r->max_errors,
+                                         r->has_max_error_rate, r->max_error_rate, &err) != 0 ||
+                  (model_rec_free(&rec), model_store_get(svc->store, tenant, r->model_id, 0, &rec, &err)) != 0))) {
+    model_rec_free(&rec);
     bok_rpc_call_fail_err(call, &err);
     return;
   }

@@ -54,6 +54,10 @@ model_store_t *model_store_open(const char *path, bok_err_t *err) {
     free(st);
     return NULL;
   }
+  /* the default error budget (issue 14), added to older databases: an
+   * "already exists" error is expected and ignored */
+  sqlite3_exec(st->db, "ALTER TABLE models ADD COLUMN max_errors INTEGER NOT NULL DEFAULT -1", NULL, NULL, NULL);
+  sqlite3_exec(st->db, "ALTER TABLE models ADD COLUMN max_error_rate REAL NOT NULL DEFAULT -1", NULL, NULL, NULL);
   pthread_mutex_init(&st->mu, NULL);
   return st;
 }
@@ -87,7 +91,7 @@ static char *col_dup(sqlite3_stmt *s, int i) {
 /* Columns: model_id, tenant_id, name, version, topic, created_at, updated_at, schema_json */
 #define SELECT_COLS                                                                   \
   "SELECT m.model_id, m.tenant_id, m.name, v.version, m.topic, m.created_at, m.updated_at," \
-  " v.schema_json FROM models m JOIN model_versions v ON v.model_id = m.model_id "
+  " v.schema_json, m.max_errors, m.max_error_rate FROM models m JOIN model_versions v ON v.model_id = m.model_id "
 
 static void row_to_rec(sqlite3_stmt *s, model_rec_t *r) {
   const unsigned char *id = sqlite3_column_text(s, 0);
@@ -99,6 +103,8 @@ static void row_to_rec(sqlite3_stmt *s, model_rec_t *r) {
   r->created_at_ms = sqlite3_column_int64(s, 5);
   r->updated_at_ms = sqlite3_column_int64(s, 6);
   r->schema_json = col_dup(s, 7);
+  r->max_errors = sqlite3_column_int64(s, 8);
+  r->max_error_rate = sqlite3_column_double(s, 9);
 }
 
 static int db_fail(model_store_t *st, bok_err_t *err) {
@@ -345,4 +351,27 @@ int model_store_ping(model_store_t *st, bok_err_t *err) {
   int out = rc == SQLITE_ROW ? 0 : db_fail(st, err);
   pthread_mutex_unlock(&st->mu);
   return out;
+}
+
+int model_store_set_budget(model_store_t *st, const char *tenant, const char *id, int set_errors, int64_t max_errors,
+                           int set_rate, double max_error_rate, bok_err_t *err) {
+  if ((set_errors && max_errors < -1) || (set_rate && max_error_rate != -1.0 && !(max_error_rate >= 0 && max_error_rate <= 1)))
+    return bok_err_set(err, BOK_ERR_INVALID, set_errors && max_errors < -1 ? "max_errors: expected a whole number >= 0"
+                                                                             : "max_error_rate: expected a number from 0 to 1");
+  pthread_mutex_lock(&st->mu);
+  sqlite3_stmt *s = NULL;
+  sqlite3_prepare_v2(st->db, "UPDATE models SET max_errors = CASE WHEN ?3 THEN ?4 ELSE max_errors END,"
+                             " max_error_rate = CASE WHEN ?5 THEN ?6 ELSE max_error_rate END"
+                             " WHERE model_id=?1 AND tenant_id=?2 AND deleted=0", -1, &s, NULL);
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, tenant, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 3, set_errors);
+  sqlite3_bind_int64(s, 4, max_errors);
+  sqlite3_bind_int(s, 5, set_rate);
+  sqlite3_bind_double(s, 6, max_error_rate);
+  int ret = sqlite3_step(s) == SQLITE_DONE ? 0 : db_fail(st, err);
+  sqlite3_finalize(s);
+  if (ret == 0 && sqlite3_changes(st->db) == 0) ret = bok_err_set(err, BOK_ERR_NOT_FOUND, "not found");
+  pthread_mutex_unlock(&st->mu);
+  return ret;
 }

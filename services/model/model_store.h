@@ -23,6 +23,8 @@ typedef struct {
   int64_t version;
   int64_t created_at_ms;
   int64_t updated_at_ms;
+  int64_t max_errors;    /* default error budget of its jobs; -1 = none */
+  double max_error_rate; /* 0..1; -1 = none */
 } model_rec_t;
 
 typedef struct model_store model_store_t;
@@ -46,6 +48,10 @@ int model_store_list(model_store_t *st, const char *tenant, model_rec_t **out, s
 /* name NULL/"" keeps the name; schema NULL/"" keeps the schema (and version). */
 int model_store_update(model_store_t *st, const char *tenant, const char *id, const char *name,
                        const char *schema_json, model_rec_t *out, bok_err_t *err);
+/* The default error budget of new jobs: each value set when its set_* flag
+ * is on; -1 removes it. INVALID for other negative values or a rate above 1. */
+int model_store_set_budget(model_store_t *st, const char *tenant, const char *id, int set_errors, int64_t max_errors,
+                           int set_rate, double max_error_rate, bok_err_t *err);
 int model_store_delete(model_store_t *st, const char *tenant, const char *id, bok_err_t *err);
 
 void model_rec_free(model_rec_t *r);

@@ -83,7 +83,8 @@ job_ctx_t *wk_job_get(worker_t *w, const Batch__V1__RowBatch *b) {
   snprintf(j->topic, sizeof j->topic, "%s", spec->topic);
   /* Only a cancelled job is skipped: rows of a finished job are redeliveries
    * of a batch whose transaction did not commit, and must be published. */
-  if (spec->state == BATCH__V1__JOB_STATE__JOB_STATE_CANCELLED) j->skip = 1;
+  if (spec->state == BATCH__V1__JOB_STATE__JOB_STATE_CANCELLED || spec->halted) j->skip = 1;
+  j->dry_run = spec->dry_run;
   Batch__V1__GetModelRequest mr = BATCH__V1__GET_MODEL_REQUEST__INIT;
   mr.model_id = b->model_id;
   mr.version = b->schema_version;
@@ -118,7 +119,7 @@ job_ctx_t *wk_job_get(worker_t *w, const Batch__V1__RowBatch *b) {
     }
   }
   protobuf_c_message_free_unpacked(&spec->base, NULL);
-  if (!j->skip && !j->broken[0]) ensure_topic(w, j->topic);
+  if (!j->skip && !j->broken[0] && !j->dry_run) ensure_topic(w, j->topic);
 add:
   j->last_used = bok_mono_ms();
   j->next = w->jobs;

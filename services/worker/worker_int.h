@@ -33,7 +33,8 @@ typedef struct job_ctx {
   char tenant[72];
   char model_id[40];
   char topic[300];
-  int skip;     /* cancelled or unknown: publish nothing more */
+  int skip;     /* cancelled, stopped by its error budget, or unknown: publish nothing more */
+  int dry_run;  /* validate and report only: no event, no events topic */
   char broken[400]; /* the job's rows cannot be validated (reason): all rejected */
   bok_schema_t *schema;
   bok_validator_t *validator;

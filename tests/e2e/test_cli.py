@@ -77,8 +77,10 @@ def test_session_and_outputs():
         rc, out, _ = cli(s, "--json", "job", "rejected", jshort)
         e.check(rc == 0 and len(json.loads(out)) == 4, "--json rejected")
         rc, out, _ = cli(s, "reprocess", jshort)
-        e.check(rc == 0 and re.fullmatch(r"Reprocessing job [0-9a-f]{8} created\n", out), "reprocess: %r" % out)
-        rshort = out.split()[2]
+        # the guide's line names the job given; the new job follows (issue 14)
+        e.check(rc == 0 and re.fullmatch(r"Reprocessing job %s created\nnew job: [0-9a-f]{8}\n" % jshort, out),
+                "reprocess: %r" % out)
+        rshort = out.split()[-1]
         rc, out, _ = cli(s, "job", "reprocess", jshort)
         e.check(rc == 0 and out.startswith("Reprocessing job "), "job reprocess alias")
         rc, out, _ = cli(s, "job", "watch", rshort)

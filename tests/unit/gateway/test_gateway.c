@@ -458,7 +458,8 @@ static void test_job_json(void **state) {
               "0e02b2c3d479\",\"model_id\":\"456a7890-b1cd-43ef-85ab-67890abcdef0\",\"total\":0,\"success\":0,"
               "\"errors\":0,\"state\":\"PENDING\",\"created_at\":\"2023-03-15T12:01:40.000Z\",\"updated_at\":\"2023-"
               "03-15T12:01:40.000Z\",\"model_name\":\"Sample Model\",\"file_name\":\"sample.csv\",\"started_at\":null,"
-              "\"finished_at\":null,\"waiting_ms\":1500,\"processing_ms\":0,\"parent_job_id\":null}");
+              "\"finished_at\":null,\"waiting_ms\":1500,\"processing_ms\":0,\"parent_job_id\":null,"
+              "\"warnings\":[],\"top_errors\":[],\"dry_run\":false,\"max_errors\":null,\"max_error_rate\":null}");
   /* finished with a job-level error and a parent */
   j.state = BATCH__V1__JOB_STATE__JOB_STATE_FAILED;
   j.total = 3;
@@ -469,6 +470,28 @@ static void test_job_json(void **state) {
   j.processing_ms = 14000;
   j.parent_job_id = "223e4567-e89b-12d3-a456-426614174001";
   j.error = "file has no header row";
+  Batch__V1__JobWarning w = BATCH__V1__JOB_WARNING__INIT, *wp = &w;
+  w.code = "HEADER_CASE_MISMATCH";
+  w.column = "timestamp";
+  w.message = "m";
+  j.n_warnings = 1;
+  j.warnings = &wp;
+  Batch__V1__ErrorSummaryEntry e = BATCH__V1__ERROR_SUMMARY_ENTRY__INIT, *ep = &e;
+  e.code = "NOT_A_FLOAT";
+  e.column = "x";
+  e.type = "FLOAT";
+  e.count = 2;
+  e.first_row = 3;
+  e.example = "\"abc\"";
+  e.has_example = 1;
+  e.message = "mm";
+  j.n_top_errors = 1;
+  j.top_errors = &ep;
+  j.dry_run = 1;
+  j.has_max_errors = 1;
+  j.max_errors = 10;
+  j.has_max_error_rate = 1;
+  j.max_error_rate = 0.1;
   assert_json(gw_job_json(&j),
               "{\"job_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"tenant_id\":\"f47ac10b-58cc-4372-a567-"
               "0e02b2c3d479\",\"model_id\":\"456a7890-b1cd-43ef-85ab-67890abcdef0\",\"total\":3,\"success\":0,"
@@ -476,7 +499,10 @@ static void test_job_json(void **state) {
               "03-15T12:01:55.000Z\",\"model_name\":\"Sample Model\",\"file_name\":\"sample.csv\",\"started_at\":"
               "\"2023-03-15T12:01:41.000Z\",\"finished_at\":\"2023-03-15T12:01:55.000Z\",\"waiting_ms\":1500,"
               "\"processing_ms\":14000,\"parent_job_id\":\"223e4567-e89b-12d3-a456-426614174001\",\"error\":\"file "
-              "has no header row\"}");
+              "has no header row\",\"warnings\":[{\"code\":\"HEADER_CASE_MISMATCH\",\"column\":\"timestamp\","
+              "\"message\":\"m\"}],\"top_errors\":[{\"code\":\"NOT_A_FLOAT\",\"column\":\"x\",\"type\":\"FLOAT\","
+              "\"count\":2,\"first_row\":3,\"example\":\"abc\",\"message\":\"mm\"}],\"dry_run\":true,"
+              "\"max_errors\":10,\"max_error_rate\":0.1}");
 }
 
 static void test_job_states(void **state) {

@@ -42,7 +42,7 @@ static void prepared_job(job_store_t *st, char id[40]) {
   new_job(st, id);
   job_msg_t msgs[2] = {{1, 10, 10, 0, 5}, {11, 20, 10, 1, 7}};
   bok_err_t err;
-  assert_int_equal(job_store_prepare_commit(st, id, "a,b", 3, 20, msgs, 2, NULL, &err), 0);
+  assert_int_equal(job_store_prepare_commit(st, id, "a,b", 3, 20, msgs, 2, NULL, NULL, 0, &err), 0);
 }
 
 static job_t get(job_store_t *st, const char *id) {
@@ -249,7 +249,7 @@ static void test_malformed_rows_are_counted_at_prepare(void **state) {
   make_report(&r, id, 0, 0, 0, 0, rej, 1);
   r.res.n_batches = 0; /* per-row form: the job service's own rejections */
   job_msg_t msgs[1] = {{1, 3, 2, 0, 1}};
-  assert_int_equal(job_store_prepare_commit(st, id, "a", 1, 3, msgs, 1, &r.res, &err), 0);
+  assert_int_equal(job_store_prepare_commit(st, id, "a", 1, 3, msgs, 1, &r.res, NULL, 0, &err), 0);
   job_t j = get(st, id);
   assert_int_equal(j.errors, 1);
   assert_int_equal(j.total, 3);

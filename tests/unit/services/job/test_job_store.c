@@ -289,6 +289,87 @@ static void test_rejected_paging_and_restart(void **s) {
   job_store_close(st);
 }
 
+/* The error summary is kept at counting time: a redelivered message adds
+ * nothing, first_row is the lowest row whatever the counting order, and the
+ * job carries the largest entries. */
+static void test_error_summary_counted_once(void **s) {
+  (void)s;
+  job_store_t *st = open_store();
+  char id[40];
+  new_job(st, "t1", id);
+  bok_err_t err;
+  assert_int_equal(job_store_finish_upload(st, id, "a,b", 3, 1500, &err), 0);
+  const int64_t m2[][2] = {{501, 1000}};
+  const int64_t rej2[] = {700, 800};
+  assert_int_equal(report_batches(st, id, m2, 1, rej2, 2), 0); /* counted before the first message */
+  const int64_t m1[][2] = {{1, 500}};
+  const int64_t rej1[] = {10};
+  assert_int_equal(report_batches(st, id, m1, 1, rej1, 1), 0);
+  assert_int_equal(report_batches(st, id, m2, 1, rej2, 2), 0); /* redelivered */
+  Batch__V1__ErrorSummaryEntry **e;
+  size_t n;
+  assert_int_equal(job_store_summary(st, "t1", id, 0, &e, &n, &err), 0);
+  assert_int_equal(n, 1);
+  assert_string_equal(e[0]->code, "NOT_AN_INTEGER");
+  assert_string_equal(e[0]->column, "n");
+  assert_int_equal(e[0]->count, 3);
+  assert_int_equal(e[0]->first_row, 10);
+  job_summary_free(e, n);
+  job_t j = get(st, id);
+  assert_int_equal(j.errors, 3);
+  assert_int_equal(j.n_top_errors, 1);
+  assert_int_equal(j.top_errors[0]->count, 3);
+  job_free(&j);
+  assert_int_equal(job_store_summary(st, "t2", id, 0, &e, &n, &err), -1); /* another tenant's */
+  assert_int_equal(err.code, BOK_ERR_NOT_FOUND);
+  job_store_close(st);
+}
+
+static void test_error_budget_stops_the_job(void **s) {
+  (void)s;
+  job_store_t *st = open_store();
+  job_t nj;
+  memset(&nj, 0, sizeof nj);
+  nj.tenant_id = "t1";
+  nj.model_id = "m1";
+  nj.format = "csv";
+  nj.topic = "t";
+  nj.has_max_errors = 1;
+  nj.max_errors = 2;
+  bok_err_t err;
+  assert_int_equal(job_store_create(st, &nj, &err), 0);
+  assert_int_equal(job_store_finish_upload(st, nj.job_id, "a,b", 3, 100, &err), 0);
+  const int64_t rej[] = {3, 4};
+  assert_int_equal(report(st, nj.job_id, 1, 3, rej, 2), 0); /* 2 rejected: within the budget */
+  job_t j = get(st, nj.job_id);
+  assert_int_equal(j.state, ST(RUNNING));
+  job_free(&j);
+  const int64_t rej2[] = {6};
+  assert_int_equal(report(st, nj.job_id, 5, 6, rej2, 1), 0);
+  j = get(st, nj.job_id);
+  assert_int_equal(j.state, ST(FAILED));
+  assert_true(j.halted);
+  assert_string_equal(j.error, "error budget exceeded: 3 of the first 6 rows rejected (limit 2 rejected rows); "
+                               "3 events were already published");
+  job_free(&j);
+  /* its remaining rows are skipped as for a cancelled job */
+  Batch__V1__JobResults r = BATCH__V1__JOB_RESULTS__INIT;
+  r.job_id = nj.job_id;
+  assert_int_equal(job_store_stage(st, &r, "g", &err), 1);
+  job_store_close(st);
+}
+
+static void test_budget_messages(void **s) {
+  (void)s;
+  char m[300];
+  job_budget_message(1204, 5000, 1, 0.1, -1, 3796, 0, m, sizeof m);
+  assert_string_equal(m, "error budget exceeded: 1,204 of the first 5,000 rows rejected (limit 10%); "
+                         "3,796 events were already published");
+  job_budget_message(1, 1, 0, -1, 0, 0, 1, m, sizeof m);
+  assert_string_equal(m, "error budget exceeded: 1 of the first 1 rows rejected (limit 0 rejected rows); "
+                         "dry run, no event published");
+}
+
 static int setup(void **s) {
   (void)s;
   snprintf(g_path, sizeof g_path, "/tmp/bok_jobs_%d.db", (int)getpid());
@@ -312,6 +393,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_idempotent_reports_and_states, setup, teardown),
       cmocka_unit_test_setup_teardown(test_batch_reports_count_each_message_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_success_failed_cancel, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_rejected_paging_and_restart, setup, teardown)};
+      cmocka_unit_test_setup_teardown(test_rejected_paging_and_restart, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_error_summary_counted_once, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_error_budget_stops_the_job, setup, teardown),
+      cmocka_unit_test(test_budget_messages)};
   return cmocka_run_group_tests(t, NULL, NULL);
 }
