@@ -264,6 +264,10 @@ class Fleet:
                 self.start(name)
 
 
+# kills are what exactly-once is most about: they come most often
+WEIGHTS = {"kill": 3, "stop": 2, "broker": 1, "slow": 1}
+
+
 class FaultThread(threading.Thread):
     """Injects one random fault after another until stopped; every fault ends
     with its process running again (or the broker started)."""
@@ -277,7 +281,7 @@ class FaultThread(threading.Thread):
     def run(self):
         try:
             while not self.halt.wait(self.rng.uniform(1.0, 5.0)):
-                kind = self.rng.choice(self.kinds)
+                kind = self.rng.choices(self.kinds, [WEIGHTS.get(k, 1) for k in self.kinds])[0]
                 getattr(self, "fault_" + kind)()
         except Exception as x:
             self.error = x
