@@ -225,11 +225,15 @@ class Fleet:
                 self.died.append((self.round, name, how, s.log_tail(4)))
                 say("DIED %s (%s); starting it again. Last log lines:\n%s" % (name, how, indent(s.log_tail(4))))
                 s.start(wait=False)
-        with self.broker.lock:
+        if not self.broker.lock.acquire(blocking=False):
+            return  # a fault is stopping or starting it
+        try:
             if not self.broker.down and self.broker.pid() is None:
                 self.died.append((self.round, "broker", "gone", tail(os.path.join(self.broker.dir, "kafka.log"), 4)))
                 say("DIED broker; starting it again")
                 self.broker.start()
+        finally:
+            self.broker.lock.release()
 
     def supervise(self):
         def loop():
@@ -548,7 +552,7 @@ class Tally:
             what, u.file_name, u.job_id or "-", u.tenant, u.n, u.model["name"], text))
 
 
-def evaluate(uploads, events, strangers=()):
+def evaluate(uploads, events, strangers=(), strays=False):
     t = Tally()
     t.jobs = len(uploads)
     known = set()
@@ -618,26 +622,29 @@ def evaluate(uploads, events, strangers=()):
         if missing:
             t.missing[u.job_id] = missing
             t.lost += len(missing)
-    # events whose job is none of ours: by key, an upload that got no job
+    # events whose job header is none of these jobs: extra when their key
+    # names one of these uploads (or, with strays=True, whatever they are)
     tags = {u.tag: u for u in uploads}
-    all_ids = {u.job_id for u in uploads if u.job_id}
     for job, rows in events.items():
-        if job in all_ids:
+        if job in known:
             continue
         for r, seen in rows.items():
             for ts, key in seen:
                 u = tags.get(key.rsplit("-", 1)[0])
-                if u is not None and u.job_id is None:
-                    t.extra += 1
-                    if t.extra <= 5:
-                        t.note("extra", u, "event of an upload that has no job (job header %s, row %s)" % (job, r))
+                if u is None and not strays:
+                    continue
+                t.extra += 1
+                if t.extra <= 5 and u is not None:
+                    t.note("extra", u, "event of row %s under job %s, not this upload's job" % (r, job))
+                elif t.extra <= 5:
+                    t.details.append("extra    event %s (job %s, row %s) of no upload" % (key, job, r))
     for j in strangers:
         t.bad += 1
         t.details.append("bad      a job nobody uploaded: %s" % j)
     return t
 
 
-def settle_and_check(api, bootstrap, topics, uploads, tenants, last_fault_end, all_uploads, settle):
+def settle_and_check(api, bootstrap, topics, uploads, tenants, last_fault_end, all_uploads, settle, strays=False):
     """Waits (bounded) for every upload's job to be final, then checks the
     events; missing ones are read again for LATE_SECONDS (late vs lost)."""
     deadline = time.time() + settle
@@ -656,13 +663,13 @@ def settle_and_check(api, bootstrap, topics, uploads, tenants, last_fault_end, a
     if wait > 0:
         time.sleep(wait)
     ev = read_events(bootstrap, topics)
-    t = evaluate(uploads, ev, strangers)
+    t = evaluate(uploads, ev, strangers, strays)
     first_missing = {j: set(r) for j, r in t.missing.items()}
     end = time.time() + LATE_SECONDS
     while t.missing and time.time() < end:
         time.sleep(5)
         ev = read_events(bootstrap, topics)
-        t = evaluate(uploads, ev, strangers)
+        t = evaluate(uploads, ev, strangers, strays)
     late = sum(len(rows - t.missing.get(j, set())) for j, rows in first_missing.items())
     t.late = late
     for j, rows in first_missing.items():
@@ -844,6 +851,8 @@ def run_round(rnd, window, ctx):
         faults.join(120)
         if faults.is_alive():
             raise HarnessError("the fault thread did not end")
+        if faults.error:
+            say("round %d: the fault thread stopped early: %r" % (rnd, faults.error))
     fleet.heal()
     last_fault_end = time.time()
     say("round %d: faults over (%s); healing" % (rnd, fmt_faults(fleet.faults.get(rnd, {}))))
@@ -873,7 +882,7 @@ def final_check(ctx):
     died0 = len(fleet.died)
     say("final check: every job of every round, events read again")
     t = settle_and_check(s.api_url, broker.bootstrap(), ctx["topics"], ctx["uploads"], ctx["tenants"],
-                         time.time() - TXN_TIMEOUT_S, ctx["uploads"], 30)
+                         time.time() - TXN_TIMEOUT_S, ctx["uploads"], 30, strays=True)
     died = len(fleet.died) - died0
     faults = {}
     for f in fleet.faults.values():
