@@ -75,7 +75,10 @@ MIN_ROWS = env_int("TORTURE_MIN_ROWS", 300)
 MAX_ROWS = env_int("TORTURE_MAX_ROWS", 20000)
 FAULTS = [f for f in os.environ.get("TORTURE_FAULTS", "kill,stop,broker,slow").split(",") if f]
 ALLOW_DIED = os.environ.get("TORTURE_ALLOW_DIED", "0") == "1"
-KEEP_LOGS = os.environ.get("TORTURE_KEEP_LOGS", "")  # dir; default: a temp dir, only on failure
+KEEP_LOGS = os.environ.get("TORTURE_KEEP_LOGS", "")
+# BOK_FAULT for every process of the stack, e.g. "job.report:delay=500" (the
+# fault points of docs/GUARANTEES.md, where the binaries have them)
+BOK_FAULT = os.environ.get("TORTURE_BOK_FAULT", "")  # dir; default: a temp dir, only on failure
 # The worker aborts a killed worker's open transaction after this (worker.yaml);
 # events are first read this long (+5 s) after the last fault.
 TXN_TIMEOUT_S = 10
@@ -193,6 +196,7 @@ class Fleet:
 
     def kill(self, name):
         with self.lock:
+            self.check_one(name)  # gone already: it died before our kill
             self.down.add(name)
             self.stopped.discard(name)
             self.svcs[name].kill()
@@ -217,14 +221,8 @@ class Fleet:
         """One supervision pass: a process that is gone and not taken down by
         us died; it is counted and started again."""
         with self.lock:
-            for name, s in self.svcs.items():
-                if name in self.down or s.proc is None or s.alive():
-                    continue
-                rc = s.proc.returncode
-                how = ("exit %d" % rc) if rc >= 0 else ("signal %d" % -rc)
-                self.died.append((self.round, name, how, s.log_tail(4)))
-                say("DIED %s (%s); starting it again. Last log lines:\n%s" % (name, how, indent(s.log_tail(4))))
-                s.start(wait=False)
+            for name in self.svcs:
+                self.check_one(name)
         if not self.broker.lock.acquire(blocking=False):
             return  # a fault is stopping or starting it
         try:
@@ -234,6 +232,16 @@ class Fleet:
                 self.broker.start()
         finally:
             self.broker.lock.release()
+
+    def check_one(self, name):
+        s = self.svcs[name]
+        if name in self.down or s.proc is None or s.alive():
+            return
+        rc = s.proc.returncode
+        how = ("exit %d" % rc) if rc >= 0 else ("signal %d" % -rc)
+        self.died.append((self.round, name, how, s.log_tail(4)))
+        say("DIED %s (%s); starting it again. Last log lines:\n%s" % (name, how, indent(s.log_tail(4))))
+        s.start(wait=False)
 
     def supervise(self):
         def loop():
@@ -956,6 +964,9 @@ def main():
         broker.start()
         say("private broker on %s (started in %.1fs)" % (broker.bootstrap(), time.time() - t))
         os.environ["BOK_KAFKA_BOOTSTRAP"] = broker.bootstrap()  # bok_e2e's Stack and kcat use it
+        if BOK_FAULT:
+            os.environ["BOK_FAULT"] = BOK_FAULT
+            say("BOK_FAULT=%s for every process" % BOK_FAULT)
         tenants = ["acme", "globex", "tenant_a", "initech", "umbrella"][:max(1, N_TENANTS)]
         with e.Stack(workers=N_WORKERS) as s:
             ctx["stack"] = s
