@@ -503,11 +503,12 @@ def read_events(bootstrap, topics, committed=True):
     job header is not a job id, from a read_committed consumer of every topic
     (from the beginning to the last stable offset)."""
     by_job = {}
+    isolation = "isolation.level=" + ("read_committed" if committed else "read_uncommitted")
     for topic in topics:
         out = None
         for attempt in range(5):
             cmd = ["kcat", "-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-q",
-                   "-f", "%k\\t%T\\t%h\\n", "-X", "isolation.level=" + ("read_committed" if committed else "read_uncommitted")]
+                   "-f", "%k\\t%T\\t%h\\n", "-X", isolation]
             try:
                 r = subprocess.run(cmd, capture_output=True, timeout=120)
             except subprocess.TimeoutExpired:
