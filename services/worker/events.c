@@ -57,7 +57,8 @@ int wk_process_msg(worker_t *w, batch_t *b, const rd_kafka_message_t *m, int64_t
      * times before 1970, which Kafka cannot store (the event keeps its value):
      * this message's processing time, read once here instead of once per
      * event inside librdkafka (clock_gettime was 7 % of the worker's CPU).
-     * An event time of exactly 0 (1970-01-01T00:00:00Z) is a real one. */
+     * librdkafka reads a timestamp of 0 as "now", so the event time 0
+     * (1970-01-01T00:00:00Z) is stamped 1 ms. */
     int64_t now_ms = bok_now_ms();
     for (size_t i = 0; i < rb->n_rows && rc == 0; i++) {
       Batch__V1__Row *row = rb->rows[i];
@@ -83,7 +84,7 @@ int wk_process_msg(worker_t *w, batch_t *b, const rd_kafka_message_t *m, int64_t
             w->producer, RD_KAFKA_V_TOPIC(j->topic),
             RD_KAFKA_V_KEY(w->rr.key.len ? w->rr.key.data : NULL, w->rr.key.len),
             RD_KAFKA_V_VALUE(w->rr.event.data, w->rr.event.len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_TIMESTAMP(w->rr.event_time_ms >= 0 ? w->rr.event_time_ms : now_ms),
+            RD_KAFKA_V_TIMESTAMP(w->rr.event_time_ms > 0 ? w->rr.event_time_ms : w->rr.event_time_ms == 0 ? 1 : now_ms),
             RD_KAFKA_V_HEADER("tenant", j->tenant, -1), RD_KAFKA_V_HEADER("job", j->job_id, -1),
             RD_KAFKA_V_HEADER("model", j->model_id, -1), RD_KAFKA_V_HEADER("row", rowbuf, rl), RD_KAFKA_V_END);
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
