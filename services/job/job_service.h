@@ -18,5 +18,7 @@ typedef struct {
 } job_service_t;
 
 int job_service_register(bok_rpc_server_t *srv, job_service_t *svc);
+/* Answers a call with a job (job_service.c; used by job_upload.c too). */
+void job_service_reply(bok_rpc_call_t *call, const job_t *j);
 
 #endif

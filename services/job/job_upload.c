@@ -1,0 +1,456 @@
+/* job_upload.c -- the JobService methods that write rows: Upload (a client
+ * stream split into rows by the data core, produced to the rows topic in one
+ * transaction) and ReprocessJob (a job's rejected rows again, as a child
+ * job), and the commit both end with: messages and header stored before the
+ * Kafka commit, the outcome after it, an unknown outcome settled from Kafka
+ * (docs/GUARANTEES.md). Handlers run on the gRPC server's threads and may
+ * block. */
+#include "job_upload.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch/v1/model.pb-c.h"
+#include "bok/core.h"
+#include "bok/fault.h"
+#include "bok/schema.h"
+#include "bok/util.h"
+#include "header_check.h"
+#include "job_obs.h"
+
+#define UPLOAD_STATE_ERRLEN 256
+
+/* Fetches a model (current version) for `tenant`. */
+static int get_model(job_service_t *svc, const char *tenant, const char *model_id, Batch__V1__Model **m,
+                     bok_err_t *err) {
+  Batch__V1__GetModelRequest r = BATCH__V1__GET_MODEL_REQUEST__INIT;
+  r.model_id = (char *)model_id;
+  if (bok_rpc_unary(svc->models, "/batch.v1.ModelService/GetModel", tenant, 10000, &r.base,
+                    &batch__v1__model__descriptor, (ProtobufCMessage **)m, err) != 0) {
+    if (err->code == BOK_ERR_NOT_FOUND) bok_err_set(err, BOK_ERR_NOT_FOUND, "model not found");
+    if (err->code == BOK_ERR_UNAVAILABLE) bok_err_set(err, BOK_ERR_UNAVAILABLE, "model service unavailable");
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- committing a job's rows (docs/GUARANTEES.md) ------------------------- */
+
+/* Settles an unknown commit outcome by reading the last message: 0 committed,
+ * -1 aborted, 1 still unknown (the resolver thread retries later). */
+static int settle(job_service_t *svc, const job_msg_t *last) {
+  int r = row_pool_resolve(svc->rows, last->partition, last->offset, 10000);
+  return r == 1 ? 0 : r == 0 ? -1 : 1;
+}
+
+/* Flushes the job's rows, stores its messages, header and the rows the
+ * service rejected itself, commits the rows transaction and stores the
+ * outcome. Consumes w. Returns NULL when the rows are committed (or the
+ * outcome is still being settled), else the job's error (the job is FAILED;
+ * details in kerr). */
+static const char *commit_rows(job_service_t *svc, const char *job_id, row_batch_writer_t *w, const char *header,
+                               size_t hlen, int64_t total, const Batch__V1__JobResults *malformed,
+                               const job_warnings_t *warnings, char *kerr, size_t kerrlen) {
+  bok_err_t err;
+  if (row_producer_flush(w, kerr, kerrlen) != 0) {
+    row_producer_abort(w);
+    job_store_fail(svc->store, job_id, "Kafka unavailable", &err);
+    return "Kafka unavailable";
+  }
+  size_t n;
+  const row_msg_t *rm = row_producer_messages(w, &n);
+  job_msg_t *msgs = malloc((n ? n : 1) * sizeof *msgs);
+  for (size_t i = 0; i < n; i++)
+    msgs[i] = (job_msg_t){rm[i].first_row, rm[i].last_row, rm[i].rows, rm[i].partition, rm[i].offset};
+  bok_fault("job.before_store");
+  if (job_store_prepare_commit(svc->store, job_id, header, hlen, total, msgs, n, malformed,
+                               warnings ? warnings->w : NULL, warnings ? warnings->n : 0, &err) != 0) {
+    snprintf(kerr, kerrlen, "%.200s", err.msg);
+    row_producer_abort(w);
+    free(msgs);
+    job_store_fail(svc->store, job_id, "job storage unavailable", &err);
+    return "job storage unavailable";
+  }
+  int c = row_producer_commit(w, kerr, kerrlen);
+  bok_fault("job.after_rows_commit");
+  if (c == 1) c = n ? settle(svc, &msgs[n - 1]) : 0;
+  if (c == 0) job_store_commit_outcome(svc->store, job_id, 1, NULL, &err);
+  if (c < 0) job_store_commit_outcome(svc->store, job_id, 0, "Kafka unavailable", &err);
+  if (c == 1)
+    bok_logf(svc->log, svc->log_opaque, BOK_LOG_WARN, "job %s: rows commit outcome unknown (%s); settling later",
+             job_id, kerr);
+  row_producer_end(w);
+  free(msgs);
+  return c < 0 ? "Kafka unavailable" : NULL;
+}
+
+/* ---- upload --------------------------------------------------------------- */
+
+typedef struct {
+  job_service_t *svc;
+  job_t *job;
+  row_batch_writer_t *w;
+  bok_buf_t header;
+  int have_header;
+  int csv;
+  int64_t rows;
+  int kafka_failed;
+  char sep;
+  bok_schema_t *schema; /* the model's schema, for the header check (NULL: none) */
+  job_warnings_t warnings;
+  /* malformed rows are recorded here directly as rejected */
+  Batch__V1__JobResults bad;
+  size_t bad_cap;
+} upload_t;
+
+static void record_malformed(upload_t *u, int64_t row, const char *raw, size_t len, bok_csv_status_t st) {
+  if (u->bad.n_rejected == u->bad_cap) {
+    u->bad_cap = u->bad_cap ? u->bad_cap * 2 : 16;
+    u->bad.rejected = realloc(u->bad.rejected, u->bad_cap * sizeof *u->bad.rejected);
+  }
+  Batch__V1__RowRejection *r = calloc(1, sizeof *r);
+  batch__v1__row_rejection__init(r);
+  r->row = row;
+  r->raw.data = malloc(len ? len : 1);
+  memcpy(r->raw.data, raw, len);
+  r->raw.len = len;
+  Batch__V1__RejectedCell *c = calloc(1, sizeof *c);
+  batch__v1__rejected_cell__init(c);
+  c->row = row;
+  c->code = "MALFORMED_ROW";
+  char msg[128];
+  snprintf(msg, sizeof msg, "Row %lld is malformed: %s.", (long long)row, bok_csv_status_text(st));
+  c->message = strdup(msg);
+  r->n_cells = 1;
+  r->cells = malloc(sizeof *r->cells);
+  r->cells[0] = c;
+  u->bad.rejected[u->bad.n_rejected++] = r;
+}
+
+static void free_malformed(upload_t *u) {
+  for (size_t i = 0; i < u->bad.n_rejected; i++) {
+    Batch__V1__RowRejection *r = u->bad.rejected[i];
+    free(r->raw.data);
+    free(r->cells[0]->message);
+    free(r->cells[0]);
+    free(r->cells);
+    free(r);
+  }
+  free(u->bad.rejected);
+}
+
+static int on_record(void *ud, int64_t row, const char *raw, size_t len, bok_csv_status_t st) {
+  upload_t *u = ud;
+  if (u->csv && row == 0) {
+    bok_buf_append(&u->header, raw, len);
+    u->have_header = 1;
+    if (u->schema && st == BOK_CSV_OK) job_header_check(u->schema, raw, len, u->sep, &u->warnings);
+    return 0;
+  }
+  u->rows++;
+  if (st != BOK_CSV_OK) {
+    record_malformed(u, row, raw, len, st);
+    if (st == BOK_CSV_UNTERMINATED_QUOTE) {
+      char msg[200];
+      snprintf(msg, sizeof msg,
+               "row %lld opens a quote that is never closed: the rest of the file was read as that one row",
+               (long long)row);
+      job_warnings_add(&u->warnings, "UNTERMINATED_QUOTE", "", msg);
+    }
+    return 0;
+  }
+  if (row_producer_add(u->w, row, raw, len) != 0) {
+    u->kafka_failed = 1;
+    return 1;
+  }
+  return 0;
+}
+
+/* The error budget of a new job: the upload's own, else the model's default. */
+static void set_budget(job_t *job, const Batch__V1__UploadHeader *h, const Batch__V1__Model *model) {
+  if (h->has_max_errors) {
+    job->has_max_errors = 1;
+    job->max_errors = h->max_errors;
+  } else if (model->has_max_errors && model->max_errors >= 0) {
+    job->has_max_errors = 1;
+    job->max_errors = model->max_errors;
+  }
+  if (h->has_max_error_rate) {
+    job->has_max_error_rate = 1;
+    job->max_error_rate = h->max_error_rate;
+  } else if (model->has_max_error_rate && model->max_error_rate >= 0) {
+    job->has_max_error_rate = 1;
+    job->max_error_rate = model->max_error_rate;
+  }
+}
+
+/* The CSV separator of an upload header, as the gateway accepts it: empty ->
+ * ','; a tab ("\t", "\\t" or "tab"); one printable ASCII byte other than '"'.
+ * -1 for anything else (NUL, line breaks, quotes, bytes >= 0x80, several
+ * characters). */
+static int parse_separator(const char *s) {
+  if (!s || !*s) return ',';
+  if (strcmp(s, "\t") == 0 || strcmp(s, "\\t") == 0 || strcmp(s, "tab") == 0) return '\t';
+  if (s[1] != '\0') return -1;
+  unsigned char c = (unsigned char)s[0];
+  return c >= 0x20 && c < 0x7f && c != '"' ? c : -1;
+}
+
+/* Checks an upload header: format, separator, error budget. NULL when it is
+ * fine (*csv, *sep set), else the message of an INVALID_ARGUMENT. */
+static const char *check_header(const Batch__V1__UploadHeader *h, int *csv, int *sep) {
+  const char *fmt = h->format && *h->format ? h->format : "csv";
+  *csv = strcmp(fmt, "csv") == 0;
+  if (!*csv && strcmp(fmt, "ndjson") != 0) return "format: use csv or ndjson";
+  *sep = parse_separator(h->separator);
+  if (*sep < 0) return "separator: one printable ASCII character other than '\"', or a tab (\\t); empty means ','";
+  if (h->has_max_errors && h->max_errors < 0) return "max_errors: expected a whole number >= 0";
+  if (h->has_max_error_rate && !(h->max_error_rate >= 0.0 && h->max_error_rate <= 1.0))
+    return "max_error_rate: expected a number from 0 to 1";
+  return NULL;
+}
+
+/* Creates the PENDING job of an upload (job_id filled in). 0 ok, -1 err. */
+static int create_job(job_service_t *svc, const char *tenant, const Batch__V1__UploadHeader *h,
+                      const Batch__V1__Model *model, int csv, int sep, char job_id[40], bok_err_t *err) {
+  job_t job;
+  memset(&job, 0, sizeof job);
+  job.dry_run = h->dry_run;
+  set_budget(&job, h, model);
+  char sepstr[2] = {(char)sep, 0};
+  job.tenant_id = (char *)tenant;
+  job.model_id = model->model_id;
+  job.model_name = model->name;
+  job.file_name = h->file_name;
+  job.format = csv ? "csv" : "ndjson";
+  job.separator = sepstr;
+  job.topic = model->topic;
+  job.schema_version = model->version;
+  if (job_store_create(svc->store, &job, err) != 0) return -1;
+  snprintf(job_id, 40, "%s", job.job_id);
+  return 0;
+}
+
+/* Feeds the chunks of the stream to the splitter. 0 at the stream's end, -1
+ * when the client went away, -2 when the splitter stopped (Kafka failed). */
+static int stream_rows(bok_rpc_call_t *call, bok_csv_t *rd) {
+  ProtobufCMessage *m = NULL;
+  int r;
+  for (;;) {
+    r = bok_rpc_call_read(call, &batch__v1__upload_request__descriptor, &m);
+    if (r <= 0) break;
+    Batch__V1__UploadRequest *c = (void *)m;
+    if (c->kind_case == BATCH__V1__UPLOAD_REQUEST__KIND_CHUNK) {
+      bok_counter_add(job_metrics.upload_bytes, c->chunk.len);
+      if (bok_csv_feed(rd, (const char *)c->chunk.data, c->chunk.len)) r = -2;
+    }
+    protobuf_c_message_free_unpacked(m, NULL);
+    if (r == -2) break;
+    bok_fault("job.mid_upload");
+  }
+  if (r == 0) bok_csv_finish(rd);
+  return r;
+}
+
+/* Reads the rows and commits them (or fails the job). Returns the job's
+ * error or NULL; *interrupted when the client went away. */
+static const char *receive(job_service_t *svc, bok_rpc_call_t *call, upload_t *u, const char *job_id, int sep,
+                           int *interrupted, char *kerr, size_t kerrlen) {
+  bok_err_t err;
+  bok_csv_t *rd = u->csv ? bok_csv_new((char)sep, svc->max_row_bytes, on_record, u)
+                         : bok_ndjson_new(svc->max_row_bytes, on_record, u);
+  int r = stream_rows(call, rd);
+  bok_csv_destroy(rd);
+  bok_counter_add(job_metrics.rows_received, (uint64_t)u->rows);
+  const char *job_error = NULL;
+  if (r == -1) {
+    *interrupted = 1;
+    job_error = "upload interrupted";
+  } else if (u->kafka_failed) {
+    job_error = "Kafka unavailable";
+  } else if (u->csv && !u->have_header) {
+    job_error = "file has no header row";
+  } else if (u->rows == 0) {
+    job_error = "file has no data rows";
+  }
+  if (!job_error)
+    return commit_rows(svc, job_id, u->w, u->header.data, u->header.len, u->rows, &u->bad, &u->warnings, kerr, kerrlen);
+  row_producer_abort(u->w);
+  job_store_fail(svc->store, job_id, job_error, &err);
+  return job_error;
+}
+
+static void upload_free(upload_t *u) {
+  free_malformed(u);
+  bok_buf_free(&u->header);
+  bok_schema_destroy(u->schema);
+  job_warnings_free(&u->warnings);
+}
+
+/* The header message: checked, its model resolved, the job created. NULL
+ * when the call has been answered with an error. The model is the caller's. */
+static Batch__V1__Model *open_upload(job_service_t *svc, bok_rpc_call_t *call, int *csv, int *sep,
+                                     int *dry_run, char job_id[40]) {
+  ProtobufCMessage *m = NULL;
+  bok_err_t err;
+  bok_err_clear(&err);
+  int r = bok_rpc_call_read(call, &batch__v1__upload_request__descriptor, &m);
+  Batch__V1__UploadRequest *first = (void *)m;
+  const char *bad = r != 1 || first->kind_case != BATCH__V1__UPLOAD_REQUEST__KIND_HEADER
+                        ? "an upload starts with a header message"
+                        : check_header(first->header, csv, sep);
+  Batch__V1__Model *model = NULL;
+  if (bad) {
+    bok_rpc_call_fail(call, BOK_ERR_INVALID, "%s", bad);
+  } else if (get_model(svc, bok_rpc_call_tenant(call), first->header->model_id, &model, &err) != 0 ||
+             create_job(svc, bok_rpc_call_tenant(call), first->header, model, *csv, *sep, job_id, &err) != 0) {
+    bok_rpc_call_fail_err(call, &err);
+    if (model) protobuf_c_message_free_unpacked(&model->base, NULL);
+    model = NULL;
+  } else {
+    *dry_run = first->header->dry_run;
+  }
+  if (m) protobuf_c_message_free_unpacked(m, NULL);
+  return model;
+}
+
+/* JobService/Upload: a header message, then the file's bytes; the rows go
+ * to the rows topic in one transaction and the job is answered. */
+void job_upload(void *ud, bok_rpc_call_t *call) {
+  job_service_t *svc = ud;
+  const char *tenant = bok_rpc_call_tenant(call);
+  int csv = 1, sep = ',', dry_run = 0, interrupted = 0;
+  char job_id[40];
+  Batch__V1__Model *model = open_upload(svc, call, &csv, &sep, &dry_run, job_id);
+  if (!model) return;
+  (void)dry_run;
+  bok_log_ctx_set(tenant, job_id); /* the upload's lines carry job= */
+  upload_t u;
+  memset(&u, 0, sizeof u);
+  u.svc = svc;
+  u.csv = csv;
+  u.sep = (char)sep;
+  char cerr[200];
+  if (csv && bok_schema_compile(model->schema_json, strlen(model->schema_json), &u.schema, cerr, sizeof cerr) != 0)
+    u.schema = NULL; /* the workers report it per row */
+  bok_buf_init(&u.header, 0);
+  batch__v1__job_results__init(&u.bad);
+  u.bad.job_id = job_id;
+  char kerr[UPLOAD_STATE_ERRLEN] = "";
+  bok_err_t err;
+  u.w = row_producer_begin(svc->rows, tenant, job_id, model->model_id, model->version, kerr, sizeof kerr);
+  protobuf_c_message_free_unpacked(&model->base, NULL);
+  const char *job_error = "Kafka unavailable";
+  if (!u.w)
+    job_store_fail(svc->store, job_id, job_error, &err);
+  else
+    job_error = receive(svc, call, &u, job_id, sep, &interrupted, kerr, sizeof kerr);
+  if (job_error)
+    bok_logf(svc->log, svc->log_opaque, BOK_LOG_WARN, "job %s failed: %s%s%s", job_id, job_error, kerr[0] ? ": " : "",
+             kerr);
+  else
+    bok_logf(svc->log, svc->log_opaque, BOK_LOG_INFO, "job %s: %lld rows queued", job_id, (long long)u.rows);
+  upload_free(&u);
+  if (interrupted) {
+    bok_rpc_call_fail(call, BOK_ERR_CANCELLED, "upload interrupted");
+    return;
+  }
+  job_t out;
+  if (job_store_get(svc->store, tenant, job_id, &out, &err) != 0) {
+    bok_rpc_call_fail_err(call, &err);
+    return;
+  }
+  job_service_reply(call, &out);
+  job_free(&out);
+}
+
+typedef struct {
+  row_batch_writer_t *w;
+  int64_t n;
+} reproc_t;
+
+static int reproc_row(void *ud, int64_t row, const void *raw, size_t len) {
+  reproc_t *x = ud;
+  x->n++;
+  return row_producer_add(x->w, row, raw, len);
+}
+
+void job_reprocess(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) {
+  job_service_t *svc = ud;
+  const Batch__V1__ReprocessJobRequest *r = (const void *)req;
+  const char *tenant = bok_rpc_call_tenant(call);
+  bok_err_t err;
+  job_t parent;
+  if (job_store_get(svc->store, tenant, r->job_id, &parent, &err) != 0) {
+    bok_rpc_call_fail_err(call, &err);
+    return;
+  }
+  if (parent.state == BATCH__V1__JOB_STATE__JOB_STATE_PENDING || parent.state == BATCH__V1__JOB_STATE__JOB_STATE_RUNNING) {
+    /* its rejected rows are not all known yet */
+    bok_rpc_call_fail(call, BOK_ERR_CONFLICT,
+                      parent.errors ? "job is still running" : "job is still running (no rejected rows yet)");
+    job_free(&parent);
+    return;
+  }
+  if (parent.errors == 0) {
+    job_free(&parent);
+    bok_rpc_call_fail(call, BOK_ERR_CONFLICT, "job has no rejected rows");
+    return;
+  }
+  Batch__V1__Model *model = NULL;
+  if (get_model(svc, tenant, parent.model_id, &model, &err) != 0) {
+    job_free(&parent);
+    if (err.code == BOK_ERR_NOT_FOUND) bok_err_set(&err, BOK_ERR_CONFLICT, "the model of this job was deleted");
+    bok_rpc_call_fail_err(call, &err);
+    return;
+  }
+  job_t job;
+  memset(&job, 0, sizeof job);
+  job.tenant_id = (char *)tenant;
+  job.model_id = parent.model_id;
+  job.model_name = model->name;
+  job.file_name = parent.file_name;
+  job.format = parent.format;
+  job.separator = parent.separator;
+  job.topic = model->topic;
+  job.schema_version = model->version;
+  job.parent_job_id = parent.job_id;
+  job.header = parent.header;
+  job.header_len = parent.header_len;
+  job.dry_run = parent.dry_run; /* a dry run's rows are reprocessed as a dry run, with the same budget */
+  job.has_max_errors = parent.has_max_errors;
+  job.max_errors = parent.max_errors;
+  job.has_max_error_rate = parent.has_max_error_rate;
+  job.max_error_rate = parent.max_error_rate;
+  int rc = job_store_create(svc->store, &job, &err);
+  if (rc == 0) bok_log_ctx_set(tenant, job.job_id);
+  char kerr[256] = "";
+  reproc_t x = {NULL, 0};
+  if (rc == 0) {
+    x.w = row_producer_begin(svc->rows, tenant, job.job_id, parent.model_id, model->version, kerr, sizeof kerr);
+    if (!x.w || job_store_each_rejected_row(svc->store, parent.job_id, reproc_row, &x, &err) != 0) {
+      if (x.w) row_producer_abort(x.w);
+      job_store_fail(svc->store, job.job_id, "Kafka unavailable", &err);
+    } else {
+      commit_rows(svc, job.job_id, x.w, parent.header, parent.header_len, x.n, NULL, NULL, kerr, sizeof kerr);
+    }
+  }
+  protobuf_c_message_free_unpacked(&model->base, NULL);
+  if (rc != 0) {
+    job_free(&parent);
+    bok_rpc_call_fail_err(call, &err);
+    return;
+  }
+  bok_logf(svc->log, svc->log_opaque, BOK_LOG_INFO, "job %s reprocesses %lld rows of %s", job.job_id,
+           (long long)x.n, parent.job_id);
+  job_t out;
+  if (job_store_get(svc->store, tenant, job.job_id, &out, &err) == 0) {
+    job_service_reply(call, &out);
+    job_free(&out);
+  } else {
+    bok_rpc_call_fail_err(call, &err);
+  }
+  job_free(&parent);
+}
+
