@@ -244,7 +244,8 @@ static void test_detect_round_trip(void **st) {
   char *json = bok_detect_schema(sample, sizeof sample - 1, ',', 0, err, sizeof err);
   assert_non_null(json);
   assert_non_null(strstr(json, "\"timestamp\": {\n      \"type\": \"integer\",\n      \"format\": \"unix-time\""));
-  assert_non_null(strstr(json, "\"enum\": [\n        \"FR\",\n        \"US\"\n      ]"));
+  /* 4 rows are too few for a category (test_detect.c has the corpus) */
+  assert_non_null(strstr(json, "\"country\": {\n      \"type\": \"string\"\n    }"));
   assert_non_null(strstr(json, "\"price\": {\n      \"type\": \"number\""));
   assert_non_null(strstr(json, "\"vec\": {\n      \"type\": \"array\""));
   bok_schema_t *s = compile(json);
@@ -264,11 +265,12 @@ static void test_detect_round_trip(void **st) {
   free(json);
   assert_null(bok_detect_schema("", 0, ',', 0, err, sizeof err));
   assert_string_equal(err, "the sample has no header row");
-  /* an event_id with blanks must not become a (rejecting) event id */
+  /* an event_id with a blank stays the event id (the blank row is then
+   * rejected as INVALID_EVENT_ID): no "x-event-id": null (issue 15) */
   char *j2 = bok_detect_schema("event_id,a\n,1\nx,2\n", 18, ',', 0, err, sizeof err);
-  assert_non_null(strstr(j2, "\"x-event-id\": null"));
+  assert_non_null(strstr(j2, "\"x-event-id\": \"event_id\""));
   s = compile(j2);
-  assert_int_equal(bok_schema_event_id_col(s), -1);
+  assert_int_equal(bok_schema_event_id_col(s), 0);
   bok_schema_destroy(s);
   free(j2);
 }
@@ -284,7 +286,7 @@ static void test_detect_unusable_header_names(void **st) {
   assert_non_null(j);
   assert_non_null(strstr(j, "\"additionalProperties\": true"));
   bok_schema_t *s = compile(j);
-  assert_int_equal(bok_schema_ncols(s), 1);
+  assert_int_equal(bok_schema_ncols(s), 2); /* "a" and " b" (as "b": the validator trims header names) */
   bok_validator_t *v = bok_validator_new(s, BOK_FMT_CSV, "a,,a, b", 7, ',', err, sizeof err);
   bok_row_result_t r;
   bok_row_result_init(&r);
