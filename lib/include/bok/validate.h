@@ -39,10 +39,10 @@ typedef struct {
   bok_buf_t event;       /* the JSON event object */
   bok_buf_t key;         /* event id text ("" when the model has none) */
   /* The event time in Unix milliseconds; -1 when the model has none. A
-   * date-time event time may be negative (before 1970) or 0: the worker uses
-   * it as the Kafka timestamp only when > 0 (Kafka has no timestamps before
-   * 1970; librdkafka reads 0 as "now"), so such events get the processing
-   * time as their Kafka timestamp and keep their time in the event JSON. */
+   * date-time event time before 1970 is negative: Kafka has no timestamps
+   * before 1970 (-1 means "none"), so the worker, which uses this as the
+   * Kafka timestamp only when it is not negative, gives such events the
+   * processing time as Kafka timestamp; the event JSON keeps the value. */
   int64_t event_time_ms;
   /* rejected rows */
   bok_reject_t *rejects;
