@@ -681,7 +681,7 @@ static void quoted(bok_buf_t *b, const char *s) { bok_json_append_string(b, s, s
 char *bok_detect_explain_text(const char *explain_json) {
   json_t *r = json_loads(explain_json, 0, NULL);
   if (!r) return NULL;
-  bok_buf_t b = BOK_BUF_INIT(1024);
+  bok_buf_t b = BOK_BUF_INIT(0);
   int64_t mal = json_integer_value(json_object_get(r, "malformed"));
   bok_buf_printf(&b, "%s sample: %lld rows read", json_string_value(json_object_get(r, "format")),
                  (long long)json_integer_value(json_object_get(r, "rows")));

@@ -180,6 +180,17 @@ static void test_explain_and_options(void **st) {
   free(text);
   free(schema);
   free(data);
+  /* a wide file: the whole report (regression: it stopped at 1 KiB) */
+  bok_buf_t w = BOK_BUF_INIT(0);
+  for (int i = 0; i < 80; i++) bok_buf_printf(&w, "%scolumn_number_%d", i ? "," : "", i);
+  bok_buf_appends(&w, "\n");
+  for (int i = 0; i < 80; i++) bok_buf_printf(&w, "%s%d", i ? "," : "", i);
+  text = explain_of(w.data, 0, 0, &schema);
+  assert_non_null(strstr(text, "\ncolumn_number_79: INTEGER, 100.0% of 1 values fit, required\n"
+                               "event id: none; event time: none (Kafka timestamp = processing time)\n"));
+  bok_buf_free(&w);
+  free(text);
+  free(schema);
   data = slurp("malformed.csv", NULL);
   text = explain_of(data, 0, 0, &schema);
   assert_non_null(strstr(text, "csv sample: 4 rows read, 3 malformed rows left out;"));
