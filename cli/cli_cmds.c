@@ -34,7 +34,10 @@ static const char *USAGE =
     "  job errors <job>                    error summary: counts per code and column\n"
     "  job reprocess <job>                 reprocess the rejected rows (also: reprocess <job>)\n"
     "other:\n"
-    "  schema <data.csv>                   suggest a schema from a CSV sample (offline)\n"
+    "  schema [--rows N] [--confidence P] [--explain] <data file>\n"
+    "                                      suggest a schema from a CSV/NDJSON sample (offline):\n"
+    "                                      N rows read (10000), a type must fit P of the values\n"
+    "                                      (0.95); --explain: why, per column (on stderr)\n"
     "\n"
     "Ids accept any unique prefix of 4+ characters; models also their exact name.\n"
     "Environment: BATCH_API_URL (default http://localhost:8000), BATCH_TENANT,\n"
@@ -115,20 +118,6 @@ static int resolve(cli_t *c, int model, const char *ref, char out[40]) {
   bok_buf_free(&cands);
   json_decref(list);
   return rc;
-}
-
-static char *read_file(cli_t *c, const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    fail(c, "cannot read %s: %s", path, strerror(errno));
-    return NULL;
-  }
-  bok_buf_t b = BOK_BUF_INIT(1u << 30);
-  char tmp[65536];
-  size_t n;
-  while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) bok_buf_append(&b, tmp, n);
-  fclose(f);
-  return bok_buf_steal(&b, len);
 }
 
 /* ---- jobs ----------------------------------------------------------------------- */
@@ -640,15 +629,91 @@ static int cmd_model_update(cli_t *c, const char *ref, const char *file) {
 }
 
 
-static int cmd_schema(cli_t *c, const char *file) {
+/* At most this much of a sample is read: enough for 10,000 rows of 6 KiB. */
+#define SCHEMA_SAMPLE_MAX (64u << 20)
+
+/* Reads the start of a sample file, cut after its last complete line when
+ * the file is longer than the cap. */
+static char *read_sample(cli_t *c, const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    fail(c, "cannot read %s: %s", path, strerror(errno));
+    return NULL;
+  }
+  bok_buf_t b = BOK_BUF_INIT(SCHEMA_SAMPLE_MAX + 1);
+  char tmp[65536];
+  size_t n;
+  while (b.len < SCHEMA_SAMPLE_MAX && (n = fread(tmp, 1, sizeof tmp, f)) > 0) bok_buf_append(&b, tmp, n);
+  int more = fgetc(f) != EOF;
+  fclose(f);
+  if (more || b.len > SCHEMA_SAMPLE_MAX) {
+    char *nl = b.len ? memrchr(b.data, '\n', b.len) : NULL;
+    if (nl) b.len = (size_t)(nl - b.data) + 1;
+  }
+  return bok_buf_steal(&b, len);
+}
+
+/* batchcli schema [--rows N] [--confidence P] [--explain] <file>: detection
+ * offline (lib/core/detect.c, as POST /schema). --explain writes the report
+ * to stderr so that stdout stays the schema; with --json both go to stdout
+ * as {"schema":..., "explain":...}. */
+static int cmd_schema(cli_t *c, int argc, char **argv) {
+  bok_detect_opts_t o;
+  bok_detect_opts_init(&o);
+  int explain = 0;
+  const char *file = NULL;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *val = NULL;
+    if (!strcmp(a, "--explain")) {
+      explain = 1;
+      continue;
+    }
+    if (!strcmp(a, "--rows") || !strcmp(a, "--confidence")) {
+      if (i + 1 >= argc) return fail(c, "%s needs a value", a);
+      val = argv[++i];
+    } else if (!strncmp(a, "--rows=", 7) || !strncmp(a, "--confidence=", 13)) {
+      val = strchr(a, '=') + 1;
+    } else if (a[0] == '-' && a[1]) {
+      return fail(c, "schema: unknown option '%s' (usage: batchcli schema [--rows N] [--confidence P] [--explain] <file>)", a);
+    } else if (file) {
+      return fail(c, "usage: batchcli schema [--rows N] [--confidence P] [--explain] <file>");
+    } else {
+      file = a;
+      continue;
+    }
+    char *end;
+    errno = 0;
+    if (a[2] == 'r') {
+      long long n = strtoll(val, &end, 10);
+      if (errno || *end || end == val || n < 1 || n > 100000000)
+        return fail(c, "--rows: a whole number of rows from 1 to 100000000, not '%s'", val);
+      o.max_rows = (size_t)n;
+    } else {
+      double p = strtod(val, &end);
+      if (*end == '%') end++, p /= 100;
+      else if (p > 1 && p <= 100) p /= 100;
+      if (errno || *end || end == val || !(p > 0 && p <= 1))
+        return fail(c, "--confidence: a share in (0, 1] or a percentage (95, 95%%), not '%s'", val);
+      o.confidence = p;
+    }
+  }
+  if (!file) return fail(c, "usage: batchcli schema [--rows N] [--confidence P] [--explain] <file>");
   size_t len;
-  char *data = read_file(c, file, &len);
+  char *data = read_sample(c, file, &len);
   if (!data) return 1;
-  char err[200];
-  char *s = bok_detect_schema(data, len, ',', 0, err, sizeof err);
+  char err[200], *report = NULL;
+  char *s = bok_detect(data, len, &o, explain ? &report : NULL, err, sizeof err);
   free(data);
   if (!s) return fail(c, "%s: %s", file, err);
-  fprintf(c->out, "%s\n", s);
+  if (explain && c->json) {
+    fprintf(c->out, "{\"schema\": %s, \"explain\": %s}\n", s, report);
+  } else {
+    fprintf(c->out, "%s\n", s);
+    char *text = report ? bok_detect_explain_text(report) : NULL;
+    if (text) fputs(text, c->err);
+    free(text);
+  }
+  free(report);
   free(s);
   return 0;
 }
@@ -673,10 +738,7 @@ int cli_main(cli_t *c, int argc, char **argv) {
   }
   const char *g = argv[0];
   const char *v = argc > 1 ? argv[1] : "";
-  if (!strcmp(g, "schema")) {
-    NEED(2, "schema <data.csv>");
-    return cmd_schema(c, argv[1]);
-  }
+  if (!strcmp(g, "schema")) return cmd_schema(c, argc, argv);
   if (!strcmp(g, "reprocess")) {
     NEED(2, "reprocess <job>");
     return cmd_job_reprocess(c, argv[1]);

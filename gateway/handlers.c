@@ -489,9 +489,11 @@ static int job_download(gw_thread_t *th, h2o_req_t *req, const char *tenant, cha
 
 /* ---- misc ------------------------------------------------------------------- */
 
-/* POST /schema: body = a CSV sample (?separator=; default ','). The sample is
- * capped (max_json_body bytes, 2,000 rows read), so detection is cheap
- * enough to run inline on the loop thread. */
+/* POST /schema: body = a CSV or NDJSON sample (by content; ?separator=,
+ * default ','), ?rows= (default 10,000), ?confidence= (share in (0, 1],
+ * default 0.95), ?explain=true -> {"schema":..., "explain":...} (report of
+ * lib/core/detect.c). The sample is capped at max_json_body bytes, so
+ * detection is cheap enough to run inline on the loop thread. */
 static int detect_schema(gw_thread_t *th, h2o_req_t *req) {
   if (req->entity.len > th->srv->max_json_body) {
     gw_send_error(req, 413, "RESOURCE_EXHAUSTED", "request body too large (limit %zu bytes)",
@@ -509,14 +511,45 @@ static int detect_schema(gw_thread_t *th, h2o_req_t *req) {
     gw_send_error(req, 400, "INVALID_ARGUMENT", "empty sample: send a CSV sample with a header row as the body");
     return 0;
   }
-  char err[200] = "";
-  char *text = bok_detect_schema(req->entity.base, req->entity.len, sep, 2000, err, sizeof err);
+  bok_detect_opts_t o;
+  bok_detect_opts_init(&o);
+  o.sep = sep;
+  int64_t rows = BOK_DETECT_DEFAULT_ROWS;
+  if (query_int(req, "rows", 1, 1000000, &rows) < 0) return 0;
+  o.max_rows = (size_t)rows;
+  char cv[32], *end = NULL;
+  q = query_param(req, "confidence", cv, sizeof cv);
+  if (q != 0) {
+    o.confidence = q > 0 ? strtod(cv, &end) : 0;
+    if (q < 0 || end == cv || *end || !(o.confidence > 0 && o.confidence <= 1)) {
+      gw_send_error(req, 400, "INVALID_ARGUMENT", "confidence: expected a share of values in (0, 1], e.g. 0.95");
+      return 0;
+    }
+  }
+  int explain = 0;
+  q = query_param(req, "explain", v, sizeof v);
+  if (q != 0) {
+    explain = q > 0 && !strcmp(v, "true");
+    if (q < 0 || (!explain && strcmp(v, "false") != 0)) {
+      gw_send_error(req, 400, "INVALID_ARGUMENT", "explain: expected true or false");
+      return 0;
+    }
+  }
+  char err[200] = "", *report = NULL;
+  char *text = bok_detect(req->entity.base, req->entity.len, &o, explain ? &report : NULL, err, sizeof err);
   if (!text) {
     gw_send_error(req, 400, "INVALID_ARGUMENT", "%s", err[0] ? err : "cannot detect a schema");
     return 0;
   }
   json_t *j = json_loads(text, 0, NULL);
   free(text);
+  if (j && explain) {
+    json_t *both = json_object();
+    json_object_set_new(both, "schema", j);
+    json_object_set_new(both, "explain", report ? json_loads(report, 0, NULL) : json_null());
+    j = both;
+  }
+  free(report);
   if (!j) {
     gw_send_error(req, 500, "INTERNAL", "schema detection produced invalid JSON");
     return 0;

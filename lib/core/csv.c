@@ -1,7 +1,16 @@
+/* Streaming CSV (RFC 4180) and NDJSON record splitting, CSV field parsing
+ * and UTF-8 checking. The splitter and bok_csv_parse_record() follow one
+ * quoting rule: a '"' opens a quoted field only at the start of a field;
+ * anywhere else it is an ordinary character. An unterminated quote is one
+ * malformed record (the row where it opened); the lines after that row are
+ * read again as rows when the input ends. */
 #include "bok/csv.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* Where the scanner is inside a CSV record (carried across chunks). */
+enum { Q_FIELD_START = 0, Q_UNQUOTED, Q_IN_QUOTES, Q_AFTER_QUOTE };
 
 struct bok_csv {
   char sep;
@@ -9,8 +18,11 @@ struct bok_csv {
   size_t max_record;
   bok_csv_record_fn fn;
   void *ud;
-  bok_buf_t rec;     /* the current partial record */
-  int in_quotes;     /* scanning state carried across chunks */
+  bok_buf_t rec;     /* the current partial record (its first max_record bytes) */
+  size_t rec_seen;   /* bytes of the current record saved or dropped so far */
+  int q;             /* Q_* */
+  size_t open_off;   /* offset in the record of the quote that opened the current quoted field */
+  int64_t unterminated_row; /* first row with an unterminated quote, 0 none */
   int too_long;      /* current record overflowed */
   int bom_checked;
   char bom[3];
@@ -98,6 +110,7 @@ void bok_csv_destroy(bok_csv_t *c) {
 }
 
 int64_t bok_csv_records(const bok_csv_t *c) { return c->records; }
+int64_t bok_csv_unterminated_row(const bok_csv_t *c) { return c->unterminated_row; }
 
 /* Delivers one record of `len` bytes at p (line ending excluded). */
 static int emit(bok_csv_t *c, const char *p, size_t len, bok_csv_status_t st) {
@@ -106,11 +119,13 @@ static int emit(bok_csv_t *c, const char *p, size_t len, bok_csv_status_t st) {
   if (st == BOK_CSV_OK && !bok_utf8_valid(p, len)) st = BOK_CSV_INVALID_UTF8;
   int64_t row = c->ndjson ? c->records + 1 : c->records;
   c->records++;
+  if (st == BOK_CSV_UNTERMINATED_QUOTE && !c->unterminated_row) c->unterminated_row = row;
   return c->fn(c->ud, row, p, len, st);
 }
 
 /* Appends to the partial record, switching to "too long" past the limit. */
 static void keep(bok_csv_t *c, const char *p, size_t n) {
+  c->rec_seen += n;
   if (c->too_long) return;
   if (c->rec.len + n > c->max_record) {
     size_t room = c->max_record - c->rec.len;
@@ -143,30 +158,50 @@ int bok_csv_feed(bok_csv_t *c, const char *data, size_t len) {
         break;
       }
       p = nl;
-    } else if (c->in_quotes) {
+    } else if (c->q == Q_IN_QUOTES) {
       const char *q = memchr(p, '"', (size_t)(end - p));
       if (!q) {
         p = end;
         break;
       }
       p = q + 1;
-      c->in_quotes = 0; /* a "" escape re-enters quotes at the next '"' */
+      c->q = Q_AFTER_QUOTE; /* closed, unless the next byte is '"' ("" escape) */
       continue;
-    } else {
-      /* next quote or newline */
+    } else if (c->q == Q_UNQUOTED) {
+      /* to the next separator or newline; quotes here are plain text */
       const char *q = p;
-      while (q < end && *q != '"' && *q != '\n') q++;
+      while (q < end && *q != c->sep && *q != '\n') q++;
       if (q == end) {
         p = end;
         break;
       }
-      if (*q == '"') {
-        c->in_quotes = 1;
-        p = q + 1;
+      p = q;
+      if (*q == c->sep) {
+        c->q = Q_FIELD_START;
+        p++;
         continue;
       }
-      p = q;
+    } else {
+      /* one byte at the start of a field or after a closing quote */
+      char ch = *p;
+      if (ch == '"') {
+        if (c->q == Q_FIELD_START) c->open_off = c->rec_seen + (size_t)(p - start);
+        c->q = Q_IN_QUOTES;
+        p++;
+        continue;
+      }
+      if (ch == c->sep) {
+        c->q = Q_FIELD_START;
+        p++;
+        continue;
+      }
+      if (ch != '\n') {
+        c->q = Q_UNQUOTED; /* text after a closing quote is kept as is, like bok_csv_parse_record */
+        p++;
+        continue;
+      }
     }
+    c->q = Q_FIELD_START;
     /* p at '\n' ending a record */
     int rc;
     if (c->rec.len == 0 && !c->too_long) {
@@ -177,6 +212,7 @@ int bok_csv_feed(bok_csv_t *c, const char *data, size_t len) {
       bok_buf_reset(&c->rec);
       c->too_long = 0;
     }
+    c->rec_seen = 0;
     p++;
     start = p;
     if (rc) return rc;
@@ -185,19 +221,58 @@ int bok_csv_feed(bok_csv_t *c, const char *data, size_t len) {
   return 0;
 }
 
+static void reset_record(bok_csv_t *c) {
+  bok_buf_reset(&c->rec);
+  c->rec_seen = 0;
+  c->too_long = 0;
+  c->q = Q_FIELD_START;
+}
+
+/* The input ended inside a quoted field. The record ends with the line of
+ * the quote that opened it and is delivered as UNTERMINATED_QUOTE; the lines
+ * after it are fed again as records. They hold no '"' but "" pairs (the
+ * field was open all along), so reading them again cannot end inside
+ * quotes; the loop in bok_csv_finish() is a guard, and each turn consumes at
+ * least one line. When the record was longer than max_record, the bytes
+ * past the limit are gone: the opening row is still reported, the rows in
+ * the lost bytes are not. */
+static int replay_unterminated(bok_csv_t *c, int *done) {
+  size_t kept = c->rec.len;
+  *done = 0;
+  if (c->open_off >= kept) return 0; /* opened past the limit: reported as too long */
+  const char *nl = memchr(c->rec.data + c->open_off, '\n', kept - c->open_off);
+  size_t cut = nl ? (size_t)(nl - c->rec.data) : kept;
+  size_t rest_len = nl && !c->too_long ? kept - cut - 1 : 0;
+  char *rest = rest_len ? malloc(rest_len) : NULL;
+  if (rest_len && !rest) return 0; /* out of memory: delivered whole, as before */
+  if (rest) memcpy(rest, nl + 1, rest_len);
+  *done = 1;
+  int rc = emit(c, c->rec.data, cut, BOK_CSV_UNTERMINATED_QUOTE);
+  reset_record(c);
+  if (rc == 0 && rest) rc = bok_csv_feed(c, rest, rest_len);
+  free(rest);
+  return rc;
+}
+
 int bok_csv_finish(bok_csv_t *c) {
   if (!c->bom_checked && c->bom_len) {
     c->bom_checked = 1;
     keep(c, c->bom, (size_t)c->bom_len);
   }
   int rc = 0;
+  while (!c->ndjson && c->q == Q_IN_QUOTES) {
+    int done;
+    rc = replay_unterminated(c, &done);
+    if (rc) return rc;
+    if (!done) break;
+  }
   if (c->rec.len || c->too_long) {
-    bok_csv_status_t st = c->too_long ? BOK_CSV_TOO_LONG : c->in_quotes ? BOK_CSV_UNTERMINATED_QUOTE : BOK_CSV_OK;
+    bok_csv_status_t st = c->too_long               ? BOK_CSV_TOO_LONG
+                          : c->q == Q_IN_QUOTES ? BOK_CSV_UNTERMINATED_QUOTE
+                                                    : BOK_CSV_OK;
     rc = emit(c, c->rec.data ? c->rec.data : "", c->rec.len, st);
   }
-  bok_buf_reset(&c->rec);
-  c->too_long = 0;
-  c->in_quotes = 0;
+  reset_record(c);
   return rc;
 }
 

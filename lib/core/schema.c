@@ -1,3 +1,5 @@
+/* Compiles a model's JSON Schema (SPEC 5, 12) into typed columns; every
+ * refusal names the property and the reason. */
 #include "bok/schema.h"
 
 #include <jansson.h>
@@ -54,7 +56,11 @@ static int compile_prop(const char *name, json_t *p, bok_column_t *c, char *err,
   json_t *fmt = json_object_get(p, "format");
   json_t *en = json_object_get(p, "enum");
   if (strcmp(t, "string") == 0) {
-    c->type = en ? BOK_COL_CATEGORY : BOK_COL_STRING;
+    if (fmt && !(json_is_string(fmt) && strcmp(json_string_value(fmt), "date-time") == 0))
+      return fail(err, errlen, "properties.%s.format: unsupported format for string (use \"date-time\")", name);
+    if (fmt && en) return fail(err, errlen, "properties.%s.enum: a date-time column takes no enum", name);
+    c->type = fmt ? BOK_COL_TIMESTAMP : en ? BOK_COL_CATEGORY : BOK_COL_STRING;
+    c->date_time = fmt != NULL;
   } else if (strcmp(t, "integer") == 0) {
     if (fmt && !(json_is_string(fmt) && strcmp(json_string_value(fmt), "unix-time") == 0))
       return fail(err, errlen, "properties.%s.format: unsupported format for integer (use \"unix-time\")", name);
@@ -74,7 +80,8 @@ static int compile_prop(const char *name, json_t *p, bok_column_t *c, char *err,
     return fail(err, errlen, "properties.%s.type: unsupported type '%s'", name, t);
   }
   if (fmt && c->type != BOK_COL_TIMESTAMP)
-    return fail(err, errlen, "properties.%s.format: only integer columns take a format", name);
+    return fail(err, errlen, "properties.%s.format: only integer (unix-time) and string (date-time) columns take a format",
+                name);
   if (en && c->type != BOK_COL_CATEGORY)
     return fail(err, errlen, "properties.%s.enum: only string columns take an enum", name);
 
@@ -94,7 +101,7 @@ static int compile_prop(const char *name, json_t *p, bok_column_t *c, char *err,
         c->enum_values[i] = strdup(json_string_value(e));
       }
     } else if (!strcmp(k, "minimum") || !strcmp(k, "maximum")) {
-      if (c->type != BOK_COL_INTEGER && c->type != BOK_COL_FLOAT && c->type != BOK_COL_TIMESTAMP)
+      if (c->type != BOK_COL_INTEGER && c->type != BOK_COL_FLOAT && (c->type != BOK_COL_TIMESTAMP || c->date_time))
         return fail(err, errlen, "properties.%s.%s: only numeric columns take %s", name, k, k);
       if (!json_is_number(v)) return fail(err, errlen, "properties.%s.%s: must be a number", name, k);
       if (k[1] == 'i') {
@@ -215,7 +222,8 @@ int bok_schema_compile(const char *json, size_t len, bok_schema_t **out, char *e
   if (s->event_time >= 0) {
     bok_col_type_t t = s->cols[s->event_time].type;
     if (t != BOK_COL_TIMESTAMP && t != BOK_COL_INTEGER) {
-      fail(err, errlen, "properties.%s.type: the event time must be an integer unix-time", s->cols[s->event_time].name);
+      fail(err, errlen, "properties.%s.type: the event time must be an integer unix-time or a string date-time",
+           s->cols[s->event_time].name);
       goto done;
     }
   }

@@ -1,3 +1,5 @@
+/* Row validation against a compiled schema with the exact SPEC 7/12
+ * messages, and the JSON encoding of valid rows as events. */
 #include "bok/validate.h"
 
 #include <errno.h>
@@ -10,6 +12,7 @@
 #include <strings.h>
 
 #include "bok/csv.h"
+#include "cells.h"
 
 #define MAX_FIELDS 4096
 
@@ -225,67 +228,6 @@ bad:
 
 /* ---- scalar parsing ------------------------------------------------------------ */
 
-static void trim(const char **s, size_t *len) {
-  while (*len && (**s == ' ' || **s == '\t')) (*s)++, (*len)--;
-  while (*len && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t')) (*len)--;
-}
-
-static int parse_int64(const char *s, size_t len, int64_t *out) {
-  trim(&s, &len);
-  if (len == 0 || len > 20) return -1;
-  size_t i = 0;
-  int neg = 0;
-  if (s[0] == '-' || s[0] == '+') {
-    neg = s[0] == '-';
-    i = 1;
-    if (len == 1) return -1;
-  }
-  uint64_t v = 0;
-  for (; i < len; i++) {
-    if (s[i] < '0' || s[i] > '9') return -1;
-    unsigned d = (unsigned)(s[i] - '0');
-    if (v > (UINT64_MAX - d) / 10) return -1;
-    v = v * 10 + d;
-  }
-  if (neg) {
-    if (v > (uint64_t)INT64_MAX + 1) return -1;
-    *out = (int64_t)(0 - v);
-  } else {
-    if (v > (uint64_t)INT64_MAX) return -1;
-    *out = (int64_t)v;
-  }
-  return 0;
-}
-
-static int parse_double(const char *s, size_t len, double *out) {
-  trim(&s, &len);
-  if (len == 0 || len > 64) return -1;
-  char tmp[72];
-  memcpy(tmp, s, len);
-  tmp[len] = '\0';
-  for (size_t i = 0; i < len; i++)
-    if (tmp[i] == 'x' || tmp[i] == 'X' || tmp[i] == 'n' || tmp[i] == 'N' || tmp[i] == 'i' || tmp[i] == 'I') return -1;
-  char *end;
-  errno = 0;
-  double d = strtod(tmp, &end);
-  if (*end || !isfinite(d)) return -1;
-  *out = d;
-  return 0;
-}
-
-static int parse_bool(const char *s, size_t len, int *out) {
-  trim(&s, &len);
-  if ((len == 4 && strncasecmp(s, "true", 4) == 0) || (len == 1 && s[0] == '1')) {
-    *out = 1;
-    return 0;
-  }
-  if ((len == 5 && strncasecmp(s, "false", 5) == 0) || (len == 1 && s[0] == '0')) {
-    *out = 0;
-    return 0;
-  }
-  return -1;
-}
-
 static size_t utf8_len(const char *s, size_t len) {
   size_t n = 0;
   for (size_t i = 0; i < len; i++) n += ((unsigned char)s[i] & 0xC0) != 0x80;
@@ -358,6 +300,7 @@ typedef struct {
   int64_t row;
   const char *eid; /* event id text for reports */
   bok_buf_t obs;   /* observed JSON text */
+  int64_t etime_ms; /* set by check_cell for the event-time column */
 } rowctx_t;
 
 static const char *observed(rowctx_t *x, const cell_t *c) {
@@ -392,7 +335,10 @@ static void missing(rowctx_t *x, int ci, const bok_column_t *col) {
 }
 
 static void blank(rowctx_t *x, int ci, const bok_column_t *col, const cell_t *c) {
-  if (ci == x->v->event_time)
+  if (ci == x->v->event_time && col->date_time)
+    REJ(x, col, "INVALID_TIMESTAMP", c,
+        "The '%s' value is invalid. Please provide an ISO-8601 timestamp (e.g. 2024-05-01T12:00:00Z).", col->name);
+  else if (ci == x->v->event_time)
     REJ(x, col, "INVALID_TIMESTAMP", c, "The '%s' value is invalid. Please provide a 32-bit Unix timestamp (integer).",
         col->name);
   else if (ci == x->v->event_id)
@@ -429,6 +375,30 @@ static void range_count(rowctx_t *x, const bok_column_t *col, const cell_t *c, i
     REJ(x, col, "OUT_OF_RANGE", c, "The value for '%s' is out of range. %s.", col->name, lim);
     *ok = 0;
   }
+}
+
+/* A date-time TIMESTAMP cell: RFC 3339 text (NDJSON: a JSON string),
+ * written to the event as UTC with milliseconds. Returns 1 if valid. */
+static int check_date_time(rowctx_t *x, int ci, const bok_column_t *col, const cell_t *c, bok_buf_t *out) {
+  const char *s = c->j ? json_string_value(c->j) : c->s;
+  size_t len = c->j ? json_string_length(c->j) : c->len;
+  int64_t ms;
+  if (s) trim(&s, &len);
+  if (!s || bok_rfc3339_parse(s, len, &ms) != 0) {
+    if (ci == x->v->event_time)
+      blank(x, ci, col, c);
+    else
+      REJ(x, col, "NOT_A_TIMESTAMP", c,
+          "The value for '%s' is not a timestamp. Use an ISO-8601 timestamp (e.g. 2024-05-01T12:00:00Z).", col->name);
+    return 0;
+  }
+  char iso[BOK_RFC3339_LEN + 1];
+  bok_rfc3339_format_ms(ms, iso);
+  bok_buf_appendc(out, '"');
+  bok_buf_append(out, iso, BOK_RFC3339_LEN);
+  bok_buf_appendc(out, '"');
+  if (ci == x->v->event_time) x->etime_ms = ms;
+  return 1;
 }
 
 /* Checks a present, non-blank cell and appends its JSON value to out.
@@ -481,8 +451,10 @@ static int check_cell(rowctx_t *x, int ci, const bok_column_t *col, const cell_t
       if (ok) bok_json_append_string(out, s, len);
       return ok;
     }
-    case BOK_COL_INTEGER:
-    case BOK_COL_TIMESTAMP: {
+    case BOK_COL_TIMESTAMP:
+      if (col->date_time) return check_date_time(x, ci, col, c, out);
+      __attribute__((fallthrough)); /* unix-time is an integer */
+    case BOK_COL_INTEGER: {
       int64_t i;
       int good;
       if (c->j)
@@ -504,6 +476,7 @@ static int check_cell(rowctx_t *x, int ci, const bok_column_t *col, const cell_t
       }
       range_num(x, col, c, (double)i, &ok);
       if (ok) bok_buf_append_i64(out, i);
+      if (is_etime) x->etime_ms = i * 1000;
       return ok;
     }
     case BOK_COL_FLOAT: {
@@ -658,7 +631,7 @@ static int run_columns(rowctx_t *x, get_cell_fn get, void *ud) {
         bok_buf_append(&r->key, val, vl);
       }
     }
-    if ((int)ci == v->event_time) r->event_time_ms = strtoll(r->event.data + mark, NULL, 10) * 1000;
+    if ((int)ci == v->event_time) r->event_time_ms = x->etime_ms;
   }
   bok_buf_appendc(&r->event, '}');
   return valid;
@@ -704,7 +677,7 @@ int bok_validator_row(bok_validator_t *v, int64_t row, const char *raw, size_t l
                       bok_row_result_t *r) {
   r->nrejects = 0;
   bok_buf_reset(&r->strings);
-  rowctx_t x = {v, r, row, "", BOK_BUF_INIT(0)};
+  rowctx_t x = {v, r, row, "", BOK_BUF_INIT(0), -1};
   int valid = 1;
   char eidbuf[256] = "";
   if (st_reason) {
@@ -725,7 +698,7 @@ int bok_validator_row(bok_validator_t *v, int64_t row, const char *raw, size_t l
       valid = 0;
       goto out;
     }
-    if (nf > v->nhdr) {
+    if (nf != v->nhdr) { /* SPEC 6: too many or too few fields, whatever the columns */
       reject(r, row, "", "", "", "MALFORMED_ROW", NULL, 0, "Row %lld is malformed: it has %d fields but the header has %d.",
              (long long)row, nf, v->nhdr);
       valid = 0;

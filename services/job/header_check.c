@@ -82,7 +82,7 @@ size_t job_header_check(const bok_schema_t *s, const char *header, size_t hlen, 
       char col[NAME_SHOWN + 1];
       snprintf(col, sizeof col, "%.*s", shown, f[i].base);
       add_fmt(out, "HEADER_UNKNOWN_COLUMN", col,
-              "the header has '%.*s', which the schema does not know: every row is rejected with EXTRA_COLUMN%s",
+              "the header has '%.*s', which the schema does not know: rows with a value in it are rejected with EXTRA_COLUMN%s",
               f[i].base, shown, " (remove the column, or add it to the schema)");
     }
   }

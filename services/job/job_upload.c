@@ -154,7 +154,7 @@ static int on_record(void *ud, int64_t row, const char *raw, size_t len, bok_csv
     if (st == BOK_CSV_UNTERMINATED_QUOTE) {
       char msg[200];
       snprintf(msg, sizeof msg,
-               "row %lld opens a quote that is never closed: the rest of the file was read as that one row",
+               "row %lld opens a quote that is never closed: that row is rejected, the rows after it are read as usual",
                (long long)row);
       job_warnings_add(&u->warnings, "UNTERMINATED_QUOTE", "", msg);
     }

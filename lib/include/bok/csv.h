@@ -4,9 +4,18 @@
  * calls back once per record with its number (0 = header, 1 = first data
  * row) and raw bytes without the line ending. A UTF-8 BOM at the start is
  * skipped; LF and CRLF both end records; quoted fields may hold separators,
- * "" escapes and newlines. Empty lines are skipped and not numbered.
- * Malformed records are still delivered, with a status, and reading goes on
- * at the next record: memory stays bounded by max_record.
+ * "" escapes and newlines; a '"' opens a quoted field only at the start of
+ * a field (elsewhere it is text, as in bok_csv_parse_record). Empty lines
+ * are skipped and not numbered. Malformed records are still delivered, with
+ * a status, and reading goes on at the next record: memory stays bounded by
+ * max_record.
+ *
+ * Unterminated quote (SPEC 6): when the input ends inside a quoted field,
+ * bok_csv_finish() delivers the record up to the end of the line where that
+ * quote opened, with BOK_CSV_UNTERMINATED_QUOTE and that row's number, then
+ * reads the lines after it again as records (numbered on), so no row is
+ * swallowed. Limit: when more than max_record bytes follow the quote, the
+ * rows in them are lost (the opening row is still reported).
  *
  * Not thread-safe: one splitter per stream. The raw bytes passed to the
  * callback are valid only during the call. */
@@ -39,6 +48,9 @@ int bok_csv_feed(bok_csv_t *c, const char *data, size_t len);
 int bok_csv_finish(bok_csv_t *c);
 /* Records delivered so far, header included. */
 int64_t bok_csv_records(const bok_csv_t *c);
+/* The first row delivered as BOK_CSV_UNTERMINATED_QUOTE (0 = none): what a
+ * job warning (UNTERMINATED_QUOTE, SPEC 12) names. */
+int64_t bok_csv_unterminated_row(const bok_csv_t *c);
 void bok_csv_destroy(bok_csv_t *c);
 
 /* NDJSON splitting uses the same interface: lines, rows numbered from 1

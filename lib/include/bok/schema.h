@@ -28,6 +28,8 @@ typedef struct {
   int64_t min_items, max_items;   /* -1 = none (VECTOR) */
   char **enum_values;             /* CATEGORY */
   size_t n_enum;
+  int date_time;                  /* TIMESTAMP: 1 = {"type":"string","format":"date-time"} (RFC 3339 text),
+                                     0 = {"type":"integer","format":"unix-time"} (32-bit seconds) */
 } bok_column_t;
 
 typedef struct bok_schema bok_schema_t;

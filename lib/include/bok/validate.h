@@ -38,7 +38,12 @@ typedef struct {
   /* valid rows */
   bok_buf_t event;       /* the JSON event object */
   bok_buf_t key;         /* event id text ("" when the model has none) */
-  int64_t event_time_ms; /* -1 when the model has no event time */
+  /* The event time in Unix milliseconds; -1 when the model has none. A
+   * date-time event time before 1970 is negative: Kafka has no timestamps
+   * before 1970 (-1 means "none"), so the worker, which uses this as the
+   * Kafka timestamp only when it is not negative, gives such events the
+   * processing time as Kafka timestamp; the event JSON keeps the value. */
+  int64_t event_time_ms;
   /* rejected rows */
   bok_reject_t *rejects;
   size_t nrejects;
@@ -69,5 +74,18 @@ int bok_validator_row(bok_validator_t *v, int64_t row, const char *raw, size_t l
 
 /* Appends s as a JSON string literal (quotes, escapes, \u00XX controls). */
 int bok_json_append_string(bok_buf_t *b, const char *s, size_t len);
+
+/* RFC 3339 date-times (the "date-time" TIMESTAMP columns, SPEC 12):
+ *   YYYY-MM-DD('T'|'t'|' ')hh:mm:ss[.1 to 9 digits]('Z'|'z'|('+'|'-')hh:mm)
+ * with real calendar days (Feb 29 only in leap years), hours 0-23, minutes
+ * and seconds 0-59 (no leap second 60), offsets up to 23:59, years 0000-9999
+ * after conversion to UTC; nothing before or after. Fractions beyond
+ * milliseconds are cut off (rounded down). 0 and *ms (Unix milliseconds,
+ * negative before 1970) on success, -1 otherwise. Any thread. */
+int bok_rfc3339_parse(const char *s, size_t len, int64_t *ms);
+/* Writes "YYYY-MM-DDThh:mm:ss.mmmZ" (BOK_RFC3339_LEN bytes + NUL). Returns
+ * the length, or -1 when ms is outside years 0000-9999. */
+#define BOK_RFC3339_LEN 24
+int bok_rfc3339_format_ms(int64_t ms, char out[BOK_RFC3339_LEN + 1]);
 
 #endif

@@ -83,6 +83,59 @@ static void test_malformed_records_continue(void **s) {
                       "4:0:[after]\n5:1:[\"open]\n");
 }
 
+/* SPEC 6: an unterminated quote is one malformed row, the row where the
+ * quote opened; the rows after it are still read (regression: 17 rows
+ * became total 15), at every chunk size. */
+static void test_unterminated_quote_is_one_row(void **s) {
+  (void)s;
+  char in[1024] = "id,text,n\n";
+  for (int i = 1; i <= 17; i++) {
+    size_t l = strlen(in);
+    snprintf(in + l, sizeof in - l, i == 3 ? "%d,\"open,%d\n" : "%d,t%d,%d\r\n", i, i, i);
+  }
+  const size_t len = strlen(in);
+  for (size_t chunk = 1; chunk <= len; chunk++) {
+    collect_t c;
+    memset(&c, 0, sizeof c);
+    bok_csv_t *r = bok_csv_new(',', 0, on_rec, &c);
+    for (size_t off = 0; off < len; off += chunk) bok_csv_feed(r, in + off, len - off < chunk ? len - off : chunk);
+    assert_int_equal(bok_csv_finish(r), 0);
+    assert_int_equal(c.n, 18); /* header + 17 rows */
+    assert_int_equal(bok_csv_records(r), 18);
+    assert_int_equal(bok_csv_unterminated_row(r), 3);
+    bok_csv_destroy(r);
+    assert_non_null(strstr(c.out, "2:0:[2,t2,2]\n3:1:[3,\"open,3]\n4:0:[4,t4,4]\n"));
+    assert_non_null(strstr(c.out, "17:0:[17,t17,17]\n"));
+  }
+}
+
+static void test_unterminated_quote_variants(void **s) {
+  (void)s;
+  collect_t c;
+  /* the record had a closed multi-line field before the quote that stays open;
+   * "" pairs inside the open field are plain text when read again */
+  const char a[] = "h\n1,\"x\ny\",\"open\n2,b\"\"c\n3,d";
+  split(a, sizeof a - 1, 5, &c, 0);
+  assert_string_equal(c.out, "0:0:[h]\n1:1:[1,\"x\ny\",\"open]\n2:0:[2,b\"\"c]\n3:0:[3,d]\n");
+  /* an open quote on the last line, without a newline */
+  const char b[] = "h\n1,a\n2,\"b";
+  split(b, sizeof b - 1, 64, &c, 0);
+  assert_string_equal(c.out, "0:0:[h]\n1:0:[1,a]\n2:1:[2,\"b]\n");
+  /* quotes inside unquoted fields and text after a closing quote are text */
+  const char q[] = "h\n1,5\" screen,x\n2,\"a\"b\"c,y\n3,z\n";
+  split(q, sizeof q - 1, 3, &c, 0);
+  assert_string_equal(c.out, "0:0:[h]\n1:0:[1,5\" screen,x]\n2:0:[2,\"a\"b\"c,y]\n3:0:[3,z]\n");
+  /* more than max_record bytes after the open quote: the opening row is
+   * still reported, the rows in the lost bytes are not (documented limit) */
+  char big[400] = "h\n1,\"open\n";
+  for (int i = 2; i < 20; i++) {
+    size_t l = strlen(big);
+    snprintf(big + l, sizeof big - l, "%d,row\n", i);
+  }
+  split(big, strlen(big), 7, &c, 0);
+  assert_string_equal(c.out, "0:0:[h]\n1:1:[1,\"open]\n");
+}
+
 static void test_ndjson_lines(void **s) {
   (void)s;
   collect_t c;
@@ -106,6 +159,11 @@ static void test_parse_record(void **s) {
   assert_int_equal(bok_csv_parse_record("a,", 2, ',', f, 8, &scratch), 2);
   assert_int_equal(bok_csv_parse_record("x;y;z", 5, ';', f, 8, &scratch), 3);
   assert_int_equal(bok_csv_parse_record("\"open,x", 7, ',', f, 8, &scratch), -1);
+  /* a quote inside an unquoted field is text; after a closing quote too */
+  assert_int_equal(bok_csv_parse_record("5\" x,\"a\"b\"c", 11, ',', f, 8, &scratch), 2);
+  assert_memory_equal(f[0].base, "5\" x", 4);
+  assert_int_equal(f[1].len, 4);
+  assert_memory_equal(f[1].base, "ab\"c", 4);
   bok_buf_free(&scratch);
 }
 
@@ -121,6 +179,8 @@ static void test_utf8(void **s) {
 int main(void) {
   const struct CMUnitTest t[] = {cmocka_unit_test(test_tricky_file_every_chunk_boundary),
                                  cmocka_unit_test(test_malformed_records_continue), cmocka_unit_test(test_ndjson_lines),
+                                 cmocka_unit_test(test_unterminated_quote_is_one_row),
+                                 cmocka_unit_test(test_unterminated_quote_variants),
                                  cmocka_unit_test(test_parse_record), cmocka_unit_test(test_utf8)};
   return cmocka_run_group_tests(t, NULL, NULL);
 }
