@@ -73,12 +73,16 @@ async function render() {
   if (current === mine) focusHeading();
 }
 
-let lastPage = '';
-/** After navigating, the keyboard starts at the page's heading (not on a refresh of the same page). */
+let lastPage = null;
+/** After navigating, the keyboard starts at the page's heading (not on the
+ * first load, where Tab should meet the skip link and the navigation, nor on
+ * a refresh of the same page). */
 function focusHeading() {
   const page = location.hash.split('?')[0];
+  const first = lastPage === null;
   if (page === lastPage) return;
   lastPage = page;
+  if (first) return;
   const h1 = view.querySelector('h1');
   if (h1) h1.focus({ preventScroll: true });
 }

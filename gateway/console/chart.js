@@ -4,7 +4,7 @@
 // visually hidden table for screen readers.
 import { h, s, fmtInt } from './ui.js';
 
-const W = 640, BAR_H = 22, GAP = 6, LABEL_W = 230, VALUE_W = 70;
+const W = 520, BAR_H = 22, GAP = 6, LABEL_W = 200, VALUE_W = 60;
 
 /** items: [{label, value}]; at most `top` bars, the rest summed as "others". */
 export function barChart(title, items, { id, top = 12 } = {}) {
@@ -15,11 +15,11 @@ export function barChart(title, items, { id, top = 12 } = {}) {
   const height = shown.length * (BAR_H + GAP) + GAP;
   const barW = W - LABEL_W - VALUE_W - 10;
   const titleId = (id || 'chart') + '-title';
-  const svg = s('svg', { viewBox: `0 0 ${W} ${height}`, class: 'chart', role: 'img', 'aria-labelledby': titleId, preserveAspectRatio: 'xMinYMin meet' },
+  const svg = s('svg', { viewBox: `0 0 ${W} ${height}`, width: W, height, class: 'chart', role: 'img', 'aria-labelledby': titleId, preserveAspectRatio: 'xMinYMin meet' },
     shown.map((x, i) => {
       const y = GAP + i * (BAR_H + GAP);
       const w = Math.max(2, (barW * x.value) / max);
-      const label = x.label.length > 30 ? x.label.slice(0, 29) + '…' : x.label;
+      const label = x.label.length > 26 ? x.label.slice(0, 25) + '…' : x.label;
       return s('g', { class: x.other ? 'other' : null },
         s('title', null, `${x.label}: ${fmtInt(x.value)}`),
         s('text', { x: LABEL_W - 8, y: y + BAR_H / 2, class: 'label', 'text-anchor': 'end', 'dominant-baseline': 'central' }, label),

@@ -68,7 +68,7 @@ export async function page(view, ctx, id) {
       h('div', { class: 'actions', id: 'job-actions' }, jobActions(j, () => poller.kick())));
     const unprocessed = Math.max(0, j.total - j.success - j.errors);
     const rate = j.processing_ms > 0 ? ((j.success + j.errors) * 1000) / j.processing_ms : 0;
-    info.replaceChildren(
+    info.replaceChildren(...[ // (replaceChildren would print a null)
       h('div', { class: 'cards', id: 'job-counters' },
         card('Total rows', fmtInt(j.total), 'total'), card('Valid', fmtInt(j.success), 'valid'),
         card('Rejected', fmtInt(j.errors), 'rejected'), card(j.state === 'CANCELLED' ? 'Not processed' : 'Unprocessed', fmtInt(unprocessed), 'unprocessed')),
@@ -81,7 +81,7 @@ export async function page(view, ctx, id) {
         j.parent_job_id ? fact('Reprocesses', h('a', { href: '#/jobs/' + j.parent_job_id }, shortId(j.parent_job_id))) : null,
         fact('Created', fmtTime(j.created_at)), fact('Started', fmtTime(j.started_at)), fact('Finished', fmtTime(j.finished_at)),
         fact('Waiting', fmtDuration(j.waiting_ms)), fact('Processing', fmtDuration(j.processing_ms)),
-        fact('Throughput', rate ? `${fmtInt(rate)} rows/s` : '—'), fact('Updated', fmtTime(j.updated_at))));
+        fact('Throughput', rate ? `${fmtInt(rate)} rows/s` : '—'), fact('Updated', fmtTime(j.updated_at)))].filter(Boolean));
   };
 
   let summaryRun = 0;
