@@ -27,7 +27,7 @@ function hint(status) {
     case 401: return ' — set a valid API key in Settings.';
     case 403: return ' — the API key belongs to another tenant: pick that tenant or change the key in Settings.';
     case 413: return ' — the gateway refuses bodies this large.';
-    case 502: case 503: return ' — a backend service is unavailable; try again shortly.';
+    case 502: case 503: return ' — try again shortly.';
     case 504: return ' — the service did not answer in time; try again.';
     default: return '';
   }

@@ -120,6 +120,13 @@ function initHeader() {
   const key = document.getElementById('api-key');
   const header = document.getElementById('tenant-header');
   const status = document.getElementById('settings-status');
+  const panel = document.getElementById('settings');
+  panel.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape' && panel.open) {
+      panel.open = false;
+      panel.querySelector('summary').focus();
+    }
+  });
   key.value = settings.apiKey();
   header.value = settings.tenantHeader();
   sform.addEventListener('submit', (ev) => {
