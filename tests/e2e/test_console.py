@@ -334,6 +334,15 @@ def test_schema_editor_checks_match_the_model_service():
                 '"required":["event_id"]}')
             e.check("schema" in ok and "error" not in ok, "a good schema: %s" % ok)
             b.check_log()
+            # the log check itself: a console error is caught
+            b.js("console.error('probe: a console error')")
+            time.sleep(0.2)
+            try:
+                b.check_log()
+            except e.Failure as ex:
+                e.check("probe: a console error" in str(ex), "the probe: %s" % ex)
+            else:
+                raise e.Failure("check_log missed a console.error")
         finally:
             b.close()
 
