@@ -61,11 +61,17 @@ export async function page(view, ctx, id) {
     },
   });
 
+  let headKey = '';
   const renderInfo = () => {
     const j = job;
-    ctx.title(`Job ${shortId(j.job_id)}`);
-    head.replaceChildren(h('h1', { tabindex: '-1' }, `Job ${shortId(j.job_id)} `, stateBadge(j.state)),
-      h('div', { class: 'actions', id: 'job-actions' }, jobActions(j, () => poller.kick())));
+    // the heading and its buttons change only with the state: a click is never lost to a refresh
+    const key = `${j.state}/${j.errors > 0}`;
+    if (key !== headKey) {
+      headKey = key;
+      ctx.title(`Job ${shortId(j.job_id)}`);
+      head.replaceChildren(h('h1', { tabindex: '-1' }, `Job ${shortId(j.job_id)} `, stateBadge(j.state)),
+        h('div', { class: 'actions', id: 'job-actions' }, jobActions(j, () => poller.kick())));
+    }
     const unprocessed = Math.max(0, j.total - j.success - j.errors);
     const rate = j.processing_ms > 0 ? ((j.success + j.errors) * 1000) / j.processing_ms : 0;
     info.replaceChildren(...[ // (replaceChildren would print a null)

@@ -50,7 +50,14 @@ async function reprocess(job, button, after) {
   after();
 }
 
-function row(j, after) {
+/** A job's row; its actions cell is taken from `keep` (job id -> {key, td})
+ * when the buttons would be the same, so a refresh never swaps a button
+ * under the pointer or the keyboard. */
+function row(j, after, keep) {
+  const key = `${j.state}/${j.errors > 0}`;
+  const old = keep.get(j.job_id);
+  const actions = old && old.key === key ? old.td : h('td', { class: 'actions' }, jobActions(j, after));
+  keep.set(j.job_id, { key, td: actions });
   return h('tr', { dataset: { job: j.job_id, state: j.state } },
     h('td', { 'data-label': 'Job' }, h('a', { href: '#/jobs/' + j.job_id, title: j.job_id }, h('code', null, shortId(j.job_id)))),
     h('td', { 'data-label': 'Model' }, h('a', { href: '#/models/' + j.model_id }, j.model_name || shortId(j.model_id))),
@@ -63,7 +70,7 @@ function row(j, after) {
     h('td', { 'data-label': 'Waiting', class: 'num' }, fmtDuration(j.waiting_ms)),
     h('td', { 'data-label': 'Processing', class: 'num' }, fmtDuration(j.processing_ms)),
     h('td', { 'data-label': 'Created' }, fmtTime(j.created_at)),
-    h('td', { class: 'actions' }, jobActions(j, after)));
+    actions);
 }
 
 export async function page(view, ctx) {
@@ -98,6 +105,7 @@ export async function page(view, ctx) {
   }, (e) => { if (e.name !== 'AbortError') modelSel.append(h('option', { disabled: true }, 'models unavailable')); });
 
   let last = '';
+  const keep = new Map(); // job id -> its actions cell, reused across refreshes
   const poller = new Poller(async () => {
     const jobs = (await api.listJobs({ state, limit }, ctx.signal)).filter((j) => !modelId || j.model_id === modelId);
     const key = JSON.stringify(jobs);
@@ -115,18 +123,15 @@ export async function page(view, ctx) {
         state || modelId ? null : h('a', { href: '#/upload' }, 'Upload a file')));
       return;
     }
-    const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset : {};
     const table = h('table', { class: 'grid jobs', id: 'jobs-table' },
       h('caption', { class: 'sr-only' }, 'Jobs, newest first'),
       h('thead', null, h('tr', null, ['Job', 'Model', 'File', 'State', 'Total', 'Valid', 'Rejected', 'Progress', 'Waiting', 'Processing', 'Created', '']
         .map((t) => h('th', { scope: 'col' }, t)))),
-      h('tbody', null, jobs.map((j) => row(j, () => poller.kick()))));
+      h('tbody', null, jobs.map((j) => row(j, () => poller.kick(), keep))));
+    // a focused button moves to the new table with its cell: keep the keyboard there
+    const focused = document.activeElement;
     body.replaceChildren(table);
-    // keep the keyboard where it was across refreshes
-    if (focused.action && focused.job) {
-      const again = table.querySelector(`button[data-action="${focused.action}"][data-job="${focused.job}"]`);
-      if (again) again.focus();
-    }
+    if (focused && focused !== document.activeElement && table.contains(focused)) focused.focus({ preventScroll: true });
   };
   poller.start();
   return () => poller.stop();

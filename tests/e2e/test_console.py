@@ -172,6 +172,16 @@ class Browser:
     def el(self, sel, timeout=30):
         return self.wait(lambda: (self.css(sel) or [None])[0], "element %s" % sel, timeout)
 
+    def click(self, sel):
+        """Clicks the element `sel` names (found again if a refresh replaced it)."""
+        from selenium.common.exceptions import StaleElementReferenceException
+        for _ in range(20):
+            try:
+                return self.el(sel).click()
+            except StaleElementReferenceException:
+                time.sleep(0.1)
+        raise e.Failure("browser: %s keeps being replaced" % sel)
+
     def text(self, sel):
         els = self.css(sel)
         return els[0].text if els else ""
@@ -491,7 +501,7 @@ def job_page(s, b, tenant, job_id):
     b.wait_text("#rejected-where", "Page 2: rows 52–100")
 
     # reprocess: the API's answer (202, a new job) is shown
-    b.el("#job-actions button[data-action='reprocess']").click()
+    b.click("#job-actions button[data-action='reprocess']")
     b.wait_text("#notices", "Reprocessing job %s: new job" % job_id[:8])
     st, jobs = s.http("GET", "/jobs", tenant=tenant)
     e.check(any(j.get("parent_job_id") == job_id for j in jobs), "the reprocess job exists: %s" % jobs)
@@ -547,7 +557,14 @@ def cancel_running_job(s, b, tenant, files, model_id):
     b.wait(lambda: b.css("#job-actions button[data-action='cancel']"), "the cancel button")
     e.check(re.search("PENDING|RUNNING", b.text("main h1")), "still running: %s" % b.text("main h1"))
     b.full_shot("10-job-running")
-    b.el("#job-actions button[data-action='cancel']").click()
+    # the page refreshes every second while the job waits, but never swaps the button under the pointer
+    from selenium.common.exceptions import StaleElementReferenceException
+    btn = b.el("#job-actions button[data-action='cancel']")
+    time.sleep(2.5)
+    try:
+        btn.click()
+    except StaleElementReferenceException:
+        raise e.Failure("a refresh replaced the cancel button")
     b.wait_text("#confirm-text", "Cancel job %s" % job_id[:8])
     b.el("#confirm-yes").click()
     b.wait_text("#notices", "Job %s: cancelled" % job_id[:8])
