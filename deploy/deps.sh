@@ -16,12 +16,14 @@ BUILD_PKGS=(
   libjansson-dev libcurl4-openssl-dev uuid-dev libssl-dev zlib1g-dev libjemalloc-dev
 )
 # Tests, fuzzing, benchmarks and the local Kafka (make test / make up);
-# docker-compose (v1) only parses the compose files in tests (`config`, no engine).
+# docker-compose (v1) only parses the compose files in tests (`config`, no engine);
+# chromium, its driver and selenium run the web console's browser test (test_console.py).
 DEV_PKGS=(
   clang libclang-rt-14-dev
   python3 python3-grpcio python3-grpc-tools python3-yaml python3-jsonschema python3-venv
   default-jre-headless maven kcat wrk valgrind curl procps iproute2
   docker-compose openssl
+  chromium chromium-driver python3-selenium
 )
 # What the binaries load at run time (the -dev packages above depend on these).
 RUNTIME_PKGS=(

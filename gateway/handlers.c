@@ -9,6 +9,7 @@
 #include "auth.h"
 #include "batch/v1/job.pb-c.h"
 #include "batch/v1/model.pb-c.h"
+#include "console.h"
 #include "bok/detect.h"
 #include "bok/util.h"
 #include "gw_internal.h"
@@ -636,6 +637,14 @@ int gw_handle(gw_thread_t *th, h2o_req_t *req) {
     return 0;
   }
   if (rt.kind == GW_R_OPENAPI) return openapi(req);
+  if (rt.kind == GW_R_CONSOLE) return gw_console_serve(req, "", 0);
+  if (rt.kind == GW_R_CONSOLE_FILE) { /* the file name: the path's last segment */
+    const char *p = req->path_normalized.base, *e = p + req->path_normalized.len;
+    while (e > p && e[-1] == '/') e--;
+    const char *b = e;
+    while (b > p && b[-1] != '/') b--;
+    return gw_console_serve(req, b, (size_t)(e - b));
+  }
 
   /* everything below is the API: a key when keys are on (POST /schema has no
    * tenant but costs CPU, so it needs one too) */

@@ -15,6 +15,7 @@ gw_route_kind_t gw_route_parse(const char *path, size_t len, gw_route_t *out) {
   out->id[0] = '\0';
   while (len > 1 && path[len - 1] == '/') len--;
   if (len == 0 || path[0] != '/') return out->kind;
+  if (len == 1) return out->kind = GW_R_CONSOLE;
   /* split into at most 4 segments */
   const char *seg[5];
   size_t sl[5];
@@ -42,6 +43,7 @@ gw_route_kind_t gw_route_parse(const char *path, size_t len, gw_route_t *out) {
     if (seg_is(seg[0], sl[0], "openapi.yaml")) return out->kind = GW_R_OPENAPI;
     return out->kind;
   }
+  if (n == 2 && seg_is(seg[0], sl[0], "console")) return out->kind = GW_R_CONSOLE_FILE;
   int models = seg_is(seg[0], sl[0], "models"), jobs = seg_is(seg[0], sl[0], "jobs");
   if (!models && !jobs) return out->kind;
   if (sl[1] != 36) return out->kind;
@@ -75,6 +77,8 @@ static const gw_route_info_t ROUTES[] = {
     {GW_R_READYZ, "/readyz", "GET, HEAD"},
     {GW_R_METRICS, "/metrics", "GET, HEAD"},
     {GW_R_OPENAPI, "/openapi.yaml", "GET, HEAD"},
+    {GW_R_CONSOLE, "/", "GET, HEAD"},
+    {GW_R_CONSOLE_FILE, "/console/{file}", "GET, HEAD"},
     {GW_R_SCHEMA, "/schema", "POST"},
     {GW_R_MODELS, "/models", "GET, POST"},
     {GW_R_MODEL, "/models/{id}", "GET, PUT, PATCH, DELETE"},

@@ -374,10 +374,12 @@ class OpenApi:
         self.components = _json_schema(self.doc.get("components", {}))
         self.paths = []  # (template, compiled regex, path item)
         # Path ids are UUIDs (any case): a path whose id is not one is
-        # "not found" whatever the method, as the spec says.
+        # "not found" whatever the method, as the spec says. Other path
+        # parameters (the console's {file}) are one segment.
         uuid_rx = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
         for tmpl, item in self.doc["paths"].items():
-            rx = "^" + re.sub(r"\\\{[^/]+?\\\}", uuid_rx, re.escape(tmpl)) + "$"
+            rx = re.sub(r"\\\{id\\\}", uuid_rx, re.escape(tmpl))
+            rx = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", rx) + "$"
             self.paths.append((tmpl, re.compile(rx), item))
 
     def operations(self):

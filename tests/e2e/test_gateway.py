@@ -209,7 +209,7 @@ def test_models_bad_input_never_500():
                                                     "Connection: close\r\n\r\n" % (method, path)).encode())
             e.check(st == 405 and json.loads(body) == {"error": "method not allowed"}, "%s %s: %s" % (method, path, st))
             e.check(allow is None or hdrs.get("allow") == allow, "Allow header: %s" % hdrs)
-        for path in ["/nope", "/", "/modelsx", "/jobs/" + UNKNOWN + "/nope", "/models//" + mid]:
+        for path in ["/nope", "/console", "/modelsx", "/jobs/" + UNKNOWN + "/nope", "/models//" + mid]:
             st, body = s.http("GET", path)
             e.check(st == 404 and body == {"error": "not found"}, "%s: %s %s" % (path, st, body))
         # nothing half-made, the seed untouched, and no 5xx at all

@@ -31,7 +31,7 @@ def raw_request(url, method, body=None, headers=None):
 
 
 def concrete(tmpl):
-    return tmpl.replace("{id}", UUID)
+    return tmpl.replace("{id}", UUID).replace("{file}", "app.js")
 
 
 def test_gateway_serves_the_spec():

@@ -197,6 +197,11 @@ static void test_route_paths(void **state) {
   assert_int_equal(route("/jobs/" UUID "/rejected", &r), GW_R_JOB_REJECTED);
   assert_string_equal(r.id, UUID);
   assert_int_equal(route("/jobs/" UUID "/reprocess", &r), GW_R_JOB_REPROCESS);
+  /* the web console: "/" and any file name under /console/ (console.c knows the files) */
+  assert_int_equal(route("/", &r), GW_R_CONSOLE);
+  assert_int_equal(route("/console/app.js", &r), GW_R_CONSOLE_FILE);
+  assert_int_equal(route("/console/nope.txt/", &r), GW_R_CONSOLE_FILE);
+  assert_string_equal(r.id, "");
   /* ids are canonicalized to lower case */
   assert_int_equal(route("/models/123E4567-E89B-12D3-A456-426614174000", &r), GW_R_MODEL);
   assert_string_equal(r.id, UUID);
@@ -206,8 +211,10 @@ static void test_route_not_found(void **state) {
   (void)state;
   gw_route_t r;
   const char *bad[] = {"",
-                       "/",
                        "/nope",
+                       "/console",
+                       "/console/a/b",
+                       "//console/x",
                        "/modelsx",
                        "/model",
                        "/models/123",
