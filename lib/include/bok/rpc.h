@@ -242,12 +242,18 @@ typedef struct bok_rpc_stream bok_rpc_stream_t;
  * never speaks HTTP/2 (or at the call's deadline if sooner); reconnect
  * backoff is capped at 1 s, so a restarted backend is reached again soon.
  * Max message 64 MiB each way (servers enforce their own, lower limit).
+ * Retries (docs/GRPC.md): gRPC retries a call of an idempotent method
+ * (ModelService GetModel/ListModels; JobService GetJob, ListJobs,
+ * ListRejected, GetJobSpec, ReportResults, ConfirmResults) that fails with
+ * UNAVAILABLE, at most 3 attempts (backoff 0.1 s doubling, capped at 1 s)
+ * within its deadline; other methods and probe channels are never retried.
  * destroy(): pending async calls are cancelled and their callbacks run (with
  * BOK_ERR_CANCELLED) before it returns; no other call may be in progress. */
 bok_rpc_channel_t *bok_rpc_channel_new(const char *target);
 /* The same, with a connection of its own, for health probes: its connect
  * attempts and reconnect backoff while the backend is down never affect the
- * other channels to that target (which share connections with each other). */
+ * other channels to that target (which share connections with each other).
+ * No retries. */
 bok_rpc_channel_t *bok_rpc_channel_new_probe(const char *target);
 void bok_rpc_channel_destroy(bok_rpc_channel_t *ch);
 const char *bok_rpc_channel_target(const bok_rpc_channel_t *ch);

@@ -1,5 +1,5 @@
 /* gRPC glue over loopback: unary, tenants, errors, streaming, async,
- * concurrency, deadlines, dead backends, health. */
+ * concurrency, deadlines, dead backends, retries, health. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -19,15 +19,31 @@
 
 #define GET "/batch.v1.JobService/GetJob"
 #define UPLOAD "/batch.v1.JobService/Upload"
+#define CANCEL "/batch.v1.JobService/CancelJob"
 
 static int g_port;
 static bok_rpc_server_t *g_srv;
 static char g_target[64];
 
+static pthread_mutex_t g_flaky_mu = PTHREAD_MUTEX_INITIALIZER;
+static int g_flaky_calls; /* calls of the id "flaky" (GetJob) or of CancelJob */
+
+/* Counts a flaky call; 1 when it is the first since the count was reset. */
+static int flaky_first(void) {
+  pthread_mutex_lock(&g_flaky_mu);
+  int first = g_flaky_calls++ == 0;
+  pthread_mutex_unlock(&g_flaky_mu);
+  return first;
+}
+
 /* GetJob echoes job_id and the tenant; special ids trigger behaviours. */
 static void get_job(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) {
   (void)ud;
   const Batch__V1__GetJobRequest *r = (const void *)req;
+  if (strcmp(r->job_id, "flaky") == 0 && flaky_first()) { /* UNAVAILABLE once */
+    bok_rpc_call_fail(call, BOK_ERR_UNAVAILABLE, "try again");
+    return;
+  }
   if (strcmp(r->job_id, "missing") == 0) {
     bok_rpc_call_fail(call, BOK_ERR_NOT_FOUND, "not found");
     return;
@@ -44,6 +60,19 @@ static void get_job(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req)
   Batch__V1__Job j = BATCH__V1__JOB__INIT;
   j.job_id = r->job_id;
   j.tenant_id = (char *)(bok_rpc_call_tenant(call) ? bok_rpc_call_tenant(call) : "");
+  bok_rpc_call_reply(call, &j.base);
+}
+
+/* CancelJob (not idempotent): UNAVAILABLE the first time, then echoes. */
+static void cancel_job(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) {
+  (void)ud;
+  const Batch__V1__CancelJobRequest *r = (const void *)req;
+  if (flaky_first()) {
+    bok_rpc_call_fail(call, BOK_ERR_UNAVAILABLE, "try again");
+    return;
+  }
+  Batch__V1__Job j = BATCH__V1__JOB__INIT;
+  j.job_id = r->job_id;
   bok_rpc_call_reply(call, &j.base);
 }
 
@@ -97,6 +126,8 @@ static int setup(void **state) {
   bok_rpc_server_add_unary(g_srv, GET, &batch__v1__get_job_request__descriptor,
                            BOK_RPC_TENANT_REQUIRED, get_job, NULL);
   bok_rpc_server_add_client_stream(g_srv, UPLOAD, BOK_RPC_TENANT_REQUIRED, upload, NULL);
+  bok_rpc_server_add_unary(g_srv, CANCEL, &batch__v1__cancel_job_request__descriptor,
+                           BOK_RPC_TENANT_REQUIRED, cancel_job, NULL);
   g_port = bok_rpc_server_start(g_srv, &err);
   assert_true(g_port > 0);
   snprintf(g_target, sizeof g_target, "127.0.0.1:%d", g_port);
@@ -164,6 +195,37 @@ static void test_deadline_and_dead_backend(void **state) {
   assert_int_equal(err.code, BOK_ERR_UNAVAILABLE);
   assert_true(bok_mono_ms() - t0 < 2500);
   bok_rpc_channel_destroy(dead);
+}
+
+/* The channels' service config: an idempotent method (GetJob) that fails
+ * with UNAVAILABLE is retried by gRPC and succeeds; CancelJob is not, and a
+ * probe channel never retries. */
+static void test_idempotent_methods_are_retried(void **state) {
+  (void)state;
+  bok_rpc_channel_t *ch = bok_rpc_channel_new(g_target);
+  Batch__V1__Job *j = NULL;
+  bok_err_t err;
+  g_flaky_calls = 0;
+  assert_int_equal(get(ch, "t1", "flaky", 5000, &j, &err), 0);
+  assert_string_equal(j->job_id, "flaky");
+  protobuf_c_message_free_unpacked(&j->base, NULL);
+  assert_int_equal(g_flaky_calls, 2);
+
+  g_flaky_calls = 0;
+  Batch__V1__CancelJobRequest c = BATCH__V1__CANCEL_JOB_REQUEST__INIT;
+  c.job_id = "j1";
+  assert_int_equal(bok_rpc_unary(ch, CANCEL, "t1", 5000, &c.base, &batch__v1__job__descriptor,
+                                 (ProtobufCMessage **)&j, &err), -1);
+  assert_int_equal(err.code, BOK_ERR_UNAVAILABLE);
+  assert_int_equal(g_flaky_calls, 1);
+  bok_rpc_channel_destroy(ch);
+
+  bok_rpc_channel_t *probe = bok_rpc_channel_new_probe(g_target);
+  g_flaky_calls = 0;
+  assert_int_equal(get(probe, "t1", "flaky", 5000, &j, &err), -1);
+  assert_int_equal(err.code, BOK_ERR_UNAVAILABLE);
+  assert_int_equal(g_flaky_calls, 1);
+  bok_rpc_channel_destroy(probe);
 }
 
 typedef struct {
@@ -514,6 +576,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_unary_and_tenant),
       cmocka_unit_test(test_deadline_and_dead_backend),
+      cmocka_unit_test(test_idempotent_methods_are_retried),
       cmocka_unit_test(test_calls_in_flight_concurrently),
       cmocka_unit_test(test_async),
       cmocka_unit_test(test_client_stream),
