@@ -17,6 +17,23 @@
 
 #define CLIENT_MAX_MESSAGE (64 << 20)
 
+/* The service config of every channel but the probes (docs/GRPC.md
+ * "Deadlines and retries"): gRPC itself retries the idempotent methods --
+ * reads, and the worker's reports, which count a message once however often
+ * it arrives -- when they fail with UNAVAILABLE (backend restarting,
+ * connection reset), at most 3 attempts within the call's deadline. Creating
+ * a job, cancelling, reprocessing and model writes are never retried here:
+ * a lost answer must not make a second job. */
+#define RETRY_METHOD(svc, m) "{\"service\":\"batch.v1." svc "\",\"method\":\"" m "\"}"
+static const char SERVICE_CONFIG[] =
+    "{\"methodConfig\":[{\"name\":["
+    RETRY_METHOD("ModelService", "GetModel") "," RETRY_METHOD("ModelService", "ListModels") ","
+    RETRY_METHOD("JobService", "GetJob") "," RETRY_METHOD("JobService", "ListJobs") ","
+    RETRY_METHOD("JobService", "ListRejected") "," RETRY_METHOD("JobService", "GetJobSpec") ","
+    RETRY_METHOD("JobService", "ReportResults") "," RETRY_METHOD("JobService", "ConfirmResults")
+    "],\"retryPolicy\":{\"maxAttempts\":3,\"initialBackoff\":\"0.1s\",\"maxBackoff\":\"1s\","
+    "\"backoffMultiplier\":2,\"retryableStatusCodes\":[\"UNAVAILABLE\"]}}]}";
+
 struct bok_rpc_channel {
   grpc_channel *ch;
   char *target;
@@ -57,7 +74,7 @@ static bok_rpc_channel_t *channel_new(const char *target, int isolated) {
   if (!c) return NULL;
   bok_rpc_lib_ref();
   c->target = strdup(target);
-  grpc_arg args[5];
+  grpc_arg args[6];
   args[0].type = GRPC_ARG_INTEGER;
   args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
   args[0].value.integer = CLIENT_MAX_MESSAGE;
@@ -76,14 +93,26 @@ static bok_rpc_channel_t *channel_new(const char *target, int isolated) {
   args[1].type = GRPC_ARG_INTEGER;
   args[1].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
   args[1].value.integer = 1000;
-  /* Channels with equal args share their connections (gRPC's global
-   * subchannel pool), including the reconnect backoff after a failure: a
-   * probe channel gets a pool of its own, so probing a backend that is down
-   * never makes a real call fail fast just after the backend came back. */
-  args[4].type = GRPC_ARG_INTEGER;
-  args[4].key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
-  args[4].value.integer = 1;
-  grpc_channel_args ca = {isolated ? 5 : 4, args};
+  size_t n = 4;
+  if (isolated) {
+    /* Channels with equal args share their connections (gRPC's global
+     * subchannel pool), including the reconnect backoff after a failure: a
+     * probe channel gets a pool of its own, so probing a backend that is down
+     * never makes a real call fail fast just after the backend came back.
+     * Probes report a backend's state as it is: no retries. */
+    args[n].type = GRPC_ARG_INTEGER;
+    args[n].key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
+    args[n++].value.integer = 1;
+  } else {
+    /* Real calls retry the idempotent methods (SERVICE_CONFIG). */
+    args[n].type = GRPC_ARG_STRING;
+    args[n].key = (char *)GRPC_ARG_SERVICE_CONFIG;
+    args[n++].value.string = (char *)SERVICE_CONFIG;
+    args[n].type = GRPC_ARG_INTEGER;
+    args[n].key = (char *)GRPC_ARG_ENABLE_RETRIES;
+    args[n++].value.integer = 1;
+  }
+  grpc_channel_args ca = {n, args};
   grpc_channel_credentials *creds = bok_rpc_channel_creds(); /* TLS when configured (rpc_auth.c) */
   c->ch = grpc_channel_create(target, creds, &ca);
   grpc_channel_credentials_release(creds);

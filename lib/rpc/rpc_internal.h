@@ -9,6 +9,7 @@
 #include <grpc/support/time.h>
 
 #include "bok/rpc.h"
+#include "grpc/reflection/v1/reflection.pb-c.h"
 
 #define BOK_TENANT_MD "x-tenant-id"
 #define BOK_WORKER_TOKEN_MD "x-worker-token"
@@ -45,5 +46,39 @@ bok_err_code_t bok_rpc_worker_check(const bok_rpc_worker_auth_t *a, grpc_call *c
                                     char *why, size_t cap);
 /* Constant-time comparison (time depends on the lengths only): 1 if equal. */
 int bok_rpc_token_equal(const char *a, size_t alen, const char *b, size_t blen);
+
+/* rpc_reflection.c: server reflection answered from a FileDescriptorSet. */
+/* The gRPC API's descriptor set, written by protoc and compiled in
+ * (proto/CMakeLists.txt). */
+extern const unsigned char bok_proto_descriptor_set[];
+extern const size_t bok_proto_descriptor_set_len;
+typedef struct bok_rpc_reflection bok_rpc_reflection_t;
+/* Indexes a serialized FileDescriptorSet, kept by reference (it must outlive
+ * the index). NULL when malformed or out of memory. */
+bok_rpc_reflection_t *bok_rpc_reflection_new(const uint8_t *set, size_t len);
+void bok_rpc_reflection_free(bok_rpc_reflection_t *r);
+/* One answer: `msg` is the response to send; it points into the index, the
+ * request, `services` and the buffers below, so it lives until
+ * bok_rpc_reflection_answer_done(). */
+typedef struct {
+  Grpc__Reflection__V1__ServerReflectionResponse msg;
+  Grpc__Reflection__V1__FileDescriptorResponse files;
+  Grpc__Reflection__V1__ListServiceResponse list;
+  Grpc__Reflection__V1__ErrorResponse error;
+  Grpc__Reflection__V1__ExtensionNumberResponse ext;
+  ProtobufCBinaryData *blobs;
+  Grpc__Reflection__V1__ServiceResponse *svcs, **svcp;
+  char errmsg[300];
+} bok_rpc_reflection_answer_t;
+/* Answers one request (any thread): list_services with `services` (fully
+ * qualified names), file_by_filename / file_containing_symbol with the file
+ * and every file it imports, a question it cannot answer with an
+ * error_response (NOT_FOUND; INVALID_ARGUMENT when it asks nothing). v1alpha
+ * requests use the same messages. Never fails: out of memory becomes an
+ * error_response. */
+void bok_rpc_reflection_answer(const bok_rpc_reflection_t *r, const char *const *services, size_t nservices,
+                               const Grpc__Reflection__V1__ServerReflectionRequest *req,
+                               bok_rpc_reflection_answer_t *a);
+void bok_rpc_reflection_answer_done(bok_rpc_reflection_answer_t *a);
 
 #endif

@@ -9,6 +9,12 @@
  * long call (an upload stream) never holds up a call of another method while
  * another thread is idle.
  *
+ * Streams: a client-streaming or bidirectional handler reads with
+ * bok_rpc_call_read() and (bidirectional) writes with bok_rpc_call_write() on
+ * its own thread; reads and writes alternate, never overlap. Server
+ * reflection (rpc_reflection.c) is such a stream, registered by every server
+ * beside grpc.health.v1.Health.
+ *
  * Identity: a BOK_RPC_WORKER_ONLY method's caller is checked
  * (rpc_auth.c) before the tenant and the handler; refusals are logged with
  * the peer address and counted like any call.
@@ -90,6 +96,9 @@ struct bok_rpc_server {
   pthread_mutex_t mu;
   bok_metric_family_t *m_requests, *m_duration;
   bok_rpc_worker_auth_t *auth; /* worker credential accepted (copied at start) */
+  bok_rpc_reflection_t *refl;  /* the compiled-in API descriptors (read-only) */
+  char **services;             /* service names, set by start (read-only then) */
+  size_t nservices;
 };
 
 struct bok_rpc_call {
@@ -100,6 +109,7 @@ struct bok_rpc_call {
   const char *tenant;
   char tenant_buf[72];
   gpr_timespec deadline;
+  int md_sent; /* initial metadata went out with the first write */
   int done;
   grpc_status_code code; /* the status sent, once done */
 };
@@ -163,8 +173,10 @@ static void finish_call(bok_rpc_call_t *c, grpc_byte_buffer *resp, grpc_status_c
   memset(ops, 0, sizeof ops);
   int n = 0;
   int cancelled = 0;
-  ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
-  n++;
+  if (!c->md_sent) {
+    ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+    n++;
+  }
   if (resp) {
     ops[n].op = GRPC_OP_SEND_MESSAGE;
     ops[n].data.send_message.send_message = resp;
@@ -209,6 +221,39 @@ void bok_rpc_call_fail(bok_rpc_call_t *c, bok_err_code_t code, const char *fmt, 
   finish_call(c, NULL, (grpc_status_code)code, msg);
 }
 
+int bok_rpc_call_write(bok_rpc_call_t *c, const ProtobufCMessage *msg) {
+  if (c->done) return -1;
+  size_t n = protobuf_c_message_get_packed_size(msg);
+  if (n > c->s->opts.max_message) {
+    bok_rpc_call_fail(c, BOK_ERR_TOO_LARGE, "response too large (%zu bytes, limit %zu)", n,
+                      c->s->opts.max_message);
+    return -1;
+  }
+  grpc_byte_buffer *bb = bok_rpc_pack(msg);
+  if (!bb) {
+    finish_call(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return -1;
+  }
+  grpc_op ops[2];
+  memset(ops, 0, sizeof ops);
+  size_t nops = 0;
+  if (!c->md_sent) ops[nops++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[nops].op = GRPC_OP_SEND_MESSAGE;
+  ops[nops].data.send_message.send_message = bb;
+  nops++;
+  c->md_sent = 1;
+  int tag, ok = 0;
+  if (grpc_call_start_batch(c->call, ops, nops, &tag, NULL) == GRPC_CALL_OK) {
+    grpc_event ev =
+        grpc_completion_queue_pluck(c->pluck, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    ok = ev.success;
+  }
+  grpc_byte_buffer_destroy(bb);
+  return ok ? 0 : -1;
+}
+
+void bok_rpc_call_close(bok_rpc_call_t *c) { finish_call(c, NULL, GRPC_STATUS_OK, NULL); }
+
 /* ---- health -------------------------------------------------------------- */
 
 static void health_check(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) {
@@ -231,6 +276,53 @@ static void health_check(void *ud, bok_rpc_call_t *call, const ProtobufCMessage 
   resp.status = ready ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
                       : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
   bok_rpc_call_reply(call, &resp.base);
+}
+
+/* ---- reflection ----------------------------------------------------------- */
+
+/* grpc.reflection.v1(alpha).ServerReflection/ServerReflectionInfo: one
+ * answer per request until the client half-closes. The two versions share
+ * their messages' wire format, so v1's code serves both. */
+static void reflection_info(void *ud, bok_rpc_call_t *call) {
+  bok_rpc_server_t *s = ud;
+  for (;;) {
+    ProtobufCMessage *m = NULL;
+    int r = bok_rpc_call_read(call, &grpc__reflection__v1__server_reflection_request__descriptor, &m);
+    if (r == 0) {
+      bok_rpc_call_close(call);
+      return;
+    }
+    if (r < 0) {
+      bok_rpc_call_fail(call, BOK_ERR_INVALID, "malformed request, or the stream was cancelled");
+      return;
+    }
+    bok_rpc_reflection_answer_t a;
+    bok_rpc_reflection_answer(s->refl, (const char *const *)s->services, s->nservices, (const void *)m, &a);
+    int w = bok_rpc_call_write(call, &a.msg.base);
+    bok_rpc_reflection_answer_done(&a);
+    protobuf_c_message_free_unpacked(m, NULL);
+    if (w != 0) {
+      bok_rpc_call_fail(call, BOK_ERR_CANCELLED, "client went away"); /* no-op when write ended it */
+      return;
+    }
+  }
+}
+
+/* The distinct service names of the registered methods ("/pkg.Svc/M"). */
+static int collect_services(bok_rpc_server_t *s) {
+  s->services = calloc((size_t)s->nmethods, sizeof *s->services);
+  if (!s->services) return -1;
+  for (int i = 0; i < s->nmethods; i++) {
+    const char *p = s->methods[i].path + 1;
+    const char *slash = strchr(p, '/');
+    size_t n = slash ? (size_t)(slash - p) : strlen(p);
+    size_t j = 0;
+    while (j < s->nservices && !(strlen(s->services[j]) == n && strncmp(s->services[j], p, n) == 0)) j++;
+    if (j < s->nservices) continue;
+    if (!(s->services[s->nservices] = strndup(p, n))) return -1;
+    s->nservices++;
+  }
+  return 0;
 }
 
 /* ---- serving threads ------------------------------------------------------ */
@@ -395,11 +487,24 @@ bok_rpc_server_t *bok_rpc_server_new(const bok_rpc_server_opts_t *opts, bok_err_
     free(s);
     return NULL;
   }
+  s->refl = bok_rpc_reflection_new(bok_proto_descriptor_set, bok_proto_descriptor_set_len);
+  if (!s->refl) { /* a build error or out of memory */
+    bok_err_set(err, BOK_ERR_INTERNAL, "cannot index the compiled-in API descriptors");
+    close(s->wake_pipe[0]);
+    close(s->wake_pipe[1]);
+    free(s->addr);
+    free(s);
+    return NULL;
+  }
   pthread_mutex_init(&s->mu, NULL);
   bok_rpc_lib_ref();
   bok_rpc_server_add_unary(s, "/grpc.health.v1.Health/Check",
                            &grpc__health__v1__health_check_request__descriptor,
                            BOK_RPC_TENANT_OPTIONAL, health_check, s);
+  bok_rpc_server_add_bidi_stream(s, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                                 BOK_RPC_TENANT_OPTIONAL, reflection_info, s);
+  bok_rpc_server_add_bidi_stream(s, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                                 BOK_RPC_TENANT_OPTIONAL, reflection_info, s);
   return s;
 }
 
@@ -428,7 +533,13 @@ int bok_rpc_server_add_client_stream(bok_rpc_server_t *s, const char *path,
   return add_method(s, path, NULL, tenant, NULL, fn, ud);
 }
 
+int bok_rpc_server_add_bidi_stream(bok_rpc_server_t *s, const char *path,
+                                   bok_rpc_tenant_mode_t tenant, bok_rpc_stream_fn fn, void *ud) {
+  return add_method(s, path, NULL, tenant, NULL, fn, ud);
+}
+
 int bok_rpc_server_start(bok_rpc_server_t *s, bok_err_t *err) {
+  if (s->services == NULL && collect_services(s) != 0) abort(); /* out of memory at start-up */
   grpc_arg args[2];
   args[0].type = GRPC_ARG_INTEGER;
   args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -583,6 +694,9 @@ void bok_rpc_server_destroy(bok_rpc_server_t *s) {
   stop_server(s);
   if (s->server) grpc_server_destroy(s->server); /* created but never started */
   for (int i = 0; i < s->nmethods; i++) free(s->methods[i].path);
+  for (size_t i = 0; i < s->nservices; i++) free(s->services[i]);
+  free(s->services);
+  bok_rpc_reflection_free(s->refl);
   bok_rpc_worker_auth_free(s->auth);
   free(s->threads);
   free(s->slots);

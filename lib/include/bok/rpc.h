@@ -95,7 +95,9 @@ typedef void (*bok_rpc_unary_fn)(void *ud, bok_rpc_call_t *call, const ProtobufC
 
 /* A client-streaming handler: read messages with bok_rpc_call_read() until it
  * returns 0 (client half-closed) or -1 (client went away / deadline), then
- * reply or fail as above. */
+ * reply or fail as above. A bidirectional handler reads the same way, sends
+ * any number of messages with bok_rpc_call_write() between its reads, and
+ * ends with bok_rpc_call_close() (status OK) or bok_rpc_call_fail(). */
 typedef void (*bok_rpc_stream_fn)(void *ud, bok_rpc_call_t *call);
 
 typedef struct {
@@ -125,10 +127,18 @@ int bok_rpc_server_add_unary(bok_rpc_server_t *s, const char *path,
                              bok_rpc_tenant_mode_t tenant, bok_rpc_unary_fn fn, void *ud);
 int bok_rpc_server_add_client_stream(bok_rpc_server_t *s, const char *path,
                                      bok_rpc_tenant_mode_t tenant, bok_rpc_stream_fn fn, void *ud);
+/* A bidirectional stream. Like every call, it holds a serving thread while
+ * it lasts. */
+int bok_rpc_server_add_bidi_stream(bok_rpc_server_t *s, const char *path,
+                                   bok_rpc_tenant_mode_t tenant, bok_rpc_stream_fn fn, void *ud);
 
 /* Binds, starts the serving threads and the standard grpc.health.v1.Health
  * service (Check answers SERVING for "" and every registered service name,
- * NOT_SERVING while shutting down or while opts.ready says not ready).
+ * NOT_SERVING while shutting down or while opts.ready says not ready), and
+ * server reflection (grpc.reflection.v1 and v1alpha ServerReflection):
+ * list_services names every registered service; descriptors come from the
+ * gRPC API compiled in from proto/ (batch.v1, health, reflection), so a
+ * service without a .proto there is listed but not described.
  * Returns the bound port (> 0) or -1 (err set). */
 int bok_rpc_server_start(bok_rpc_server_t *s, bok_err_t *err);
 
@@ -157,6 +167,13 @@ const char *bok_rpc_call_method(const bok_rpc_call_t *call);
  * stream, -1 = client cancelled / deadline / malformed message. */
 int bok_rpc_call_read(bok_rpc_call_t *call, const ProtobufCMessageDescriptor *desc,
                       ProtobufCMessage **msg);
+/* Bidirectional streams: sends one message (the first also sends the
+ * initial metadata). 0 = sent; -1 = the call is over (client gone,
+ * deadline; or the message exceeds max_message, and the call was failed with
+ * RESOURCE_EXHAUSTED): stop writing, end the call and return. */
+int bok_rpc_call_write(bok_rpc_call_t *call, const ProtobufCMessage *msg);
+/* Ends a stream with status OK and no further message. */
+void bok_rpc_call_close(bok_rpc_call_t *call);
 /* Sends `resp` with status OK. The glue packs a copy; the caller keeps resp. */
 void bok_rpc_call_reply(bok_rpc_call_t *call, const ProtobufCMessage *resp);
 /* Ends the call with an error status and message. */
@@ -225,12 +242,18 @@ typedef struct bok_rpc_stream bok_rpc_stream_t;
  * never speaks HTTP/2 (or at the call's deadline if sooner); reconnect
  * backoff is capped at 1 s, so a restarted backend is reached again soon.
  * Max message 64 MiB each way (servers enforce their own, lower limit).
+ * Retries (docs/GRPC.md): gRPC retries a call of an idempotent method
+ * (ModelService GetModel/ListModels; JobService GetJob, ListJobs,
+ * ListRejected, GetJobSpec, ReportResults, ConfirmResults) that fails with
+ * UNAVAILABLE, at most 3 attempts (backoff 0.1 s doubling, capped at 1 s)
+ * within its deadline; other methods and probe channels are never retried.
  * destroy(): pending async calls are cancelled and their callbacks run (with
  * BOK_ERR_CANCELLED) before it returns; no other call may be in progress. */
 bok_rpc_channel_t *bok_rpc_channel_new(const char *target);
 /* The same, with a connection of its own, for health probes: its connect
  * attempts and reconnect backoff while the backend is down never affect the
- * other channels to that target (which share connections with each other). */
+ * other channels to that target (which share connections with each other).
+ * No retries. */
 bok_rpc_channel_t *bok_rpc_channel_new_probe(const char *target);
 void bok_rpc_channel_destroy(bok_rpc_channel_t *ch);
 const char *bok_rpc_channel_target(const bok_rpc_channel_t *ch);

@@ -1,5 +1,6 @@
 /* gRPC glue over loopback: unary, tenants, errors, streaming, async,
- * concurrency, deadlines, dead backends, health. */
+ * concurrency, deadlines, dead backends, retries, bidirectional streams,
+ * health. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -16,18 +17,36 @@
 #include "bok/rpc.h"
 #include "bok/util.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "rpc_internal.h"
 
 #define GET "/batch.v1.JobService/GetJob"
 #define UPLOAD "/batch.v1.JobService/Upload"
+#define CANCEL "/batch.v1.JobService/CancelJob"
+#define CHAT "/test.Echo/Chat"
 
 static int g_port;
 static bok_rpc_server_t *g_srv;
 static char g_target[64];
 
+static pthread_mutex_t g_flaky_mu = PTHREAD_MUTEX_INITIALIZER;
+static int g_flaky_calls; /* calls of the id "flaky" (GetJob) or of CancelJob */
+
+/* Counts a flaky call; 1 when it is the first since the count was reset. */
+static int flaky_first(void) {
+  pthread_mutex_lock(&g_flaky_mu);
+  int first = g_flaky_calls++ == 0;
+  pthread_mutex_unlock(&g_flaky_mu);
+  return first;
+}
+
 /* GetJob echoes job_id and the tenant; special ids trigger behaviours. */
 static void get_job(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) {
   (void)ud;
   const Batch__V1__GetJobRequest *r = (const void *)req;
+  if (strcmp(r->job_id, "flaky") == 0 && flaky_first()) { /* UNAVAILABLE once */
+    bok_rpc_call_fail(call, BOK_ERR_UNAVAILABLE, "try again");
+    return;
+  }
   if (strcmp(r->job_id, "missing") == 0) {
     bok_rpc_call_fail(call, BOK_ERR_NOT_FOUND, "not found");
     return;
@@ -45,6 +64,51 @@ static void get_job(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req)
   j.job_id = r->job_id;
   j.tenant_id = (char *)(bok_rpc_call_tenant(call) ? bok_rpc_call_tenant(call) : "");
   bok_rpc_call_reply(call, &j.base);
+}
+
+/* CancelJob (not idempotent): UNAVAILABLE the first time, then echoes. */
+static void cancel_job(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) {
+  (void)ud;
+  const Batch__V1__CancelJobRequest *r = (const void *)req;
+  if (flaky_first()) {
+    bok_rpc_call_fail(call, BOK_ERR_UNAVAILABLE, "try again");
+    return;
+  }
+  Batch__V1__Job j = BATCH__V1__JOB__INIT;
+  j.job_id = r->job_id;
+  bok_rpc_call_reply(call, &j.base);
+}
+
+/* Chat (bidirectional): answers each GetJobRequest with a Job of that id;
+ * the id "big" gets a Job over the server's 4 MiB limit, which ends the call
+ * with RESOURCE_EXHAUSTED. */
+static void chat(void *ud, bok_rpc_call_t *call) {
+  (void)ud;
+  ProtobufCMessage *m;
+  int r;
+  while ((r = bok_rpc_call_read(call, &batch__v1__get_job_request__descriptor, &m)) == 1) {
+    const Batch__V1__GetJobRequest *q = (const void *)m;
+    Batch__V1__Job j = BATCH__V1__JOB__INIT;
+    j.job_id = q->job_id;
+    char *big = NULL;
+    if (strcmp(q->job_id, "big") == 0) {
+      big = calloc(1, (5u << 20) + 1);
+      memset(big, 'x', 5u << 20);
+      j.error = big;
+    }
+    int w = bok_rpc_call_write(call, &j.base);
+    free(big);
+    protobuf_c_message_free_unpacked(m, NULL);
+    if (w != 0) {
+      bok_rpc_call_fail(call, BOK_ERR_CANCELLED, "client went away"); /* no-op when write ended it */
+      return;
+    }
+  }
+  if (r < 0) {
+    bok_rpc_call_fail(call, BOK_ERR_CANCELLED, "client went away");
+    return;
+  }
+  bok_rpc_call_close(call);
 }
 
 static pthread_mutex_t g_abort_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -97,6 +161,9 @@ static int setup(void **state) {
   bok_rpc_server_add_unary(g_srv, GET, &batch__v1__get_job_request__descriptor,
                            BOK_RPC_TENANT_REQUIRED, get_job, NULL);
   bok_rpc_server_add_client_stream(g_srv, UPLOAD, BOK_RPC_TENANT_REQUIRED, upload, NULL);
+  bok_rpc_server_add_unary(g_srv, CANCEL, &batch__v1__cancel_job_request__descriptor,
+                           BOK_RPC_TENANT_REQUIRED, cancel_job, NULL);
+  bok_rpc_server_add_bidi_stream(g_srv, CHAT, BOK_RPC_TENANT_OPTIONAL, chat, NULL);
   g_port = bok_rpc_server_start(g_srv, &err);
   assert_true(g_port > 0);
   snprintf(g_target, sizeof g_target, "127.0.0.1:%d", g_port);
@@ -164,6 +231,152 @@ static void test_deadline_and_dead_backend(void **state) {
   assert_int_equal(err.code, BOK_ERR_UNAVAILABLE);
   assert_true(bok_mono_ms() - t0 < 2500);
   bok_rpc_channel_destroy(dead);
+}
+
+/* The channels' service config: an idempotent method (GetJob) that fails
+ * with UNAVAILABLE is retried by gRPC and succeeds; CancelJob is not, and a
+ * probe channel never retries. */
+static void test_idempotent_methods_are_retried(void **state) {
+  (void)state;
+  bok_rpc_channel_t *ch = bok_rpc_channel_new(g_target);
+  Batch__V1__Job *j = NULL;
+  bok_err_t err;
+  g_flaky_calls = 0;
+  assert_int_equal(get(ch, "t1", "flaky", 5000, &j, &err), 0);
+  assert_string_equal(j->job_id, "flaky");
+  protobuf_c_message_free_unpacked(&j->base, NULL);
+  assert_int_equal(g_flaky_calls, 2);
+
+  g_flaky_calls = 0;
+  Batch__V1__CancelJobRequest c = BATCH__V1__CANCEL_JOB_REQUEST__INIT;
+  c.job_id = "j1";
+  assert_int_equal(bok_rpc_unary(ch, CANCEL, "t1", 5000, &c.base, &batch__v1__job__descriptor,
+                                 (ProtobufCMessage **)&j, &err), -1);
+  assert_int_equal(err.code, BOK_ERR_UNAVAILABLE);
+  assert_int_equal(g_flaky_calls, 1);
+  bok_rpc_channel_destroy(ch);
+
+  bok_rpc_channel_t *probe = bok_rpc_channel_new_probe(g_target);
+  g_flaky_calls = 0;
+  assert_int_equal(get(probe, "t1", "flaky", 5000, &j, &err), -1);
+  assert_int_equal(err.code, BOK_ERR_UNAVAILABLE);
+  assert_int_equal(g_flaky_calls, 1);
+  bok_rpc_channel_destroy(probe);
+}
+
+/* A bidirectional call made with gRPC C core directly (lib/rpc has no
+ * client for these: reflection clients are grpcurl & co.). */
+typedef struct {
+  grpc_channel *ch;
+  grpc_completion_queue *cq;
+  grpc_call *call;
+  int got_md;
+} raw_t;
+
+static int raw_batch(raw_t *c, grpc_op *ops, size_t n) {
+  int tag;
+  if (grpc_call_start_batch(c->call, ops, n, &tag, NULL) != GRPC_CALL_OK) return 0;
+  grpc_event ev = grpc_completion_queue_pluck(c->cq, &tag, bok_rpc_deadline(10000), NULL);
+  return ev.type == GRPC_OP_COMPLETE && ev.success;
+}
+
+static void raw_open(raw_t *c) {
+  memset(c, 0, sizeof *c);
+  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+  c->ch = grpc_channel_create(g_target, creds, NULL);
+  grpc_channel_credentials_release(creds);
+  c->cq = grpc_completion_queue_create_for_pluck(NULL);
+  grpc_slice method = grpc_slice_from_static_string(CHAT);
+  c->call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq, method, NULL,
+                                     bok_rpc_deadline(10000), NULL);
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_SEND_INITIAL_METADATA;
+  assert_true(raw_batch(c, &op, 1));
+}
+
+/* Sends a request for `id` and returns the job id of the answer (caller
+ * frees), or NULL when no answer came. */
+static char *raw_ask(raw_t *c, const char *id) {
+  Batch__V1__GetJobRequest r = BATCH__V1__GET_JOB_REQUEST__INIT;
+  r.job_id = (char *)id;
+  grpc_byte_buffer *out = bok_rpc_pack(&r.base), *in = NULL;
+  grpc_metadata_array imd;
+  grpc_metadata_array_init(&imd);
+  grpc_op ops[3];
+  memset(ops, 0, sizeof ops);
+  size_t n = 0;
+  ops[n].op = GRPC_OP_SEND_MESSAGE;
+  ops[n++].data.send_message.send_message = out;
+  if (!c->got_md) {
+    ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[n++].data.recv_initial_metadata.recv_initial_metadata = &imd;
+    c->got_md = 1;
+  }
+  ops[n].op = GRPC_OP_RECV_MESSAGE;
+  ops[n++].data.recv_message.recv_message = &in;
+  raw_batch(c, ops, n);
+  grpc_byte_buffer_destroy(out);
+  grpc_metadata_array_destroy(&imd);
+  if (!in) return NULL;
+  Batch__V1__Job *j = (Batch__V1__Job *)bok_rpc_unpack(in, &batch__v1__job__descriptor);
+  grpc_byte_buffer_destroy(in);
+  assert_non_null(j);
+  char *got = strdup(j->job_id);
+  protobuf_c_message_free_unpacked(&j->base, NULL);
+  return got;
+}
+
+/* Half-closes, returns the status and frees the call. */
+static grpc_status_code raw_finish(raw_t *c) {
+  grpc_metadata_array tmd;
+  grpc_metadata_array_init(&tmd);
+  grpc_status_code status = GRPC_STATUS_UNKNOWN;
+  grpc_slice details = grpc_empty_slice();
+  grpc_op ops[2];
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  ops[1].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  ops[1].data.recv_status_on_client.trailing_metadata = &tmd;
+  ops[1].data.recv_status_on_client.status = &status;
+  ops[1].data.recv_status_on_client.status_details = &details;
+  if (!raw_batch(c, ops, 2)) { /* the call already ended: its status only */
+    ops[0] = ops[1];
+    raw_batch(c, ops, 1);
+  }
+  grpc_slice_unref(details);
+  grpc_metadata_array_destroy(&tmd);
+  grpc_call_unref(c->call);
+  grpc_completion_queue_shutdown(c->cq);
+  while (grpc_completion_queue_pluck(c->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+         GRPC_QUEUE_SHUTDOWN) {
+  }
+  grpc_completion_queue_destroy(c->cq);
+  grpc_channel_destroy(c->ch);
+  return status;
+}
+
+/* A bidirectional stream: one answer per request, in order, then OK at the
+ * client's half-close; an answer over the limit ends it RESOURCE_EXHAUSTED. */
+static void test_bidi_stream(void **state) {
+  (void)state;
+  raw_t c;
+  raw_open(&c);
+  const char *ids[] = {"one", "two", "three"};
+  for (int i = 0; i < 3; i++) {
+    char *got = raw_ask(&c, ids[i]);
+    assert_non_null(got);
+    assert_string_equal(got, ids[i]);
+    free(got);
+  }
+  assert_int_equal(raw_finish(&c), GRPC_STATUS_OK);
+
+  raw_open(&c);
+  char *got = raw_ask(&c, "first");
+  assert_string_equal(got, "first");
+  free(got);
+  assert_null(raw_ask(&c, "big"));
+  assert_int_equal(raw_finish(&c), GRPC_STATUS_RESOURCE_EXHAUSTED);
 }
 
 typedef struct {
@@ -514,6 +727,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_unary_and_tenant),
       cmocka_unit_test(test_deadline_and_dead_backend),
+      cmocka_unit_test(test_idempotent_methods_are_retried),
+      cmocka_unit_test(test_bidi_stream),
       cmocka_unit_test(test_calls_in_flight_concurrently),
       cmocka_unit_test(test_async),
       cmocka_unit_test(test_client_stream),
