@@ -17,7 +17,6 @@ import bok_e2e as e
 
 SRC = e.SRC
 ROOT_FILE = os.path.join(SRC, "docker-compose.yml")
-DEPLOY_FILE = os.path.join(SRC, "deploy", "docker-compose.yml")
 DOCKERFILE = os.path.join(SRC, "deploy", "docker", "Dockerfile")
 SERVICES = {"kafka", "certs", "model", "job", "worker", "api", "cli"}
 ONE_SHOT = {"certs", "cli"}  # run to completion (certs once per volume, cli per `docker-compose run`)
@@ -95,53 +94,36 @@ def accepted_keys(binary, config_file):
 
 
 def compose():
-    return load(DEPLOY_FILE)
+    return load(ROOT_FILE)
 
 
-def test_root_and_deploy_files_are_the_same_definition():
-    root, dep = load(ROOT_FILE), load(DEPLOY_FILE)
-    for doc, path in ((root, ROOT_FILE), (dep, DEPLOY_FILE)):
-        ctx = os.path.normpath(os.path.join(os.path.dirname(path), doc["x-build"]["context"]))
-        e.check(ctx == os.path.normpath(SRC), "%s: build context %s is not the repository root" % (path, ctx))
-        for name, svc in doc["services"].items():
-            if "build" in svc:
-                e.check(svc["build"] == doc["x-build"], "%s: %s builds differently" % (path, name))
-    strip = lambda d: {k: v for k, v in d.items() if k != "x-build"}
-    def no_ctx(d):
-        ctx = d["x-build"]["context"]
-        d = strip(d)
-        for svc in d["services"].values():
-            if "build" in svc:
-                svc["build"] = {k: v for k, v in svc["build"].items() if k != "context"}
-            # the cli service mounts the repository root: the same anchor (&repo) as the context
-            for v in svc.get("volumes") or []:
-                if isinstance(v, dict) and v.get("type") == "bind" and v.get("source") == ctx:
-                    v["source"] = "<repository root>"
-        return d
-    e.check(no_ctx(root) == no_ctx(dep),
-            "docker-compose.yml and deploy/docker-compose.yml must differ only in x-build.context")
+def test_one_compose_file_at_the_root():
+    """One definition (issue 13): docker-compose.yml at the repository root,
+    where the guide runs `docker-compose up`; its build context is the root."""
+    e.check(not os.path.exists(os.path.join(SRC, "deploy", "docker-compose.yml")), "a second compose file is back")
+    doc = load(ROOT_FILE)
+    ctx = os.path.normpath(os.path.join(SRC, doc["x-build"]["context"]))
+    e.check(ctx == os.path.normpath(SRC), "build context %s is not the repository root" % ctx)
+    for name, svc in doc["services"].items():
+        if "build" in svc:
+            e.check(svc["build"] == doc["x-build"], "%s builds differently" % name)
 
 
-def test_docker_compose_accepts_both_files():
-    """docker-compose (v1, Debian) parses and resolves the files without an
-    engine: both resolve to the same project with the repository root as
-    build context."""
-    resolved = []
-    for path in (ROOT_FILE, DEPLOY_FILE):
-        r = subprocess.run(["docker-compose", "-f", path, "config"], capture_output=True, text=True,
-                           cwd=os.path.dirname(path), env=dict(os.environ, TENANT_HEADER=""))
-        e.check(r.returncode == 0, "docker-compose config %s:\n%s" % (path, r.stderr))
-        doc = yaml.safe_load(r.stdout)
-        for name, svc in doc["services"].items():
-            if "build" in svc:
-                e.check(os.path.normpath(svc["build"]["context"]) == os.path.normpath(SRC),
-                        "%s: %s builds from %s" % (path, name, svc["build"]["context"]))
-        binds = [v for v in doc["services"]["cli"]["volumes"] if v.get("type") == "bind"]
-        e.check([os.path.normpath(v["source"]) for v in binds] == [os.path.normpath(SRC)],
-                "%s: the cli service mounts %s, not the repository root" % (path, binds))
-        resolved.append(doc)
-    e.check(resolved[0] == resolved[1], "the two files resolve to different projects")
-    api_env = env_of(resolved[0]["services"]["api"])
+def test_docker_compose_accepts_the_file():
+    """docker-compose (v1, Debian) parses and resolves the file without an
+    engine, with the repository root as build context."""
+    r = subprocess.run(["docker-compose", "-f", ROOT_FILE, "config"], capture_output=True, text=True,
+                       cwd=SRC, env=dict(os.environ, TENANT_HEADER=""))
+    e.check(r.returncode == 0, "docker-compose config:\n%s" % r.stderr)
+    doc = yaml.safe_load(r.stdout)
+    for name, svc in doc["services"].items():
+        if "build" in svc:
+            e.check(os.path.normpath(svc["build"]["context"]) == os.path.normpath(SRC),
+                    "%s builds from %s" % (name, svc["build"]["context"]))
+    binds = [v for v in doc["services"]["cli"]["volumes"] if v.get("type") == "bind"]
+    e.check([os.path.normpath(v["source"]) for v in binds] == [os.path.normpath(SRC)],
+            "the cli service mounts %s, not the repository root" % binds)
+    api_env = env_of(doc["services"]["api"])
     e.check(api_env.get("TENANT_HEADER") == "X-Tenant-ID", "TENANT_HEADER default: %s" % api_env)
 
 
