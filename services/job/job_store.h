@@ -13,7 +13,7 @@
 
 #include "batch/v1/job.pb-c.h"
 #include "bok/buf.h"
-#include "bok/rpc.h"
+#include "bok/err.h"
 
 typedef struct {
   char job_id[40];

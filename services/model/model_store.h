@@ -12,7 +12,10 @@
 
 #include <stdint.h>
 
-#include "bok/rpc.h"
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bok/err.h"
 
 typedef struct {
   char model_id[40];
