@@ -401,164 +401,178 @@ static int check_date_time(rowctx_t *x, int ci, const bok_column_t *col, const c
   return 1;
 }
 
+/* STRING and CATEGORY cells (an integer is a fine event id). */
+static int check_string(rowctx_t *x, int ci, const bok_column_t *col, const cell_t *c, bok_buf_t *out) {
+  int ok = 1, is_eid = ci == x->v->event_id;
+  const char *s = c->s;
+  size_t len = c->len;
+  if (c->j && !json_is_string(c->j)) {
+    if (is_eid && json_is_integer(c->j)) {
+      char num[32];
+      int n = snprintf(num, sizeof num, "%lld", (long long)json_integer_value(c->j));
+      bok_json_append_string(out, num, (size_t)n);
+      return 1;
+    }
+    if (is_eid)
+      blank(x, ci, col, c);
+    else if (col->type == BOK_COL_CATEGORY)
+      REJ(x, col, "NOT_A_CATEGORY", c, "The value for '%s' is not a category. Provide a valid string category.",
+          col->name);
+    else
+      REJ(x, col, "NOT_A_STRING", c, "The value for '%s' is not a string. Provide a text value.", col->name);
+    return 0;
+  }
+  if (c->j) {
+    s = json_string_value(c->j);
+    len = json_string_length(c->j);
+  }
+  if (col->type == BOK_COL_CATEGORY) {
+    int found = 0;
+    for (size_t i = 0; i < col->n_enum && !found; i++)
+      found = strlen(col->enum_values[i]) == len && memcmp(col->enum_values[i], s, len) == 0;
+    if (!found) {
+      REJ(x, col, "NOT_A_CATEGORY", c, "The value for '%s' is not a category. Provide a valid string category.",
+          col->name);
+      return 0;
+    }
+  }
+  if (col->min_length >= 0 || col->max_length >= 0)
+    range_count(x, col, c, (int64_t)utf8_len(s, len), col->min_length, col->max_length, "characters", &ok);
+  if (ok) bok_json_append_string(out, s, len);
+  return ok;
+}
+
+/* INTEGER cells and unix-time TIMESTAMP cells (32-bit). */
+static int check_integer(rowctx_t *x, int ci, const bok_column_t *col, const cell_t *c, bok_buf_t *out) {
+  int ok = 1, is_eid = ci == x->v->event_id, is_etime = ci == x->v->event_time;
+  int64_t i;
+  int good;
+  if (c->j)
+    good = json_is_integer(c->j) && ((i = json_integer_value(c->j)), 1);
+  else
+    good = parse_int64(c->s, c->len, &i) == 0;
+  if (good && col->type == BOK_COL_TIMESTAMP && (i < INT32_MIN || i > INT32_MAX)) good = 0;
+  if (good && is_etime && (i < INT32_MIN || i > INT32_MAX)) good = 0;
+  if (!good) {
+    if (is_etime || is_eid)
+      blank(x, ci, col, c);
+    else if (col->type == BOK_COL_TIMESTAMP)
+      REJ(x, col, "NOT_A_TIMESTAMP", c, "The value for '%s' is not a timestamp. Use a 32-bit Unix timestamp.",
+          col->name);
+    else
+      REJ(x, col, "NOT_AN_INTEGER", c, "The value for '%s' is not an integer. Provide a whole number (e.g. 42).",
+          col->name);
+    return 0;
+  }
+  range_num(x, col, c, (double)i, &ok);
+  if (ok) bok_buf_append_i64(out, i);
+  if (is_etime) x->etime_ms = i * 1000;
+  return ok;
+}
+
+static int check_float(rowctx_t *x, const bok_column_t *col, const cell_t *c, bok_buf_t *out) {
+  int ok = 1;
+  double d = 0;
+  int good;
+  if (!c->j && !col->has_minimum && !col->has_maximum) {
+    /* Fast path: JSON-grammar text without an exponent is finite and is
+     * emitted as is, so strtod is not needed. */
+    const char *s = c->s;
+    size_t len = c->len;
+    trim(&s, &len);
+    if (len && len < 300 && !memchr(s, 'e', len) && !memchr(s, 'E', len) && is_json_number(s, len)) {
+      bok_buf_append(out, s, len);
+      return 1;
+    }
+  }
+  if (c->j)
+    good = json_is_number(c->j) && ((d = json_number_value(c->j)), 1);
+  else
+    good = parse_double(c->s, c->len, &d) == 0;
+  if (!good) {
+    REJ(x, col, "NOT_A_FLOAT", c, "The value for '%s' is not a float. Provide a numeric value (e.g. 3.14).",
+        col->name);
+    return 0;
+  }
+  range_num(x, col, c, d, &ok);
+  if (!ok) return 0;
+  const char *s = c->s;
+  size_t len = c->len;
+  if (!c->j) trim(&s, &len);
+  if (!c->j && is_json_number(s, len))
+    bok_buf_append(out, s, len);
+  else
+    append_double(out, d);
+  return 1;
+}
+
+static int check_boolean(rowctx_t *x, const bok_column_t *col, const cell_t *c, bok_buf_t *out) {
+  int b;
+  int good = c->j ? (json_is_boolean(c->j) && ((b = json_is_true(c->j)), 1)) : parse_bool(c->s, c->len, &b) == 0;
+  if (!good) {
+    REJ(x, col, "NOT_A_BOOLEAN", c, "The value for '%s' is not a boolean. Use true, false, 1, or 0.", col->name);
+    return 0;
+  }
+  bok_buf_appends(out, b ? "true" : "false");
+  return 1;
+}
+
+static int check_vector(rowctx_t *x, const bok_column_t *col, const cell_t *c, bok_buf_t *out) {
+  int ok = 1;
+  if (!c->j) {
+    int n = fast_vector(c->s, c->len, out);
+    if (n >= 0) {
+      range_count(x, col, c, n, col->min_items, col->max_items, "items", &ok);
+      return ok;
+    }
+    /* not a plain array of JSON numbers: the slow path decides */
+  }
+  json_t *arr = c->j;
+  json_t *own = NULL;
+  if (!arr) arr = own = json_loadb(c->s, c->len, JSON_DECODE_ANY, NULL);
+  int good = json_is_array(arr);
+  for (size_t i = 0; good && i < json_array_size(arr); i++) good = json_is_number(json_array_get(arr, i));
+  if (!good) {
+    REJ(x, col, "NOT_A_VECTOR", c, "The value for '%s' is not a vector. Provide a list of numeric values.",
+        col->name);
+    json_decref(own);
+    return 0;
+  }
+  range_count(x, col, c, (int64_t)json_array_size(arr), col->min_items, col->max_items, "items", &ok);
+  if (ok) {
+    bok_buf_appendc(out, '[');
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+      json_t *e = json_array_get(arr, i);
+      if (i) bok_buf_appendc(out, ',');
+      if (json_is_integer(e))
+        bok_buf_append_i64(out, json_integer_value(e));
+      else
+        append_double(out, json_real_value(e));
+    }
+    bok_buf_appendc(out, ']');
+  }
+  json_decref(own);
+  return ok;
+}
+
 /* Checks a present, non-blank cell and appends its JSON value to out.
  * Returns 1 if valid. */
 static int check_cell(rowctx_t *x, int ci, const bok_column_t *col, const cell_t *c, bok_buf_t *out) {
-  int ok = 1;
   if (c->j && json_is_object(c->j)) { /* nested documents are not a column type */
     REJ(x, col, "UNSUPPORTED_TYPE", c, "The column '%s' uses unsupported type '%s'. Use a supported type.", col->name,
         bok_col_type_name(col->type));
     return 0;
   }
-  int is_eid = ci == x->v->event_id, is_etime = ci == x->v->event_time;
   switch (col->type) {
     case BOK_COL_STRING:
-    case BOK_COL_CATEGORY: {
-      const char *s = c->s;
-      size_t len = c->len;
-      if (c->j && !json_is_string(c->j)) {
-        if (is_eid && json_is_integer(c->j)) {
-          char num[32];
-          int n = snprintf(num, sizeof num, "%lld", (long long)json_integer_value(c->j));
-          bok_json_append_string(out, num, (size_t)n);
-          return 1;
-        }
-        if (is_eid)
-          blank(x, ci, col, c);
-        else if (col->type == BOK_COL_CATEGORY)
-          REJ(x, col, "NOT_A_CATEGORY", c, "The value for '%s' is not a category. Provide a valid string category.",
-              col->name);
-        else
-          REJ(x, col, "NOT_A_STRING", c, "The value for '%s' is not a string. Provide a text value.", col->name);
-        return 0;
-      }
-      if (c->j) {
-        s = json_string_value(c->j);
-        len = json_string_length(c->j);
-      }
-      if (col->type == BOK_COL_CATEGORY) {
-        int found = 0;
-        for (size_t i = 0; i < col->n_enum && !found; i++)
-          found = strlen(col->enum_values[i]) == len && memcmp(col->enum_values[i], s, len) == 0;
-        if (!found) {
-          REJ(x, col, "NOT_A_CATEGORY", c, "The value for '%s' is not a category. Provide a valid string category.",
-              col->name);
-          return 0;
-        }
-      }
-      if (col->min_length >= 0 || col->max_length >= 0)
-        range_count(x, col, c, (int64_t)utf8_len(s, len), col->min_length, col->max_length, "characters", &ok);
-      if (ok) bok_json_append_string(out, s, len);
-      return ok;
-    }
+    case BOK_COL_CATEGORY: return check_string(x, ci, col, c, out);
     case BOK_COL_TIMESTAMP:
       if (col->date_time) return check_date_time(x, ci, col, c, out);
-      __attribute__((fallthrough)); /* unix-time is an integer */
-    case BOK_COL_INTEGER: {
-      int64_t i;
-      int good;
-      if (c->j)
-        good = json_is_integer(c->j) && ((i = json_integer_value(c->j)), 1);
-      else
-        good = parse_int64(c->s, c->len, &i) == 0;
-      if (good && col->type == BOK_COL_TIMESTAMP && (i < INT32_MIN || i > INT32_MAX)) good = 0;
-      if (good && is_etime && (i < INT32_MIN || i > INT32_MAX)) good = 0;
-      if (!good) {
-        if (is_etime || is_eid)
-          blank(x, ci, col, c);
-        else if (col->type == BOK_COL_TIMESTAMP)
-          REJ(x, col, "NOT_A_TIMESTAMP", c, "The value for '%s' is not a timestamp. Use a 32-bit Unix timestamp.",
-              col->name);
-        else
-          REJ(x, col, "NOT_AN_INTEGER", c, "The value for '%s' is not an integer. Provide a whole number (e.g. 42).",
-              col->name);
-        return 0;
-      }
-      range_num(x, col, c, (double)i, &ok);
-      if (ok) bok_buf_append_i64(out, i);
-      if (is_etime) x->etime_ms = i * 1000;
-      return ok;
-    }
-    case BOK_COL_FLOAT: {
-      double d = 0;
-      int good;
-      if (!c->j && !col->has_minimum && !col->has_maximum) {
-        /* Fast path: JSON-grammar text without an exponent is finite and is
-         * emitted as is, so strtod is not needed. */
-        const char *s = c->s;
-        size_t len = c->len;
-        trim(&s, &len);
-        if (len && len < 300 && !memchr(s, 'e', len) && !memchr(s, 'E', len) && is_json_number(s, len)) {
-          bok_buf_append(out, s, len);
-          return 1;
-        }
-      }
-      if (c->j)
-        good = json_is_number(c->j) && ((d = json_number_value(c->j)), 1);
-      else
-        good = parse_double(c->s, c->len, &d) == 0;
-      if (!good) {
-        REJ(x, col, "NOT_A_FLOAT", c, "The value for '%s' is not a float. Provide a numeric value (e.g. 3.14).",
-            col->name);
-        return 0;
-      }
-      range_num(x, col, c, d, &ok);
-      if (!ok) return 0;
-      const char *s = c->s;
-      size_t len = c->len;
-      if (!c->j) trim(&s, &len);
-      if (!c->j && is_json_number(s, len))
-        bok_buf_append(out, s, len);
-      else
-        append_double(out, d);
-      return 1;
-    }
-    case BOK_COL_BOOLEAN: {
-      int b;
-      int good = c->j ? (json_is_boolean(c->j) && ((b = json_is_true(c->j)), 1)) : parse_bool(c->s, c->len, &b) == 0;
-      if (!good) {
-        REJ(x, col, "NOT_A_BOOLEAN", c, "The value for '%s' is not a boolean. Use true, false, 1, or 0.", col->name);
-        return 0;
-      }
-      bok_buf_appends(out, b ? "true" : "false");
-      return 1;
-    }
-    case BOK_COL_VECTOR: {
-      if (!c->j) {
-        int n = fast_vector(c->s, c->len, out);
-        if (n >= 0) {
-          range_count(x, col, c, n, col->min_items, col->max_items, "items", &ok);
-          return ok;
-        }
-        /* not a plain array of JSON numbers: the slow path decides */
-      }
-      json_t *arr = c->j;
-      json_t *own = NULL;
-      if (!arr) arr = own = json_loadb(c->s, c->len, JSON_DECODE_ANY, NULL);
-      int good = json_is_array(arr);
-      for (size_t i = 0; good && i < json_array_size(arr); i++) good = json_is_number(json_array_get(arr, i));
-      if (!good) {
-        REJ(x, col, "NOT_A_VECTOR", c, "The value for '%s' is not a vector. Provide a list of numeric values.",
-            col->name);
-        json_decref(own);
-        return 0;
-      }
-      range_count(x, col, c, (int64_t)json_array_size(arr), col->min_items, col->max_items, "items", &ok);
-      if (ok) {
-        bok_buf_appendc(out, '[');
-        for (size_t i = 0; i < json_array_size(arr); i++) {
-          json_t *e = json_array_get(arr, i);
-          if (i) bok_buf_appendc(out, ',');
-          if (json_is_integer(e))
-            bok_buf_append_i64(out, json_integer_value(e));
-          else
-            append_double(out, json_real_value(e));
-        }
-        bok_buf_appendc(out, ']');
-      }
-      json_decref(own);
-      return ok;
-    }
+      return check_integer(x, ci, col, c, out); /* unix-time is an integer */
+    case BOK_COL_INTEGER: return check_integer(x, ci, col, c, out);
+    case BOK_COL_FLOAT: return check_float(x, col, c, out);
+    case BOK_COL_BOOLEAN: return check_boolean(x, col, c, out);
+    case BOK_COL_VECTOR: return check_vector(x, col, c, out);
   }
   return 0;
 }

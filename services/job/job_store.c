@@ -617,74 +617,103 @@ static int check_budget(job_store_t *st, const char *id, int64_t now) {
   return ret;
 }
 
-/* Counts results of a PENDING/RUNNING job; mu held, inside a transaction. */
+/* Marks the messages of res counted now (fresh[i]) and returns their valid
+ * rows; a message counted before is skipped whole. *ret = -1 on a SQLite
+ * error. */
+static int64_t count_messages(job_store_t *st, const Batch__V1__JobResults *res, uint8_t *fresh, int *ret) {
+  int64_t ok = 0;
+  if (!res->n_batches) return 0;
+  sqlite3_stmt *bi = js_prep(st, "INSERT OR IGNORE INTO processed_batches(job_id,first_row) VALUES(?1,?2)");
+  for (size_t i = 0; i < res->n_batches && *ret == 0; i++) {
+    const Batch__V1__BatchResult *b = res->batches[i];
+    sqlite3_reset(bi);
+    sqlite3_bind_text(bi, 1, res->job_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(bi, 2, b->first_row);
+    if (sqlite3_step(bi) != SQLITE_DONE) *ret = -1;
+    fresh[i] = sqlite3_changes(st->db) > 0;
+    if (fresh[i]) ok += b->valid;
+  }
+  sqlite3_finalize(bi);
+  return ok;
+}
+
+/* Records a row once in `processed` (per-row form); 1 when new. */
+static int first_time(job_store_t *st, sqlite3_stmt *ins, const char *job_id, int64_t row, int *ret) {
+  sqlite3_reset(ins);
+  sqlite3_bind_text(ins, 1, job_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(ins, 2, row);
+  if (sqlite3_step(ins) != SQLITE_DONE) *ret = -1;
+  return sqlite3_changes(st->db) > 0;
+}
+
+/* Stores a rejected row, its cells, and adds them to the summary. */
+static int store_rejected(sqlite3_stmt *rej, sqlite3_stmt *cell, const char *job_id, const Batch__V1__RowRejection *r,
+                          sum_acc_t *acc) {
+  int ret = 0;
+  sqlite3_reset(rej);
+  sqlite3_bind_text(rej, 1, job_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(rej, 2, r->row);
+  sqlite3_bind_blob(rej, 3, r->raw.data ? (const void *)r->raw.data : "", (int)r->raw.len, SQLITE_STATIC);
+  if (sqlite3_step(rej) != SQLITE_DONE) ret = -1;
+  for (size_t c = 0; c < r->n_cells; c++) {
+    const Batch__V1__RejectedCell *x = r->cells[c];
+    sum_add(acc, x, r->row);
+    sqlite3_reset(cell);
+    sqlite3_bind_text(cell, 1, job_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(cell, 2, r->row);
+    sqlite3_bind_int64(cell, 3, (int64_t)c);
+    sqlite3_bind_text(cell, 4, x->event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(cell, 5, x->column, -1, SQLITE_STATIC);
+    sqlite3_bind_text(cell, 6, x->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(cell, 7, x->code, -1, SQLITE_STATIC);
+    sqlite3_bind_text(cell, 8, x->observed, -1, SQLITE_STATIC);
+    sqlite3_bind_int(cell, 9, x->has_observed);
+    sqlite3_bind_text(cell, 10, x->message, -1, SQLITE_STATIC);
+    if (sqlite3_step(cell) != SQLITE_DONE) ret = -1;
+  }
+  return ret;
+}
+
+/* Adds ok/bad to the job's counters, then the budget and final-state checks. */
+static int add_counts(job_store_t *st, const char *job_id, int64_t ok, int64_t bad) {
+  int64_t now = bok_now_ms();
+  sqlite3_stmt *u = js_prep(st, "UPDATE jobs SET success=success+?2, errors=errors+?3, updated_at=?4,"
+                                " state=?5, started_at = CASE WHEN started_at=0 THEN ?4 ELSE started_at END"
+                                " WHERE job_id=?1");
+  sqlite3_bind_text(u, 1, job_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(u, 2, ok);
+  sqlite3_bind_int64(u, 3, bad);
+  sqlite3_bind_int64(u, 4, now);
+  sqlite3_bind_int(u, 5, S_RUNNING);
+  int ret = sqlite3_step(u) == SQLITE_DONE ? 0 : -1;
+  sqlite3_finalize(u);
+  if (ret == 0) ret = check_budget(st, job_id, now);
+  if (ret == 0) js_maybe_finish(st, job_id, now);
+  return ret;
+}
+
+/* Counts results of a PENDING/RUNNING job; mu held, inside a transaction.
+ * Per-message form: a message already counted is skipped whole, with its
+ * rejected rows. Per-row form (the job service's own rejections, tests):
+ * each row once. */
 int job_count_locked(job_store_t *st, const Batch__V1__JobResults *res) {
   sum_acc_t acc = {NULL, 0, 0};
   int ret = 0;
   sqlite3_stmt *ins = js_prep(st, "INSERT OR IGNORE INTO processed(job_id,row) VALUES(?1,?2)");
   sqlite3_stmt *rej = js_prep(st, "INSERT OR REPLACE INTO rejected(job_id,row,raw) VALUES(?1,?2,?3)");
   sqlite3_stmt *cell = js_prep(st, "INSERT OR REPLACE INTO rejected_cells(job_id,row,idx,event_id,col,type,code,"
-                                "observed,has_observed,message) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
-  int64_t ok = 0, bad = 0;
-  /* Per-message form: a message already counted is skipped whole, with its
-   * rejected rows; `fresh` marks the messages counted now. */
+                                   "observed,has_observed,message) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
   uint8_t fresh_small[64];
   uint8_t *fresh = res->n_batches <= sizeof fresh_small ? fresh_small : calloc(res->n_batches, 1);
-  if (res->n_batches) {
-    sqlite3_stmt *bi = js_prep(st, "INSERT OR IGNORE INTO processed_batches(job_id,first_row) VALUES(?1,?2)");
-    for (size_t i = 0; i < res->n_batches && ret == 0; i++) {
-      const Batch__V1__BatchResult *b = res->batches[i];
-      sqlite3_reset(bi);
-      sqlite3_bind_text(bi, 1, res->job_id, -1, SQLITE_STATIC);
-      sqlite3_bind_int64(bi, 2, b->first_row);
-      if (sqlite3_step(bi) != SQLITE_DONE) ret = -1;
-      fresh[i] = sqlite3_changes(st->db) > 0;
-      if (fresh[i]) ok += b->valid;
-    }
-    sqlite3_finalize(bi);
-  }
-  for (size_t i = 0; i < res->n_valid_rows; i++) {
-    sqlite3_reset(ins);
-    sqlite3_bind_text(ins, 1, res->job_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(ins, 2, res->valid_rows[i]);
-    if (sqlite3_step(ins) != SQLITE_DONE) ret = -1;
-    ok += sqlite3_changes(st->db);
-  }
+  int64_t ok = count_messages(st, res, fresh, &ret), bad = 0;
+  for (size_t i = 0; i < res->n_valid_rows; i++) ok += first_time(st, ins, res->job_id, res->valid_rows[i], &ret);
   for (size_t i = 0; i < res->n_rejected && ret == 0; i++) {
     const Batch__V1__RowRejection *r = res->rejected[i];
     size_t k = 0;
     while (k < res->n_batches && !(r->row >= res->batches[k]->first_row && r->row <= res->batches[k]->last_row)) k++;
-    if (k < res->n_batches) {
-      if (!fresh[k]) continue; /* its message was counted before */
-    } else { /* per-row form */
-      sqlite3_reset(ins);
-      sqlite3_bind_text(ins, 1, res->job_id, -1, SQLITE_STATIC);
-      sqlite3_bind_int64(ins, 2, r->row);
-      if (sqlite3_step(ins) != SQLITE_DONE) ret = -1;
-      if (sqlite3_changes(st->db) == 0) continue; /* already recorded */
-    }
+    if (k < res->n_batches ? !fresh[k] : !first_time(st, ins, res->job_id, r->row, &ret)) continue; /* counted before */
     bad++;
-    sqlite3_reset(rej);
-    sqlite3_bind_text(rej, 1, res->job_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(rej, 2, r->row);
-    sqlite3_bind_blob(rej, 3, r->raw.data ? (const void *)r->raw.data : "", (int)r->raw.len, SQLITE_STATIC);
-    if (sqlite3_step(rej) != SQLITE_DONE) ret = -1;
-    for (size_t c = 0; c < r->n_cells; c++) {
-      const Batch__V1__RejectedCell *x = r->cells[c];
-      sum_add(&acc, x, r->row);
-      sqlite3_reset(cell);
-      sqlite3_bind_text(cell, 1, res->job_id, -1, SQLITE_STATIC);
-      sqlite3_bind_int64(cell, 2, r->row);
-      sqlite3_bind_int64(cell, 3, (int64_t)c);
-      sqlite3_bind_text(cell, 4, x->event_id, -1, SQLITE_STATIC);
-      sqlite3_bind_text(cell, 5, x->column, -1, SQLITE_STATIC);
-      sqlite3_bind_text(cell, 6, x->type, -1, SQLITE_STATIC);
-      sqlite3_bind_text(cell, 7, x->code, -1, SQLITE_STATIC);
-      sqlite3_bind_text(cell, 8, x->observed, -1, SQLITE_STATIC);
-      sqlite3_bind_int(cell, 9, x->has_observed);
-      sqlite3_bind_text(cell, 10, x->message, -1, SQLITE_STATIC);
-      if (sqlite3_step(cell) != SQLITE_DONE) ret = -1;
-    }
+    if (store_rejected(rej, cell, res->job_id, r, &acc) != 0) ret = -1;
   }
   sqlite3_finalize(ins);
   sqlite3_finalize(rej);
@@ -692,21 +721,7 @@ int job_count_locked(job_store_t *st, const Batch__V1__JobResults *res) {
   if (fresh != fresh_small) free(fresh);
   if (ret == 0) ret = sum_store(st, res->job_id, &acc);
   free(acc.g);
-  int64_t now = bok_now_ms();
-  if (ret == 0 && (ok || bad)) {
-    sqlite3_stmt *u = js_prep(st, "UPDATE jobs SET success=success+?2, errors=errors+?3, updated_at=?4,"
-                               " state=?5, started_at = CASE WHEN started_at=0 THEN ?4 ELSE started_at END"
-                               " WHERE job_id=?1");
-    sqlite3_bind_text(u, 1, res->job_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(u, 2, ok);
-    sqlite3_bind_int64(u, 3, bad);
-    sqlite3_bind_int64(u, 4, now);
-    sqlite3_bind_int(u, 5, S_RUNNING);
-    if (sqlite3_step(u) != SQLITE_DONE) ret = -1;
-    sqlite3_finalize(u);
-    if (ret == 0) ret = check_budget(st, res->job_id, now);
-    if (ret == 0) js_maybe_finish(st, res->job_id, now);
-  }
+  if (ret == 0 && (ok || bad)) ret = add_counts(st, res->job_id, ok, bad);
   return ret;
 }
 

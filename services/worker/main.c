@@ -46,11 +46,41 @@ static void *lane_main(void *arg) {
  * refused at start with their file:line. */
 static const char *const KNOWN_KEYS[] = {"worker_id", "lanes:int", "kafka.brokers", "kafka.rows_topic", "kafka.group_id", "kafka.transactions:bool", "kafka.transaction_timeout_ms:int", "kafka.events_partitions:int", "kafka.batch_max_rows:int", "kafka.batch_max_ms:int", "kafka.producer.*", "kafka.consumer.*", "kafka.events_topic.*", "routes.default.model", "routes.default.job", "routes.tenants.*", "log_level:level", "log_format:format", "metrics_listen", BOK_RPC_TLS_KEYS, "rpc.worker_token_file", NULL};
 
-int main(int argc, char **argv) {
+/* Creates n lanes into g_lanes (each its own consumer and producer). 0 ok. */
+static int create_lanes(const bok_config_t *cfg, int n) {
   static const char *names[MAX_LANES] = {"worker",    "worker.1",  "worker.2",  "worker.3",
                                          "worker.4",  "worker.5",  "worker.6",  "worker.7",
                                          "worker.8",  "worker.9",  "worker.10", "worker.11",
                                          "worker.12", "worker.13", "worker.14", "worker.15"};
+  for (int i = 0; i < n; i++) {
+    char err[512];
+    worker_t *w = worker_new(cfg, i, bok_log_stderr, (void *)names[i], err, sizeof err);
+    if (!w) {
+      bok_logf(bok_log_stderr, (void *)names[i], BOK_LOG_ERROR, "cannot start: %s", err);
+      return 1;
+    }
+    g_lanes[g_nlanes++] = w;
+  }
+  return 0;
+}
+
+/* One thread per lane; the threads keep the stop signals blocked (the main
+ * thread takes them). 0 ok; on failure the started lanes are stopped. */
+static int start_lanes(lane_t *lanes, pthread_t *th, int *started) {
+  for (int i = 0; i < g_nlanes; i++) {
+    lanes[i].w = g_lanes[i];
+    lanes[i].rc = 0;
+    if (pthread_create(&th[i], NULL, lane_main, &lanes[i]) != 0) {
+      bok_logf(bok_log_stderr, "worker", BOK_LOG_ERROR, "cannot start lane %d", i);
+      stop_all();
+      return 1;
+    }
+    (*started)++;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
   int rc = 1;
   bok_config_t *cfg = bok_config_from_args_checked(argc, argv, "bok-worker", KNOWN_KEYS, &rc);
   if (!cfg) return rc;
@@ -91,31 +121,8 @@ int main(int argc, char **argv) {
   lane_t lanes[MAX_LANES];
   pthread_t th[MAX_LANES];
   int started = 0;
-  rc = 0;
-  for (int i = 0; i < (int)n; i++) {
-    char err[512];
-    worker_t *w = worker_new(cfg, i, bok_log_stderr, (void *)names[i], err, sizeof err);
-    if (!w) {
-      bok_logf(bok_log_stderr, (void *)names[i], BOK_LOG_ERROR, "cannot start: %s", err);
-      rc = 1;
-      break;
-    }
-    g_lanes[g_nlanes++] = w;
-  }
-  if (rc == 0) {
-    for (int i = 0; i < g_nlanes; i++) {
-      lanes[i].w = g_lanes[i];
-      lanes[i].rc = 0;
-      /* lane threads keep the signals blocked; the main thread takes them */
-      if (pthread_create(&th[i], NULL, lane_main, &lanes[i]) != 0) {
-        bok_logf(bok_log_stderr, "worker", BOK_LOG_ERROR, "cannot start lane %d", i);
-        stop_all();
-        rc = 1;
-        break;
-      }
-      started++;
-    }
-  }
+  rc = create_lanes(cfg, (int)n);
+  if (rc == 0) rc = start_lanes(lanes, th, &started);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   for (int i = 0; i < started; i++) {
     pthread_join(th[i], NULL);
