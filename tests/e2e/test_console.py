@@ -524,6 +524,18 @@ def job_page(s, b, tenant, job_id):
 
     download_rejected(s, b, tenant, job_id)
 
+    # a gateway without GET /jobs/{id}/errors (404): the summary is computed from the rejected rows
+    b.js("window.fetch = ((f) => (u, o) => /\\/errors$/.test(String(u)) ?"
+         " Promise.resolve(new Response('{\"error\": \"not found\"}', {status: 404})) : f(u, o))(window.fetch);"
+         "location.hash = '#/jobs'")
+    b.el("#jobs-table")
+    b.js("location.hash = arguments[0]", "#/jobs/" + job_id)
+    b.wait_text("#summary-note", "Bad cells counted in 60 of 60 rejected row(s).")
+    e.check(chart(b, "chart-code") == {"NOT_AN_INTEGER": 60, "NOT_A_FLOAT": 30}, "computed: %s" % chart(b, "chart-code"))
+    e.check(not b.css("#summary-table"), "no summary table without the endpoint")
+    b.d.refresh()  # the real fetch again
+    b.wait_text("#summary-note", "counted by the job service")
+
     # reprocess: the API's answer (202, a new job) is shown
     b.click("#job-actions button[data-action='reprocess']")
     b.wait_text("#notices", "Reprocessing job %s: new job" % job_id[:8])
