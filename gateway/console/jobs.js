@@ -41,7 +41,7 @@ async function cancel(job, button, after) {
 }
 
 /** What to do about POST /jobs/{id}/reprocess's 409 (services/job/job_upload.c's messages). */
-function reprocessHint(e) {
+export function reprocessHint(e) {
   if (e.status !== 409) return '';
   if (/still running/.test(e.message)) return ' — wait until it finishes (or cancel it), then reprocess.';
   if (/model of this job was deleted/.test(e.message)) return ' — reprocessing validates against the job\'s model; upload the rejected rows to another model instead.';

@@ -694,6 +694,12 @@ def diagnostics(s, b, tenant, files, model_id):
     e.check("the model of this job was deleted" in note and "upload the rejected rows to another model" in note,
             "409 notice: %s" % note)
     b.shot("35-reprocess-409")
+    # the other 409 (the button is only offered on finished jobs, so it takes a race): its hint
+    hint = b.d.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "Promise.all([import('/console/jobs.js'), import('/console/api.js')]).then(([j, a]) =>"
+        " done(j.reprocessHint(new a.ApiError(409, 'FAILED_PRECONDITION', 'job is still running'))), (x) => done(String(x)))")
+    e.check(hint == " — wait until it finishes (or cancel it), then reprocess.", "still-running hint: %r" % hint)
     b.check_log()
 
 
