@@ -97,6 +97,9 @@ export const listModels = (signal) => call('GET', '/models', { signal });
 export const getModel = (id, signal) => call('GET', '/models/' + encodeURIComponent(id), { signal });
 export const createModel = (name, schema) => call('POST', '/models', { json: { name, schema } });
 export const updateModel = (id, name, schema) => call('PUT', '/models/' + encodeURIComponent(id), { json: { name, schema } });
+/** Sets a model's default error budget (PUT /models/{id}): null removes a limit. */
+export const updateModelBudget = (id, maxErrors, maxErrorRate) =>
+  call('PUT', '/models/' + encodeURIComponent(id), { json: { max_errors: maxErrors, max_error_rate: maxErrorRate } });
 export const deleteModel = (id) => call('DELETE', '/models/' + encodeURIComponent(id));
 export const suggestSchema = (sample, separator) =>
   call('POST', '/schema' + (separator && separator !== ',' ? '?separator=' + encodeURIComponent(separator) : ''),
@@ -114,19 +117,49 @@ export const cancelJob = (id) => call('DELETE', '/jobs/' + encodeURIComponent(id
 export const reprocessJob = (id) => call('POST', '/jobs/' + encodeURIComponent(id) + '/reprocess');
 export const listRejected = (id, afterRow, limit, signal) =>
   call('GET', `/jobs/${encodeURIComponent(id)}/rejected?after_row=${afterRow}&limit=${limit}`, { signal });
+/** The error summary (GET /jobs/{id}/errors): [{code, column, type, count, first_row, example, message}]. */
+export const jobErrors = (id, signal) => call('GET', `/jobs/${encodeURIComponent(id)}/errors`, { signal });
 
 /**
- * Uploads a file (POST /jobs, multipart: model_id, separator, file) with
+ * Reads the rejected rows as a file (GET /jobs/{id}/rejected/download,
+ * with the tenant and key headers a plain link could not send). Resolves
+ * with {blob, name}: the file name from Content-Disposition, else
+ * rejected-<short id>.csv; rejects with ApiError.
+ */
+export async function downloadRejected(id, annotate) {
+  const path = `/jobs/${encodeURIComponent(id)}/rejected/download${annotate ? '?annotate=true' : ''}`;
+  let res, blob;
+  try {
+    res = await fetch(path, { headers: authHeaders(), cache: 'no-store' });
+    if (!res.ok) {
+      const text = await res.text();
+      throw errorFrom(res.status, parse(text), res.statusText);
+    }
+    blob = await res.blob(); // a transfer cut short (an incomplete chunked body) rejects here
+  } catch (e) {
+    if (e instanceof ApiError) throw e;
+    throw new ApiError(res ? res.status : 0, 'NETWORK', `the download failed (${e.message})`);
+  }
+  const m = /filename="?([^";]+)"?/.exec(res.headers.get('Content-Disposition') || '');
+  return { blob, name: m ? m[1] : `rejected-${id.slice(0, 8)}.csv` };
+}
+
+/**
+ * Uploads a file (POST /jobs, multipart: model_id, separator, dry_run,
+ * max_errors, max_error_rate, file; the optional ones only when set) with
  * XMLHttpRequest, whose upload progress events fetch() does not give.
  * onProgress({loaded, total, done}) is called as bytes leave the browser
  * (done: every byte sent, the gateway is publishing the rows). Returns
  * {promise, abort}; the promise resolves with the job (202) or rejects with
  * ApiError (status 0 and code ABORTED after abort()).
  */
-export function uploadFile({ modelId, file, separator }, onProgress) {
+export function uploadFile({ modelId, file, separator, dryRun, maxErrors, maxErrorRate }, onProgress) {
   const form = new FormData();
   form.append('model_id', modelId);
   if (separator !== undefined && separator !== '') form.append('separator', separator);
+  if (dryRun) form.append('dry_run', 'true');
+  if (maxErrors !== undefined && maxErrors !== '') form.append('max_errors', maxErrors);
+  if (maxErrorRate !== undefined && maxErrorRate !== '') form.append('max_error_rate', maxErrorRate);
   form.append('file', file, file.name);
   const xhr = new XMLHttpRequest();
   const promise = new Promise((resolve, reject) => {

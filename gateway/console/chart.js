@@ -4,7 +4,7 @@
 // visually hidden table for screen readers.
 import { h, s, fmtInt } from './ui.js';
 
-const W = 520, BAR_H = 22, GAP = 6, LABEL_W = 200, VALUE_W = 60;
+const W = 540, BAR_H = 22, GAP = 6, LABEL_W = 240, VALUE_W = 60; // a label of 30 characters fits LABEL_W
 
 /** items: [{label, value}]; at most `top` bars, the rest summed as "others". */
 export function barChart(title, items, { id, top = 12 } = {}) {
@@ -19,7 +19,7 @@ export function barChart(title, items, { id, top = 12 } = {}) {
     shown.map((x, i) => {
       const y = GAP + i * (BAR_H + GAP);
       const w = Math.max(2, (barW * x.value) / max);
-      const label = x.label.length > 26 ? x.label.slice(0, 25) + '…' : x.label;
+      const label = x.label.length > 30 ? x.label.slice(0, 29) + '…' : x.label;
       return s('g', { class: x.other ? 'other' : null },
         s('title', null, `${x.label}: ${fmtInt(x.value)}`),
         s('text', { x: LABEL_W - 8, y: y + BAR_H / 2, class: 'label', 'text-anchor': 'end', 'dominant-baseline': 'central' }, label),

@@ -1,14 +1,17 @@
-// job.js -- one job: counters, progress, timings, its error, the cancel /
-// reprocess buttons, the error summary (bar charts by code, by column and
-// by both, computed in the browser from the rejected rows read so far: the
-// API has no summary endpoint yet) and the rejected rows table, paged with
-// the API's after_row. The job is polled (poller.js) until it finishes.
+// job.js -- one job: counters, progress, timings, dry run and error budget,
+// its error and upload warnings, the cancel / reprocess buttons, the error
+// summary (GET /jobs/{id}/errors: bar charts by code, by column and by both,
+// and a table with each entry's first row and example; computed in the
+// browser from the rejected rows only when a gateway without the endpoint
+// answers 404), the rejected rows download (fetched with the tenant header
+// and saved from a Blob) and the rejected rows table, paged with the API's
+// after_row. The job is polled (poller.js) until it finishes.
 import * as api from './api.js';
 import { Poller } from './poller.js';
 import { barChart } from './chart.js';
-import { jobActions } from './jobs.js';
+import { jobActions, dryRunTag } from './jobs.js';
 import { fact } from './models.js';
-import { h, fmtInt, fmtDuration, fmtTime, shortId, stateBadge, progressBar, errorBox, FINAL_STATES } from './ui.js';
+import { h, fmtInt, fmtDuration, fmtTime, shortId, stateBadge, progressBar, errorBox, busy, budgetText, FINAL_STATES } from './ui.js';
 
 const SUMMARY_PAGE = 1000; // rows a summary request reads
 const SUMMARY_MAX = 20000; // rows the summary reads at most (the rest is counted, not read)
@@ -28,7 +31,8 @@ export async function page(view, ctx, id) {
   const info = h('div', { id: 'job-info' }, h('p', { class: 'muted' }, 'Loading the job…'));
   const summary = h('section', { id: 'summary', 'aria-labelledby': 'summary-h' },
     h('h2', { id: 'summary-h' }, 'Error summary'), h('div', { id: 'summary-body' }));
-  const rejected = h('section', { id: 'rejected', 'aria-labelledby': 'rejected-h' }, h('h2', { id: 'rejected-h' }, 'Rejected rows'));
+  const downloads = downloadBox(id);
+  const rejected = h('section', { id: 'rejected', 'aria-labelledby': 'rejected-h' }, h('h2', { id: 'rejected-h' }, 'Rejected rows'), downloads.el);
   view.append(head, err, info, summary, rejected);
 
   let job = null;
@@ -40,7 +44,7 @@ export async function page(view, ctx, id) {
     const j = await api.getJob(id, ctx.signal);
     const changed = JSON.stringify(j) !== JSON.stringify(job);
     job = j;
-    if (changed) renderInfo();
+    if (changed) { renderInfo(); downloads.show(j.errors > 0); }
     if (j.errors !== lastErrors || (FINAL_STATES.has(j.state) && changed)) {
       lastErrors = j.errors;
       loadSummary(j);
@@ -69,7 +73,7 @@ export async function page(view, ctx, id) {
     if (key !== headKey) {
       headKey = key;
       ctx.title(`Job ${shortId(j.job_id)}`);
-      head.replaceChildren(h('h1', { tabindex: '-1' }, `Job ${shortId(j.job_id)} `, stateBadge(j.state)),
+      head.replaceChildren(h('h1', { tabindex: '-1' }, `Job ${shortId(j.job_id)} `, stateBadge(j.state), j.dry_run ? ' ' : null, dryRunTag(j)),
         h('div', { class: 'actions', id: 'job-actions' }, jobActions(j, () => poller.kick())));
     }
     const unprocessed = Math.max(0, j.total - j.success - j.errors);
@@ -80,10 +84,13 @@ export async function page(view, ctx, id) {
         card('Rejected', fmtInt(j.errors), 'rejected'), card(j.state === 'CANCELLED' ? 'Not processed' : 'Unprocessed', fmtInt(unprocessed), 'unprocessed')),
       h('div', { class: 'job-progress' }, progressBar(j)),
       j.error ? h('div', { class: 'error', role: 'alert', id: 'job-failure' }, 'Job error: ' + j.error) : null,
+      j.dry_run ? h('p', { class: 'notice-line', id: 'job-dry-run' }, 'Dry run: rows validated and counted, no event published.') : null,
+      warningsList(j.warnings),
       h('dl', { class: 'facts' },
         fact('Id', h('code', null, j.job_id)),
         fact('Model', h('a', { href: '#/models/' + j.model_id }, j.model_name || j.model_id)),
         fact('File', j.file_name),
+        fact('Error budget', budgetText(j)),
         j.parent_job_id ? fact('Reprocesses', h('a', { href: '#/jobs/' + j.parent_job_id }, shortId(j.parent_job_id))) : null,
         fact('Created', fmtTime(j.created_at)), fact('Started', fmtTime(j.started_at)), fact('Finished', fmtTime(j.finished_at)),
         fact('Waiting', fmtDuration(j.waiting_ms)), fact('Processing', fmtDuration(j.processing_ms)),
@@ -91,6 +98,7 @@ export async function page(view, ctx, id) {
   };
 
   let summaryRun = 0;
+  let summaryEndpoint = true; // false once GET /jobs/{id}/errors answered 404 (an older gateway)
   const loadSummary = async (j) => {
     const run = ++summaryRun;
     const box = summary.querySelector('#summary-body');
@@ -99,42 +107,135 @@ export async function page(view, ctx, id) {
       return;
     }
     box.setAttribute('aria-busy', 'true');
-    const cells = [];
-    let after = 0, rows = 0;
+    let entries = null;
     try {
-      for (;;) {
-        const page = await api.listRejected(id, after, SUMMARY_PAGE, ctx.signal);
-        if (run !== summaryRun) return; // a newer load took over
-        cells.push(...page);
-        const n = rowsOf(page);
-        rows += n;
-        if (n < SUMMARY_PAGE || rows >= SUMMARY_MAX) break;
-        after = page[page.length - 1].row;
+      if (summaryEndpoint) {
+        try {
+          entries = await api.jobErrors(id, ctx.signal);
+        } catch (e) {
+          if (e.status !== 404) throw e;
+          summaryEndpoint = false;
+        }
       }
+      if (run !== summaryRun) return; // a newer load took over
+      if (entries) return showSummary(box, j, entries);
+      const { cells, rows } = await readRejected(id, ctx.signal, () => run !== summaryRun);
+      if (run !== summaryRun) return;
+      showComputed(box, j, cells, rows);
     } catch (e) {
-      if (e.name === 'AbortError') return;
+      if (e.name === 'AbortError' || run !== summaryRun) return;
       box.removeAttribute('aria-busy');
-      box.replaceChildren(errorBox(e, 'Cannot read the rejected rows for the summary'));
-      return;
+      box.replaceChildren(errorBox(e, 'Cannot read the error summary'));
     }
-    box.removeAttribute('aria-busy');
-    const count = (key) => {
-      const m = new Map();
-      for (const c of cells) m.set(key(c), (m.get(key(c)) || 0) + 1);
-      return [...m].map(([label, value]) => ({ label, value }));
-    };
-    box.replaceChildren(
-      h('p', { class: 'muted small', id: 'summary-note' },
-        `Bad cells counted in ${fmtInt(rows)} of ${fmtInt(j.errors)} rejected row(s)` +
-        (rows < j.errors ? ' (the rows read so far; the server does not summarize yet)' : '') + '.'),
-      h('div', { class: 'charts' },
-        barChart('By error code', count((c) => c.error), { id: 'chart-code' }),
-        barChart('By column', count((c) => c.column || '(row)'), { id: 'chart-column' }),
-        barChart('By code and column', count((c) => `${c.error} · ${c.column || '(row)'}`), { id: 'chart-pair', top: 8 })));
   };
 
   poller.start();
   return () => { poller.stop(); summaryRun++; };
+}
+
+/** Sums summary entries by a key: [{label, value}] for barChart. */
+function sumBy(entries, key) {
+  const m = new Map();
+  for (const x of entries) m.set(key(x), (m.get(key(x)) || 0) + x.count);
+  return [...m].map(([label, value]) => ({ label, value }));
+}
+
+const colName = (c) => c || '(row)';
+
+/** The summary from GET /jobs/{id}/errors: three charts and the entries' table. */
+function showSummary(box, j, entries) {
+  box.removeAttribute('aria-busy');
+  box.replaceChildren(
+    h('p', { class: 'muted small', id: 'summary-note' },
+      `${fmtInt(entries.length)} kind(s) of error in ${fmtInt(j.errors)} rejected row(s), counted by the job service (rows per code and column; a row can have several).`),
+    h('div', { class: 'charts' },
+      barChart('By error code', sumBy(entries, (x) => x.code), { id: 'chart-code' }),
+      barChart('By column', sumBy(entries, (x) => colName(x.column)), { id: 'chart-column' }),
+      barChart('By code and column', entries.map((x) => ({ label: `${x.code} · ${colName(x.column)}`, value: x.count })), { id: 'chart-pair', top: 8 })),
+    h('table', { class: 'grid', id: 'summary-table' },
+      h('thead', null, h('tr', null, ['Error', 'Column', 'Type', 'Rows', 'First row', 'Example', 'Message'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', null, entries.map((x) => h('tr', { dataset: { code: x.code, column: x.column } },
+        h('td', { 'data-label': 'Error' }, h('span', { class: 'code-tag' }, x.code)),
+        h('td', { 'data-label': 'Column' }, x.column ? h('code', null, x.column) : h('span', { class: 'muted' }, '(row)')),
+        h('td', { 'data-label': 'Type' }, x.type || '—'),
+        h('td', { 'data-label': 'Rows', class: 'num' }, fmtInt(x.count)),
+        h('td', { 'data-label': 'First row', class: 'num' }, String(x.first_row)),
+        h('td', { 'data-label': 'Example' }, x.example === null || x.example === undefined ? h('span', { class: 'muted' }, '(none)') : h('code', null, JSON.stringify(x.example))),
+        h('td', { 'data-label': 'Message', class: 'message' }, x.message))))));
+}
+
+/** The rejected cells of (at most SUMMARY_MAX) rejected rows, for a gateway without the summary endpoint. */
+async function readRejected(id, signal, stale) {
+  const cells = [];
+  let after = 0, rows = 0;
+  for (;;) {
+    const page = await api.listRejected(id, after, SUMMARY_PAGE, signal);
+    if (stale()) break;
+    cells.push(...page);
+    const n = rowsOf(page);
+    rows += n;
+    if (n < SUMMARY_PAGE || rows >= SUMMARY_MAX) break;
+    after = page[page.length - 1].row;
+  }
+  return { cells, rows };
+}
+
+/** The summary computed in the browser from the rejected cells read. */
+function showComputed(box, j, cells, rows) {
+  box.removeAttribute('aria-busy');
+  const count = (key) => {
+    const m = new Map();
+    for (const c of cells) m.set(key(c), (m.get(key(c)) || 0) + 1);
+    return [...m].map(([label, value]) => ({ label, value }));
+  };
+  box.replaceChildren(
+    h('p', { class: 'muted small', id: 'summary-note' },
+      `Bad cells counted in ${fmtInt(rows)} of ${fmtInt(j.errors)} rejected row(s)` +
+      (rows < j.errors ? ' (the rows read so far; this gateway does not summarize)' : '') + '.'),
+    h('div', { class: 'charts' },
+      barChart('By error code', count((c) => c.error), { id: 'chart-code' }),
+      barChart('By column', count((c) => colName(c.column)), { id: 'chart-column' }),
+      barChart('By code and column', count((c) => `${c.error} · ${colName(c.column)}`), { id: 'chart-pair', top: 8 })));
+}
+
+/** The job's upload warnings (code, column, message), or null when none. */
+function warningsList(warnings) {
+  if (!warnings || !warnings.length) return null;
+  return h('section', { id: 'job-warnings', class: 'warnings', 'aria-labelledby': 'warnings-h' },
+    h('h2', { id: 'warnings-h' }, `Warnings (${warnings.length})`),
+    h('table', { class: 'grid', id: 'warnings-table' },
+      h('thead', null, h('tr', null, ['Code', 'Column', 'Message'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', null, warnings.map((w) => h('tr', { dataset: { code: w.code } },
+        h('td', { 'data-label': 'Code' }, h('span', { class: 'code-tag' }, w.code)),
+        h('td', { 'data-label': 'Column' }, w.column ? h('code', null, w.column) : h('span', { class: 'muted' }, '—')),
+        h('td', { 'data-label': 'Message', class: 'message' }, w.message))))));
+}
+
+
+/** "Download rejected rows" (plain and annotated): fetched with the API's
+ * headers (a link cannot send X-Tenant-ID), saved through an object URL. */
+function downloadBox(id) {
+  const status = h('span', { id: 'download-status', role: 'status', class: 'small' });
+  const get = async (button, annotate) => {
+    status.replaceChildren();
+    try {
+      const { blob, name } = await busy(button, () => api.downloadRejected(id, annotate));
+      const url = URL.createObjectURL(blob);
+      const a = h('a', { href: url, download: annotate ? name.replace(/(\.[a-z]+)?$/, '-annotated$1') : name, hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      status.replaceChildren(h('span', { class: 'ok' }, `Saved ${a.download} (${blob.size.toLocaleString('en-US')} bytes).`));
+    } catch (e) {
+      status.replaceChildren(errorBox(e, 'Cannot download the rejected rows'));
+    }
+  };
+  const plain = h('button', { type: 'button', id: 'download-rejected', onclick: () => get(plain, false) }, 'Download rejected rows');
+  const annotated = h('button', { type: 'button', id: 'download-annotated', onclick: () => get(annotated, true) }, 'Download with annotations');
+  const el = h('div', { class: 'row downloads', id: 'downloads', hidden: true }, plain, annotated,
+    h('span', { class: 'muted small' }, 'as uploaded, to fix and upload again; annotations add _row and _errors'), status);
+  return { el, show: (on) => { el.hidden = !on; } };
 }
 
 function card(label, value, cls) {

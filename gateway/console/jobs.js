@@ -3,7 +3,8 @@
 // and by model (in the browser: the API has no model filter), kept current
 // by a Poller (poller.js: 1 s while a job is running, backing off to 30 s
 // when nothing changes), and the cancel / reprocess buttons with the API's
-// answers. The job actions are shared with the job page.
+// answers (a 409 said with what to do about it). Dry runs are marked. The
+// job actions and the dry-run tag are shared with the job page.
 import * as api from './api.js';
 import { Poller } from './poller.js';
 import { h, fmtInt, fmtDuration, fmtTime, shortId, stateBadge, progressBar, errorBox, notify, confirmDialog,
@@ -39,15 +40,28 @@ async function cancel(job, button, after) {
   after();
 }
 
+/** What to do about POST /jobs/{id}/reprocess's 409 (services/job/job_upload.c's messages). */
+export function reprocessHint(e) {
+  if (e.status !== 409) return '';
+  if (/still running/.test(e.message)) return ' — wait until it finishes (or cancel it), then reprocess.';
+  if (/model of this job was deleted/.test(e.message)) return ' — reprocessing validates against the job\'s model; upload the rejected rows to another model instead.';
+  return '';
+}
+
 async function reprocess(job, button, after) {
   try {
     const j = await busy(button, () => api.reprocessJob(job.job_id));
     notify(`Reprocessing job ${shortId(job.job_id)}: new job ${shortId(j.job_id)} (${j.state}).`, 'ok',
       h('a', { href: '#/jobs/' + j.job_id }, 'Open it'));
   } catch (e) {
-    notify(`Job ${shortId(job.job_id)} was not reprocessed: ${e.readable || e}`, 'error');
+    notify(`Job ${shortId(job.job_id)} was not reprocessed: ${e.readable || e}${e.status ? reprocessHint(e) : ''}`, 'error');
   }
   after();
+}
+
+/** The "dry run" tag of a job that publishes no event. */
+export function dryRunTag(j) {
+  return j.dry_run ? h('span', { class: 'tag dry-run', title: 'dry run: rows validated and counted, no event published' }, 'dry run') : null;
 }
 
 /** A job's row; its actions cell is taken from `keep` (job id -> {key, td})
@@ -61,7 +75,7 @@ function row(j, after, keep) {
   return h('tr', { dataset: { job: j.job_id, state: j.state } },
     h('td', { 'data-label': 'Job' }, h('a', { href: '#/jobs/' + j.job_id, title: j.job_id }, h('code', null, shortId(j.job_id)))),
     h('td', { 'data-label': 'Model' }, h('a', { href: '#/models/' + j.model_id }, j.model_name || shortId(j.model_id))),
-    h('td', { 'data-label': 'File', class: 'file' }, j.file_name),
+    h('td', { 'data-label': 'File', class: 'file' }, j.file_name, j.dry_run ? ' ' : null, dryRunTag(j)),
     h('td', { 'data-label': 'State' }, stateBadge(j.state)),
     h('td', { 'data-label': 'Total', class: 'num' }, fmtInt(j.total)),
     h('td', { 'data-label': 'Valid', class: 'num' }, fmtInt(j.success)),

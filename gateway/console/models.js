@@ -1,10 +1,11 @@
 // models.js -- the Models pages: the list, one model (its columns as a
 // table), the create/edit form with the schema editor (checked as you type;
 // the server's 400 message shown at the property it names), "suggest from
-// a sample file" (POST /schema) and delete with confirmation.
+// a sample file" (POST /schema), delete with confirmation, and the model's
+// default error budget (max_errors, max_error_rate: PUT /models/{id}).
 import * as api from './api.js';
 import { check, columns, propertyOf } from './schema.js';
-import { h, fmtTime, errorBox, notify, confirmDialog, busy, shortId } from './ui.js';
+import { h, fmtTime, errorBox, notify, confirmDialog, busy, shortId, budgetText } from './ui.js';
 
 const SAMPLE_BYTES = 512 * 1024; // POST /schema reads at most max_json_body (1 MiB) and 2,000 rows
 
@@ -93,8 +94,47 @@ export async function show(view, ctx, id) {
     h('dl', { class: 'facts' },
       fact('Id', h('code', null, m.model_id)), fact('Version', String(m.version)), fact('Topic', h('code', null, m.topic)),
       fact('Created', fmtTime(m.created_at)), fact('Updated', fmtTime(m.updated_at))),
+    budgetForm(m),
     h('h2', null, 'Columns'), columnsTable(m.schema),
     h('details', null, h('summary', null, 'Schema (JSON)'), h('pre', { class: 'code' }, JSON.stringify(m.schema, null, 2))));
+}
+
+/** The model's default error budget, shown and edited (PUT /models/{id} with
+ * max_errors and max_error_rate only; an empty field sends null: no limit). */
+function budgetForm(m) {
+  const now = h('p', { id: 'budget-current' });
+  const show = () => now.replaceChildren('Default error budget of new jobs: ', h('strong', null, budgetText(m)), '.');
+  const maxErrors = h('input', { id: 'budget-max-errors', class: 'narrow', inputmode: 'numeric', maxlength: '18', placeholder: 'none',
+    value: Number.isFinite(m.max_errors) ? String(m.max_errors) : '' });
+  const maxRate = h('input', { id: 'budget-max-rate', class: 'narrow', inputmode: 'decimal', maxlength: '17', placeholder: 'none',
+    value: Number.isFinite(m.max_error_rate) ? String(m.max_error_rate) : '' });
+  const save = h('button', { type: 'submit', id: 'budget-save' }, 'Save budget');
+  const status = h('div', { id: 'budget-status', role: 'status' });
+  const form = h('form', { id: 'budget-form', class: 'stack', novalidate: true },
+    h('fieldset', null, h('legend', null, 'Error budget'), now,
+      h('div', { class: 'row' }, h('label', { for: 'budget-max-errors' }, 'Max errors'), maxErrors,
+        h('label', { for: 'budget-max-rate' }, 'Max error rate'), maxRate, save),
+      h('p', { class: 'muted small' }, 'A job stops as FAILED once more rows than max errors are rejected, or more than the rate ' +
+        '(0 to 1, e.g. 0.1 = 10%) of its processed rows. Empty = no limit. An upload can set its own.'),
+      status));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const me = maxErrors.value.trim(), mr = maxRate.value.trim();
+    const bad = (text, field) => { status.replaceChildren(h('div', { class: 'error', role: 'alert' }, text)); field.focus(); };
+    if (me && !/^[0-9]{1,15}$/.test(me)) return bad('max errors: expected a whole number of rows (0 or more), or empty for none', maxErrors);
+    if (mr && !(/^[0-9]*\.?[0-9]+$/.test(mr) && +mr <= 1)) return bad('max error rate: expected a share from 0 to 1 (e.g. 0.1 for 10%), or empty for none', maxRate);
+    try {
+      const r = await busy(save, () => api.updateModelBudget(m.model_id, me ? +me : null, mr ? +mr : null));
+      m.max_errors = r.max_errors;
+      m.max_error_rate = r.max_error_rate;
+      show();
+      status.replaceChildren(h('span', { class: 'ok' }, 'Saved.'));
+    } catch (e) {
+      status.replaceChildren(errorBox(e, 'The budget was not saved'));
+    }
+  });
+  show();
+  return form;
 }
 
 export function fact(k, v) {

@@ -66,6 +66,14 @@ export function fmtTime(iso) {
   return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
 }
 
+/** An error budget (a model's defaults or a job's: max_errors, max_error_rate) in words; "none" without one. */
+export function budgetText(m) {
+  const parts = [];
+  if (m && Number.isFinite(m.max_errors)) parts.push(`at most ${m.max_errors.toLocaleString('en-US')} rejected row(s)`);
+  if (m && Number.isFinite(m.max_error_rate)) parts.push(`at most ${+(m.max_error_rate * 100).toFixed(4)}% of processed rows rejected`);
+  return parts.length ? parts.join(', ') : 'none';
+}
+
 export const shortId = (id) => (id ? id.slice(0, 8) : '');
 
 export const FINAL_STATES = new Set(['SUCCESS', 'PARTIAL_SUCCESS', 'FAILED', 'CANCELLED']);

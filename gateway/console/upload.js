@@ -1,14 +1,17 @@
 // upload.js -- the Upload page: pick or drop a file, choose the model and
-// the options POST /jobs takes today (the format, from the file name or a
-// forced NDJSON content type, and the CSV separator), then a real progress
-// bar from XMLHttpRequest upload events (bytes, %, MB/s) until the gateway
-// answers with the job, whose page opens. (Dry run and an error budget are
-// not in the API yet, so they are not offered.)
+// the options POST /jobs takes (the format, from the file name or a forced
+// NDJSON content type; the CSV separator; dry run; the error budget: max
+// errors and max error rate, empty = the model's defaults, shown), then a
+// real progress bar from XMLHttpRequest upload events (bytes, %, MB/s)
+// until the gateway answers with the job, whose page opens.
 import * as api from './api.js';
 import { dropZone } from './models.js';
-import { h, fmtBytes, errorBox, notify, shortId } from './ui.js';
+import { h, fmtBytes, errorBox, notify, shortId, budgetText } from './ui.js';
 
 const SEP_RX = /^([\t !#-~]|\\t|tab)?$/; // docs/openapi.yaml Separator
+const MAX_ERRORS_RX = /^[0-9]{1,18}$/; // POST /jobs max_errors
+const MAX_RATE_RX = /^(0(\.[0-9]{1,15})?|1(\.0{1,15})?|\.[0-9]{1,15})$/; // POST /jobs max_error_rate
+
 
 /** The format the gateway will read: NDJSON for *.ndjson / *.jsonl (or a forced NDJSON type), else CSV. */
 function formatOf(file, choice) {
@@ -41,6 +44,25 @@ export async function page(view, ctx) {
   const sep = h('input', { id: 'upload-separator', class: 'narrow', maxlength: '3', placeholder: ',', 'aria-describedby': 'upload-sep-help' });
   const sepRow = h('div', { class: 'row' }, h('label', { for: 'upload-separator' }, 'CSV separator'), sep,
     h('span', { id: 'upload-sep-help', class: 'muted small' }, 'one printable character other than ", or \\t / tab; empty = ,'));
+  const dry = h('input', { type: 'checkbox', id: 'upload-dry-run' });
+  const maxErrors = h('input', { id: 'upload-max-errors', class: 'narrow', inputmode: 'numeric', maxlength: '18', 'aria-describedby': 'upload-budget-help' });
+  const maxRate = h('input', { id: 'upload-max-rate', class: 'narrow', inputmode: 'decimal', maxlength: '17', 'aria-describedby': 'upload-budget-help' });
+  const budgetHelp = h('p', { id: 'upload-budget-help', class: 'muted small' });
+  const showDefaults = () => {
+    const m = models.find((x) => x.model_id === model.value);
+    maxErrors.placeholder = m && Number.isFinite(m.max_errors) ? String(m.max_errors) : 'none';
+    maxRate.placeholder = m && Number.isFinite(m.max_error_rate) ? String(m.max_error_rate) : 'none';
+    budgetHelp.textContent = 'The job stops as FAILED once more rows than max errors are rejected, or more than this share (0 to 1, e.g. 0.1 = 10%) ' +
+      `of the processed rows (checked from min(1000, total) rows on). Empty = the model's default: ${budgetText(m)}.`;
+  };
+  model.addEventListener('change', showDefaults);
+  showDefaults();
+  const options = h('fieldset', { class: 'options', id: 'upload-options' }, h('legend', null, 'Options'),
+    h('div', { class: 'row' }, dry, h('label', { for: 'upload-dry-run' }, 'Dry run'),
+      h('span', { class: 'muted small' }, 'validate and count every row, publish no event')),
+    h('div', { class: 'row' }, h('label', { for: 'upload-max-errors' }, 'Max errors'), maxErrors,
+      h('label', { for: 'upload-max-rate' }, 'Max error rate'), maxRate),
+    budgetHelp);
   const go = h('button', { type: 'submit', class: 'primary', id: 'upload-start', disabled: true }, 'Upload');
   const stop = h('button', { type: 'button', id: 'upload-cancel', hidden: true }, 'Cancel upload');
   const bar = h('div', { class: 'ubar', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': '0', 'aria-labelledby': 'upload-progress-text' }, h('span'));
@@ -79,6 +101,7 @@ export async function page(view, ctx) {
     fileInfo,
     h('label', { for: 'upload-format' }, 'Format'), format,
     sepRow,
+    options,
     h('div', { class: 'row' }, go, stop),
     progress, result);
   form.addEventListener('submit', (ev) => {
@@ -94,16 +117,24 @@ export async function page(view, ctx) {
       sep.focus();
       return;
     }
+    const bad = (text, field) => {
+      result.replaceChildren(h('div', { class: 'error', role: 'alert' }, text));
+      field.focus();
+    };
+    const me = maxErrors.value.trim(), mr = maxRate.value.trim();
+    if (me && !MAX_ERRORS_RX.test(me)) return bad('max errors: expected a whole number of rows (0 or more), or empty for the model\'s default', maxErrors);
+    if (mr && !MAX_RATE_RX.test(mr)) return bad('max error rate: expected a share from 0 to 1 (e.g. 0.1 for 10%), or empty for the model\'s default', maxRate);
     const body = format.value === 'ndjson' ? new File([file], file.name, { type: 'application/x-ndjson' }) : file;
     const t0 = performance.now();
     progress.hidden = false;
     setBar(0, file.size, t0, false);
-    inflight = api.uploadFile({ modelId: model.value, file: body, separator: isCsv ? sep.value : '' },
+    inflight = api.uploadFile({ modelId: model.value, file: body, separator: isCsv ? sep.value : '',
+      dryRun: dry.checked, maxErrors: me, maxErrorRate: mr },
       (p) => setBar(p.loaded, p.total, t0, p.done));
     go.disabled = true;
     stop.hidden = false;
     inflight.promise.then((job) => {
-      notify(`Job ${shortId(job.job_id)} created from ${job.file_name}.`);
+      notify(`Job ${shortId(job.job_id)} created from ${job.file_name}${job.dry_run ? ' (dry run: no event will be published)' : ''}.`);
       location.hash = '#/jobs/' + job.job_id;
     }, (e) => {
       progress.hidden = e.code === 'ABORTED';

@@ -9,7 +9,14 @@ stack (model and job services, a worker, the gateway, the shared Kafka).
   tenant, creates a model from a sample file (POST /schema), sees the
   server's 400 at the property it names, uploads a file with bad rows (the
   upload progress bar), watches the job finish on the jobs page, opens the
-  job's rejected rows (paged) and the error summary charts, reprocesses it,
+  job's rejected rows (paged) and the error summary (charts and table equal
+  to GET /jobs/{id}/errors), downloads the rejected rows (plain and
+  annotated: the files equal the API's), reprocesses it; then the job
+  diagnostics: a dry run (flagged on the job and list pages, its model's
+  events topic never created), an error budget set at upload that stops a
+  job (FAILED, the budget message shown), the warning of a header with
+  'Timestamp', a model's default budget set and cleared on its page, the
+  409 of reprocessing a job whose model was deleted said readably;
   cancels a job that cannot finish (its worker is stopped), checks a
   phone-sized screen and the keyboard, and shows a readable error for an
   unknown job. Any JavaScript console error fails the test; the only
@@ -20,6 +27,7 @@ Skipped (with the reason) when chromium, chromedriver or python3-selenium is
 missing: deploy/deps.sh installs them (Debian chromium, chromium-driver,
 python3-selenium).
 """
+import json
 import os
 import re
 import shutil
@@ -375,6 +383,7 @@ def session(s, b, tenant, files):
     job_id = upload_and_watch(s, b, tenant, files, model_id)
     job_page(s, b, tenant, job_id)
     jobs_page(s, b, tenant, job_id)
+    diagnostics(s, b, tenant, files, model_id)
     cancel_running_job(s, b, tenant, files, model_id)
     phone_and_keyboard(s, b, job_id)
     readable_errors(s, b)
@@ -475,15 +484,28 @@ def job_page(s, b, tenant, job_id):
     e.check(len(b.css(".job-progress .pbar .seg")) == 3, "progress bar segments")
     label = b.el(".job-progress .pbar").get_attribute("aria-label")
     e.check(label == "60 valid, 60 rejected, 0 unprocessed of 120 rows", "progress bar: %s" % label)
-    # the error summary: bars by code and by column, from the rejected rows
-    # (it is recomputed as rejected rows arrive: wait for the one of all 60)
-    b.wait_text("#summary-note", "60 of 60 rejected row")
+    # the error summary: bars by code, by column and by both, and the table,
+    # from GET /jobs/{id}/errors (reloaded as rejected rows arrive: wait for all 60)
+    b.wait_text("#summary-note", "in 60 rejected row")
     b.wait(lambda: len(b.css("#chart-code svg rect")) == 2, "the summary by code")
-    code_chart = b.el("#chart-code").get_attribute("textContent")
-    e.check("NOT_AN_INTEGER" in code_chart and "NOT_A_FLOAT" in code_chart, "codes: %s" % code_chart)
-    counts = sorted(int(t.get_attribute("textContent")) for t in b.css("#chart-code svg text.value"))
-    e.check(counts == [30, 60], "bars: 60 NOT_AN_INTEGER, 30 NOT_A_FLOAT: %s" % counts)
-    e.check("qty" in b.el("#chart-column").get_attribute("textContent"), "by column")
+    st, summary = s.http("GET", "/jobs/%s/errors" % job_id, tenant=tenant)
+    e.check(st == 200 and len(summary) == 2, "the API's summary: %s %s" % (st, summary))
+    def sums(key):
+        out = {}
+        for x in summary:
+            out[key(x)] = out.get(key(x), 0) + x["count"]
+        return out
+    e.check(chart(b, "chart-code") == sums(lambda x: x["code"]) == {"NOT_AN_INTEGER": 60, "NOT_A_FLOAT": 30},
+            "by code: chart %s, API %s" % (chart(b, "chart-code"), summary))
+    e.check(chart(b, "chart-column") == sums(lambda x: x["column"]) == {"qty": 60, "amount": 30},
+            "by column: chart %s, API %s" % (chart(b, "chart-column"), summary))
+    e.check(chart(b, "chart-pair") == sums(lambda x: "%s · %s" % (x["code"], x["column"])),
+            "by code and column: chart %s, API %s" % (chart(b, "chart-pair"), summary))
+    rows = [[td.text for td in tr.find_elements("css selector", "td")] for tr in b.css("#summary-table tbody tr")]
+    want = [[x["code"], x["column"], x["type"] or "—", "%d" % x["count"], str(x["first_row"]),
+             json.dumps(x["example"]), x["message"]] for x in summary]
+    e.check(rows == want, "summary table:\n  page %s\n  API  %s" % (rows, want))
+    e.check(rows[0][:6] == ["NOT_AN_INTEGER", "qty", "INTEGER", "60", "2", '"x2"'], "first entry: %s" % rows[0])
     # the rejected rows, paged with after_row
     b.wait(lambda: len(b.css("#rejected-table tbody tr")) > 0, "rejected rows")
     first = b.css("#rejected-table tbody tr")[0].text
@@ -500,11 +522,184 @@ def job_page(s, b, tenant, job_id):
     b.el("#rejected-prev").click()
     b.wait_text("#rejected-where", "Page 2: rows 52–100")
 
+    download_rejected(s, b, tenant, job_id)
+
+    # a gateway without GET /jobs/{id}/errors (404): the summary is computed from the rejected rows
+    b.js("window.fetch = ((f) => (u, o) => /\\/errors$/.test(String(u)) ?"
+         " Promise.resolve(new Response('{\"error\": \"not found\"}', {status: 404})) : f(u, o))(window.fetch);"
+         "location.hash = '#/jobs'")
+    b.el("#jobs-table")
+    b.js("location.hash = arguments[0]", "#/jobs/" + job_id)
+    b.wait_text("#summary-note", "Bad cells counted in 60 of 60 rejected row(s).")
+    e.check(chart(b, "chart-code") == {"NOT_AN_INTEGER": 60, "NOT_A_FLOAT": 30}, "computed: %s" % chart(b, "chart-code"))
+    e.check(not b.css("#summary-table"), "no summary table without the endpoint")
+    b.d.refresh()  # the real fetch again
+    b.wait_text("#summary-note", "counted by the job service")
+
     # reprocess: the API's answer (202, a new job) is shown
     b.click("#job-actions button[data-action='reprocess']")
     b.wait_text("#notices", "Reprocessing job %s: new job" % job_id[:8])
     st, jobs = s.http("GET", "/jobs", tenant=tenant)
     e.check(any(j.get("parent_job_id") == job_id for j in jobs), "the reprocess job exists: %s" % jobs)
+    b.check_log()
+
+
+def chart(b, id_):
+    """{label: value} of a bar chart (its screen-reader table holds the full labels)."""
+    out = {}
+    for tr in b.css("#%s table tr" % id_)[1:]:
+        label, value = [td.get_attribute("textContent") for td in tr.find_elements("css selector", "td")]
+        out[label] = int(value)
+    return out
+
+
+def api_bytes(s, path, tenant):
+    req = urllib.request.Request(s.api_url + path, headers={"X-Tenant-ID": tenant})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.read()
+
+
+def download_rejected(s, b, tenant, job_id):
+    """The download buttons save the API's file (fetched with the tenant header)."""
+    where = tempfile.mkdtemp(prefix="bok-console-dl-")
+    try:
+        b.d.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": where})
+        for button, annotate in (("#download-rejected", False), ("#download-annotated", True)):
+            before = set(os.listdir(where))
+            b.click(button)
+            b.wait_text("#download-status", "Saved ")
+            name = b.wait(lambda: [n for n in set(os.listdir(where)) - before if not n.endswith(".crdownload")],
+                          "the downloaded file")[0]
+            e.check(name == "rejected-%s%s.csv" % (job_id[:8], "-annotated" if annotate else ""), "file name: %s" % name)
+            with open(os.path.join(where, name), "rb") as f:
+                got = f.read()
+            e.check(got == api_bytes(s, "/jobs/%s/rejected/download%s" % (job_id, "?annotate=true" if annotate else ""), tenant),
+                    "%s: the file differs from the API's" % name)
+            lines = got.decode().splitlines()
+            if not annotate:  # the even rows of bad_csv, as uploaded, under its header
+                e.check(got.decode() == HEADER + "".join(bad_csv().splitlines(True)[2::2]), "rejected rows file:\n%s" % got[:300])
+            else:
+                e.check(lines[0] == HEADER.strip() + ",_row,_errors" and len(lines) == 61, "annotated header: %s" % lines[:2])
+                e.check(lines[1].startswith("b2,") and ",2," in lines[1] and "qty: NOT_AN_INTEGER" in lines[1],
+                        "annotated row 2: %s" % lines[1])
+        b.full_shot("07b-job-downloaded")
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def upload_in_page(b, files, model_id, name, data, dry_run=False, max_errors="", max_rate=""):
+    """Uploads through the Upload page with its options; returns the new job's id."""
+    b.go("#/upload?model=" + model_id)
+    b.el("#upload-file").send_keys(upload_file(files, name, data))
+    b.wait_text("#upload-file-info", name)
+    if b.el("#upload-dry-run").is_selected() != dry_run:
+        b.el("#upload-dry-run").click()
+    b.set_value("#upload-max-errors", max_errors)
+    b.set_value("#upload-max-rate", max_rate)
+    before = b.hash()
+    b.el("#upload-start").click()
+    b.wait(lambda: b.hash() != before and re.fullmatch("#/jobs/" + UUID_RX, b.hash()), "the job page of " + name, 60)
+    return b.hash().split("/")[-1]
+
+
+def diagnostics(s, b, tenant, files, model_id):
+    st, model = s.http("GET", "/models/" + model_id, tenant=tenant)
+    # a dry run, to a model of its own: flagged, counted, and its events topic never created
+    st, dry_model = s.http("POST", "/models", {"name": "dry only", "schema": model["schema"]}, tenant=tenant)
+    e.check(st == 201, "dry-run model: %s %s" % (st, dry_model))
+    b.go("#/upload?model=" + dry_model["model_id"])
+    e.check(b.el("#upload-max-errors").get_attribute("placeholder") == "none", "no default budget")
+    b.el("#upload-dry-run").click()
+    b.full_shot("30-upload-options")
+    dry = upload_in_page(b, files, dry_model["model_id"], "dry.csv", bad_csv(), dry_run=True)
+    b.wait_text("main h1", "PARTIAL_SUCCESS", 90)
+    e.check("dry run" in b.text("main h1"), "dry run tag: %s" % b.text("main h1"))
+    b.wait_text("#job-dry-run", "Dry run: rows validated and counted, no event published.")
+    st, j = s.http("GET", "/jobs/" + dry, tenant=tenant)
+    e.check(st == 200 and j["dry_run"] is True and j["success"] == 60 and j["errors"] == 60, "dry-run job: %s" % j)
+    b.full_shot("31-job-dry-run")
+    meta = json.loads(e.kcat_metadata() or b"{}")
+    topics = {t["topic"] for t in meta.get("topics", [])}
+    e.check(topics and model["topic"] in topics, "kcat metadata lists the real job's topic %s" % model["topic"])
+    e.check(dry_model["topic"] not in topics, "a dry run created topic %s" % dry_model["topic"])
+    b.go("#/jobs")
+    row = b.el("#jobs-table tr[data-job='%s']" % dry)
+    e.check("dry run" in row.text, "the list marks the dry run: %s" % row.text)
+    e.check(len([r for r in b.css("#jobs-table tbody tr") if "dry run" in r.text]) == 1, "only the dry run is marked")
+
+    # an error budget typed at upload: a bad value is refused in the page, a good one stops the job
+    b.go("#/upload?model=" + model_id)
+    b.el("#upload-file").send_keys(upload_file(files, "budget.csv", bad_csv()))
+    b.wait_text("#upload-file-info", "budget.csv")
+    b.set_value("#upload-max-rate", "1.5")
+    b.el("#upload-start").click()
+    b.wait_text("#upload-result", "max error rate: expected a share from 0 to 1")
+    failed = upload_in_page(b, files, model_id, "budget.csv", bad_csv(), max_errors="5")
+    b.wait_text("main h1", "FAILED", 90)
+    b.wait_text("#job-failure", "Job error: error budget exceeded:")
+    st, j = s.http("GET", "/jobs/" + failed, tenant=tenant)
+    e.check(st == 200 and j["state"] == "FAILED" and j["max_errors"] == 5 and j["error"] in b.text("#job-failure"),
+            "budget job: %s / page %s" % (j, b.text("#job-failure")))
+    e.check("at most 5 rejected row(s)" in b.text("#job-info"), "the budget shown: %s" % b.text("#job-info"))
+    b.full_shot("32-job-budget-failed")
+
+    # a header with 'Timestamp': the job's warning listed (code, column, message)
+    warned = upload_in_page(b, files, model_id, "case.csv", sample_csv(5).replace("timestamp", "Timestamp", 1))
+    b.wait(lambda: re.search("SUCCESS|FAILED", b.text("main h1")), "the warned job to finish", 90)
+    b.el("#warnings-table")
+    st, j = s.http("GET", "/jobs/" + warned, tenant=tenant)
+    e.check(st == 200 and j.get("warnings"), "the API's warnings: %s" % j)
+    rows = [[td.text for td in tr.find_elements("css selector", "td")] for tr in b.css("#warnings-table tbody tr")]
+    e.check(rows == [[w["code"], w["column"] or "—", w["message"]] for w in j["warnings"]], "warnings: %s vs %s" % (rows, j["warnings"]))
+    e.check(any(r[0] == "HEADER_CASE_MISMATCH" and r[1] == "timestamp" and "'Timestamp'" in r[2] for r in rows),
+            "the case warning: %s" % rows)
+    b.full_shot("33-job-warnings")
+
+    # a model's default budget: shown and edited on its page, offered on the upload page, cleared
+    b.go("#/models/" + model_id)
+    b.wait_text("#budget-current", "Default error budget of new jobs: none.")
+    b.set_value("#budget-max-errors", "7")
+    b.set_value("#budget-max-rate", "0.25")
+    b.el("#budget-save").click()
+    b.wait_text("#budget-status", "Saved.")
+    b.wait_text("#budget-current", "at most 7 rejected row(s), at most 25% of processed rows rejected")
+    st, m = s.http("GET", "/models/" + model_id, tenant=tenant)
+    e.check(st == 200 and m.get("max_errors") == 7 and m.get("max_error_rate") == 0.25, "the model's budget: %s" % m)
+    b.full_shot("34-model-budget")
+    b.go("#/upload?model=" + model_id)
+    e.check(b.el("#upload-max-errors").get_attribute("placeholder") == "7", "default offered")
+    b.wait_text("#upload-budget-help", "Empty = the model's default: at most 7 rejected row(s)")
+    b.go("#/models/" + model_id)
+    b.el("#budget-form")
+    b.set_value("#budget-max-errors", "")
+    b.set_value("#budget-max-rate", "")
+    b.el("#budget-save").click()
+    b.wait_text("#budget-current", "Default error budget of new jobs: none.")
+    st, m = s.http("GET", "/models/" + model_id, tenant=tenant)
+    e.check(st == 200 and "max_errors" not in m and "max_error_rate" not in m, "budget removed: %s" % m)
+
+    # reprocess a job whose model was deleted: the API's 409, readably
+    st, doomed = s.http("POST", "/models", {"name": "doomed", "schema": model["schema"]}, tenant=tenant)
+    st, j = s.upload(doomed["model_id"], "doomed.csv", bad_csv(8), tenant=tenant)
+    e.check(st == 202, "doomed upload: %s %s" % (st, j))
+    s.wait_job(j["job_id"], tenant=tenant)
+    st, _ = s.http("DELETE", "/models/" + doomed["model_id"], tenant=tenant)
+    e.check(st in (200, 204), "model deleted: %s" % st)
+    b.expect_network_error(r"/reprocess - Failed to load resource: the server responded with a status of 409",
+                           "reprocessing a job whose model was deleted")
+    b.go("#/jobs/" + j["job_id"])
+    b.click("#job-actions button[data-action='reprocess']")
+    b.wait_text("#notices", "was not reprocessed: 409")
+    note = b.text("#notices")
+    e.check("the model of this job was deleted" in note and "upload the rejected rows to another model" in note,
+            "409 notice: %s" % note)
+    b.shot("35-reprocess-409")
+    # the other 409 (the button is only offered on finished jobs, so it takes a race): its hint
+    hint = b.d.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "Promise.all([import('/console/jobs.js'), import('/console/api.js')]).then(([j, a]) =>"
+        " done(j.reprocessHint(new a.ApiError(409, 'FAILED_PRECONDITION', 'job is still running'))), (x) => done(String(x)))")
+    e.check(hint == " — wait until it finishes (or cancel it), then reprocess.", "still-running hint: %r" % hint)
     b.check_log()
 
 
