@@ -1,0 +1,149 @@
+"""JobService/WatchJob (issue 17, point 2), seen by an independent gRPC
+client (python3-grpcio, stubs generated from proto/ at test time):
+
+- a 50,000-row job watched while a worker processes it: the counters only
+  grow, at most ~10 messages a second, the final state comes last, then the
+  stream ends with OK;
+- 200 watchers of one job at once hold no serving thread: GetJob and
+  ListJobs still answer quickly, and every watcher gets the final state;
+- a finished job: one message, then the end; another tenant's job and an
+  unknown id: NOT_FOUND; no tenant: INVALID_ARGUMENT.
+"""
+import sys
+import threading
+import time
+
+import bok_e2e as e
+from test_grpc_clients import FINAL, SC, expect, grpc, jpb, jpbg, md, mpb, mpbg, state_name, upload, wait_final
+
+SCHEMA = '{"type":"object","properties":{"id":{"type":"string"},"n":{"type":"integer"}},"required":["id"]}'
+ROWS = 50000
+
+
+def csv_chunks(rows):
+    buf = bytearray(b"id,n\n")
+    for i in range(1, rows + 1):
+        buf += b"r%d,%d\n" % (i, i)
+        if len(buf) >= 1 << 20:
+            yield bytes(buf)
+            buf = bytearray()
+    yield bytes(buf)
+
+
+def new_model(s, tenant):
+    ch = grpc.insecure_channel(s.model_addr)
+    m = mpbg.ModelServiceStub(ch).CreateModel(mpb.CreateModelRequest(name="watch", schema_json=SCHEMA),
+                                              metadata=md(tenant), timeout=5)
+    ch.close()
+    return m
+
+
+def watch(stub, tenant, job_id, timeout=300):
+    """Every message of a WatchJob stream with its arrival time; raises on
+    a status other than OK."""
+    out = []
+    for j in stub.WatchJob(jpb.GetJobRequest(job_id=job_id), metadata=md(tenant), timeout=timeout):
+        out.append((time.monotonic(), j))
+    return out
+
+
+def max_per_second(times):
+    """The most messages in any one-second window."""
+    best = 0
+    for i, t in enumerate(times):
+        best = max(best, sum(1 for u in times[i:] if u - t < 1.0))
+    return best
+
+
+def test_watch_a_50000_row_job():
+    with e.Stack(workers=0, gateway=False) as s:
+        m = new_model(s, "wj_tenant")
+        ch = grpc.insecure_channel(s.job_addr)
+        stub = jpbg.JobServiceStub(ch)
+        j = upload(stub, "wj_tenant", m.model_id, csv_chunks(ROWS), file_name="big.csv")
+        e.check(j.total == ROWS and state_name(j) == "JOB_STATE_PENDING", "uploaded, no worker yet: %s" % j)
+        got = []
+        th = threading.Thread(target=lambda: got.extend(watch(stub, "wj_tenant", j.job_id)))
+        th.start()
+        time.sleep(1.0)  # the watcher has the PENDING state; now the job runs
+        s.add_worker()
+        th.join(300)
+        e.check(not th.is_alive(), "the stream ended after the final state")
+        e.check(len(got) >= 3, "at least the first, a running and the final state: %d" % len(got))
+        jobs = [x[1] for x in got]
+        e.check(state_name(jobs[0]) == "JOB_STATE_PENDING" and jobs[0].job_id == j.job_id, "first: %s" % jobs[0])
+        done = [x.success + x.errors for x in jobs]
+        e.check(done == sorted(done), "counters only grow: %s" % done)
+        e.check(len(set(done)) >= 3, "progress seen along the way: %s" % done)
+        e.check(state_name(jobs[-1]) == "JOB_STATE_SUCCESS" and jobs[-1].success == ROWS,
+                "the final state last: %s" % jobs[-1])
+        e.check(all(state_name(x) not in FINAL for x in jobs[:-1]), "one final state, at the end")
+        times = [x[0] for x in got]
+        sys.stderr.write("%d messages over %.1fs, counters %s" % (len(got), times[-1] - times[0], done) + "\n")
+        e.check(max_per_second(times) <= 12, "at most ~10 messages a second: %d" % max_per_second(times))
+        # a finished job: its state, then the end
+        again = watch(stub, "wj_tenant", j.job_id, timeout=10)
+        e.check(len(again) == 1 and state_name(again[0][1]) == "JOB_STATE_SUCCESS" and again[0][1].success == ROWS,
+                "finished job: one message, then the end: %s" % [x[1] for x in again])
+        # errors: other tenant, unknown id, no tenant
+        expect(SC.NOT_FOUND, lambda: watch(stub, "wj_other", j.job_id, timeout=10), "another tenant's job")
+        expect(SC.NOT_FOUND, lambda: watch(stub, "wj_tenant", "00000000-0000-0000-0000-000000000000", timeout=10),
+               "unknown job")
+        expect(SC.INVALID_ARGUMENT, lambda: list(stub.WatchJob(jpb.GetJobRequest(job_id=j.job_id), timeout=10)),
+               "no tenant", "x-tenant-id")
+        ch.close()
+
+
+def test_200_watchers_hold_no_serving_thread():
+    with e.Stack(workers=0, gateway=False) as s:
+        m = new_model(s, "wm_tenant")
+        ch = grpc.insecure_channel(s.job_addr)
+        stub = jpbg.JobServiceStub(ch)
+        j = upload(stub, "wm_tenant", m.model_id, csv_chunks(100), file_name="small.csv")
+        n = 200
+        results = [None] * n
+        first = threading.Semaphore(0)
+
+        def one(i):
+            c = grpc.insecure_channel(s.job_addr) if i % 20 == 0 else ch  # a few connections of their own
+            msgs = []
+            try:
+                for x in jpbg.JobServiceStub(c).WatchJob(jpb.GetJobRequest(job_id=j.job_id), metadata=md("wm_tenant"),
+                                                         timeout=120):
+                    msgs.append(x)
+                    if len(msgs) == 1:
+                        first.release()
+                results[i] = msgs
+            except grpc.RpcError as err:
+                results[i] = err
+                first.release()
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for _ in range(n):
+            e.check(first.acquire(timeout=60), "every watcher has its first message")
+        # 200 streams open on a server of 8 serving threads: other calls still answer at once
+        slowest = 0.0
+        for _ in range(20):
+            t0 = time.monotonic()
+            stub.GetJob(jpb.GetJobRequest(job_id=j.job_id), metadata=md("wm_tenant"), timeout=5)
+            stub.ListJobs(jpb.ListJobsRequest(), metadata=md("wm_tenant"), timeout=5)
+            slowest = max(slowest, time.monotonic() - t0)
+        e.check(slowest < 1.0, "GetJob + ListJobs with 200 watchers: slowest %.3fs" % slowest)
+        e.check(all(t.is_alive() for t in threads), "the watchers are still watching")
+        stub.CancelJob(jpb.CancelJobRequest(job_id=j.job_id), metadata=md("wm_tenant"), timeout=5)
+        for t in threads:
+            t.join(60)
+        e.check(not any(t.is_alive() for t in threads), "every stream ended")
+        bad = [r for r in results if not isinstance(r, list)]
+        e.check(not bad, "errors: %s" % bad[:3])
+        e.check(all(state_name(r[0]) == "JOB_STATE_PENDING" and state_name(r[-1]) == "JOB_STATE_CANCELLED"
+                    for r in results), "each saw PENDING, then CANCELLED last: %s" % [
+                        [state_name(x) for x in r] for r in results[:3]])
+        e.check(all(len(r) <= 3 for r in results), "no duplicate messages: %s" % sorted(len(r) for r in results)[-3:])
+        ch.close()
+
+
+if __name__ == "__main__":
+    e.run_tests(globals())
