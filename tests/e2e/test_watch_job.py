@@ -7,11 +7,20 @@ client (python3-grpcio, stubs generated from proto/ at test time):
 - 200 watchers of one job at once hold no serving thread: GetJob and
   ListJobs still answer quickly, and every watcher gets the final state;
 - a finished job: one message, then the end; another tenant's job and an
-  unknown id: NOT_FOUND; no tenant: INVALID_ARGUMENT.
+  unknown id: NOT_FOUND; no tenant: INVALID_ARGUMENT;
+- the gateway's GET /jobs/{id}/events: the same as server-sent events
+  (checked against docs/openapi.yaml), 404 for another tenant; and
+  `batchcli job watch` following a job through it, printing the lines it
+  always printed.
 """
+import http.client
+import json
+import os
+import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 
 import bok_e2e as e
 from test_grpc_clients import FINAL, SC, expect, grpc, jpb, jpbg, md, mpb, mpbg, state_name, upload, wait_final
@@ -142,6 +151,86 @@ def test_200_watchers_hold_no_serving_thread():
                     for r in results), "each saw PENDING, then CANCELLED last: %s" % [
                         [state_name(x) for x in r] for r in results[:3]])
         e.check(all(len(r) <= 3 for r in results), "no duplicate messages: %s" % sorted(len(r) for r in results)[-3:])
+        ch.close()
+
+
+def sse(s, path, tenant, timeout=120):
+    """(status, content type, [(arrival, event, data)], raw body) of a GET
+    read as it streams."""
+    u = urllib.parse.urlparse(s.api_url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    c.request("GET", path, headers={"X-Tenant-ID": tenant, "Accept": "text/event-stream"})
+    r = c.getresponse()
+    events, raw, ev, data = [], b"", None, []
+    while True:
+        line = r.readline()
+        if not line:
+            break
+        raw += line
+        t = line.decode().rstrip("\r\n")
+        if t.startswith("event:"):
+            ev = t[6:].strip()
+        elif t.startswith("data:"):
+            data.append(t[5:].lstrip(" "))
+        elif t == "" and data:
+            events.append((time.monotonic(), ev, json.loads("\n".join(data))))
+            ev, data = None, []
+    status, ctype = r.status, r.getheader("Content-Type")
+    c.close()
+    return status, ctype, events, raw
+
+
+def test_server_sent_events_and_batchcli():
+    with e.Stack(workers=0) as s:
+        m = new_model(s, "ws_tenant")
+        ch = grpc.insecure_channel(s.job_addr)
+        stub = jpbg.JobServiceStub(ch)
+        j = upload(stub, "ws_tenant", m.model_id, csv_chunks(ROWS), file_name="sse.csv")
+        path = "/jobs/%s/events" % j.job_id
+        got = {}
+        th = threading.Thread(target=lambda: got.update(r=sse(s, path, "ws_tenant")))
+        th.start()
+        time.sleep(1.0)
+        s.add_worker()
+        th.join(300)
+        e.check(not th.is_alive(), "the event stream ended after the final state")
+        status, ctype, events, raw = got["r"]
+        e.check(status == 200 and ctype.startswith("text/event-stream"), "%s %s" % (status, ctype))
+        e.conform("GET", path, status, ctype, raw, None)
+        e.check(len(events) >= 3 and all(x[1] == "job" for x in events), "events: %s" % [x[1] for x in events])
+        jobs = [x[2] for x in events]
+        e.check(jobs[0]["state"] == "PENDING" and jobs[0]["job_id"] == j.job_id, "first: %s" % jobs[0])
+        done = [x["success"] + x["errors"] for x in jobs]
+        e.check(done == sorted(done) and len(set(done)) >= 3, "counters only grow: %s" % done)
+        e.check(jobs[-1]["state"] == "SUCCESS" and jobs[-1]["success"] == ROWS, "final last: %s" % jobs[-1])
+        e.check(max_per_second([x[0] for x in events]) <= 12, "at most ~10 events a second")
+        # each event is the job as GET /jobs/{id} gives it
+        st, body = s.http("GET", "/jobs/" + j.job_id, tenant="ws_tenant")
+        e.check(st == 200 and body == jobs[-1], "event = GET /jobs/{id}: %s vs %s" % (jobs[-1], body))
+        # a finished job: one event, then the end (validated by s.http against the OpenAPI)
+        st, body = s.http("GET", path, tenant="ws_tenant")
+        e.check(st == 200 and body.count("event: job\n") == 1 and '"state":"SUCCESS"' in body, repr(body)[:300])
+        st, body = s.http("GET", path, tenant="ws_other")
+        e.check(st == 404 and body == {"error": "not found"}, "another tenant: %s %s" % (st, body))
+        st, body = s.http("GET", "/jobs/00000000-0000-0000-0000-000000000000/events", tenant="ws_tenant")
+        e.check(st == 404, "unknown job: %s" % st)
+
+        # batchcli job watch: live through the events, the same lines as ever
+        j2 = upload(stub, "ws_tenant", m.model_id, csv_chunks(ROWS), file_name="cli.csv")
+        e.skip_if_missing("cli")
+        en = dict(os.environ, BATCH_API_URL=s.api_url, BATCH_TENANT="ws_tenant", BATCH_WATCH_INTERVAL="30")
+        t0 = time.monotonic()
+        p = subprocess.run([e.binary("cli"), "job", "watch", j2.job_id[:8]], capture_output=True, env=en, timeout=300)
+        took = time.monotonic() - t0
+        out = p.stdout.decode()
+        e.check(p.returncode == 0, "exit 0 on SUCCESS: %d %r %r" % (p.returncode, out, p.stderr))
+        lines = out.splitlines()
+        e.check(lines[-1].startswith(j2.job_id[:8] + " watch") and "SUCCESS" in lines[-1], "last line: %r" % out)
+        # polling every 30 s would have taken 30 s; the events are at once
+        e.check(took < 25, "followed live, not by polling: %.1fs" % took)
+        sys.stderr.write("batchcli job watch: %d lines in %.1fs\n" % (len(lines), took))
+        st, body = s.http("GET", "/jobs/" + j2.job_id, tenant="ws_tenant")
+        e.check(body["state"] == "SUCCESS", str(body))
         ch.close()
 
 

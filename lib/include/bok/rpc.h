@@ -314,6 +314,22 @@ int bok_rpc_unary_async(bok_rpc_channel_t *ch, const char *method, const char *t
                         int timeout_ms, const ProtobufCMessage *req,
                         const ProtobufCMessageDescriptor *resp_desc, bok_rpc_done_fn cb, void *ud);
 
+/* Server streaming, asynchronous: sends req, then on_msg runs for every
+ * message (it owns msg and must free it) and on_end exactly once, last, with
+ * the status (err->code BOK_OK: the stream ended normally) -- all on the
+ * channel's completion thread, so keep them short. timeout_ms <= 0: none
+ * (24 hours). Returns a handle the caller gives back with
+ * bok_rpc_sub_release() (any thread, once; cancels the call if it is still
+ * running -- on_end still runs, with CANCELLED); NULL when the call cannot
+ * start (no callback runs). bok_rpc_channel_destroy() cancels running ones. */
+typedef struct bok_rpc_sub bok_rpc_sub_t;
+typedef void (*bok_rpc_msg_fn)(void *ud, ProtobufCMessage *msg);
+typedef void (*bok_rpc_end_fn)(void *ud, const bok_err_t *err);
+bok_rpc_sub_t *bok_rpc_sub_start(bok_rpc_channel_t *ch, const char *method, const char *tenant, int timeout_ms,
+                                 const ProtobufCMessage *req, const ProtobufCMessageDescriptor *msg_desc,
+                                 bok_rpc_msg_fn on_msg, bok_rpc_end_fn on_end, void *ud);
+void bok_rpc_sub_release(bok_rpc_sub_t *sub);
+
 /* Client streaming: open, send any number of messages, then finish to get the
  * single response. Blocking; one thread per stream. timeout_ms covers the
  * whole stream (<= 0: 1 hour). Sends use GRPC_WRITE_BUFFER_HINT (batched
