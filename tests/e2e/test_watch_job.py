@@ -234,5 +234,50 @@ def test_server_sent_events_and_batchcli():
         ch.close()
 
 
+def test_shutdown_ends_open_streams():
+    """Streams never end on their own while a job waits: stopping the
+    gateway ends its event streams (an incomplete body) and it exits at once;
+    stopping the job service ends the gRPC watches with UNAVAILABLE, without
+    waiting out its grace period, and it exits cleanly."""
+    with e.Stack(workers=0) as s:
+        m = new_model(s, "wd_tenant")
+        ch = grpc.insecure_channel(s.job_addr)
+        stub = jpbg.JobServiceStub(ch)
+        j = upload(stub, "wd_tenant", m.model_id, csv_chunks(10), file_name="wait.csv")
+        sse_out = {}
+
+        def sse_reader():
+            try:
+                sse_out["r"] = sse(s, "/jobs/%s/events" % j.job_id, "wd_tenant")
+            except Exception as err:  # an incomplete chunked body
+                sse_out["err"] = err
+        grpc_out = []
+
+        def watcher():
+            try:
+                watch(stub, "wd_tenant", j.job_id)
+                grpc_out.append("ended OK")
+            except grpc.RpcError as err:
+                grpc_out.append(err.code())
+        threads = [threading.Thread(target=sse_reader)] + [threading.Thread(target=watcher) for _ in range(5)]
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        t0 = time.monotonic()
+        rc = s["gateway"].stop()
+        e.check(rc == 0 and time.monotonic() - t0 < 4, "gateway stopped in %.1fs (rc %s)" % (time.monotonic() - t0, rc))
+        threads[0].join(10)
+        e.check(not threads[0].is_alive(), "the event stream ended with the gateway")
+        e.check("err" in sse_out or len(sse_out["r"][2]) == 1, "one event, then the end: %s" % sse_out)
+        t0 = time.monotonic()
+        rc = s["job"].stop()
+        took = time.monotonic() - t0
+        e.check(rc == 0 and took < 4, "job service stopped in %.1fs (rc %s)" % (took, rc))
+        for t in threads[1:]:
+            t.join(10)
+        e.check(grpc_out == [SC.UNAVAILABLE] * 5, "watchers: %s" % grpc_out)
+        ch.close()
+
+
 if __name__ == "__main__":
     e.run_tests(globals())
