@@ -32,6 +32,14 @@ int cli_http_upload(cli_t *c, const char *model_id, const char *file_path, const
  * a non-2xx answer (or NULL); -1 when the server cannot be reached. */
 int cli_http_download(cli_t *c, const char *path, FILE *out, json_t **resp);
 
+/* GET path as server-sent events: fn(ud, event, data) for each event as it
+ * arrives (return nonzero to stop reading). Returns the HTTP status (0 when
+ * the stream broke off, or fn stopped it, after a 2xx head), with *resp the
+ * parsed JSON error of a non-2xx answer (or NULL); -1 when the server cannot
+ * be reached (nothing printed). */
+typedef int (*cli_event_fn)(void *ud, const char *event, const char *data);
+int cli_http_events(cli_t *c, const char *path, cli_event_fn fn, void *ud, json_t **resp);
+
 /* Runs `batchcli <argv...>` (argv[0] is the first command word). */
 int cli_main(cli_t *c, int argc, char **argv);
 

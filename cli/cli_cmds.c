@@ -485,34 +485,72 @@ static int cmd_job_rejected(cli_t *c, const char *ref) {
 }
 
 
+/* Prints one state of a watched job; 1 when it is final (*code: the exit
+ * code). */
+static int print_watched(cli_t *c, json_t *j, int tty, int *code) {
+  const char *state = jstr(j, "state");
+  int done = strcmp(state, "PENDING") != 0 && strcmp(state, "RUNNING") != 0;
+  if (c->json) {
+    char *t = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    fprintf(c->out, "%s\n", t);
+    free(t);
+  } else {
+    cli_job_row_t row = job_row(j);
+    bok_buf_t b = BOK_BUF_INIT(0);
+    cli_fmt_job_line(&b, &row);
+    if (tty) {
+      b.data[b.len - 1] = '\0'; /* redraw in place */
+      fprintf(c->out, "\r\033[K%s%s", b.data, done ? "\n" : "");
+    } else {
+      fputs(b.data, c->out);
+    }
+    bok_buf_free(&b);
+  }
+  if (done && !c->json && *jstr(j, "error")) fprintf(c->out, "error: %s\n", jstr(j, "error"));
+  fflush(c->out);
+  *code = state_code(state);
+  return done;
+}
+
+typedef struct {
+  cli_t *c;
+  int tty, done, code, events;
+} watch_ctx_t;
+
+static int on_job_event(void *ud, const char *event, const char *data) {
+  watch_ctx_t *w = ud;
+  if (strcmp(event, "job") != 0) return 0;
+  json_t *j = json_loads(data, JSON_DECODE_ANY, NULL);
+  if (!json_is_object(j)) {
+    json_decref(j);
+    return 1; /* not what we expect: poll instead */
+  }
+  /* the order of keys as GET /jobs/{id} gives them (--json prints them as is) */
+  w->events++;
+  w->done = print_watched(w->c, j, w->tty, &w->code);
+  json_decref(j);
+  return w->done;
+}
+
+/* Follows a job: GET /jobs/{id}/events (server-sent events, a line per
+ * change); polling GET /jobs/{id} every `interval` seconds when the gateway
+ * has no event stream (404: an older gateway) or the stream breaks off. */
 static int cmd_job_watch(cli_t *c, const char *ref, double interval) {
   char id[40];
   if (resolve(c, 0, ref, id)) return 1;
   int tty = isatty(fileno(c->out));
+  watch_ctx_t w = {c, tty, 0, 0, 0};
+  char path[128];
+  snprintf(path, sizeof path, "/jobs/%s/events", id);
+  json_t *err = NULL;
+  cli_http_events(c, path, on_job_event, &w, &err);
+  json_decref(err);
+  if (w.done) return w.code;
   for (;;) {
     json_t *j = NULL;
     if (get_job(c, id, &j)) return 1;
-    const char *state = jstr(j, "state");
-    int done = strcmp(state, "PENDING") != 0 && strcmp(state, "RUNNING") != 0;
-    if (c->json) {
-      char *t = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-      fprintf(c->out, "%s\n", t);
-      free(t);
-    } else {
-      cli_job_row_t row = job_row(j);
-      bok_buf_t b = BOK_BUF_INIT(0);
-      cli_fmt_job_line(&b, &row);
-      if (tty) {
-        b.data[b.len - 1] = '\0'; /* redraw in place */
-        fprintf(c->out, "\r\033[K%s%s", b.data, done ? "\n" : "");
-      } else {
-        fputs(b.data, c->out);
-      }
-      bok_buf_free(&b);
-    }
-    if (done && !c->json && *jstr(j, "error")) fprintf(c->out, "error: %s\n", jstr(j, "error"));
-    fflush(c->out);
-    int code = state_code(state);
+    int code;
+    int done = print_watched(c, j, tty, &code);
     json_decref(j);
     if (done) return code;
     usleep((useconds_t)(interval * 1e6));

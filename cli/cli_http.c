@@ -159,3 +159,93 @@ int cli_http_download(cli_t *c, const char *path, FILE *out, json_t **resp) {
   curl_easy_cleanup(h);
   return (int)status;
 }
+
+/* Server-sent events: lines split as they arrive, an event dispatched at its
+ * blank line; a non-2xx body is kept (small) as the JSON error. */
+typedef struct {
+  CURL *h;
+  cli_event_fn fn;
+  void *ud;
+  bok_buf_t line, data, err;
+  char event[64];
+  int checked, ok, stopped;
+} sse_t;
+
+static void sse_line(sse_t *s, const char *l, size_t n) {
+  if (n == 0) { /* end of an event */
+    if (s->data.len && !s->stopped) {
+      bok_buf_append(&s->data, "", 1);
+      s->stopped = s->fn(s->ud, s->event[0] ? s->event : "message", s->data.data);
+    }
+    s->data.len = 0;
+    s->event[0] = '\0';
+  } else if (n > 6 && memcmp(l, "event:", 6) == 0) {
+    size_t k = 6 + (l[6] == ' ');
+    snprintf(s->event, sizeof s->event, "%.*s", (int)(n - k), l + k);
+  } else if (n > 5 && memcmp(l, "data:", 5) == 0) {
+    size_t k = 5 + (l[5] == ' ');
+    if (s->data.len) bok_buf_append(&s->data, "\n", 1);
+    bok_buf_append(&s->data, l + k, n - k);
+  } /* comments (":") and other fields: ignored */
+}
+
+static size_t on_sse_data(char *p, size_t sz, size_t n, void *ud) {
+  sse_t *s = ud;
+  size_t len = sz * n;
+  if (!s->checked) {
+    long st = 0;
+    curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &st);
+    s->ok = st >= 200 && st < 300;
+    s->checked = 1;
+  }
+  if (!s->ok) return bok_buf_append(&s->err, p, len) == 0 ? len : 0;
+  for (size_t i = 0; i < len; i++) {
+    if (p[i] == '\n') {
+      size_t ln = s->line.len;
+      if (ln && s->line.data[ln - 1] == '\r') ln--;
+      sse_line(s, s->line.data, ln);
+      s->line.len = 0;
+    } else if (bok_buf_append(&s->line, p + i, 1) != 0) {
+      return 0;
+    }
+  }
+  return s->stopped ? 0 : len;
+}
+
+int cli_http_events(cli_t *c, const char *path, cli_event_fn fn, void *ud, json_t **resp) {
+  *resp = NULL;
+  CURL *h = curl_easy_init();
+  char url[2048];
+  snprintf(url, sizeof url, "%s%s", c->api_url, path);
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: text/event-stream");
+  char tenant_hdr[256];
+  if (c->tenant) {
+    snprintf(tenant_hdr, sizeof tenant_hdr, "%s: %s", c->tenant_header, c->tenant);
+    hdrs = curl_slist_append(hdrs, tenant_hdr);
+  }
+  if (c->api_key && *c->api_key) {
+    char *auth = NULL;
+    if (asprintf(&auth, "Authorization: Bearer %s", c->api_key) > 0) hdrs = curl_slist_append(hdrs, auth);
+    free(auth);
+  }
+  sse_t s = {h, fn, ud, BOK_BUF_INIT(16u << 20), BOK_BUF_INIT(16u << 20), BOK_BUF_INIT(1u << 20), "", 0, 0, 0};
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_sse_data);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  CURLcode rc = curl_easy_perform(h);
+  long status = -1;
+  if (rc == CURLE_OK || s.checked) {
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    if (s.err.len) *resp = json_loadb(s.err.data, s.err.len, JSON_DECODE_ANY, NULL);
+    if (rc != CURLE_OK && s.ok) status = 0; /* broke off (or stopped) mid-stream */
+  }
+  bok_buf_free(&s.line);
+  bok_buf_free(&s.data);
+  bok_buf_free(&s.err);
+  curl_slist_free_all(hdrs);
+  curl_easy_cleanup(h);
+  return (int)status;
+}

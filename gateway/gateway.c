@@ -150,6 +150,12 @@ static void on_messages(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages
   while (!h2o_linklist_is_empty(messages)) {
     gw_pending_t *p = H2O_STRUCT_FROM_MEMBER(gw_pending_t, msg.link, messages->next);
     h2o_linklist_unlink(&p->msg.link);
+    if (p->stream_event) { /* watch.c: the renderer owns the meaning; no request slot */
+      p->render(p, NULL, p->resp, &p->err);
+      if (p->resp) protobuf_c_message_free_unpacked(p->resp, NULL);
+      free(p);
+      continue;
+    }
     atomic_fetch_sub(&p->th->srv->in_flight, 1);
     p->th->pending--;
     if (p->req) {
@@ -344,6 +350,7 @@ static void *loop_main(void *arg) {
   th->ctx.http1.req_timeout.timeout = 0;
   th->ctx.http2.idle_timeout.timeout = 0;
   th->hdr_timeout.timeout = 0;
+  gw_watch_stop_all(th); /* event streams never end on their own */
   int64_t deadline = bok_mono_ms() + s->drain_ms;
   do {
     h2o_evloop_run(th->ctx.loop, 20);

@@ -13,6 +13,7 @@
 #include "gateway.h"
 
 typedef struct gw_thread gw_thread_t;
+typedef struct gw_watch gw_watch_t;
 
 typedef struct {
   const char *addr; /* borrowed from routes */
@@ -93,6 +94,7 @@ struct gw_thread {
   int joined;
   int pending;  /* gw_pending_t awaiting their answer (loop thread only) */
   int disposed; /* the loop drained and freed its h2o context and loop */
+  gw_watch_t *watches; /* open GET /jobs/{id}/events streams (watch.c; loop thread only) */
 };
 
 /* A request waiting for a backend answer. Loop-thread owned except `msg`
@@ -114,6 +116,7 @@ struct gw_pending {
   int render_errors; /* errors go to render too (resp NULL), not gw_send_rpc_error */
   void *ud;          /* the renderer's state (request pool owned; valid while req != NULL) */
   gw_upload_t *upload;
+  int stream_event; /* one event of a stream (watch.c): render(p, NULL, ...) always, no request counters */
 };
 
 /* Responses (loop thread). `j` is consumed. */
@@ -139,6 +142,12 @@ bok_rpc_channel_t *gw_channel_for(gw_server_t *s, const char *tenant, int job);
 /* GET /jobs/{id}/rejected/download (download.c): the rejected rows as a
  * file, streamed page by page (one page in memory at a time). */
 int gw_download_start(gw_thread_t *th, h2o_req_t *req, const char *tenant, const char *job_id, int annotate);
+
+/* GET /jobs/{id}/events (watch.c): the job as server-sent events from
+ * JobService/WatchJob. stop_all: the loop is stopping; cancels its streams
+ * (their responses end, and the loop's pending count drops, soon after). */
+int gw_watch_start(gw_thread_t *th, h2o_req_t *req, const char *tenant, const char *job_id);
+void gw_watch_stop_all(gw_thread_t *th);
 
 /* Metrics and readiness (gw_obs.c). start: registers the metrics and starts
  * the checker thread (Health/Check of every backend, every second; /readyz

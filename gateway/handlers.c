@@ -670,6 +670,7 @@ int gw_handle(gw_thread_t *th, h2o_req_t *req) {
       }
     case GW_R_JOB_REJECTED: return job_rejected(th, req, tenant, id);
     case GW_R_JOB_DOWNLOAD: return job_download(th, req, tenant, id);
+    case GW_R_JOB_EVENTS: return gw_watch_start(th, req, tenant, id);
     case GW_R_JOB_ERRORS: {
       Batch__V1__GetJobRequest r = BATCH__V1__GET_JOB_REQUEST__INIT;
       r.job_id = id;

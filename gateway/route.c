@@ -64,6 +64,8 @@ gw_route_kind_t gw_route_parse(const char *path, size_t len, gw_route_t *out) {
     k = GW_R_JOB_REJECTED;
   else if (jobs && seg_is(seg[2], sl[2], "reprocess"))
     k = GW_R_JOB_REPROCESS;
+  else if (jobs && seg_is(seg[2], sl[2], "events"))
+    k = GW_R_JOB_EVENTS;
   else
     return out->kind;
   for (int c = 0; c < 36; c++) out->id[c] = (char)tolower((unsigned char)id[c]);
@@ -88,6 +90,7 @@ static const gw_route_info_t ROUTES[] = {
     {GW_R_JOB_REPROCESS, "/jobs/{id}/reprocess", "POST"},
     {GW_R_JOB_ERRORS, "/jobs/{id}/errors", "GET"},
     {GW_R_JOB_DOWNLOAD, "/jobs/{id}/rejected/download", "GET"},
+    {GW_R_JOB_EVENTS, "/jobs/{id}/events", "GET"},
 };
 
 const gw_route_info_t *gw_route_table(size_t *n) {

@@ -20,6 +20,7 @@ typedef enum {
   GW_R_JOB_REPROCESS, /* /jobs/{id}/reprocess */
   GW_R_JOB_ERRORS,    /* /jobs/{id}/errors */
   GW_R_JOB_DOWNLOAD,  /* /jobs/{id}/rejected/download */
+  GW_R_JOB_EVENTS,    /* /jobs/{id}/events */
   GW_R_OPENAPI,       /* /openapi.yaml */
   GW_R_CONSOLE,       /* / (the web console, console.c) */
   GW_R_CONSOLE_FILE   /* /console/{file} (any name; console.c answers 404 for unknown ones) */

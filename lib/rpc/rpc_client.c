@@ -1,4 +1,5 @@
-/* gRPC client glue: blocking unary, async unary, client streaming.
+/* gRPC client glue: blocking unary, async unary, client streaming, async
+ * server streaming (bok_rpc_sub_*: on the channel's completion thread too).
  *
  * Every channel uses the process-wide credentials (rpc_auth.c: TLS or
  * plaintext), and every call to the job service (methods of batch.v1.JobService)
@@ -41,10 +42,12 @@ struct bok_rpc_channel {
   grpc_completion_queue *cq; /* async completions; NULL until first async call */
   pthread_t th;
   struct unary_s *inflight;  /* async calls not yet completed (under mu) */
+  struct bok_rpc_sub *subs;  /* server streams not yet ended (under mu) */
 };
 
 /* State of one unary call, blocking or async. */
 typedef struct unary_s {
+  int is_sub; /* 0: tells the completion thread's tags apart (sub_tag_t: 1) */
   struct unary_s *next, *prev; /* channel's in-flight list (async only) */
   grpc_call *call;
   grpc_metadata md[2]; /* x-tenant-id and/or x-worker-token (values owned) */
@@ -60,6 +63,9 @@ typedef struct unary_s {
   bok_rpc_done_fn cb;
   void *ud;
 } unary_t;
+
+static void sub_event(void *tag, int success);
+static void sub_cancel_all(bok_rpc_channel_t *c);
 
 static void inflight_remove(bok_rpc_channel_t *c, unary_t *u) {
   pthread_mutex_lock(&c->mu);
@@ -133,6 +139,7 @@ void bok_rpc_channel_destroy(bok_rpc_channel_t *c) {
     pthread_mutex_lock(&c->mu);
     for (unary_t *u = c->inflight; u; u = u->next)
       if (u->call) grpc_call_cancel(u->call, NULL);
+    sub_cancel_all(c);
     pthread_mutex_unlock(&c->mu);
     grpc_completion_queue_shutdown(c->cq);
     pthread_join(c->th, NULL);
@@ -285,6 +292,10 @@ static void *async_thread(void *arg) {
     grpc_event ev = grpc_completion_queue_next(c->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
     if (ev.type != GRPC_OP_COMPLETE) continue;
+    if (*(int *)ev.tag) {
+      sub_event(ev.tag, ev.success);
+      continue;
+    }
     unary_t *u = ev.tag;
     inflight_remove(c, u);
     bok_err_t err;
@@ -295,9 +306,8 @@ static void *async_thread(void *arg) {
   return NULL;
 }
 
-int bok_rpc_unary_async(bok_rpc_channel_t *c, const char *method, const char *tenant,
-                        int timeout_ms, const ProtobufCMessage *req,
-                        const ProtobufCMessageDescriptor *resp_desc, bok_rpc_done_fn cb, void *ud) {
+/* Starts the completion thread on first use. 0 ok, -1 failed. */
+static int async_ready(bok_rpc_channel_t *c) {
   pthread_mutex_lock(&c->mu);
   if (!c->cq) {
     c->cq = grpc_completion_queue_create_for_next(NULL);
@@ -309,6 +319,13 @@ int bok_rpc_unary_async(bok_rpc_channel_t *c, const char *method, const char *te
     }
   }
   pthread_mutex_unlock(&c->mu);
+  return 0;
+}
+
+int bok_rpc_unary_async(bok_rpc_channel_t *c, const char *method, const char *tenant,
+                        int timeout_ms, const ProtobufCMessage *req,
+                        const ProtobufCMessageDescriptor *resp_desc, bok_rpc_done_fn cb, void *ud) {
+  if (async_ready(c) != 0) return -1;
   unary_t *u = calloc(1, sizeof *u);
   if (!u) return -1;
   u->resp_desc = resp_desc;
@@ -487,4 +504,188 @@ void bok_rpc_stream_abort(bok_rpc_stream_t *st) {
 
 void bok_rpc_stream_cancel(bok_rpc_stream_t *st) {
   if (st) grpc_call_cancel(st->call, NULL);
+}
+
+/* ---- async server streaming ------------------------------------------------ */
+
+typedef struct {
+  int is_sub; /* 1 (see unary_t) */
+  struct bok_rpc_sub *sub;
+  int kind; /* SUB_START, SUB_MSG, SUB_STATUS */
+} sub_tag_t;
+enum { SUB_START, SUB_MSG, SUB_STATUS };
+
+/* Two references: the caller's (release) and the call's (dropped by the
+ * completion thread after on_end). Everything but refs/ended/call (under mu)
+ * belongs to the completion thread once started. */
+struct bok_rpc_sub {
+  sub_tag_t t_start, t_msg, t_status;
+  bok_rpc_channel_t *c;
+  struct bok_rpc_sub *next, *prev; /* c->subs */
+  grpc_call *call;
+  grpc_metadata md[2];
+  size_t nmd;
+  grpc_byte_buffer *send, *recv;
+  grpc_metadata_array initial_md, trailing_md;
+  grpc_status_code status;
+  grpc_slice details;
+  const ProtobufCMessageDescriptor *desc;
+  bok_rpc_msg_fn on_msg;
+  bok_rpc_end_fn on_end;
+  void *ud;
+  int ops; /* batches in flight (atomic: the starter and the completion thread) */
+  pthread_mutex_t mu;
+  int refs;
+  int ended; /* on_end ran: call is gone */
+};
+
+static void sub_unref_unlock(bok_rpc_sub_t *sb) {
+  int left = --sb->refs;
+  pthread_mutex_unlock(&sb->mu);
+  if (left) return;
+  pthread_mutex_destroy(&sb->mu);
+  free(sb);
+}
+
+static int sub_recv(bok_rpc_sub_t *sb) {
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_RECV_MESSAGE;
+  op.data.recv_message.recv_message = &sb->recv;
+  __atomic_add_fetch(&sb->ops, 1, __ATOMIC_ACQ_REL);
+  if (grpc_call_start_batch(sb->call, &op, 1, &sb->t_msg, NULL) == GRPC_CALL_OK) return 0;
+  __atomic_sub_fetch(&sb->ops, 1, __ATOMIC_ACQ_REL);
+  return -1;
+}
+
+/* The call is over and nothing is in flight: on_end, then let go. */
+static void sub_finish(bok_rpc_sub_t *sb) {
+  bok_rpc_channel_t *c = sb->c;
+  pthread_mutex_lock(&c->mu);
+  if (sb->prev) sb->prev->next = sb->next;
+  else c->subs = sb->next;
+  if (sb->next) sb->next->prev = sb->prev;
+  pthread_mutex_unlock(&c->mu);
+  bok_err_t err;
+  bok_err_clear(&err);
+  if (sb->status != GRPC_STATUS_OK) {
+    char msg[400];
+    bok_rpc_slice_str(sb->details, msg, sizeof msg);
+    bok_err_set(&err, (bok_err_code_t)sb->status, "%s", msg[0] ? msg : bok_err_code_name((bok_err_code_t)sb->status));
+  }
+  sb->on_end(sb->ud, &err);
+  pthread_mutex_lock(&sb->mu);
+  sb->ended = 1;
+  grpc_call_unref(sb->call);
+  sb->call = NULL;
+  pthread_mutex_unlock(&sb->mu);
+  if (sb->send) grpc_byte_buffer_destroy(sb->send);
+  grpc_metadata_array_destroy(&sb->initial_md);
+  grpc_metadata_array_destroy(&sb->trailing_md);
+  grpc_slice_unref(sb->details);
+  free_metadata(sb->md, sb->nmd);
+  pthread_mutex_lock(&sb->mu);
+  sub_unref_unlock(sb);
+}
+
+static void sub_event(void *tag, int success) {
+  sub_tag_t *t = tag;
+  bok_rpc_sub_t *sb = t->sub;
+  if (t->kind == SUB_MSG && success && sb->recv) {
+    ProtobufCMessage *m = bok_rpc_unpack(sb->recv, sb->desc);
+    grpc_byte_buffer_destroy(sb->recv);
+    sb->recv = NULL;
+    if (m) sb->on_msg(sb->ud, m);
+    else grpc_call_cancel_with_status(sb->call, GRPC_STATUS_INTERNAL, "malformed message", NULL);
+    if (m) sub_recv(sb);
+  } else if (t->kind == SUB_MSG && sb->recv) {
+    grpc_byte_buffer_destroy(sb->recv);
+    sb->recv = NULL;
+  }
+  if (__atomic_sub_fetch(&sb->ops, 1, __ATOMIC_ACQ_REL) == 0) sub_finish(sb);
+}
+
+static void sub_cancel_all(bok_rpc_channel_t *c) {
+  /* c->mu held by the caller */
+  for (bok_rpc_sub_t *sb = c->subs; sb; sb = sb->next) grpc_call_cancel(sb->call, NULL);
+}
+
+bok_rpc_sub_t *bok_rpc_sub_start(bok_rpc_channel_t *c, const char *method, const char *tenant, int timeout_ms,
+                                 const ProtobufCMessage *req, const ProtobufCMessageDescriptor *msg_desc,
+                                 bok_rpc_msg_fn on_msg, bok_rpc_end_fn on_end, void *ud) {
+  if (async_ready(c) != 0) return NULL;
+  bok_rpc_sub_t *sb = calloc(1, sizeof *sb);
+  if (!sb) return NULL;
+  sb->send = bok_rpc_pack(req);
+  if (!sb->send) {
+    free(sb);
+    return NULL;
+  }
+  sb->t_start = (sub_tag_t){1, sb, SUB_START};
+  sb->t_msg = (sub_tag_t){1, sb, SUB_MSG};
+  sb->t_status = (sub_tag_t){1, sb, SUB_STATUS};
+  sb->c = c;
+  sb->desc = msg_desc;
+  sb->on_msg = on_msg;
+  sb->on_end = on_end;
+  sb->ud = ud;
+  sb->refs = 2;
+  pthread_mutex_init(&sb->mu, NULL);
+  grpc_metadata_array_init(&sb->initial_md);
+  grpc_metadata_array_init(&sb->trailing_md);
+  sb->details = grpc_empty_slice();
+  sb->call = make_call(c, c->cq, method, timeout_ms > 0 ? timeout_ms : 24 * 3600 * 1000);
+  sb->nmd = call_metadata(sb->md, method, tenant);
+  grpc_op ops[4];
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[0].data.send_initial_metadata.count = sb->nmd;
+  ops[0].data.send_initial_metadata.metadata = sb->nmd ? sb->md : NULL;
+  ops[1].op = GRPC_OP_SEND_MESSAGE;
+  ops[1].data.send_message.send_message = sb->send;
+  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+  ops[3].data.recv_initial_metadata.recv_initial_metadata = &sb->initial_md;
+  grpc_op st;
+  memset(&st, 0, sizeof st);
+  st.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  st.data.recv_status_on_client.trailing_metadata = &sb->trailing_md;
+  st.data.recv_status_on_client.status = &sb->status;
+  st.data.recv_status_on_client.status_details = &sb->details;
+  pthread_mutex_lock(&c->mu); /* listed first; the completion thread waits for mu to unlist */
+  sb->next = c->subs;
+  if (c->subs) c->subs->prev = sb;
+  c->subs = sb;
+  sb->ops = 2; /* the first two batches; sub_recv counts its own */
+  int ok = grpc_call_start_batch(sb->call, ops, 4, &sb->t_start, NULL) == GRPC_CALL_OK;
+  int last = 0;
+  if (ok && grpc_call_start_batch(sb->call, &st, 1, &sb->t_status, NULL) != GRPC_CALL_OK) {
+    grpc_call_cancel(sb->call, NULL); /* never expected */
+    last = __atomic_sub_fetch(&sb->ops, 1, __ATOMIC_ACQ_REL) == 0;
+  }
+  if (ok && sub_recv(sb) != 0) grpc_call_cancel(sb->call, NULL);
+  pthread_mutex_unlock(&c->mu);
+  if (last) sub_finish(sb); /* the rare case where everything already completed */
+  if (!ok) { /* nothing started: no callback will run */
+    pthread_mutex_lock(&c->mu);
+    c->subs = sb->next;
+    if (sb->next) sb->next->prev = NULL;
+    pthread_mutex_unlock(&c->mu);
+    grpc_call_unref(sb->call);
+    grpc_byte_buffer_destroy(sb->send);
+    grpc_metadata_array_destroy(&sb->initial_md);
+    grpc_metadata_array_destroy(&sb->trailing_md);
+    free_metadata(sb->md, sb->nmd);
+    pthread_mutex_destroy(&sb->mu);
+    free(sb);
+    return NULL;
+  }
+  return sb;
+}
+
+void bok_rpc_sub_release(bok_rpc_sub_t *sb) {
+  if (!sb) return;
+  pthread_mutex_lock(&sb->mu);
+  if (!sb->ended && sb->call) grpc_call_cancel(sb->call, NULL);
+  sub_unref_unlock(sb);
 }

@@ -15,6 +15,15 @@
  * reflection (rpc_reflection.c) is such a stream, registered by every server
  * beside grpc.health.v1.Health.
  *
+ * Detached server streams (bok_rpc_server_add_server_stream): the call is
+ * accepted and admitted on a serving thread like any other, but it is bound
+ * to the server's stream queue instead of the slot's pluck queue. Its start
+ * handler keeps a handle (bok_rpc_sstream_t) and returns at once; every later
+ * operation is asynchronous and completes on the one stream thread, which
+ * sends the next queued message or the status and notices the end of the
+ * call (RECV_CLOSE_ON_SERVER, started when the call is admitted). So
+ * hundreds of watchers hold no serving thread.
+ *
  * Identity: a BOK_RPC_WORKER_ONLY method's caller is checked
  * (rpc_auth.c) before the tenant and the handler; refusals are logged with
  * the peer address and counted like any call.
@@ -51,6 +60,7 @@ typedef struct {
   bok_rpc_tenant_mode_t tenant;
   bok_rpc_unary_fn unary;
   bok_rpc_stream_fn stream;
+  bok_rpc_sstream_fn sstart; /* detached server streams */
   void *ud;
   void *handle;
   /* metrics, resolved once: the duration child at start, the per-code
@@ -99,6 +109,45 @@ struct bok_rpc_server {
   bok_rpc_reflection_t *refl;  /* the compiled-in API descriptors (read-only) */
   char **services;             /* service names, set by start (read-only then) */
   size_t nservices;
+  /* detached server streams: their calls' queue, its thread, and the
+   * streams whose call has not ended yet (st_mu) */
+  grpc_completion_queue *stream_cq;
+  pthread_t stream_th;
+  pthread_mutex_t st_mu;
+  bok_rpc_sstream_t *live;
+};
+
+/* A detached stream's operation in flight: the tag the stream thread gets. */
+typedef struct {
+  bok_rpc_sstream_t *st;
+  int kind; /* OP_WRITE, OP_STATUS, OP_CLOSED */
+} sst_op_t;
+enum { OP_WRITE, OP_STATUS, OP_CLOSED };
+
+/* Owned by two references: the handler's (release) and the glue's (dropped
+ * by the stream thread once the call ended and no operation is in flight).
+ * Fields below mu are guarded by it. */
+struct bok_rpc_sstream {
+  bok_rpc_server_t *s; /* used only while the call lives */
+  method_t *m;
+  grpc_call *call; /* NULL once the glue let go of it */
+  char tenant_buf[72];
+  const char *tenant;
+  double t0;
+  sst_op_t op_write, op_status, op_closed;
+  int cancelled; /* RECV_CLOSE_ON_SERVER's answer */
+  bok_rpc_sstream_t *prev, *next; /* s->live, under s->st_mu */
+  pthread_mutex_t mu;
+  int refs;
+  int md_sent;
+  int writing;               /* a SEND_MESSAGE in flight (inflight) */
+  grpc_byte_buffer *inflight, *pending;
+  int end_wanted;            /* end after pending */
+  grpc_status_code end_code;
+  grpc_slice end_msg;
+  int status_sent;
+  int over;                  /* the call ended: no operation starts */
+  int ops;                   /* operations in flight */
 };
 
 struct bok_rpc_call {
@@ -345,7 +394,7 @@ static int request_slot(slot_t *sl) {
   }
   e = grpc_server_request_registered_call(
       s->server, sl->m->handle, &sl->call, &sl->deadline, &sl->md,
-      sl->m->req_desc ? &sl->payload : NULL, sl->pluck, s->cq, sl);
+      sl->m->req_desc ? &sl->payload : NULL, sl->m->sstart ? s->stream_cq : sl->pluck, s->cq, sl);
   if (e != GRPC_CALL_OK) {
     grpc_metadata_array_destroy(&sl->md);
     return -1;
@@ -388,6 +437,37 @@ static void count_call(bok_rpc_server_t *s, method_t *m, grpc_status_code code, 
   bok_counter_inc(c);
 }
 
+/* Reads the tenant into c and checks the caller: BOK_OK, or the code to
+ * fail with and why. */
+static bok_err_code_t admit(slot_t *sl, bok_rpc_call_t *c, char *why, size_t cap) {
+  for (size_t i = 0; i < sl->md.count; i++) {
+    if (grpc_slice_str_cmp(sl->md.metadata[i].key, BOK_TENANT_MD) == 0) {
+      grpc_slice v = sl->md.metadata[i].value;
+      if (GRPC_SLICE_LENGTH(v) < sizeof c->tenant_buf) {
+        bok_rpc_slice_str(v, c->tenant_buf, sizeof c->tenant_buf);
+        if (bok_tenant_valid(c->tenant_buf, strlen(c->tenant_buf))) c->tenant = c->tenant_buf;
+      }
+      break;
+    }
+  }
+  bok_err_code_t denied = BOK_OK;
+  if (sl->m->tenant & BOK_RPC_WORKER_ONLY) denied = bok_rpc_worker_check(c->s->auth, sl->call, &sl->md, why, cap);
+  if (denied != BOK_OK) {
+    char *peer = grpc_call_get_peer(sl->call);
+    logf_(c->s, BOK_LOG_WARN, "refused %s from %s: %s (%s)", sl->m->path, peer ? peer : "?", why,
+          bok_err_code_name(denied));
+    gpr_free(peer);
+    return denied;
+  }
+  if ((sl->m->tenant & BOK_RPC_TENANT_REQUIRED) && !c->tenant) {
+    snprintf(why, cap, "missing or invalid x-tenant-id metadata");
+    return BOK_ERR_INVALID;
+  }
+  return BOK_OK;
+}
+
+static void serve_sstream(slot_t *sl, bok_rpc_call_t *c, double t0);
+
 static void serve_slot(slot_t *sl) {
   if (!sl->m) {
     serve_unknown(sl);
@@ -401,29 +481,16 @@ static void serve_slot(slot_t *sl) {
   c.call = sl->call;
   c.pluck = sl->pluck;
   c.deadline = sl->deadline;
-  for (size_t i = 0; i < sl->md.count; i++) {
-    if (grpc_slice_str_cmp(sl->md.metadata[i].key, BOK_TENANT_MD) == 0) {
-      grpc_slice v = sl->md.metadata[i].value;
-      if (GRPC_SLICE_LENGTH(v) < sizeof c.tenant_buf) {
-        bok_rpc_slice_str(v, c.tenant_buf, sizeof c.tenant_buf);
-        if (bok_tenant_valid(c.tenant_buf, strlen(c.tenant_buf))) c.tenant = c.tenant_buf;
-      }
-      break;
-    }
+  if (sl->m->sstart) {
+    serve_sstream(sl, &c, t0);
+    goto out;
   }
+  char why[200];
+  bok_err_code_t denied = admit(sl, &c, why, sizeof why);
   bok_log_ctx_set(c.tenant, NULL); /* the handler's log lines carry tenant= */
   bok_fault("rpc.server"); /* tests: BOK_FAULT=rpc.server:delay=MS slows every call */
-  char why[200];
-  bok_err_code_t denied = BOK_OK;
-  if (sl->m->tenant & BOK_RPC_WORKER_ONLY) denied = bok_rpc_worker_check(c.s->auth, sl->call, &sl->md, why, sizeof why);
   if (denied != BOK_OK) {
-    char *peer = grpc_call_get_peer(sl->call);
-    logf_(c.s, BOK_LOG_WARN, "refused %s from %s: %s (%s)", sl->m->path, peer ? peer : "?", why,
-          bok_err_code_name(denied));
-    gpr_free(peer);
     bok_rpc_call_fail(&c, denied, "%s", why);
-  } else if ((sl->m->tenant & BOK_RPC_TENANT_REQUIRED) && !c.tenant) {
-    bok_rpc_call_fail(&c, BOK_ERR_INVALID, "missing or invalid x-tenant-id metadata");
   } else if (sl->m->req_desc) {
     ProtobufCMessage *req = bok_rpc_unpack(sl->payload, sl->m->req_desc);
     if (!req) {
@@ -441,11 +508,214 @@ static void serve_slot(slot_t *sl) {
   }
   bok_log_ctx_clear();
   count_call(c.s, sl->m, c.code, mono_s() - t0);
+out:
   if (sl->payload) grpc_byte_buffer_destroy(sl->payload);
   grpc_metadata_array_destroy(&sl->md);
   grpc_call_unref(sl->call);
   sl->call = NULL;
   sl->payload = NULL;
+}
+
+/* ---- detached server streams ------------------------------------------------ */
+
+static void sst_free(bok_rpc_sstream_t *st) {
+  if (st->inflight) grpc_byte_buffer_destroy(st->inflight);
+  if (st->pending) grpc_byte_buffer_destroy(st->pending);
+  grpc_slice_unref(st->end_msg);
+  pthread_mutex_destroy(&st->mu);
+  free(st);
+}
+
+/* Drops one reference; st->mu held by the caller, released here. */
+static void sst_unref_unlock(bok_rpc_sstream_t *st) {
+  int left = --st->refs;
+  pthread_mutex_unlock(&st->mu);
+  if (left == 0) sst_free(st);
+}
+
+/* Starts the next operation if none is in flight: the pending message, else
+ * the status once one is wanted. st->mu held; any thread. */
+static void sst_pump_locked(bok_rpc_sstream_t *st) {
+  if (st->over || st->status_sent || st->writing) return;
+  grpc_op ops[2];
+  memset(ops, 0, sizeof ops);
+  size_t n = 0;
+  if (!st->md_sent) ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  if (st->pending) {
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n].data.send_message.send_message = st->pending;
+    n++;
+    if (grpc_call_start_batch(st->call, ops, n, &st->op_write, NULL) != GRPC_CALL_OK) return;
+    st->inflight = st->pending;
+    st->pending = NULL;
+    st->writing = 1;
+  } else if (st->end_wanted) {
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = st->end_code;
+    ops[n].data.send_status_from_server.status_details =
+        GRPC_SLICE_LENGTH(st->end_msg) ? &st->end_msg : NULL;
+    n++;
+    if (grpc_call_start_batch(st->call, ops, n, &st->op_status, NULL) != GRPC_CALL_OK) return;
+    st->status_sent = 1;
+  } else {
+    return;
+  }
+  st->md_sent = 1;
+  st->ops++;
+}
+
+static void sst_end_locked(bok_rpc_sstream_t *st, grpc_status_code code, const char *msg) {
+  if (st->end_wanted || st->over) return;
+  st->end_wanted = 1;
+  st->end_code = code;
+  grpc_slice_unref(st->end_msg);
+  st->end_msg = grpc_slice_from_copied_string(msg ? msg : "");
+  sst_pump_locked(st);
+}
+
+/* On a serving thread: admits the call, hands it to the start handler. */
+static void serve_sstream(slot_t *sl, bok_rpc_call_t *c, double t0) {
+  bok_rpc_server_t *s = sl->s;
+  bok_rpc_sstream_t *st = calloc(1, sizeof *st);
+  if (!st) {
+    grpc_call_cancel_with_status(sl->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    return;
+  }
+  st->s = s;
+  st->m = sl->m;
+  st->call = sl->call;
+  grpc_call_ref(st->call);
+  st->t0 = t0;
+  st->end_msg = grpc_empty_slice();
+  st->op_write = (sst_op_t){st, OP_WRITE};
+  st->op_status = (sst_op_t){st, OP_STATUS};
+  st->op_closed = (sst_op_t){st, OP_CLOSED};
+  pthread_mutex_init(&st->mu, NULL);
+  st->refs = 2; /* the handler's and the glue's */
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+  op.data.recv_close_on_server.cancelled = &st->cancelled;
+  if (grpc_call_start_batch(st->call, &op, 1, &st->op_closed, NULL) != GRPC_CALL_OK) {
+    grpc_call_cancel_with_status(sl->call, GRPC_STATUS_INTERNAL, "cannot start the stream", NULL);
+    grpc_call_unref(st->call);
+    sst_free(st);
+    return;
+  }
+  st->ops = 1;
+  pthread_mutex_lock(&s->st_mu);
+  st->next = s->live;
+  if (s->live) s->live->prev = st;
+  s->live = st;
+  pthread_mutex_unlock(&s->st_mu);
+  char why[200];
+  bok_err_code_t denied = admit(sl, c, why, sizeof why);
+  if (c->tenant) {
+    memcpy(st->tenant_buf, c->tenant_buf, sizeof st->tenant_buf);
+    st->tenant = st->tenant_buf;
+  }
+  ProtobufCMessage *req = NULL;
+  if (denied == BOK_OK && !(req = bok_rpc_unpack(sl->payload, sl->m->req_desc))) {
+    denied = BOK_ERR_INVALID;
+    snprintf(why, sizeof why, "malformed request message");
+  }
+  if (denied != BOK_OK) {
+    bok_rpc_sstream_end(st, denied, "%s", why);
+    bok_rpc_sstream_release(st);
+    return;
+  }
+  bok_log_ctx_set(c->tenant, NULL);
+  sl->m->sstart(sl->m->ud, st, req);
+  bok_log_ctx_clear();
+  protobuf_c_message_free_unpacked(req, NULL);
+}
+
+/* The stream thread: completions of every detached stream's operations. */
+static void *stream_main(void *arg) {
+  bok_rpc_server_t *s = arg;
+  for (;;) {
+    grpc_event ev = grpc_completion_queue_next(s->stream_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+    if (ev.type != GRPC_OP_COMPLETE) continue;
+    sst_op_t *op = ev.tag;
+    bok_rpc_sstream_t *st = op->st;
+    pthread_mutex_lock(&st->mu);
+    st->ops--;
+    if (op->kind == OP_WRITE) {
+      st->writing = 0;
+      grpc_byte_buffer_destroy(st->inflight);
+      st->inflight = NULL;
+      if (ev.success) sst_pump_locked(st);
+    } else if (op->kind == OP_CLOSED) {
+      st->over = 1;
+      pthread_mutex_lock(&s->st_mu);
+      if (st->prev) st->prev->next = st->next;
+      else s->live = st->next;
+      if (st->next) st->next->prev = st->prev;
+      pthread_mutex_unlock(&s->st_mu);
+      grpc_status_code code = st->cancelled || !st->status_sent ? GRPC_STATUS_CANCELLED : st->end_code;
+      count_call(s, st->m, code, mono_s() - st->t0);
+    }
+    if (!st->over || st->ops > 0) {
+      pthread_mutex_unlock(&st->mu);
+      continue;
+    }
+    grpc_call_unref(st->call); /* the call ended and nothing is in flight */
+    st->call = NULL;
+    sst_unref_unlock(st);
+  }
+  return NULL;
+}
+
+const char *bok_rpc_sstream_tenant(const bok_rpc_sstream_t *st) { return st->tenant; }
+
+int bok_rpc_sstream_write(bok_rpc_sstream_t *st, const ProtobufCMessage *msg) {
+  size_t n = protobuf_c_message_get_packed_size(msg);
+  grpc_byte_buffer *bb = NULL;
+  pthread_mutex_lock(&st->mu);
+  int ok = !st->over && !st->end_wanted;
+  if (ok && n > st->s->opts.max_message) {
+    char why[120];
+    snprintf(why, sizeof why, "message too large (%zu bytes, limit %zu)", n, st->s->opts.max_message);
+    sst_end_locked(st, GRPC_STATUS_RESOURCE_EXHAUSTED, why);
+    ok = 0;
+  }
+  if (ok && !(bb = bok_rpc_pack(msg))) {
+    sst_end_locked(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    ok = 0;
+  }
+  if (ok) {
+    if (st->pending) grpc_byte_buffer_destroy(st->pending); /* the latest wins */
+    st->pending = bb;
+    sst_pump_locked(st);
+  }
+  pthread_mutex_unlock(&st->mu);
+  return ok ? 0 : -1;
+}
+
+void bok_rpc_sstream_end(bok_rpc_sstream_t *st, bok_err_code_t code, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  pthread_mutex_lock(&st->mu);
+  sst_end_locked(st, (grpc_status_code)code, msg);
+  pthread_mutex_unlock(&st->mu);
+}
+
+int bok_rpc_sstream_alive(bok_rpc_sstream_t *st) {
+  pthread_mutex_lock(&st->mu);
+  int alive = !st->over && !st->end_wanted;
+  pthread_mutex_unlock(&st->mu);
+  return alive;
+}
+
+void bok_rpc_sstream_release(bok_rpc_sstream_t *st) {
+  if (!st) return;
+  pthread_mutex_lock(&st->mu);
+  sst_end_locked(st, GRPC_STATUS_UNAVAILABLE, "stream abandoned by the server");
+  sst_unref_unlock(st);
 }
 
 static void *thread_main(void *arg) {
@@ -497,6 +767,7 @@ bok_rpc_server_t *bok_rpc_server_new(const bok_rpc_server_opts_t *opts, bok_err_
     return NULL;
   }
   pthread_mutex_init(&s->mu, NULL);
+  pthread_mutex_init(&s->st_mu, NULL);
   bok_rpc_lib_ref();
   bok_rpc_server_add_unary(s, "/grpc.health.v1.Health/Check",
                            &grpc__health__v1__health_check_request__descriptor,
@@ -538,6 +809,19 @@ int bok_rpc_server_add_bidi_stream(bok_rpc_server_t *s, const char *path,
   return add_method(s, path, NULL, tenant, NULL, fn, ud);
 }
 
+int bok_rpc_server_add_server_stream(bok_rpc_server_t *s, const char *path,
+                                     const ProtobufCMessageDescriptor *req_desc,
+                                     bok_rpc_tenant_mode_t tenant, bok_rpc_sstream_fn fn, void *ud) {
+  if (!req_desc || !fn || s->started || s->nmethods >= MAX_METHODS) return -1;
+  method_t *m = &s->methods[s->nmethods++];
+  m->path = strdup(path);
+  m->req_desc = req_desc;
+  m->tenant = tenant;
+  m->sstart = fn;
+  m->ud = ud;
+  return 0;
+}
+
 int bok_rpc_server_start(bok_rpc_server_t *s, bok_err_t *err) {
   if (s->services == NULL && collect_services(s) != 0) abort(); /* out of memory at start-up */
   grpc_arg args[2];
@@ -570,6 +854,8 @@ int bok_rpc_server_start(bok_rpc_server_t *s, bok_err_t *err) {
   grpc_server_register_completion_queue(s->server, s->shutdown_cq, NULL);
   s->cq = grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(s->server, s->cq, NULL);
+  s->stream_cq = grpc_completion_queue_create_for_next(NULL);
+  if (pthread_create(&s->stream_th, NULL, stream_main, s) != 0) abort();
   s->threads = calloc((size_t)s->nthreads, sizeof *s->threads);
   s->nslots = s->nthreads * (s->nmethods + 1); /* + unregistered methods */
   s->slots = calloc((size_t)s->nslots, sizeof *s->slots);
@@ -627,6 +913,11 @@ static void stop_server(bok_rpc_server_t *s) {
   s->shutting_down = 1;
   int tag;
   grpc_server_shutdown_and_notify(s->server, s->shutdown_cq, &tag);
+  /* Detached streams last until their owner ends them: end them now. */
+  pthread_mutex_lock(&s->st_mu);
+  for (bok_rpc_sstream_t *st = s->live; st; st = st->next)
+    grpc_call_cancel_with_status(st->call, GRPC_STATUS_UNAVAILABLE, "server shutting down", NULL);
+  pthread_mutex_unlock(&s->st_mu);
   grpc_event ev = grpc_completion_queue_next(s->shutdown_cq, bok_rpc_deadline(SHUTDOWN_GRACE_MS), NULL);
   if (ev.type == GRPC_QUEUE_TIMEOUT) {
     logf_(s, BOK_LOG_WARN, "grace period over: cancelling in-flight calls");
@@ -635,6 +926,10 @@ static void stop_server(bok_rpc_server_t *s) {
   }
   grpc_completion_queue_shutdown(s->cq);
   for (int i = 0; i < s->nthreads; i++) pthread_join(s->threads[i].th, NULL);
+  grpc_completion_queue_shutdown(s->stream_cq);
+  pthread_join(s->stream_th, NULL);
+  grpc_completion_queue_destroy(s->stream_cq);
+  s->stream_cq = NULL;
   grpc_server_destroy(s->server);
   s->server = NULL;
   grpc_completion_queue_shutdown(s->shutdown_cq);
@@ -704,6 +999,7 @@ void bok_rpc_server_destroy(bok_rpc_server_t *s) {
   close(s->wake_pipe[0]);
   close(s->wake_pipe[1]);
   pthread_mutex_destroy(&s->mu);
+  pthread_mutex_destroy(&s->st_mu);
   free(s);
   bok_rpc_lib_unref();
 }

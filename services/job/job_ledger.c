@@ -79,6 +79,7 @@ int job_store_prepare_commit(job_store_t *st, const char *id, const char *header
   if (ret == 0) ret = insert_warnings(st, id, warnings, nwarn);
   if (ret == 0 && malformed && malformed->n_rejected) ret = job_count_locked(st, malformed);
   ret = finish_txn(st, ret, err);
+  js_changed(st, id);
   pthread_mutex_unlock(&st->mu);
   return ret;
 }
@@ -100,6 +101,7 @@ int job_store_commit_outcome(job_store_t *st, const char *id, int committed, con
   int ret = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
   if (ret == 0 && committed) js_maybe_finish(st, id, now);
+  js_changed(st, id);
   pthread_mutex_unlock(&st->mu);
   return ret;
 }

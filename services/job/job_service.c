@@ -132,6 +132,34 @@ static void read_rejected_rows(void *ud, bok_rpc_call_t *call, const ProtobufCMe
   bok_buf_free(&data);
 }
 
+/* WatchJob: the tenant's job, then every change (job_watch.c). A finished
+ * job is answered at once. Runs on a serving thread; the stream then lives
+ * without one. */
+static void watch_job(void *ud, bok_rpc_sstream_t *st, const ProtobufCMessage *req) {
+  job_service_t *svc = ud;
+  const Batch__V1__GetJobRequest *r = (const void *)req;
+  job_t j;
+  bok_err_t err;
+  if (job_store_get(svc->store, bok_rpc_sstream_tenant(st), r->job_id, &j, &err) != 0) {
+    bok_rpc_sstream_end(st, err.code, "%s", err.msg);
+    bok_rpc_sstream_release(st);
+    return;
+  }
+  int final = j.state != BATCH__V1__JOB_STATE__JOB_STATE_PENDING && j.state != BATCH__V1__JOB_STATE__JOB_STATE_RUNNING;
+  if (final || !svc->watch) {
+    Batch__V1__Job p;
+    job_to_proto(&j, &p, bok_now_ms());
+    bok_rpc_sstream_write(st, &p.base);
+    if (final) bok_rpc_sstream_end(st, BOK_OK, "%s", "");
+    else bok_rpc_sstream_end(st, BOK_ERR_UNAVAILABLE, "%s", "watching is not available");
+    bok_rpc_sstream_release(st);
+  } else if (job_watch_add(svc->watch, j.job_id, st) != 0) {
+    bok_rpc_sstream_end(st, BOK_ERR_UNAVAILABLE, "%s", "job service shutting down");
+    bok_rpc_sstream_release(st);
+  }
+  job_free(&j);
+}
+
 /* ---- worker-facing ------------------------------------------------------------- */
 
 static void get_job_spec(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) {
@@ -204,6 +232,8 @@ int job_service_register(bok_rpc_server_t *srv, job_service_t *svc) {
 #define U(name, desc, mode, fn) rc |= bok_rpc_server_add_unary(srv, "/batch.v1.JobService/" name, desc, mode, fn, svc)
   rc |= bok_rpc_server_add_client_stream(srv, "/batch.v1.JobService/Upload", BOK_RPC_TENANT_REQUIRED, job_upload, svc);
   U("GetJob", &batch__v1__get_job_request__descriptor, BOK_RPC_TENANT_REQUIRED, get_job);
+  rc |= bok_rpc_server_add_server_stream(srv, "/batch.v1.JobService/WatchJob", &batch__v1__get_job_request__descriptor,
+                                         BOK_RPC_TENANT_REQUIRED, watch_job, svc);
   U("ListJobs", &batch__v1__list_jobs_request__descriptor, BOK_RPC_TENANT_REQUIRED, list_jobs);
   U("CancelJob", &batch__v1__cancel_job_request__descriptor, BOK_RPC_TENANT_REQUIRED, cancel_job);
   U("ListRejected", &batch__v1__list_rejected_request__descriptor, BOK_RPC_TENANT_REQUIRED, list_rejected);

@@ -6,6 +6,7 @@
 #include "bok/log.h"
 #include "bok/rpc.h"
 #include "job_store.h"
+#include "job_watch.h"
 #include "row_producer.h"
 
 typedef struct {
@@ -15,6 +16,7 @@ typedef struct {
   size_t max_row_bytes;       /* CSV/NDJSON row limit */
   bok_log_fn log;
   void *log_opaque;
+  job_watch_t *watch;         /* borrowed: WatchJob's fan-out (NULL: WatchJob UNAVAILABLE) */
 } job_service_t;
 
 int job_service_register(bok_rpc_server_t *srv, job_service_t *svc);

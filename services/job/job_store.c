@@ -408,8 +408,16 @@ int job_store_finish_upload(job_store_t *st, const char *id, const char *header,
   int ret = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
   if (ret == 0) js_maybe_finish(st, id, now);
+  js_changed(st, id);
   pthread_mutex_unlock(&st->mu);
   return ret;
+}
+
+void job_store_set_watch(job_store_t *st, job_store_change_fn fn, void *ud) {
+  pthread_mutex_lock(&st->mu);
+  st->on_change = fn;
+  st->on_change_ud = ud;
+  pthread_mutex_unlock(&st->mu);
 }
 
 int job_store_fail(job_store_t *st, const char *id, const char *error, bok_err_t *err) {
@@ -422,6 +430,7 @@ int job_store_fail(job_store_t *st, const char *id, const char *error, bok_err_t
   sqlite3_bind_int64(s, 4, bok_now_ms());
   int ret = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
+  js_changed(st, id);
   pthread_mutex_unlock(&st->mu);
   return ret;
 }
@@ -445,6 +454,7 @@ int job_store_cancel(job_store_t *st, const char *tenant, const char *id, job_t 
       sqlite3_finalize(s);
       out->state = S_CANCELLED;
       out->finished_at = out->updated_at = now;
+      js_changed(st, id);
     }
   }
   pthread_mutex_unlock(&st->mu);
@@ -721,7 +731,10 @@ int job_count_locked(job_store_t *st, const Batch__V1__JobResults *res) {
   if (fresh != fresh_small) free(fresh);
   if (ret == 0) ret = sum_store(st, res->job_id, &acc);
   free(acc.g);
-  if (ret == 0 && (ok || bad)) ret = add_counts(st, res->job_id, ok, bad);
+  if (ret == 0 && (ok || bad)) {
+    ret = add_counts(st, res->job_id, ok, bad);
+    js_changed(st, res->job_id);
+  }
   return ret;
 }
 

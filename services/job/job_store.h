@@ -45,6 +45,13 @@ typedef struct {
 
 typedef struct job_store job_store_t;
 
+/* Called with the store's lock held whenever a job's state or counters may
+ * have changed (results counted, upload finished or committed, failed,
+ * cancelled): must be quick and must not call the store. */
+typedef void (*job_store_change_fn)(void *ud, const char *job_id);
+/* Sets (fn NULL: clears) the change hook. Any thread. */
+void job_store_set_watch(job_store_t *st, job_store_change_fn fn, void *ud);
+
 job_store_t *job_store_open(const char *path, bok_err_t *err);
 void job_store_close(job_store_t *st);
 /* Jobs per state (index = Batch__V1__JobState), for metrics; doubles as the

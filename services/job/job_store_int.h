@@ -12,7 +12,15 @@
 struct job_store {
   sqlite3 *db;
   pthread_mutex_t mu;
+  job_store_change_fn on_change; /* job_store_set_watch; under mu */
+  void *on_change_ud;
 };
+
+/* Tells the watcher hook that job `id` may have changed (st->mu held, so the
+ * hook's reader sees the change once it can lock the store). */
+static inline void js_changed(job_store_t *st, const char *id) {
+  if (st->on_change) st->on_change(st->on_change_ud, id);
+}
 
 #define S_PENDING BATCH__V1__JOB_STATE__JOB_STATE_PENDING
 #define S_RUNNING BATCH__V1__JOB_STATE__JOB_STATE_RUNNING

@@ -26,6 +26,7 @@ int main(int argc, char **argv) {
   bok_rpc_channel_t *models = NULL;
   job_obs_t *obs = NULL;
   resolver_t *resolver = NULL;
+  job_watch_t *watch = NULL;
   /* Before any channel or server: TLS material and the worker token (created
    * on first start when rpc.worker_token_file names a missing file). */
   if (bok_rpc_security_from_config(cfg, BOK_RPC_ROLE_JOB_SERVICE, &err) != 0) {
@@ -58,7 +59,13 @@ int main(int argc, char **argv) {
   }
   models = bok_rpc_channel_new(bok_config_get(cfg, "model_service", "127.0.0.1:50051"));
   job_service_t svc = {store, rows, models, (size_t)bok_config_get_int(cfg, "max_row_bytes", 1 << 20),
-                       bok_log_stderr, comp};
+                       bok_log_stderr, comp, NULL};
+  watch = job_watch_start(store, NULL, 100, bok_log_stderr, comp);
+  if (!watch) {
+    bok_logf(bok_log_stderr, comp, BOK_LOG_ERROR, "cannot start the watch thread");
+    goto out;
+  }
+  svc.watch = watch;
   bok_rpc_server_opts_t opts = {.addr = bok_config_get(cfg, "listen", "127.0.0.1:50052"),
                                 .threads = (int)bok_config_get_int(cfg, "threads", 8),
                                 .max_message = 64u << 20,
@@ -76,6 +83,7 @@ int main(int argc, char **argv) {
 out:
   bok_rpc_server_destroy(srv);
   resolver_stop(resolver);
+  job_watch_stop(watch);
   job_obs_stop(obs);
   bok_rpc_channel_destroy(models);
   row_pool_destroy(rows);

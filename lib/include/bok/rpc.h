@@ -98,6 +98,43 @@ int bok_rpc_server_add_client_stream(bok_rpc_server_t *s, const char *path,
 int bok_rpc_server_add_bidi_stream(bok_rpc_server_t *s, const char *path,
                                    bok_rpc_tenant_mode_t tenant, bok_rpc_stream_fn fn, void *ud);
 
+/* ---- Server streams (detached) --------------------------------------------
+ * A server-streaming method whose stream does NOT hold a serving thread: the
+ * start handler runs on a serving thread with the unpacked request (tenant
+ * and worker checks done as for unary calls) and gets a stream handle with
+ * one reference, which the handler owns. It may end the stream at once
+ * (bok_rpc_sstream_end) or keep the handle and write from any thread later;
+ * writes and the final status go out from the server's stream thread
+ * (one per server) without blocking anyone. Either way the owner drops its
+ * reference with bok_rpc_sstream_release() exactly once.
+ * Writes never block and never queue more than one message: a message
+ * written while the previous one is still being sent replaces any message
+ * waiting behind it (the latest state wins), so a slow client costs one
+ * message of memory. The stream ends (bok_rpc_sstream_alive() turns 0) when
+ * the owner ends it, the client cancels, its deadline passes, or the server
+ * shuts down (status UNAVAILABLE). Counted in the metrics like any call, when
+ * it ends. */
+typedef struct bok_rpc_sstream bok_rpc_sstream_t;
+typedef void (*bok_rpc_sstream_fn)(void *ud, bok_rpc_sstream_t *st, const ProtobufCMessage *req);
+int bok_rpc_server_add_server_stream(bok_rpc_server_t *s, const char *path,
+                                     const ProtobufCMessageDescriptor *req_desc,
+                                     bok_rpc_tenant_mode_t tenant, bok_rpc_sstream_fn fn, void *ud);
+/* The caller's tenant (NULL if none); valid until release. */
+const char *bok_rpc_sstream_tenant(const bok_rpc_sstream_t *st);
+/* Queues msg (packed now; the caller keeps msg). Any thread, never blocks.
+ * 0 = queued; -1 = the stream is over or ending (or msg exceeds
+ * max_message: the stream then ends RESOURCE_EXHAUSTED). */
+int bok_rpc_sstream_write(bok_rpc_sstream_t *st, const ProtobufCMessage *msg);
+/* Ends the stream after the queued message: code BOK_OK = status OK. Any
+ * thread; the first end wins, later ones are ignored. */
+void bok_rpc_sstream_end(bok_rpc_sstream_t *st, bok_err_code_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* 1 while writes can still reach the client (not ended, not cancelled). */
+int bok_rpc_sstream_alive(bok_rpc_sstream_t *st);
+/* Drops the owner's reference (a stream not yet ended ends UNAVAILABLE).
+ * st must not be used afterwards. Safe after the server is destroyed. */
+void bok_rpc_sstream_release(bok_rpc_sstream_t *st);
+
 /* Binds, starts the serving threads and the standard grpc.health.v1.Health
  * service (Check answers SERVING for "" and every registered service name,
  * NOT_SERVING while shutting down or while opts.ready says not ready), and
@@ -242,6 +279,22 @@ typedef void (*bok_rpc_done_fn)(void *ud, ProtobufCMessage *resp, const bok_err_
 int bok_rpc_unary_async(bok_rpc_channel_t *ch, const char *method, const char *tenant,
                         int timeout_ms, const ProtobufCMessage *req,
                         const ProtobufCMessageDescriptor *resp_desc, bok_rpc_done_fn cb, void *ud);
+
+/* Server streaming, asynchronous: sends req, then on_msg runs for every
+ * message (it owns msg and must free it) and on_end exactly once, last, with
+ * the status (err->code BOK_OK: the stream ended normally) -- all on the
+ * channel's completion thread, so keep them short. timeout_ms <= 0: none
+ * (24 hours). Returns a handle the caller gives back with
+ * bok_rpc_sub_release() (any thread, once; cancels the call if it is still
+ * running -- on_end still runs, with CANCELLED); NULL when the call cannot
+ * start (no callback runs). bok_rpc_channel_destroy() cancels running ones. */
+typedef struct bok_rpc_sub bok_rpc_sub_t;
+typedef void (*bok_rpc_msg_fn)(void *ud, ProtobufCMessage *msg);
+typedef void (*bok_rpc_end_fn)(void *ud, const bok_err_t *err);
+bok_rpc_sub_t *bok_rpc_sub_start(bok_rpc_channel_t *ch, const char *method, const char *tenant, int timeout_ms,
+                                 const ProtobufCMessage *req, const ProtobufCMessageDescriptor *msg_desc,
+                                 bok_rpc_msg_fn on_msg, bok_rpc_end_fn on_end, void *ud);
+void bok_rpc_sub_release(bok_rpc_sub_t *sub);
 
 /* Client streaming: open, send any number of messages, then finish to get the
  * single response. Blocking; one thread per stream. timeout_ms covers the
