@@ -302,7 +302,7 @@ void cli_fmt_rejected_table_w(bok_buf_t *b, const cli_rejected_row_t *rows, size
   }
   bok_buf_appendc(b, '\n');
   for (int i = 0; i < 7; i++) {
-    dashes(b, w[i]);
+    dashes(b, i == 6 && msg_max && msg_max < w[6] ? msg_max : w[i]);
     bok_buf_appendc(b, i == 6 ? '\n' : ' ');
   }
   for (size_t i = 0; i < n; i++) {
