@@ -7,6 +7,10 @@ part's or the request's Content-Encoding; a corrupt or truncated stream
 makes the job FAILED with a clear error), and 400 for unknown values."""
 import gzip
 import json
+import os
+import subprocess
+import sys
+import tempfile
 import uuid
 
 import bok_e2e as e
@@ -189,6 +193,45 @@ def test_gzip_uploads():
         done(s, st, j, total=1)
         for name in ("job", "gateway"):
             e.check(s[name].alive(), "%s still running" % name)
+
+
+def test_grpc_upload_header_options():
+    """The same options as UploadHeader fields: unknown values are
+    INVALID_ARGUMENT (no job), good ones work, gzip and an encoding together."""
+    out = tempfile.mkdtemp(prefix="bok-stubs-")
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I" + os.path.join(e.SRC, "proto"),
+                    "--python_out=" + out, "--grpc_python_out=" + out, "batch/v1/job.proto"], check=True)
+    sys.path.insert(0, out)
+    import grpc
+    from batch.v1 import job_pb2 as pb, job_pb2_grpc as pbg
+    with e.Stack(workers=1) as s:
+        m = model(s, "grpc options")
+        stub = pbg.JobServiceStub(grpc.insecure_channel(s.job_addr))
+        md = [("x-tenant-id", "tenant_a")]
+
+        def up(body, **h):
+            reqs = [pb.UploadRequest(header=pb.UploadHeader(model_id=m["model_id"], **h)), pb.UploadRequest(chunk=body)]
+            return stub.Upload(iter(reqs), metadata=md, timeout=30)
+
+        for h, msg in (({"format": "xml"}, "format: use csv or ndjson"), ({"encoding": "koi8"}, "encoding: use"),
+                       ({"quote": "'"}, "quote: only"), ({"compression": "br"}, "compression: use gzip")):
+            try:
+                up(b"event_id,amount\na,1\n", file_name="a.csv", **h)
+                e.check(False, "%s accepted" % h)
+            except grpc.RpcError as err:
+                e.check(err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith(msg),
+                        "%s: %s %s" % (h, err.code(), err.details()))
+        st, jobs = s.http("GET", "/jobs")
+        e.check(jobs == [], "no job left behind: %s" % jobs)
+        body = gzip.compress("r1;\u00e9;1\n".encode("utf-16"))  # no header: event_id;name;amount
+        j = up(body, file_name="data", compression="gzip", encoding="utf-16", no_header=True, separator=";",
+               format="csv")
+        e.check(j.encoding == "utf-16" and j.format == "csv", "stored options: %s" % j)
+        done = s.wait_job(j.job_id)
+        e.check(done["state"] == "SUCCESS" and done["total"] == 1, done)
+        j = up(b'{"event_id":"g1","amount":1}\n', file_name="noext")
+        e.check(j.format == "ndjson" and j.encoding == "utf-8", "sniffed format stored: %s" % j)
+        e.check(s.wait_job(j.job_id)["state"] == "SUCCESS", "ndjson by content")
 
 
 if __name__ == "__main__":
