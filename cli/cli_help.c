@@ -46,7 +46,7 @@ static const help_t HELP[] = {
      "  --separator C           CSV separator: one character, or \\t / tab (default ,)\n"
      "  --encoding E            utf-8 (default), latin-1, windows-1252, utf-16 (with a BOM),\n"
      "                          utf-16le, utf-16be; converted to UTF-8\n"
-     "  --quote C               CSV quote character (only \" is supported)\n"
+     "  --quote C               CSV quote character (default \"), e.g. \\'\n"
      "  --no-header, --header   the CSV file has no header row: columns in schema order\n"
      "  --dry-run               validate and count only; publish no event\n"
      "  --max-errors N          stop (FAILED) once more than N rows are rejected\n"
@@ -56,7 +56,8 @@ static const help_t HELP[] = {
      "  batchcli job create orders orders.csv --wait\n"
      "  batchcli job create orders export.tsv --separator '\\t' --encoding latin-1\n"
      "  zcat big.csv.gz | batchcli job create orders - --dry-run\n"
-     "  batchcli job create orders rows.txt --no-header --separator '|'\n"},
+     "  batchcli job create orders rows.txt --no-header --separator '|'\n"
+     "  batchcli job create orders legacy.csv --separator ';' --quote \"'\"\n"},
     {"job watch", "usage: batchcli job watch <job>\n\nFollow a job until it finishes (exit 0 SUCCESS, 2 "
                   "PARTIAL_SUCCESS, 3 FAILED, 4 CANCELLED).\n\nExamples:\n  batchcli job watch 8c1d\n"},
     {"job cancel", "usage: batchcli job cancel <job>\n\nCancel a job.\n\nExamples:\n  batchcli job cancel 8c1d\n"},

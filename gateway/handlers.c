@@ -423,8 +423,8 @@ static const char *compression_name(const char *v, size_t n) {
 /* format, encoding, quote, header form fields and the file's
  * Content-Encoding (the part's, else the request's) (SPEC 12 "Upload
  * options"). 0, or -1 after answering 400. *format: NULL = from the file. */
-static int upload_opts(h2o_req_t *req, const gw_part_t *parts, size_t n, const gw_part_t *file, const char **format,
-                       gw_job_opts_t *o) {
+static int upload_opts(h2o_req_t *req, const gw_part_t *parts, size_t n, const gw_part_t *file, char sep,
+                       const char **format, gw_job_opts_t *o) {
   char v[64];
   int r = form_value(parts, n, "format", v, sizeof v);
   *format = NULL;
@@ -441,11 +441,13 @@ static int upload_opts(h2o_req_t *req, const gw_part_t *parts, size_t n, const g
     return -1;
   }
   r = form_value(parts, n, "quote", v, sizeof v);
-  if (r && (r < 0 || (v[0] && strcmp(v, "\"") != 0))) {
-    gw_send_error(req, 400, "INVALID_ARGUMENT", "quote: only '\"' is supported");
+  if (r && (r < 0 || (v[0] && (v[1] || v[0] < 0x21 || v[0] > 0x7e || v[0] == sep)))) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "quote: one printable ASCII character other than the separator; "
+                  "empty means '\"'");
     return -1;
   }
-  o->quote = "";
+  o->quote[0] = r > 0 ? v[0] : '\0';
+  o->quote[1] = '\0';
   const gw_part_t *h = gw_multipart_find(parts, n, "header");
   int hv = h ? parse_bool(h->data.base, h->data.len) : 1;
   if (hv < 0) {
@@ -525,7 +527,7 @@ static int jobs_create(gw_thread_t *th, h2o_req_t *req, const char *tenant) {
   gw_job_opts_t opts;
   if (job_opts(req, parts, (size_t)n, &opts) != 0) return 0;
   const char *format;
-  if (upload_opts(req, parts, (size_t)n, file, &format, &opts) != 0) return 0;
+  if (upload_opts(req, parts, (size_t)n, file, sep, &format, &opts) != 0) return 0;
   if (!format) format = format_of_file(file);
   const char *fname = "upload";
   if (file->filename.len) { /* any bytes may arrive here; store valid UTF-8 */

@@ -87,7 +87,7 @@ static void run_upload(gw_upload_t *u) {
   h.has_max_error_rate = u->opts.has_max_error_rate;
   h.max_error_rate = u->opts.max_error_rate;
   h.encoding = (char *)(u->opts.encoding ? u->opts.encoding : "");
-  h.quote = (char *)(u->opts.quote ? u->opts.quote : "");
+  h.quote = u->opts.quote;
   h.compression = (char *)(u->opts.compression ? u->opts.compression : "");
   h.no_header = u->opts.no_header;
   m.kind_case = BATCH__V1__UPLOAD_REQUEST__KIND_HEADER;

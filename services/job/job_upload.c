@@ -31,6 +31,7 @@ typedef struct {
   int sep;
   int gzip;
   int no_header;        /* CSV without a header row: columns in schema order */
+  char quote;           /* CSV quote character */
   const char *encoding; /* canonical name (upload_encoding_name) */
 } upload_opts_t;
 
@@ -108,6 +109,8 @@ typedef struct {
   int have_header;
   int csv;
   int no_header;
+  char quote;           /* != '"': records are rewritten with '"' quoting (requote) */
+  bok_buf_t requoted, scratch;
   bok_csv_t *rd;        /* the splitter; NULL while the format is being sniffed */
   bok_buf_t sniff;      /* the first decoded bytes, while the format is unknown */
   size_t max_row_bytes;
@@ -159,8 +162,44 @@ static void free_malformed(upload_t *u) {
   free(u->bad.rejected);
 }
 
+/* A CSV record read with quote character u->quote, written again with the
+ * '"' quoting the workers read (a field is quoted when it holds the
+ * separator, '"' or a line break). This is the row that is stored. -1 when it cannot be read (an open quote). */
+static int requote(upload_t *u, const char **raw, size_t *len) {
+  bok_slice_t small[64], *f = small;
+  int n = bok_csv_parse_record_q(*raw, *len, u->sep, u->quote, f, 64, &u->scratch);
+  if (n > 64) {
+    f = malloc((size_t)n * sizeof *f);
+    if (!f) return -1;
+    n = bok_csv_parse_record_q(*raw, *len, u->sep, u->quote, f, (size_t)n, &u->scratch);
+  }
+  if (n < 0) goto done;
+  bok_buf_reset(&u->requoted);
+  for (int i = 0; i < n; i++) {
+    if (i) bok_buf_append(&u->requoted, &u->sep, 1);
+    int q = memchr(f[i].base, u->sep, f[i].len) || memchr(f[i].base, '"', f[i].len) ||
+            memchr(f[i].base, '\n', f[i].len) || memchr(f[i].base, '\r', f[i].len);
+    if (!q) {
+      bok_buf_append(&u->requoted, f[i].base, f[i].len);
+      continue;
+    }
+    bok_buf_append(&u->requoted, "\"", 1);
+    for (size_t k = 0; k < f[i].len; k++) {
+      bok_buf_append(&u->requoted, f[i].base + k, 1);
+      if (f[i].base[k] == '"') bok_buf_append(&u->requoted, "\"", 1);
+    }
+    bok_buf_append(&u->requoted, "\"", 1);
+  }
+  *raw = u->requoted.data ? u->requoted.data : "";
+  *len = u->requoted.len;
+done:
+  if (f != small) free(f);
+  return n < 0 ? -1 : 0;
+}
+
 static int on_record(void *ud, int64_t row, const char *raw, size_t len, bok_csv_status_t st) {
   upload_t *u = ud;
+  if (u->csv && u->quote != '"' && st == BOK_CSV_OK && requote(u, &raw, &len) != 0) st = BOK_CSV_UNTERMINATED_QUOTE;
   if (u->csv && u->no_header) row++; /* every record is a data row */
   if (u->csv && row == 0) {
     bok_buf_append(&u->header, raw, len);
@@ -248,11 +287,13 @@ static const char *check_header(const Batch__V1__UploadHeader *h, upload_opts_t 
   o->gzip = strcmp(c, "gzip") == 0 || (!*c && gz);
   o->encoding = upload_encoding_name(h->encoding);
   if (!o->encoding) return "encoding: use utf-8, latin-1, windows-1252, utf-16 (with a byte order mark), utf-16le or utf-16be";
-  if (h->quote && *h->quote && strcmp(h->quote, "\"") != 0) return "quote: only '\"' is supported";
   o->no_header = h->no_header;
   o->sep = parse_separator(h->separator);
   int *sep = &o->sep;
   if (*sep < 0) return "separator: one printable ASCII character other than '\"', or a tab (\\t); empty means ','";
+  o->quote = h->quote && *h->quote ? h->quote[0] : '"';
+  if (h->quote && *h->quote && (h->quote[1] || o->quote < 0x21 || o->quote > 0x7e || o->quote == *sep))
+    return "quote: one printable ASCII character other than the separator; empty means '\"'";
   if (h->has_max_errors && h->max_errors < 0) return "max_errors: expected a whole number >= 0";
   if (h->has_max_error_rate && !(h->max_error_rate >= 0.0 && h->max_error_rate <= 1.0))
     return "max_error_rate: expected a number from 0 to 1";
@@ -312,6 +353,7 @@ static int start_splitter(upload_t *u) {
     if (!u->csv) job_store_set_format(u->svc->store, u->job_id, "ndjson", &err);
   }
   u->rd = u->csv ? bok_csv_new(u->sep, u->max_row_bytes, on_record, u) : bok_ndjson_new(u->max_row_bytes, on_record, u);
+  if (u->csv) bok_csv_set_quote(u->rd, u->quote);
   int r = u->sniff.len ? bok_csv_feed(u->rd, u->sniff.data, u->sniff.len) : 0;
   bok_buf_free(&u->sniff);
   return r;
@@ -401,6 +443,8 @@ static void upload_free(upload_t *u) {
   free_malformed(u);
   bok_buf_free(&u->header);
   bok_buf_free(&u->sniff);
+  bok_buf_free(&u->requoted);
+  bok_buf_free(&u->scratch);
   bok_schema_destroy(u->schema);
   job_warnings_free(&u->warnings);
 }
@@ -450,6 +494,7 @@ void job_upload(void *ud, bok_rpc_call_t *call) {
   u.svc = svc;
   u.csv = o.format;
   u.no_header = o.no_header;
+  u.quote = o.quote;
   u.sep = (char)o.sep;
   u.max_row_bytes = svc->max_row_bytes;
   u.job_id = job_id;
@@ -458,6 +503,8 @@ void job_upload(void *ud, bok_rpc_call_t *call) {
     u.schema = NULL; /* the workers report it per row */
   bok_buf_init(&u.header, 0);
   bok_buf_init(&u.sniff, 0);
+  bok_buf_init(&u.requoted, 0);
+  bok_buf_init(&u.scratch, 0);
   batch__v1__job_results__init(&u.bad);
   u.bad.job_id = job_id;
   char kerr[UPLOAD_STATE_ERRLEN] = "";

@@ -184,6 +184,8 @@ def test_create_options_and_stdin():
         j, _, _ = create(tmpfile("u16.csv", "event_id,name,amount\nu1,\u00e9,1\n".encode("utf-16")),
                          "--encoding=utf-16", "--quote", '"')
         e.check(j["success"] == 1, j)
+        j, _, _ = create(tmpfile("q.csv", "event_id,name,amount\nq1,'a,b',1\n"), "--quote", "'")
+        e.check(j["success"] == 1, j)
         j, _, _ = create(tmpfile("nohead.csv", "h1,H,1\nh2,I,2\n"), "--no-header")
         e.check(j["total"] == 2 and j["success"] == 2, j)
         j, _, _ = create(tmpfile("head.csv", "event_id,name,amount\nh3,H,1\n"), "--no-header", "--header")
@@ -198,14 +200,14 @@ def test_create_options_and_stdin():
         j, _, _ = create("-", "--encoding", "latin-1", "--separator", "|",
                          stdin="event_id|name|amount\nd5|\xe9|5\n".encode("latin-1"))
         e.check(j["success"] == 1, j)
-        events = {x["key"]: json.loads(x["value"]) for x in e.kcat_consume(model_topic(s, mid), expect=15)}
+        events = {x["key"]: json.loads(x["value"]) for x in e.kcat_consume(model_topic(s, mid), expect=16)}
         e.check(events["l1"]["name"] == "Jos\u00e9" and events["u1"]["name"] == "\u00e9" and
-                events["d5"]["name"] == "\u00e9" and events["h1"] == {"event_id": "h1", "name": "H", "amount": 1},
+                events["d5"]["name"] == "\u00e9" and events["q1"]["name"] == "a,b" and events["h1"] == {"event_id": "h1", "name": "H", "amount": 1},
                 "converted events: %s" % events)
         # unknown values: the gateway's 400 message, exit 1, no job
         for opts, msg in ((["--format", "xml"], "format: use csv or ndjson"),
                           (["--encoding", "ebcdic"], "encoding: use utf-8"),
-                          (["--quote", "'"], "quote: only"),
+                          (["--quote", "ab"], "quote: one printable ASCII character"),
                           (["--separator", "ab"], "separator:")):
             rc, out, err = cli(s, "job", "create", mid, tmpfile("x.csv", "event_id,amount\nx,1\n"), *opts)
             e.check(rc == 1 and msg in err and "(HTTP 400)" in err, "%s: %r" % (opts, err))

@@ -73,6 +73,9 @@ def test_formats_separators_and_headerless():
         done(s, *upload(s, mid, "a.tsv", "event_id\tname\tamount\nt1\tAnn\t1.5\n", separator="\\t"), total=1)
         done(s, *upload(s, mid, "b.csv", "event_id;name;amount\ns1;\"B;b\";2\n", separator=";"), total=1)
         done(s, *upload(s, mid, "c.txt", "event_id|name|amount\np1|Cy|3\n", separator="|"), total=1)
+        # another quote character: 'a;b' is one field, '' a quote inside it, "x" plain text
+        j = done(s, *upload(s, mid, "q.csv", "event_id;name;amount\nq1;'O''Hara; \"Jr\"';1\nq2;'multi\nline';2\n",
+                            separator=";", quote="'"), total=2)
         # NDJSON by content: a .json name says nothing, the first line is an object
         nd = '{"event_id":"n1","name":"Di","amount":4}\n{"event_id":"n2","amount":5}\n'
         done(s, *upload(s, mid, "export.json", nd), total=2)
@@ -87,7 +90,8 @@ def test_formats_separators_and_headerless():
         st, rej = s.http("GET", "/jobs/%s/rejected" % j["job_id"])
         e.check(st == 200 and [(c["row"], c["column"], c["error"]) for c in rej] == [(2, "amount", "NOT_A_FLOAT")],
                 "row 2 is the second line of a file without header: %s" % rej)
-        ev = events(m, 9)
+        ev = events(m, 11)
+        e.check(ev["q1"]["name"] == "O'Hara; \"Jr\"" and ev["q2"]["name"] == "multi\nline", (ev["q1"], ev["q2"]))
         e.check(ev["t1"] == {"event_id": "t1", "name": "Ann", "amount": 1.5}, ev["t1"])
         e.check(ev["s1"]["name"] == "B;b" and ev["p1"]["name"] == "Cy" and ev["n1"]["name"] == "Di", ev)
         e.check(ev["h3"] == {"event_id": "h3", "name": "H, I", "amount": 9}, ev["h3"])
@@ -107,7 +111,8 @@ def test_unknown_option_values_are_400():
         cases = [({"format": "xml"}, None, "format: use csv or ndjson"),
                  ({"format": ""}, None, "format: use csv or ndjson"),
                  ({"encoding": "ebcdic"}, None, "encoding: use utf-8, latin-1, windows-1252"),
-                 ({"quote": "'"}, None, "quote: only '\"' is supported"),
+                 ({"quote": "ab"}, None, "quote: one printable ASCII character other than the separator"),
+                 ({"quote": ","}, None, "quote: one printable ASCII character other than the separator"),
                  ({"header": "maybe"}, None, "header: expected true or false"),
                  ({"separator": "ab"}, None, "separator:"),
                  ({}, {"Content-Encoding": "br"}, "Content-Encoding: use gzip or identity")]
@@ -214,7 +219,7 @@ def test_grpc_upload_header_options():
             return stub.Upload(iter(reqs), metadata=md, timeout=30)
 
         for h, msg in (({"format": "xml"}, "format: use csv or ndjson"), ({"encoding": "koi8"}, "encoding: use"),
-                       ({"quote": "'"}, "quote: only"), ({"compression": "br"}, "compression: use gzip")):
+                       ({"quote": "ab"}, "quote: one printable"), ({"compression": "br"}, "compression: use gzip")):
             try:
                 up(b"event_id,amount\na,1\n", file_name="a.csv", **h)
                 e.check(False, "%s accepted" % h)
