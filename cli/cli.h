@@ -16,6 +16,9 @@ typedef struct {
   int json;                  /* --json */
   FILE *out, *err;
   const char *api_key;       /* BATCH_API_KEY: sent as Authorization: Bearer; NULL/"" = none */
+  int wide;                  /* --wide: table cells never cut */
+  int columns;               /* terminal width for cutting cells; 0 = not a terminal (never cut) */
+  int progress;              /* draw an upload progress bar on err (err is a terminal) */
 } cli_t;
 
 /* Performs a request. body/ctype may be NULL. Returns the HTTP status (>0)
@@ -23,8 +26,9 @@ typedef struct {
  * reached (message printed to cli->err). */
 int cli_http(cli_t *c, const char *method, const char *path, const char *body, size_t len, const char *ctype,
              json_t **resp);
-/* POST /jobs as multipart/form-data with model_id, the file and the extra
- * form fields fields[0..nfields) (name, value pairs; may be NULL). */
+/* POST /jobs as multipart/form-data with model_id, the file ("-" = stdin)
+ * and the extra form fields fields[0..nfields) (name, value pairs; may be
+ * NULL). With c->progress a bar on c->err follows the upload. */
 int cli_http_upload(cli_t *c, const char *model_id, const char *file_path, const char *const *fields,
                     size_t nfields, json_t **resp);
 /* GET path streamed into `out` (a 2xx body is written as it arrives, never
@@ -42,5 +46,14 @@ int cli_http_events(cli_t *c, const char *path, cli_event_fn fn, void *ud, json_
 
 /* Runs `batchcli <argv...>` (argv[0] is the first command word). */
 int cli_main(cli_t *c, int argc, char **argv);
+
+/* cli_help.c: `batchcli <command...> --help` (argv without the --help): the
+ * command's usage, options and examples on c->out; -1 when argv names no
+ * command (the caller prints the global usage). */
+int cli_help(cli_t *c, int argc, char **argv);
+/* `batchcli completion bash`: a completion script on c->out. */
+int cli_completion(cli_t *c, int argc, char **argv);
+/* "batchcli 0.1.0" */
+const char *cli_version(void);
 
 #endif

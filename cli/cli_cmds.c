@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "bok/buf.h"
@@ -22,11 +23,13 @@ static const char *USAGE =
     "  model update <model> <schema.json>  new schema version (same id)\n"
     "  model delete <model>                delete a model\n"
     "jobs:\n"
-    "  job list                            list jobs, newest first\n"
+    "  job list [--state S] [--model M] [--limit N]\n"
+    "                                      list jobs, newest first\n"
     "  job status <job>                    one job's state and counters\n"
-    "  job create <model> <data.csv> [--dry-run] [--max-errors N] [--max-error-rate R] [--wait]\n"
-    "                                      upload a CSV/NDJSON file as a job; waits up to 2 s\n"
-    "                                      (--wait: to the end) and fails if the job fails\n"
+    "  job create <model> <file|-> [--format F] [--separator C] [--encoding E] [--quote C]\n"
+    "             [--no-header] [--dry-run] [--max-errors N] [--max-error-rate R] [--wait]\n"
+    "                                      upload a CSV/NDJSON file (- = stdin) as a job; waits\n"
+    "                                      up to 2 s (--wait: to the end), fails if the job fails\n"
     "  job watch <job>                     follow a job until it finishes\n"
     "  job cancel <job>                    cancel a job\n"
     "  job rejected <job> [--download FILE [--annotate]]\n"
@@ -38,8 +41,11 @@ static const char *USAGE =
     "                                      suggest a schema from a CSV/NDJSON sample (offline):\n"
     "                                      N rows read (10000), a type must fit P of the values\n"
     "                                      (0.95); --explain: why, per column (on stderr)\n"
+    "  completion bash                     a bash completion script\n"
     "\n"
-    "Ids accept any unique prefix of 4+ characters; models also their exact name.\n"
+    "Options: --json (JSON output), --tenant ID, --wide (table cells never cut), --version.\n"
+    "batchcli <command> --help: the command's options and examples.\n"
+    "Ids accept any unique prefix of 4+ characters (any case); models also their exact name.\n"
     "Environment: BATCH_API_URL (default http://localhost:8000), BATCH_TENANT,\n"
     "TENANT_HEADER (default X-Tenant-ID), BATCH_API_KEY (sent as Authorization: Bearer).\n"
     "Exit codes: 0 ok, 1 error; job watch and job create --wait: 0 SUCCESS, 2 PARTIAL_SUCCESS,\n"
@@ -82,6 +88,7 @@ static int http_error(cli_t *c, int st, json_t *resp, const char *what) {
 static int resolve(cli_t *c, int model, const char *ref, char out[40]) {
   if (bok_uuid_valid(ref)) {
     snprintf(out, 40, "%s", ref);
+    for (char *p = out; *p; p++) *p = (char)(*p >= 'A' && *p <= 'F' ? *p + 32 : *p);
     return 0;
   }
   const char *kind = model ? "model" : "job";
@@ -99,7 +106,7 @@ static int resolve(cli_t *c, int model, const char *ref, char out[40]) {
   bok_buf_t cands = BOK_BUF_INIT(0);
   json_array_foreach(list, i, it) {
     const char *id = jstr(it, key);
-    int hit = (rl >= 4 && strncmp(id, ref, rl) == 0) || (model && strcmp(jstr(it, "name"), ref) == 0);
+    int hit = (rl >= 4 && strncasecmp(id, ref, rl) == 0) || (model && strcmp(jstr(it, "name"), ref) == 0);
     if (hit) {
       match = it;
       n++;
@@ -169,9 +176,62 @@ static void print_job_notes(cli_t *c, json_t *j, const char *prefix, int warning
   json_array_foreach(json_object_get(j, "warnings"), i, w) fprintf(c->out, "%swarning: %s\n", prefix, jstr(w, "message"));
 }
 
-static int cmd_job_list(cli_t *c) {
+#define LIST_USAGE "job list [--state S] [--model M] [--limit N]"
+
+/* The value of option `name` at argv[*i] ("--name V" or "--name=V"); NULL
+ * when argv[*i] is another option. *missing when the value is. */
+static const char *opt_value(int argc, char **argv, int *i, const char *name, int *missing) {
+  size_t l = strlen(name);
+  const char *a = argv[*i];
+  if (strncmp(a, name, l) != 0) return NULL;
+  if (a[l] == '=') return a + l + 1;
+  if (a[l] != '\0') return NULL;
+  if (*i + 1 >= argc) {
+    *missing = 1;
+    return NULL;
+  }
+  return argv[++*i];
+}
+
+/* Keeps the jobs of model `mid` (all when NULL), at most `limit` (0 = all). */
+static void filter_jobs(json_t *arr, const char *mid, long limit) {
+  for (size_t i = json_array_size(arr); i-- > 0;)
+    if (mid && strcmp(jstr(json_array_get(arr, i), "model_id"), mid) != 0) json_array_remove(arr, i);
+  while (limit > 0 && json_array_size(arr) > (size_t)limit) json_array_remove(arr, json_array_size(arr) - 1);
+}
+
+static int cmd_job_list(cli_t *c, int argc, char **argv) {
+  const char *state = NULL, *model = NULL;
+  long limit = 0;
+  for (int i = 0; i < argc; i++) {
+    int missing = 0;
+    const char *v;
+    if ((v = opt_value(argc, argv, &i, "--state", &missing))) {
+      state = v;
+    } else if ((v = opt_value(argc, argv, &i, "--model", &missing))) {
+      model = v;
+    } else if ((v = opt_value(argc, argv, &i, "--limit", &missing))) {
+      char *end;
+      errno = 0;
+      limit = strtol(v, &end, 10);
+      if (errno || *end || end == v || limit < 1 || limit > 1000000)
+        return fail(c, "--limit: a whole number from 1 to 1000000, not '%s'", v);
+    } else {
+      return fail(c, missing ? "%s needs a value (usage: batchcli %s)" : "job list: unknown argument %s (usage: "
+                  "batchcli %s)", argv[i], LIST_USAGE);
+    }
+  }
+  char mid[40], path[160], st_up[32];
+  if (model && resolve(c, 1, model, mid)) return 1;
+  snprintf(st_up, sizeof st_up, "%s", state ? state : "");
+  for (char *p = st_up; *p; p++) *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+  int n = snprintf(path, sizeof path, "/jobs");
+  char sepc = '?';
+  if (state) n += snprintf(path + n, sizeof path - (size_t)n, "%cstate=%s", sepc, st_up), sepc = '&';
+  if (limit && !model) snprintf(path + n, sizeof path - (size_t)n, "%climit=%ld", sepc, limit);
   json_t *arr = NULL;
-  int st = cli_http(c, "GET", "/jobs", NULL, 0, NULL, &arr);
+  int st = cli_http(c, "GET", path, NULL, 0, NULL, &arr);
+  if (st == 200) filter_jobs(arr, model ? mid : NULL, limit);
   int rc = st == 200 ? (c->json ? (print_json(c, arr), 0) : print_jobs(c, arr)) : http_error(c, st, arr, "jobs");
   if (st == 200 && !c->json) {
     size_t i;
@@ -253,28 +313,46 @@ static int create_outcome(cli_t *c, json_t *j, int wait_all) {
   return rc;
 }
 
-#define CREATE_USAGE "job create <model> <data.csv> [--dry-run] [--max-errors N] [--max-error-rate R] [--wait]"
+#define CREATE_USAGE                                                                                  \
+  "job create <model> <file|-> [--format F] [--separator C] [--encoding E] [--quote C] [--no-header] " \
+  "[--dry-run] [--max-errors N] [--max-error-rate R] [--wait]"
 
-/* job create: positional model and file, then options (any order). */
+/* Options of job create with a value, and their form fields (SPEC 12). */
+static const struct {
+  const char *opt, *field;
+} CREATE_OPTS[] = {{"--max-errors", "max_errors"}, {"--max-error-rate", "max_error_rate"}, {"--format", "format"},
+                   {"--separator", "separator"},   {"--encoding", "encoding"},             {"--quote", "quote"}};
+#define N_CREATE_OPTS (sizeof CREATE_OPTS / sizeof CREATE_OPTS[0])
+
+/* job create: positional model and file ("-" = stdin), then options (any
+ * order). */
 static int cmd_job_create(cli_t *c, int argc, char **argv) {
-  const char *pos[2] = {NULL, NULL}, *fields[6];
+  const char *pos[2] = {NULL, NULL}, *fields[2 * (N_CREATE_OPTS + 2)];
   size_t npos = 0, nf = 0;
   int wait_all = 0;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
-    const char *val = NULL, *name = NULL;
-    if (!strcmp(a, "--dry-run")) {
-      fields[2 * nf] = "dry_run", fields[2 * nf + 1] = "true", nf++;
+    const char *val = NULL;
+    int missing = 0;
+    size_t k;
+    for (k = 0; k < N_CREATE_OPTS && !val && !missing; k++) val = opt_value(argc, argv, &i, CREATE_OPTS[k].opt, &missing);
+    if (missing) return fail(c, "%s needs a value (usage: batchcli %s)", a, CREATE_USAGE);
+    if (val) {
+      const char *name = CREATE_OPTS[k - 1].field;
+      size_t f;
+      for (f = 0; f < nf && strcmp(fields[2 * f], name) != 0; f++) {
+      }
+      fields[2 * f] = name, fields[2 * f + 1] = val; /* the last one given wins */
+      if (f == nf) nf++;
+    } else if (!strcmp(a, "--dry-run") || !strcmp(a, "--no-header") || !strcmp(a, "--header")) {
+      const char *name = a[2] == 'd' ? "dry_run" : "header";
+      size_t f;
+      for (f = 0; f < nf && strcmp(fields[2 * f], name) != 0; f++) {
+      }
+      fields[2 * f] = name, fields[2 * f + 1] = !strcmp(a, "--no-header") ? "false" : "true";
+      if (f == nf) nf++;
     } else if (!strcmp(a, "--wait")) {
       wait_all = 1;
-    } else if (!strncmp(a, "--max-errors", 12) || !strncmp(a, "--max-error-rate", 16)) {
-      int rate = !strncmp(a, "--max-error-rate", 16);
-      const char *rest = a + (rate ? 16 : 12);
-      name = rate ? "max_error_rate" : "max_errors";
-      if (*rest == '=') val = rest + 1;
-      else if (*rest == '\0' && i + 1 < argc) val = argv[++i];
-      else return fail(c, "usage: batchcli %s", CREATE_USAGE);
-      fields[2 * nf] = name, fields[2 * nf + 1] = val, nf++;
     } else if (a[0] == '-' && a[1] == '-') {
       return fail(c, "job create: unknown option %s (usage: batchcli %s)", a, CREATE_USAGE);
     } else if (npos < 2) {
@@ -286,7 +364,7 @@ static int cmd_job_create(cli_t *c, int argc, char **argv) {
   if (npos != 2) return fail(c, "usage: batchcli %s", CREATE_USAGE);
   const char *model_ref = pos[0], *file = pos[1];
   char mid[40];
-  if (access(file, R_OK) != 0) return fail(c, "cannot read %s: %s", file, strerror(errno));
+  if (strcmp(file, "-") != 0 && access(file, R_OK) != 0) return fail(c, "cannot read %s: %s", file, strerror(errno));
   if (resolve(c, 1, model_ref, mid)) return 1;
   json_t *j = NULL;
   int st = cli_http_upload(c, mid, file, fields, nf, &j);
@@ -473,7 +551,7 @@ static int cmd_job_rejected(cli_t *c, const char *ref) {
       rows[i] = r;
     }
     bok_buf_t b = BOK_BUF_INIT(0);
-    cli_fmt_rejected_table(&b, rows, n);
+    cli_fmt_rejected_table_w(&b, rows, n, c->wide ? 0 : (size_t)c->columns);
     fputs(b.data, c->out);
     bok_buf_free(&b);
     for (size_t i = 0; i < n; i++) free(obs[i]);
@@ -576,15 +654,24 @@ static int cmd_model_list(cli_t *c) {
   } else {
     size_t i, wn = 11;
     json_t *m;
-    json_array_foreach(arr, i, m) if (strlen(jstr(m, "name")) > wn) wn = strlen(jstr(m, "name"));
+    bok_buf_t e = BOK_BUF_INIT(0);
+    json_array_foreach(arr, i, m) {
+      e.len = 0;
+      cli_fmt_escape(&e, jstr(m, "name"));
+      if (cli_display_width(e.data) > wn) wn = cli_display_width(e.data);
+    }
     fprintf(c->out, "MODEL    %-*s VERSION COLUMNS CREATED\n", (int)wn, "NAME");
     fprintf(c->out, "-------- ");
     for (size_t k = 0; k < wn; k++) fputc('-', c->out);
     fprintf(c->out, " ------- ------- ------------------------\n");
     json_array_foreach(arr, i, m) {
-      fprintf(c->out, "%.8s %-*s %7lld %7d %s\n", jstr(m, "model_id"), (int)wn, jstr(m, "name"),
-              (long long)jint(m, "version"), count_columns(m), jstr(m, "created_at"));
+      e.len = 0;
+      cli_fmt_escape(&e, jstr(m, "name"));
+      fprintf(c->out, "%.8s %s%*s %7lld %7d %s\n", jstr(m, "model_id"), e.data,
+              (int)(wn - cli_display_width(e.data)), "", (long long)jint(m, "version"), count_columns(m),
+              jstr(m, "created_at"));
     }
+    bok_buf_free(&e);
   }
   json_decref(arr);
   return 0;
@@ -770,6 +857,7 @@ static int wants_help(int argc, char **argv) {
   } while (0)
 
 int cli_main(cli_t *c, int argc, char **argv) {
+  if (argc > 0 && wants_help(argc, argv) && cli_help(c, argc, argv) == 0) return 0;
   if (argc == 0 || wants_help(argc, argv)) {
     fputs(USAGE, argc == 0 ? c->err : c->out);
     return argc == 0 ? 1 : 0;
@@ -777,15 +865,18 @@ int cli_main(cli_t *c, int argc, char **argv) {
   const char *g = argv[0];
   const char *v = argc > 1 ? argv[1] : "";
   if (!strcmp(g, "schema")) return cmd_schema(c, argc, argv);
+  if (!strcmp(g, "completion")) return cli_completion(c, argc, argv);
+  if (!strcmp(g, "help")) {
+    if (argc > 1 && cli_help(c, argc - 1, argv + 1) == 0) return 0;
+    fputs(USAGE, c->out);
+    return 0;
+  }
   if (!strcmp(g, "reprocess")) {
     NEED(2, "reprocess <job>");
     return cmd_job_reprocess(c, argv[1]);
   }
   if (!strcmp(g, "job")) {
-    if (!strcmp(v, "list")) {
-      NEED(2, "job list");
-      return cmd_job_list(c);
-    }
+    if (!strcmp(v, "list")) return cmd_job_list(c, argc - 2, argv + 2);
     if (!strcmp(v, "status")) {
       NEED(3, "job status <job>");
       return cmd_job_status(c, argv[2]);

@@ -1,8 +1,13 @@
 /* cli_http.c -- batchcli's REST calls over libcurl: tenant header, API key
- * (BATCH_API_KEY), JSON answers, multipart uploads. */
+ * (BATCH_API_KEY), JSON answers, multipart uploads (a file or stdin, with a
+ * progress bar on a terminal). */
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "bok/util.h"
 
 #include "bok/buf.h"
 #include "cli.h"
@@ -62,9 +67,81 @@ int cli_http(cli_t *c, const char *method, const char *path, const char *body, s
   return perform(c, h, hdrs, resp);
 }
 
+static int ends_with(const char *s, size_t n, const char *suf) {
+  size_t l = strlen(suf);
+  return n >= l && strncasecmp(s + n - l, suf, l) == 0;
+}
+
+/* The file part's content type: what its name says (a ".gz" ending
+ * ignored), else none in particular (the gateway looks at the content). */
+static const char *upload_ctype(const char *path) {
+  size_t l = strlen(path);
+  if (ends_with(path, l, ".gz")) l -= 3;
+  if (ends_with(path, l, ".ndjson") || ends_with(path, l, ".jsonl")) return "application/x-ndjson";
+  if (ends_with(path, l, ".csv") || ends_with(path, l, ".tsv")) return "text/csv";
+  return "application/octet-stream";
+}
+
+/* ---- the upload progress bar (stderr, a terminal only) ---- */
+
+typedef struct {
+  FILE *out;
+  int64_t start_ms, last_ms;
+  int drawn;
+} progress_t;
+
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+  (void)dltotal, (void)dlnow;
+  progress_t *p = ud;
+  int64_t now = bok_mono_ms();
+  if (ultotal <= 0 || (now - p->last_ms < 100 && ulnow < ultotal)) return 0;
+  p->last_ms = now;
+  double secs = (double)(now - p->start_ms) / 1000.0, mb = (double)ulnow / 1e6;
+  int pct = (int)(100 * ulnow / ultotal), cells = (int)(30 * ulnow / ultotal);
+  char bar[31];
+  for (int i = 0; i < 30; i++) bar[i] = i < cells ? '#' : '-';
+  bar[30] = '\0';
+  fprintf(p->out, "\r\033[Kuploading [%s] %3d%%  %.1f/%.1f MB  %.1f MB/s", bar, pct, mb, (double)ultotal / 1e6,
+          secs > 0 ? mb / secs : 0.0);
+  fflush(p->out);
+  p->drawn = 1;
+  return 0;
+}
+
+/* stdin is copied to an unlinked temporary file first: the upload needs its
+ * size (the gateway takes no chunked bodies) and a progress bar its total. */
+static FILE *spool_stdin(cli_t *c, curl_off_t *size) {
+  FILE *t = tmpfile();
+  if (!t) {
+    fprintf(c->err, "batchcli: cannot create a temporary file for stdin\n");
+    return NULL;
+  }
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, stdin)) > 0)
+    if (fwrite(buf, 1, n, t) != n) {
+      fprintf(c->err, "batchcli: cannot buffer stdin\n");
+      fclose(t);
+      return NULL;
+    }
+  *size = (curl_off_t)ftello(t);
+  rewind(t);
+  return t;
+}
+
+static size_t read_file_cb(char *buf, size_t size, size_t n, void *ud) { return fread(buf, size, n, ud); }
+
+static int seek_file_cb(void *ud, curl_off_t off, int origin) {
+  return fseeko(ud, (off_t)off, origin) == 0 ? CURL_SEEKFUNC_OK : CURL_SEEKFUNC_FAIL;
+}
+
 int cli_http_upload(cli_t *c, const char *model_id, const char *file_path, const char *const *fields,
                     size_t nfields, json_t **resp) {
   *resp = NULL;
+  FILE *in = NULL;
+  curl_off_t in_size = 0;
+  int from_stdin = strcmp(file_path, "-") == 0;
+  if (from_stdin && !(in = spool_stdin(c, &in_size))) return -1;
   CURL *h = curl_easy_init();
   char url[2048];
   snprintf(url, sizeof url, "%s/jobs", c->api_url);
@@ -80,18 +157,27 @@ int cli_http_upload(cli_t *c, const char *model_id, const char *file_path, const
   }
   part = curl_mime_addpart(mime);
   curl_mime_name(part, "file");
-  if (curl_mime_filedata(part, file_path) != CURLE_OK) {
+  if (from_stdin) {
+    curl_mime_data_cb(part, in_size, read_file_cb, seek_file_cb, NULL, in);
+    curl_mime_filename(part, "stdin");
+  } else if (curl_mime_filedata(part, file_path) != CURLE_OK) {
     fprintf(c->err, "batchcli: cannot read %s\n", file_path);
     curl_mime_free(mime);
     curl_easy_cleanup(h);
     return -1;
   }
-  size_t l = strlen(file_path);
-  int nd = (l > 7 && strcmp(file_path + l - 7, ".ndjson") == 0) || (l > 6 && strcmp(file_path + l - 6, ".jsonl") == 0);
-  curl_mime_type(part, nd ? "application/x-ndjson" : "text/csv");
+  curl_mime_type(part, upload_ctype(file_path));
   curl_easy_setopt(h, CURLOPT_MIMEPOST, mime);
+  progress_t pr = {c->err, bok_mono_ms(), 0, 0};
+  if (c->progress) {
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &pr);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  }
   int st = perform(c, h, NULL, resp);
+  if (pr.drawn) fputs("\r\033[K", c->err); /* the bar goes away once the answer is in */
   curl_mime_free(mime);
+  if (in) fclose(in);
   return st;
 }
 

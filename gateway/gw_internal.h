@@ -187,6 +187,10 @@ typedef struct {
   int has_max_errors, has_max_error_rate;
   int64_t max_errors;
   double max_error_rate;
+  /* upload options (SPEC 12): static strings, "" = the job service's default */
+  const char *encoding, *compression;
+  char quote[2]; /* "" = '"' */
+  int no_header;
 } gw_job_opts_t;
 int gw_upload_submit(gw_thread_t *th, h2o_req_t *req, const char *tenant, const char *model_id,
                      const char *file_name, const char *format, char sep, const gw_job_opts_t *opts,

@@ -384,6 +384,103 @@ bad_rate:
   return -1;
 }
 
+/* The value of form field `name` as a NUL-terminated string in v (cap
+ * bytes): 1 present, 0 absent, -1 too long. */
+static int form_value(const gw_part_t *parts, size_t n, const char *name, char *v, size_t cap) {
+  const gw_part_t *p = gw_multipart_find(parts, n, name);
+  if (!p) return 0;
+  if (p->data.len >= cap) return -1;
+  memcpy(v, p->data.base, p->data.len);
+  v[p->data.len] = '\0';
+  return 1;
+}
+
+/* An encoding field's canonical name (as the job service knows them); NULL
+ * when unknown. "" = utf-8. */
+static const char *encoding_name(const char *v) {
+  static const char *const names[][5] = {
+      {"utf-8", "utf8", NULL},
+      {"latin-1", "latin1", "iso-8859-1", "iso8859-1", NULL},
+      {"windows-1252", "cp1252", "windows1252", NULL},
+      {"utf-16", "utf16", NULL},
+      {"utf-16le", "utf16le", NULL},
+      {"utf-16be", "utf16be", NULL},
+  };
+  if (!*v) return "utf-8";
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    for (size_t a = 0; names[i][a]; a++)
+      if (strcasecmp(v, names[i][a]) == 0) return names[i][0];
+  return NULL;
+}
+
+/* A Content-Encoding value: "gzip", "" (identity / none), NULL unknown. */
+static const char *compression_name(const char *v, size_t n) {
+  if (n == 0 || (n == 8 && strncasecmp(v, "identity", 8) == 0)) return "";
+  if ((n == 4 && strncasecmp(v, "gzip", 4) == 0) || (n == 6 && strncasecmp(v, "x-gzip", 6) == 0)) return "gzip";
+  return NULL;
+}
+
+/* format, encoding, quote, header form fields and the file's
+ * Content-Encoding (the part's, else the request's) (SPEC 12 "Upload
+ * options"). 0, or -1 after answering 400. *format: NULL = from the file. */
+static int upload_opts(h2o_req_t *req, const gw_part_t *parts, size_t n, const gw_part_t *file, char sep,
+                       const char **format, gw_job_opts_t *o) {
+  char v[64];
+  int r = form_value(parts, n, "format", v, sizeof v);
+  *format = NULL;
+  if (r && (r < 0 || (strcmp(v, "csv") != 0 && strcmp(v, "ndjson") != 0))) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "format: use csv or ndjson");
+    return -1;
+  }
+  if (r) *format = strcmp(v, "csv") == 0 ? "csv" : "ndjson";
+  r = form_value(parts, n, "encoding", v, sizeof v);
+  o->encoding = r > 0 ? encoding_name(v) : r == 0 ? "" : NULL;
+  if (!o->encoding) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT",
+                  "encoding: use utf-8, latin-1, windows-1252, utf-16 (with a byte order mark), utf-16le or utf-16be");
+    return -1;
+  }
+  r = form_value(parts, n, "quote", v, sizeof v);
+  if (r && (r < 0 || (v[0] && (v[1] || v[0] < 0x21 || v[0] > 0x7e || v[0] == sep)))) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "quote: one printable ASCII character other than the separator; "
+                  "empty means '\"'");
+    return -1;
+  }
+  o->quote[0] = r > 0 ? v[0] : '\0';
+  o->quote[1] = '\0';
+  const gw_part_t *h = gw_multipart_find(parts, n, "header");
+  int hv = h ? parse_bool(h->data.base, h->data.len) : 1;
+  if (hv < 0) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "header: expected true or false");
+    return -1;
+  }
+  o->no_header = !hv;
+  h2o_iovec_t ce = h2o_iovec_init(file->content_encoding.base, file->content_encoding.len);
+  ssize_t rce = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_ENCODING, -1);
+  if (!ce.len && rce >= 0) ce = req->headers.entries[rce].value;
+  o->compression = compression_name(ce.base, ce.len);
+  if (!o->compression) {
+    gw_send_error(req, 400, "INVALID_ARGUMENT", "Content-Encoding: use gzip or identity");
+    return -1;
+  }
+  return 0;
+}
+
+/* The format of an upload without a format field: what the file name (a
+ * ".gz" ending ignored) or the part's content type says, else NULL (the job
+ * service looks at the content). */
+static const char *format_of_file(const gw_part_t *file) {
+  size_t n = file->filename.len;
+  const char *fn = file->filename.base;
+  if (n > 3 && strncasecmp(fn + n - 3, ".gz", 3) == 0) n -= 3;
+  const char *f = gw_upload_format(fn, n, file->content_type.base, file->content_type.len);
+  if (strcmp(f, "ndjson") == 0) return f;
+  if ((n > 4 && (strncasecmp(fn + n - 4, ".csv", 4) == 0 || strncasecmp(fn + n - 4, ".tsv", 4) == 0)) ||
+      (file->content_type.len >= 8 && strncasecmp(file->content_type.base, "text/csv", 8) == 0))
+    return "csv";
+  return NULL;
+}
+
 /* POST /jobs: the body is fully buffered by h2o; it is validated completely
  * (every boundary, both fields) before the upload stream is opened, so a bad
  * or truncated body never leaves a job behind. */
@@ -429,6 +526,9 @@ static int jobs_create(gw_thread_t *th, h2o_req_t *req, const char *tenant) {
   }
   gw_job_opts_t opts;
   if (job_opts(req, parts, (size_t)n, &opts) != 0) return 0;
+  const char *format;
+  if (upload_opts(req, parts, (size_t)n, file, sep, &format, &opts) != 0) return 0;
+  if (!format) format = format_of_file(file);
   const char *fname = "upload";
   if (file->filename.len) { /* any bytes may arrive here; store valid UTF-8 */
     json_t *t = gw_json_str(seg_dup(req, file->filename.base, file->filename.len));
@@ -436,10 +536,7 @@ static int jobs_create(gw_thread_t *th, h2o_req_t *req, const char *tenant) {
     json_decref(t);
     if (!*fname) fname = "upload";
   }
-  if (gw_upload_submit(th, req, tenant, model_id, fname,
-                       gw_upload_format(file->filename.base, file->filename.len, file->content_type.base,
-                                        file->content_type.len),
-                       sep, &opts, file->data.base, file->data.len) != 0)
+  if (gw_upload_submit(th, req, tenant, model_id, fname, format, sep, &opts, file->data.base, file->data.len) != 0)
     gw_send_error(req, 503, "UNAVAILABLE", "job service unavailable");
   return 0;
 }

@@ -156,6 +156,12 @@ int gw_multipart_parse(const char *ctype, size_t ctype_len, const char *body, si
       } else if (nlen == 12 && strncasecmp(p, "Content-Type", 12) == 0) {
         part->content_type.base = v;
         part->content_type.len = (size_t)(eol - v);
+      } else if (nlen == 16 && strncasecmp(p, "Content-Encoding", 16) == 0) {
+        part->content_encoding.base = v;
+        part->content_encoding.len = (size_t)(eol - v);
+        while (part->content_encoding.len && (v[part->content_encoding.len - 1] == ' ' ||
+                                              v[part->content_encoding.len - 1] == '\t'))
+          part->content_encoding.len--;
       }
       p = eol + 2;
     }

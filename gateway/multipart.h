@@ -15,6 +15,7 @@ typedef struct {
   bok_slice_t name;         /* form field name */
   bok_slice_t filename;     /* empty when not a file */
   bok_slice_t content_type; /* empty when not given */
+  bok_slice_t content_encoding; /* the part's Content-Encoding header; empty when not given */
   bok_slice_t data;
 } gw_part_t;
 

@@ -79,13 +79,17 @@ static void run_upload(gw_upload_t *u) {
   Batch__V1__UploadHeader h = BATCH__V1__UPLOAD_HEADER__INIT;
   h.model_id = u->model_id;
   h.file_name = u->file_name;
-  h.format = (char *)u->format;
+  h.format = (char *)(u->format ? u->format : "");
   h.separator = u->sep;
   h.dry_run = u->opts.dry_run;
   h.has_max_errors = u->opts.has_max_errors;
   h.max_errors = u->opts.max_errors;
   h.has_max_error_rate = u->opts.has_max_error_rate;
   h.max_error_rate = u->opts.max_error_rate;
+  h.encoding = (char *)(u->opts.encoding ? u->opts.encoding : "");
+  h.quote = u->opts.quote;
+  h.compression = (char *)(u->opts.compression ? u->opts.compression : "");
+  h.no_header = u->opts.no_header;
   m.kind_case = BATCH__V1__UPLOAD_REQUEST__KIND_HEADER;
   m.header = &h;
   int ok = bok_rpc_stream_send(st, &m.base, err) == 0;

@@ -14,6 +14,7 @@ enum { Q_FIELD_START = 0, Q_UNQUOTED, Q_IN_QUOTES, Q_AFTER_QUOTE };
 
 struct bok_csv {
   char sep;
+  char quote;        /* '"' unless bok_csv_set_quote() */
   int ndjson;
   size_t max_record;
   bok_csv_record_fn fn;
@@ -88,6 +89,7 @@ static bok_csv_t *make(char sep, int ndjson, size_t max_record, bok_csv_record_f
   bok_csv_t *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   c->sep = sep;
+  c->quote = '"';
   c->ndjson = ndjson;
   c->max_record = max_record ? max_record : (1u << 20);
   c->fn = fn;
@@ -102,6 +104,8 @@ bok_csv_t *bok_csv_new(char sep, size_t max_record, bok_csv_record_fn fn, void *
 bok_csv_t *bok_ndjson_new(size_t max_record, bok_csv_record_fn fn, void *ud) {
   return make(0, 1, max_record, fn, ud);
 }
+
+void bok_csv_set_quote(bok_csv_t *c, char quote) { c->quote = quote; }
 
 void bok_csv_destroy(bok_csv_t *c) {
   if (!c) return;
@@ -159,7 +163,7 @@ int bok_csv_feed(bok_csv_t *c, const char *data, size_t len) {
       }
       p = nl;
     } else if (c->q == Q_IN_QUOTES) {
-      const char *q = memchr(p, '"', (size_t)(end - p));
+      const char *q = memchr(p, c->quote, (size_t)(end - p));
       if (!q) {
         p = end;
         break;
@@ -184,7 +188,7 @@ int bok_csv_feed(bok_csv_t *c, const char *data, size_t len) {
     } else {
       /* one byte at the start of a field or after a closing quote */
       char ch = *p;
-      if (ch == '"') {
+      if (ch == c->quote) {
         if (c->q == Q_FIELD_START) c->open_off = c->rec_seen + (size_t)(p - start);
         c->q = Q_IN_QUOTES;
         p++;
@@ -277,22 +281,27 @@ int bok_csv_finish(bok_csv_t *c) {
 }
 
 int bok_csv_parse_record(const char *raw, size_t len, char sep, bok_slice_t *fields, size_t max, bok_buf_t *scratch) {
+  return bok_csv_parse_record_q(raw, len, sep, '"', fields, max, scratch);
+}
+
+int bok_csv_parse_record_q(const char *raw, size_t len, char sep, char quote, bok_slice_t *fields, size_t max,
+                           bok_buf_t *scratch) {
   size_t n = 0;
   const char *p = raw, *end = raw + len;
   bok_buf_reset(scratch);
   if (bok_buf_reserve(scratch, len) != 0) return -1;
   for (;;) {
     bok_slice_t f;
-    if (p < end && *p == '"') {
+    if (p < end && *p == quote) {
       /* quoted: unescape into scratch */
       p++;
       char *out = scratch->data + scratch->len;
       size_t o = 0;
       int closed = 0;
       while (p < end) {
-        if (*p == '"') {
-          if (p + 1 < end && p[1] == '"') {
-            out[o++] = '"';
+        if (*p == quote) {
+          if (p + 1 < end && p[1] == quote) {
+            out[o++] = quote;
             p += 2;
             continue;
           }

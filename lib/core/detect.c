@@ -371,7 +371,7 @@ static int on_ndjson(void *ud, int64_t row, const char *raw, size_t len, bok_csv
 }
 
 /* NDJSON when the first non-blank line is a JSON object. */
-static int looks_ndjson(const char *p, size_t len) {
+int bok_looks_ndjson(const char *p, size_t len) {
   size_t i = len >= 3 && !memcmp(p, "\xEF\xBB\xBF", 3) ? 3 : 0;
   while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n')) i++;
   if (i >= len || p[i] != '{') return 0;
@@ -643,7 +643,7 @@ char *bok_detect(const char *data, size_t len, const bok_detect_opts_t *opts, ch
     return NULL;
   }
   bok_buf_init(&d.scratch, 0);
-  d.ndjson = d.o.format == BOK_DETECT_NDJSON || (d.o.format == BOK_DETECT_AUTO && looks_ndjson(data, len));
+  d.ndjson = d.o.format == BOK_DETECT_NDJSON || (d.o.format == BOK_DETECT_AUTO && bok_looks_ndjson(data, len));
   bok_csv_t *rd = d.ndjson ? bok_ndjson_new(0, on_ndjson, &d) : bok_csv_new(d.o.sep, 0, on_csv, &d);
   char *out = NULL;
   if (!rd) {

@@ -63,6 +63,7 @@ static const char *MIGRATIONS[] = {
     "ALTER TABLE jobs ADD COLUMN max_errors INTEGER NOT NULL DEFAULT -1",
     "ALTER TABLE jobs ADD COLUMN max_error_rate REAL NOT NULL DEFAULT -1",
     "ALTER TABLE jobs ADD COLUMN halted INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE jobs ADD COLUMN encoding TEXT NOT NULL DEFAULT 'utf-8'",
 };
 
 int js_db_fail(job_store_t *st, bok_err_t *err) {
@@ -127,8 +128,8 @@ int job_store_create(job_store_t *st, job_t *j, bok_err_t *err) {
   sqlite3_stmt *s = js_prep(st,
                          "INSERT INTO jobs(job_id,tenant_id,model_id,model_name,file_name,format,separator,topic,"
                          "schema_version,header,state,created_at,updated_at,parent_job_id,total,upload_done,"
-                         "dry_run,max_errors,max_error_rate)"
-                         " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?12,?13,?14,0,?15,?16,?17)");
+                         "dry_run,max_errors,max_error_rate,encoding)"
+                         " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?12,?13,?14,0,?15,?16,?17,?18)");
   sqlite3_bind_text(s, 1, j->job_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, j->tenant_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 3, j->model_id, -1, SQLITE_STATIC);
@@ -146,6 +147,7 @@ int job_store_create(job_store_t *st, job_t *j, bok_err_t *err) {
   sqlite3_bind_int(s, 15, j->dry_run);
   sqlite3_bind_int64(s, 16, j->has_max_errors ? j->max_errors : -1);
   sqlite3_bind_double(s, 17, j->has_max_error_rate ? j->max_error_rate : -1.0);
+  sqlite3_bind_text(s, 18, j->encoding && *j->encoding ? j->encoding : "utf-8", -1, SQLITE_STATIC);
   int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
   pthread_mutex_unlock(&st->mu);
@@ -155,7 +157,7 @@ int job_store_create(job_store_t *st, job_t *j, bok_err_t *err) {
 #define JOB_COLS                                                                                    \
   "job_id,tenant_id,model_id,model_name,file_name,format,separator,topic,schema_version,header,state," \
   "total,success,errors,created_at,updated_at,started_at,finished_at,parent_job_id,error,upload_done," \
-  "dry_run,max_errors,max_error_rate,halted"
+  "dry_run,max_errors,max_error_rate,halted,encoding"
 
 static char *dupcol(sqlite3_stmt *s, int i) {
   const unsigned char *t = sqlite3_column_text(s, i);
@@ -194,6 +196,18 @@ static void row_to_job(sqlite3_stmt *s, job_t *j) {
   j->max_error_rate = sqlite3_column_double(s, 23);
   j->has_max_error_rate = j->max_error_rate >= 0;
   j->halted = sqlite3_column_int(s, 24);
+  j->encoding = dupcol(s, 25);
+}
+
+int job_store_set_format(job_store_t *st, const char *id, const char *format, bok_err_t *err) {
+  pthread_mutex_lock(&st->mu);
+  sqlite3_stmt *s = js_prep(st, "UPDATE jobs SET format=?2 WHERE job_id=?1");
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, format, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
+  sqlite3_finalize(s);
+  pthread_mutex_unlock(&st->mu);
+  return rc;
 }
 
 /* ---- warnings and the error summary ------------------------------------------ */
@@ -283,6 +297,7 @@ void job_free(job_t *j) {
   free(j->file_name);
   free(j->format);
   free(j->separator);
+  free(j->encoding);
   free(j->topic);
   free(j->parent_job_id);
   free(j->error);
@@ -370,6 +385,7 @@ void job_to_proto(const job_t *j, Batch__V1__Job *o, int64_t now) {
   o->error = j->error;
   o->schema_version = j->schema_version;
   o->format = j->format;
+  o->encoding = j->encoding;
   o->n_warnings = j->n_warnings;
   o->warnings = j->warnings;
   o->n_top_errors = j->n_top_errors;

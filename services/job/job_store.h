@@ -18,6 +18,7 @@
 typedef struct {
   char job_id[40];
   char *tenant_id, *model_id, *model_name, *file_name, *format, *separator, *topic, *parent_job_id, *error;
+  char *encoding; /* the upload's encoding; its rows are stored converted to UTF-8 */
   char *header;
   size_t header_len;
   int64_t schema_version;
@@ -64,6 +65,8 @@ int job_store_fail_interrupted(job_store_t *st);
 /* Inserts a PENDING, uploading job (j->job_id, created_at filled in). */
 int job_store_create(job_store_t *st, job_t *j, bok_err_t *err);
 /* tenant NULL = any tenant (worker-facing). NOT_FOUND if absent. */
+/* Sets the format of a job whose format was found in its content. */
+int job_store_set_format(job_store_t *st, const char *id, const char *format, bok_err_t *err);
 int job_store_get(job_store_t *st, const char *tenant, const char *id, job_t *out, bok_err_t *err);
 int job_store_list(job_store_t *st, const char *tenant, int state, int limit, job_t **out, size_t *n, bok_err_t *err);
 void job_free(job_t *j);

@@ -10,16 +10,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "batch/v1/model.pb-c.h"
 #include "bok/core.h"
+#include "bok/detect.h"
 #include "bok/fault.h"
 #include "bok/schema.h"
 #include "bok/util.h"
 #include "header_check.h"
 #include "job_obs.h"
+#include "upload_decode.h"
 
 #define UPLOAD_STATE_ERRLEN 256
+#define SNIFF_MAX (64 * 1024) /* content bytes read to tell NDJSON from CSV */
+
+/* The options of an upload (SPEC 12 "Upload options"), checked. */
+typedef struct {
+  int format;           /* 1 csv, 0 ndjson, -1 from the content */
+  int sep;
+  int gzip;
+  int no_header;        /* CSV without a header row: columns in schema order */
+  char quote;           /* CSV quote character */
+  const char *encoding; /* canonical name (upload_encoding_name) */
+} upload_opts_t;
 
 /* Fetches a model (current version) for `tenant`. */
 static int get_model(job_service_t *svc, const char *tenant, const char *model_id, Batch__V1__Model **m,
@@ -94,6 +108,14 @@ typedef struct {
   bok_buf_t header;
   int have_header;
   int csv;
+  int no_header;
+  char quote;           /* != '"': records are rewritten with '"' quoting (requote) */
+  bok_buf_t requoted, scratch;
+  bok_csv_t *rd;        /* the splitter; NULL while the format is being sniffed */
+  bok_buf_t sniff;      /* the first decoded bytes, while the format is unknown */
+  size_t max_row_bytes;
+  const char *job_id;
+  char decode_error[200];
   int64_t rows;
   int kafka_failed;
   char sep;
@@ -140,8 +162,45 @@ static void free_malformed(upload_t *u) {
   free(u->bad.rejected);
 }
 
+/* A CSV record read with quote character u->quote, written again with the
+ * '"' quoting the workers read (a field is quoted when it holds the
+ * separator, '"' or a line break). This is the row that is stored. -1 when it cannot be read (an open quote). */
+static int requote(upload_t *u, const char **raw, size_t *len) {
+  bok_slice_t small[64], *f = small;
+  int n = bok_csv_parse_record_q(*raw, *len, u->sep, u->quote, f, 64, &u->scratch);
+  if (n > 64) {
+    f = malloc((size_t)n * sizeof *f);
+    if (!f) return -1;
+    n = bok_csv_parse_record_q(*raw, *len, u->sep, u->quote, f, (size_t)n, &u->scratch);
+  }
+  if (n < 0) goto done;
+  bok_buf_reset(&u->requoted);
+  for (int i = 0; i < n; i++) {
+    if (i) bok_buf_append(&u->requoted, &u->sep, 1);
+    int q = memchr(f[i].base, u->sep, f[i].len) || memchr(f[i].base, '"', f[i].len) ||
+            memchr(f[i].base, '\n', f[i].len) || memchr(f[i].base, '\r', f[i].len);
+    if (!q) {
+      bok_buf_append(&u->requoted, f[i].base, f[i].len);
+      continue;
+    }
+    bok_buf_append(&u->requoted, "\"", 1);
+    for (size_t k = 0; k < f[i].len; k++) {
+      bok_buf_append(&u->requoted, f[i].base + k, 1);
+      if (f[i].base[k] == '"') bok_buf_append(&u->requoted, "\"", 1);
+    }
+    bok_buf_append(&u->requoted, "\"", 1);
+  }
+  *raw = u->requoted.data ? u->requoted.data : "";
+  *len = u->requoted.len;
+done:
+  if (f != small) free(f);
+  return n < 0 ? -1 : 0;
+}
+
 static int on_record(void *ud, int64_t row, const char *raw, size_t len, bok_csv_status_t st) {
   upload_t *u = ud;
+  if (u->csv && u->quote != '"' && st == BOK_CSV_OK && requote(u, &raw, &len) != 0) st = BOK_CSV_UNTERMINATED_QUOTE;
+  if (u->csv && u->no_header) row++; /* every record is a data row */
   if (u->csv && row == 0) {
     bok_buf_append(&u->header, raw, len);
     u->have_header = 1;
@@ -197,23 +256,55 @@ static int parse_separator(const char *s) {
   return c >= 0x20 && c < 0x7f && c != '"' ? c : -1;
 }
 
-/* Checks an upload header: format, separator, error budget. NULL when it is
- * fine (*csv, *sep set), else the message of an INVALID_ARGUMENT. */
-static const char *check_header(const Batch__V1__UploadHeader *h, int *csv, int *sep) {
-  const char *fmt = h->format && *h->format ? h->format : "csv";
-  *csv = strcmp(fmt, "csv") == 0;
-  if (!*csv && strcmp(fmt, "ndjson") != 0) return "format: use csv or ndjson";
-  *sep = parse_separator(h->separator);
+static int ends_with(const char *s, size_t n, const char *suf) {
+  size_t l = strlen(suf);
+  return n >= l && strncasecmp(s + n - l, suf, l) == 0;
+}
+
+/* The format a file name says (a ".gz" ending ignored): 1 csv, 0 ndjson,
+ * -1 it says nothing. */
+static int format_of_name(const char *name, int *gz) {
+  size_t n = name ? strlen(name) : 0;
+  *gz = ends_with(name, n, ".gz");
+  if (*gz) n -= 3;
+  if (ends_with(name, n, ".ndjson") || ends_with(name, n, ".jsonl")) return 0;
+  if (ends_with(name, n, ".csv") || ends_with(name, n, ".tsv")) return 1;
+  return -1;
+}
+
+/* Checks an upload header: format, separator, encoding, quote, compression,
+ * error budget. NULL when it is fine (*o set), else the message of an
+ * INVALID_ARGUMENT. */
+static const char *check_header(const Batch__V1__UploadHeader *h, upload_opts_t *o) {
+  int gz;
+  o->format = format_of_name(h->file_name, &gz);
+  if (h->format && *h->format) {
+    if (strcmp(h->format, "csv") != 0 && strcmp(h->format, "ndjson") != 0) return "format: use csv or ndjson";
+    o->format = strcmp(h->format, "csv") == 0;
+  }
+  const char *c = h->compression ? h->compression : "";
+  if (*c && strcmp(c, "gzip") != 0 && strcmp(c, "identity") != 0) return "compression: use gzip or identity";
+  o->gzip = strcmp(c, "gzip") == 0 || (!*c && gz);
+  o->encoding = upload_encoding_name(h->encoding);
+  if (!o->encoding) return "encoding: use utf-8, latin-1, windows-1252, utf-16 (with a byte order mark), utf-16le or utf-16be";
+  o->no_header = h->no_header;
+  o->sep = parse_separator(h->separator);
+  int *sep = &o->sep;
   if (*sep < 0) return "separator: one printable ASCII character other than '\"', or a tab (\\t); empty means ','";
+  o->quote = h->quote && *h->quote ? h->quote[0] : '"';
+  if (h->quote && *h->quote && (h->quote[1] || o->quote < 0x21 || o->quote > 0x7e || o->quote == *sep))
+    return "quote: one printable ASCII character other than the separator; empty means '\"'";
   if (h->has_max_errors && h->max_errors < 0) return "max_errors: expected a whole number >= 0";
   if (h->has_max_error_rate && !(h->max_error_rate >= 0.0 && h->max_error_rate <= 1.0))
     return "max_error_rate: expected a number from 0 to 1";
   return NULL;
 }
 
-/* Creates the PENDING job of an upload (job_id filled in). 0 ok, -1 err. */
+/* Creates the PENDING job of an upload (job_id filled in). 0 ok, -1 err.
+ * A format still to be found in the content is stored as csv until then. */
 static int create_job(job_service_t *svc, const char *tenant, const Batch__V1__UploadHeader *h,
-                      const Batch__V1__Model *model, int csv, int sep, char job_id[40], bok_err_t *err) {
+                      const Batch__V1__Model *model, const upload_opts_t *o, char job_id[40], bok_err_t *err) {
+  int csv = o->format != 0, sep = o->sep;
   job_t job;
   memset(&job, 0, sizeof job);
   job.dry_run = h->dry_run;
@@ -225,6 +316,7 @@ static int create_job(job_service_t *svc, const char *tenant, const Batch__V1__U
   job.file_name = h->file_name;
   job.format = csv ? "csv" : "ndjson";
   job.separator = sepstr;
+  job.encoding = (char *)o->encoding;
   job.topic = model->topic;
   job.schema_version = model->version;
   if (job_store_create(svc->store, &job, err) != 0) return -1;
@@ -232,9 +324,58 @@ static int create_job(job_service_t *svc, const char *tenant, const Batch__V1__U
   return 0;
 }
 
-/* Feeds the chunks of the stream to the splitter. 0 at the stream's end, -1
- * when the client went away, -2 when the splitter stopped (Kafka failed). */
-static int stream_rows(bok_rpc_call_t *call, bok_csv_t *rd) {
+/* The header of a CSV upload without one: the schema's columns in order,
+ * quoted where a name needs it. -1 when there is no schema. */
+static int schema_header(upload_t *u) {
+  if (!u->schema || bok_schema_ncols(u->schema) == 0) return -1;
+  for (size_t i = 0; i < bok_schema_ncols(u->schema); i++) {
+    const char *n = bok_schema_col(u->schema, i)->name;
+    if (i) bok_buf_append(&u->header, &u->sep, 1);
+    int q = strchr(n, u->sep) || strpbrk(n, "\"\r\n");
+    if (q) bok_buf_append(&u->header, "\"", 1);
+    for (const char *c = n; *c; c++) {
+      bok_buf_append(&u->header, c, 1);
+      if (*c == '"') bok_buf_append(&u->header, c, 1); /* "" inside quotes */
+    }
+    if (q) bok_buf_append(&u->header, "\"", 1);
+  }
+  u->have_header = 1;
+  return 0;
+}
+
+/* Creates the splitter once the format is known (from the options or the
+ * first bytes) and hands it the bytes read so far. Nonzero when the
+ * splitter stopped. */
+static int start_splitter(upload_t *u) {
+  if (u->csv < 0) {
+    u->csv = !bok_looks_ndjson(u->sniff.data, u->sniff.len);
+    bok_err_t err;
+    if (!u->csv) job_store_set_format(u->svc->store, u->job_id, "ndjson", &err);
+  }
+  u->rd = u->csv ? bok_csv_new(u->sep, u->max_row_bytes, on_record, u) : bok_ndjson_new(u->max_row_bytes, on_record, u);
+  if (u->csv) bok_csv_set_quote(u->rd, u->quote);
+  int r = u->sniff.len ? bok_csv_feed(u->rd, u->sniff.data, u->sniff.len) : 0;
+  bok_buf_free(&u->sniff);
+  return r;
+}
+
+/* The decoder's sink: UTF-8 text for the splitter (buffered while the
+ * format is being sniffed: until a first non-blank line is complete). */
+static int to_splitter(void *ud, const char *p, size_t n) {
+  upload_t *u = ud;
+  if (u->rd) return bok_csv_feed(u->rd, p, n);
+  bok_buf_append(&u->sniff, p, n);
+  const char *s = u->sniff.data, *e = s + u->sniff.len;
+  while (s < e && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')) s++;
+  if (s < e && !memchr(s, '\n', (size_t)(e - s)) && u->sniff.len < SNIFF_MAX) return 0;
+  return s < e ? start_splitter(u) : 0;
+}
+
+/* Feeds the chunks of the stream through the decoder to the splitter. 0 at
+ * the stream's end, -1 when the client went away, -2 when the splitter
+ * stopped (Kafka failed), -3 when the stream cannot be decoded
+ * (u->decode_error). */
+static int stream_rows(bok_rpc_call_t *call, upload_t *u, upload_dec_t *dec) {
   ProtobufCMessage *m = NULL;
   int r;
   for (;;) {
@@ -243,30 +384,47 @@ static int stream_rows(bok_rpc_call_t *call, bok_csv_t *rd) {
     Batch__V1__UploadRequest *c = (void *)m;
     if (c->kind_case == BATCH__V1__UPLOAD_REQUEST__KIND_CHUNK) {
       bok_counter_add(job_metrics.upload_bytes, c->chunk.len);
-      if (bok_csv_feed(rd, (const char *)c->chunk.data, c->chunk.len)) r = -2;
+      int d = upload_dec_feed(dec, c->chunk.data, c->chunk.len);
+      if (d) r = d == -1 ? -3 : -2;
     }
     protobuf_c_message_free_unpacked(m, NULL);
-    if (r == -2) break;
+    if (r < -1) break;
     bok_fault("job.mid_upload");
   }
-  if (r == 0) bok_csv_finish(rd);
+  if (r == 0) {
+    int d = upload_dec_finish(dec);
+    if (d) r = d == -1 ? -3 : -2;
+  }
+  if (r == 0 && !u->rd && start_splitter(u)) r = -2;
+  if (r == 0) bok_csv_finish(u->rd);
+  if (r == -3) snprintf(u->decode_error, sizeof u->decode_error, "%s", upload_dec_error(dec));
   return r;
 }
 
 /* Reads the rows and commits them (or fails the job). Returns the job's
  * error or NULL; *interrupted when the client went away. */
-static const char *receive(job_service_t *svc, bok_rpc_call_t *call, upload_t *u, const char *job_id, int sep,
-                           int *interrupted, char *kerr, size_t kerrlen) {
+static const char *receive(job_service_t *svc, bok_rpc_call_t *call, upload_t *u, const upload_opts_t *o,
+                           const char *job_id, int *interrupted, char *kerr, size_t kerrlen) {
   bok_err_t err;
-  bok_csv_t *rd = u->csv ? bok_csv_new((char)sep, svc->max_row_bytes, on_record, u)
-                         : bok_ndjson_new(svc->max_row_bytes, on_record, u);
-  int r = stream_rows(call, rd);
-  bok_csv_destroy(rd);
+  int r = -2;
+  upload_dec_t *dec = upload_dec_new(o->gzip, o->encoding, to_splitter, u);
+  if (u->csv && u->no_header && schema_header(u) != 0) {
+    r = -3;
+    snprintf(u->decode_error, sizeof u->decode_error, "a file without a header row needs a model schema with columns");
+  } else if (dec) {
+    r = stream_rows(call, u, dec);
+  }
+  upload_dec_free(dec);
+  bok_csv_destroy(u->rd);
+  u->rd = NULL;
+  if (!dec) u->kafka_failed = 1; /* out of memory: reported as the upload's failure below */
   bok_counter_add(job_metrics.rows_received, (uint64_t)u->rows);
   const char *job_error = NULL;
   if (r == -1) {
     *interrupted = 1;
     job_error = "upload interrupted";
+  } else if (r == -3) {
+    job_error = u->decode_error;
   } else if (u->kafka_failed) {
     job_error = "Kafka unavailable";
   } else if (u->csv && !u->have_header) {
@@ -284,14 +442,17 @@ static const char *receive(job_service_t *svc, bok_rpc_call_t *call, upload_t *u
 static void upload_free(upload_t *u) {
   free_malformed(u);
   bok_buf_free(&u->header);
+  bok_buf_free(&u->sniff);
+  bok_buf_free(&u->requoted);
+  bok_buf_free(&u->scratch);
   bok_schema_destroy(u->schema);
   job_warnings_free(&u->warnings);
 }
 
 /* The header message: checked, its model resolved, the job created. NULL
  * when the call has been answered with an error. The model is the caller's. */
-static Batch__V1__Model *open_upload(job_service_t *svc, bok_rpc_call_t *call, int *csv, int *sep,
-                                     int *dry_run, char job_id[40]) {
+static Batch__V1__Model *open_upload(job_service_t *svc, bok_rpc_call_t *call, upload_opts_t *o, int *dry_run,
+                                     char job_id[40]) {
   ProtobufCMessage *m = NULL;
   bok_err_t err;
   bok_err_clear(&err);
@@ -299,12 +460,12 @@ static Batch__V1__Model *open_upload(job_service_t *svc, bok_rpc_call_t *call, i
   Batch__V1__UploadRequest *first = (void *)m;
   const char *bad = r != 1 || first->kind_case != BATCH__V1__UPLOAD_REQUEST__KIND_HEADER
                         ? "an upload starts with a header message"
-                        : check_header(first->header, csv, sep);
+                        : check_header(first->header, o);
   Batch__V1__Model *model = NULL;
   if (bad) {
     bok_rpc_call_fail(call, BOK_ERR_INVALID, "%s", bad);
   } else if (get_model(svc, bok_rpc_call_tenant(call), first->header->model_id, &model, &err) != 0 ||
-             create_job(svc, bok_rpc_call_tenant(call), first->header, model, *csv, *sep, job_id, &err) != 0) {
+             create_job(svc, bok_rpc_call_tenant(call), first->header, model, o, job_id, &err) != 0) {
     bok_rpc_call_fail_err(call, &err);
     if (model) protobuf_c_message_free_unpacked(&model->base, NULL);
     model = NULL;
@@ -320,21 +481,30 @@ static Batch__V1__Model *open_upload(job_service_t *svc, bok_rpc_call_t *call, i
 void job_upload(void *ud, bok_rpc_call_t *call) {
   job_service_t *svc = ud;
   const char *tenant = bok_rpc_call_tenant(call);
-  int csv = 1, sep = ',', dry_run = 0, interrupted = 0;
+  int dry_run = 0, interrupted = 0;
+  upload_opts_t o;
+  memset(&o, 0, sizeof o);
   char job_id[40];
-  Batch__V1__Model *model = open_upload(svc, call, &csv, &sep, &dry_run, job_id);
+  Batch__V1__Model *model = open_upload(svc, call, &o, &dry_run, job_id);
   if (!model) return;
   (void)dry_run;
   bok_log_ctx_set(tenant, job_id); /* the upload's lines carry job= */
   upload_t u;
   memset(&u, 0, sizeof u);
   u.svc = svc;
-  u.csv = csv;
-  u.sep = (char)sep;
+  u.csv = o.format;
+  u.no_header = o.no_header;
+  u.quote = o.quote;
+  u.sep = (char)o.sep;
+  u.max_row_bytes = svc->max_row_bytes;
+  u.job_id = job_id;
   char cerr[200];
-  if (csv && bok_schema_compile(model->schema_json, strlen(model->schema_json), &u.schema, cerr, sizeof cerr) != 0)
+  if (o.format != 0 && bok_schema_compile(model->schema_json, strlen(model->schema_json), &u.schema, cerr, sizeof cerr) != 0)
     u.schema = NULL; /* the workers report it per row */
   bok_buf_init(&u.header, 0);
+  bok_buf_init(&u.sniff, 0);
+  bok_buf_init(&u.requoted, 0);
+  bok_buf_init(&u.scratch, 0);
   batch__v1__job_results__init(&u.bad);
   u.bad.job_id = job_id;
   char kerr[UPLOAD_STATE_ERRLEN] = "";
@@ -345,7 +515,7 @@ void job_upload(void *ud, bok_rpc_call_t *call) {
   if (!u.w)
     job_store_fail(svc->store, job_id, job_error, &err);
   else
-    job_error = receive(svc, call, &u, job_id, sep, &interrupted, kerr, sizeof kerr);
+    job_error = receive(svc, call, &u, &o, job_id, &interrupted, kerr, sizeof kerr);
   if (job_error)
     bok_logf(svc->log, svc->log_opaque, BOK_LOG_WARN, "job %s failed: %s%s%s", job_id, job_error, kerr[0] ? ": " : "",
              kerr);

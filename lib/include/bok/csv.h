@@ -43,6 +43,9 @@ typedef struct bok_csv bok_csv_t;
 
 /* max_record 0 = 1 MiB. NULL on out of memory. */
 bok_csv_t *bok_csv_new(char sep, size_t max_record, bok_csv_record_fn fn, void *ud);
+/* The quote character of the CSV splitter (default '"'), before the first
+ * feed. */
+void bok_csv_set_quote(bok_csv_t *c, char quote);
 int bok_csv_feed(bok_csv_t *c, const char *data, size_t len);
 /* Flushes the last record (one without a final newline). */
 int bok_csv_finish(bok_csv_t *c);
@@ -63,6 +66,10 @@ bok_csv_t *bok_ndjson_new(size_t max_record, bok_csv_record_fn fn, void *ud);
  * len bytes first). Returns the number of fields (<= max; extra fields are
  * counted but not stored) or -1 for an unterminated quote. */
 int bok_csv_parse_record(const char *raw, size_t len, char sep, bok_slice_t *fields, size_t max, bok_buf_t *scratch);
+
+/* The same with another quote character (doubled inside a quoted field). */
+int bok_csv_parse_record_q(const char *raw, size_t len, char sep, char quote, bok_slice_t *fields, size_t max,
+                           bok_buf_t *scratch);
 
 /* 1 if s[0..len) is valid UTF-8. */
 int bok_utf8_valid(const char *s, size_t len);

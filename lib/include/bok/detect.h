@@ -82,6 +82,10 @@ char *bok_detect(const char *data, size_t len, const bok_detect_opts_t *opts, ch
  * malloc'd; NULL when explain_json is not a report. */
 char *bok_detect_explain_text(const char *explain_json);
 
+/* 1 when the first non-blank line of p (after a UTF-8 byte order mark) is a
+ * JSON object: NDJSON rather than CSV. The line must be complete in p. */
+int bok_looks_ndjson(const char *p, size_t len);
+
 /* Compatibility: bok_detect() with sep and max_rows, no report. */
 char *bok_detect_schema(const char *csv, size_t len, char sep, size_t max_rows, char *err, size_t errlen);
 

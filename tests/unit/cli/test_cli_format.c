@@ -4,6 +4,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <locale.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cli_format.h"
@@ -111,8 +113,67 @@ static void test_guide_rejected_table(void **s) {
   bok_buf_free(&b);
 }
 
+/* Issue 15: double-width characters count 2 columns, so the next column
+ * stays aligned; control characters are escaped; long cells are cut. */
+static void test_display_width_escape_and_cut(void **s) {
+  (void)s;
+  assert_int_equal(cli_display_width("abc"), 3);
+  assert_int_equal(cli_display_width("\xE6\xB3\xA8\xE6\x96\x87"), 4); /* 注文: 2 + 2 */
+  assert_int_equal(cli_display_width("\xC3\xA9"), 1);                /* é */
+  bok_buf_t b = BOK_BUF_INIT(0);
+  cli_fmt_escape(&b, "a\nb\tc\r\x01\x7f\xC2\x85z");
+  assert_string_equal(b.data, "a\\nb\\tc\\r\\x01\\x7f\\u0085z");
+  b.len = 0;
+  cli_fmt_cut(&b, "abcdefghij", 5);
+  assert_string_equal(b.data, "abcd\xE2\x80\xA6");
+  b.len = 0;
+  cli_fmt_cut(&b, "\xE6\xB3\xA8\xE6\xB3\xA8\xE6\xB3\xA8", 4); /* 3 wide chars into 4 columns */
+  assert_string_equal(b.data, "\xE6\xB3\xA8\xE2\x80\xA6");
+  b.len = 0;
+  cli_fmt_cut(&b, "abc", 0);
+  assert_string_equal(b.data, "abc");
+  bok_buf_free(&b);
+  char out[64];
+  cli_fmt_model_name("\xE6\xB3\xA8\xE6\x96\x87\xE6\xB3\xA8\xE6\x96\x87\xE6\xB3\xA8\xE6\x96\x87", out); /* 12 columns */
+  assert_string_equal(out, "\xE6\xB3\xA8\xE6\x96\x87\xE6\xB3\xA8\xE6\x96\x87 ..");
+  cli_job_row_t rows[] = {{"a1b2c3d4", "\xE6\xB3\xA8\xE6\x96\x87", "SUCCESS", 1, 1, 0, 0, 0},
+                          {"b1b2c3d4", "ab", "SUCCESS", 1, 1, 0, 0, 0}};
+  cli_fmt_job_table(&b, rows, 2);
+  const char *l1 = strchr(strchr(b.data, '\n') + 1, '\n') + 1, *l2 = strchr(l1, '\n') + 1;
+  assert_memory_equal(l1 + 9 + 6 + 7, " SUCCESS", 8); /* 注文: 6 bytes, 4 columns, 7 spaces of padding */
+  assert_memory_equal(l2 + 9 + 2 + 9, " SUCCESS", 8);
+  bok_buf_free(&b);
+}
+
+static void test_rejected_table_escapes_and_fits_the_terminal(void **s) {
+  (void)s;
+  char longobs[200], longmsg[300];
+  memset(longobs, 'o', 120);
+  longobs[120] = '\0';
+  memset(longmsg, 'm', 250);
+  longmsg[250] = '\0';
+  cli_rejected_row_t rows[] = {{7, "id\nwith newline", "c", "STRING", "TOO_LONG", longobs, longmsg}};
+  bok_buf_t b = BOK_BUF_INIT(0);
+  cli_fmt_rejected_table_w(&b, rows, 1, 140);
+  const char *row = strchr(strchr(b.data, '\n') + 1, '\n') + 1;
+  assert_non_null(strstr(row, "id\\nwith newline "));
+  assert_int_equal(strchr(row, '\n')[1], '\0'); /* one line */
+  char line[512];
+  snprintf(line, sizeof line, "%.*s", (int)(strchr(row, '\n') - row), row);
+  assert_int_equal(cli_display_width(line), 140);
+  assert_non_null(strstr(line, "o\xE2\x80\xA6 m"));
+  assert_non_null(strstr(line, "m\xE2\x80\xA6"));
+  b.len = 0;
+  cli_fmt_rejected_table_w(&b, rows, 1, 0); /* --wide */
+  assert_non_null(strstr(b.data, longobs));
+  assert_non_null(strstr(b.data, longmsg));
+  bok_buf_free(&b);
+}
+
 int main(void) {
-  const struct CMUnitTest t[] = {cmocka_unit_test(test_guide_job_list), cmocka_unit_test(test_partial_and_cancelled_bars),
+  setlocale(LC_CTYPE, "C.UTF-8");
+  const struct CMUnitTest t[] = {cmocka_unit_test(test_display_width_escape_and_cut),
+                                 cmocka_unit_test(test_rejected_table_escapes_and_fits_the_terminal),cmocka_unit_test(test_guide_job_list), cmocka_unit_test(test_partial_and_cancelled_bars),
                                  cmocka_unit_test(test_wide_values_keep_columns_aligned),
                                  cmocka_unit_test(test_small_formatters), cmocka_unit_test(test_guide_rejected_table)};
   return cmocka_run_group_tests(t, NULL, NULL);

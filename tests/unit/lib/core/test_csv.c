@@ -167,6 +167,33 @@ static void test_parse_record(void **s) {
   bok_buf_free(&scratch);
 }
 
+/* Issue 15: another quote character, in the splitter (a line break inside
+ * 'quotes', any chunking) and in the field parser ('' escape; '"' is text). */
+static void test_other_quote_character(void **s) {
+  (void)s;
+  const char in[] = "id;t\n1;'a;b'\n2;'x\ny'\n3;'it''s \"q\"'\n4;\"plain\"\n";
+  const char want[] = "0:0:[id;t]\n1:0:[1;'a;b']\n2:0:[2;'x\ny']\n3:0:[3;'it''s \"q\"']\n4:0:[4;\"plain\"]\n";
+  for (size_t chunk = 1; chunk <= sizeof in - 1; chunk++) {
+    collect_t c;
+    memset(&c, 0, sizeof c);
+    bok_csv_t *r = bok_csv_new(';', 64, on_rec, &c);
+    bok_csv_set_quote(r, '\'');
+    for (size_t off = 0; off < sizeof in - 1; off += chunk)
+      assert_int_equal(bok_csv_feed(r, in + off, sizeof in - 1 - off < chunk ? sizeof in - 1 - off : chunk), 0);
+    assert_int_equal(bok_csv_finish(r), 0);
+    bok_csv_destroy(r);
+    assert_string_equal(c.out, want);
+  }
+  bok_slice_t f[4];
+  bok_buf_t scratch = BOK_BUF_INIT(0);
+  assert_int_equal(bok_csv_parse_record_q("3;'it''s \"q\"'", 13, ';', '\'', f, 4, &scratch), 2);
+  assert_int_equal(f[1].len, 8);
+  assert_memory_equal(f[1].base, "it's \"q\"", 8);
+  assert_int_equal(bok_csv_parse_record_q("\"a;b\"", 5, ';', '\'', f, 4, &scratch), 2); /* '"' is text */
+  assert_int_equal(bok_csv_parse_record_q("'open;x", 7, ';', '\'', f, 4, &scratch), -1);
+  bok_buf_free(&scratch);
+}
+
 static void test_utf8(void **s) {
   (void)s;
   assert_true(bok_utf8_valid("héllo wörld €𝄞", strlen("héllo wörld €𝄞")));
@@ -181,6 +208,7 @@ int main(void) {
                                  cmocka_unit_test(test_malformed_records_continue), cmocka_unit_test(test_ndjson_lines),
                                  cmocka_unit_test(test_unterminated_quote_is_one_row),
                                  cmocka_unit_test(test_unterminated_quote_variants),
-                                 cmocka_unit_test(test_parse_record), cmocka_unit_test(test_utf8)};
+                                 cmocka_unit_test(test_parse_record), cmocka_unit_test(test_utf8),
+                                 cmocka_unit_test(test_other_quote_character)};
   return cmocka_run_group_tests(t, NULL, NULL);
 }
