@@ -147,6 +147,7 @@ int gw_parse_count(const char *s, int64_t max, int64_t *out) {
   int64_t v = 0;
   for (; *s; s++) {
     if (*s < '0' || *s > '9') return -1;
+    if (v > (max - (*s - '0')) / 10) return -1; /* v * 10 + digit > max, checked before it can overflow */
     v = v * 10 + (*s - '0');
     if (v > max) return -1;
   }

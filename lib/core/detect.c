@@ -1,6 +1,8 @@
 #include "bok/detect.h"
 
+#include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,11 +40,13 @@ static int is_int(const char *s, size_t n, long long *out) {
   memcpy(tmp, s, n);
   tmp[n] = 0;
   char *end;
+  errno = 0;
   long long v = strtoll(tmp, &end, 10);
-  if (*end || tmp[0] == ' ' || tmp[0] == '+') return 0;
+  /* end must reach n: a NUL inside the cell ends strtoll early (fuzz_detect) */
+  if (end != tmp + n || tmp[0] == ' ' || tmp[0] == '+') return 0;
+  /* strtoll saturates: reject overflow (INT64_MAX + 1 has 19 digits too) */
+  if (errno == ERANGE) return 0;
   *out = v;
-  /* strtoll saturates: reject overflow */
-  if ((v == LLONG_MAX || v == LLONG_MIN) && !(n == 19 || n == 20)) return 0;
   return 1;
 }
 
@@ -54,8 +58,15 @@ static int is_num(const char *s, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (strchr("xXnNiI ", tmp[i])) return 0;
   char *end;
-  strtod(tmp, &end);
-  return *end == 0;
+  double d = strtod(tmp, &end);
+  return end == tmp + n && isfinite(d); /* 1e999 is inf: the validator refuses it (fuzz_detect) */
+}
+
+/* Blank as the validator sees it: nothing but spaces and tabs. */
+static int is_blank(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (s[i] != ' ' && s[i] != '\t') return 0;
+  return 1;
 }
 
 static int on_record(void *ud, int64_t row, const char *raw, size_t len, bok_csv_status_t st) {
@@ -84,7 +95,7 @@ static int on_record(void *ud, int64_t row, const char *raw, size_t len, bok_csv
   d->rows++;
   for (int i = 0; i < d->ncols; i++) {
     col_t *c = &d->cols[i];
-    if (i >= n || d->fields[i].len == 0) {
+    if (i >= n || is_blank(d->fields[i].base, d->fields[i].len)) { /* "\t" too (fuzz_detect) */
       c->blanks++;
       continue;
     }
@@ -185,7 +196,8 @@ char *bok_detect_schema(const char *csv, size_t len, char sep, size_t max_rows, 
     }
     if (!strcmp(c->name, "timestamp")) {
       has_etime = 1;
-      etime_ok = c->blanks == 0 && any && (!strcmp(kind, "timestamp") || !strcmp(kind, "integer"));
+      /* the event time must be a 32-bit Unix time (fuzz_detect) */
+      etime_ok = c->blanks == 0 && any && (!strcmp(kind, "timestamp") || (!strcmp(kind, "integer") && c->all_i32));
     }
   }
   if (json_object_size(props) == 0) {
