@@ -1,5 +1,6 @@
 #include "bok/detect.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -19,6 +20,7 @@ typedef struct {
   int skip; /* unusable header name: left out, covered by additionalProperties */
   int64_t nonblank, blanks;
   int all_int, all_num, all_bool, all_vec, all_epoch, all_i32;
+  int has_nul; /* a value holds a NUL byte: no enum (values are C strings) */
   char *distinct[MAX_DISTINCT + 1];
   int ndistinct;
 } col_t;
@@ -43,7 +45,9 @@ static int is_int(const char *s, size_t n, long long *out) {
   errno = 0;
   long long v = strtoll(tmp, &end, 10);
   /* end must reach n: a NUL inside the cell ends strtoll early (fuzz_detect) */
-  if (end != tmp + n || tmp[0] == ' ' || tmp[0] == '+') return 0;
+  /* strtoll skips any leading white space ("\r\n5"); the validator only
+   * spaces and tabs: leave all of it to STRING (fuzz_detect) */
+  if (end != tmp + n || isspace((unsigned char)tmp[0]) || tmp[0] == '+') return 0;
   /* strtoll saturates: reject overflow (INT64_MAX + 1 has 19 digits too) */
   if (errno == ERANGE) return 0;
   *out = v;
@@ -69,6 +73,16 @@ static int is_blank(const char *s, size_t n) {
   return 1;
 }
 
+/* 1 if a and b are equal once leading/trailing spaces and tabs are cut. */
+static int same_trimmed(const char *a, const char *b) {
+  size_t al = strlen(a), bl = strlen(b);
+  while (al && is_blank(a, 1)) a++, al--;
+  while (al && is_blank(a + al - 1, 1)) al--;
+  while (bl && is_blank(b, 1)) b++, bl--;
+  while (bl && is_blank(b + bl - 1, 1)) bl--;
+  return al == bl && memcmp(a, b, al) == 0;
+}
+
 static int on_record(void *ud, int64_t row, const char *raw, size_t len, bok_csv_status_t st) {
   det_t *d = ud;
   if (st != BOK_CSV_OK) return 0;
@@ -86,7 +100,9 @@ static int on_record(void *ud, int64_t row, const char *raw, size_t len, bok_csv
        * schema properties */
       c->skip = nl == 0 || memchr(nm, '\0', nl) != NULL || !bok_utf8_valid(nm, nl) || nm[0] == ' ' ||
                 nm[nl - 1] == ' ' || nm[0] == '\t' || nm[nl - 1] == '\t';
-      for (int k = 0; k < i && !c->skip; k++) c->skip = strcmp(d->cols[k].name, c->name) == 0;
+      /* the validator trims header names and maps a column to the first
+       * match: " a" before "a" would hide "a" (fuzz_detect) */
+      for (int k = 0; k < i && !c->skip; k++) c->skip = same_trimmed(d->cols[k].name, c->name);
     }
     return 0;
   }
@@ -116,7 +132,8 @@ static int on_record(void *ud, int64_t row, const char *raw, size_t len, bok_csv
       if (!ok) c->all_vec = 0;
       json_decref(j);
     }
-    if (c->ndistinct <= MAX_DISTINCT) {
+    if (memchr(s, '\0', l)) c->has_nul = 1;
+    if (c->ndistinct <= MAX_DISTINCT && !c->has_nul) {
       int found = 0;
       for (int k = 0; k < c->ndistinct && !found; k++) found = strlen(c->distinct[k]) == l && !memcmp(c->distinct[k], s, l);
       if (!found) c->distinct[c->ndistinct++] = strndup(s, l);
@@ -176,7 +193,7 @@ char *bok_detect_schema(const char *csv, size_t len, char sep, size_t max_rows, 
       json_object_set_new(it, "type", json_string("number"));
       json_object_set_new(p, "items", it);
       kind = "vector";
-    } else if (any && c->ndistinct <= MAX_DISTINCT && c->nonblank >= 2 * c->ndistinct &&
+    } else if (any && !c->has_nul && c->ndistinct <= MAX_DISTINCT && c->nonblank >= 2 * c->ndistinct &&
                strcmp(c->name, "event_id") != 0) {
       json_object_set_new(p, "type", json_string("string"));
       qsort(c->distinct, (size_t)c->ndistinct, sizeof(char *), cmpstr);

@@ -85,6 +85,35 @@ static void test_detect_whitespace_cell_is_blank(void **st) {
   assert_int_equal(detect_then_validate(csv, sizeof csv - 1, ','), 0);
 }
 
+/* fuzz_detect: category values were kept as C strings, so "a\0b" became
+ * the enum value "a" and the validator refused the cell (NOT_A_CATEGORY). */
+static void test_detect_nul_value_is_not_a_category(void **st) {
+  (void)st;
+  static const char csv[] = "c\na\0b\nx\nx\nx\n";
+  assert_int_equal(detect_then_validate(csv, sizeof csv - 1, ','), 0);
+}
+
+/* fuzz_detect: header " a" (left out for its blank) then "a": detection
+ * described the second column, but the validator trims header names and
+ * reads "a" from the first, blank one (NULL_VALUE). */
+static void test_detect_blank_padded_name_hides_its_twin(void **st) {
+  (void)st;
+  static const char csv[] = " a,a,b\n,1,x\n,2,y\n";
+  assert_int_equal(detect_then_validate(csv, sizeof csv - 1, ','), 0);
+}
+
+/* fuzz_detect: strtoll skips a leading "\r\n" or "\v", so such a quoted
+ * cell counted as an integer; the validator refused it (NOT_AN_INTEGER). */
+static void test_detect_newline_before_digits_is_not_an_integer(void **st) {
+  (void)st;
+  static const char csv[] = "n\n\"\r\n1003\"\n\v7\n5\n";
+  char err[256];
+  char *json = bok_detect_schema(csv, sizeof csv - 1, ',', 0, err, sizeof err);
+  assert_non_null(json);
+  assert_null(strstr(json, "integer")); /* column n is a STRING */
+  free(json);
+}
+
 /* fuzz_proto: the worker checks each row of a RowBatch with
  * bok_utf8_valid(raw.data, raw.len); protobuf-c leaves raw.data NULL for an
  * empty row, and NULL + 0 is undefined behaviour (UBSan aborts the ASan
@@ -103,6 +132,9 @@ int main(void) {
       cmocka_unit_test(test_detect_infinite_number_is_not_a_float),
       cmocka_unit_test(test_detect_wide_timestamp_is_not_the_event_time),
       cmocka_unit_test(test_detect_whitespace_cell_is_blank),
+      cmocka_unit_test(test_detect_nul_value_is_not_a_category),
+      cmocka_unit_test(test_detect_blank_padded_name_hides_its_twin),
+      cmocka_unit_test(test_detect_newline_before_digits_is_not_an_integer),
       cmocka_unit_test(test_utf8_valid_empty_null),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
