@@ -8,7 +8,8 @@
 # seed-* files plus inputs merged from long runs); each run reads them and
 # grows a work corpus in $OUT/corpus/<target>/ (git-ignored). After a long run,
 # BOK_FUZZ_MERGE=1 adds to the committed corpus only the work inputs that
-# bring new coverage (libFuzzer -merge=1), keeping it small.
+# bring new coverage (libFuzzer -merge=1), keeping it small; with SECONDS 0
+# nothing is fuzzed, only merged.
 #
 # Results: $OUT/logs/<target>.log (libFuzzer's output, final stats included)
 # and one summary line per target (executions, exec/s, cov, ft). A crash,
@@ -106,8 +107,8 @@ build() { # build TARGET
 for t in $TARGETS; do build "$t"; done
 
 # ---- runs ---------------------------------------------------------------------
-# stat NAME LOG -> the value of libFuzzer's final "stat::NAME: V" line
-stat() { sed -n "s/^stat::$1: *//p" "$2" | tail -n 1; }
+# final_stat NAME LOG -> the value of libFuzzer's final "stat::NAME: V" line
+final_stat() { sed -n "s/^stat::$1: *//p" "$2" | tail -n 1; }
 failed=""
 printf 'fuzz: %-10s %12s %8s %6s %7s %s\n' target executions exec/s cov ft result
 # dict TARGET -> the libFuzzer dictionary of the target (tests/fuzz/dict/), if any
@@ -122,20 +123,24 @@ for t in $TARGETS; do
   seeds="$HERE/corpus/$t" work="$OUT/corpus/$t" log="$OUT/logs/$t.log"
   mkdir -p "$seeds" "$work"
   rc=0
-  (cd "$OUT" && ./fuzz_$t -max_total_time="$SECS" -max_len="$MAXLEN" -timeout=10 -rss_limit_mb=2048 $(dict "$t") \
-     -print_final_stats=1 -artifact_prefix="$OUT/crashes/$t-" "$work" "$seeds") >"$log" 2>&1 || rc=$?
+  if [ "$SECS" = 0 ]; then
+    : >"$log" # 0 s: no run (merge only)
+  else
+    (cd "$OUT" && ./fuzz_$t -max_total_time="$SECS" -max_len="$MAXLEN" -timeout=10 -rss_limit_mb=2048 $(dict "$t") \
+       -print_final_stats=1 -artifact_prefix="$OUT/crashes/$t-" "$work" "$seeds") >"$log" 2>&1 || rc=$?
+  fi
   cov="$(grep -Eo "cov: [0-9]+ ft: [0-9]+" "$log" | tail -n 1 || true)"
   result=ok
   if [ "$rc" -ne 0 ]; then
     result="FAILED (exit $rc, see $log)"
     failed="$failed $t"
   fi
-  printf 'fuzz: %-10s %12s %8s %6s %7s %s\n' "$t" "$(stat number_of_executed_units "$log")" \
-    "$(stat average_exec_per_sec "$log")" "$(echo "$cov" | awk '{print $2}')" "$(echo "$cov" | awk '{print $4}')" "$result"
+  printf 'fuzz: %-10s %12s %8s %6s %7s %s\n' "$t" "$(final_stat number_of_executed_units "$log")" \
+    "$(final_stat average_exec_per_sec "$log")" "$(echo "$cov" | awk '{print $2}')" "$(echo "$cov" | awk '{print $4}')" "$result"
   if [ "$rc" -ne 0 ]; then grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error)' "$log" | head -n 5 >&2 || true; fi
   if [ "${BOK_FUZZ_MERGE:-0}" = 1 ] && [ "$rc" -eq 0 ]; then
     (cd "$OUT" && ./fuzz_$t -merge=1 -max_len="$MAXLEN" -timeout=10 "$seeds" "$work") >"$OUT/logs/$t.merge.log" 2>&1
-    echo "fuzz: $t corpus: $(ls "$seeds" | wc -l) files, $(du -sk "$seeds" | cut -f1) KiB"
+    echo "fuzz: $t corpus: $(ls "$seeds" | wc -l) files, $(du -sb "$seeds" | cut -f1) bytes"
   fi
 done
 if [ -n "$failed" ]; then
