@@ -78,6 +78,11 @@ torture: build
 
 # libFuzzer (clang) on the CSV reader, the NDJSON reader/validator and the
 # schema compiler; FUZZ_SECONDS each (make test runs a short smoke).
+# libFuzzer (clang, ASan+UBSan) on every parser that takes outside input:
+# CSV, NDJSON, schema compiler, validator, detection, multipart, routes and
+# queries, the protobuf decoders of every gRPC request. FUZZ_SECONDS per
+# target, one after the other (`make fuzz FUZZ_SECONDS=3600`: an hour each);
+# make test runs 10 s each. Figures and corpora: docs/SECURITY.md.
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	bash tests/fuzz/run.sh $(FUZZ_SECONDS)

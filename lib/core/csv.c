@@ -42,6 +42,7 @@ const char *bok_csv_status_text(bok_csv_status_t st) {
 }
 
 int bok_utf8_valid(const char *s, size_t len) {
+  if (len == 0) return 1; /* s may be NULL (protobuf-c's empty bytes): NULL + 0 is UB (fuzz_proto) */
   const unsigned char *p = (const unsigned char *)s, *e = p + len;
   while (p < e) {
     /* fast path: 8 ASCII bytes at a time */
