@@ -67,8 +67,11 @@ def wait_status(url, want, timeout=30, contains=None):
 def test_service_admin_endpoints():
     with e.Stack(workers=1) as s:
         for svc in [s["model"], s["job"], s.workers[0]]:
-            e.check("metrics listening on 127.0.0.1:%d" % svc.metrics_port in open(svc.log_path).read(),
-                    "%s logs its metrics address" % svc.name)
+            line = "metrics listening on 127.0.0.1:%d" % svc.metrics_port
+            deadline = time.time() + 20  # a worker has no port to wait on: its start-up may still be running
+            while line not in open(svc.log_path).read() and time.time() < deadline:
+                time.sleep(0.1)
+            e.check(line in open(svc.log_path).read(), "%s logs its metrics address" % svc.name)
             e.check(get(svc.metrics_url + "/healthz") == (200, '{"status":"ok"}'), "%s /healthz" % svc.name)
             wait_status(svc.metrics_url + "/readyz", 200)
             e.check(get(svc.metrics_url + "/nope")[0] == 404, "404")
