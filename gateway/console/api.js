@@ -113,6 +113,37 @@ export function listJobs({ state = '', limit = 0 } = {}, signal) {
   return call('GET', '/jobs' + (qs ? '?' + qs : ''), { signal });
 }
 export const getJob = (id, signal) => call('GET', '/jobs/' + encodeURIComponent(id), { signal });
+
+/**
+ * Follows a job's server-sent events (GET /jobs/{id}/events, WatchJob): calls
+ * onJob(job) for each `data:` line, as GET /jobs/{id} would answer, until the
+ * job is final and the stream ends. fetch() rather than EventSource, which
+ * cannot send the tenant and key headers. Rejects on an HTTP error or when
+ * the stream breaks off (the caller polls then).
+ */
+export async function watchJob(id, onJob, signal) {
+  const res = await fetch(`/jobs/${encodeURIComponent(id)}/events`, { headers: authHeaders(), signal, cache: 'no-store' });
+  if (!res.ok || !res.body) {
+    let data = null;
+    try { data = await res.json(); } catch (_) { /* no JSON body */ }
+    throw errorFrom(res.status, data, res.statusText);
+  }
+  const reader = res.body.getReader();
+  const dec = new TextDecoder();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += dec.decode(value, { stream: true });
+    let end;
+    while ((end = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, end);
+      buf = buf.slice(end + 2);
+      const data = block.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n');
+      if (data) onJob(JSON.parse(data));
+    }
+  }
+}
 export const cancelJob = (id) => call('DELETE', '/jobs/' + encodeURIComponent(id));
 export const reprocessJob = (id) => call('POST', '/jobs/' + encodeURIComponent(id) + '/reprocess');
 export const listRejected = (id, afterRow, limit, signal) =>

@@ -5,7 +5,8 @@
 // browser from the rejected rows only when a gateway without the endpoint
 // answers 404), the rejected rows download (fetched with the tenant header
 // and saved from a Blob) and the rejected rows table, paged with the API's
-// after_row. The job is polled (poller.js) until it finishes.
+// after_row. The job follows its event stream while it runs, polled
+// (poller.js) at a slower pace meanwhile and as the fallback.
 import * as api from './api.js';
 import { Poller } from './poller.js';
 import { barChart } from './chart.js';
@@ -40,8 +41,8 @@ export async function page(view, ctx, id) {
   const table = rejectedTable(id, ctx);
   rejected.append(table.el);
 
-  const poller = new Poller(async () => {
-    const j = await api.getJob(id, ctx.signal);
+  // Shows a job state, from a poll or from the event stream.
+  const apply = (j) => {
     const changed = JSON.stringify(j) !== JSON.stringify(job);
     job = j;
     if (changed) { renderInfo(); downloads.show(j.errors > 0); }
@@ -52,6 +53,20 @@ export async function page(view, ctx, id) {
     }
     if (FINAL_STATES.has(j.state)) poller.stop(); // nothing changes any more
     return !FINAL_STATES.has(j.state);
+  };
+  // While a job runs the page follows its event stream (GET /jobs/{id}/events,
+  // updates as they happen, at most ~10/s); polling goes on at its slowest
+  // pace meanwhile, and takes over if the stream breaks off.
+  let streaming = false;
+  const follow = () => {
+    if (streaming) return;
+    streaming = true;
+    api.watchJob(id, apply, ctx.signal).catch(() => {}).finally(() => { streaming = false; });
+  };
+  const poller = new Poller(async () => {
+    const live = apply(await api.getJob(id, ctx.signal));
+    if (live) follow();
+    return live && !streaming;
   }, {
     onError: (e, delay) => {
       if (!e) return err.replaceChildren();

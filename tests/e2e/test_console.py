@@ -767,6 +767,10 @@ def cancel_running_job(s, b, tenant, files, model_id):
     e.check(not b.css("#job-actions button[data-action='cancel']"), "no cancel button on a cancelled job")
     st, j = s.http("GET", "/jobs/" + job_id, tenant=tenant)
     e.check(st == 200 and j["state"] == "CANCELLED", "cancelled on the server: %s" % j)
+    # the running job's page followed its event stream (WatchJob through the gateway)
+    metrics = urllib.request.urlopen(s.api_url + "/metrics", timeout=10).read().decode()
+    e.check(re.search(r'bok_http_requests_total\{[^}]*route="/jobs/\{id\}/events"[^}]*code="200"', metrics),
+            "the job page opened GET /jobs/{id}/events")
     b.full_shot("11-job-cancelled")
     print("upload progress seen: %s" % seen)
     b.check_log()
