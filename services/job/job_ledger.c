@@ -77,7 +77,10 @@ int job_store_prepare_commit(job_store_t *st, const char *id, const char *header
   sqlite3_finalize(s);
   if (ret == 0) ret = insert_msgs(st, id, msgs, n);
   if (ret == 0) ret = insert_warnings(st, id, warnings, nwarn);
-  if (ret == 0 && malformed && malformed->n_rejected) ret = job_count_locked(st, malformed);
+  /* counted only while the job runs: a job cancelled during its upload stays cancelled */
+  int state = job_state_locked(st, id);
+  if (ret == 0 && malformed && malformed->n_rejected && (state == S_PENDING || state == S_RUNNING))
+    ret = job_count_locked(st, malformed);
   ret = finish_txn(st, ret, err);
   js_changed(st, id);
   pthread_mutex_unlock(&st->mu);

@@ -259,6 +259,28 @@ static void test_malformed_rows_are_counted_at_prepare(void **state) {
   job_store_close(st);
 }
 
+static void test_cancelled_during_upload_stays_cancelled(void **state) {
+  (void)state;
+  job_store_t *st = open_mem();
+  char id[40];
+  bok_err_t err;
+  new_job(st, id);
+  job_t out;
+  assert_int_equal(job_store_cancel(st, "t1", id, &out, &err), 0);
+  job_free(&out);
+  report_t r;
+  int64_t rej[] = {2};
+  make_report(&r, id, 0, 0, 0, 0, rej, 1);
+  r.res.n_batches = 0;
+  job_msg_t msgs[1] = {{1, 3, 2, 0, 1}};
+  assert_int_equal(job_store_prepare_commit(st, id, "a", 1, 3, msgs, 1, &r.res, NULL, 0, &err), 0);
+  job_t j = get(st, id);
+  assert_int_equal(j.state, ST(CANCELLED)); /* the malformed rows do not revive it */
+  assert_int_equal(j.errors, 0);
+  job_free(&j);
+  job_store_close(st);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_staged_results_count_only_when_confirmed),
@@ -266,6 +288,7 @@ int main(void) {
       cmocka_unit_test(test_commit_outcomes_and_the_committing_list),
       cmocka_unit_test(test_staged_list_for_the_resolver),
       cmocka_unit_test(test_malformed_rows_are_counted_at_prepare),
+      cmocka_unit_test(test_cancelled_during_upload_stays_cancelled),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
