@@ -547,13 +547,20 @@ static void sub_unref_unlock(bok_rpc_sub_t *sb) {
   free(sb);
 }
 
-static int sub_recv(bok_rpc_sub_t *sb) {
+/* Starts one RECV_MESSAGE batch; the caller has counted it in sb->ops. */
+static int sub_start_recv(bok_rpc_sub_t *sb) {
   grpc_op op;
   memset(&op, 0, sizeof op);
   op.op = GRPC_OP_RECV_MESSAGE;
   op.data.recv_message.recv_message = &sb->recv;
+  return grpc_call_start_batch(sb->call, &op, 1, &sb->t_msg, NULL) == GRPC_CALL_OK ? 0 : -1;
+}
+
+/* The next receive, from the completion thread while it still holds the
+ * current event's count (so ops cannot reach 0 in between). */
+static int sub_recv(bok_rpc_sub_t *sb) {
   __atomic_add_fetch(&sb->ops, 1, __ATOMIC_ACQ_REL);
-  if (grpc_call_start_batch(sb->call, &op, 1, &sb->t_msg, NULL) == GRPC_CALL_OK) return 0;
+  if (sub_start_recv(sb) == 0) return 0;
   __atomic_sub_fetch(&sb->ops, 1, __ATOMIC_ACQ_REL);
   return -1;
 }
@@ -656,14 +663,21 @@ bok_rpc_sub_t *bok_rpc_sub_start(bok_rpc_channel_t *c, const char *method, const
   sb->next = c->subs;
   if (c->subs) c->subs->prev = sb;
   c->subs = sb;
-  sb->ops = 2; /* the first two batches; sub_recv counts its own */
+  /* All three first batches (start, status, first receive) are counted
+   * before any starts: counted one by one, a fast failure (NOT_FOUND) could
+   * bring ops to 0 and finish the call before the receive was counted, and
+   * the receive's completion would then finish it a second time. */
+  sb->ops = 3;
   int ok = grpc_call_start_batch(sb->call, ops, 4, &sb->t_start, NULL) == GRPC_CALL_OK;
   int last = 0;
   if (ok && grpc_call_start_batch(sb->call, &st, 1, &sb->t_status, NULL) != GRPC_CALL_OK) {
     grpc_call_cancel(sb->call, NULL); /* never expected */
     last = __atomic_sub_fetch(&sb->ops, 1, __ATOMIC_ACQ_REL) == 0;
   }
-  if (ok && sub_recv(sb) != 0) grpc_call_cancel(sb->call, NULL);
+  if (ok && sub_start_recv(sb) != 0) {
+    grpc_call_cancel(sb->call, NULL);
+    last = __atomic_sub_fetch(&sb->ops, 1, __ATOMIC_ACQ_REL) == 0;
+  }
   pthread_mutex_unlock(&c->mu);
   if (last) sub_finish(sb); /* the rare case where everything already completed */
   if (!ok) { /* nothing started: no callback will run */

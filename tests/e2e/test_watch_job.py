@@ -279,5 +279,19 @@ def test_shutdown_ends_open_streams():
         ch.close()
 
 
+def test_unknown_jobs_event_streams_in_a_row_keep_the_gateway_up():
+    """Regression: a WatchJob that failed at once (NOT_FOUND) could finish its
+    client stream twice in the gateway -- SIGSEGV after a few dozen quick
+    GET /jobs/{unknown}/events (found by schemathesis)."""
+    import uuid
+    with e.Stack(workers=0) as s:
+        for i in range(300):
+            st, _ = s.http("GET", "/jobs/%s/events" % uuid.uuid4(), tenant="t%d" % (i % 3))
+            e.check(st == 404, "unknown job: %s" % st)
+        e.check(s["gateway"].alive(), "the gateway is still up (exit %s)" % s["gateway"].proc.poll())
+        st, _ = s.http("GET", "/healthz")
+        e.check(st == 200, "healthz %s" % st)
+
+
 if __name__ == "__main__":
     e.run_tests(globals())
