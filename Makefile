@@ -48,7 +48,7 @@ kafka-down:
 # end-to-end tests against a real Kafka broker, fuzz and benchmark smoke runs.
 test: build build-asan kafka-up
 	cd $(BUILD) && ctest --output-on-failure -j 2 -L unit
-	bash tests/fuzz/run.sh 10
+	FUZZ_JOBS=2 bash tests/fuzz/run.sh 10
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 2 -L unit
 	cd $(BUILD) && ctest --output-on-failure -L e2e
 	cd $(ASAN_BUILD) && BOK_BUILD_DIR=$(CURDIR)/$(ASAN_BUILD) ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -L e2e -E "$(ASAN_E2E_SKIP)"
@@ -76,16 +76,15 @@ TORTURE_MINUTES ?= 10
 torture: build
 	BOK_BUILD_DIR=$(CURDIR)/$(BUILD) TORTURE_MINUTES=$(TORTURE_MINUTES) /usr/bin/python3 tests/torture/torture.py
 
-# libFuzzer (clang) on the CSV reader, the NDJSON reader/validator and the
-# schema compiler; FUZZ_SECONDS each (make test runs a short smoke).
 # libFuzzer (clang, ASan+UBSan) on every parser that takes outside input:
 # CSV, NDJSON, schema compiler, validator, detection, multipart, routes and
 # queries, the protobuf decoders of every gRPC request. FUZZ_SECONDS per
-# target, one after the other (`make fuzz FUZZ_SECONDS=3600`: an hour each);
+# target, FUZZ_JOBS at once (default 1; `make fuzz FUZZ_SECONDS=3600`: an hour each);
 # make test runs 10 s each. Figures and corpora: docs/SECURITY.md.
 FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 1
 fuzz: deps
-	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
+	FUZZ_JOBS=$(FUZZ_JOBS) bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

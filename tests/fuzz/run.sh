@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tests/fuzz/run.sh [SECONDS] [TARGET...] -- builds the libFuzzer harnesses
 # with clang (ASan + UBSan, any UB aborts) and runs each target SECONDS
-# (default 60), one after the other. `make fuzz FUZZ_SECONDS=3600` runs them
-# all for an hour each; `make test` runs a short smoke.
+# (default 60), one after the other, or FUZZ_JOBS at once. `make fuzz
+# FUZZ_SECONDS=3600` runs them all for an hour each; `make test` runs a short
+# smoke.
 #
 # Corpora: tests/fuzz/corpus/<target>/ holds the committed seeds (hand-written
 # seed-* files plus inputs merged from long runs); each run reads them and
@@ -112,16 +113,33 @@ dict() {
     multipart | route) echo "-dict=$HERE/dict/$1.dict" ;;
   esac
 }
-for t in $TARGETS; do
-  seeds="$HERE/corpus/$t" work="$OUT/corpus/$t" log="$OUT/logs/$t.log"
+# run_one TARGET: fuzzes one target for SECS, leaving its exit status in
+# $OUT/logs/TARGET.rc (several may run at once: each has its own work corpus,
+# log and artifact prefix).
+run_one() {
+  local t="$1" seeds="$HERE/corpus/$1" work="$OUT/corpus/$1" log="$OUT/logs/$1.log" rc=0
   mkdir -p "$seeds" "$work"
-  rc=0
   if [ "$SECS" = 0 ]; then
     : >"$log" # 0 s: no run (merge only)
   else
     (cd "$OUT" && ./fuzz_$t -max_total_time="$SECS" -max_len="$MAXLEN" -timeout=10 -rss_limit_mb=2048 $(dict "$t") \
        -print_final_stats=1 -artifact_prefix="$OUT/crashes/$t-" "$work" "$seeds") >"$log" 2>&1 || rc=$?
   fi
+  echo "$rc" >"$OUT/logs/$t.rc"
+}
+# FUZZ_JOBS targets run at once (default 1: one after the other).
+JOBS="${FUZZ_JOBS:-1}"
+case "$JOBS" in '' | *[!0-9]* | 0) echo "fuzz: FUZZ_JOBS must be a positive integer" >&2; exit 2 ;; esac
+running=0
+for t in $TARGETS; do
+  run_one "$t" &
+  running=$((running + 1))
+  if [ "$running" -ge "$JOBS" ]; then wait -n || true; running=$((running - 1)); fi
+done
+wait
+for t in $TARGETS; do
+  log="$OUT/logs/$t.log" seeds="$HERE/corpus/$t" work="$OUT/corpus/$t"
+  rc="$(cat "$OUT/logs/$t.rc" 2>/dev/null || echo 1)"
   cov="$(grep -Eo "cov: [0-9]+ ft: [0-9]+" "$log" | tail -n 1 || true)"
   result=ok
   if [ "$rc" -ne 0 ]; then
