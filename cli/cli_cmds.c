@@ -779,7 +779,7 @@ static char *read_sample(cli_t *c, const char *path, size_t *len) {
 }
 
 /* batchcli schema [--rows N] [--confidence P] [--explain] <file>: detection
- * offline (lib/core/detect.c, as POST /schema). --explain writes the report
+ * offline (lib/rows/detect.c, as POST /schema). --explain writes the report
  * to stderr so that stdout stays the schema; with --json both go to stdout
  * as {"schema":..., "explain":...}. */
 static int cmd_schema(cli_t *c, int argc, char **argv) {

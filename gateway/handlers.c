@@ -590,7 +590,7 @@ static int job_download(gw_thread_t *th, h2o_req_t *req, const char *tenant, cha
 /* POST /schema: body = a CSV or NDJSON sample (by content; ?separator=,
  * default ','), ?rows= (default 10,000), ?confidence= (share in (0, 1],
  * default 0.95), ?explain=true -> {"schema":..., "explain":...} (report of
- * lib/core/detect.c). The sample is capped at max_json_body bytes, so
+ * lib/rows/detect.c). The sample is capped at max_json_body bytes, so
  * detection is cheap enough to run inline on the loop thread. */
 static int detect_schema(gw_thread_t *th, h2o_req_t *req) {
   if (req->entity.len > th->srv->max_json_body) {

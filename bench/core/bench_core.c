@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bok/core.h"
+#include "bok/rows.h"
 
 static const char *SCHEMA =
     "{\"type\":\"object\",\"properties\":{"

@@ -1,6 +1,6 @@
 // schema.js -- the model schema in the browser: parsing the editor's text
 // (JSON syntax errors with line and column), the checks the model service
-// makes (lib/core/schema.c, with the same "properties.<name>.<keyword>:"
+// makes (lib/rows/schema.c, with the same "properties.<name>.<keyword>:"
 // messages, so the editor can point at the property before saving), and the
 // columns a schema describes (SPEC 5 types) for the tables. The server stays
 // the judge: its 400 message is shown at the property it names.

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "batch/v1/model.pb-c.h"
-#include "bok/core.h"
+#include "bok/rows.h"
 #include "bok/fault.h"
 #include "job_upload.h"
 #include "bok/schema.h"

@@ -13,7 +13,7 @@
 #include <strings.h>
 
 #include "batch/v1/model.pb-c.h"
-#include "bok/core.h"
+#include "bok/rows.h"
 #include "bok/detect.h"
 #include "bok/fault.h"
 #include "bok/schema.h"

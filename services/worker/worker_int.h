@@ -18,7 +18,7 @@
 #include "batch/v1/job.pb-c.h"
 #include "batch/v1/rows.pb-c.h"
 #include "bok/arena.h"
-#include "bok/core.h"
+#include "bok/rows.h"
 #include "bok/routes.h"
 #include "bok/rpc.h"
 #include "worker.h"

@@ -45,7 +45,7 @@ def port_of(addr):
 
 
 def env_name(key):
-    """lib/common/config.c: BOK_ + the dotted key upper-cased, '.' and '-' -> '_'."""
+    """lib/base/config.c: BOK_ + the dotted key upper-cased, '.' and '-' -> '_'."""
     return "BOK_" + re.sub(r"[.-]", "_", key).upper()
 
 

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "bok/core.h"
+#include "bok/rows.h"
 
 static bok_schema_t *g_schema;
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bok/core.h"
+#include "bok/rows.h"
 
 static const char SEPS[4] = {',', ';', '\t', '|'};
 

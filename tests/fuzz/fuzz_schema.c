@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bok/core.h"
+#include "bok/rows.h"
 
 static void check(const bok_schema_t *s) {
   size_t n = bok_schema_ncols(s);

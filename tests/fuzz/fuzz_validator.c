@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bok/core.h"
+#include "bok/rows.h"
 
 static const char *const SCHEMAS[] = {
     /* the guide's schema: every type, three required columns */

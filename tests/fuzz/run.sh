@@ -74,12 +74,12 @@ obj() { # obj SRC [EXTRA_FLAGS...] -> prints the object's path
 }
 H2O_CFLAGS="$(pkg-config --cflags libh2o-evloop)"
 CORE=""
-for s in "$REPO"/lib/core/*.c "$REPO"/lib/common/buf.c; do # every data-core file
+for s in "$REPO"/lib/rows/*.c "$REPO"/lib/base/buf.c; do # every data-core file
   CORE="$CORE $(obj "$s")"
 done
 GW="$(obj "$REPO/gateway/multipart.c") $(obj "$REPO/gateway/route.c") $(obj "$REPO/gateway/body_pages.c" $H2O_CFLAGS)"
-GW="$GW $(obj "$REPO/lib/common/util.c") $(obj "$REPO/lib/common/buf.c")"
-PROTO_OBJS="$(obj "$REPO/lib/common/arena.c") $(obj "$REPO/lib/core/csv.c") $(obj "$REPO/lib/common/buf.c")"
+GW="$GW $(obj "$REPO/lib/base/util.c") $(obj "$REPO/lib/base/buf.c")"
+PROTO_OBJS="$(obj "$REPO/lib/base/arena.c") $(obj "$REPO/lib/rows/csv.c") $(obj "$REPO/lib/base/buf.c")"
 for p in $PROTOS; do PROTO_OBJS="$PROTO_OBJS $(obj "$OUT/gen/${p%.proto}.pb-c.c" $PBC_INC)"; done
 # protobuf-c 1.4.1 itself has undefined behaviour on malformed input that
 # UBSan stops at at once (NULL + 0 in protobuf_c_message_unpack, 127 << 25 in

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bok/core.h"
+#include "bok/rows.h"
 
 static int64_t ms_of(const char *s) {
   int64_t ms = 0;

@@ -1,5 +1,5 @@
 /* Regression tests for the crashes and broken promises tests/fuzz found in
- * lib/core (one test per finding, named after the fuzz target; the input is
+ * lib/rows (one test per finding, named after the fuzz target; the input is
  * the fuzzer's, minimised). docs/SECURITY.md lists them. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bok/core.h"
+#include "bok/rows.h"
 
 /* Detects a schema for `csv` and validates every data row with it: detect.h
  * promises the suggestion accepts its own sample. Returns the rows refused. */

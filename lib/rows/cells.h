@@ -1,4 +1,4 @@
-/* cells.h -- private to lib/core: how a CSV cell's text reads as an
+/* cells.h -- private to lib/rows: how a CSV cell's text reads as an
  * integer, a float or a boolean. The validator (validate.c) and schema
  * detection (detect.c) share these so that a detected type is exactly what
  * validation accepts. Pure functions: any thread. */

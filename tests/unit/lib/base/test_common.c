@@ -1,4 +1,4 @@
-/* lib/common: YAML config + env overrides, tenant routes, buffers, util. */
+/* lib/base: YAML config + env overrides, tenant routes, buffers, util. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

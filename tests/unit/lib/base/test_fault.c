@@ -1,4 +1,4 @@
-/* Fault points (lib/common/fault.c): inert without BOK_FAULT; delay, exit
+/* Fault points (lib/base/fault.c): inert without BOK_FAULT; delay, exit
  * and kill fire where and when (@N) they are told. */
 #include <stdarg.h>
 #include <stddef.h>
