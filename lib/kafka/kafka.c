@@ -45,16 +45,19 @@ rd_kafka_t *bok_kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, in
     rd_kafka_conf_destroy(conf);
     return NULL;
   }
-  if (transactional) {
-    rd_kafka_error_t *e = rd_kafka_init_transactions(rk, init_timeout_ms);
-    if (e) {
-      snprintf(err, errlen, "init_transactions: %s", rd_kafka_error_string(e));
-      rd_kafka_error_destroy(e);
-      rd_kafka_destroy(rk);
-      return NULL;
-    }
+  if (transactional && init_timeout_ms >= 0 && bok_kafka_init_transactions(rk, init_timeout_ms, err, errlen) != 0) {
+    rd_kafka_destroy(rk);
+    return NULL;
   }
   return rk;
+}
+
+int bok_kafka_init_transactions(rd_kafka_t *rk, int timeout_ms, char *err, size_t errlen) {
+  rd_kafka_error_t *e = rd_kafka_init_transactions(rk, timeout_ms);
+  if (!e) return 0;
+  snprintf(err, errlen, "init_transactions: %s", rd_kafka_error_string(e));
+  rd_kafka_error_destroy(e);
+  return -1;
 }
 
 void bok_kafka_producer_drop(rd_kafka_t *rk) {

@@ -9,7 +9,10 @@
  * the producer is destroyed and re-created with the same transactional.id,
  * whose init_transactions fences the old epoch and settles its transaction
  * (issue 11, bug 4). A slot whose re-creation failed (broker down) has no
- * producer and is re-created by the next upload that takes it.
+ * producer and is re-created by the next upload that takes it. Kafka down
+ * at start is the same outage: the pool is created without contacting
+ * Kafka (only the configuration is checked); each slot's init_transactions
+ * and the rows topic's creation happen at the first upload that needs them.
  *
  * A separate read_committed consumer (no group membership, never commits)
  * answers "did this message commit?" and lists a consumer group's committed
@@ -34,6 +37,7 @@
 
 typedef struct {
   rd_kafka_t *rk; /* NULL after a failed re-creation */
+  int need_init;  /* created without init_transactions (pool start) */
   int index;
   int busy;
   uint32_t seq;                 /* transaction sequence (delivery report opaque) */
@@ -49,6 +53,7 @@ struct row_pool {
   pthread_cond_t cv;
   const bok_config_t *cfg;
   char *topic;
+  int topic_ready; /* the rows topic exists (under mu) */
   int transactions;
   int batch_rows;
   size_t batch_bytes;
@@ -100,7 +105,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
   }
 }
 
-static rd_kafka_t *make_producer(row_pool_t *p, slot_t *slot, char *err, size_t errlen) {
+/* init_timeout_ms < 0: no init_transactions (slot->need_init is set; the
+ * first upload of the slot does it). */
+static rd_kafka_t *make_producer(row_pool_t *p, slot_t *slot, int init_timeout_ms, char *err, size_t errlen) {
   const bok_config_t *cfg = p->cfg;
   /* Stable per instance (its listen address) so a restarted service fences
    * its previous incarnation, and distinct between instances. */
@@ -120,7 +127,9 @@ static rd_kafka_t *make_producer(row_pool_t *p, slot_t *slot, char *err, size_t 
   if (!conf) return NULL;
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
   rd_kafka_conf_set_opaque(conf, slot);
-  return bok_kafka_client_new(RD_KAFKA_PRODUCER, conf, 30000, err, errlen);
+  rd_kafka_t *rk = bok_kafka_client_new(RD_KAFKA_PRODUCER, conf, init_timeout_ms, err, errlen);
+  slot->need_init = rk && p->transactions && init_timeout_ms < 0;
+  return rk;
 }
 
 /* Destroys the slot's producer and makes a new one with the same
@@ -129,7 +138,7 @@ static void slot_recreate(row_pool_t *p, slot_t *slot) {
   bok_kafka_producer_drop(slot->rk);
   slot->rk = NULL;
   char err[256];
-  slot->rk = make_producer(p, slot, err, sizeof err);
+  slot->rk = make_producer(p, slot, 30000, err, sizeof err);
   if (!slot->rk)
     LOGP(p, BOK_LOG_WARN, "rows producer %d: %s (re-created by the next upload)", slot->index, err);
   else
@@ -139,11 +148,49 @@ static void slot_recreate(row_pool_t *p, slot_t *slot) {
 /* Creates the rows topic if missing. Rows carry their upload time; a job
  * may wait a long time before every worker is back, so they are kept a week
  * by default. */
-static void ensure_topic(row_pool_t *p, rd_kafka_t *rk, int partitions) {
+static int ensure_topic(row_pool_t *p, rd_kafka_t *rk, int timeout_ms) {
   const char *configs[] = {"retention.ms", bok_config_get(p->cfg, "kafka.rows_topic_retention_ms", "604800000"), NULL};
+  int partitions = (int)bok_config_get_int(p->cfg, "kafka.rows_partitions", 8);
   char err[300];
-  if (bok_kafka_topic_ensure(rk, p->topic, partitions, configs, NULL, NULL, 15000, err, sizeof err) != 0)
-    LOGP(p, BOK_LOG_WARN, "%s", err);
+  if (bok_kafka_topic_ensure(rk, p->topic, partitions, configs, NULL, NULL, timeout_ms, err, sizeof err) != 0) {
+    LOGP(p, BOK_LOG_WARN, "%s (retried at the next upload)", err);
+    return -1;
+  }
+  return 0;
+}
+
+/* Kafka work an upload's slot may still need (upload thread owning the
+ * slot): the init_transactions skipped at start, the rows topic. 0 ok, -1
+ * with err set (Kafka unreachable: the upload fails, the next one retries). */
+static int slot_ready(row_pool_t *p, slot_t *slot, char *err, size_t errlen) {
+  if (!slot->rk) slot_recreate(p, slot);
+  if (!slot->rk) {
+    snprintf(err, errlen, "Kafka: cannot create the rows producer");
+    return -1;
+  }
+  if (slot->need_init) {
+    char e[256];
+    if (bok_kafka_init_transactions(slot->rk, 30000, e, sizeof e) != 0) {
+      snprintf(err, errlen, "Kafka: %s", e);
+      bok_kafka_producer_drop(slot->rk); /* re-created by the next upload */
+      slot->rk = NULL;
+      return -1;
+    }
+    slot->need_init = 0;
+  }
+  pthread_mutex_lock(&p->mu);
+  int ready = p->topic_ready;
+  pthread_mutex_unlock(&p->mu);
+  if (!ready) {
+    if (ensure_topic(p, slot->rk, 15000) != 0) {
+      snprintf(err, errlen, "Kafka: cannot create the rows topic %s", p->topic);
+      return -1;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->topic_ready = 1;
+    pthread_mutex_unlock(&p->mu);
+  }
+  return 0;
 }
 
 static rd_kafka_t *make_reader(row_pool_t *p, char *err, size_t errlen) {
@@ -171,12 +218,14 @@ row_pool_t *row_pool_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaq
   pthread_mutex_init(&p->reader_mu, NULL);
   for (int i = 0; i < POOL; i++) {
     p->slots[i].index = i;
-    p->slots[i].rk = make_producer(p, &p->slots[i], err, errlen);
+    p->slots[i].rk = make_producer(p, &p->slots[i], -1, err, errlen); /* fails on a bad config only */
     if (!p->slots[i].rk) goto fail;
   }
   p->reader = make_reader(p, err, errlen);
   if (!p->reader) goto fail;
-  ensure_topic(p, p->slots[0].rk, (int)bok_config_get_int(cfg, "kafka.rows_partitions", 8));
+  /* Workers find the topic sooner if it exists before the first upload;
+   * with Kafka down this gives up after 5 s and the first upload retries. */
+  p->topic_ready = ensure_topic(p, p->slots[0].rk, 5000) == 0;
   return p;
 fail:
   row_pool_destroy(p);
@@ -247,9 +296,7 @@ static slot_t *take_slot(row_pool_t *p, const char *job_id) {
 row_batch_writer_t *row_producer_begin(row_pool_t *p, const char *tenant, const char *job_id, const char *model_id,
                                        int64_t schema_version, char *err, size_t errlen) {
   slot_t *slot = take_slot(p, job_id);
-  if (!slot->rk) slot_recreate(p, slot);
-  if (!slot->rk) {
-    snprintf(err, errlen, "Kafka: cannot create the rows producer");
+  if (slot_ready(p, slot, err, errlen) != 0) {
     release_slot(p, slot);
     return NULL;
   }

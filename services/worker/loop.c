@@ -172,6 +172,7 @@ static void count_done(worker_t *w, batch_t *b, int64_t rows) {
 int worker_run(worker_t *w) {
   int backoff_ms = 0;
   rd_kafka_message_t *msgs[1024];
+  wk_producer_start(w);
   while (!w->stop) {
     for (int t = 0; t < backoff_ms && !w->stop; t += 100) usleep(100 * 1000);
     if (w->stop) break;

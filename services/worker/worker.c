@@ -30,8 +30,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 
 /* The transactional producer: its id is stable for a worker id, so a new one
  * (a restarted process, or make_producer again after a failure) fences the
- * old epoch and aborts its open transaction. 0 ok, -1 with err set. */
-static int make_producer(worker_t *w, char *err, size_t errlen) {
+ * old epoch and aborts its open transaction. init_timeout_ms < 0: created
+ * without init_transactions (w->need_init set; wk_producer_start does it).
+ * 0 ok, -1 with err set. */
+static int make_producer(worker_t *w, int init_timeout_ms, char *err, size_t errlen) {
   const bok_config_t *cfg = w->cfg;
   char tid[300];
   /* the group keeps ids of different deployments (and test stacks) apart */
@@ -44,8 +46,24 @@ static int make_producer(worker_t *w, char *err, size_t errlen) {
   if (!w->transactions) defaults[8] = NULL; /* no transactional.id */
   rd_kafka_conf_t *pc = bok_kafka_conf_new(cfg, defaults, "kafka.producer.", err, errlen);
   if (!pc) return -1;
-  w->producer = bok_kafka_client_new(RD_KAFKA_PRODUCER, pc, 30000, err, errlen);
+  w->producer = bok_kafka_client_new(RD_KAFKA_PRODUCER, pc, init_timeout_ms, err, errlen);
+  w->need_init = w->producer && w->transactions && init_timeout_ms < 0;
   return w->producer ? 0 : -1;
+}
+
+/* First use of the lane's producer (lane thread, before its first batch):
+ * init_transactions, which needs Kafka. A broker down at start is an outage
+ * like any other: retried (by re-creating the producer) until Kafka answers
+ * or the lane is stopped, never an exit. */
+void wk_producer_start(worker_t *w) {
+  if (!w->need_init) return;
+  char err[512];
+  if (bok_kafka_init_transactions(w->producer, 30000, err, sizeof err) == 0) {
+    w->need_init = 0;
+    return;
+  }
+  LOG(w, BOK_LOG_WARN, "transactional producer not ready: %s (retrying)", err);
+  wk_reset_producer(w);
 }
 
 /* Replaces a producer that abort could not bring back (INVALID_TXN_STATE,
@@ -56,7 +74,7 @@ void wk_reset_producer(worker_t *w) {
   w->producer = NULL;
   for (int delay = 500; !w->stop; delay = delay * 2 > 10000 ? 10000 : delay * 2) {
     char err[512];
-    if (make_producer(w, err, sizeof err) == 0) {
+    if (make_producer(w, 30000, err, sizeof err) == 0) {
       LOG(w, BOK_LOG_INFO, "transactional producer re-created");
       bok_counter_inc(worker_metrics.producer_resets);
       w->reset = 0;
@@ -110,7 +128,9 @@ worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *lo
   if (!w->consumer) goto fail;
   rd_kafka_poll_set_consumer(w->consumer);
 
-  if (make_producer(w, err, errlen) != 0) goto fail;
+  /* No init_transactions here (it needs Kafka): a bad producer config fails
+   * the start, a broker not up yet does not (wk_producer_start). */
+  if (make_producer(w, -1, err, errlen) != 0) goto fail;
   rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(sub, w->rows_topic, RD_KAFKA_PARTITION_UA);
   rd_kafka_resp_err_t se = rd_kafka_subscribe(w->consumer, sub);

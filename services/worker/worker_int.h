@@ -69,6 +69,7 @@ struct worker {
   int events_partitions;
   volatile sig_atomic_t stop;
   int reset; /* the producer is in a state abort cannot clear: re-create it */
+  int need_init; /* created without init_transactions: wk_producer_start does it */
   int rebalances; /* bumped by the rebalance callback (runs inside poll) */
   bok_routes_t *routes;
   chan_t *chans; /* one per job-service/model-service address, grows */
@@ -94,6 +95,9 @@ typedef struct {
 
 /* worker.c: re-creates a producer abort could not bring back. */
 void wk_reset_producer(worker_t *w);
+/* worker.c: the producer's init_transactions, retried until Kafka answers
+ * or the lane stops (lane thread, before its first batch). */
+void wk_producer_start(worker_t *w);
 
 /* job_cache.c */
 bok_rpc_channel_t *wk_chan(worker_t *w, const char *addr); /* cached per address, owned by w */

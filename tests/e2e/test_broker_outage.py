@@ -72,5 +72,33 @@ def test_broker_stop_mid_job_recovers_everything():
                 e.check(j2["state"] == "PARTIAL_SUCCESS" and j2["success"] == 95, "job after the outage: %s" % j2)
 
 
+def test_stack_started_while_kafka_is_down_waits_for_it():
+    """A broker not up yet when a worker starts is an outage like any other
+    (seen under load: a worker lane whose init_transactions ran into a broker
+    stop exited with "cannot start", and nothing restarted it). Every
+    process stays up past the producer's 30 s init timeout and works once
+    Kafka is there."""
+    with e.PrivateKafka() as k:
+        k.run("stop")
+        ov = {"kafka.brokers": k.bootstrap()}
+        with e.Stack(workers=1, overrides={"job": ov, "worker": ov}) as s:
+            time.sleep(40)
+            e.check(s.workers[0].died() is None, "the worker waits for Kafka: exit %s\n%s"
+                    % (s.workers[0].died(), s.workers[0].log_tail()))
+            e.check(s["job"].died() is None, "the job service waits for Kafka")
+            k.run("start")
+            st, m = s.http("POST", "/models", {"name": "late", "schema": SCHEMA})
+            e.check(st == 201, "model: %s" % m)
+            st, j = s.upload(m["model_id"], "late.csv", make_csv(1000, "l"), timeout=180)
+            e.check(st == 202, "upload once Kafka is up: %s %s" % (st, j))
+            j = s.wait_job(j["job_id"], timeout=240)
+            e.check(j["state"] == "PARTIAL_SUCCESS" and j["success"] == 950 and j["errors"] == 50,
+                    "exact counters: %s" % j)
+            rows = events_of(k, m["topic"], j["job_id"])
+            e.check(len(rows) == 950 and max(rows.values()) == 1, "exactly once: %d distinct, max %d"
+                    % (len(rows), max(rows.values()) if rows else 0))
+            e.check(s.workers[0].died() is None, "the worker is still up")
+
+
 if __name__ == "__main__":
     e.run_tests(globals())

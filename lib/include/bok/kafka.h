@@ -25,11 +25,18 @@ rd_kafka_conf_t *bok_kafka_conf_new(const bok_config_t *cfg, const char *const *
                                     char *err, size_t errlen);
 
 /* rd_kafka_new(type, conf) (conf consumed). For a producer whose conf has a
- * transactional.id, also init_transactions (up to init_timeout_ms): with the
+ * transactional.id, also init_transactions (up to init_timeout_ms; a
+ * negative timeout skips it: the caller then calls
+ * bok_kafka_init_transactions before the first transaction): with the
  * same id as an earlier producer, this fences the old epoch and settles its
- * open transaction. NULL with err set. */
+ * open transaction. NULL with err set: a bad configuration, or (with the
+ * init) Kafka not reachable in time. */
 rd_kafka_t *bok_kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, int init_timeout_ms, char *err,
                                  size_t errlen);
+
+/* init_transactions on rk, up to timeout_ms. 0 ok; -1 with err set (Kafka
+ * unreachable, or fenced: destroy rk and create a new client then). */
+int bok_kafka_init_transactions(rd_kafka_t *rk, int timeout_ms, char *err, size_t errlen);
 
 /* Destroys a producer at once: queued and in-flight messages are purged
  * (their transaction is then fenced by the next producer with the same
