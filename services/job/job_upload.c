@@ -16,6 +16,7 @@
 #include "bok/rows.h"
 #include "bok/detect.h"
 #include "bok/fault.h"
+#include "bok/reject.h"
 #include "bok/schema.h"
 #include "bok/util.h"
 #include "header_check.h"
@@ -126,40 +127,10 @@ typedef struct {
   size_t bad_cap;
 } upload_t;
 
+/* A row the splitter could not read: rejected here as MALFORMED_ROW, built
+ * as the workers build theirs (bok/reject.h). */
 static void record_malformed(upload_t *u, int64_t row, const char *raw, size_t len, bok_csv_status_t st) {
-  if (u->bad.n_rejected == u->bad_cap) {
-    u->bad_cap = u->bad_cap ? u->bad_cap * 2 : 16;
-    u->bad.rejected = realloc(u->bad.rejected, u->bad_cap * sizeof *u->bad.rejected);
-  }
-  Batch__V1__RowRejection *r = calloc(1, sizeof *r);
-  batch__v1__row_rejection__init(r);
-  r->row = row;
-  r->raw.data = malloc(len ? len : 1);
-  memcpy(r->raw.data, raw, len);
-  r->raw.len = len;
-  Batch__V1__RejectedCell *c = calloc(1, sizeof *c);
-  batch__v1__rejected_cell__init(c);
-  c->row = row;
-  c->code = "MALFORMED_ROW";
-  char msg[128];
-  snprintf(msg, sizeof msg, "Row %lld is malformed: %s.", (long long)row, bok_csv_status_text(st));
-  c->message = strdup(msg);
-  r->n_cells = 1;
-  r->cells = malloc(sizeof *r->cells);
-  r->cells[0] = c;
-  u->bad.rejected[u->bad.n_rejected++] = r;
-}
-
-static void free_malformed(upload_t *u) {
-  for (size_t i = 0; i < u->bad.n_rejected; i++) {
-    Batch__V1__RowRejection *r = u->bad.rejected[i];
-    free(r->raw.data);
-    free(r->cells[0]->message);
-    free(r->cells[0]);
-    free(r->cells);
-    free(r);
-  }
-  free(u->bad.rejected);
+  bok_reject_append(&u->bad, &u->bad_cap, bok_reject_malformed(row, raw, len, bok_csv_status_text(st)));
 }
 
 /* A CSV record read with quote character u->quote, written again with the
@@ -440,7 +411,7 @@ static const char *receive(job_service_t *svc, bok_rpc_call_t *call, upload_t *u
 }
 
 static void upload_free(upload_t *u) {
-  free_malformed(u);
+  bok_reject_free_all(&u->bad);
   bok_buf_free(&u->header);
   bok_buf_free(&u->sniff);
   bok_buf_free(&u->requoted);
