@@ -162,13 +162,36 @@ static void watch_job(void *ud, bok_rpc_sstream_t *st, const ProtobufCMessage *r
 
 /* ---- worker-facing ------------------------------------------------------------- */
 
+/* The schema the job's rows are validated with: stored with the job at
+ * upload; for a job stored before that, fetched once more from the model
+ * service ("" when that version is gone). 0, or -1 (err). */
+static int spec_schema(job_service_t *svc, const job_t *j, char **json, bok_err_t *err) {
+  if (job_store_schema(svc->store, j->job_id, json, err) != 0) return -1;
+  /* a skipped job's rows are not validated: no schema needed */
+  if (**json || j->state == BATCH__V1__JOB_STATE__JOB_STATE_CANCELLED || j->halted) return 0;
+  Batch__V1__Model *m = NULL;
+  if (job_model_get(svc, j->tenant_id, j->model_id, j->schema_version, &m, err) != 0)
+    return err->code == BOK_ERR_NOT_FOUND ? 0 : -1;
+  free(*json);
+  *json = strdup(m->schema_json);
+  protobuf_c_message_free_unpacked(&m->base, NULL);
+  return *json ? 0 : bok_err_set(err, BOK_ERR_UNAVAILABLE, "out of memory");
+}
+
 static void get_job_spec(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) {
   job_service_t *svc = ud;
   const Batch__V1__GetJobRequest *r = (const void *)req;
   job_t j;
   bok_err_t err;
+  char *schema = NULL;
   if (job_store_get(svc->store, NULL, r->job_id, &j, &err) != 0) {
     bok_rpc_call_fail_err(call, &err);
+    return;
+  }
+  if (spec_schema(svc, &j, &schema, &err) != 0) {
+    bok_rpc_call_fail_err(call, &err);
+    free(schema);
+    job_free(&j);
     return;
   }
   Batch__V1__JobSpec s = BATCH__V1__JOB_SPEC__INIT;
@@ -184,7 +207,9 @@ static void get_job_spec(void *ud, bok_rpc_call_t *call, const ProtobufCMessage 
   s.topic = j.topic;
   s.dry_run = j.dry_run;
   s.halted = j.halted;
+  s.schema_json = schema;
   bok_rpc_call_reply(call, &s.base);
+  free(schema);
   job_free(&j);
 }
 

@@ -64,6 +64,7 @@ static const char *MIGRATIONS[] = {
     "ALTER TABLE jobs ADD COLUMN max_error_rate REAL NOT NULL DEFAULT -1",
     "ALTER TABLE jobs ADD COLUMN halted INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE jobs ADD COLUMN encoding TEXT NOT NULL DEFAULT 'utf-8'",
+    "ALTER TABLE jobs ADD COLUMN schema_json TEXT NOT NULL DEFAULT ''",
 };
 
 int js_db_fail(job_store_t *st, bok_err_t *err) {
@@ -128,8 +129,8 @@ int job_store_create(job_store_t *st, job_t *j, bok_err_t *err) {
   sqlite3_stmt *s = js_prep(st,
                          "INSERT INTO jobs(job_id,tenant_id,model_id,model_name,file_name,format,separator,topic,"
                          "schema_version,header,state,created_at,updated_at,parent_job_id,total,upload_done,"
-                         "dry_run,max_errors,max_error_rate,encoding)"
-                         " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?12,?13,?14,0,?15,?16,?17,?18)");
+                         "dry_run,max_errors,max_error_rate,encoding,schema_json)"
+                         " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?12,?13,?14,0,?15,?16,?17,?18,?19)");
   sqlite3_bind_text(s, 1, j->job_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, j->tenant_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 3, j->model_id, -1, SQLITE_STATIC);
@@ -148,6 +149,7 @@ int job_store_create(job_store_t *st, job_t *j, bok_err_t *err) {
   sqlite3_bind_int64(s, 16, j->has_max_errors ? j->max_errors : -1);
   sqlite3_bind_double(s, 17, j->has_max_error_rate ? j->max_error_rate : -1.0);
   sqlite3_bind_text(s, 18, j->encoding && *j->encoding ? j->encoding : "utf-8", -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 19, j->schema_json ? j->schema_json : "", -1, SQLITE_STATIC);
   int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
   pthread_mutex_unlock(&st->mu);
@@ -334,6 +336,21 @@ int job_store_get(job_store_t *st, const char *tenant, const char *id, job_t *ou
   int r = get_locked(st, tenant, id, out, err);
   pthread_mutex_unlock(&st->mu);
   return r;
+}
+
+int job_store_schema(job_store_t *st, const char *id, char **json, bok_err_t *err) {
+  *json = NULL;
+  pthread_mutex_lock(&st->mu);
+  sqlite3_stmt *s = js_prep(st, "SELECT schema_json FROM jobs WHERE job_id=?1");
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s), ret = 0;
+  if (rc == SQLITE_ROW)
+    *json = dupcol(s, 0);
+  else
+    ret = rc == SQLITE_DONE ? bok_err_set(err, BOK_ERR_NOT_FOUND, "not found") : js_db_fail(st, err);
+  sqlite3_finalize(s);
+  pthread_mutex_unlock(&st->mu);
+  return ret;
 }
 
 int job_store_list(job_store_t *st, const char *tenant, int state, int limit, job_t **out, size_t *n, bok_err_t *err) {

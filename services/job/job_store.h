@@ -22,6 +22,10 @@ typedef struct {
   char *header;
   size_t header_len;
   int64_t schema_version;
+  /* The model's schema at schema_version, stored at create (job_store_create
+   * reads it, NULL = ""); not loaded by job_store_get/list: see
+   * job_store_schema. */
+  char *schema_json;
   int state; /* Batch__V1__JobState */
   int64_t total, success, errors;
   int64_t created_at, updated_at, started_at, finished_at;
@@ -68,6 +72,10 @@ int job_store_create(job_store_t *st, job_t *j, bok_err_t *err);
 /* Sets the format of a job whose format was found in its content. */
 int job_store_set_format(job_store_t *st, const char *id, const char *format, bok_err_t *err);
 int job_store_get(job_store_t *st, const char *tenant, const char *id, job_t *out, bok_err_t *err);
+/* The schema stored with job `id` (any tenant) in *json (malloc'ed; "" for a
+ * job stored before schemas were kept with jobs). 0, or -1 (NOT_FOUND,
+ * UNAVAILABLE). Any thread. */
+int job_store_schema(job_store_t *st, const char *id, char **json, bok_err_t *err);
 int job_store_list(job_store_t *st, const char *tenant, int state, int limit, job_t **out, size_t *n, bok_err_t *err);
 void job_free(job_t *j);
 void job_list_free(job_t *j, size_t n);

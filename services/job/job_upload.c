@@ -36,11 +36,11 @@ typedef struct {
   const char *encoding; /* canonical name (upload_encoding_name) */
 } upload_opts_t;
 
-/* Fetches a model (current version) for `tenant`. */
-static int get_model(job_service_t *svc, const char *tenant, const char *model_id, Batch__V1__Model **m,
-                     bok_err_t *err) {
+int job_model_get(job_service_t *svc, const char *tenant, const char *model_id, int64_t version,
+                  Batch__V1__Model **m, bok_err_t *err) {
   Batch__V1__GetModelRequest r = BATCH__V1__GET_MODEL_REQUEST__INIT;
   r.model_id = (char *)model_id;
+  r.version = version;
   if (bok_rpc_unary(svc->models, "/batch.v1.ModelService/GetModel", tenant, 10000, &r.base,
                     &batch__v1__model__descriptor, (ProtobufCMessage **)m, err) != 0) {
     if (err->code == BOK_ERR_NOT_FOUND) bok_err_set(err, BOK_ERR_NOT_FOUND, "model not found");
@@ -290,6 +290,7 @@ static int create_job(job_service_t *svc, const char *tenant, const Batch__V1__U
   job.encoding = (char *)o->encoding;
   job.topic = model->topic;
   job.schema_version = model->version;
+  job.schema_json = model->schema_json; /* the workers validate with it (GetJobSpec) */
   if (job_store_create(svc->store, &job, err) != 0) return -1;
   snprintf(job_id, 40, "%s", job.job_id);
   return 0;
@@ -435,7 +436,7 @@ static Batch__V1__Model *open_upload(job_service_t *svc, bok_rpc_call_t *call, u
   Batch__V1__Model *model = NULL;
   if (bad) {
     bok_rpc_call_fail(call, BOK_ERR_INVALID, "%s", bad);
-  } else if (get_model(svc, bok_rpc_call_tenant(call), first->header->model_id, &model, &err) != 0 ||
+  } else if (job_model_get(svc, bok_rpc_call_tenant(call), first->header->model_id, 0, &model, &err) != 0 ||
              create_job(svc, bok_rpc_call_tenant(call), first->header, model, o, job_id, &err) != 0) {
     bok_rpc_call_fail_err(call, &err);
     if (model) protobuf_c_message_free_unpacked(&model->base, NULL);
@@ -540,7 +541,7 @@ void job_reprocess(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) 
     return;
   }
   Batch__V1__Model *model = NULL;
-  if (get_model(svc, tenant, parent.model_id, &model, &err) != 0) {
+  if (job_model_get(svc, tenant, parent.model_id, 0, &model, &err) != 0) {
     job_free(&parent);
     if (err.code == BOK_ERR_NOT_FOUND) bok_err_set(&err, BOK_ERR_CONFLICT, "the model of this job was deleted");
     bok_rpc_call_fail_err(call, &err);
@@ -556,6 +557,7 @@ void job_reprocess(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) 
   job.separator = parent.separator;
   job.topic = model->topic;
   job.schema_version = model->version;
+  job.schema_json = model->schema_json;
   job.parent_job_id = parent.job_id;
   job.header = parent.header;
   job.header_len = parent.header_len;

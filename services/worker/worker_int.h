@@ -71,7 +71,7 @@ struct worker {
   int reset; /* the producer is in a state abort cannot clear: re-create it */
   int rebalances; /* bumped by the rebalance callback (runs inside poll) */
   bok_routes_t *routes;
-  chan_t *chans; /* one per job-service/model-service address, grows */
+  chan_t *chans; /* one per job-service address, grows */
   int nchans;
   job_ctx_t *jobs;
   int njobs;
