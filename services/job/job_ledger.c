@@ -12,15 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bok/store.h"
 #include "bok/util.h"
 #include "job_store_int.h"
 
 static int exec(job_store_t *st, const char *sql) { return sqlite3_exec(st->db, sql, NULL, NULL, NULL); }
 
 static int finish_txn(job_store_t *st, int ret, bok_err_t *err) {
-  if (ret == 0 && exec(st, "COMMIT") == SQLITE_OK) return 0;
+  if (ret == 0 && bok_store_commit(st->db) == 0) return 0;
   if (ret == 0 || !err->msg[0]) js_db_fail(st, err);
-  exec(st, "ROLLBACK");
+  bok_store_rollback(st->db);
   return -1;
 }
 
@@ -66,7 +67,7 @@ int job_store_prepare_commit(job_store_t *st, const char *id, const char *header
                              const job_warning_t *warnings, size_t nwarn, bok_err_t *err) {
   bok_err_clear(err);
   pthread_mutex_lock(&st->mu);
-  exec(st, "BEGIN IMMEDIATE");
+  bok_store_begin(st->db);
   sqlite3_stmt *s = js_prep(st, "UPDATE jobs SET header=?2, total=?3, upload_done=?4, updated_at=?5 WHERE job_id=?1");
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
   sqlite3_bind_blob(s, 2, header ? header : "", (int)hlen, SQLITE_STATIC);
@@ -251,7 +252,7 @@ int job_store_stage(job_store_t *st, const Batch__V1__JobResults *res, const cha
   } else if (state == S_PENDING || state == S_RUNNING) {
     ret = check_report(st, res, err);
     if (ret == 0) {
-      exec(st, "BEGIN IMMEDIATE");
+      bok_store_begin(st->db);
       /* A worker read this job's rows read_committed: its upload committed. */
       sqlite3_stmt *u = js_prep(st, "UPDATE jobs SET upload_done=1 WHERE job_id=?1 AND upload_done=2");
       sqlite3_bind_text(u, 1, res->job_id, -1, SQLITE_STATIC);
@@ -290,7 +291,7 @@ int job_store_confirm(job_store_t *st, const char *job_id, int64_t first_row, bo
   pthread_mutex_lock(&st->mu);
   int state = job_state_locked(st, job_id);
   int ret = 0;
-  exec(st, "BEGIN IMMEDIATE");
+  bok_store_begin(st->db);
   if (state == S_PENDING || state == S_RUNNING) {
     Batch__V1__JobResults *res = load_staged(st, job_id, first_row);
     if (res) {

@@ -13,13 +13,13 @@
 #include <sys/stat.h>
 
 #include "bok/csv.h"
+#include "bok/store.h"
 #include "bok/util.h"
 #include "job_store_int.h"
 
 
+/* Opened with journal_mode=WAL, synchronous=NORMAL (bok_store_open). */
 static const char *SCHEMA_SQL =
-    "PRAGMA journal_mode=WAL;"
-    "PRAGMA synchronous=NORMAL;"
     "CREATE TABLE IF NOT EXISTS jobs("
     " job_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, model_id TEXT NOT NULL, model_name TEXT NOT NULL,"
     " file_name TEXT NOT NULL, format TEXT NOT NULL, separator TEXT NOT NULL, topic TEXT NOT NULL,"
@@ -58,39 +58,31 @@ static const char *SCHEMA_SQL =
 
 /* Columns added after the first release: added to an older database at open
  * (an "already exists" error is expected and ignored). */
-static const char *MIGRATIONS[] = {
+static const char *const MIGRATIONS[] = {
     "ALTER TABLE jobs ADD COLUMN dry_run INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE jobs ADD COLUMN max_errors INTEGER NOT NULL DEFAULT -1",
     "ALTER TABLE jobs ADD COLUMN max_error_rate REAL NOT NULL DEFAULT -1",
     "ALTER TABLE jobs ADD COLUMN halted INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE jobs ADD COLUMN encoding TEXT NOT NULL DEFAULT 'utf-8'",
     "ALTER TABLE jobs ADD COLUMN schema_json TEXT NOT NULL DEFAULT ''",
+    NULL,
 };
 
 int js_db_fail(job_store_t *st, bok_err_t *err) {
-  return bok_err_set(err, BOK_ERR_UNAVAILABLE, "job storage error: %s", sqlite3_errmsg(st->db));
+  return bok_store_fail(st->db, "job", err);
 }
 
 job_store_t *job_store_open(const char *path, bok_err_t *err) {
   job_store_t *st = calloc(1, sizeof *st);
-  if (strcmp(path, ":memory:") != 0 && bok_mkdirs_for(path) != 0) {
-    bok_err_set(err, BOK_ERR_UNAVAILABLE, "cannot create the directory of %s", path);
+  if (!st) {
+    bok_err_set(err, BOK_ERR_UNAVAILABLE, "out of memory");
+    return NULL;
+  }
+  bok_store_opts_t o = {SCHEMA_SQL, MIGRATIONS, 0, 5000};
+  if (!(st->db = bok_store_open(path, &o, err))) {
     free(st);
     return NULL;
   }
-  char *emsg = NULL;
-  if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
-          SQLITE_OK ||
-      sqlite3_exec(st->db, SCHEMA_SQL, NULL, NULL, &emsg) != SQLITE_OK) {
-    bok_err_set(err, BOK_ERR_UNAVAILABLE, "cannot open %s: %s", path, emsg ? emsg : sqlite3_errmsg(st->db));
-    sqlite3_free(emsg);
-    sqlite3_close(st->db);
-    free(st);
-    return NULL;
-  }
-  sqlite3_busy_timeout(st->db, 5000);
-  for (size_t i = 0; i < sizeof MIGRATIONS / sizeof MIGRATIONS[0]; i++)
-    sqlite3_exec(st->db, MIGRATIONS[i], NULL, NULL, NULL);
   pthread_mutex_init(&st->mu, NULL);
   return st;
 }
@@ -102,11 +94,7 @@ void job_store_close(job_store_t *st) {
   free(st);
 }
 
-sqlite3_stmt *js_prep(job_store_t *st, const char *sql) {
-  sqlite3_stmt *s = NULL;
-  sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
-  return s;
-}
+sqlite3_stmt *js_prep(job_store_t *st, const char *sql) { return bok_store_prep(st->db, sql); }
 
 int job_store_fail_interrupted(job_store_t *st) {
   pthread_mutex_lock(&st->mu);
@@ -131,25 +119,11 @@ int job_store_create(job_store_t *st, job_t *j, bok_err_t *err) {
                          "schema_version,header,state,created_at,updated_at,parent_job_id,total,upload_done,"
                          "dry_run,max_errors,max_error_rate,encoding,schema_json)"
                          " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?12,?13,?14,0,?15,?16,?17,?18,?19)");
-  sqlite3_bind_text(s, 1, j->job_id, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 2, j->tenant_id, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 3, j->model_id, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 4, j->model_name ? j->model_name : "", -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 5, j->file_name ? j->file_name : "", -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 6, j->format, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 7, j->separator ? j->separator : ",", -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 8, j->topic, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(s, 9, j->schema_version);
-  sqlite3_bind_blob(s, 10, j->header ? j->header : "", (int)j->header_len, SQLITE_STATIC);
-  sqlite3_bind_int(s, 11, S_PENDING);
-  sqlite3_bind_int64(s, 12, j->created_at);
-  sqlite3_bind_text(s, 13, j->parent_job_id ? j->parent_job_id : "", -1, SQLITE_STATIC);
-  sqlite3_bind_int64(s, 14, j->total);
-  sqlite3_bind_int(s, 15, j->dry_run);
-  sqlite3_bind_int64(s, 16, j->has_max_errors ? j->max_errors : -1);
-  sqlite3_bind_double(s, 17, j->has_max_error_rate ? j->max_error_rate : -1.0);
-  sqlite3_bind_text(s, 18, j->encoding && *j->encoding ? j->encoding : "utf-8", -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 19, j->schema_json ? j->schema_json : "", -1, SQLITE_STATIC);
+  bok_store_bind(s, "tttTTtttIbiITIiIdtT", j->job_id, j->tenant_id, j->model_id, j->model_name, j->file_name,
+                 j->format, j->separator ? j->separator : ",", j->topic, j->schema_version, (const void *)j->header,
+                 j->header_len, (int)S_PENDING, j->created_at, j->parent_job_id, j->total, j->dry_run,
+                 j->has_max_errors ? j->max_errors : (int64_t)-1, j->has_max_error_rate ? j->max_error_rate : -1.0,
+                 j->encoding && *j->encoding ? j->encoding : "utf-8", j->schema_json);
   int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
   pthread_mutex_unlock(&st->mu);
@@ -161,26 +135,18 @@ int job_store_create(job_store_t *st, job_t *j, bok_err_t *err) {
   "total,success,errors,created_at,updated_at,started_at,finished_at,parent_job_id,error,upload_done," \
   "dry_run,max_errors,max_error_rate,halted,encoding"
 
-static char *dupcol(sqlite3_stmt *s, int i) {
-  const unsigned char *t = sqlite3_column_text(s, i);
-  return strdup(t ? (const char *)t : "");
-}
-
 static void row_to_job(sqlite3_stmt *s, job_t *j) {
   memset(j, 0, sizeof *j);
   snprintf(j->job_id, sizeof j->job_id, "%s", (const char *)sqlite3_column_text(s, 0));
-  j->tenant_id = dupcol(s, 1);
-  j->model_id = dupcol(s, 2);
-  j->model_name = dupcol(s, 3);
-  j->file_name = dupcol(s, 4);
-  j->format = dupcol(s, 5);
-  j->separator = dupcol(s, 6);
-  j->topic = dupcol(s, 7);
+  j->tenant_id = bok_store_col_dup(s, 1);
+  j->model_id = bok_store_col_dup(s, 2);
+  j->model_name = bok_store_col_dup(s, 3);
+  j->file_name = bok_store_col_dup(s, 4);
+  j->format = bok_store_col_dup(s, 5);
+  j->separator = bok_store_col_dup(s, 6);
+  j->topic = bok_store_col_dup(s, 7);
   j->schema_version = sqlite3_column_int64(s, 8);
-  j->header_len = (size_t)sqlite3_column_bytes(s, 9);
-  j->header = malloc(j->header_len + 1);
-  if (j->header_len) memcpy(j->header, sqlite3_column_blob(s, 9), j->header_len);
-  j->header[j->header_len] = '\0';
+  j->header = bok_store_col_blob(s, 9, &j->header_len);
   j->state = sqlite3_column_int(s, 10);
   j->total = sqlite3_column_int64(s, 11);
   j->success = sqlite3_column_int64(s, 12);
@@ -189,8 +155,8 @@ static void row_to_job(sqlite3_stmt *s, job_t *j) {
   j->updated_at = sqlite3_column_int64(s, 15);
   j->started_at = sqlite3_column_int64(s, 16);
   j->finished_at = sqlite3_column_int64(s, 17);
-  j->parent_job_id = dupcol(s, 18);
-  j->error = dupcol(s, 19);
+  j->parent_job_id = bok_store_col_dup(s, 18);
+  j->error = bok_store_col_dup(s, 19);
   j->upload_done = sqlite3_column_int(s, 20);
   j->dry_run = sqlite3_column_int(s, 21);
   j->max_errors = sqlite3_column_int64(s, 22);
@@ -198,7 +164,7 @@ static void row_to_job(sqlite3_stmt *s, job_t *j) {
   j->max_error_rate = sqlite3_column_double(s, 23);
   j->has_max_error_rate = j->max_error_rate >= 0;
   j->halted = sqlite3_column_int(s, 24);
-  j->encoding = dupcol(s, 25);
+  j->encoding = bok_store_col_dup(s, 25);
 }
 
 int job_store_set_format(job_store_t *st, const char *id, const char *format, bok_err_t *err) {
@@ -217,14 +183,14 @@ int job_store_set_format(job_store_t *st, const char *id, const char *format, bo
 static Batch__V1__ErrorSummaryEntry *summary_row(sqlite3_stmt *s) {
   Batch__V1__ErrorSummaryEntry *e = malloc(sizeof *e);
   batch__v1__error_summary_entry__init(e);
-  e->code = dupcol(s, 0);
-  e->column = dupcol(s, 1);
-  e->type = dupcol(s, 2);
+  e->code = bok_store_col_dup(s, 0);
+  e->column = bok_store_col_dup(s, 1);
+  e->type = bok_store_col_dup(s, 2);
   e->count = sqlite3_column_int64(s, 3);
   e->first_row = sqlite3_column_int64(s, 4);
-  e->example = dupcol(s, 5);
+  e->example = bok_store_col_dup(s, 5);
   e->has_example = sqlite3_column_int(s, 6);
-  e->message = dupcol(s, 7);
+  e->message = bok_store_col_dup(s, 7);
   return e;
 }
 
@@ -274,9 +240,9 @@ static void load_diagnostics(job_store_t *st, job_t *j) {
     }
     Batch__V1__JobWarning *w = malloc(sizeof *w);
     batch__v1__job_warning__init(w);
-    w->code = dupcol(s, 0);
-    w->column = dupcol(s, 1);
-    w->message = dupcol(s, 2);
+    w->code = bok_store_col_dup(s, 0);
+    w->column = bok_store_col_dup(s, 1);
+    w->message = bok_store_col_dup(s, 2);
     j->warnings[j->n_warnings++] = w;
   }
   sqlite3_finalize(s);
@@ -345,7 +311,7 @@ int job_store_schema(job_store_t *st, const char *id, char **json, bok_err_t *er
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
   int rc = sqlite3_step(s), ret = 0;
   if (rc == SQLITE_ROW)
-    *json = dupcol(s, 0);
+    *json = bok_store_col_dup(s, 0);
   else
     ret = rc == SQLITE_DONE ? bok_err_set(err, BOK_ERR_NOT_FOUND, "not found") : js_db_fail(st, err);
   sqlite3_finalize(s);
@@ -519,14 +485,9 @@ int job_store_report(job_store_t *st, const Batch__V1__JobResults *res, bok_err_
     pthread_mutex_unlock(&st->mu);
     return 0;
   }
-  sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  bok_store_begin(st->db);
   int ret = job_count_locked(st, res);
-  if (ret == 0) {
-    sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
-  } else {
-    js_db_fail(st, err);
-    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-  }
+  if (bok_store_end(st->db, ret) != 0) ret = js_db_fail(st, err);
   pthread_mutex_unlock(&st->mu);
   return ret;
 }
@@ -577,15 +538,8 @@ static int sum_store(job_store_t *st, const char *job_id, const sum_acc_t *a) {
   for (size_t i = 0; i < a->n && ret == 0; i++) {
     const Batch__V1__RejectedCell *c = a->g[i].first;
     sqlite3_reset(u);
-    sqlite3_bind_text(u, 1, job_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(u, 2, c->code ? c->code : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(u, 3, c->column ? c->column : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(u, 4, c->type ? c->type : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(u, 5, a->g[i].count);
-    sqlite3_bind_int64(u, 6, a->g[i].first_row);
-    sqlite3_bind_text(u, 7, c->has_observed && c->observed ? c->observed : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int(u, 8, c->has_observed);
-    sqlite3_bind_text(u, 9, c->message ? c->message : "", -1, SQLITE_STATIC);
+    bok_store_bind(u, "tTTTIItiT", job_id, c->code, c->column, c->type, a->g[i].count, a->g[i].first_row,
+                   c->has_observed && c->observed ? c->observed : "", (int)c->has_observed, c->message);
     if (sqlite3_step(u) != SQLITE_DONE) ret = -1;
   }
   sqlite3_finalize(u);
@@ -694,24 +648,14 @@ static int store_rejected(sqlite3_stmt *rej, sqlite3_stmt *cell, const char *job
                           sum_acc_t *acc) {
   int ret = 0;
   sqlite3_reset(rej);
-  sqlite3_bind_text(rej, 1, job_id, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(rej, 2, r->row);
-  sqlite3_bind_blob(rej, 3, r->raw.data ? (const void *)r->raw.data : "", (int)r->raw.len, SQLITE_STATIC);
+  bok_store_bind(rej, "tIb", job_id, r->row, (const void *)r->raw.data, r->raw.len);
   if (sqlite3_step(rej) != SQLITE_DONE) ret = -1;
   for (size_t c = 0; c < r->n_cells; c++) {
     const Batch__V1__RejectedCell *x = r->cells[c];
     sum_add(acc, x, r->row);
     sqlite3_reset(cell);
-    sqlite3_bind_text(cell, 1, job_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(cell, 2, r->row);
-    sqlite3_bind_int64(cell, 3, (int64_t)c);
-    sqlite3_bind_text(cell, 4, x->event_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(cell, 5, x->column, -1, SQLITE_STATIC);
-    sqlite3_bind_text(cell, 6, x->type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(cell, 7, x->code, -1, SQLITE_STATIC);
-    sqlite3_bind_text(cell, 8, x->observed, -1, SQLITE_STATIC);
-    sqlite3_bind_int(cell, 9, x->has_observed);
-    sqlite3_bind_text(cell, 10, x->message, -1, SQLITE_STATIC);
+    bok_store_bind(cell, "tIItttttit", job_id, r->row, (int64_t)c, x->event_id, x->column, x->type, x->code,
+                   x->observed, (int)x->has_observed, x->message);
     if (sqlite3_step(cell) != SQLITE_DONE) ret = -1;
   }
   return ret;
@@ -795,13 +739,13 @@ int job_store_rejected(job_store_t *st, const char *tenant, const char *id, int 
       Batch__V1__RejectedCell *c = malloc(sizeof *c);
       batch__v1__rejected_cell__init(c);
       c->row = sqlite3_column_int64(s, 0);
-      c->event_id = dupcol(s, 1);
-      c->column = dupcol(s, 2);
-      c->type = dupcol(s, 3);
-      c->code = dupcol(s, 4);
-      c->observed = dupcol(s, 5);
+      c->event_id = bok_store_col_dup(s, 1);
+      c->column = bok_store_col_dup(s, 2);
+      c->type = bok_store_col_dup(s, 3);
+      c->code = bok_store_col_dup(s, 4);
+      c->observed = bok_store_col_dup(s, 5);
       c->has_observed = sqlite3_column_int(s, 6);
-      c->message = dupcol(s, 7);
+      c->message = bok_store_col_dup(s, 7);
       out->cells[out->n_cells++] = c;
     }
     if (rc != SQLITE_DONE) ret = js_db_fail(st, err);

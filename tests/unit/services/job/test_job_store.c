@@ -289,6 +289,37 @@ static void test_rejected_paging_and_restart(void **s) {
   job_store_close(st);
 }
 
+/* The schema the workers validate with is stored with the job (GetJobSpec
+ * reads it back); a job created without one reads "". */
+static void test_schema_kept_with_the_job(void **s) {
+  (void)s;
+  job_store_t *st = open_store();
+  job_t j;
+  memset(&j, 0, sizeof j);
+  j.tenant_id = "t1";
+  j.model_id = "m1";
+  j.format = "csv";
+  j.topic = "t";
+  j.schema_version = 3;
+  j.schema_json = "{\"type\":\"object\"}";
+  bok_err_t err;
+  assert_int_equal(job_store_create(st, &j, &err), 0);
+  char old[40], *json = NULL;
+  new_job(st, "t1", old);
+  job_store_close(st);
+  st = open_store(); /* durable */
+  assert_int_equal(job_store_schema(st, j.job_id, &json, &err), 0);
+  assert_string_equal(json, "{\"type\":\"object\"}");
+  free(json);
+  assert_int_equal(job_store_schema(st, old, &json, &err), 0);
+  assert_string_equal(json, "");
+  free(json);
+  assert_int_equal(job_store_schema(st, "nope", &json, &err), -1);
+  assert_int_equal(err.code, BOK_ERR_NOT_FOUND);
+  assert_null(json);
+  job_store_close(st);
+}
+
 /* The error summary is kept at counting time: a redelivered message adds
  * nothing, first_row is the lowest row whatever the counting order, and the
  * job carries the largest entries. */
@@ -395,6 +426,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_success_failed_cancel, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rejected_paging_and_restart, setup, teardown),
       cmocka_unit_test_setup_teardown(test_error_summary_counted_once, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_schema_kept_with_the_job, setup, teardown),
       cmocka_unit_test_setup_teardown(test_error_budget_stops_the_job, setup, teardown),
       cmocka_unit_test(test_budget_messages)};
   return cmocka_run_group_tests(t, NULL, NULL);
