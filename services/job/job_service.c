@@ -11,12 +11,14 @@
 #include "bok/schema.h"
 #include "bok/util.h"
 #include "job_obs.h"
+#include "job_proto.h"
 
 
 void job_service_reply(bok_rpc_call_t *call, const job_t *j) {
   Batch__V1__Job p;
   job_to_proto(j, &p, bok_now_ms());
   bok_rpc_call_reply(call, &p.base);
+  job_proto_release(&p);
 }
 
 /* ---- queries ---------------------------------------------------------------- */
@@ -55,6 +57,7 @@ static void list_jobs(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *re
   resp.n_jobs = n;
   resp.jobs = pp;
   bok_rpc_call_reply(call, &resp.base);
+  for (size_t i = 0; i < n; i++) job_proto_release(&ps[i]);
   free(ps);
   free(pp);
   job_list_free(jobs, n);
@@ -79,28 +82,37 @@ static void cancel_job(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *r
 static void list_rejected(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) {
   job_service_t *svc = ud;
   const Batch__V1__ListRejectedRequest *r = (const void *)req;
-  Batch__V1__ListRejectedResponse resp;
+  job_cell_t *cells;
+  size_t n;
   bok_err_t err;
-  if (job_store_rejected(svc->store, bok_rpc_call_tenant(call), r->job_id, r->limit, r->after_row, &resp, &err) != 0) {
-    job_rejected_free(&resp);
+  if (job_store_rejected(svc->store, bok_rpc_call_tenant(call), r->job_id, r->limit, r->after_row, &cells, &n, &err) !=
+      0) {
+    job_cells_free(cells, n);
     bok_rpc_call_fail_err(call, &err);
     return;
   }
+  Batch__V1__ListRejectedResponse resp;
+  job_cells_to_proto(cells, n, &resp);
   bok_rpc_call_reply(call, &resp.base);
-  job_rejected_free(&resp);
+  job_cells_proto_release(&resp);
+  job_cells_free(cells, n);
 }
 
 static void error_summary(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) {
   job_service_t *svc = ud;
   const Batch__V1__GetJobRequest *r = (const void *)req;
-  Batch__V1__ErrorSummary resp = BATCH__V1__ERROR_SUMMARY__INIT;
+  job_summary_t *e;
+  size_t n;
   bok_err_t err;
-  if (job_store_summary(svc->store, bok_rpc_call_tenant(call), r->job_id, 0, &resp.entries, &resp.n_entries, &err) != 0) {
+  if (job_store_summary(svc->store, bok_rpc_call_tenant(call), r->job_id, 0, &e, &n, &err) != 0) {
     bok_rpc_call_fail_err(call, &err);
     return;
   }
+  Batch__V1__ErrorSummary resp;
+  job_summary_to_proto(e, n, &resp);
   bok_rpc_call_reply(call, &resp.base);
-  job_summary_free(resp.entries, resp.n_entries);
+  job_summary_proto_release(&resp);
+  job_summary_free(e, n);
 }
 
 #define FILE_PAGE_BYTES (1u << 20)
@@ -150,6 +162,7 @@ static void watch_job(void *ud, bok_rpc_sstream_t *st, const ProtobufCMessage *r
     Batch__V1__Job p;
     job_to_proto(&j, &p, bok_now_ms());
     bok_rpc_sstream_write(st, &p.base);
+    job_proto_release(&p);
     if (final) bok_rpc_sstream_end(st, BOK_OK, "%s", "");
     else bok_rpc_sstream_end(st, BOK_ERR_UNAVAILABLE, "%s", "watching is not available");
     bok_rpc_sstream_release(st);

@@ -180,9 +180,7 @@ int job_store_set_format(job_store_t *st, const char *id, const char *format, bo
 
 /* ---- warnings and the error summary ------------------------------------------ */
 
-static Batch__V1__ErrorSummaryEntry *summary_row(sqlite3_stmt *s) {
-  Batch__V1__ErrorSummaryEntry *e = malloc(sizeof *e);
-  batch__v1__error_summary_entry__init(e);
+static void summary_row(sqlite3_stmt *s, job_summary_t *e) {
   e->code = bok_store_col_dup(s, 0);
   e->column = bok_store_col_dup(s, 1);
   e->type = bok_store_col_dup(s, 2);
@@ -191,38 +189,44 @@ static Batch__V1__ErrorSummaryEntry *summary_row(sqlite3_stmt *s) {
   e->example = bok_store_col_dup(s, 5);
   e->has_example = sqlite3_column_int(s, 6);
   e->message = bok_store_col_dup(s, 7);
-  return e;
 }
 
-void job_summary_free(Batch__V1__ErrorSummaryEntry **e, size_t n) {
+void job_summary_free(job_summary_t *e, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    free(e[i]->code);
-    free(e[i]->column);
-    free(e[i]->type);
-    free(e[i]->example);
-    free(e[i]->message);
-    free(e[i]);
+    free(e[i].code);
+    free(e[i].column);
+    free(e[i].type);
+    free(e[i].example);
+    free(e[i].message);
   }
   free(e);
 }
 
-/* The summary of job `id`, largest first; mu held. 0 ok, -1 SQLite error. */
-static int summary_locked(job_store_t *st, const char *id, int limit, Batch__V1__ErrorSummaryEntry ***out,
-                          size_t *n) {
+/* Makes room for one more element in *arr (n used, *cap allocated, grown
+ * from `first`); 0, or -1 when memory ran out (*arr unchanged). */
+static int grow(void **arr, size_t n, size_t *cap, size_t first, size_t size) {
+  if (n < *cap) return 0;
+  size_t nc = *cap ? *cap * 2 : first;
+  void *p = realloc(*arr, nc * size);
+  if (!p) return -1;
+  *arr = p;
+  *cap = nc;
+  return 0;
+}
+
+/* The summary of job `id`, largest first; mu held. 0 ok, -1 SQLite error
+ * or out of memory. */
+static int summary_locked(job_store_t *st, const char *id, int limit, job_summary_t **out, size_t *n) {
   *out = NULL;
   *n = 0;
   sqlite3_stmt *s = js_prep(st, "SELECT code,col,type,count,first_row,example,has_example,message FROM error_summary"
                                 " WHERE job_id=?1 ORDER BY count DESC, first_row, code, col LIMIT ?2");
-  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-  sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
+  bok_store_bind(s, "ti", id, limit > 0 ? limit : -1);
   size_t cap = 0;
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    if (*n == cap) {
-      cap = cap ? cap * 2 : 8;
-      *out = realloc(*out, cap * sizeof **out);
-    }
-    (*out)[(*n)++] = summary_row(s);
+    if (grow((void **)out, *n, &cap, 8, sizeof **out) != 0) break;
+    summary_row(s, &(*out)[(*n)++]);
   }
   sqlite3_finalize(s);
   return rc == SQLITE_DONE ? 0 : -1;
@@ -231,19 +235,14 @@ static int summary_locked(job_store_t *st, const char *id, int limit, Batch__V1_
 /* Loads a job's warnings and top errors into j; mu held. */
 static void load_diagnostics(job_store_t *st, job_t *j) {
   sqlite3_stmt *s = js_prep(st, "SELECT code,col,message FROM job_warnings WHERE job_id=?1 ORDER BY idx");
-  sqlite3_bind_text(s, 1, j->job_id, -1, SQLITE_STATIC);
+  bok_store_bind(s, "t", j->job_id);
   size_t cap = 0;
   while (sqlite3_step(s) == SQLITE_ROW) {
-    if (j->n_warnings == cap) {
-      cap = cap ? cap * 2 : 4;
-      j->warnings = realloc(j->warnings, cap * sizeof *j->warnings);
-    }
-    Batch__V1__JobWarning *w = malloc(sizeof *w);
-    batch__v1__job_warning__init(w);
+    if (grow((void **)&j->warnings, j->n_warnings, &cap, 4, sizeof *j->warnings) != 0) break;
+    job_warn_t *w = &j->warnings[j->n_warnings++];
     w->code = bok_store_col_dup(s, 0);
     w->column = bok_store_col_dup(s, 1);
     w->message = bok_store_col_dup(s, 2);
-    j->warnings[j->n_warnings++] = w;
   }
   sqlite3_finalize(s);
   summary_locked(st, j->job_id, 3, &j->top_errors, &j->n_top_errors);
@@ -252,10 +251,9 @@ static void load_diagnostics(job_store_t *st, job_t *j) {
 void job_free(job_t *j) {
   if (!j) return;
   for (size_t i = 0; i < j->n_warnings; i++) {
-    free(j->warnings[i]->code);
-    free(j->warnings[i]->column);
-    free(j->warnings[i]->message);
-    free(j->warnings[i]);
+    free(j->warnings[i].code);
+    free(j->warnings[i].column);
+    free(j->warnings[i].message);
   }
   free(j->warnings);
   job_summary_free(j->top_errors, j->n_top_errors);
@@ -342,42 +340,6 @@ int job_store_list(job_store_t *st, const char *tenant, int state, int limit, jo
   sqlite3_finalize(s);
   pthread_mutex_unlock(&st->mu);
   return ret;
-}
-
-void job_to_proto(const job_t *j, Batch__V1__Job *o, int64_t now) {
-  batch__v1__job__init(o);
-  o->job_id = (char *)j->job_id;
-  o->tenant_id = j->tenant_id;
-  o->model_id = j->model_id;
-  o->model_name = j->model_name;
-  o->file_name = j->file_name;
-  o->total = j->total;
-  o->success = j->success;
-  o->errors = j->errors;
-  o->state = (Batch__V1__JobState)j->state;
-  o->created_at_ms = j->created_at;
-  o->updated_at_ms = j->updated_at;
-  o->started_at_ms = j->started_at;
-  o->finished_at_ms = j->finished_at;
-  int64_t start_or = j->started_at ? j->started_at : (j->finished_at ? j->finished_at : now);
-  o->waiting_ms = start_or - j->created_at;
-  if (o->waiting_ms < 0) o->waiting_ms = 0;
-  o->processing_ms = j->started_at ? (j->finished_at ? j->finished_at : now) - j->started_at : 0;
-  if (o->processing_ms < 0) o->processing_ms = 0;
-  o->parent_job_id = j->parent_job_id;
-  o->error = j->error;
-  o->schema_version = j->schema_version;
-  o->format = j->format;
-  o->encoding = j->encoding;
-  o->n_warnings = j->n_warnings;
-  o->warnings = j->warnings;
-  o->n_top_errors = j->n_top_errors;
-  o->top_errors = j->top_errors;
-  o->dry_run = j->dry_run;
-  o->has_max_errors = j->has_max_errors;
-  o->max_errors = j->max_errors;
-  o->has_max_error_rate = j->has_max_error_rate;
-  o->max_error_rate = j->max_error_rate;
 }
 
 /* Moves a job to its final state when every row is processed. */
@@ -715,9 +677,21 @@ int job_count_locked(job_store_t *st, const Batch__V1__JobResults *res) {
   return ret;
 }
 
+static void cell_row(sqlite3_stmt *s, job_cell_t *c) {
+  c->row = sqlite3_column_int64(s, 0);
+  c->event_id = bok_store_col_dup(s, 1);
+  c->column = bok_store_col_dup(s, 2);
+  c->type = bok_store_col_dup(s, 3);
+  c->code = bok_store_col_dup(s, 4);
+  c->observed = bok_store_col_dup(s, 5);
+  c->has_observed = sqlite3_column_int(s, 6);
+  c->message = bok_store_col_dup(s, 7);
+}
+
 int job_store_rejected(job_store_t *st, const char *tenant, const char *id, int limit, int64_t after_row,
-                       Batch__V1__ListRejectedResponse *out, bok_err_t *err) {
-  batch__v1__list_rejected_response__init(out);
+                       job_cell_t **out, size_t *n, bok_err_t *err) {
+  *out = NULL;
+  *n = 0;
   pthread_mutex_lock(&st->mu);
   job_t j;
   int ret = get_locked(st, tenant, id, &j, err);
@@ -726,47 +700,33 @@ int job_store_rejected(job_store_t *st, const char *tenant, const char *id, int 
     sqlite3_stmt *s = js_prep(st, "SELECT row,event_id,col,type,code,observed,has_observed,message FROM rejected_cells"
                                " WHERE job_id=?1 AND row IN (SELECT row FROM rejected WHERE job_id=?1 AND row>?2"
                                " ORDER BY row LIMIT ?3) ORDER BY row, idx");
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, after_row);
-    sqlite3_bind_int(s, 3, limit > 0 ? limit : 1000);
+    bok_store_bind(s, "tIi", id, after_row, limit > 0 ? limit : 1000);
     size_t cap = 0;
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-      if (out->n_cells == cap) {
-        cap = cap ? cap * 2 : 64;
-        out->cells = realloc(out->cells, cap * sizeof *out->cells);
+      if (grow((void **)out, *n, &cap, 64, sizeof **out) != 0) {
+        ret = bok_err_set(err, BOK_ERR_UNAVAILABLE, "out of memory");
+        break;
       }
-      Batch__V1__RejectedCell *c = malloc(sizeof *c);
-      batch__v1__rejected_cell__init(c);
-      c->row = sqlite3_column_int64(s, 0);
-      c->event_id = bok_store_col_dup(s, 1);
-      c->column = bok_store_col_dup(s, 2);
-      c->type = bok_store_col_dup(s, 3);
-      c->code = bok_store_col_dup(s, 4);
-      c->observed = bok_store_col_dup(s, 5);
-      c->has_observed = sqlite3_column_int(s, 6);
-      c->message = bok_store_col_dup(s, 7);
-      out->cells[out->n_cells++] = c;
+      cell_row(s, &(*out)[(*n)++]);
     }
-    if (rc != SQLITE_DONE) ret = js_db_fail(st, err);
+    if (ret == 0 && rc != SQLITE_DONE) ret = js_db_fail(st, err);
     sqlite3_finalize(s);
   }
   pthread_mutex_unlock(&st->mu);
   return ret;
 }
 
-void job_rejected_free(Batch__V1__ListRejectedResponse *r) {
-  for (size_t i = 0; i < r->n_cells; i++) {
-    Batch__V1__RejectedCell *c = r->cells[i];
-    free(c->event_id);
-    free(c->column);
-    free(c->type);
-    free(c->code);
-    free(c->observed);
-    free(c->message);
-    free(c);
+void job_cells_free(job_cell_t *c, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(c[i].event_id);
+    free(c[i].column);
+    free(c[i].type);
+    free(c[i].code);
+    free(c[i].observed);
+    free(c[i].message);
   }
-  free(r->cells);
+  free(c);
 }
 
 int job_store_each_rejected_row(job_store_t *st, const char *id, job_row_fn fn, void *ud, bok_err_t *err) {
@@ -801,8 +761,8 @@ int job_store_count_by_state(job_store_t *st, int64_t counts[JOB_STORE_NSTATES],
   return out;
 }
 
-int job_store_summary(job_store_t *st, const char *tenant, const char *id, int limit,
-                      Batch__V1__ErrorSummaryEntry ***out, size_t *n, bok_err_t *err) {
+int job_store_summary(job_store_t *st, const char *tenant, const char *id, int limit, job_summary_t **out,
+                      size_t *n, bok_err_t *err) {
   *out = NULL;
   *n = 0;
   pthread_mutex_lock(&st->mu);

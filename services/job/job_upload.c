@@ -518,28 +518,71 @@ static int reproc_row(void *ud, int64_t row, const void *raw, size_t len) {
   return row_producer_add(x->w, row, raw, len);
 }
 
+/* The parent job that may be reprocessed: finished, with rejected rows.
+ * -1 when the call has been answered with an error. */
+static int reprocess_parent(job_service_t *svc, bok_rpc_call_t *call, const char *job_id, job_t *parent) {
+  bok_err_t err;
+  if (job_store_get(svc->store, bok_rpc_call_tenant(call), job_id, parent, &err) != 0) {
+    bok_rpc_call_fail_err(call, &err);
+    return -1;
+  }
+  const char *bad = NULL;
+  if (parent->state == BATCH__V1__JOB_STATE__JOB_STATE_PENDING || parent->state == BATCH__V1__JOB_STATE__JOB_STATE_RUNNING)
+    /* its rejected rows are not all known yet */
+    bad = parent->errors ? "job is still running" : "job is still running (no rejected rows yet)";
+  else if (parent->errors == 0)
+    bad = "job has no rejected rows";
+  if (!bad) return 0;
+  bok_rpc_call_fail(call, BOK_ERR_CONFLICT, "%s", bad);
+  job_free(parent);
+  return -1;
+}
+
+/* The child job of `parent` with the model's current version. */
+static void reprocess_job(job_t *job, const char *tenant, const job_t *parent, const Batch__V1__Model *model) {
+  memset(job, 0, sizeof *job);
+  job->tenant_id = (char *)tenant;
+  job->model_id = parent->model_id;
+  job->model_name = model->name;
+  job->file_name = parent->file_name;
+  job->format = parent->format;
+  job->separator = parent->separator;
+  job->topic = model->topic;
+  job->schema_version = model->version;
+  job->schema_json = model->schema_json;
+  job->parent_job_id = (char *)parent->job_id;
+  job->header = parent->header;
+  job->header_len = parent->header_len;
+  job->dry_run = parent->dry_run; /* a dry run's rows are reprocessed as a dry run, with the same budget */
+  job->has_max_errors = parent->has_max_errors;
+  job->max_errors = parent->max_errors;
+  job->has_max_error_rate = parent->has_max_error_rate;
+  job->max_error_rate = parent->max_error_rate;
+}
+
+/* Produces the parent's rejected rows as the child's and commits them; the
+ * rows queued. */
+static int64_t reprocess_rows(job_service_t *svc, const char *tenant, const job_t *job, const job_t *parent) {
+  char kerr[256] = "";
+  bok_err_t err;
+  reproc_t x = {NULL, 0};
+  x.w = row_producer_begin(svc->rows, tenant, job->job_id, parent->model_id, job->schema_version, kerr, sizeof kerr);
+  if (!x.w || job_store_each_rejected_row(svc->store, parent->job_id, reproc_row, &x, &err) != 0) {
+    if (x.w) row_producer_abort(x.w);
+    job_store_fail(svc->store, job->job_id, "Kafka unavailable", &err);
+  } else {
+    commit_rows(svc, job->job_id, x.w, parent->header, parent->header_len, x.n, NULL, NULL, kerr, sizeof kerr);
+  }
+  return x.n;
+}
+
 void job_reprocess(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) {
   job_service_t *svc = ud;
   const Batch__V1__ReprocessJobRequest *r = (const void *)req;
   const char *tenant = bok_rpc_call_tenant(call);
   bok_err_t err;
   job_t parent;
-  if (job_store_get(svc->store, tenant, r->job_id, &parent, &err) != 0) {
-    bok_rpc_call_fail_err(call, &err);
-    return;
-  }
-  if (parent.state == BATCH__V1__JOB_STATE__JOB_STATE_PENDING || parent.state == BATCH__V1__JOB_STATE__JOB_STATE_RUNNING) {
-    /* its rejected rows are not all known yet */
-    bok_rpc_call_fail(call, BOK_ERR_CONFLICT,
-                      parent.errors ? "job is still running" : "job is still running (no rejected rows yet)");
-    job_free(&parent);
-    return;
-  }
-  if (parent.errors == 0) {
-    job_free(&parent);
-    bok_rpc_call_fail(call, BOK_ERR_CONFLICT, "job has no rejected rows");
-    return;
-  }
+  if (reprocess_parent(svc, call, r->job_id, &parent) != 0) return;
   Batch__V1__Model *model = NULL;
   if (job_model_get(svc, tenant, parent.model_id, 0, &model, &err) != 0) {
     job_free(&parent);
@@ -548,47 +591,21 @@ void job_reprocess(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) 
     return;
   }
   job_t job;
-  memset(&job, 0, sizeof job);
-  job.tenant_id = (char *)tenant;
-  job.model_id = parent.model_id;
-  job.model_name = model->name;
-  job.file_name = parent.file_name;
-  job.format = parent.format;
-  job.separator = parent.separator;
-  job.topic = model->topic;
-  job.schema_version = model->version;
-  job.schema_json = model->schema_json;
-  job.parent_job_id = parent.job_id;
-  job.header = parent.header;
-  job.header_len = parent.header_len;
-  job.dry_run = parent.dry_run; /* a dry run's rows are reprocessed as a dry run, with the same budget */
-  job.has_max_errors = parent.has_max_errors;
-  job.max_errors = parent.max_errors;
-  job.has_max_error_rate = parent.has_max_error_rate;
-  job.max_error_rate = parent.max_error_rate;
+  reprocess_job(&job, tenant, &parent, model);
   int rc = job_store_create(svc->store, &job, &err);
-  if (rc == 0) bok_log_ctx_set(tenant, job.job_id);
-  char kerr[256] = "";
-  reproc_t x = {NULL, 0};
+  int64_t n = 0;
   if (rc == 0) {
-    x.w = row_producer_begin(svc->rows, tenant, job.job_id, parent.model_id, model->version, kerr, sizeof kerr);
-    if (!x.w || job_store_each_rejected_row(svc->store, parent.job_id, reproc_row, &x, &err) != 0) {
-      if (x.w) row_producer_abort(x.w);
-      job_store_fail(svc->store, job.job_id, "Kafka unavailable", &err);
-    } else {
-      commit_rows(svc, job.job_id, x.w, parent.header, parent.header_len, x.n, NULL, NULL, kerr, sizeof kerr);
-    }
+    bok_log_ctx_set(tenant, job.job_id);
+    n = reprocess_rows(svc, tenant, &job, &parent);
   }
   protobuf_c_message_free_unpacked(&model->base, NULL);
-  if (rc != 0) {
-    job_free(&parent);
-    bok_rpc_call_fail_err(call, &err);
-    return;
-  }
-  bok_logf(svc->log, svc->log_opaque, BOK_LOG_INFO, "job %s reprocesses %lld rows of %s", job.job_id,
-           (long long)x.n, parent.job_id);
   job_t out;
-  if (job_store_get(svc->store, tenant, job.job_id, &out, &err) == 0) {
+  if (rc == 0) {
+    bok_logf(svc->log, svc->log_opaque, BOK_LOG_INFO, "job %s reprocesses %lld rows of %s", job.job_id, (long long)n,
+             parent.job_id);
+    rc = job_store_get(svc->store, tenant, job.job_id, &out, &err);
+  }
+  if (rc == 0) {
     job_service_reply(call, &out);
     job_free(&out);
   } else {
@@ -596,4 +613,3 @@ void job_reprocess(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) 
   }
   job_free(&parent);
 }
-

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "bok/util.h"
+#include "job_proto.h"
 
 #define SWEEP_MS 1000
 
@@ -138,6 +139,7 @@ static void deliver(job_watch_t *jw, wjob_t *job, const job_t *j) {
     w->sent = 1;
     pw = &w->next;
   }
+  job_proto_release(&p);
   if (terminal(j->state)) end_job(jw, job, BOK_OK, "");
   else if (!job->ws) remove_job(jw, job);
 }
