@@ -10,17 +10,22 @@
 
 #include "job_store.h"
 
-/* A PENDING job of `tenant` (model m1 v1, csv, topic t); its id in id. */
+/* A job of `tenant` to create: model m1 v1, csv, topic t. */
+static inline void fx_job_init(job_t *j, const char *tenant) {
+  memset(j, 0, sizeof *j);
+  j->tenant_id = (char *)tenant;
+  j->model_id = "m1";
+  j->model_name = "Model";
+  j->file_name = "f.csv";
+  j->format = "csv";
+  j->topic = "t";
+  j->schema_version = 1;
+}
+
+/* A PENDING job made by fx_job_init; its id in id. */
 static inline void fx_new_job(job_store_t *st, const char *tenant, char id[40]) {
   job_t j;
-  memset(&j, 0, sizeof j);
-  j.tenant_id = (char *)tenant;
-  j.model_id = "m1";
-  j.model_name = "Model";
-  j.file_name = "f.csv";
-  j.format = "csv";
-  j.topic = "t";
-  j.schema_version = 1;
+  fx_job_init(&j, tenant);
   bok_err_t err;
   assert_int_equal(job_store_create(st, &j, &err), 0);
   strcpy(id, j.job_id);

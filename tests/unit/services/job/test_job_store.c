@@ -285,11 +285,7 @@ static void test_schema_kept_with_the_job(void **s) {
   (void)s;
   job_store_t *st = open_store();
   job_t j;
-  memset(&j, 0, sizeof j);
-  j.tenant_id = "t1";
-  j.model_id = "m1";
-  j.format = "csv";
-  j.topic = "t";
+  fx_job_init(&j, "t1");
   j.schema_version = 3;
   j.schema_json = "{\"type\":\"object\"}";
   bok_err_t err;
@@ -350,11 +346,7 @@ static void test_error_budget_stops_the_job(void **s) {
   (void)s;
   job_store_t *st = open_store();
   job_t nj;
-  memset(&nj, 0, sizeof nj);
-  nj.tenant_id = "t1";
-  nj.model_id = "m1";
-  nj.format = "csv";
-  nj.topic = "t";
+  fx_job_init(&nj, "t1");
   nj.has_max_errors = 1;
   nj.max_errors = 2;
   bok_err_t err;
