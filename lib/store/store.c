@@ -133,18 +133,13 @@ char *bok_store_col_blob(sqlite3_stmt *s, int i, size_t *len) {
 
 int bok_store_begin(sqlite3 *db) { return sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1; }
 
-int bok_store_commit(sqlite3 *db) {
+int bok_store_commit(sqlite3 *db, const char *what, bok_err_t *err) {
   if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) return 0;
+  if (err) bok_store_fail(db, what, err);
   bok_store_rollback(db);
   return -1;
 }
 
 void bok_store_rollback(sqlite3 *db) {
   if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-}
-
-int bok_store_end(sqlite3 *db, int ok) {
-  if (ok == 0) return bok_store_commit(db);
-  bok_store_rollback(db);
-  return -1;
 }

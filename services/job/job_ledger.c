@@ -19,8 +19,8 @@
 static int exec(job_store_t *st, const char *sql) { return sqlite3_exec(st->db, sql, NULL, NULL, NULL); }
 
 static int finish_txn(job_store_t *st, int ret, bok_err_t *err) {
-  if (ret == 0 && bok_store_commit(st->db) == 0) return 0;
-  if (ret == 0 || !err->msg[0]) js_db_fail(st, err);
+  if (ret == 0) return bok_store_commit(st->db, "job", err); /* sets err, rolls back on failure */
+  if (!err->msg[0]) js_db_fail(st, err);
   bok_store_rollback(st->db);
   return -1;
 }

@@ -1,3 +1,9 @@
+/* job_service.c -- the JobService handlers that read and change jobs (get,
+ * list, cancel, rejected rows and their file, error summary, watch) and the
+ * worker-facing ones (GetJobSpec with the schema stored with the job,
+ * ReportResults, ConfirmResults); uploads and reprocessing are in
+ * job_upload.c. Answers are mapped from the store's records by job_proto.c.
+ * Handlers run on the gRPC server's threads. */
 #include "job_service.h"
 
 #include <stdio.h>

@@ -449,7 +449,12 @@ int job_store_report(job_store_t *st, const Batch__V1__JobResults *res, bok_err_
   }
   bok_store_begin(st->db);
   int ret = job_count_locked(st, res);
-  if (bok_store_end(st->db, ret) != 0) ret = js_db_fail(st, err);
+  if (ret == 0) {
+    ret = bok_store_commit(st->db, "job", err);
+  } else {
+    js_db_fail(st, err);
+    bok_store_rollback(st->db);
+  }
   pthread_mutex_unlock(&st->mu);
   return ret;
 }
@@ -770,7 +775,12 @@ int job_store_summary(job_store_t *st, const char *tenant, const char *id, int l
   int ret = get_locked(st, tenant, id, &j, err);
   if (ret == 0) {
     job_free(&j);
-    if (summary_locked(st, id, limit, out, n) != 0) ret = js_db_fail(st, err);
+    if (summary_locked(st, id, limit, out, n) != 0) {
+      ret = js_db_fail(st, err);
+      job_summary_free(*out, *n);
+      *out = NULL;
+      *n = 0;
+    }
   }
   pthread_mutex_unlock(&st->mu);
   return ret;

@@ -190,9 +190,7 @@ int model_store_create(model_store_t *st, const char *tenant, const char *name, 
                             "tt-I", id, schema, now) != 0) {
     db_fail(st, err);
     bok_store_rollback(st->db);
-  } else if (bok_store_commit(st->db) != 0) {
-    db_fail(st, err);
-  } else {
+  } else if (bok_store_commit(st->db, "model", err) == 0) {
     ret = get_locked(st, tenant, id, 0, out, err);
   }
   pthread_mutex_unlock(&st->mu);
@@ -283,10 +281,7 @@ int model_store_update(model_store_t *st, const char *tenant, const char *id, co
     bok_store_rollback(st->db);
     goto done;
   }
-  if (bok_store_commit(st->db) != 0) {
-    db_fail(st, err);
-    goto done;
-  }
+  if (bok_store_commit(st->db, "model", err) != 0) goto done;
   ret = get_locked(st, tenant, id, 0, out, err);
 done:
   pthread_mutex_unlock(&st->mu);

@@ -68,11 +68,12 @@ char *bok_store_col_blob(sqlite3_stmt *s, int i, size_t *len);
 
 /* BEGIN IMMEDIATE: 0, or -1. */
 int bok_store_begin(sqlite3 *db);
-/* COMMIT: 0, or -1 after rolling back (the transaction is over either way). */
-int bok_store_commit(sqlite3 *db);
-/* ROLLBACK (nothing to do when no transaction is open). */
+/* COMMIT: 0, or -1 after setting err (if not NULL) as bok_store_fail(db,
+ * what, err) does, with COMMIT's error, and rolling back: the transaction is
+ * over either way. */
+int bok_store_commit(sqlite3 *db, const char *what, bok_err_t *err);
+/* ROLLBACK (nothing to do when no transaction is open). Read the error of a
+ * failed statement before: a rollback replaces the connection's message. */
 void bok_store_rollback(sqlite3 *db);
-/* COMMIT when ok is 0, else ROLLBACK; 0 when committed, -1 otherwise. */
-int bok_store_end(sqlite3 *db, int ok);
 
 #endif

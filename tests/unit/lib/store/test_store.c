@@ -124,21 +124,29 @@ static void test_transactions(void **s) {
   sqlite3 *db = mem();
   assert_int_equal(bok_store_begin(db), 0);
   assert_int_equal(bok_store_exec(db, "INSERT INTO t(k) VALUES('a')", NULL), 0);
-  assert_int_equal(bok_store_commit(db), 0);
+  assert_int_equal(bok_store_commit(db, "test", NULL), 0);
   assert_int_equal(bok_store_begin(db), 0);
   assert_int_equal(bok_store_begin(db), -1); /* no nesting */
   assert_int_equal(bok_store_exec(db, "INSERT INTO t(k) VALUES('b')", NULL), 0);
   bok_store_rollback(db);
   assert_int_equal(count(db), 1);
   bok_store_rollback(db); /* none open: harmless */
-  assert_int_equal(bok_store_commit(db), -1); /* none open */
-  assert_int_equal(bok_store_begin(db), 0);
-  assert_int_equal(bok_store_exec(db, "INSERT INTO t(k) VALUES('c')", NULL), 0);
-  assert_int_equal(bok_store_end(db, -1), -1);
-  assert_int_equal(count(db), 1);
+  bok_err_t err;
+  assert_int_equal(bok_store_commit(db, "test", &err), -1); /* none open */
+  assert_int_equal(err.code, BOK_ERR_UNAVAILABLE);
+  assert_non_null(strstr(err.msg, "test storage error: cannot commit"));
   assert_int_equal(bok_store_begin(db), 0);
   assert_int_equal(bok_store_exec(db, "INSERT INTO t(k) VALUES('d')", NULL), 0);
-  assert_int_equal(bok_store_end(db, 0), 0);
+  assert_int_equal(bok_store_commit(db, "test", &err), 0);
+  assert_int_equal(count(db), 2);
+  /* a failed COMMIT (deferred foreign key) rolls back */
+  assert_int_equal(bok_store_exec(db, "PRAGMA foreign_keys=ON", NULL), 0);
+  assert_int_equal(bok_store_exec(db, "CREATE TABLE c(p TEXT REFERENCES t(k) DEFERRABLE INITIALLY DEFERRED)", NULL), 0);
+  assert_int_equal(bok_store_begin(db), 0);
+  assert_int_equal(bok_store_exec(db, "INSERT INTO t(k) VALUES('e')", NULL), 0);
+  assert_int_equal(bok_store_exec(db, "INSERT INTO c(p) VALUES('nowhere')", NULL), 0);
+  assert_int_equal(bok_store_commit(db, "test", &err), -1);
+  assert_non_null(strstr(err.msg, "FOREIGN KEY"));
   assert_int_equal(count(db), 2);
   assert_true(sqlite3_get_autocommit(db));
   sqlite3_close(db);
