@@ -43,6 +43,28 @@ fail:
   return NULL;
 }
 
+void *bok_store_new(size_t size, const char *path, const bok_store_opts_t *o, bok_err_t *err) {
+  bok_store_t *s = size >= sizeof *s ? calloc(1, size) : NULL;
+  if (!s) {
+    bok_err_set(err, BOK_ERR_UNAVAILABLE, "out of memory");
+    return NULL;
+  }
+  if (!(s->db = bok_store_open(path, o, err))) {
+    free(s);
+    return NULL;
+  }
+  pthread_mutex_init(&s->mu, NULL);
+  return s;
+}
+
+void bok_store_delete(void *store) {
+  bok_store_t *s = store;
+  if (!s) return;
+  sqlite3_close(s->db);
+  pthread_mutex_destroy(&s->mu);
+  free(s);
+}
+
 int bok_store_fail(sqlite3 *db, const char *what, bok_err_t *err) {
   return bok_err_set(err, BOK_ERR_UNAVAILABLE, "%s storage error: %s", what, sqlite3_errmsg(db));
 }

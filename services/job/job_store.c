@@ -69,43 +69,28 @@ static const char *const MIGRATIONS[] = {
 };
 
 int js_db_fail(job_store_t *st, bok_err_t *err) {
-  return bok_store_fail(st->db, "job", err);
+  return bok_store_fail(st->s.db, "job", err);
 }
 
 job_store_t *job_store_open(const char *path, bok_err_t *err) {
-  job_store_t *st = calloc(1, sizeof *st);
-  if (!st) {
-    bok_err_set(err, BOK_ERR_UNAVAILABLE, "out of memory");
-    return NULL;
-  }
   bok_store_opts_t o = {SCHEMA_SQL, MIGRATIONS, 0, 5000};
-  if (!(st->db = bok_store_open(path, &o, err))) {
-    free(st);
-    return NULL;
-  }
-  pthread_mutex_init(&st->mu, NULL);
-  return st;
+  return bok_store_new(sizeof(job_store_t), path, &o, err);
 }
 
-void job_store_close(job_store_t *st) {
-  if (!st) return;
-  sqlite3_close(st->db);
-  pthread_mutex_destroy(&st->mu);
-  free(st);
-}
+void job_store_close(job_store_t *st) { bok_store_delete(st); }
 
-sqlite3_stmt *js_prep(job_store_t *st, const char *sql) { return bok_store_prep(st->db, sql); }
+sqlite3_stmt *js_prep(job_store_t *st, const char *sql) { return bok_store_prep(st->s.db, sql); }
 
 int job_store_fail_interrupted(job_store_t *st) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = js_prep(st, "UPDATE jobs SET state=?1, error='upload interrupted (service restarted)',"
                              " finished_at=?2, updated_at=?2 WHERE upload_done=0 AND state IN (1,2)");
   sqlite3_bind_int(s, 1, S_FAILED);
   sqlite3_bind_int64(s, 2, bok_now_ms());
   sqlite3_step(s);
   sqlite3_finalize(s);
-  int n = sqlite3_changes(st->db);
-  pthread_mutex_unlock(&st->mu);
+  int n = sqlite3_changes(st->s.db);
+  pthread_mutex_unlock(&st->s.mu);
   return n;
 }
 
@@ -113,7 +98,7 @@ int job_store_create(job_store_t *st, job_t *j, bok_err_t *err) {
   if (!j->job_id[0]) bok_uuid_new(j->job_id);
   j->created_at = j->updated_at = bok_now_ms();
   j->state = S_PENDING;
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = js_prep(st,
                          "INSERT INTO jobs(job_id,tenant_id,model_id,model_name,file_name,format,separator,topic,"
                          "schema_version,header,state,created_at,updated_at,parent_job_id,total,upload_done,"
@@ -126,7 +111,7 @@ int job_store_create(job_store_t *st, job_t *j, bok_err_t *err) {
                  j->encoding && *j->encoding ? j->encoding : "utf-8", j->schema_json);
   int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return rc;
 }
 
@@ -168,13 +153,13 @@ static void row_to_job(sqlite3_stmt *s, job_t *j) {
 }
 
 int job_store_set_format(job_store_t *st, const char *id, const char *format, bok_err_t *err) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = js_prep(st, "UPDATE jobs SET format=?2 WHERE job_id=?1");
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, format, -1, SQLITE_STATIC);
   int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return rc;
 }
 
@@ -296,15 +281,15 @@ static int get_locked(job_store_t *st, const char *tenant, const char *id, job_t
 }
 
 int job_store_get(job_store_t *st, const char *tenant, const char *id, job_t *out, bok_err_t *err) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   int r = get_locked(st, tenant, id, out, err);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return r;
 }
 
 int job_store_schema(job_store_t *st, const char *id, char **json, bok_err_t *err) {
   *json = NULL;
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = js_prep(st, "SELECT schema_json FROM jobs WHERE job_id=?1");
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
   int rc = sqlite3_step(s), ret = 0;
@@ -313,14 +298,14 @@ int job_store_schema(job_store_t *st, const char *id, char **json, bok_err_t *er
   else
     ret = rc == SQLITE_DONE ? bok_err_set(err, BOK_ERR_NOT_FOUND, "not found") : js_db_fail(st, err);
   sqlite3_finalize(s);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
 int job_store_list(job_store_t *st, const char *tenant, int state, int limit, job_t **out, size_t *n, bok_err_t *err) {
   *out = NULL;
   *n = 0;
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = js_prep(st, "SELECT " JOB_COLS " FROM jobs WHERE tenant_id=?1 AND (?2=0 OR state=?2)"
                              " ORDER BY created_at DESC, rowid DESC LIMIT ?3");
   sqlite3_bind_text(s, 1, tenant, -1, SQLITE_STATIC);
@@ -338,7 +323,7 @@ int job_store_list(job_store_t *st, const char *tenant, int state, int limit, jo
   }
   int ret = rc == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
@@ -359,7 +344,7 @@ void js_maybe_finish(job_store_t *st, const char *id, int64_t now) {
 
 int job_store_finish_upload(job_store_t *st, const char *id, const char *header, size_t hlen, int64_t total,
                             bok_err_t *err) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   int64_t now = bok_now_ms();
   sqlite3_stmt *s = js_prep(st, "UPDATE jobs SET header=?2, total=?3, upload_done=1, updated_at=?4 WHERE job_id=?1");
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
@@ -370,19 +355,19 @@ int job_store_finish_upload(job_store_t *st, const char *id, const char *header,
   sqlite3_finalize(s);
   if (ret == 0) js_maybe_finish(st, id, now);
   js_changed(st, id);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
 void job_store_set_watch(job_store_t *st, job_store_change_fn fn, void *ud) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   st->on_change = fn;
   st->on_change_ud = ud;
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
 }
 
 int job_store_fail(job_store_t *st, const char *id, const char *error, bok_err_t *err) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = js_prep(st, "UPDATE jobs SET state=?2, error=?3, finished_at=?4, updated_at=?4, upload_done=1"
                              " WHERE job_id=?1 AND state IN (1,2)");
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
@@ -392,12 +377,12 @@ int job_store_fail(job_store_t *st, const char *id, const char *error, bok_err_t
   int ret = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
   js_changed(st, id);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
 int job_store_cancel(job_store_t *st, const char *tenant, const char *id, job_t *out, bok_err_t *err) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   int ret = get_locked(st, tenant, id, out, err);
   if (ret == 0) {
     if (out->state != S_PENDING && out->state != S_RUNNING) {
@@ -418,7 +403,7 @@ int job_store_cancel(job_store_t *st, const char *tenant, const char *id, job_t 
       js_changed(st, id);
     }
   }
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
@@ -431,31 +416,31 @@ int job_state_locked(job_store_t *st, const char *id) {
 }
 
 int job_store_report(job_store_t *st, const Batch__V1__JobResults *res, bok_err_t *err) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   int state = job_state_locked(st, res->job_id);
   if (state < 0) {
-    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_unlock(&st->s.mu);
     return bok_err_set(err, BOK_ERR_NOT_FOUND, "not found");
   }
   if (state == S_CANCELLED) {
-    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_unlock(&st->s.mu);
     return 1;
   }
   if (state != S_PENDING && state != S_RUNNING) {
     /* Finished: every row is already counted; a redelivered batch is
      * accepted (its events still have to be published) and changes nothing. */
-    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_unlock(&st->s.mu);
     return 0;
   }
-  bok_store_begin(st->db);
+  bok_store_begin(st->s.db);
   int ret = job_count_locked(st, res);
   if (ret == 0) {
-    ret = bok_store_commit(st->db, "job", err);
+    ret = bok_store_commit(st->s.db, "job", err);
   } else {
     js_db_fail(st, err);
-    bok_store_rollback(st->db);
+    bok_store_rollback(st->s.db);
   }
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
@@ -594,7 +579,7 @@ static int64_t count_messages(job_store_t *st, const Batch__V1__JobResults *res,
     sqlite3_bind_text(bi, 1, res->job_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(bi, 2, b->first_row);
     if (sqlite3_step(bi) != SQLITE_DONE) *ret = -1;
-    fresh[i] = sqlite3_changes(st->db) > 0;
+    fresh[i] = sqlite3_changes(st->s.db) > 0;
     if (fresh[i]) ok += b->valid;
   }
   sqlite3_finalize(bi);
@@ -607,7 +592,7 @@ static int first_time(job_store_t *st, sqlite3_stmt *ins, const char *job_id, in
   sqlite3_bind_text(ins, 1, job_id, -1, SQLITE_STATIC);
   sqlite3_bind_int64(ins, 2, row);
   if (sqlite3_step(ins) != SQLITE_DONE) *ret = -1;
-  return sqlite3_changes(st->db) > 0;
+  return sqlite3_changes(st->s.db) > 0;
 }
 
 /* Stores a rejected row, its cells, and adds them to the summary. */
@@ -697,7 +682,7 @@ int job_store_rejected(job_store_t *st, const char *tenant, const char *id, int 
                        job_cell_t **out, size_t *n, bok_err_t *err) {
   *out = NULL;
   *n = 0;
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   job_t j;
   int ret = get_locked(st, tenant, id, &j, err);
   if (ret == 0) {
@@ -718,7 +703,7 @@ int job_store_rejected(job_store_t *st, const char *tenant, const char *id, int 
     if (ret == 0 && rc != SQLITE_DONE) ret = js_db_fail(st, err);
     sqlite3_finalize(s);
   }
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
@@ -735,7 +720,7 @@ void job_cells_free(job_cell_t *c, size_t n) {
 }
 
 int job_store_each_rejected_row(job_store_t *st, const char *id, job_row_fn fn, void *ud, bok_err_t *err) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = js_prep(st, "SELECT row, raw FROM rejected WHERE job_id=?1 ORDER BY row");
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
   int rc, ret = 0;
@@ -747,13 +732,13 @@ int job_store_each_rejected_row(job_store_t *st, const char *id, job_row_fn fn, 
   }
   if (ret == 0 && rc != SQLITE_DONE) ret = js_db_fail(st, err);
   sqlite3_finalize(s);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
 int job_store_count_by_state(job_store_t *st, int64_t counts[JOB_STORE_NSTATES], bok_err_t *err) {
   memset(counts, 0, JOB_STORE_NSTATES * sizeof counts[0]);
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = js_prep(st, "SELECT state, count(*) FROM jobs GROUP BY state");
   int rc = s ? SQLITE_ROW : SQLITE_ERROR;
   while (s && (rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -762,7 +747,7 @@ int job_store_count_by_state(job_store_t *st, int64_t counts[JOB_STORE_NSTATES],
   }
   sqlite3_finalize(s);
   int out = rc == SQLITE_DONE ? 0 : js_db_fail(st, err);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return out;
 }
 
@@ -770,7 +755,7 @@ int job_store_summary(job_store_t *st, const char *tenant, const char *id, int l
                       size_t *n, bok_err_t *err) {
   *out = NULL;
   *n = 0;
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   job_t j;
   int ret = get_locked(st, tenant, id, &j, err);
   if (ret == 0) {
@@ -782,7 +767,7 @@ int job_store_summary(job_store_t *st, const char *tenant, const char *id, int l
       *n = 0;
     }
   }
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
@@ -881,11 +866,11 @@ int job_store_rejected_file_page(job_store_t *st, const char *tenant, const char
                                  size_t max_bytes, int annotate, bok_buf_t *out, job_page_t *page, bok_err_t *err) {
   memset(page, 0, sizeof *page);
   page->last_row = after_row;
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   job_t j;
   int ret = get_locked(st, tenant, id, &j, err);
   if (ret != 0) {
-    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_unlock(&st->s.mu);
     return ret;
   }
   int csv = strcmp(j.format, "ndjson") != 0;
@@ -929,6 +914,6 @@ int job_store_rejected_file_page(job_store_t *st, const char *tenant, const char
   sqlite3_finalize(s);
   sqlite3_finalize(cells);
   job_free(&j);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }

@@ -19,8 +19,7 @@
 #include "bok/util.h"
 
 struct model_store {
-  sqlite3 *db;
-  pthread_mutex_t mu;
+  bok_store_t s; /* connection + mutex (lib/store) */
 };
 
 /* Opened with journal_mode=WAL, synchronous=FULL (bok_store_open). */
@@ -43,26 +42,11 @@ static const char *const MIGRATIONS[] = {
 };
 
 model_store_t *model_store_open(const char *path, bok_err_t *err) {
-  model_store_t *st = calloc(1, sizeof *st);
-  if (!st) {
-    bok_err_set(err, BOK_ERR_UNAVAILABLE, "out of memory");
-    return NULL;
-  }
   bok_store_opts_t o = {SCHEMA_SQL, MIGRATIONS, 1, 5000};
-  if (!(st->db = bok_store_open(path, &o, err))) {
-    free(st);
-    return NULL;
-  }
-  pthread_mutex_init(&st->mu, NULL);
-  return st;
+  return bok_store_new(sizeof(model_store_t), path, &o, err);
 }
 
-void model_store_close(model_store_t *st) {
-  if (!st) return;
-  sqlite3_close(st->db);
-  pthread_mutex_destroy(&st->mu);
-  free(st);
-}
+void model_store_close(model_store_t *st) { bok_store_delete(st); }
 
 void model_rec_free(model_rec_t *r) {
   if (!r) return;
@@ -98,7 +82,7 @@ static void row_to_rec(sqlite3_stmt *s, model_rec_t *r) {
 }
 
 static int db_fail(model_store_t *st, bok_err_t *err) {
-  return bok_store_fail(st->db, "model", err);
+  return bok_store_fail(st->s.db, "model", err);
 }
 
 /* Validates a name: 1-200 characters after trimming. */
@@ -148,7 +132,7 @@ static int get_locked(model_store_t *st, const char *tenant, const char *id, int
   const char *sql = version > 0 ? SELECT_COLS "WHERE m.model_id=?1 AND m.tenant_id=?2 AND v.version=?3"
                                 : SELECT_COLS "WHERE m.model_id=?1 AND m.tenant_id=?2 AND v.version=m.version"
                                               " AND m.deleted=0";
-  if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) return db_fail(st, err);
+  if (sqlite3_prepare_v2(st->s.db, sql, -1, &s, NULL) != SQLITE_OK) return db_fail(st, err);
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, tenant, -1, SQLITE_STATIC);
   if (version > 0) sqlite3_bind_int64(s, 3, version);
@@ -179,40 +163,40 @@ int model_store_create(model_store_t *st, const char *tenant, const char *name, 
   snprintf(topic, sizeof topic, "%s.%s.%s", topic_prefix, tenant, id);
   int64_t now = bok_now_ms();
   int ret = -1;
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   /* models(model_id, tenant_id, name, version, topic, created_at, updated_at) */
-  if (bok_store_begin(st->db) != 0) {
+  if (bok_store_begin(st->s.db) != 0) {
     db_fail(st, err);
-  } else if (bok_store_exec(st->db, "INSERT INTO models(model_id,tenant_id,name,topic,created_at,updated_at,version)"
+  } else if (bok_store_exec(st->s.db, "INSERT INTO models(model_id,tenant_id,name,topic,created_at,updated_at,version)"
                                      " VALUES(?1,?2,?3,?6,?4,?5,1)",
                             "tttIIt", id, tenant, name, now, now, topic) != 0 ||
-             bok_store_exec(st->db, "INSERT INTO model_versions(model_id,schema_json,created_at,version) VALUES(?1,?2,?4,1)",
+             bok_store_exec(st->s.db, "INSERT INTO model_versions(model_id,schema_json,created_at,version) VALUES(?1,?2,?4,1)",
                             "tt-I", id, schema, now) != 0) {
     db_fail(st, err);
-    bok_store_rollback(st->db);
-  } else if (bok_store_commit(st->db, "model", err) == 0) {
+    bok_store_rollback(st->s.db);
+  } else if (bok_store_commit(st->s.db, "model", err) == 0) {
     ret = get_locked(st, tenant, id, 0, out, err);
   }
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   free(schema);
   return ret;
 }
 
 int model_store_get(model_store_t *st, const char *tenant, const char *id, int64_t version, model_rec_t *out,
                     bok_err_t *err) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   int r = get_locked(st, tenant, id, version, out, err);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return r;
 }
 
 int model_store_list(model_store_t *st, const char *tenant, model_rec_t **out, size_t *n, bok_err_t *err) {
   *out = NULL;
   *n = 0;
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = NULL;
   int ret = 0;
-  if (sqlite3_prepare_v2(st->db,
+  if (sqlite3_prepare_v2(st->s.db,
                          SELECT_COLS "WHERE m.tenant_id=?1 AND m.deleted=0 AND v.version=m.version"
                                      " ORDER BY m.created_at, m.rowid",
                          -1, &s, NULL) != SQLITE_OK) {
@@ -238,7 +222,7 @@ int model_store_list(model_store_t *st, const char *tenant, model_rec_t **out, s
   if (rc != SQLITE_DONE) ret = db_fail(st, err);
 done:
   sqlite3_finalize(s);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   if (ret != 0) {
     model_rec_list_free(*out, *n);
     *out = NULL;
@@ -259,58 +243,58 @@ int model_store_update(model_store_t *st, const char *tenant, const char *id, co
   int ret = -1;
   model_rec_t cur;
   memset(&cur, 0, sizeof cur);
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   if (get_locked(st, tenant, id, 0, &cur, err) != 0) goto done;
   int64_t now = bok_now_ms();
   int64_t version = cur.version;
-  if (bok_store_begin(st->db) != 0) {
+  if (bok_store_begin(st->s.db) != 0) {
     db_fail(st, err);
     goto done;
   }
   int ok = 1;
   if (has_schema && strcmp(schema, cur.schema_json) != 0) {
     version++;
-    ok = bok_store_exec(st->db, "INSERT INTO model_versions(model_id,schema_json,created_at,version) VALUES(?1,?2,?4,?5)",
+    ok = bok_store_exec(st->s.db, "INSERT INTO model_versions(model_id,schema_json,created_at,version) VALUES(?1,?2,?4,?5)",
                         "tt-II", id, schema, now, version) == 0;
   }
   if (ok)
-    ok = bok_store_exec(st->db, "UPDATE models SET name=?2, version=?4, updated_at=?5 WHERE model_id=?1", "tt-II", id,
+    ok = bok_store_exec(st->s.db, "UPDATE models SET name=?2, version=?4, updated_at=?5 WHERE model_id=?1", "tt-II", id,
                         has_name ? name : cur.name, version, now) == 0;
   if (!ok) {
     db_fail(st, err);
-    bok_store_rollback(st->db);
+    bok_store_rollback(st->s.db);
     goto done;
   }
-  if (bok_store_commit(st->db, "model", err) != 0) goto done;
+  if (bok_store_commit(st->s.db, "model", err) != 0) goto done;
   ret = get_locked(st, tenant, id, 0, out, err);
 done:
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   model_rec_free(&cur);
   free(schema);
   return ret;
 }
 
 int model_store_delete(model_store_t *st, const char *tenant, const char *id, bok_err_t *err) {
-  pthread_mutex_lock(&st->mu);
-  int ret = bok_store_exec(st->db, "UPDATE models SET deleted=1, updated_at=?4 WHERE model_id=?1 AND tenant_id=?2"
+  pthread_mutex_lock(&st->s.mu);
+  int ret = bok_store_exec(st->s.db, "UPDATE models SET deleted=1, updated_at=?4 WHERE model_id=?1 AND tenant_id=?2"
                                    " AND deleted=0",
                            "tt-I", id, tenant, bok_now_ms());
   if (ret != 0)
     db_fail(st, err);
-  else if (sqlite3_changes(st->db) == 0)
+  else if (sqlite3_changes(st->s.db) == 0)
     ret = bok_err_set(err, BOK_ERR_NOT_FOUND, "not found");
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
 int model_store_ping(model_store_t *st, bok_err_t *err) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = NULL;
-  int rc = sqlite3_prepare_v2(st->db, "SELECT count(*) FROM sqlite_master", -1, &s, NULL);
+  int rc = sqlite3_prepare_v2(st->s.db, "SELECT count(*) FROM sqlite_master", -1, &s, NULL);
   if (rc == SQLITE_OK) rc = sqlite3_step(s);
   sqlite3_finalize(s);
   int out = rc == SQLITE_ROW ? 0 : db_fail(st, err);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return out;
 }
 
@@ -319,9 +303,9 @@ int model_store_set_budget(model_store_t *st, const char *tenant, const char *id
   if ((set_errors && max_errors < -1) || (set_rate && max_error_rate != -1.0 && !(max_error_rate >= 0 && max_error_rate <= 1)))
     return bok_err_set(err, BOK_ERR_INVALID, set_errors && max_errors < -1 ? "max_errors: expected a whole number >= 0"
                                                                              : "max_error_rate: expected a number from 0 to 1");
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = NULL;
-  sqlite3_prepare_v2(st->db, "UPDATE models SET max_errors = CASE WHEN ?3 THEN ?4 ELSE max_errors END,"
+  sqlite3_prepare_v2(st->s.db, "UPDATE models SET max_errors = CASE WHEN ?3 THEN ?4 ELSE max_errors END,"
                              " max_error_rate = CASE WHEN ?5 THEN ?6 ELSE max_error_rate END"
                              " WHERE model_id=?1 AND tenant_id=?2 AND deleted=0", -1, &s, NULL);
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
@@ -332,7 +316,7 @@ int model_store_set_budget(model_store_t *st, const char *tenant, const char *id
   sqlite3_bind_double(s, 6, max_error_rate);
   int ret = sqlite3_step(s) == SQLITE_DONE ? 0 : db_fail(st, err);
   sqlite3_finalize(s);
-  if (ret == 0 && sqlite3_changes(st->db) == 0) ret = bok_err_set(err, BOK_ERR_NOT_FOUND, "not found");
-  pthread_mutex_unlock(&st->mu);
+  if (ret == 0 && sqlite3_changes(st->s.db) == 0) ret = bok_err_set(err, BOK_ERR_NOT_FOUND, "not found");
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }

@@ -13,6 +13,7 @@
 #ifndef BOK_STORE_H
 #define BOK_STORE_H
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,6 +34,20 @@ typedef struct {
  * of {path}: ...", "cannot open {path}: ...", "cannot initialise {path}: ...").
  * Close with sqlite3_close(). */
 sqlite3 *bok_store_open(const char *path, const bok_store_opts_t *o, bok_err_t *err);
+
+/* A store: its connection and the mutex its operations hold (a transaction
+ * spans several calls). A store's struct has it as its first member. */
+typedef struct {
+  sqlite3 *db;
+  pthread_mutex_t mu;
+} bok_store_t;
+
+/* Allocates a zeroed store struct of `size` bytes whose first member is a
+ * bok_store_t, opens its database (bok_store_open) and its mutex. NULL with
+ * err set. */
+void *bok_store_new(size_t size, const char *path, const bok_store_opts_t *o, bok_err_t *err);
+/* Closes the database, destroys the mutex and frees the store (NULL: no-op). */
+void bok_store_delete(void *store);
 
 /* Sets err to UNAVAILABLE "{what} storage error: {SQLite's last message}";
  * returns -1 (for `return bok_store_fail(...)`). */

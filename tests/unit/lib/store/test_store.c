@@ -152,10 +152,33 @@ static void test_transactions(void **s) {
   sqlite3_close(db);
 }
 
+/* A store struct embeds the connection and its mutex first. */
+typedef struct {
+  bok_store_t s;
+  int extra;
+} my_store_t;
+
+static void test_new_and_delete(void **s) {
+  (void)s;
+  bok_store_opts_t o = {SCHEMA, MIGRATIONS, 0, 0};
+  bok_err_t err;
+  my_store_t *st = bok_store_new(sizeof *st, ":memory:", &o, &err);
+  assert_non_null(st);
+  assert_int_equal(st->extra, 0);
+  assert_int_equal(pthread_mutex_lock(&st->s.mu), 0);
+  assert_int_equal(bok_store_exec(st->s.db, "INSERT INTO t(k) VALUES('a')", NULL), 0);
+  assert_int_equal(pthread_mutex_unlock(&st->s.mu), 0);
+  bok_store_delete(st);
+  bok_store_delete(NULL);
+  bok_store_opts_t bad = {"nonsense", NULL, 0, 0};
+  assert_null(bok_store_new(sizeof *st, ":memory:", &bad, &err));
+  assert_int_equal(err.code, BOK_ERR_UNAVAILABLE);
+}
+
 int main(void) {
   const struct CMUnitTest t[] = {cmocka_unit_test(test_open_file_wal_and_migrations_twice),
                                  cmocka_unit_test(test_open_errors_say_what),
                                  cmocka_unit_test(test_bind_every_kind_and_copy_columns),
-                                 cmocka_unit_test(test_transactions)};
+                                 cmocka_unit_test(test_transactions), cmocka_unit_test(test_new_and_delete)};
   return cmocka_run_group_tests(t, NULL, NULL);
 }
