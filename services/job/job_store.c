@@ -1,6 +1,8 @@
-/* job_store.c -- durable jobs (job_store.h): SQLite schema, job rows, the
+/* job_store.c -- durable jobs (job_store.h): SQLite schema (opened through
+ * lib/store), job rows with the schema their rows are validated with, the
  * counting of results (job_count_locked: counters, rejected rows, the error
- * summary, the error budget), rejected rows as pages and as a file. */
+ * summary, the error budget), rejected rows as pages and as a file. Answers
+ * are plain C records; job_proto.c maps them to batch.v1 messages. */
 #include "job_store.h"
 
 #include <errno.h>
