@@ -147,21 +147,30 @@ static int print_jobs(cli_t *c, json_t *arr) {
   return 0;
 }
 
-static int get_job(cli_t *c, const char *ref, json_t **job) {
-  char id[40], path[128];
-  if (resolve(c, 0, ref, id)) return 1;
-  snprintf(path, sizeof path, "/jobs/%s", id);
-  int st = cli_http(c, "GET", path, NULL, 0, NULL, job);
-  if (st != 200) {
-    char what[128];
-    snprintf(what, sizeof what, "job %s", ref);
-    http_error(c, st, *job, what);
-    json_decref(*job);
-    *job = NULL;
-    return 1;
-  }
-  return 0;
+/* Reports a failed call about the job or model `ref` ("job {ref} not found"
+ * on 404); returns 1. */
+static int ref_error(cli_t *c, int st, json_t *resp, int model, const char *ref) {
+  char what[128];
+  snprintf(what, sizeof what, "%s %s", model ? "model" : "job", ref);
+  return http_error(c, st, resp, what);
 }
+
+/* GET /jobs/{id}{suffix} (model: /models/...) for the reference `ref`: 0
+ * with *out (the caller's to json_decref), or 1 (reported, *out NULL). */
+static int get_ref(cli_t *c, int model, const char *ref, const char *suffix, json_t **out) {
+  char id[40], path[160];
+  *out = NULL;
+  if (resolve(c, model, ref, id)) return 1;
+  snprintf(path, sizeof path, "/%s/%s%s", model ? "models" : "jobs", id, suffix);
+  int st = cli_http(c, "GET", path, NULL, 0, NULL, out);
+  if (st == 200) return 0;
+  ref_error(c, st, *out, model, ref);
+  json_decref(*out);
+  *out = NULL;
+  return 1;
+}
+
+static int get_job(cli_t *c, const char *ref, json_t **job) { return get_ref(c, 0, ref, "", job); }
 
 /* The lines under a job table: dry run, the job-level error and (when
  * `warnings`) the upload's warnings, each after `prefix`. */
@@ -369,9 +378,7 @@ static int cmd_job_create(cli_t *c, int argc, char **argv) {
   json_t *j = NULL;
   int st = cli_http_upload(c, mid, file, fields, nf, &j);
   if (st != 202) {
-    char what[128];
-    snprintf(what, sizeof what, "model %s", model_ref);
-    int rc = http_error(c, st, j, what);
+    int rc = ref_error(c, st, j, 1, model_ref);
     json_decref(j);
     return rc;
   }
@@ -400,9 +407,7 @@ static int id_action(cli_t *c, int model, const char *ref, const char *method, c
   int st = cli_http(c, method, path, strcmp(method, "POST") == 0 ? "" : NULL, 0, "application/json", &r);
   int rc = 0;
   if (st != want) {
-    char what[128];
-    snprintf(what, sizeof what, "%s %s", model ? "model" : "job", ref);
-    rc = http_error(c, st, r, what);
+    rc = ref_error(c, st, r, model, ref);
   } else if (c->json) {
     print_json(c, r);
   } else {
@@ -426,9 +431,7 @@ static int cmd_job_reprocess(cli_t *c, const char *ref) {
   int st = cli_http(c, "POST", path, "", 0, "application/json", &r);
   int rc = 0;
   if (st != 202) {
-    char what[128];
-    snprintf(what, sizeof what, "job %s", ref);
-    rc = http_error(c, st, r, what);
+    rc = ref_error(c, st, r, 0, ref);
   } else if (c->json) {
     print_json(c, r);
   } else {
@@ -439,18 +442,8 @@ static int cmd_job_reprocess(cli_t *c, const char *ref) {
 }
 
 static int cmd_job_errors(cli_t *c, const char *ref) {
-  char id[40], path[160];
-  if (resolve(c, 0, ref, id)) return 1;
-  snprintf(path, sizeof path, "/jobs/%s/errors", id);
   json_t *arr = NULL;
-  int st = cli_http(c, "GET", path, NULL, 0, NULL, &arr);
-  if (st != 200) {
-    char what[128];
-    snprintf(what, sizeof what, "job %s", ref);
-    int rc = http_error(c, st, arr, what);
-    json_decref(arr);
-    return rc;
-  }
+  if (get_ref(c, 0, ref, "/errors", &arr)) return 1;
   if (c->json) {
     print_json(c, arr);
   } else {
@@ -490,11 +483,7 @@ static int cmd_job_download(cli_t *c, const char *ref, const char *file, int ann
   int st = cli_http_download(c, path, f, &r);
   int rc = 0;
   if (!to_stdout && fclose(f) != 0 && st == 200) rc = fail(c, "cannot write %s: %s", file, strerror(errno));
-  if (st != 200) {
-    char what[128];
-    snprintf(what, sizeof what, "job %s", ref);
-    rc = http_error(c, st, r, what);
-  }
+  if (st != 200) rc = ref_error(c, st, r, 0, ref);
   if (rc && !to_stdout) unlink(file);
   if (!rc && !to_stdout) fprintf(c->out, "rejected rows of job %.8s written to %s\n", id, file);
   json_decref(r);
@@ -516,9 +505,7 @@ static int cmd_job_rejected(cli_t *c, const char *ref) {
     json_t *page = NULL;
     int st = cli_http(c, "GET", path, NULL, 0, NULL, &page);
     if (st != 200) {
-      char what[128];
-      snprintf(what, sizeof what, "job %s", ref);
-      http_error(c, st, page, what);
+      ref_error(c, st, page, 0, ref);
       json_decref(page);
       json_decref(all);
       return 1;
@@ -678,18 +665,8 @@ static int cmd_model_list(cli_t *c) {
 }
 
 static int cmd_model_describe(cli_t *c, const char *ref) {
-  char id[40], path[128];
-  if (resolve(c, 1, ref, id)) return 1;
-  snprintf(path, sizeof path, "/models/%s", id);
   json_t *m = NULL;
-  int st = cli_http(c, "GET", path, NULL, 0, NULL, &m);
-  if (st != 200) {
-    char what[128];
-    snprintf(what, sizeof what, "model %s", ref);
-    int r = http_error(c, st, m, what);
-    json_decref(m);
-    return r;
-  }
+  if (get_ref(c, 1, ref, "", &m)) return 1;
   if (c->json) {
     print_json(c, m);
   } else {

@@ -695,7 +695,7 @@ int bok_validator_row(bok_validator_t *v, int64_t row, const char *raw, size_t l
   int valid = 1;
   char eidbuf[256] = "";
   if (st_reason) {
-    reject(r, row, "", "", "", "MALFORMED_ROW", NULL, 0, "Row %lld is malformed: %s.", (long long)row, st_reason);
+    reject(r, row, "", "", "", "MALFORMED_ROW", NULL, 0, BOK_MALFORMED_FMT, (long long)row, st_reason);
     valid = 0;
     goto out;
   }
@@ -745,7 +745,7 @@ int bok_validator_row(bok_validator_t *v, int64_t row, const char *raw, size_t l
     json_error_t je;
     json_t *obj = json_loadb(raw, len, 0, &je);
     if (!obj || !json_is_object(obj)) {
-      reject(r, row, "", "", "", "MALFORMED_ROW", NULL, 0, "Row %lld is malformed: %s.", (long long)row,
+      reject(r, row, "", "", "", "MALFORMED_ROW", NULL, 0, BOK_MALFORMED_FMT, (long long)row,
              obj ? "not a JSON object" : "invalid JSON");
       json_decref(obj);
       valid = 0;

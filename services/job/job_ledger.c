@@ -12,15 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bok/store.h"
 #include "bok/util.h"
 #include "job_store_int.h"
 
-static int exec(job_store_t *st, const char *sql) { return sqlite3_exec(st->db, sql, NULL, NULL, NULL); }
+static int exec(job_store_t *st, const char *sql) { return sqlite3_exec(st->s.db, sql, NULL, NULL, NULL); }
 
 static int finish_txn(job_store_t *st, int ret, bok_err_t *err) {
-  if (ret == 0 && exec(st, "COMMIT") == SQLITE_OK) return 0;
-  if (ret == 0 || !err->msg[0]) js_db_fail(st, err);
-  exec(st, "ROLLBACK");
+  if (ret == 0) return bok_store_commit(st->s.db, "job", err); /* sets err, rolls back on failure */
+  if (!err->msg[0]) js_db_fail(st, err);
+  bok_store_rollback(st->s.db);
   return -1;
 }
 
@@ -65,8 +66,8 @@ int job_store_prepare_commit(job_store_t *st, const char *id, const char *header
                              const job_msg_t *msgs, size_t n, const Batch__V1__JobResults *malformed,
                              const job_warning_t *warnings, size_t nwarn, bok_err_t *err) {
   bok_err_clear(err);
-  pthread_mutex_lock(&st->mu);
-  exec(st, "BEGIN IMMEDIATE");
+  pthread_mutex_lock(&st->s.mu);
+  bok_store_begin(st->s.db);
   sqlite3_stmt *s = js_prep(st, "UPDATE jobs SET header=?2, total=?3, upload_done=?4, updated_at=?5 WHERE job_id=?1");
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
   sqlite3_bind_blob(s, 2, header ? header : "", (int)hlen, SQLITE_STATIC);
@@ -83,13 +84,13 @@ int job_store_prepare_commit(job_store_t *st, const char *id, const char *header
     ret = job_count_locked(st, malformed);
   ret = finish_txn(st, ret, err);
   js_changed(st, id);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
 int job_store_commit_outcome(job_store_t *st, const char *id, int committed, const char *error, bok_err_t *err) {
   bok_err_clear(err);
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   int64_t now = bok_now_ms();
   sqlite3_stmt *s = committed
                         ? js_prep(st, "UPDATE jobs SET upload_done=1, updated_at=?2 WHERE job_id=?1 AND upload_done=2")
@@ -105,14 +106,14 @@ int job_store_commit_outcome(job_store_t *st, const char *id, int committed, con
   sqlite3_finalize(s);
   if (ret == 0 && committed) js_maybe_finish(st, id, now);
   js_changed(st, id);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
 int job_store_committing(job_store_t *st, job_committing_t **out, size_t *n, bok_err_t *err) {
   *out = NULL;
   *n = 0;
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = js_prep(st, "SELECT j.job_id, m.part, m.off FROM jobs j LEFT JOIN row_messages m"
                                 " ON m.job_id=j.job_id AND m.first_row=(SELECT max(first_row) FROM row_messages"
                                 " WHERE job_id=j.job_id) WHERE j.upload_done=2 AND j.state IN (1,2) LIMIT 1000");
@@ -130,7 +131,7 @@ int job_store_committing(job_store_t *st, job_committing_t **out, size_t *n, bok
   }
   int ret = rc == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
@@ -241,7 +242,7 @@ static int halted_locked(job_store_t *st, const char *id) {
 
 int job_store_stage(job_store_t *st, const Batch__V1__JobResults *res, const char *group, bok_err_t *err) {
   bok_err_clear(err);
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   int ret = 0;
   int state = job_state_locked(st, res->job_id);
   if (state < 0) {
@@ -251,7 +252,7 @@ int job_store_stage(job_store_t *st, const Batch__V1__JobResults *res, const cha
   } else if (state == S_PENDING || state == S_RUNNING) {
     ret = check_report(st, res, err);
     if (ret == 0) {
-      exec(st, "BEGIN IMMEDIATE");
+      bok_store_begin(st->s.db);
       /* A worker read this job's rows read_committed: its upload committed. */
       sqlite3_stmt *u = js_prep(st, "UPDATE jobs SET upload_done=1 WHERE job_id=?1 AND upload_done=2");
       sqlite3_bind_text(u, 1, res->job_id, -1, SQLITE_STATIC);
@@ -261,7 +262,7 @@ int job_store_stage(job_store_t *st, const Batch__V1__JobResults *res, const cha
       ret = finish_txn(st, ret, err);
     }
   } /* else finished: every row is counted; a redelivered message changes nothing */
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
@@ -287,10 +288,10 @@ static Batch__V1__JobResults *load_staged(job_store_t *st, const char *job_id, i
 
 int job_store_confirm(job_store_t *st, const char *job_id, int64_t first_row, bok_err_t *err) {
   bok_err_clear(err);
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   int state = job_state_locked(st, job_id);
   int ret = 0;
-  exec(st, "BEGIN IMMEDIATE");
+  bok_store_begin(st->s.db);
   if (state == S_PENDING || state == S_RUNNING) {
     Batch__V1__JobResults *res = load_staged(st, job_id, first_row);
     if (res) {
@@ -300,14 +301,14 @@ int job_store_confirm(job_store_t *st, const char *job_id, int64_t first_row, bo
   }
   if (ret == 0) drop_staged(st, job_id, first_row);
   ret = finish_txn(st, ret, err);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
 int job_store_staged(job_store_t *st, int64_t before_ms, job_staged_t **out, size_t *n, bok_err_t *err) {
   *out = NULL;
   *n = 0;
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   exec(st, "DELETE FROM staged WHERE job_id IN (SELECT job_id FROM jobs WHERE state NOT IN (1,2))");
   sqlite3_stmt *s = js_prep(st, "SELECT s.job_id, s.first_row, s.grp, m.part, m.off FROM staged s"
                                 " JOIN row_messages m ON m.job_id=s.job_id AND m.first_row=s.first_row"
@@ -329,6 +330,6 @@ int job_store_staged(job_store_t *st, int64_t before_ms, job_staged_t **out, siz
   }
   int ret = rc == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }

@@ -1,3 +1,9 @@
+/* job_service.c -- the JobService handlers that read and change jobs (get,
+ * list, cancel, rejected rows and their file, error summary, watch) and the
+ * worker-facing ones (GetJobSpec with the schema stored with the job,
+ * ReportResults, ConfirmResults); uploads and reprocessing are in
+ * job_upload.c. Answers are mapped from the store's records by job_proto.c.
+ * Handlers run on the gRPC server's threads. */
 #include "job_service.h"
 
 #include <stdio.h>
@@ -11,12 +17,14 @@
 #include "bok/schema.h"
 #include "bok/util.h"
 #include "job_obs.h"
+#include "job_proto.h"
 
 
 void job_service_reply(bok_rpc_call_t *call, const job_t *j) {
   Batch__V1__Job p;
   job_to_proto(j, &p, bok_now_ms());
   bok_rpc_call_reply(call, &p.base);
+  job_proto_release(&p);
 }
 
 /* ---- queries ---------------------------------------------------------------- */
@@ -55,6 +63,7 @@ static void list_jobs(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *re
   resp.n_jobs = n;
   resp.jobs = pp;
   bok_rpc_call_reply(call, &resp.base);
+  for (size_t i = 0; i < n; i++) job_proto_release(&ps[i]);
   free(ps);
   free(pp);
   job_list_free(jobs, n);
@@ -79,28 +88,37 @@ static void cancel_job(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *r
 static void list_rejected(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) {
   job_service_t *svc = ud;
   const Batch__V1__ListRejectedRequest *r = (const void *)req;
-  Batch__V1__ListRejectedResponse resp;
+  job_cell_t *cells;
+  size_t n;
   bok_err_t err;
-  if (job_store_rejected(svc->store, bok_rpc_call_tenant(call), r->job_id, r->limit, r->after_row, &resp, &err) != 0) {
-    job_rejected_free(&resp);
+  if (job_store_rejected(svc->store, bok_rpc_call_tenant(call), r->job_id, r->limit, r->after_row, &cells, &n, &err) !=
+      0) {
+    job_cells_free(cells, n);
     bok_rpc_call_fail_err(call, &err);
     return;
   }
+  Batch__V1__ListRejectedResponse resp;
+  job_cells_to_proto(cells, n, &resp);
   bok_rpc_call_reply(call, &resp.base);
-  job_rejected_free(&resp);
+  job_cells_proto_release(&resp);
+  job_cells_free(cells, n);
 }
 
 static void error_summary(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) {
   job_service_t *svc = ud;
   const Batch__V1__GetJobRequest *r = (const void *)req;
-  Batch__V1__ErrorSummary resp = BATCH__V1__ERROR_SUMMARY__INIT;
+  job_summary_t *e;
+  size_t n;
   bok_err_t err;
-  if (job_store_summary(svc->store, bok_rpc_call_tenant(call), r->job_id, 0, &resp.entries, &resp.n_entries, &err) != 0) {
+  if (job_store_summary(svc->store, bok_rpc_call_tenant(call), r->job_id, 0, &e, &n, &err) != 0) {
     bok_rpc_call_fail_err(call, &err);
     return;
   }
+  Batch__V1__ErrorSummary resp;
+  job_summary_to_proto(e, n, &resp);
   bok_rpc_call_reply(call, &resp.base);
-  job_summary_free(resp.entries, resp.n_entries);
+  job_summary_proto_release(&resp);
+  job_summary_free(e, n);
 }
 
 #define FILE_PAGE_BYTES (1u << 20)
@@ -150,6 +168,7 @@ static void watch_job(void *ud, bok_rpc_sstream_t *st, const ProtobufCMessage *r
     Batch__V1__Job p;
     job_to_proto(&j, &p, bok_now_ms());
     bok_rpc_sstream_write(st, &p.base);
+    job_proto_release(&p);
     if (final) bok_rpc_sstream_end(st, BOK_OK, "%s", "");
     else bok_rpc_sstream_end(st, BOK_ERR_UNAVAILABLE, "%s", "watching is not available");
     bok_rpc_sstream_release(st);
@@ -162,13 +181,36 @@ static void watch_job(void *ud, bok_rpc_sstream_t *st, const ProtobufCMessage *r
 
 /* ---- worker-facing ------------------------------------------------------------- */
 
+/* The schema the job's rows are validated with: stored with the job at
+ * upload; for a job stored before that, fetched once more from the model
+ * service ("" when that version is gone). 0, or -1 (err). */
+static int spec_schema(job_service_t *svc, const job_t *j, char **json, bok_err_t *err) {
+  if (job_store_schema(svc->store, j->job_id, json, err) != 0) return -1;
+  /* a skipped job's rows are not validated: no schema needed */
+  if (**json || j->state == BATCH__V1__JOB_STATE__JOB_STATE_CANCELLED || j->halted) return 0;
+  Batch__V1__Model *m = NULL;
+  if (job_model_get(svc, j->tenant_id, j->model_id, j->schema_version, &m, err) != 0)
+    return err->code == BOK_ERR_NOT_FOUND ? 0 : -1;
+  free(*json);
+  *json = strdup(m->schema_json);
+  protobuf_c_message_free_unpacked(&m->base, NULL);
+  return *json ? 0 : bok_err_set(err, BOK_ERR_UNAVAILABLE, "out of memory");
+}
+
 static void get_job_spec(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) {
   job_service_t *svc = ud;
   const Batch__V1__GetJobRequest *r = (const void *)req;
   job_t j;
   bok_err_t err;
+  char *schema = NULL;
   if (job_store_get(svc->store, NULL, r->job_id, &j, &err) != 0) {
     bok_rpc_call_fail_err(call, &err);
+    return;
+  }
+  if (spec_schema(svc, &j, &schema, &err) != 0) {
+    bok_rpc_call_fail_err(call, &err);
+    free(schema);
+    job_free(&j);
     return;
   }
   Batch__V1__JobSpec s = BATCH__V1__JOB_SPEC__INIT;
@@ -184,7 +226,9 @@ static void get_job_spec(void *ud, bok_rpc_call_t *call, const ProtobufCMessage 
   s.topic = j.topic;
   s.dry_run = j.dry_run;
   s.halted = j.halted;
+  s.schema_json = schema;
   bok_rpc_call_reply(call, &s.base);
+  free(schema);
   job_free(&j);
 }
 

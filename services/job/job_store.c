@@ -1,6 +1,8 @@
-/* job_store.c -- durable jobs (job_store.h): SQLite schema, job rows, the
+/* job_store.c -- durable jobs (job_store.h): SQLite schema (opened through
+ * lib/store), job rows with the schema their rows are validated with, the
  * counting of results (job_count_locked: counters, rejected rows, the error
- * summary, the error budget), rejected rows as pages and as a file. */
+ * summary, the error budget), rejected rows as pages and as a file. Answers
+ * are plain C records; job_proto.c maps them to batch.v1 messages. */
 #include "job_store.h"
 
 #include <errno.h>
@@ -13,13 +15,13 @@
 #include <sys/stat.h>
 
 #include "bok/csv.h"
+#include "bok/store.h"
 #include "bok/util.h"
 #include "job_store_int.h"
 
 
+/* Opened with journal_mode=WAL, synchronous=NORMAL (bok_store_open). */
 static const char *SCHEMA_SQL =
-    "PRAGMA journal_mode=WAL;"
-    "PRAGMA synchronous=NORMAL;"
     "CREATE TABLE IF NOT EXISTS jobs("
     " job_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, model_id TEXT NOT NULL, model_name TEXT NOT NULL,"
     " file_name TEXT NOT NULL, format TEXT NOT NULL, separator TEXT NOT NULL, topic TEXT NOT NULL,"
@@ -58,65 +60,39 @@ static const char *SCHEMA_SQL =
 
 /* Columns added after the first release: added to an older database at open
  * (an "already exists" error is expected and ignored). */
-static const char *MIGRATIONS[] = {
+static const char *const MIGRATIONS[] = {
     "ALTER TABLE jobs ADD COLUMN dry_run INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE jobs ADD COLUMN max_errors INTEGER NOT NULL DEFAULT -1",
     "ALTER TABLE jobs ADD COLUMN max_error_rate REAL NOT NULL DEFAULT -1",
     "ALTER TABLE jobs ADD COLUMN halted INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE jobs ADD COLUMN encoding TEXT NOT NULL DEFAULT 'utf-8'",
+    "ALTER TABLE jobs ADD COLUMN schema_json TEXT NOT NULL DEFAULT ''",
+    NULL,
 };
 
 int js_db_fail(job_store_t *st, bok_err_t *err) {
-  return bok_err_set(err, BOK_ERR_UNAVAILABLE, "job storage error: %s", sqlite3_errmsg(st->db));
+  return bok_store_fail(st->s.db, "job", err);
 }
 
 job_store_t *job_store_open(const char *path, bok_err_t *err) {
-  job_store_t *st = calloc(1, sizeof *st);
-  if (strcmp(path, ":memory:") != 0 && bok_mkdirs_for(path) != 0) {
-    bok_err_set(err, BOK_ERR_UNAVAILABLE, "cannot create the directory of %s", path);
-    free(st);
-    return NULL;
-  }
-  char *emsg = NULL;
-  if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
-          SQLITE_OK ||
-      sqlite3_exec(st->db, SCHEMA_SQL, NULL, NULL, &emsg) != SQLITE_OK) {
-    bok_err_set(err, BOK_ERR_UNAVAILABLE, "cannot open %s: %s", path, emsg ? emsg : sqlite3_errmsg(st->db));
-    sqlite3_free(emsg);
-    sqlite3_close(st->db);
-    free(st);
-    return NULL;
-  }
-  sqlite3_busy_timeout(st->db, 5000);
-  for (size_t i = 0; i < sizeof MIGRATIONS / sizeof MIGRATIONS[0]; i++)
-    sqlite3_exec(st->db, MIGRATIONS[i], NULL, NULL, NULL);
-  pthread_mutex_init(&st->mu, NULL);
-  return st;
+  bok_store_opts_t o = {SCHEMA_SQL, MIGRATIONS, 0, 5000};
+  return bok_store_new(sizeof(job_store_t), path, &o, err);
 }
 
-void job_store_close(job_store_t *st) {
-  if (!st) return;
-  sqlite3_close(st->db);
-  pthread_mutex_destroy(&st->mu);
-  free(st);
-}
+void job_store_close(job_store_t *st) { bok_store_delete(st); }
 
-sqlite3_stmt *js_prep(job_store_t *st, const char *sql) {
-  sqlite3_stmt *s = NULL;
-  sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
-  return s;
-}
+sqlite3_stmt *js_prep(job_store_t *st, const char *sql) { return bok_store_prep(st->s.db, sql); }
 
 int job_store_fail_interrupted(job_store_t *st) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = js_prep(st, "UPDATE jobs SET state=?1, error='upload interrupted (service restarted)',"
                              " finished_at=?2, updated_at=?2 WHERE upload_done=0 AND state IN (1,2)");
   sqlite3_bind_int(s, 1, S_FAILED);
   sqlite3_bind_int64(s, 2, bok_now_ms());
   sqlite3_step(s);
   sqlite3_finalize(s);
-  int n = sqlite3_changes(st->db);
-  pthread_mutex_unlock(&st->mu);
+  int n = sqlite3_changes(st->s.db);
+  pthread_mutex_unlock(&st->s.mu);
   return n;
 }
 
@@ -124,33 +100,20 @@ int job_store_create(job_store_t *st, job_t *j, bok_err_t *err) {
   if (!j->job_id[0]) bok_uuid_new(j->job_id);
   j->created_at = j->updated_at = bok_now_ms();
   j->state = S_PENDING;
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = js_prep(st,
                          "INSERT INTO jobs(job_id,tenant_id,model_id,model_name,file_name,format,separator,topic,"
                          "schema_version,header,state,created_at,updated_at,parent_job_id,total,upload_done,"
-                         "dry_run,max_errors,max_error_rate,encoding)"
-                         " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?12,?13,?14,0,?15,?16,?17,?18)");
-  sqlite3_bind_text(s, 1, j->job_id, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 2, j->tenant_id, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 3, j->model_id, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 4, j->model_name ? j->model_name : "", -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 5, j->file_name ? j->file_name : "", -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 6, j->format, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 7, j->separator ? j->separator : ",", -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 8, j->topic, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(s, 9, j->schema_version);
-  sqlite3_bind_blob(s, 10, j->header ? j->header : "", (int)j->header_len, SQLITE_STATIC);
-  sqlite3_bind_int(s, 11, S_PENDING);
-  sqlite3_bind_int64(s, 12, j->created_at);
-  sqlite3_bind_text(s, 13, j->parent_job_id ? j->parent_job_id : "", -1, SQLITE_STATIC);
-  sqlite3_bind_int64(s, 14, j->total);
-  sqlite3_bind_int(s, 15, j->dry_run);
-  sqlite3_bind_int64(s, 16, j->has_max_errors ? j->max_errors : -1);
-  sqlite3_bind_double(s, 17, j->has_max_error_rate ? j->max_error_rate : -1.0);
-  sqlite3_bind_text(s, 18, j->encoding && *j->encoding ? j->encoding : "utf-8", -1, SQLITE_STATIC);
+                         "dry_run,max_errors,max_error_rate,encoding,schema_json)"
+                         " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?12,?13,?14,0,?15,?16,?17,?18,?19)");
+  bok_store_bind(s, "tttTTtttIbiITIiIdtT", j->job_id, j->tenant_id, j->model_id, j->model_name, j->file_name,
+                 j->format, j->separator ? j->separator : ",", j->topic, j->schema_version, (const void *)j->header,
+                 j->header_len, (int)S_PENDING, j->created_at, j->parent_job_id, j->total, j->dry_run,
+                 j->has_max_errors ? j->max_errors : (int64_t)-1, j->has_max_error_rate ? j->max_error_rate : -1.0,
+                 j->encoding && *j->encoding ? j->encoding : "utf-8", j->schema_json);
   int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return rc;
 }
 
@@ -159,26 +122,18 @@ int job_store_create(job_store_t *st, job_t *j, bok_err_t *err) {
   "total,success,errors,created_at,updated_at,started_at,finished_at,parent_job_id,error,upload_done," \
   "dry_run,max_errors,max_error_rate,halted,encoding"
 
-static char *dupcol(sqlite3_stmt *s, int i) {
-  const unsigned char *t = sqlite3_column_text(s, i);
-  return strdup(t ? (const char *)t : "");
-}
-
 static void row_to_job(sqlite3_stmt *s, job_t *j) {
   memset(j, 0, sizeof *j);
   snprintf(j->job_id, sizeof j->job_id, "%s", (const char *)sqlite3_column_text(s, 0));
-  j->tenant_id = dupcol(s, 1);
-  j->model_id = dupcol(s, 2);
-  j->model_name = dupcol(s, 3);
-  j->file_name = dupcol(s, 4);
-  j->format = dupcol(s, 5);
-  j->separator = dupcol(s, 6);
-  j->topic = dupcol(s, 7);
+  j->tenant_id = bok_store_col_dup(s, 1);
+  j->model_id = bok_store_col_dup(s, 2);
+  j->model_name = bok_store_col_dup(s, 3);
+  j->file_name = bok_store_col_dup(s, 4);
+  j->format = bok_store_col_dup(s, 5);
+  j->separator = bok_store_col_dup(s, 6);
+  j->topic = bok_store_col_dup(s, 7);
   j->schema_version = sqlite3_column_int64(s, 8);
-  j->header_len = (size_t)sqlite3_column_bytes(s, 9);
-  j->header = malloc(j->header_len + 1);
-  if (j->header_len) memcpy(j->header, sqlite3_column_blob(s, 9), j->header_len);
-  j->header[j->header_len] = '\0';
+  j->header = bok_store_col_blob(s, 9, &j->header_len);
   j->state = sqlite3_column_int(s, 10);
   j->total = sqlite3_column_int64(s, 11);
   j->success = sqlite3_column_int64(s, 12);
@@ -187,8 +142,8 @@ static void row_to_job(sqlite3_stmt *s, job_t *j) {
   j->updated_at = sqlite3_column_int64(s, 15);
   j->started_at = sqlite3_column_int64(s, 16);
   j->finished_at = sqlite3_column_int64(s, 17);
-  j->parent_job_id = dupcol(s, 18);
-  j->error = dupcol(s, 19);
+  j->parent_job_id = bok_store_col_dup(s, 18);
+  j->error = bok_store_col_dup(s, 19);
   j->upload_done = sqlite3_column_int(s, 20);
   j->dry_run = sqlite3_column_int(s, 21);
   j->max_errors = sqlite3_column_int64(s, 22);
@@ -196,65 +151,69 @@ static void row_to_job(sqlite3_stmt *s, job_t *j) {
   j->max_error_rate = sqlite3_column_double(s, 23);
   j->has_max_error_rate = j->max_error_rate >= 0;
   j->halted = sqlite3_column_int(s, 24);
-  j->encoding = dupcol(s, 25);
+  j->encoding = bok_store_col_dup(s, 25);
 }
 
 int job_store_set_format(job_store_t *st, const char *id, const char *format, bok_err_t *err) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = js_prep(st, "UPDATE jobs SET format=?2 WHERE job_id=?1");
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, format, -1, SQLITE_STATIC);
   int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return rc;
 }
 
 /* ---- warnings and the error summary ------------------------------------------ */
 
-static Batch__V1__ErrorSummaryEntry *summary_row(sqlite3_stmt *s) {
-  Batch__V1__ErrorSummaryEntry *e = malloc(sizeof *e);
-  batch__v1__error_summary_entry__init(e);
-  e->code = dupcol(s, 0);
-  e->column = dupcol(s, 1);
-  e->type = dupcol(s, 2);
+static void summary_row(sqlite3_stmt *s, job_summary_t *e) {
+  e->code = bok_store_col_dup(s, 0);
+  e->column = bok_store_col_dup(s, 1);
+  e->type = bok_store_col_dup(s, 2);
   e->count = sqlite3_column_int64(s, 3);
   e->first_row = sqlite3_column_int64(s, 4);
-  e->example = dupcol(s, 5);
+  e->example = bok_store_col_dup(s, 5);
   e->has_example = sqlite3_column_int(s, 6);
-  e->message = dupcol(s, 7);
-  return e;
+  e->message = bok_store_col_dup(s, 7);
 }
 
-void job_summary_free(Batch__V1__ErrorSummaryEntry **e, size_t n) {
+void job_summary_free(job_summary_t *e, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    free(e[i]->code);
-    free(e[i]->column);
-    free(e[i]->type);
-    free(e[i]->example);
-    free(e[i]->message);
-    free(e[i]);
+    free(e[i].code);
+    free(e[i].column);
+    free(e[i].type);
+    free(e[i].example);
+    free(e[i].message);
   }
   free(e);
 }
 
-/* The summary of job `id`, largest first; mu held. 0 ok, -1 SQLite error. */
-static int summary_locked(job_store_t *st, const char *id, int limit, Batch__V1__ErrorSummaryEntry ***out,
-                          size_t *n) {
+/* Makes room for one more element in *arr (n used, *cap allocated, grown
+ * from `first`); 0, or -1 when memory ran out (*arr unchanged). */
+static int grow(void **arr, size_t n, size_t *cap, size_t first, size_t size) {
+  if (n < *cap) return 0;
+  size_t nc = *cap ? *cap * 2 : first;
+  void *p = realloc(*arr, nc * size);
+  if (!p) return -1;
+  *arr = p;
+  *cap = nc;
+  return 0;
+}
+
+/* The summary of job `id`, largest first; mu held. 0 ok, -1 SQLite error
+ * or out of memory. */
+static int summary_locked(job_store_t *st, const char *id, int limit, job_summary_t **out, size_t *n) {
   *out = NULL;
   *n = 0;
   sqlite3_stmt *s = js_prep(st, "SELECT code,col,type,count,first_row,example,has_example,message FROM error_summary"
                                 " WHERE job_id=?1 ORDER BY count DESC, first_row, code, col LIMIT ?2");
-  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-  sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
+  bok_store_bind(s, "ti", id, limit > 0 ? limit : -1);
   size_t cap = 0;
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    if (*n == cap) {
-      cap = cap ? cap * 2 : 8;
-      *out = realloc(*out, cap * sizeof **out);
-    }
-    (*out)[(*n)++] = summary_row(s);
+    if (grow((void **)out, *n, &cap, 8, sizeof **out) != 0) break;
+    summary_row(s, &(*out)[(*n)++]);
   }
   sqlite3_finalize(s);
   return rc == SQLITE_DONE ? 0 : -1;
@@ -263,19 +222,14 @@ static int summary_locked(job_store_t *st, const char *id, int limit, Batch__V1_
 /* Loads a job's warnings and top errors into j; mu held. */
 static void load_diagnostics(job_store_t *st, job_t *j) {
   sqlite3_stmt *s = js_prep(st, "SELECT code,col,message FROM job_warnings WHERE job_id=?1 ORDER BY idx");
-  sqlite3_bind_text(s, 1, j->job_id, -1, SQLITE_STATIC);
+  bok_store_bind(s, "t", j->job_id);
   size_t cap = 0;
   while (sqlite3_step(s) == SQLITE_ROW) {
-    if (j->n_warnings == cap) {
-      cap = cap ? cap * 2 : 4;
-      j->warnings = realloc(j->warnings, cap * sizeof *j->warnings);
-    }
-    Batch__V1__JobWarning *w = malloc(sizeof *w);
-    batch__v1__job_warning__init(w);
-    w->code = dupcol(s, 0);
-    w->column = dupcol(s, 1);
-    w->message = dupcol(s, 2);
-    j->warnings[j->n_warnings++] = w;
+    if (grow((void **)&j->warnings, j->n_warnings, &cap, 4, sizeof *j->warnings) != 0) break;
+    job_warn_t *w = &j->warnings[j->n_warnings++];
+    w->code = bok_store_col_dup(s, 0);
+    w->column = bok_store_col_dup(s, 1);
+    w->message = bok_store_col_dup(s, 2);
   }
   sqlite3_finalize(s);
   summary_locked(st, j->job_id, 3, &j->top_errors, &j->n_top_errors);
@@ -284,10 +238,9 @@ static void load_diagnostics(job_store_t *st, job_t *j) {
 void job_free(job_t *j) {
   if (!j) return;
   for (size_t i = 0; i < j->n_warnings; i++) {
-    free(j->warnings[i]->code);
-    free(j->warnings[i]->column);
-    free(j->warnings[i]->message);
-    free(j->warnings[i]);
+    free(j->warnings[i].code);
+    free(j->warnings[i].column);
+    free(j->warnings[i].message);
   }
   free(j->warnings);
   job_summary_free(j->top_errors, j->n_top_errors);
@@ -330,16 +283,31 @@ static int get_locked(job_store_t *st, const char *tenant, const char *id, job_t
 }
 
 int job_store_get(job_store_t *st, const char *tenant, const char *id, job_t *out, bok_err_t *err) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   int r = get_locked(st, tenant, id, out, err);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return r;
+}
+
+int job_store_schema(job_store_t *st, const char *id, char **json, bok_err_t *err) {
+  *json = NULL;
+  pthread_mutex_lock(&st->s.mu);
+  sqlite3_stmt *s = js_prep(st, "SELECT schema_json FROM jobs WHERE job_id=?1");
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s), ret = 0;
+  if (rc == SQLITE_ROW)
+    *json = bok_store_col_dup(s, 0);
+  else
+    ret = rc == SQLITE_DONE ? bok_err_set(err, BOK_ERR_NOT_FOUND, "not found") : js_db_fail(st, err);
+  sqlite3_finalize(s);
+  pthread_mutex_unlock(&st->s.mu);
+  return ret;
 }
 
 int job_store_list(job_store_t *st, const char *tenant, int state, int limit, job_t **out, size_t *n, bok_err_t *err) {
   *out = NULL;
   *n = 0;
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = js_prep(st, "SELECT " JOB_COLS " FROM jobs WHERE tenant_id=?1 AND (?2=0 OR state=?2)"
                              " ORDER BY created_at DESC, rowid DESC LIMIT ?3");
   sqlite3_bind_text(s, 1, tenant, -1, SQLITE_STATIC);
@@ -357,44 +325,8 @@ int job_store_list(job_store_t *st, const char *tenant, int state, int limit, jo
   }
   int ret = rc == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
-}
-
-void job_to_proto(const job_t *j, Batch__V1__Job *o, int64_t now) {
-  batch__v1__job__init(o);
-  o->job_id = (char *)j->job_id;
-  o->tenant_id = j->tenant_id;
-  o->model_id = j->model_id;
-  o->model_name = j->model_name;
-  o->file_name = j->file_name;
-  o->total = j->total;
-  o->success = j->success;
-  o->errors = j->errors;
-  o->state = (Batch__V1__JobState)j->state;
-  o->created_at_ms = j->created_at;
-  o->updated_at_ms = j->updated_at;
-  o->started_at_ms = j->started_at;
-  o->finished_at_ms = j->finished_at;
-  int64_t start_or = j->started_at ? j->started_at : (j->finished_at ? j->finished_at : now);
-  o->waiting_ms = start_or - j->created_at;
-  if (o->waiting_ms < 0) o->waiting_ms = 0;
-  o->processing_ms = j->started_at ? (j->finished_at ? j->finished_at : now) - j->started_at : 0;
-  if (o->processing_ms < 0) o->processing_ms = 0;
-  o->parent_job_id = j->parent_job_id;
-  o->error = j->error;
-  o->schema_version = j->schema_version;
-  o->format = j->format;
-  o->encoding = j->encoding;
-  o->n_warnings = j->n_warnings;
-  o->warnings = j->warnings;
-  o->n_top_errors = j->n_top_errors;
-  o->top_errors = j->top_errors;
-  o->dry_run = j->dry_run;
-  o->has_max_errors = j->has_max_errors;
-  o->max_errors = j->max_errors;
-  o->has_max_error_rate = j->has_max_error_rate;
-  o->max_error_rate = j->max_error_rate;
 }
 
 /* Moves a job to its final state when every row is processed. */
@@ -414,7 +346,7 @@ void js_maybe_finish(job_store_t *st, const char *id, int64_t now) {
 
 int job_store_finish_upload(job_store_t *st, const char *id, const char *header, size_t hlen, int64_t total,
                             bok_err_t *err) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   int64_t now = bok_now_ms();
   sqlite3_stmt *s = js_prep(st, "UPDATE jobs SET header=?2, total=?3, upload_done=1, updated_at=?4 WHERE job_id=?1");
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
@@ -425,19 +357,19 @@ int job_store_finish_upload(job_store_t *st, const char *id, const char *header,
   sqlite3_finalize(s);
   if (ret == 0) js_maybe_finish(st, id, now);
   js_changed(st, id);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
 void job_store_set_watch(job_store_t *st, job_store_change_fn fn, void *ud) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   st->on_change = fn;
   st->on_change_ud = ud;
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
 }
 
 int job_store_fail(job_store_t *st, const char *id, const char *error, bok_err_t *err) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = js_prep(st, "UPDATE jobs SET state=?2, error=?3, finished_at=?4, updated_at=?4, upload_done=1"
                              " WHERE job_id=?1 AND state IN (1,2)");
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
@@ -447,12 +379,12 @@ int job_store_fail(job_store_t *st, const char *id, const char *error, bok_err_t
   int ret = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
   sqlite3_finalize(s);
   js_changed(st, id);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
 int job_store_cancel(job_store_t *st, const char *tenant, const char *id, job_t *out, bok_err_t *err) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   int ret = get_locked(st, tenant, id, out, err);
   if (ret == 0) {
     if (out->state != S_PENDING && out->state != S_RUNNING) {
@@ -473,7 +405,7 @@ int job_store_cancel(job_store_t *st, const char *tenant, const char *id, job_t 
       js_changed(st, id);
     }
   }
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
@@ -486,31 +418,31 @@ int job_state_locked(job_store_t *st, const char *id) {
 }
 
 int job_store_report(job_store_t *st, const Batch__V1__JobResults *res, bok_err_t *err) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   int state = job_state_locked(st, res->job_id);
   if (state < 0) {
-    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_unlock(&st->s.mu);
     return bok_err_set(err, BOK_ERR_NOT_FOUND, "not found");
   }
   if (state == S_CANCELLED) {
-    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_unlock(&st->s.mu);
     return 1;
   }
   if (state != S_PENDING && state != S_RUNNING) {
     /* Finished: every row is already counted; a redelivered batch is
      * accepted (its events still have to be published) and changes nothing. */
-    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_unlock(&st->s.mu);
     return 0;
   }
-  sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  bok_store_begin(st->s.db);
   int ret = job_count_locked(st, res);
   if (ret == 0) {
-    sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    ret = bok_store_commit(st->s.db, "job", err);
   } else {
     js_db_fail(st, err);
-    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    bok_store_rollback(st->s.db);
   }
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
@@ -560,15 +492,8 @@ static int sum_store(job_store_t *st, const char *job_id, const sum_acc_t *a) {
   for (size_t i = 0; i < a->n && ret == 0; i++) {
     const Batch__V1__RejectedCell *c = a->g[i].first;
     sqlite3_reset(u);
-    sqlite3_bind_text(u, 1, job_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(u, 2, c->code ? c->code : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(u, 3, c->column ? c->column : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(u, 4, c->type ? c->type : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(u, 5, a->g[i].count);
-    sqlite3_bind_int64(u, 6, a->g[i].first_row);
-    sqlite3_bind_text(u, 7, c->has_observed && c->observed ? c->observed : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int(u, 8, c->has_observed);
-    sqlite3_bind_text(u, 9, c->message ? c->message : "", -1, SQLITE_STATIC);
+    bok_store_bind(u, "tTTTIItiT", job_id, c->code, c->column, c->type, a->g[i].count, a->g[i].first_row,
+                   c->has_observed && c->observed ? c->observed : "", (int)c->has_observed, c->message);
     if (sqlite3_step(u) != SQLITE_DONE) ret = -1;
   }
   sqlite3_finalize(u);
@@ -656,7 +581,7 @@ static int64_t count_messages(job_store_t *st, const Batch__V1__JobResults *res,
     sqlite3_bind_text(bi, 1, res->job_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(bi, 2, b->first_row);
     if (sqlite3_step(bi) != SQLITE_DONE) *ret = -1;
-    fresh[i] = sqlite3_changes(st->db) > 0;
+    fresh[i] = sqlite3_changes(st->s.db) > 0;
     if (fresh[i]) ok += b->valid;
   }
   sqlite3_finalize(bi);
@@ -669,7 +594,7 @@ static int first_time(job_store_t *st, sqlite3_stmt *ins, const char *job_id, in
   sqlite3_bind_text(ins, 1, job_id, -1, SQLITE_STATIC);
   sqlite3_bind_int64(ins, 2, row);
   if (sqlite3_step(ins) != SQLITE_DONE) *ret = -1;
-  return sqlite3_changes(st->db) > 0;
+  return sqlite3_changes(st->s.db) > 0;
 }
 
 /* Stores a rejected row, its cells, and adds them to the summary. */
@@ -677,24 +602,14 @@ static int store_rejected(sqlite3_stmt *rej, sqlite3_stmt *cell, const char *job
                           sum_acc_t *acc) {
   int ret = 0;
   sqlite3_reset(rej);
-  sqlite3_bind_text(rej, 1, job_id, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(rej, 2, r->row);
-  sqlite3_bind_blob(rej, 3, r->raw.data ? (const void *)r->raw.data : "", (int)r->raw.len, SQLITE_STATIC);
+  bok_store_bind(rej, "tIb", job_id, r->row, (const void *)r->raw.data, r->raw.len);
   if (sqlite3_step(rej) != SQLITE_DONE) ret = -1;
   for (size_t c = 0; c < r->n_cells; c++) {
     const Batch__V1__RejectedCell *x = r->cells[c];
     sum_add(acc, x, r->row);
     sqlite3_reset(cell);
-    sqlite3_bind_text(cell, 1, job_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(cell, 2, r->row);
-    sqlite3_bind_int64(cell, 3, (int64_t)c);
-    sqlite3_bind_text(cell, 4, x->event_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(cell, 5, x->column, -1, SQLITE_STATIC);
-    sqlite3_bind_text(cell, 6, x->type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(cell, 7, x->code, -1, SQLITE_STATIC);
-    sqlite3_bind_text(cell, 8, x->observed, -1, SQLITE_STATIC);
-    sqlite3_bind_int(cell, 9, x->has_observed);
-    sqlite3_bind_text(cell, 10, x->message, -1, SQLITE_STATIC);
+    bok_store_bind(cell, "tIItttttit", job_id, r->row, (int64_t)c, x->event_id, x->column, x->type, x->code,
+                   x->observed, (int)x->has_observed, x->message);
     if (sqlite3_step(cell) != SQLITE_DONE) ret = -1;
   }
   return ret;
@@ -754,10 +669,22 @@ int job_count_locked(job_store_t *st, const Batch__V1__JobResults *res) {
   return ret;
 }
 
+static void cell_row(sqlite3_stmt *s, job_cell_t *c) {
+  c->row = sqlite3_column_int64(s, 0);
+  c->event_id = bok_store_col_dup(s, 1);
+  c->column = bok_store_col_dup(s, 2);
+  c->type = bok_store_col_dup(s, 3);
+  c->code = bok_store_col_dup(s, 4);
+  c->observed = bok_store_col_dup(s, 5);
+  c->has_observed = sqlite3_column_int(s, 6);
+  c->message = bok_store_col_dup(s, 7);
+}
+
 int job_store_rejected(job_store_t *st, const char *tenant, const char *id, int limit, int64_t after_row,
-                       Batch__V1__ListRejectedResponse *out, bok_err_t *err) {
-  batch__v1__list_rejected_response__init(out);
-  pthread_mutex_lock(&st->mu);
+                       job_cell_t **out, size_t *n, bok_err_t *err) {
+  *out = NULL;
+  *n = 0;
+  pthread_mutex_lock(&st->s.mu);
   job_t j;
   int ret = get_locked(st, tenant, id, &j, err);
   if (ret == 0) {
@@ -765,51 +692,37 @@ int job_store_rejected(job_store_t *st, const char *tenant, const char *id, int 
     sqlite3_stmt *s = js_prep(st, "SELECT row,event_id,col,type,code,observed,has_observed,message FROM rejected_cells"
                                " WHERE job_id=?1 AND row IN (SELECT row FROM rejected WHERE job_id=?1 AND row>?2"
                                " ORDER BY row LIMIT ?3) ORDER BY row, idx");
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, after_row);
-    sqlite3_bind_int(s, 3, limit > 0 ? limit : 1000);
+    bok_store_bind(s, "tIi", id, after_row, limit > 0 ? limit : 1000);
     size_t cap = 0;
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-      if (out->n_cells == cap) {
-        cap = cap ? cap * 2 : 64;
-        out->cells = realloc(out->cells, cap * sizeof *out->cells);
+      if (grow((void **)out, *n, &cap, 64, sizeof **out) != 0) {
+        ret = bok_err_set(err, BOK_ERR_UNAVAILABLE, "out of memory");
+        break;
       }
-      Batch__V1__RejectedCell *c = malloc(sizeof *c);
-      batch__v1__rejected_cell__init(c);
-      c->row = sqlite3_column_int64(s, 0);
-      c->event_id = dupcol(s, 1);
-      c->column = dupcol(s, 2);
-      c->type = dupcol(s, 3);
-      c->code = dupcol(s, 4);
-      c->observed = dupcol(s, 5);
-      c->has_observed = sqlite3_column_int(s, 6);
-      c->message = dupcol(s, 7);
-      out->cells[out->n_cells++] = c;
+      cell_row(s, &(*out)[(*n)++]);
     }
-    if (rc != SQLITE_DONE) ret = js_db_fail(st, err);
+    if (ret == 0 && rc != SQLITE_DONE) ret = js_db_fail(st, err);
     sqlite3_finalize(s);
   }
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
-void job_rejected_free(Batch__V1__ListRejectedResponse *r) {
-  for (size_t i = 0; i < r->n_cells; i++) {
-    Batch__V1__RejectedCell *c = r->cells[i];
-    free(c->event_id);
-    free(c->column);
-    free(c->type);
-    free(c->code);
-    free(c->observed);
-    free(c->message);
-    free(c);
+void job_cells_free(job_cell_t *c, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(c[i].event_id);
+    free(c[i].column);
+    free(c[i].type);
+    free(c[i].code);
+    free(c[i].observed);
+    free(c[i].message);
   }
-  free(r->cells);
+  free(c);
 }
 
 int job_store_each_rejected_row(job_store_t *st, const char *id, job_row_fn fn, void *ud, bok_err_t *err) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = js_prep(st, "SELECT row, raw FROM rejected WHERE job_id=?1 ORDER BY row");
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
   int rc, ret = 0;
@@ -821,13 +734,13 @@ int job_store_each_rejected_row(job_store_t *st, const char *id, job_row_fn fn, 
   }
   if (ret == 0 && rc != SQLITE_DONE) ret = js_db_fail(st, err);
   sqlite3_finalize(s);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
 int job_store_count_by_state(job_store_t *st, int64_t counts[JOB_STORE_NSTATES], bok_err_t *err) {
   memset(counts, 0, JOB_STORE_NSTATES * sizeof counts[0]);
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = js_prep(st, "SELECT state, count(*) FROM jobs GROUP BY state");
   int rc = s ? SQLITE_ROW : SQLITE_ERROR;
   while (s && (rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -836,22 +749,27 @@ int job_store_count_by_state(job_store_t *st, int64_t counts[JOB_STORE_NSTATES],
   }
   sqlite3_finalize(s);
   int out = rc == SQLITE_DONE ? 0 : js_db_fail(st, err);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return out;
 }
 
-int job_store_summary(job_store_t *st, const char *tenant, const char *id, int limit,
-                      Batch__V1__ErrorSummaryEntry ***out, size_t *n, bok_err_t *err) {
+int job_store_summary(job_store_t *st, const char *tenant, const char *id, int limit, job_summary_t **out,
+                      size_t *n, bok_err_t *err) {
   *out = NULL;
   *n = 0;
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   job_t j;
   int ret = get_locked(st, tenant, id, &j, err);
   if (ret == 0) {
     job_free(&j);
-    if (summary_locked(st, id, limit, out, n) != 0) ret = js_db_fail(st, err);
+    if (summary_locked(st, id, limit, out, n) != 0) {
+      ret = js_db_fail(st, err);
+      job_summary_free(*out, *n);
+      *out = NULL;
+      *n = 0;
+    }
   }
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
@@ -950,11 +868,11 @@ int job_store_rejected_file_page(job_store_t *st, const char *tenant, const char
                                  size_t max_bytes, int annotate, bok_buf_t *out, job_page_t *page, bok_err_t *err) {
   memset(page, 0, sizeof *page);
   page->last_row = after_row;
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   job_t j;
   int ret = get_locked(st, tenant, id, &j, err);
   if (ret != 0) {
-    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_unlock(&st->s.mu);
     return ret;
   }
   int csv = strcmp(j.format, "ndjson") != 0;
@@ -998,6 +916,6 @@ int job_store_rejected_file_page(job_store_t *st, const char *tenant, const char
   sqlite3_finalize(s);
   sqlite3_finalize(cells);
   job_free(&j);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }

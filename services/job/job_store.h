@@ -15,6 +15,32 @@
 #include "bok/buf.h"
 #include "bok/err.h"
 
+/* A job's warning as stored (owned strings). */
+typedef struct {
+  char *code, *column, *message;
+} job_warn_t;
+
+/* One entry of a job's error summary, per (code, column) (owned strings). */
+typedef struct {
+  char *code, *column, *type;
+  int64_t count, first_row; /* rows with it; the lowest of them */
+  char *example;            /* the first row's observed value (has_example) */
+  int has_example;
+  char *message;            /* the first row's message */
+} job_summary_t;
+
+/* One rejected cell as stored (owned strings). */
+typedef struct {
+  int64_t row;
+  char *event_id, *column, *type, *code;
+  char *observed; /* "" when !has_observed */
+  int has_observed;
+  char *message;
+} job_cell_t;
+
+/* The store speaks plain C (these types and job_t); job_proto.h maps them to
+ * batch.v1 messages. Its inputs from workers (JobResults) are read as they
+ * arrive. */
 typedef struct {
   char job_id[40];
   char *tenant_id, *model_id, *model_name, *file_name, *format, *separator, *topic, *parent_job_id, *error;
@@ -22,6 +48,10 @@ typedef struct {
   char *header;
   size_t header_len;
   int64_t schema_version;
+  /* The model's schema at schema_version, stored at create (job_store_create
+   * reads it, NULL = ""); not loaded by job_store_get/list: see
+   * job_store_schema. */
+  char *schema_json;
   int state; /* Batch__V1__JobState */
   int64_t total, success, errors;
   int64_t created_at, updated_at, started_at, finished_at;
@@ -32,10 +62,10 @@ typedef struct {
   int64_t max_errors;                     /* rows rejected allowed */
   double max_error_rate;                  /* 0..1 */
   /* Loaded by job_store_get/list (owned; job_free): warnings and the three
-   * largest error summary entries, ready for job_to_proto. */
-  Batch__V1__JobWarning **warnings;
+   * largest error summary entries (job_to_proto maps them). */
+  job_warn_t *warnings;
   size_t n_warnings;
-  Batch__V1__ErrorSummaryEntry **top_errors;
+  job_summary_t *top_errors;
   size_t n_top_errors;
 } job_t;
 
@@ -68,10 +98,13 @@ int job_store_create(job_store_t *st, job_t *j, bok_err_t *err);
 /* Sets the format of a job whose format was found in its content. */
 int job_store_set_format(job_store_t *st, const char *id, const char *format, bok_err_t *err);
 int job_store_get(job_store_t *st, const char *tenant, const char *id, job_t *out, bok_err_t *err);
+/* The schema stored with job `id` (any tenant) in *json (malloc'ed; "" for a
+ * job stored before schemas were kept with jobs). 0, or -1 (NOT_FOUND,
+ * UNAVAILABLE). Any thread. */
+int job_store_schema(job_store_t *st, const char *id, char **json, bok_err_t *err);
 int job_store_list(job_store_t *st, const char *tenant, int state, int limit, job_t **out, size_t *n, bok_err_t *err);
 void job_free(job_t *j);
 void job_list_free(job_t *j, size_t n);
-void job_to_proto(const job_t *j, Batch__V1__Job *out, int64_t now);
 
 /* Upload end: header, total, upload_done=1, then completion check. */
 int job_store_finish_upload(job_store_t *st, const char *id, const char *header, size_t hlen, int64_t total,
@@ -137,17 +170,19 @@ typedef struct {
 } job_staged_t;
 int job_store_staged(job_store_t *st, int64_t before_ms, job_staged_t **out, size_t *n, bok_err_t *err);
 
-/* Rejected cells of rows > after_row, at most `limit` rows. */
+/* Rejected cells of rows > after_row, at most `limit` rows (0: 1000), in
+ * row then cell order; *out (malloc'd, NULL when none) freed with
+ * job_cells_free. NOT_FOUND for an unknown job / another tenant's. */
 int job_store_rejected(job_store_t *st, const char *tenant, const char *id, int limit, int64_t after_row,
-                       Batch__V1__ListRejectedResponse *out, bok_err_t *err);
-void job_rejected_free(Batch__V1__ListRejectedResponse *r);
+                       job_cell_t **out, size_t *n, bok_err_t *err);
+void job_cells_free(job_cell_t *c, size_t n);
 
 /* The job's error summary, largest count first (ties: first_row), at most
  * `limit` entries (0 = all). Entries are malloc'd; free with
  * job_summary_free. NOT_FOUND for an unknown job / another tenant's. */
-int job_store_summary(job_store_t *st, const char *tenant, const char *id, int limit,
-                      Batch__V1__ErrorSummaryEntry ***out, size_t *n, bok_err_t *err);
-void job_summary_free(Batch__V1__ErrorSummaryEntry **e, size_t n);
+int job_store_summary(job_store_t *st, const char *tenant, const char *id, int limit, job_summary_t **out,
+                      size_t *n, bok_err_t *err);
+void job_summary_free(job_summary_t *e, size_t n);
 
 /* One page of the rejected rows as a file (ReadRejectedRows): the raw rows
  * with number > after_row in row order, each ending with "\n", at most

@@ -1,22 +1,22 @@
 /* job_store_int.h -- what job_store.c shares with job_ledger.c (the same
  * store, split by concern). Not for other modules. Every function here
- * expects st->mu held by the caller. */
+ * expects st->s.mu held by the caller. */
 #ifndef JOB_STORE_INT_H
 #define JOB_STORE_INT_H
 
 #include <pthread.h>
 #include <sqlite3.h>
 
+#include "bok/store.h"
 #include "job_store.h"
 
 struct job_store {
-  sqlite3 *db;
-  pthread_mutex_t mu;
+  bok_store_t s;                 /* first: connection + mutex (lib/store) */
   job_store_change_fn on_change; /* job_store_set_watch; under mu */
   void *on_change_ud;
 };
 
-/* Tells the watcher hook that job `id` may have changed (st->mu held, so the
+/* Tells the watcher hook that job `id` may have changed (st->s.mu held, so the
  * hook's reader sees the change once it can lock the store). */
 static inline void js_changed(job_store_t *st, const char *id) {
   if (st->on_change) st->on_change(st->on_change_ud, id);

@@ -16,6 +16,7 @@
 #include "bok/rows.h"
 #include "bok/detect.h"
 #include "bok/fault.h"
+#include "bok/reject.h"
 #include "bok/schema.h"
 #include "bok/util.h"
 #include "header_check.h"
@@ -35,11 +36,11 @@ typedef struct {
   const char *encoding; /* canonical name (upload_encoding_name) */
 } upload_opts_t;
 
-/* Fetches a model (current version) for `tenant`. */
-static int get_model(job_service_t *svc, const char *tenant, const char *model_id, Batch__V1__Model **m,
-                     bok_err_t *err) {
+int job_model_get(job_service_t *svc, const char *tenant, const char *model_id, int64_t version,
+                  Batch__V1__Model **m, bok_err_t *err) {
   Batch__V1__GetModelRequest r = BATCH__V1__GET_MODEL_REQUEST__INIT;
   r.model_id = (char *)model_id;
+  r.version = version;
   if (bok_rpc_unary(svc->models, "/batch.v1.ModelService/GetModel", tenant, 10000, &r.base,
                     &batch__v1__model__descriptor, (ProtobufCMessage **)m, err) != 0) {
     if (err->code == BOK_ERR_NOT_FOUND) bok_err_set(err, BOK_ERR_NOT_FOUND, "model not found");
@@ -126,40 +127,10 @@ typedef struct {
   size_t bad_cap;
 } upload_t;
 
+/* A row the splitter could not read: rejected here as MALFORMED_ROW, built
+ * as the workers build theirs (bok/reject.h). */
 static void record_malformed(upload_t *u, int64_t row, const char *raw, size_t len, bok_csv_status_t st) {
-  if (u->bad.n_rejected == u->bad_cap) {
-    u->bad_cap = u->bad_cap ? u->bad_cap * 2 : 16;
-    u->bad.rejected = realloc(u->bad.rejected, u->bad_cap * sizeof *u->bad.rejected);
-  }
-  Batch__V1__RowRejection *r = calloc(1, sizeof *r);
-  batch__v1__row_rejection__init(r);
-  r->row = row;
-  r->raw.data = malloc(len ? len : 1);
-  memcpy(r->raw.data, raw, len);
-  r->raw.len = len;
-  Batch__V1__RejectedCell *c = calloc(1, sizeof *c);
-  batch__v1__rejected_cell__init(c);
-  c->row = row;
-  c->code = "MALFORMED_ROW";
-  char msg[128];
-  snprintf(msg, sizeof msg, "Row %lld is malformed: %s.", (long long)row, bok_csv_status_text(st));
-  c->message = strdup(msg);
-  r->n_cells = 1;
-  r->cells = malloc(sizeof *r->cells);
-  r->cells[0] = c;
-  u->bad.rejected[u->bad.n_rejected++] = r;
-}
-
-static void free_malformed(upload_t *u) {
-  for (size_t i = 0; i < u->bad.n_rejected; i++) {
-    Batch__V1__RowRejection *r = u->bad.rejected[i];
-    free(r->raw.data);
-    free(r->cells[0]->message);
-    free(r->cells[0]);
-    free(r->cells);
-    free(r);
-  }
-  free(u->bad.rejected);
+  bok_reject_append(&u->bad, &u->bad_cap, bok_reject_malformed(row, raw, len, bok_csv_status_text(st)));
 }
 
 /* A CSV record read with quote character u->quote, written again with the
@@ -319,6 +290,7 @@ static int create_job(job_service_t *svc, const char *tenant, const Batch__V1__U
   job.encoding = (char *)o->encoding;
   job.topic = model->topic;
   job.schema_version = model->version;
+  job.schema_json = model->schema_json; /* the workers validate with it (GetJobSpec) */
   if (job_store_create(svc->store, &job, err) != 0) return -1;
   snprintf(job_id, 40, "%s", job.job_id);
   return 0;
@@ -440,7 +412,7 @@ static const char *receive(job_service_t *svc, bok_rpc_call_t *call, upload_t *u
 }
 
 static void upload_free(upload_t *u) {
-  free_malformed(u);
+  bok_reject_free_all(&u->bad);
   bok_buf_free(&u->header);
   bok_buf_free(&u->sniff);
   bok_buf_free(&u->requoted);
@@ -464,7 +436,7 @@ static Batch__V1__Model *open_upload(job_service_t *svc, bok_rpc_call_t *call, u
   Batch__V1__Model *model = NULL;
   if (bad) {
     bok_rpc_call_fail(call, BOK_ERR_INVALID, "%s", bad);
-  } else if (get_model(svc, bok_rpc_call_tenant(call), first->header->model_id, &model, &err) != 0 ||
+  } else if (job_model_get(svc, bok_rpc_call_tenant(call), first->header->model_id, 0, &model, &err) != 0 ||
              create_job(svc, bok_rpc_call_tenant(call), first->header, model, o, job_id, &err) != 0) {
     bok_rpc_call_fail_err(call, &err);
     if (model) protobuf_c_message_free_unpacked(&model->base, NULL);
@@ -546,76 +518,94 @@ static int reproc_row(void *ud, int64_t row, const void *raw, size_t len) {
   return row_producer_add(x->w, row, raw, len);
 }
 
+/* The parent job that may be reprocessed: finished, with rejected rows.
+ * -1 when the call has been answered with an error. */
+static int reprocess_parent(job_service_t *svc, bok_rpc_call_t *call, const char *job_id, job_t *parent) {
+  bok_err_t err;
+  if (job_store_get(svc->store, bok_rpc_call_tenant(call), job_id, parent, &err) != 0) {
+    bok_rpc_call_fail_err(call, &err);
+    return -1;
+  }
+  const char *bad = NULL;
+  if (parent->state == BATCH__V1__JOB_STATE__JOB_STATE_PENDING || parent->state == BATCH__V1__JOB_STATE__JOB_STATE_RUNNING)
+    /* its rejected rows are not all known yet */
+    bad = parent->errors ? "job is still running" : "job is still running (no rejected rows yet)";
+  else if (parent->errors == 0)
+    bad = "job has no rejected rows";
+  if (!bad) return 0;
+  bok_rpc_call_fail(call, BOK_ERR_CONFLICT, "%s", bad);
+  job_free(parent);
+  return -1;
+}
+
+/* The child job of `parent` with the model's current version. */
+static void reprocess_job(job_t *job, const char *tenant, const job_t *parent, const Batch__V1__Model *model) {
+  memset(job, 0, sizeof *job);
+  job->tenant_id = (char *)tenant;
+  job->model_id = parent->model_id;
+  job->model_name = model->name;
+  job->file_name = parent->file_name;
+  job->format = parent->format;
+  job->separator = parent->separator;
+  job->topic = model->topic;
+  job->schema_version = model->version;
+  job->schema_json = model->schema_json;
+  job->parent_job_id = (char *)parent->job_id;
+  job->header = parent->header;
+  job->header_len = parent->header_len;
+  job->dry_run = parent->dry_run; /* a dry run's rows are reprocessed as a dry run, with the same budget */
+  job->has_max_errors = parent->has_max_errors;
+  job->max_errors = parent->max_errors;
+  job->has_max_error_rate = parent->has_max_error_rate;
+  job->max_error_rate = parent->max_error_rate;
+}
+
+/* Produces the parent's rejected rows as the child's and commits them; the
+ * rows queued. */
+static int64_t reprocess_rows(job_service_t *svc, const char *tenant, const job_t *job, const job_t *parent) {
+  char kerr[256] = "";
+  bok_err_t err;
+  reproc_t x = {NULL, 0};
+  x.w = row_producer_begin(svc->rows, tenant, job->job_id, parent->model_id, job->schema_version, kerr, sizeof kerr);
+  if (!x.w || job_store_each_rejected_row(svc->store, parent->job_id, reproc_row, &x, &err) != 0) {
+    if (x.w) row_producer_abort(x.w);
+    job_store_fail(svc->store, job->job_id, "Kafka unavailable", &err);
+  } else {
+    commit_rows(svc, job->job_id, x.w, parent->header, parent->header_len, x.n, NULL, NULL, kerr, sizeof kerr);
+  }
+  return x.n;
+}
+
 void job_reprocess(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) {
   job_service_t *svc = ud;
   const Batch__V1__ReprocessJobRequest *r = (const void *)req;
   const char *tenant = bok_rpc_call_tenant(call);
   bok_err_t err;
   job_t parent;
-  if (job_store_get(svc->store, tenant, r->job_id, &parent, &err) != 0) {
-    bok_rpc_call_fail_err(call, &err);
-    return;
-  }
-  if (parent.state == BATCH__V1__JOB_STATE__JOB_STATE_PENDING || parent.state == BATCH__V1__JOB_STATE__JOB_STATE_RUNNING) {
-    /* its rejected rows are not all known yet */
-    bok_rpc_call_fail(call, BOK_ERR_CONFLICT,
-                      parent.errors ? "job is still running" : "job is still running (no rejected rows yet)");
-    job_free(&parent);
-    return;
-  }
-  if (parent.errors == 0) {
-    job_free(&parent);
-    bok_rpc_call_fail(call, BOK_ERR_CONFLICT, "job has no rejected rows");
-    return;
-  }
+  if (reprocess_parent(svc, call, r->job_id, &parent) != 0) return;
   Batch__V1__Model *model = NULL;
-  if (get_model(svc, tenant, parent.model_id, &model, &err) != 0) {
+  if (job_model_get(svc, tenant, parent.model_id, 0, &model, &err) != 0) {
     job_free(&parent);
     if (err.code == BOK_ERR_NOT_FOUND) bok_err_set(&err, BOK_ERR_CONFLICT, "the model of this job was deleted");
     bok_rpc_call_fail_err(call, &err);
     return;
   }
   job_t job;
-  memset(&job, 0, sizeof job);
-  job.tenant_id = (char *)tenant;
-  job.model_id = parent.model_id;
-  job.model_name = model->name;
-  job.file_name = parent.file_name;
-  job.format = parent.format;
-  job.separator = parent.separator;
-  job.topic = model->topic;
-  job.schema_version = model->version;
-  job.parent_job_id = parent.job_id;
-  job.header = parent.header;
-  job.header_len = parent.header_len;
-  job.dry_run = parent.dry_run; /* a dry run's rows are reprocessed as a dry run, with the same budget */
-  job.has_max_errors = parent.has_max_errors;
-  job.max_errors = parent.max_errors;
-  job.has_max_error_rate = parent.has_max_error_rate;
-  job.max_error_rate = parent.max_error_rate;
+  reprocess_job(&job, tenant, &parent, model);
   int rc = job_store_create(svc->store, &job, &err);
-  if (rc == 0) bok_log_ctx_set(tenant, job.job_id);
-  char kerr[256] = "";
-  reproc_t x = {NULL, 0};
+  int64_t n = 0;
   if (rc == 0) {
-    x.w = row_producer_begin(svc->rows, tenant, job.job_id, parent.model_id, model->version, kerr, sizeof kerr);
-    if (!x.w || job_store_each_rejected_row(svc->store, parent.job_id, reproc_row, &x, &err) != 0) {
-      if (x.w) row_producer_abort(x.w);
-      job_store_fail(svc->store, job.job_id, "Kafka unavailable", &err);
-    } else {
-      commit_rows(svc, job.job_id, x.w, parent.header, parent.header_len, x.n, NULL, NULL, kerr, sizeof kerr);
-    }
+    bok_log_ctx_set(tenant, job.job_id);
+    n = reprocess_rows(svc, tenant, &job, &parent);
   }
   protobuf_c_message_free_unpacked(&model->base, NULL);
-  if (rc != 0) {
-    job_free(&parent);
-    bok_rpc_call_fail_err(call, &err);
-    return;
-  }
-  bok_logf(svc->log, svc->log_opaque, BOK_LOG_INFO, "job %s reprocesses %lld rows of %s", job.job_id,
-           (long long)x.n, parent.job_id);
   job_t out;
-  if (job_store_get(svc->store, tenant, job.job_id, &out, &err) == 0) {
+  if (rc == 0) {
+    bok_logf(svc->log, svc->log_opaque, BOK_LOG_INFO, "job %s reprocesses %lld rows of %s", job.job_id, (long long)n,
+             parent.job_id);
+    rc = job_store_get(svc->store, tenant, job.job_id, &out, &err);
+  }
+  if (rc == 0) {
     job_service_reply(call, &out);
     job_free(&out);
   } else {
@@ -623,4 +613,3 @@ void job_reprocess(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) 
   }
   job_free(&parent);
 }
-

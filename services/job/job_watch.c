@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "bok/util.h"
+#include "job_proto.h"
 
 #define SWEEP_MS 1000
 
@@ -29,7 +30,7 @@ typedef struct watcher {
 typedef struct wjob {
   char id[40];
   uint64_t version, read_version; /* changes seen / read: unequal = dirty */
-  int64_t last_read;              /* monotonic ms of the last read, 0 = never */
+  int64_t last_read;              /* monotonic ms of the last read (end of its delivery), 0 = never */
   int has_last;                   /* what the watchers were sent last */
   int64_t l_state, l_total, l_success, l_errors, l_updated;
   watcher_t *ws;
@@ -138,6 +139,11 @@ static void deliver(job_watch_t *jw, wjob_t *job, const job_t *j) {
     w->sent = 1;
     pw = &w->next;
   }
+  job_proto_release(&p);
+  /* The interval counts from the end of this delivery, not from the read:
+   * a slow read or write (store lock, a busy machine) never brings two
+   * messages to a watcher closer together than the interval. */
+  job->last_read = bok_mono_ms();
   if (terminal(j->state)) end_job(jw, job, BOK_OK, "");
   else if (!job->ws) remove_job(jw, job);
 }

@@ -1,3 +1,7 @@
+/* model_store.c -- durable models (model_store.h): SQLite (WAL, through
+ * lib/store), one row per model and one per schema version (every version
+ * kept, a deleted model's too), name and schema checks, the default error
+ * budget. */
 #include "model_store.h"
 
 #include <ctype.h>
@@ -11,16 +15,15 @@
 #include <sys/stat.h>
 
 #include "bok/schema.h"
+#include "bok/store.h"
 #include "bok/util.h"
 
 struct model_store {
-  sqlite3 *db;
-  pthread_mutex_t mu;
+  bok_store_t s; /* connection + mutex (lib/store) */
 };
 
+/* Opened with journal_mode=WAL, synchronous=FULL (bok_store_open). */
 static const char *SCHEMA_SQL =
-    "PRAGMA journal_mode=WAL;"
-    "PRAGMA synchronous=FULL;"
     "CREATE TABLE IF NOT EXISTS models("
     " model_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL,"
     " version INTEGER NOT NULL, topic TEXT NOT NULL, created_at INTEGER NOT NULL,"
@@ -30,44 +33,20 @@ static const char *SCHEMA_SQL =
     " model_id TEXT NOT NULL, version INTEGER NOT NULL, schema_json TEXT NOT NULL,"
     " created_at INTEGER NOT NULL, PRIMARY KEY(model_id, version));";
 
+/* The default error budget (issue 14), added to older databases at open (an
+ * "already exists" error is expected and ignored). */
+static const char *const MIGRATIONS[] = {
+    "ALTER TABLE models ADD COLUMN max_errors INTEGER NOT NULL DEFAULT -1",
+    "ALTER TABLE models ADD COLUMN max_error_rate REAL NOT NULL DEFAULT -1",
+    NULL,
+};
+
 model_store_t *model_store_open(const char *path, bok_err_t *err) {
-  model_store_t *st = calloc(1, sizeof *st);
-  if (!st) return NULL;
-  if (strcmp(path, ":memory:") != 0 && bok_mkdirs_for(path) != 0) {
-    bok_err_set(err, BOK_ERR_UNAVAILABLE, "cannot create the directory of %s: %s", path, strerror(errno));
-    free(st);
-    return NULL;
-  }
-  if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
-      SQLITE_OK) {
-    bok_err_set(err, BOK_ERR_UNAVAILABLE, "cannot open %s: %s", path, sqlite3_errmsg(st->db));
-    sqlite3_close(st->db);
-    free(st);
-    return NULL;
-  }
-  sqlite3_busy_timeout(st->db, 5000);
-  char *emsg = NULL;
-  if (sqlite3_exec(st->db, SCHEMA_SQL, NULL, NULL, &emsg) != SQLITE_OK) {
-    bok_err_set(err, BOK_ERR_UNAVAILABLE, "cannot initialise %s: %s", path, emsg ? emsg : "?");
-    sqlite3_free(emsg);
-    sqlite3_close(st->db);
-    free(st);
-    return NULL;
-  }
-  /* the default error budget (issue 14), added to older databases: an
-   * "already exists" error is expected and ignored */
-  sqlite3_exec(st->db, "ALTER TABLE models ADD COLUMN max_errors INTEGER NOT NULL DEFAULT -1", NULL, NULL, NULL);
-  sqlite3_exec(st->db, "ALTER TABLE models ADD COLUMN max_error_rate REAL NOT NULL DEFAULT -1", NULL, NULL, NULL);
-  pthread_mutex_init(&st->mu, NULL);
-  return st;
+  bok_store_opts_t o = {SCHEMA_SQL, MIGRATIONS, 1, 5000};
+  return bok_store_new(sizeof(model_store_t), path, &o, err);
 }
 
-void model_store_close(model_store_t *st) {
-  if (!st) return;
-  sqlite3_close(st->db);
-  pthread_mutex_destroy(&st->mu);
-  free(st);
-}
+void model_store_close(model_store_t *st) { bok_store_delete(st); }
 
 void model_rec_free(model_rec_t *r) {
   if (!r) return;
@@ -83,11 +62,6 @@ void model_rec_list_free(model_rec_t *r, size_t n) {
   free(r);
 }
 
-static char *col_dup(sqlite3_stmt *s, int i) {
-  const unsigned char *t = sqlite3_column_text(s, i);
-  return strdup(t ? (const char *)t : "");
-}
-
 /* Columns: model_id, tenant_id, name, version, topic, created_at, updated_at, schema_json */
 #define SELECT_COLS                                                                   \
   "SELECT m.model_id, m.tenant_id, m.name, v.version, m.topic, m.created_at, m.updated_at," \
@@ -96,19 +70,19 @@ static char *col_dup(sqlite3_stmt *s, int i) {
 static void row_to_rec(sqlite3_stmt *s, model_rec_t *r) {
   const unsigned char *id = sqlite3_column_text(s, 0);
   snprintf(r->model_id, sizeof r->model_id, "%s", id ? (const char *)id : "");
-  r->tenant_id = col_dup(s, 1);
-  r->name = col_dup(s, 2);
+  r->tenant_id = bok_store_col_dup(s, 1);
+  r->name = bok_store_col_dup(s, 2);
   r->version = sqlite3_column_int64(s, 3);
-  r->topic = col_dup(s, 4);
+  r->topic = bok_store_col_dup(s, 4);
   r->created_at_ms = sqlite3_column_int64(s, 5);
   r->updated_at_ms = sqlite3_column_int64(s, 6);
-  r->schema_json = col_dup(s, 7);
+  r->schema_json = bok_store_col_dup(s, 7);
   r->max_errors = sqlite3_column_int64(s, 8);
   r->max_error_rate = sqlite3_column_double(s, 9);
 }
 
 static int db_fail(model_store_t *st, bok_err_t *err) {
-  return bok_err_set(err, BOK_ERR_UNAVAILABLE, "model storage error: %s", sqlite3_errmsg(st->db));
+  return bok_store_fail(st->s.db, "model", err);
 }
 
 /* Validates a name: 1-200 characters after trimming. */
@@ -129,14 +103,6 @@ static int check_name(const char *name, char out[1024], bok_err_t *err) {
   memcpy(out, name, n);
   out[n] = '\0';
   return 0;
-}
-
-/* BEGIN/COMMIT with their results checked; a failed COMMIT rolls back. */
-static int txn_begin(model_store_t *st) { return sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1; }
-static int txn_commit(model_store_t *st) {
-  if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) return 0;
-  sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-  return -1;
 }
 
 /* Compiles the schema (refusing it with the compiler's message) and returns
@@ -166,7 +132,7 @@ static int get_locked(model_store_t *st, const char *tenant, const char *id, int
   const char *sql = version > 0 ? SELECT_COLS "WHERE m.model_id=?1 AND m.tenant_id=?2 AND v.version=?3"
                                 : SELECT_COLS "WHERE m.model_id=?1 AND m.tenant_id=?2 AND v.version=m.version"
                                               " AND m.deleted=0";
-  if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) return db_fail(st, err);
+  if (sqlite3_prepare_v2(st->s.db, sql, -1, &s, NULL) != SQLITE_OK) return db_fail(st, err);
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, tenant, -1, SQLITE_STATIC);
   if (version > 0) sqlite3_bind_int64(s, 3, version);
@@ -184,22 +150,6 @@ static int get_locked(model_store_t *st, const char *tenant, const char *id, int
   return ret;
 }
 
-static int exec_bind(model_store_t *st, const char *sql, const char *a, const char *b, const char *c,
-                     int64_t i1, int64_t i2, const char *d) {
-  sqlite3_stmt *s = NULL;
-  if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) return -1;
-  int n = sqlite3_bind_parameter_count(s);
-  if (n >= 1) sqlite3_bind_text(s, 1, a, -1, SQLITE_STATIC);
-  if (n >= 2) sqlite3_bind_text(s, 2, b, -1, SQLITE_STATIC);
-  if (n >= 3) sqlite3_bind_text(s, 3, c, -1, SQLITE_STATIC);
-  if (n >= 4) sqlite3_bind_int64(s, 4, i1);
-  if (n >= 5) sqlite3_bind_int64(s, 5, i2);
-  if (n >= 6) sqlite3_bind_text(s, 6, d, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(s);
-  sqlite3_finalize(s);
-  return rc == SQLITE_DONE ? 0 : -1;
-}
-
 int model_store_create(model_store_t *st, const char *tenant, const char *name, const char *schema_json,
                        const char *topic_prefix, model_rec_t *out, bok_err_t *err) {
   char tname[1024];
@@ -213,42 +163,40 @@ int model_store_create(model_store_t *st, const char *tenant, const char *name, 
   snprintf(topic, sizeof topic, "%s.%s.%s", topic_prefix, tenant, id);
   int64_t now = bok_now_ms();
   int ret = -1;
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   /* models(model_id, tenant_id, name, version, topic, created_at, updated_at) */
-  if (txn_begin(st) != 0) {
+  if (bok_store_begin(st->s.db) != 0) {
     db_fail(st, err);
-  } else if (exec_bind(st, "INSERT INTO models(model_id,tenant_id,name,topic,created_at,updated_at,version)"
-                    " VALUES(?1,?2,?3,?6,?4,?5,1)",
-                id, tenant, name, now, now, topic) != 0 ||
-      exec_bind(st, "INSERT INTO model_versions(model_id,schema_json,created_at,version) VALUES(?1,?2,?4,1)", id,
-                schema, NULL, now, 0, NULL) != 0) {
+  } else if (bok_store_exec(st->s.db, "INSERT INTO models(model_id,tenant_id,name,topic,created_at,updated_at,version)"
+                                     " VALUES(?1,?2,?3,?6,?4,?5,1)",
+                            "tttIIt", id, tenant, name, now, now, topic) != 0 ||
+             bok_store_exec(st->s.db, "INSERT INTO model_versions(model_id,schema_json,created_at,version) VALUES(?1,?2,?4,1)",
+                            "tt-I", id, schema, now) != 0) {
     db_fail(st, err);
-    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-  } else if (txn_commit(st) != 0) {
-    db_fail(st, err);
-  } else {
+    bok_store_rollback(st->s.db);
+  } else if (bok_store_commit(st->s.db, "model", err) == 0) {
     ret = get_locked(st, tenant, id, 0, out, err);
   }
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   free(schema);
   return ret;
 }
 
 int model_store_get(model_store_t *st, const char *tenant, const char *id, int64_t version, model_rec_t *out,
                     bok_err_t *err) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   int r = get_locked(st, tenant, id, version, out, err);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return r;
 }
 
 int model_store_list(model_store_t *st, const char *tenant, model_rec_t **out, size_t *n, bok_err_t *err) {
   *out = NULL;
   *n = 0;
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = NULL;
   int ret = 0;
-  if (sqlite3_prepare_v2(st->db,
+  if (sqlite3_prepare_v2(st->s.db,
                          SELECT_COLS "WHERE m.tenant_id=?1 AND m.deleted=0 AND v.version=m.version"
                                      " ORDER BY m.created_at, m.rowid",
                          -1, &s, NULL) != SQLITE_OK) {
@@ -274,7 +222,7 @@ int model_store_list(model_store_t *st, const char *tenant, model_rec_t **out, s
   if (rc != SQLITE_DONE) ret = db_fail(st, err);
 done:
   sqlite3_finalize(s);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   if (ret != 0) {
     model_rec_list_free(*out, *n);
     *out = NULL;
@@ -295,61 +243,58 @@ int model_store_update(model_store_t *st, const char *tenant, const char *id, co
   int ret = -1;
   model_rec_t cur;
   memset(&cur, 0, sizeof cur);
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   if (get_locked(st, tenant, id, 0, &cur, err) != 0) goto done;
   int64_t now = bok_now_ms();
   int64_t version = cur.version;
-  if (txn_begin(st) != 0) {
+  if (bok_store_begin(st->s.db) != 0) {
     db_fail(st, err);
     goto done;
   }
   int ok = 1;
   if (has_schema && strcmp(schema, cur.schema_json) != 0) {
     version++;
-    ok = exec_bind(st, "INSERT INTO model_versions(model_id,schema_json,created_at,version) VALUES(?1,?2,?4,?5)",
-                   id, schema, NULL, now, version, NULL) == 0;
+    ok = bok_store_exec(st->s.db, "INSERT INTO model_versions(model_id,schema_json,created_at,version) VALUES(?1,?2,?4,?5)",
+                        "tt-II", id, schema, now, version) == 0;
   }
   if (ok)
-    ok = exec_bind(st, "UPDATE models SET name=?2, version=?4, updated_at=?5 WHERE model_id=?1", id,
-                   has_name ? name : cur.name, NULL, version, now, NULL) == 0;
+    ok = bok_store_exec(st->s.db, "UPDATE models SET name=?2, version=?4, updated_at=?5 WHERE model_id=?1", "tt-II", id,
+                        has_name ? name : cur.name, version, now) == 0;
   if (!ok) {
     db_fail(st, err);
-    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    bok_store_rollback(st->s.db);
     goto done;
   }
-  if (txn_commit(st) != 0) {
-    db_fail(st, err);
-    goto done;
-  }
+  if (bok_store_commit(st->s.db, "model", err) != 0) goto done;
   ret = get_locked(st, tenant, id, 0, out, err);
 done:
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   model_rec_free(&cur);
   free(schema);
   return ret;
 }
 
 int model_store_delete(model_store_t *st, const char *tenant, const char *id, bok_err_t *err) {
-  pthread_mutex_lock(&st->mu);
-  int ret = exec_bind(st, "UPDATE models SET deleted=1, updated_at=?4 WHERE model_id=?1 AND tenant_id=?2"
-                          " AND deleted=0",
-                      id, tenant, NULL, bok_now_ms(), 0, NULL);
+  pthread_mutex_lock(&st->s.mu);
+  int ret = bok_store_exec(st->s.db, "UPDATE models SET deleted=1, updated_at=?4 WHERE model_id=?1 AND tenant_id=?2"
+                                   " AND deleted=0",
+                           "tt-I", id, tenant, bok_now_ms());
   if (ret != 0)
     db_fail(st, err);
-  else if (sqlite3_changes(st->db) == 0)
+  else if (sqlite3_changes(st->s.db) == 0)
     ret = bok_err_set(err, BOK_ERR_NOT_FOUND, "not found");
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
 
 int model_store_ping(model_store_t *st, bok_err_t *err) {
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = NULL;
-  int rc = sqlite3_prepare_v2(st->db, "SELECT count(*) FROM sqlite_master", -1, &s, NULL);
+  int rc = sqlite3_prepare_v2(st->s.db, "SELECT count(*) FROM sqlite_master", -1, &s, NULL);
   if (rc == SQLITE_OK) rc = sqlite3_step(s);
   sqlite3_finalize(s);
   int out = rc == SQLITE_ROW ? 0 : db_fail(st, err);
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->s.mu);
   return out;
 }
 
@@ -358,9 +303,9 @@ int model_store_set_budget(model_store_t *st, const char *tenant, const char *id
   if ((set_errors && max_errors < -1) || (set_rate && max_error_rate != -1.0 && !(max_error_rate >= 0 && max_error_rate <= 1)))
     return bok_err_set(err, BOK_ERR_INVALID, set_errors && max_errors < -1 ? "max_errors: expected a whole number >= 0"
                                                                              : "max_error_rate: expected a number from 0 to 1");
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->s.mu);
   sqlite3_stmt *s = NULL;
-  sqlite3_prepare_v2(st->db, "UPDATE models SET max_errors = CASE WHEN ?3 THEN ?4 ELSE max_errors END,"
+  sqlite3_prepare_v2(st->s.db, "UPDATE models SET max_errors = CASE WHEN ?3 THEN ?4 ELSE max_errors END,"
                              " max_error_rate = CASE WHEN ?5 THEN ?6 ELSE max_error_rate END"
                              " WHERE model_id=?1 AND tenant_id=?2 AND deleted=0", -1, &s, NULL);
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
@@ -371,7 +316,7 @@ int model_store_set_budget(model_store_t *st, const char *tenant, const char *id
   sqlite3_bind_double(s, 6, max_error_rate);
   int ret = sqlite3_step(s) == SQLITE_DONE ? 0 : db_fail(st, err);
   sqlite3_finalize(s);
-  if (ret == 0 && sqlite3_changes(st->db) == 0) ret = bok_err_set(err, BOK_ERR_NOT_FOUND, "not found");
-  pthread_mutex_unlock(&st->mu);
+  if (ret == 0 && sqlite3_changes(st->s.db) == 0) ret = bok_err_set(err, BOK_ERR_NOT_FOUND, "not found");
+  pthread_mutex_unlock(&st->s.mu);
   return ret;
 }

@@ -1,5 +1,6 @@
 /* job_cache.c -- the jobs a worker lane has seen: spec (from the job
- * service), compiled schema and validator (from the model service), the
+ * service, with the model's schema source: the worker asks no other
+ * service), compiled schema and validator, the
  * events topic (created once with settings that never delete committed
  * events), least-recently-used eviction; and the lane's gRPC channels, one
  * per address. */
@@ -9,7 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "batch/v1/model.pb-c.h"
 #include "bok/kafka.h"
 #include "bok/util.h"
 #include "worker_int.h"
@@ -52,7 +52,30 @@ static void ensure_topic(worker_t *w, const char *topic) {
   w->topics_made[w->ntopics++] = strdup(topic);
 }
 
-/* Returns the job's context, fetching spec + schema on first sight.
+/* Compiles the spec's schema and makes the job's validator; on failure the
+ * job is broken (its rows are rejected with the reason). */
+static void job_compile(worker_t *w, job_ctx_t *j, const Batch__V1__JobSpec *spec) {
+  char msg[256];
+  if (!spec->schema_json[0]) {
+    LOG(w, BOK_LOG_WARN, "model %s v%lld not found: rejecting the rows of job %s", spec->model_id,
+        (long long)spec->schema_version, j->job_id);
+    snprintf(j->broken, sizeof j->broken, "model version %lld not found", (long long)spec->schema_version);
+  } else if (bok_schema_compile(spec->schema_json, strlen(spec->schema_json), &j->schema, msg, sizeof msg) != 0) {
+    LOG(w, BOK_LOG_ERROR, "job %s: schema does not compile: %s", j->job_id, msg);
+    snprintf(j->broken, sizeof j->broken, "the model's schema cannot be used (%s)", msg);
+  } else {
+    int ndjson = strcmp(spec->format, "ndjson") == 0;
+    j->validator = bok_validator_new(j->schema, ndjson ? BOK_FMT_NDJSON : BOK_FMT_CSV, (const char *)spec->header.data,
+                                     spec->header.len, spec->separator[0] ? spec->separator[0] : ',', msg, sizeof msg);
+    if (!j->validator) {
+      LOG(w, BOK_LOG_ERROR, "job %s: %s", j->job_id, msg);
+      snprintf(j->broken, sizeof j->broken, "%s", msg);
+    }
+  }
+}
+
+/* Returns the job's context, fetching its spec -- which carries the schema
+ * source, so the job service is the only service asked -- on first sight.
  * NULL = transient failure (retry the batch later). */
 job_ctx_t *wk_job_get(worker_t *w, const Batch__V1__RowBatch *b) {
   for (job_ctx_t *j = w->jobs; j; j = j->next)
@@ -62,6 +85,7 @@ job_ctx_t *wk_job_get(worker_t *w, const Batch__V1__RowBatch *b) {
     }
   const bok_route_t *rt = bok_routes_lookup(w->routes, b->tenant_id);
   job_ctx_t *j = calloc(1, sizeof *j);
+  if (!j) return NULL;
   snprintf(j->job_id, sizeof j->job_id, "%s", b->job_id);
   snprintf(j->tenant, sizeof j->tenant, "%s", b->tenant_id);
   snprintf(j->model_id, sizeof j->model_id, "%s", b->model_id);
@@ -85,39 +109,7 @@ job_ctx_t *wk_job_get(worker_t *w, const Batch__V1__RowBatch *b) {
    * of a batch whose transaction did not commit, and must be published. */
   if (spec->state == BATCH__V1__JOB_STATE__JOB_STATE_CANCELLED || spec->halted) j->skip = 1;
   j->dry_run = spec->dry_run;
-  Batch__V1__GetModelRequest mr = BATCH__V1__GET_MODEL_REQUEST__INIT;
-  mr.model_id = b->model_id;
-  mr.version = b->schema_version;
-  Batch__V1__Model *m = NULL;
-  if (!j->skip) {
-    if (bok_rpc_unary(wk_chan(w, rt->model_addr), "/batch.v1.ModelService/GetModel", b->tenant_id, 10000, &mr.base,
-                      &batch__v1__model__descriptor, (ProtobufCMessage **)&m, &err) != 0) {
-      if (err.code != BOK_ERR_NOT_FOUND) {
-        LOG(w, BOK_LOG_WARN, "model service: %s", err.msg);
-        protobuf_c_message_free_unpacked(&spec->base, NULL);
-        free(j);
-        return NULL;
-      }
-      LOG(w, BOK_LOG_WARN, "model %s v%lld not found: rejecting the rows of job %s", b->model_id,
-          (long long)b->schema_version, b->job_id);
-      snprintf(j->broken, sizeof j->broken, "model version %lld not found", (long long)b->schema_version);
-    } else {
-      char msg[256];
-      if (bok_schema_compile(m->schema_json, strlen(m->schema_json), &j->schema, msg, sizeof msg) != 0) {
-        LOG(w, BOK_LOG_ERROR, "job %s: schema does not compile: %s", b->job_id, msg);
-        snprintf(j->broken, sizeof j->broken, "the model's schema cannot be used (%s)", msg);
-      } else {
-        int ndjson = strcmp(spec->format, "ndjson") == 0;
-        j->validator = bok_validator_new(j->schema, ndjson ? BOK_FMT_NDJSON : BOK_FMT_CSV, (const char *)spec->header.data,
-                                         spec->header.len, spec->separator[0] ? spec->separator[0] : ',', msg, sizeof msg);
-        if (!j->validator) {
-          LOG(w, BOK_LOG_ERROR, "job %s: %s", b->job_id, msg);
-          snprintf(j->broken, sizeof j->broken, "%s", msg);
-        }
-      }
-      protobuf_c_message_free_unpacked(&m->base, NULL);
-    }
-  }
+  if (!j->skip) job_compile(w, j, spec);
   protobuf_c_message_free_unpacked(&spec->base, NULL);
   if (!j->skip && !j->broken[0] && !j->dry_run) ensure_topic(w, j->topic);
 add:

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bok/reject.h"
 #include "worker_obs.h"
 #include "worker_int.h"
 
@@ -44,46 +45,14 @@ Batch__V1__BatchResult *wk_add_msg(job_res_t *r, const Batch__V1__RowBatch *rb) 
   return m;
 }
 
+/* The rejections are built by lib/rows (bok/reject.h), as the job service's. */
 void wk_add_rejected(job_res_t *r, int64_t row, const void *raw, size_t len, const bok_row_result_t *rr) {
-  if (r->res.n_rejected == r->rej_cap) {
-    r->rej_cap = r->rej_cap ? r->rej_cap * 2 : 32;
-    r->res.rejected = realloc(r->res.rejected, r->rej_cap * sizeof *r->res.rejected);
-  }
-  Batch__V1__RowRejection *x = malloc(sizeof *x);
-  batch__v1__row_rejection__init(x);
-  x->row = row;
-  x->raw.data = malloc(len ? len : 1);
-  memcpy(x->raw.data, raw, len);
-  x->raw.len = len;
-  x->n_cells = rr->nrejects;
-  x->cells = calloc(rr->nrejects ? rr->nrejects : 1, sizeof *x->cells);
-  for (size_t i = 0; i < rr->nrejects; i++) {
-    const bok_reject_t *s = &rr->rejects[i];
-    Batch__V1__RejectedCell *c = malloc(sizeof *c);
-    batch__v1__rejected_cell__init(c);
-    c->row = row;
-    c->event_id = strdup(s->event_id);
-    c->column = strdup(s->column);
-    c->type = strdup(s->type);
-    c->code = strdup(s->code);
-    c->observed = strdup(s->observed ? s->observed : "");
-    c->has_observed = s->observed != NULL;
-    c->message = strdup(s->message);
-    x->cells[i] = c;
-  }
-  r->res.rejected[r->res.n_rejected++] = x;
+  bok_reject_append(&r->res, &r->rej_cap, bok_reject_from_result(row, raw, len, rr));
 }
 
 /* A row of a job that cannot be validated at all: MALFORMED_ROW with why. */
 void wk_add_rejected_reason(job_res_t *r, int64_t row, const void *raw, size_t len, const char *why) {
-  bok_row_result_t rr;
-  memset(&rr, 0, sizeof rr);
-  char msg[512];
-  snprintf(msg, sizeof msg, "Row %lld is malformed: %s.", (long long)row, why);
-  bok_reject_t x = {row, "", "", "", "MALFORMED_ROW", NULL, msg};
-  rr.rejects = &x;
-  rr.nrejects = 1;
-  wk_add_rejected(r, row, raw, len, &rr);
+  bok_reject_append(&r->res, &r->rej_cap, bok_reject_malformed(row, raw, len, why));
 }
 
 void wk_batch_free(batch_t *b) {
@@ -91,23 +60,7 @@ void wk_batch_free(batch_t *b) {
     Batch__V1__JobResults *r = &b->jobs[i].res;
     for (size_t k = 0; k < r->n_batches; k++) free(r->batches[k]);
     free(r->batches);
-    for (size_t k = 0; k < r->n_rejected; k++) {
-      Batch__V1__RowRejection *x = r->rejected[k];
-      for (size_t c = 0; c < x->n_cells; c++) {
-        Batch__V1__RejectedCell *cell = x->cells[c];
-        free(cell->event_id);
-        free(cell->column);
-        free(cell->type);
-        free(cell->code);
-        free(cell->observed);
-        free(cell->message);
-        free(cell);
-      }
-      free(x->cells);
-      free(x->raw.data);
-      free(x);
-    }
-    free(r->rejected);
+    bok_reject_free_all(r);
   }
   free(b->jobs);
   if (b->first) rd_kafka_topic_partition_list_destroy(b->first);

@@ -72,7 +72,7 @@ struct worker {
   int need_init; /* created without init_transactions: wk_producer_start does it */
   int rebalances; /* bumped by the rebalance callback (runs inside poll) */
   bok_routes_t *routes;
-  chan_t *chans; /* one per job-service/model-service address, grows */
+  chan_t *chans; /* one per job-service address, grows */
   int nchans;
   job_ctx_t *jobs;
   int njobs;

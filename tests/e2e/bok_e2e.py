@@ -566,6 +566,28 @@ def kcat_metadata():
 
 # ---- runner -------------------------------------------------------------------
 
+def job_stubs():
+    """Python stubs of batch/v1/job.proto (python3-grpcio + grpc_tools),
+    generated into a temp dir: (grpc, job_pb2, job_pb2_grpc)."""
+    out = tempfile.mkdtemp(prefix="bok-stubs-")
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I" + os.path.join(SRC, "proto"),
+                    "--python_out=" + out, "--grpc_python_out=" + out, "batch/v1/job.proto"], check=True)
+    sys.path.insert(0, out)
+    import grpc
+    from batch.v1 import job_pb2, job_pb2_grpc
+    return grpc, job_pb2, job_pb2_grpc
+
+
+def grpc_code(grpc, fn):
+    """(status code, details) of the gRPC error fn() raises; (None, None)
+    when it succeeds."""
+    try:
+        fn()
+    except grpc.RpcError as err:
+        return err.code(), err.details()
+    return None, None
+
+
 def run_tests(g):
     names = sorted(n for n in g if n.startswith("test_") and callable(g[n]))
     only = sys.argv[1:]

@@ -13,7 +13,6 @@ independent client (Debian's python3-grpcio, stubs generated from proto/):
 import os
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -24,22 +23,8 @@ CSV = "id,n\n" + "".join("r%d,%d\n" % (i, i) for i in range(1, 101))
 COUNTERS = ("state", "total", "success", "errors")
 
 
-def stubs():
-    out = tempfile.mkdtemp(prefix="bok-stubs-")
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I" + os.path.join(e.SRC, "proto"),
-                    "--python_out=" + out, "--grpc_python_out=" + out, "batch/v1/job.proto"], check=True)
-    sys.path.insert(0, out)
-    import grpc
-    from batch.v1 import job_pb2, job_pb2_grpc
-    return grpc, job_pb2, job_pb2_grpc
-
-
-def code_of(grpc, fn):
-    try:
-        fn()
-    except grpc.RpcError as err:
-        return err.code(), err.details()
-    return None, None
+stubs = e.job_stubs
+code_of = e.grpc_code
 
 
 def upload_pending(s):

@@ -3,9 +3,6 @@ gateway refuses are refused here too, and worker reports -- even with the
 worker's own token -- count only what matches the rows-topic messages the
 job service wrote (issue 12, point 2; issue 11, bug 5)."""
 import os
-import subprocess
-import sys
-import tempfile
 import time
 
 import bok_e2e as e
@@ -14,22 +11,8 @@ SCHEMA = {"type": "object", "properties": {"event_id": {"type": "string"}, "v": 
           "required": ["event_id"]}
 
 
-def stubs():
-    out = tempfile.mkdtemp(prefix="bok-stubs-")
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I" + os.path.join(e.SRC, "proto"),
-                    "--python_out=" + out, "--grpc_python_out=" + out, "batch/v1/job.proto"], check=True)
-    sys.path.insert(0, out)
-    import grpc
-    from batch.v1 import job_pb2, job_pb2_grpc
-    return grpc, job_pb2, job_pb2_grpc
-
-
-def code_of(grpc, fn):
-    try:
-        fn()
-    except grpc.RpcError as err:
-        return err.code(), err.details()
-    return None, None
+stubs = e.job_stubs
+code_of = e.grpc_code
 
 
 def test_upload_separators_checked_like_the_gateway():

@@ -101,6 +101,24 @@ def test_guide_flow_partial_success_events_and_reprocess():
         e.check(all(x["state"] == "PARTIAL_SUCCESS" for x in lst), "state filter")
 
 
+def test_worker_needs_no_model_service_after_upload():
+    """The job carries its schema (GetJobSpec): a worker that first sees the
+    job while the model service is down still processes it."""
+    with e.Stack(workers=0) as s:
+        m = create_model(s)
+        st, j = s.upload(m["model_id"], "data.csv", MIXED)
+        e.check(st == 202 and j["state"] == "PENDING", "upload: %s %s" % (st, j))
+        s["model"].stop()
+        s.add_worker()
+        j = s.wait_job(j["job_id"], timeout=90)
+        e.check(j["state"] == "PARTIAL_SUCCESS" and j["success"] == 3 and j["errors"] == 3, "counters: %s" % j)
+        rej = all_rejected(s, j["job_id"])
+        e.check([(c["row"], c["error"]) for c in rej][:2] == [(2, "INVALID_TIMESTAMP"), (3, "NOT_A_FLOAT")],
+                "rejected with the model's schema: %s" % rej)
+        events = e.kcat_consume(m["topic"], read_committed=True, expect=3)
+        e.check(sorted(x["key"] for x in events) == ["e1", "e4", "e6"], "events: %s" % events)
+
+
 def test_success_ndjson_and_failed_states():
     with e.Stack(workers=1) as s:
         m = create_model(s)

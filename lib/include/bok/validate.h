@@ -20,6 +20,9 @@
 #include "bok/buf.h"
 #include "bok/schema.h"
 
+/* The MALFORMED_ROW message: row number (long long), then the reason. */
+#define BOK_MALFORMED_FMT "Row %lld is malformed: %s."
+
 typedef enum { BOK_FMT_CSV = 0, BOK_FMT_NDJSON = 1 } bok_format_t;
 
 /* One failing cell. Strings point into the owning result; valid until the

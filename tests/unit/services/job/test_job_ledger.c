@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "job_fixture.h"
 #include "job_store.h"
 
 #define ST(x) BATCH__V1__JOB_STATE__JOB_STATE_##x
@@ -22,20 +23,7 @@ static job_store_t *open_mem(void) {
   return st;
 }
 
-static void new_job(job_store_t *st, char id[40]) {
-  job_t j;
-  memset(&j, 0, sizeof j);
-  j.tenant_id = "t1";
-  j.model_id = "m1";
-  j.model_name = "Model";
-  j.file_name = "f.csv";
-  j.format = "csv";
-  j.topic = "t";
-  j.schema_version = 1;
-  bok_err_t err;
-  assert_int_equal(job_store_create(st, &j, &err), 0);
-  strcpy(id, j.job_id);
-}
+static void new_job(job_store_t *st, char id[40]) { fx_new_job(st, "t1", id); }
 
 /* A job of 20 rows in two messages (rows 1-10 at p0@5, 11-20 at p1@7). */
 static void prepared_job(job_store_t *st, char id[40]) {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "job_fixture.h"
 #include "job_store.h"
 
 #define ST(x) BATCH__V1__JOB_STATE__JOB_STATE_##x
@@ -23,20 +24,7 @@ static job_store_t *open_store(void) {
   return st;
 }
 
-static void new_job(job_store_t *st, const char *tenant, char id[40]) {
-  job_t j;
-  memset(&j, 0, sizeof j);
-  j.tenant_id = (char *)tenant;
-  j.model_id = "m1";
-  j.model_name = "Model";
-  j.file_name = "f.csv";
-  j.format = "csv";
-  j.topic = "t";
-  j.schema_version = 1;
-  bok_err_t err;
-  assert_int_equal(job_store_create(st, &j, &err), 0);
-  strcpy(id, j.job_id);
-}
+static void new_job(job_store_t *st, const char *tenant, char id[40]) { fx_new_job(st, tenant, id); }
 
 /* Storage for up to 16 rejected rows of a test report, one cell each. */
 typedef struct {
@@ -181,14 +169,15 @@ static void test_batch_reports_count_each_message_once(void **s) {
   assert_int_equal(j.success + j.errors, 1500);
   assert_int_equal(j.state, ST(PARTIAL_SUCCESS));
   job_free(&j);
-  Batch__V1__ListRejectedResponse r;
-  assert_int_equal(job_store_rejected(st, "t1", id, 100, 0, &r, &err), 0);
-  assert_int_equal(r.n_cells, 4);
-  assert_int_equal(r.cells[0]->row, 10);
-  assert_int_equal(r.cells[1]->row, 20);
-  assert_int_equal(r.cells[2]->row, 700);
-  assert_int_equal(r.cells[3]->row, 1499);
-  job_rejected_free(&r);
+  job_cell_t *r;
+  size_t nr;
+  assert_int_equal(job_store_rejected(st, "t1", id, 100, 0, &r, &nr, &err), 0);
+  assert_int_equal(nr, 4);
+  assert_int_equal(r[0].row, 10);
+  assert_int_equal(r[1].row, 20);
+  assert_int_equal(r[2].row, 700);
+  assert_int_equal(r[3].row, 1499);
+  job_cells_free(r, nr);
   /* a redelivery after the job finished changes nothing */
   const int64_t m3[][2] = {{1, 500}};
   assert_int_equal(report_batches(st, id, m3, 1, rej1, 2), 0);
@@ -262,21 +251,22 @@ static void test_rejected_paging_and_restart(void **s) {
   report(st, id, 0, 0, rej, 5);
   job_store_close(st);
   st = open_store(); /* restart: everything is still there */
-  Batch__V1__ListRejectedResponse r;
+  job_cell_t *r;
+  size_t nr;
   bok_err_t err;
-  assert_int_equal(job_store_rejected(st, "t1", id, 2, 0, &r, &err), 0);
-  assert_int_equal(r.n_cells, 2);
-  assert_int_equal(r.cells[0]->row, 2);
-  assert_int_equal(r.cells[1]->row, 4);
-  job_rejected_free(&r);
-  assert_int_equal(job_store_rejected(st, "t1", id, 2, 8, &r, &err), 0);
-  assert_int_equal(r.n_cells, 1);
-  assert_int_equal(r.cells[0]->row, 10);
-  assert_string_equal(r.cells[0]->code, "NOT_A_FLOAT");
-  job_rejected_free(&r);
-  assert_int_equal(job_store_rejected(st, "t2", id, 2, 0, &r, &err), -1);
+  assert_int_equal(job_store_rejected(st, "t1", id, 2, 0, &r, &nr, &err), 0);
+  assert_int_equal(nr, 2);
+  assert_int_equal(r[0].row, 2);
+  assert_int_equal(r[1].row, 4);
+  job_cells_free(r, nr);
+  assert_int_equal(job_store_rejected(st, "t1", id, 2, 8, &r, &nr, &err), 0);
+  assert_int_equal(nr, 1);
+  assert_int_equal(r[0].row, 10);
+  assert_string_equal(r[0].code, "NOT_A_FLOAT");
+  job_cells_free(r, nr);
+  assert_int_equal(job_store_rejected(st, "t2", id, 2, 0, &r, &nr, &err), -1);
   assert_int_equal(err.code, BOK_ERR_NOT_FOUND);
-  job_rejected_free(&r);
+  job_cells_free(r, nr);
   int n = 0;
   assert_int_equal(job_store_each_rejected_row(st, id, count_rows, &n, &err), 0);
   assert_int_equal(n, 5);
@@ -286,6 +276,33 @@ static void test_rejected_paging_and_restart(void **s) {
   assert_int_equal(j.state, ST(FAILED));
   assert_non_null(strstr(j.error, "interrupted"));
   job_free(&j);
+  job_store_close(st);
+}
+
+/* The schema the workers validate with is stored with the job (GetJobSpec
+ * reads it back); a job created without one reads "". */
+static void test_schema_kept_with_the_job(void **s) {
+  (void)s;
+  job_store_t *st = open_store();
+  job_t j;
+  fx_job_init(&j, "t1");
+  j.schema_version = 3;
+  j.schema_json = "{\"type\":\"object\"}";
+  bok_err_t err;
+  assert_int_equal(job_store_create(st, &j, &err), 0);
+  char old[40], *json = NULL;
+  new_job(st, "t1", old);
+  job_store_close(st);
+  st = open_store(); /* durable */
+  assert_int_equal(job_store_schema(st, j.job_id, &json, &err), 0);
+  assert_string_equal(json, "{\"type\":\"object\"}");
+  free(json);
+  assert_int_equal(job_store_schema(st, old, &json, &err), 0);
+  assert_string_equal(json, "");
+  free(json);
+  assert_int_equal(job_store_schema(st, "nope", &json, &err), -1);
+  assert_int_equal(err.code, BOK_ERR_NOT_FOUND);
+  assert_null(json);
   job_store_close(st);
 }
 
@@ -306,19 +323,19 @@ static void test_error_summary_counted_once(void **s) {
   const int64_t rej1[] = {10};
   assert_int_equal(report_batches(st, id, m1, 1, rej1, 1), 0);
   assert_int_equal(report_batches(st, id, m2, 1, rej2, 2), 0); /* redelivered */
-  Batch__V1__ErrorSummaryEntry **e;
+  job_summary_t *e;
   size_t n;
   assert_int_equal(job_store_summary(st, "t1", id, 0, &e, &n, &err), 0);
   assert_int_equal(n, 1);
-  assert_string_equal(e[0]->code, "NOT_AN_INTEGER");
-  assert_string_equal(e[0]->column, "n");
-  assert_int_equal(e[0]->count, 3);
-  assert_int_equal(e[0]->first_row, 10);
+  assert_string_equal(e[0].code, "NOT_AN_INTEGER");
+  assert_string_equal(e[0].column, "n");
+  assert_int_equal(e[0].count, 3);
+  assert_int_equal(e[0].first_row, 10);
   job_summary_free(e, n);
   job_t j = get(st, id);
   assert_int_equal(j.errors, 3);
   assert_int_equal(j.n_top_errors, 1);
-  assert_int_equal(j.top_errors[0]->count, 3);
+  assert_int_equal(j.top_errors[0].count, 3);
   job_free(&j);
   assert_int_equal(job_store_summary(st, "t2", id, 0, &e, &n, &err), -1); /* another tenant's */
   assert_int_equal(err.code, BOK_ERR_NOT_FOUND);
@@ -329,11 +346,7 @@ static void test_error_budget_stops_the_job(void **s) {
   (void)s;
   job_store_t *st = open_store();
   job_t nj;
-  memset(&nj, 0, sizeof nj);
-  nj.tenant_id = "t1";
-  nj.model_id = "m1";
-  nj.format = "csv";
-  nj.topic = "t";
+  fx_job_init(&nj, "t1");
   nj.has_max_errors = 1;
   nj.max_errors = 2;
   bok_err_t err;
@@ -372,19 +385,13 @@ static void test_budget_messages(void **s) {
 
 static int setup(void **s) {
   (void)s;
-  snprintf(g_path, sizeof g_path, "/tmp/bok_jobs_%d.db", (int)getpid());
-  unlink(g_path);
+  fx_db_path(g_path, sizeof g_path, "bok_jobs");
   return 0;
 }
 
 static int teardown(void **s) {
   (void)s;
-  char p[96];
-  unlink(g_path);
-  snprintf(p, sizeof p, "%s-wal", g_path);
-  unlink(p);
-  snprintf(p, sizeof p, "%s-shm", g_path);
-  unlink(p);
+  fx_db_remove(g_path);
   return 0;
 }
 
@@ -395,6 +402,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_success_failed_cancel, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rejected_paging_and_restart, setup, teardown),
       cmocka_unit_test_setup_teardown(test_error_summary_counted_once, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_schema_kept_with_the_job, setup, teardown),
       cmocka_unit_test_setup_teardown(test_error_budget_stops_the_job, setup, teardown),
       cmocka_unit_test(test_budget_messages)};
   return cmocka_run_group_tests(t, NULL, NULL);

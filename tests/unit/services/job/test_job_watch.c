@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "bok/util.h"
+#include "job_fixture.h"
 #include "job_watch.h"
 
 #define ST(x) BATCH__V1__JOB_STATE__JOB_STATE_##x
@@ -62,20 +63,7 @@ static const job_watch_sink_t SINK = {f_write, f_close, f_fail, f_alive, f_relea
 
 static char g_path[64];
 
-static void new_job(job_store_t *st, char id[40]) {
-  job_t j;
-  memset(&j, 0, sizeof j);
-  j.tenant_id = "t1";
-  j.model_id = "m1";
-  j.model_name = "Model";
-  j.file_name = "f.csv";
-  j.format = "csv";
-  j.topic = "t";
-  j.schema_version = 1;
-  bok_err_t err;
-  assert_int_equal(job_store_create(st, &j, &err), 0);
-  strcpy(id, j.job_id);
-}
+static void new_job(job_store_t *st, char id[40]) { fx_new_job(st, "t1", id); }
 
 /* Valid rows [v0, v1). */
 static void report(job_store_t *st, const char *id, int64_t v0, int64_t v1) {
@@ -184,19 +172,13 @@ static void test_gone_watchers_dropped_and_stop(void **s) {
 
 static int setup(void **s) {
   (void)s;
-  snprintf(g_path, sizeof g_path, "/tmp/bok_watch_%d.db", (int)getpid());
-  unlink(g_path);
+  fx_db_path(g_path, sizeof g_path, "bok_watch");
   return 0;
 }
 
 static int teardown(void **s) {
   (void)s;
-  char p[96];
-  unlink(g_path);
-  snprintf(p, sizeof p, "%s-wal", g_path);
-  unlink(p);
-  snprintf(p, sizeof p, "%s-shm", g_path);
-  unlink(p);
+  fx_db_remove(g_path);
   return 0;
 }
 
