@@ -179,9 +179,7 @@ static void on_rpc_done(void *ud, ProtobufCMessage *resp, const bok_err_t *err) 
 bok_rpc_channel_t *gw_channel_for(gw_server_t *s, const char *tenant, int job) {
   const bok_route_t *r = bok_routes_lookup(s->routes, tenant);
   const char *addr = job ? r->job_addr : r->model_addr;
-  for (size_t i = 0; i < s->nchannels; i++)
-    if (strcmp(s->channels[i].addr, addr) == 0) return s->channels[i].ch;
-  return NULL;
+  return bok_rpc_chancache_get(s->channels, addr);
 }
 
 static int call_start(gw_thread_t *th, h2o_req_t *req, const char *service, const char *tenant, const char *method,
@@ -375,13 +373,12 @@ static void *loop_main(void *arg) {
 static int start_locked(gw_server_t *s, char *err, size_t errlen);
 
 static gw_server_t *server_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen);
-static void block_stop_signals(sigset_t *old);
 
 /* Validates and copies the config and creates the channels (gRPC starts its
  * threads here); no socket or h2o state yet. */
 gw_server_t *gw_server_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen) {
   sigset_t old;
-  block_stop_signals(&old);
+  bok_signals_block(&old); /* threads made here leave the signals to gw_server_wait */
   gw_server_t *s = server_new(cfg, log, log_opaque, err, errlen);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   return s;
@@ -450,8 +447,9 @@ static gw_server_t *server_new(const bok_config_t *cfg, bok_log_fn log, void *lo
     snprintf(err, errlen, "%s", serr.msg);
     goto fail;
   }
-  /* One channel per distinct backend address. */
-  s->channels = calloc(2 * bok_routes_count(s->routes), sizeof *s->channels);
+  /* One channel per distinct backend address, made now so that a bad
+   * address fails the start (the cache would make them on first use). */
+  s->channels = bok_rpc_chancache_new(0);
   if (!s->channels) {
     snprintf(err, errlen, "out of memory");
     goto fail;
@@ -459,19 +457,11 @@ static gw_server_t *server_new(const bok_config_t *cfg, bok_log_fn log, void *lo
   for (size_t r = 0; r < bok_routes_count(s->routes); r++) {
     const bok_route_t *rt = bok_routes_at(s->routes, r);
     const char *addrs[2] = {rt->model_addr, rt->job_addr};
-    for (int k = 0; k < 2; k++) {
-      int found = 0;
-      for (size_t c = 0; c < s->nchannels; c++) found |= strcmp(s->channels[c].addr, addrs[k]) == 0;
-      if (!found) {
-        s->channels[s->nchannels].addr = addrs[k];
-        s->channels[s->nchannels].ch = bok_rpc_channel_new(addrs[k]);
-        if (!s->channels[s->nchannels].ch) {
-          snprintf(err, errlen, "cannot create a channel to %s", addrs[k]);
-          goto fail;
-        }
-        s->nchannels++;
+    for (int k = 0; k < 2; k++)
+      if (!bok_rpc_chancache_get(s->channels, addrs[k])) {
+        snprintf(err, errlen, "cannot create a channel to %s", addrs[k]);
+        goto fail;
       }
-    }
   }
   if (pipe2(s->wake_pipe, O_CLOEXEC) != 0) {
     snprintf(err, errlen, "pipe: %s", strerror(errno));
@@ -483,20 +473,9 @@ fail:
   return NULL;
 }
 
-/* Threads started by the server (loops, uploads, gRPC's own) inherit a mask
- * without SIGINT/SIGTERM/SIGHUP, so only the caller's thread takes them. */
-static void block_stop_signals(sigset_t *old) {
-  sigset_t block;
-  sigemptyset(&block);
-  sigaddset(&block, SIGINT);
-  sigaddset(&block, SIGTERM);
-  sigaddset(&block, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &block, old);
-}
-
 int gw_server_start(gw_server_t *s, char *err, size_t errlen) {
   sigset_t old;
-  block_stop_signals(&old);
+  bok_signals_block(&old); /* threads made here leave the signals to gw_server_wait */
   int rc = start_locked(s, err, errlen);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   return rc;
@@ -603,17 +582,7 @@ int gw_server_reload(gw_server_t *s, char *err, size_t errlen) {
   return 0;
 }
 
-/* ---- signals ------------------------------------------------------------------- */
-
-/* The wake pipe carries one byte per event: 'h' reload, anything else stop. */
-static volatile sig_atomic_t g_sig_fd = -1;
-static void on_signal(int sig) {
-  if (g_sig_fd >= 0) {
-    char c = sig == SIGHUP ? 'h' : 's';
-    ssize_t w = write(g_sig_fd, &c, 1);
-    (void)w;
-  }
-}
+/* ---- stop and reload ------------------------------------------------------------ */
 
 void gw_server_stop(gw_server_t *s) {
   char c = 's';
@@ -636,30 +605,16 @@ static void stop_threads(gw_server_t *s) {
   gw_body_sweeper_stop();
 }
 
+/* SIGHUP (on the waiting thread): re-read the API keys. */
+static void on_hup(void *ud) {
+  gw_server_t *s = ud;
+  char err[512];
+  if (gw_server_reload(s, err, sizeof err) != 0)
+    bok_logf(s->log, s->log_opaque, BOK_LOG_ERROR, "SIGHUP: reload refused, the previous API keys stay: %s", err);
+}
+
 void gw_server_wait(gw_server_t *s, int handle_signals) {
-  if (handle_signals) {
-    g_sig_fd = s->wake_pipe[1];
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-  }
-  for (;;) {
-    struct pollfd pfd = {s->wake_pipe[0], POLLIN, 0};
-    if (poll(&pfd, 1, -1) < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    char c = 's';
-    if (read(s->wake_pipe[0], &c, 1) < 0 && errno == EINTR) continue;
-    if (c != 'h') break;
-    char err[512];
-    if (gw_server_reload(s, err, sizeof err) != 0)
-      bok_logf(s->log, s->log_opaque, BOK_LOG_ERROR, "SIGHUP: reload refused, the previous API keys stay: %s", err);
-  }
-  if (handle_signals) g_sig_fd = -1;
+  bok_signals_wait(s->wake_pipe[0], handle_signals, on_hup, s);
   bok_logf(s->log, s->log_opaque, BOK_LOG_INFO, "shutting down");
   stop_threads(s);
 }
@@ -679,8 +634,7 @@ void gw_server_destroy(gw_server_t *s) {
     }
   }
   gw_obs_stop(s);
-  for (size_t i = 0; i < s->nchannels; i++) bok_rpc_channel_destroy(s->channels[i].ch);
-  free(s->channels);
+  bok_rpc_chancache_destroy(s->channels);
   bok_routes_destroy(s->routes);
   gw_conn_guard_destroy(s);
   gw_keys_unref(s->keys);

@@ -15,11 +15,6 @@
 typedef struct gw_thread gw_thread_t;
 typedef struct gw_watch gw_watch_t;
 
-typedef struct {
-  const char *addr; /* borrowed from routes */
-  bok_rpc_channel_t *ch;
-} gw_channel_t;
-
 typedef struct gw_upload gw_upload_t;
 typedef struct gw_upload_slot gw_upload_slot_t;
 
@@ -54,8 +49,7 @@ struct gw_server {
   struct gw_keys *keys;
   char config_path[4096]; /* re-read on SIGHUP; "" = none */
   bok_routes_t *routes;
-  gw_channel_t *channels; /* one per distinct backend address */
-  size_t nchannels;
+  bok_rpc_chancache_t *channels; /* one per distinct backend address */
   int drain_ms; /* shutdown: how long loops wait for in-flight requests */
   h2o_globalconf_t h2o_config;
   gw_thread_t *threads;
