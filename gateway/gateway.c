@@ -193,18 +193,8 @@ gw_server_t *gw_server_new(const bok_config_t *cfg, bok_log_fn log, void *log_op
   return s;
 }
 
-static gw_server_t *server_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen) {
-  gw_server_t *s = calloc(1, sizeof *s);
-  if (!s) {
-    snprintf(err, errlen, "out of memory");
-    return NULL;
-  }
-  s->cfg = cfg;
-  s->log = log;
-  s->log_opaque = log_opaque;
-  s->wake_pipe[0] = s->wake_pipe[1] = -1;
-  pthread_mutex_init(&s->keys_mu, NULL);
-  sem_init(&s->ready, 0, 0);
+/* listen: "host:port" ("localhost" means 127.0.0.1). 0, or -1 with err. */
+static int parse_listen(gw_server_t *s, const bok_config_t *cfg, char *err, size_t errlen) {
   const char *listen = bok_config_get(cfg, "listen", "0.0.0.0:8000");
   const char *colon = strrchr(listen, ':');
   char *end = NULL;
@@ -212,11 +202,17 @@ static gw_server_t *server_new(const bok_config_t *cfg, bok_log_fn log, void *lo
   if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof s->listen_host || !end || *end ||
       end == colon + 1 || port < 0 || port > 65535) {
     snprintf(err, errlen, "listen: expected host:port, got '%s'", listen);
-    goto fail;
+    return -1;
   }
   snprintf(s->listen_host, sizeof s->listen_host, "%.*s", (int)(colon - listen), listen);
   if (strcmp(s->listen_host, "localhost") == 0) snprintf(s->listen_host, sizeof s->listen_host, "127.0.0.1");
   s->listen_port = (int)port;
+  return 0;
+}
+
+/* The numeric and simple settings (gateway.h), each with its default when
+ * absent or out of range. */
+static void read_settings(gw_server_t *s, const bok_config_t *cfg) {
   int64_t nth = bok_config_get_int(cfg, "threads", 2);
   s->nthreads = nth < 1 ? 1 : nth > 64 ? 64 : (int)nth;
   const char *th = getenv("TENANT_HEADER");
@@ -237,29 +233,24 @@ static gw_server_t *server_new(const bok_config_t *cfg, bok_log_fn log, void *lo
   s->header_timeout_ms = ht > 0 ? ht : 10000;
   int64_t mc = bok_config_get_int(cfg, "max_connections_per_ip", 64);
   s->max_conns_per_ip = mc >= 0 && mc <= 1000000 ? (int)mc : 64;
-  if (gw_conn_guard_init(s) != 0) {
-    snprintf(err, errlen, "out of memory");
-    goto fail;
-  }
-  s->keys = gw_keys_from_config(cfg, err, errlen);
-  if (!s->keys) goto fail;
   int64_t dr = bok_config_get_int(cfg, "shutdown_drain_ms", 5000);
   s->drain_ms = dr >= 0 && dr < 600000 ? (int)dr : 5000;
-  s->routes = bok_routes_from_config(cfg, "127.0.0.1:50051", "127.0.0.1:50052", err, errlen);
-  if (!s->routes) goto fail;
-  /* Channels speak TLS with the gateway's certificate when rpc.tls.* is set
-   * (process-wide, so gw_obs's probe channels do too). */
+}
+
+/* Security (TLS with the gateway's certificate when rpc.tls.* is set,
+ * process-wide, so gw_obs's probe channels use it too) and one channel per
+ * distinct backend address, made now so that a bad address fails the start
+ * (the cache would make them on first use). 0, or -1 with err. */
+static int make_channels(gw_server_t *s, const bok_config_t *cfg, char *err, size_t errlen) {
   bok_err_t serr;
   if (bok_rpc_security_from_config(cfg, BOK_RPC_ROLE_SERVICE, &serr) != 0) {
     snprintf(err, errlen, "%s", serr.msg);
-    goto fail;
+    return -1;
   }
-  /* One channel per distinct backend address, made now so that a bad
-   * address fails the start (the cache would make them on first use). */
   s->channels = bok_rpc_chancache_new(0);
   if (!s->channels) {
     snprintf(err, errlen, "out of memory");
-    goto fail;
+    return -1;
   }
   for (size_t r = 0; r < bok_routes_count(s->routes); r++) {
     const bok_route_t *rt = bok_routes_at(s->routes, r);
@@ -267,9 +258,34 @@ static gw_server_t *server_new(const bok_config_t *cfg, bok_log_fn log, void *lo
     for (int k = 0; k < 2; k++)
       if (!bok_rpc_chancache_get(s->channels, addrs[k])) {
         snprintf(err, errlen, "cannot create a channel to %s", addrs[k]);
-        goto fail;
+        return -1;
       }
   }
+  return 0;
+}
+
+static gw_server_t *server_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen) {
+  gw_server_t *s = calloc(1, sizeof *s);
+  if (!s) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  s->cfg = cfg;
+  s->log = log;
+  s->log_opaque = log_opaque;
+  s->wake_pipe[0] = s->wake_pipe[1] = -1;
+  pthread_mutex_init(&s->keys_mu, NULL);
+  sem_init(&s->ready, 0, 0);
+  if (parse_listen(s, cfg, err, errlen) != 0) goto fail;
+  read_settings(s, cfg);
+  if (gw_conn_guard_init(s) != 0) {
+    snprintf(err, errlen, "out of memory");
+    goto fail;
+  }
+  s->keys = gw_keys_from_config(cfg, err, errlen);
+  if (!s->keys) goto fail;
+  s->routes = bok_routes_from_config(cfg, "127.0.0.1:50051", "127.0.0.1:50052", err, errlen);
+  if (!s->routes || make_channels(s, cfg, err, errlen) != 0) goto fail;
   if (pipe2(s->wake_pipe, O_CLOEXEC) != 0) {
     snprintf(err, errlen, "pipe: %s", strerror(errno));
     goto fail;

@@ -697,6 +697,8 @@ static int openapi(h2o_req_t *req) {
   return 0;
 }
 
+static int api(gw_thread_t *th, h2o_req_t *req, const gw_route_t *rt, const char *tenant);
+
 int gw_handle(gw_thread_t *th, h2o_req_t *req) {
   gw_route_t rt;
   gw_route_parse(req->path_normalized.base, req->path_normalized.len, &rt);
@@ -740,8 +742,13 @@ int gw_handle(gw_thread_t *th, h2o_req_t *req) {
   const char *tenant = authorize(th, req);
   if (!tenant) return 0;
   if (rt.kind == GW_R_SCHEMA) return detect_schema(th, req);
-  char *id = rt.id[0] ? seg_dup(req, rt.id, 36) : NULL;
-  switch (rt.kind) {
+  return api(th, req, &rt, tenant);
+}
+
+/* The tenant's API routes (authorized; the method is allowed). */
+static int api(gw_thread_t *th, h2o_req_t *req, const gw_route_t *rt, const char *tenant) {
+  char *id = rt->id[0] ? seg_dup(req, rt->id, 36) : NULL;
+  switch (rt->kind) {
     case GW_R_MODELS: return models_collection(th, req, tenant);
     case GW_R_MODEL: return model_item(th, req, tenant, id);
     case GW_R_JOBS: return method_is(req, "GET") ? jobs_list(th, req, tenant) : jobs_create(th, req, tenant);

@@ -96,6 +96,13 @@ int bok_rpc_security_init(const bok_config_t *cfg, bok_rpc_role_t role, bok_log_
   return 0;
 }
 
+int bok_rpc_main_end(bok_config_t *cfg, int rc) {
+  bok_rpc_security_reset();
+  bok_config_destroy(cfg);
+  bok_metrics_default_free();
+  return rc;
+}
+
 int bok_rpc_run(const bok_config_t *cfg, const bok_rpc_run_opts_t *o) {
   bok_rpc_server_opts_t opts = {.addr = bok_config_get(cfg, "listen", o->default_listen),
                                 .threads = (int)bok_config_get_int(cfg, "threads", 8),

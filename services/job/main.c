@@ -6,7 +6,6 @@
 
 #include "bok/config.h"
 #include "bok/log.h"
-#include "bok/metrics.h"
 #include "bok/rpc.h"
 #include "job_obs.h"
 #include "job_service.h"
@@ -104,8 +103,5 @@ int main(int argc, char **argv) {
     rc = bok_rpc_run(cfg, &run);
   }
   teardown(&app);
-  bok_rpc_security_reset();
-  bok_config_destroy(cfg);
-  bok_metrics_default_free();
-  return rc;
+  return bok_rpc_main_end(cfg, rc);
 }

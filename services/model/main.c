@@ -69,6 +69,7 @@ int main(int argc, char **argv) {
   if (!cfg) return rc;
   rc = 1;
   model_app_t app = {0};
+  /* Before the server: TLS material (rpc.tls.*). */
   if (bok_rpc_security_init(cfg, BOK_RPC_ROLE_SERVICE, bok_log_stderr, COMP, NULL) == 0 && build(cfg, &app) == 0) {
     bok_rpc_run_opts_t run = {.default_listen = "127.0.0.1:50051",
                               .log = bok_log_stderr,
@@ -80,8 +81,5 @@ int main(int argc, char **argv) {
     rc = bok_rpc_run(cfg, &run);
   }
   teardown(&app);
-  bok_rpc_security_reset();
-  bok_config_destroy(cfg);
-  bok_metrics_default_free();
-  return rc;
+  return bok_rpc_main_end(cfg, rc);
 }

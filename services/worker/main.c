@@ -130,8 +130,5 @@ int main(int argc, char **argv) {
   int lanes_rc = stop_lanes(&app);
   if (lanes_rc) rc = lanes_rc;
   teardown(&app);
-  bok_rpc_security_reset();
-  bok_config_destroy(cfg);
-  bok_metrics_default_free();
-  return rc;
+  return bok_rpc_main_end(cfg, rc);
 }

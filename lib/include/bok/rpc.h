@@ -275,6 +275,11 @@ typedef struct {
   void *ud;
 } bok_rpc_run_opts_t;
 int bok_rpc_run(const struct bok_config *cfg, const bok_rpc_run_opts_t *o);
+/* The end of a main() that used gRPC: process-wide security reset, cfg
+ * destroyed, the default metrics registry freed (after every server,
+ * channel and metric user is gone). Returns rc, for `return
+ * bok_rpc_main_end(cfg, rc);`. */
+int bok_rpc_main_end(struct bok_config *cfg, int rc);
 
 /* ---- Client -------------------------------------------------------------- */
 
