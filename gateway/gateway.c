@@ -1,3 +1,8 @@
+/* gateway.c -- the gateway server's life (contract: gateway.h): config into
+ * gw_server_t (gw_server.h), listeners and h2o event loops, the upload pool
+ * and metrics/readiness started and stopped in order, the API keys reloaded
+ * on SIGHUP (the waiting thread, through lib/rpc's bok_signals_wait), and the
+ * drain at shutdown. Requests go to handlers.c; answers to reply.c. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -30,7 +35,7 @@
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req) {
   (void)self;
-  gw_thread_t *th = req->conn->ctx->storage.entries[0].data;
+  gw_thread_t *th = gw_thread_of(req);
   gw_obs_request(th->srv->obs);
   gw_conn_request_begin(req);
   return gw_handle(th, req);

@@ -15,7 +15,7 @@
 /* ---- responses -------------------------------------------------------------- */
 
 void gw_count_status(h2o_req_t *req, int status) {
-  gw_server_t *s = ((gw_thread_t *)req->conn->ctx->storage.entries[0].data)->srv;
+  gw_server_t *s = gw_thread_of(req)->srv;
   if (s->access_log) {
     struct timeval now;
     gettimeofday(&now, NULL);
@@ -72,7 +72,7 @@ void gw_send_error(h2o_req_t *req, int status, const char *code, const char *fmt
 }
 
 void gw_send_rpc_error(h2o_req_t *req, const char *service, const bok_err_t *err, int plain_404) {
-  gw_thread_t *th = req->conn->ctx->storage.entries[0].data;
+  gw_thread_t *th = gw_thread_of(req);
   switch (err->code) {
     case BOK_ERR_UNAVAILABLE:
       bok_logf(th->srv->log, th->srv->log_opaque, BOK_LOG_WARN, "%s service unavailable: %s", service, err->msg);

@@ -1,3 +1,7 @@
+/* worker_obs.c -- the worker's metrics, consumer lag from librdkafka's
+ * statistics, readiness (Kafka metadata + Health/Check of every job service,
+ * probe channels from lib/rpc's channel cache) and the admin HTTP port
+ * (contract: worker_obs.h). */
 #include "worker_obs.h"
 
 #include <jansson.h>
