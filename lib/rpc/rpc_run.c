@@ -14,7 +14,11 @@
 #include "bok/config.h"
 #include "bok/rpc.h"
 
-/* The write end of the current wait's self-pipe (-1: nobody waits). */
+/* The self-pipe: made by the first wait and kept for the process's life,
+ * so a handler running late on another thread never writes into a closed
+ * (or reused) descriptor. g_sig_fd is its write end while a wait runs, -1
+ * otherwise (the handlers then do nothing). */
+static int g_sig_pipe[2] = {-1, -1};
 static volatile sig_atomic_t g_sig_fd = -1;
 
 static void on_signal(int sig) {
@@ -51,35 +55,37 @@ static int wait_loop(int wake_fd, int sig_fd, bok_hup_fn on_hup, void *ud) {
   }
 }
 
+/* The self-pipe, emptied of bytes an earlier wait left. 0 ok, -1 no pipe. */
+static int sig_pipe_ready(void) {
+  if (g_sig_pipe[0] < 0 && pipe2(g_sig_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return -1;
+  char buf[64];
+  while (read(g_sig_pipe[0], buf, sizeof buf) > 0) {
+  }
+  return 0;
+}
+
 int bok_signals_wait(int wake_fd, int handle_signals, bok_hup_fn on_hup, void *ud) {
-  if (!handle_signals) return wait_loop(wake_fd, -1, NULL, NULL);
-  int sp[2];
-  if (pipe2(sp, O_CLOEXEC | O_NONBLOCK) != 0) return wait_loop(wake_fd, -1, NULL, NULL);
-  struct sigaction sa, old_int, old_term, old_hup;
+  if (!handle_signals || sig_pipe_ready() != 0) return wait_loop(wake_fd, -1, NULL, NULL);
+  struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
   sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
-  g_sig_fd = sp[1];
+  g_sig_fd = g_sig_pipe[1];
   /* Process-wide handlers (any thread may take a signal); this thread
    * accepts them even if the caller blocked them everywhere. */
-  sigaction(SIGINT, &sa, &old_int);
-  sigaction(SIGTERM, &sa, &old_term);
-  if (on_hup) sigaction(SIGHUP, &sa, &old_hup);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  if (on_hup) sigaction(SIGHUP, &sa, NULL);
   sigset_t sigs, old_mask;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
   if (on_hup) sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_UNBLOCK, &sigs, &old_mask);
-  int got = wait_loop(wake_fd, sp[0], on_hup, ud);
+  int got = wait_loop(wake_fd, g_sig_pipe[0], on_hup, ud);
   pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-  g_sig_fd = -1;
-  sigaction(SIGINT, &old_int, NULL);
-  sigaction(SIGTERM, &old_term, NULL);
-  if (on_hup) sigaction(SIGHUP, &old_hup, NULL);
-  close(sp[0]);
-  close(sp[1]);
+  g_sig_fd = -1; /* the handlers stay: later signals are ignored while the process stops */
   return got;
 }
 

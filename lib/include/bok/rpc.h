@@ -151,8 +151,9 @@ int bok_rpc_server_start(bok_rpc_server_t *s, bok_err_t *err);
  * (in-flight calls finish, within a grace period of 5 s; then the rest are
  * cancelled: their reads return -1, their replies go nowhere).
  * Signals: with handle_signals, wait() is bok_signals_wait (see "Running a
- * binary" below): process-wide SIGINT/SIGTERM handlers for its duration,
- * unblocked in the calling thread, so it works whether or not the caller
+ * binary" below): process-wide SIGINT/SIGTERM handlers (later signals are
+ * ignored while the server stops), unblocked in the calling thread for the
+ * wait, so it works whether or not the caller
  * blocked them in its other threads (blocking them there is recommended, so
  * that blocking syscalls elsewhere never see EINTR). A signal that arrives
  * before wait() is called gets the previous disposition (default: exit).
@@ -235,19 +236,23 @@ void bok_rpc_security_describe(char *out, size_t cap);
  * The process's signals are handled here and nowhere else: SIGINT and
  * SIGTERM stop (gracefully: servers drain, lanes finish their batch), SIGHUP
  * runs a reload hook where a binary has one (the gateway re-reads its API
- * keys). Threads: main() only; one wait at a time in the process.
+ * keys). Threads: the waiting thread is main() in every binary (tests may
+ * use another); one wait at a time in the process.
  *
  * bok_signals_block: blocks the three signals in the calling thread, so the
  * threads it starts afterwards inherit a mask without them and only the
  * waiting thread takes them (old: the previous mask, may be NULL).
  * bok_signals_wait: blocks until wake_fd is readable (-> 0; any thread may
  * write a byte there to stop; -1 = none) or, with handle_signals, a stop
- * signal arrives (-> 1). For its duration it installs process-wide handlers
- * (self-pipe, SA_RESTART) for SIGINT/SIGTERM, and for SIGHUP when on_hup is
- * set -- on_hup(ud) then runs on this thread for each SIGHUP and the wait
- * goes on -- and unblocks them in this thread; afterwards the previous
- * handlers and mask are back. A signal that arrives before the wait is
- * pending if blocked, else gets the previous disposition (default: exit). */
+ * signal arrives (-> 1). It installs process-wide handlers (self-pipe,
+ * SA_RESTART) for SIGINT/SIGTERM, and for SIGHUP when on_hup is set --
+ * on_hup(ud) then runs on this thread for each SIGHUP and the wait goes on
+ * -- and unblocks them in this thread for its duration; afterwards the
+ * caller's mask is back and the handlers stay, doing nothing: a second
+ * SIGINT/SIGTERM does not cut the graceful stop short (every stop is
+ * bounded: drain and grace periods). A signal that arrives before the wait
+ * is pending if blocked, else gets the previous disposition (default:
+ * exit). */
 typedef void (*bok_hup_fn)(void *ud);
 void bok_signals_block(sigset_t *old);
 int bok_signals_wait(int wake_fd, int handle_signals, bok_hup_fn on_hup, void *ud);
