@@ -1,3 +1,6 @@
+/* body_pages.c -- keeps large upload bodies out of RSS (contract:
+ * body_pages.h): drops the pages of a file-backed body already sent, and a
+ * sweeper thread pages out every large h2o body file mapping every 50 ms. */
 #include "body_pages.h"
 
 #include <h2o/memory.h>

@@ -23,7 +23,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gw_internal.h"
+#include "conn_guard.h"
+#include "gw_obs.h"
 #include "route.h"
 
 #define IP_BUCKETS 1024
@@ -137,7 +138,7 @@ static void conn_on_timeout(h2o_timeout_entry_t *entry) {
   if (!c->sock) return;
   h2o_buffer_t *in = c->sock->input;
   if (in && gw_http_head_complete(in->bytes, in->size)) return; /* a body is arriving */
-  atomic_fetch_add(&c->th->srv->header_timeouts, 1);
+  gw_obs_header_timeout(c->th->srv->obs);
   /* h2o reads EOF next and closes the connection itself */
   shutdown(h2o_socket_get_fd(c->sock), SHUT_RDWR);
 }
@@ -176,7 +177,7 @@ int gw_conn_admit(gw_thread_t *th, h2o_socket_t *sock) {
   unsigned char addr[16];
   size_t len = peer_addr(sock, addr);
   if (len && ip_acquire(s, addr, len) != 0) {
-    atomic_fetch_add(&s->conns_refused, 1);
+    gw_obs_conn_refused(s->obs);
     send_refusal(sock);
     h2o_socket_close(sock);
     return -1;

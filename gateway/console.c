@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "gw_internal.h"
+#include "reply.h"
 
 /* index.html may only load the console's own files and call this origin
  * (no inline script or style, so injected markup cannot run). */

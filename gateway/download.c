@@ -12,7 +12,8 @@
 #include <string.h>
 
 #include "batch/v1/job.pb-c.h"
-#include "gw_internal.h"
+#include "download.h"
+#include "reply.h"
 
 typedef struct {
   h2o_generator_t gen; /* first: h2o hands it back to proceed/stop */

@@ -1,3 +1,8 @@
+/* gateway.c -- the gateway server's life (contract: gateway.h): config into
+ * gw_server_t (gw_server.h), listeners and h2o event loops, the upload pool
+ * and metrics/readiness started and stopped in order, the API keys reloaded
+ * on SIGHUP (the waiting thread, through lib/rpc's bok_signals_wait), and the
+ * drain at shutdown. Requests go to handlers.c; answers to reply.c. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -17,214 +22,21 @@
 #include "auth.h"
 #include "bok/util.h"
 #include "body_pages.h"
-#include "gw_internal.h"
-#include "json_map.h"
-
-/* ---- responses -------------------------------------------------------------- */
-
-void gw_count_status(h2o_req_t *req, int status) {
-  gw_server_t *s = ((gw_thread_t *)req->conn->ctx->storage.entries[0].data)->srv;
-  if (s->access_log) {
-    struct timeval now;
-    gettimeofday(&now, NULL);
-    struct timeval t0 = req->timestamps.request_begin_at;
-    long ms = (long)((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_usec - t0.tv_usec) / 1000);
-    bok_logf(s->log, s->log_opaque, BOK_LOG_INFO, "%.*s %.*s %d %ldms", (int)req->method.len, req->method.base,
-             (int)(req->path.len > 200 ? 200 : req->path.len), req->path.base, status, ms);
-  }
-  gw_obs_count(s, req, status);
-  if (status < 100 || status >= GW_MAX_STATUS) status = 0;
-  atomic_fetch_add(&s->resp_by_status[status], 1);
-}
-
-static const char *reason(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return status < 400 ? "OK" : status < 500 ? "Bad Request" : "Internal Server Error";
-  }
-}
-
-void gw_send_json(h2o_req_t *req, int status, json_t *j) {
-  char *text = gw_json_text(j);
-  json_decref(j);
-  size_t len = text ? strlen(text) : 0;
-  /* h2o_send_inline copies the body into the request pool. */
-  req->res.status = status;
-  req->res.reason = reason(status);
-  h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
-  gw_count_status(req, status);
-  req->res.content_length = len; /* h2o_send_inline would send it chunked */
-  h2o_send_inline(req, text ? text : "", len);
-  free(text);
-}
-
-void gw_send_error(h2o_req_t *req, int status, const char *code, const char *fmt, ...) {
-  char msg[600];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  json_t *o = json_object();
-  json_object_set_new(o, "error", gw_json_str(msg));
-  if (code) json_object_set_new(o, "code", json_string(code));
-  gw_send_json(req, status, o);
-}
-
-void gw_send_rpc_error(h2o_req_t *req, const char *service, const bok_err_t *err, int plain_404) {
-  gw_thread_t *th = req->conn->ctx->storage.entries[0].data;
-  switch (err->code) {
-    case BOK_ERR_UNAVAILABLE:
-      bok_logf(th->srv->log, th->srv->log_opaque, BOK_LOG_WARN, "%s service unavailable: %s", service, err->msg);
-      gw_send_error(req, 503, "UNAVAILABLE", "%s service unavailable", service);
-      return;
-    case BOK_ERR_DEADLINE:
-      gw_send_error(req, 504, "DEADLINE_EXCEEDED", "%s service did not answer in time", service);
-      return;
-    case BOK_ERR_NOT_FOUND:
-      if (plain_404 || strcmp(err->msg, "not found") == 0 || !err->msg[0]) {
-        gw_send_error(req, 404, NULL, "not found");
-        return;
-      }
-      break;
-    case BOK_OK: /* an OK status without a message: never expected */
-      gw_send_error(req, 502, "UNKNOWN", "%s service sent an empty answer", service);
-      return;
-    default:
-      break;
-  }
-  int status = bok_err_http_status(err->code);
-  if (status >= 500)
-    bok_logf(th->srv->log, th->srv->log_opaque, BOK_LOG_ERROR, "%s service error %s: %s", service,
-             bok_err_code_name(err->code), err->msg);
-  gw_send_error(req, status, bok_err_code_name(err->code), "%s", err->msg[0] ? err->msg : bok_err_code_name(err->code));
-}
-
-/* ---- pending calls ---------------------------------------------------------- */
-
-static void pending_release(gw_pending_t *p) {
-  if (--p->refs == 0) {
-    if (p->upload) gw_upload_release(p->upload);
-    free(p);
-  }
-}
-
-/* The request's pool is being cleared (answered or the client went away). */
-static void on_req_dispose(void *slot) {
-  gw_pending_t *p = *(gw_pending_t **)slot;
-  if (p->upload) gw_upload_on_dispose(p->upload);
-  p->req = NULL;
-  pending_release(p);
-}
-
-gw_pending_t *gw_pending_new(gw_thread_t *th, h2o_req_t *req, const char *service, gw_render_fn render) {
-  gw_pending_t *p = calloc(1, sizeof *p);
-  if (!p) return NULL;
-  p->th = th;
-  p->req = req;
-  p->refs = 2;
-  p->render = render;
-  p->service = service;
-  p->plain_404 = 1;
-  th->pending++;
-  gw_pending_t **slot = h2o_mem_alloc_shared(&req->pool, sizeof *slot, on_req_dispose);
-  *slot = p;
-  atomic_fetch_add(&th->srv->in_flight, 1);
-  return p;
-}
-
-void gw_pending_post(gw_pending_t *p) { h2o_multithread_send_message(&p->th->rx, &p->msg); }
-
-static void on_messages(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages) {
-  (void)rx;
-  while (!h2o_linklist_is_empty(messages)) {
-    gw_pending_t *p = H2O_STRUCT_FROM_MEMBER(gw_pending_t, msg.link, messages->next);
-    h2o_linklist_unlink(&p->msg.link);
-    if (p->stream_event) { /* watch.c: the renderer owns the meaning; no request slot */
-      p->render(p, NULL, p->resp, &p->err);
-      if (p->resp) protobuf_c_message_free_unpacked(p->resp, NULL);
-      free(p);
-      continue;
-    }
-    atomic_fetch_sub(&p->th->srv->in_flight, 1);
-    p->th->pending--;
-    if (p->req) {
-      if (p->resp || p->render_errors)
-        p->render(p, p->req, p->resp, &p->err);
-      else
-        gw_send_rpc_error(p->req, p->service, &p->err, p->plain_404);
-    }
-    if (p->resp) protobuf_c_message_free_unpacked(p->resp, NULL);
-    pending_release(p);
-  }
-}
-
-static void on_rpc_done(void *ud, ProtobufCMessage *resp, const bok_err_t *err) {
-  gw_pending_t *p = ud; /* runs on the channel's completion thread */
-  p->resp = resp;
-  p->err = *err;
-  gw_pending_post(p);
-}
-
-bok_rpc_channel_t *gw_channel_for(gw_server_t *s, const char *tenant, int job) {
-  const bok_route_t *r = bok_routes_lookup(s->routes, tenant);
-  const char *addr = job ? r->job_addr : r->model_addr;
-  for (size_t i = 0; i < s->nchannels; i++)
-    if (strcmp(s->channels[i].addr, addr) == 0) return s->channels[i].ch;
-  return NULL;
-}
-
-static int call_start(gw_thread_t *th, h2o_req_t *req, const char *service, const char *tenant, const char *method,
-                      const ProtobufCMessage *msg, const ProtobufCMessageDescriptor *resp_desc, gw_render_fn render,
-                      int64_t limit, void *ud) {
-  bok_rpc_channel_t *ch = gw_channel_for(th->srv, tenant, strcmp(service, "job") == 0);
-  gw_pending_t *p = gw_pending_new(th, req, service, render);
-  if (!p) {
-    gw_send_error(req, 503, "UNAVAILABLE", "out of memory");
-    return 0;
-  }
-  p->limit = limit;
-  p->ud = ud;
-  p->render_errors = ud != NULL;
-  if (!ch) {
-    bok_err_set(&p->err, BOK_ERR_UNAVAILABLE, "no channel for this tenant");
-    gw_pending_post(p);
-  } else if (bok_rpc_unary_async(ch, method, tenant, th->srv->rpc_timeout_ms, msg, resp_desc, on_rpc_done, p) != 0) {
-    p->err.code = BOK_ERR_UNAVAILABLE;
-    snprintf(p->err.msg, sizeof p->err.msg, "cannot start call");
-    gw_pending_post(p);
-  }
-  return 0;
-}
-
-int gw_call(gw_thread_t *th, h2o_req_t *req, const char *service, const char *tenant, const char *method,
-            const ProtobufCMessage *msg, const ProtobufCMessageDescriptor *resp_desc, gw_render_fn render,
-            int64_t limit) {
-  return call_start(th, req, service, tenant, method, msg, resp_desc, render, limit, NULL);
-}
-
-int gw_call_ud(gw_thread_t *th, h2o_req_t *req, const char *service, const char *tenant, const char *method,
-               const ProtobufCMessage *msg, const ProtobufCMessageDescriptor *resp_desc, gw_render_fn render,
-               void *ud) {
-  return call_start(th, req, service, tenant, method, msg, resp_desc, render, 0, ud);
-}
+#include "conn_guard.h"
+#include "gateway.h"
+#include "gw_obs.h"
+#include "gw_server.h"
+#include "handlers.h"
+#include "reply.h"
+#include "upload.h"
+#include "watch.h"
 
 /* ---- h2o plumbing ----------------------------------------------------------- */
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req) {
   (void)self;
-  gw_thread_t *th = req->conn->ctx->storage.entries[0].data;
-  atomic_fetch_add(&th->srv->req_total, 1);
+  gw_thread_t *th = gw_thread_of(req);
+  gw_obs_request(th->srv->obs);
   gw_conn_request_begin(req);
   return gw_handle(th, req);
 }
@@ -330,7 +142,7 @@ static void *loop_main(void *arg) {
   th->accept_ctx.hosts = s->h2o_config.hosts;
   h2o_timeout_init(th->ctx.loop, &th->hdr_timeout, (uint64_t)s->header_timeout_ms);
   th->hdr_timeout_inited = 1;
-  h2o_multithread_register_receiver(th->ctx.queue, &th->rx, on_messages);
+  h2o_multithread_register_receiver(th->ctx.queue, &th->rx, gw_pending_on_messages);
   th->listener = h2o_evloop_socket_create(th->ctx.loop, th->fd, H2O_SOCKET_FLAG_DONT_READ);
   th->fd = -1; /* owned by the listener socket now */
   th->listener->data = th;
@@ -375,32 +187,19 @@ static void *loop_main(void *arg) {
 static int start_locked(gw_server_t *s, char *err, size_t errlen);
 
 static gw_server_t *server_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen);
-static void block_stop_signals(sigset_t *old);
 
 /* Validates and copies the config and creates the channels (gRPC starts its
  * threads here); no socket or h2o state yet. */
 gw_server_t *gw_server_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen) {
   sigset_t old;
-  block_stop_signals(&old);
+  bok_signals_block(&old); /* threads made here leave the signals to gw_server_wait */
   gw_server_t *s = server_new(cfg, log, log_opaque, err, errlen);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   return s;
 }
 
-static gw_server_t *server_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen) {
-  gw_server_t *s = calloc(1, sizeof *s);
-  if (!s) {
-    snprintf(err, errlen, "out of memory");
-    return NULL;
-  }
-  s->cfg = cfg;
-  s->log = log;
-  s->log_opaque = log_opaque;
-  s->wake_pipe[0] = s->wake_pipe[1] = -1;
-  pthread_mutex_init(&s->upload_mu, NULL);
-  pthread_cond_init(&s->upload_cv, NULL);
-  pthread_mutex_init(&s->keys_mu, NULL);
-  sem_init(&s->ready, 0, 0);
+/* listen: "host:port" ("localhost" means 127.0.0.1). 0, or -1 with err. */
+static int parse_listen(gw_server_t *s, const bok_config_t *cfg, char *err, size_t errlen) {
   const char *listen = bok_config_get(cfg, "listen", "0.0.0.0:8000");
   const char *colon = strrchr(listen, ':');
   char *end = NULL;
@@ -408,11 +207,17 @@ static gw_server_t *server_new(const bok_config_t *cfg, bok_log_fn log, void *lo
   if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof s->listen_host || !end || *end ||
       end == colon + 1 || port < 0 || port > 65535) {
     snprintf(err, errlen, "listen: expected host:port, got '%s'", listen);
-    goto fail;
+    return -1;
   }
   snprintf(s->listen_host, sizeof s->listen_host, "%.*s", (int)(colon - listen), listen);
   if (strcmp(s->listen_host, "localhost") == 0) snprintf(s->listen_host, sizeof s->listen_host, "127.0.0.1");
   s->listen_port = (int)port;
+  return 0;
+}
+
+/* The numeric and simple settings (gateway.h), each with its default when
+ * absent or out of range. */
+static void read_settings(gw_server_t *s, const bok_config_t *cfg) {
   int64_t nth = bok_config_get_int(cfg, "threads", 2);
   s->nthreads = nth < 1 ? 1 : nth > 64 ? 64 : (int)nth;
   const char *th = getenv("TENANT_HEADER");
@@ -433,46 +238,59 @@ static gw_server_t *server_new(const bok_config_t *cfg, bok_log_fn log, void *lo
   s->header_timeout_ms = ht > 0 ? ht : 10000;
   int64_t mc = bok_config_get_int(cfg, "max_connections_per_ip", 64);
   s->max_conns_per_ip = mc >= 0 && mc <= 1000000 ? (int)mc : 64;
+  int64_t dr = bok_config_get_int(cfg, "shutdown_drain_ms", 5000);
+  s->drain_ms = dr >= 0 && dr < 600000 ? (int)dr : 5000;
+}
+
+/* Security (TLS with the gateway's certificate when rpc.tls.* is set,
+ * process-wide, so gw_obs's probe channels use it too) and one channel per
+ * distinct backend address, made now so that a bad address fails the start
+ * (the cache would make them on first use). 0, or -1 with err. */
+static int make_channels(gw_server_t *s, const bok_config_t *cfg, char *err, size_t errlen) {
+  bok_err_t serr;
+  if (bok_rpc_security_from_config(cfg, BOK_RPC_ROLE_SERVICE, &serr) != 0) {
+    snprintf(err, errlen, "%s", serr.msg);
+    return -1;
+  }
+  s->channels = bok_rpc_chancache_new(0);
+  if (!s->channels) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  for (size_t r = 0; r < bok_routes_count(s->routes); r++) {
+    const bok_route_t *rt = bok_routes_at(s->routes, r);
+    const char *addrs[2] = {rt->model_addr, rt->job_addr};
+    for (int k = 0; k < 2; k++)
+      if (!bok_rpc_chancache_get(s->channels, addrs[k])) {
+        snprintf(err, errlen, "cannot create a channel to %s", addrs[k]);
+        return -1;
+      }
+  }
+  return 0;
+}
+
+static gw_server_t *server_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen) {
+  gw_server_t *s = calloc(1, sizeof *s);
+  if (!s) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  s->cfg = cfg;
+  s->log = log;
+  s->log_opaque = log_opaque;
+  s->wake_pipe[0] = s->wake_pipe[1] = -1;
+  pthread_mutex_init(&s->keys_mu, NULL);
+  sem_init(&s->ready, 0, 0);
+  if (parse_listen(s, cfg, err, errlen) != 0) goto fail;
+  read_settings(s, cfg);
   if (gw_conn_guard_init(s) != 0) {
     snprintf(err, errlen, "out of memory");
     goto fail;
   }
   s->keys = gw_keys_from_config(cfg, err, errlen);
   if (!s->keys) goto fail;
-  int64_t dr = bok_config_get_int(cfg, "shutdown_drain_ms", 5000);
-  s->drain_ms = dr >= 0 && dr < 600000 ? (int)dr : 5000;
   s->routes = bok_routes_from_config(cfg, "127.0.0.1:50051", "127.0.0.1:50052", err, errlen);
-  if (!s->routes) goto fail;
-  /* Channels speak TLS with the gateway's certificate when rpc.tls.* is set
-   * (process-wide, so gw_obs's probe channels do too). */
-  bok_err_t serr;
-  if (bok_rpc_security_from_config(cfg, BOK_RPC_ROLE_SERVICE, &serr) != 0) {
-    snprintf(err, errlen, "%s", serr.msg);
-    goto fail;
-  }
-  /* One channel per distinct backend address. */
-  s->channels = calloc(2 * bok_routes_count(s->routes), sizeof *s->channels);
-  if (!s->channels) {
-    snprintf(err, errlen, "out of memory");
-    goto fail;
-  }
-  for (size_t r = 0; r < bok_routes_count(s->routes); r++) {
-    const bok_route_t *rt = bok_routes_at(s->routes, r);
-    const char *addrs[2] = {rt->model_addr, rt->job_addr};
-    for (int k = 0; k < 2; k++) {
-      int found = 0;
-      for (size_t c = 0; c < s->nchannels; c++) found |= strcmp(s->channels[c].addr, addrs[k]) == 0;
-      if (!found) {
-        s->channels[s->nchannels].addr = addrs[k];
-        s->channels[s->nchannels].ch = bok_rpc_channel_new(addrs[k]);
-        if (!s->channels[s->nchannels].ch) {
-          snprintf(err, errlen, "cannot create a channel to %s", addrs[k]);
-          goto fail;
-        }
-        s->nchannels++;
-      }
-    }
-  }
+  if (!s->routes || make_channels(s, cfg, err, errlen) != 0) goto fail;
   if (pipe2(s->wake_pipe, O_CLOEXEC) != 0) {
     snprintf(err, errlen, "pipe: %s", strerror(errno));
     goto fail;
@@ -483,20 +301,9 @@ fail:
   return NULL;
 }
 
-/* Threads started by the server (loops, uploads, gRPC's own) inherit a mask
- * without SIGINT/SIGTERM/SIGHUP, so only the caller's thread takes them. */
-static void block_stop_signals(sigset_t *old) {
-  sigset_t block;
-  sigemptyset(&block);
-  sigaddset(&block, SIGINT);
-  sigaddset(&block, SIGTERM);
-  sigaddset(&block, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &block, old);
-}
-
 int gw_server_start(gw_server_t *s, char *err, size_t errlen) {
   sigset_t old;
-  block_stop_signals(&old);
+  bok_signals_block(&old); /* threads made here leave the signals to gw_server_wait */
   int rc = start_locked(s, err, errlen);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   return rc;
@@ -532,11 +339,11 @@ static int start_locked(gw_server_t *s, char *err, size_t errlen) {
     th->fd = make_listener(s, err, errlen);
     if (th->fd < 0) return -1;
   }
-  if (gw_obs_start(s) != 0) {
+  if (!(s->obs = gw_obs_new(s->routes))) {
     snprintf(err, errlen, "cannot start the readiness checker");
     return -1;
   }
-  if (gw_upload_start(s) != 0) {
+  if (gw_upload_pool_start(&s->stopping, &s->uploads) != 0) {
     snprintf(err, errlen, "cannot start upload threads");
     return -1;
   }
@@ -569,14 +376,6 @@ static int start_locked(gw_server_t *s, char *err, size_t errlen) {
 
 /* ---- API keys ------------------------------------------------------------------ */
 
-struct gw_keys *gw_server_keys(gw_server_t *s) {
-  pthread_mutex_lock(&s->keys_mu);
-  gw_keys_t *k = s->keys;
-  gw_keys_ref(k);
-  pthread_mutex_unlock(&s->keys_mu);
-  return k;
-}
-
 void gw_server_set_config_path(gw_server_t *s, const char *path) {
   snprintf(s->config_path, sizeof s->config_path, "%s", path ? path : "");
 }
@@ -603,17 +402,7 @@ int gw_server_reload(gw_server_t *s, char *err, size_t errlen) {
   return 0;
 }
 
-/* ---- signals ------------------------------------------------------------------- */
-
-/* The wake pipe carries one byte per event: 'h' reload, anything else stop. */
-static volatile sig_atomic_t g_sig_fd = -1;
-static void on_signal(int sig) {
-  if (g_sig_fd >= 0) {
-    char c = sig == SIGHUP ? 'h' : 's';
-    ssize_t w = write(g_sig_fd, &c, 1);
-    (void)w;
-  }
-}
+/* ---- stop and reload ------------------------------------------------------------ */
 
 void gw_server_stop(gw_server_t *s) {
   char c = 's';
@@ -631,35 +420,22 @@ static void stop_threads(gw_server_t *s) {
       th->joined = 1;
     }
   }
-  gw_upload_stop_begin(s);
-  gw_upload_stop(s);
+  gw_upload_pool_stop_begin(s->uploads);
+  gw_upload_pool_stop(s->uploads);
+  s->uploads = NULL;
   gw_body_sweeper_stop();
 }
 
+/* SIGHUP (on the waiting thread): re-read the API keys. */
+static void on_hup(void *ud) {
+  gw_server_t *s = ud;
+  char err[512];
+  if (gw_server_reload(s, err, sizeof err) != 0)
+    bok_logf(s->log, s->log_opaque, BOK_LOG_ERROR, "SIGHUP: reload refused, the previous API keys stay: %s", err);
+}
+
 void gw_server_wait(gw_server_t *s, int handle_signals) {
-  if (handle_signals) {
-    g_sig_fd = s->wake_pipe[1];
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-  }
-  for (;;) {
-    struct pollfd pfd = {s->wake_pipe[0], POLLIN, 0};
-    if (poll(&pfd, 1, -1) < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    char c = 's';
-    if (read(s->wake_pipe[0], &c, 1) < 0 && errno == EINTR) continue;
-    if (c != 'h') break;
-    char err[512];
-    if (gw_server_reload(s, err, sizeof err) != 0)
-      bok_logf(s->log, s->log_opaque, BOK_LOG_ERROR, "SIGHUP: reload refused, the previous API keys stay: %s", err);
-  }
-  if (handle_signals) g_sig_fd = -1;
+  bok_signals_wait(s->wake_pipe[0], handle_signals, on_hup, s);
   bok_logf(s->log, s->log_opaque, BOK_LOG_INFO, "shutting down");
   stop_threads(s);
 }
@@ -678,9 +454,9 @@ void gw_server_destroy(gw_server_t *s) {
       return;
     }
   }
-  gw_obs_stop(s);
-  for (size_t i = 0; i < s->nchannels; i++) bok_rpc_channel_destroy(s->channels[i].ch);
-  free(s->channels);
+  gw_obs_free(s->obs);
+  s->obs = NULL;
+  bok_rpc_chancache_destroy(s->channels);
   bok_routes_destroy(s->routes);
   gw_conn_guard_destroy(s);
   gw_keys_unref(s->keys);
@@ -688,8 +464,6 @@ void gw_server_destroy(gw_server_t *s) {
   if (s->h2o_inited) h2o_config_dispose(&s->h2o_config);
   if (s->wake_pipe[0] >= 0) close(s->wake_pipe[0]);
   if (s->wake_pipe[1] >= 0) close(s->wake_pipe[1]);
-  pthread_mutex_destroy(&s->upload_mu);
-  pthread_cond_destroy(&s->upload_cv);
   sem_destroy(&s->ready);
   free(s->threads);
   free(s);

@@ -1,22 +1,24 @@
-/* Gateway metrics (bok_http_requests_total{route,method,code},
- * bok_http_request_duration_seconds{route,method}) and readiness (/readyz).
+/* gw_obs.c -- every gateway metric and /readyz (contract: gw_obs.h).
  *
- * Label children are resolved lazily into tables indexed by route kind,
- * method and status, so after a combination's first response counting it is
- * an atomic load + add. Readiness: a checker thread calls
- * grpc.health.v1.Health/Check on every backend of every route each second;
- * /readyz renders its cached result on the loop thread without waiting. */
-#include <jansson.h>
+ * Plain counters are atomics. Labeled children are resolved lazily into
+ * tables indexed by route kind, method and status, so after a combination's
+ * first response counting it is an atomic load + add. Readiness: lib/obs's
+ * ready cache (bok_ready_cache_*) calls probe_all every second on its thread;
+ * probe_all checks each backend with grpc.health.v1.Health/Check and keeps
+ * each answer in `checks` under mu, which /readyz reads without waiting. */
+#include "gw_obs.h"
+
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
-#include <time.h>
 
+#include "bok/admin_http.h"
 #include "bok/metrics.h"
+#include "bok/rpc.h"
 #include "grpc/health/v1/health.pb-c.h"
-#include "gw_internal.h"
 #include "route.h"
 
 #define OBS_ROUTES 32 /* > every gw_route_kind_t */
@@ -34,18 +36,36 @@ typedef struct {
 } check_t;
 
 struct gw_obs {
+  atomic_long req_total;
+  atomic_long resp_by_status[GW_MAX_STATUS]; /* index = HTTP status */
+  atomic_long in_flight;
+  atomic_long conns_refused;
+  atomic_long header_timeouts;
   bok_metric_family_t *f_req, *f_dur;
-  bok_metric_t **req;   /* [route][method][status] */
-  bok_metric_t **dur;   /* [route][method] */
-  check_t *checks;
+  bok_metric_t **req; /* [route][method][status] */
+  bok_metric_t **dur; /* [route][method] */
+  check_t *checks;    /* fixed after new; ok/msg under mu */
   size_t nchecks;
-  int checked;          /* a whole round finished */
+  int checked; /* a whole round finished (under mu) */
   pthread_mutex_t mu;
-  pthread_cond_t cv;
-  int stop;
-  int started;
-  pthread_t th;
+  atomic_int stopping; /* free: the probe skips the checks left */
+  bok_ready_cache_t *ready;
 };
+
+/* ---- counting ---------------------------------------------------------------- */
+
+void gw_obs_request(gw_obs_t *o) {
+  if (o) atomic_fetch_add(&o->req_total, 1);
+}
+void gw_obs_in_flight(gw_obs_t *o, int delta) {
+  if (o) atomic_fetch_add(&o->in_flight, delta);
+}
+void gw_obs_conn_refused(gw_obs_t *o) {
+  if (o) atomic_fetch_add(&o->conns_refused, 1);
+}
+void gw_obs_header_timeout(gw_obs_t *o) {
+  if (o) atomic_fetch_add(&o->header_timeouts, 1);
+}
 
 static int method_index(const h2o_req_t *req) {
   for (int i = 0; i < OBS_METHODS - 1; i++)
@@ -62,8 +82,7 @@ static bok_metric_t *lazy(bok_metric_t **slot, bok_metric_family_t *f, const cha
   return c;
 }
 
-void gw_obs_count(gw_server_t *s, h2o_req_t *req, int status) {
-  struct gw_obs *o = s->obs;
+void gw_obs_count(gw_obs_t *o, h2o_req_t *req, int status) {
   if (!o) return;
   gw_route_t rt;
   gw_route_parse(req->path_normalized.base, req->path_normalized.len, &rt);
@@ -81,18 +100,47 @@ void gw_obs_count(gw_server_t *s, h2o_req_t *req, int status) {
   double secs = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_usec - t0.tv_usec) / 1e6;
   if (t0.tv_sec == 0 || secs < 0) secs = 0;
   bok_histogram_observe(lazy(&o->dur[(size_t)r * OBS_METHODS + (size_t)m], o->f_dur, rv), secs);
+  atomic_fetch_add(&o->resp_by_status[st], 1);
 }
 
-/* ---- readiness ------------------------------------------------------------- */
+void gw_obs_render(gw_obs_t *o, bok_buf_t *b) {
+  bok_buf_printf(b,
+                 "# HELP bok_gateway_requests_total HTTP requests received.\n"
+                 "# TYPE bok_gateway_requests_total counter\n"
+                 "bok_gateway_requests_total %ld\n"
+                 "# HELP bok_gateway_responses_total HTTP responses sent, by status code.\n"
+                 "# TYPE bok_gateway_responses_total counter\n",
+                 o ? atomic_load(&o->req_total) : 0L);
+  for (int st = 0; o && st < GW_MAX_STATUS; st++) {
+    long c = atomic_load(&o->resp_by_status[st]);
+    if (c) bok_buf_printf(b, "bok_gateway_responses_total{code=\"%d\"} %ld\n", st, c);
+  }
+  bok_buf_printf(b,
+                 "# HELP bok_gateway_requests_in_flight Requests waiting for a backend answer.\n"
+                 "# TYPE bok_gateway_requests_in_flight gauge\n"
+                 "bok_gateway_requests_in_flight %ld\n",
+                 o ? atomic_load(&o->in_flight) : 0L);
+  bok_buf_printf(b,
+                 "# HELP bok_gateway_connections_refused_total Connections refused: max_connections_per_ip reached.\n"
+                 "# TYPE bok_gateway_connections_refused_total counter\n"
+                 "bok_gateway_connections_refused_total %ld\n"
+                 "# HELP bok_gateway_header_timeouts_total Connections closed: no complete request head within "
+                 "header_timeout_ms.\n"
+                 "# TYPE bok_gateway_header_timeouts_total counter\n"
+                 "bok_gateway_header_timeouts_total %ld\n",
+                 o ? atomic_load(&o->conns_refused) : 0L, o ? atomic_load(&o->header_timeouts) : 0L);
+  bok_metrics_render(bok_metrics_default(), b); /* the labeled metrics */
+}
 
-static void add_check(struct gw_obs *o, gw_server_t *s, const char *role, const char *addr) {
+/* ---- readiness --------------------------------------------------------------- */
+
+static void add_check(gw_obs_t *o, const char *role, const char *addr) {
   char name[200];
   snprintf(name, sizeof name, "%s %s", role, addr);
   for (size_t i = 0; i < o->nchecks; i++)
     if (strcmp(o->checks[i].name, name) == 0) return;
   check_t *c = &o->checks[o->nchecks++];
   snprintf(c->name, sizeof c->name, "%s", name);
-  (void)s;
   c->ch = bok_rpc_channel_new_probe(addr); /* never disturbs the request channels */
   snprintf(c->msg, sizeof c->msg, "not checked yet");
 }
@@ -116,33 +164,28 @@ static void check_one(check_t *c, int *ok, char *msg, size_t n) {
   protobuf_c_message_free_unpacked(&resp->base, NULL);
 }
 
-static void *checker_main(void *arg) {
-  struct gw_obs *o = arg;
-  pthread_mutex_lock(&o->mu);
-  while (!o->stop) {
-    for (size_t i = 0; i < o->nchecks && !o->stop; i++) {
-      pthread_mutex_unlock(&o->mu);
-      int ok;
-      char msg[256];
-      check_one(&o->checks[i], &ok, msg, sizeof msg);
-      pthread_mutex_lock(&o->mu);
-      o->checks[i].ok = ok;
-      snprintf(o->checks[i].msg, sizeof o->checks[i].msg, "%s", msg);
-    }
-    o->checked = 1;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += CHECK_INTERVAL_MS / 1000;
-    while (!o->stop && pthread_cond_timedwait(&o->cv, &o->mu, &ts) == 0) {
-    }
+/* The ready cache's probe (its thread): one round over every backend. */
+static int probe_all(void *ud, char *reason, size_t n) {
+  gw_obs_t *o = ud;
+  int all = 1;
+  for (size_t i = 0; i < o->nchecks && !atomic_load(&o->stopping); i++) {
+    int ok;
+    char msg[256];
+    check_one(&o->checks[i], &ok, msg, sizeof msg);
+    pthread_mutex_lock(&o->mu);
+    o->checks[i].ok = ok;
+    snprintf(o->checks[i].msg, sizeof o->checks[i].msg, "%s", msg);
+    pthread_mutex_unlock(&o->mu);
+    if (!ok && all) snprintf(reason, n, "%s: %s", o->checks[i].name, msg);
+    all &= ok;
   }
+  pthread_mutex_lock(&o->mu);
+  o->checked = 1;
   pthread_mutex_unlock(&o->mu);
-  return NULL;
+  return all;
 }
 
-void gw_obs_readyz(h2o_req_t *req) {
-  gw_server_t *s = ((gw_thread_t *)req->conn->ctx->storage.entries[0].data)->srv;
-  struct gw_obs *o = s->obs;
+json_t *gw_obs_readyz(gw_obs_t *o, int *status) {
   json_t *checks = json_object();
   json_t *down = json_array();
   pthread_mutex_lock(&o->mu);
@@ -165,12 +208,14 @@ void gw_obs_readyz(h2o_req_t *req) {
   } else {
     json_decref(down);
   }
-  gw_send_json(req, ready ? 200 : 503, body);
+  *status = ready ? 200 : 503;
+  return body;
 }
 
-int gw_obs_start(gw_server_t *s) {
-  struct gw_obs *o = calloc(1, sizeof *o);
-  if (!o) return -1;
+gw_obs_t *gw_obs_new(const bok_routes_t *routes) {
+  gw_obs_t *o = calloc(1, sizeof *o);
+  if (!o) return NULL;
+  pthread_mutex_init(&o->mu, NULL);
   bok_metrics_t *m = bok_metrics_default();
   const char *ln[] = {"route", "method", "code"};
   o->f_req = bok_metrics_family(m, BOK_METRIC_COUNTER, "bok_http_requests_total",
@@ -181,37 +226,29 @@ int gw_obs_start(gw_server_t *s) {
   /* large but sparse: calloc'd pages that are never written stay unbacked */
   o->req = calloc((size_t)OBS_ROUTES * OBS_METHODS * GW_MAX_STATUS, sizeof *o->req);
   o->dur = calloc((size_t)OBS_ROUTES * OBS_METHODS, sizeof *o->dur);
-  o->checks = calloc(2 * bok_routes_count(s->routes) + 1, sizeof *o->checks);
-  pthread_mutex_init(&o->mu, NULL);
-  pthread_cond_init(&o->cv, NULL);
-  s->obs = o;
-  if (!o->req || !o->dur || !o->checks) return -1;
-  for (size_t r = 0; r < bok_routes_count(s->routes); r++) {
-    const bok_route_t *rt = bok_routes_at(s->routes, r);
-    add_check(o, s, "model", rt->model_addr);
-    add_check(o, s, "job", rt->job_addr);
+  o->checks = calloc(2 * bok_routes_count(routes) + 1, sizeof *o->checks);
+  if (!o->req || !o->dur || !o->checks) goto fail;
+  for (size_t r = 0; r < bok_routes_count(routes); r++) {
+    const bok_route_t *rt = bok_routes_at(routes, r);
+    add_check(o, "model", rt->model_addr);
+    add_check(o, "job", rt->job_addr);
   }
-  if (pthread_create(&o->th, NULL, checker_main, o) != 0) return -1;
-  o->started = 1;
-  return 0;
+  o->ready = bok_ready_cache_start(probe_all, o, CHECK_INTERVAL_MS);
+  if (!o->ready) goto fail;
+  return o;
+fail:
+  gw_obs_free(o);
+  return NULL;
 }
 
-void gw_obs_stop(gw_server_t *s) {
-  struct gw_obs *o = s->obs;
+void gw_obs_free(gw_obs_t *o) {
   if (!o) return;
-  if (o->started) {
-    pthread_mutex_lock(&o->mu);
-    o->stop = 1;
-    pthread_cond_signal(&o->cv);
-    pthread_mutex_unlock(&o->mu);
-    pthread_join(o->th, NULL);
-  }
+  atomic_store(&o->stopping, 1);
+  bok_ready_cache_stop(o->ready); /* waits for a running round */
   pthread_mutex_destroy(&o->mu);
-  pthread_cond_destroy(&o->cv);
   for (size_t i = 0; i < o->nchecks; i++) bok_rpc_channel_destroy(o->checks[i].ch);
   free(o->req);
   free(o->dur);
   free(o->checks);
   free(o);
-  s->obs = NULL;
 }

@@ -9,13 +9,18 @@
 #include "auth.h"
 #include "batch/v1/job.pb-c.h"
 #include "batch/v1/model.pb-c.h"
-#include "console.h"
 #include "bok/detect.h"
 #include "bok/util.h"
-#include "gw_internal.h"
+#include "console.h"
+#include "download.h"
+#include "gw_obs.h"
+#include "handlers.h"
 #include "json_map.h"
 #include "multipart.h"
+#include "reply.h"
 #include "route.h"
+#include "upload.h"
+#include "watch.h"
 
 #define MODEL_SVC "/batch.v1.ModelService/"
 #define JOB_SVC "/batch.v1.JobService/"
@@ -110,6 +115,16 @@ static void send_401(h2o_req_t *req, int invalid_token, const char *msg) {
   gw_send_error(req, 401, "UNAUTHENTICATED", "%s", msg);
 }
 
+/* The current API key table, with a reference the caller drops with
+ * gw_keys_unref (a SIGHUP reload may swap the server's table meanwhile). */
+static gw_keys_t *current_keys(gw_server_t *s) {
+  pthread_mutex_lock(&s->keys_mu);
+  gw_keys_t *k = s->keys;
+  gw_keys_ref(k);
+  pthread_mutex_unlock(&s->keys_mu);
+  return k;
+}
+
 /* Who is calling (issue 12, SPEC 3): with API keys configured, a valid
  * "Authorization: Bearer <key>" decides the tenant and a tenant header may
  * only repeat it (else 403); a missing key is 401 when auth.required, else
@@ -117,7 +132,7 @@ static void send_401(h2o_req_t *req, int invalid_token, const char *msg) {
  * always 401. Without keys the header is all there is. Returns the tenant
  * (request pool) or NULL after answering. */
 static const char *authorize(gw_thread_t *th, h2o_req_t *req) {
-  gw_keys_t *keys = gw_server_keys(th->srv);
+  gw_keys_t *keys = current_keys(th->srv);
   const char *tenant = NULL;
   ssize_t ai = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
   if (gw_keys_count(keys) == 0 || (ai < 0 && !gw_keys_required(keys))) {
@@ -536,7 +551,7 @@ static int jobs_create(gw_thread_t *th, h2o_req_t *req, const char *tenant) {
     json_decref(t);
     if (!*fname) fname = "upload";
   }
-  if (gw_upload_submit(th, req, tenant, model_id, fname, format, sep, &opts, file->data.base, file->data.len) != 0)
+  if (gw_upload_submit(th->srv->uploads, th, req, tenant, model_id, fname, format, sep, &opts, file->data.base, file->data.len) != 0)
     gw_send_error(req, 503, "UNAVAILABLE", "job service unavailable");
   return 0;
 }
@@ -656,35 +671,10 @@ static int detect_schema(gw_thread_t *th, h2o_req_t *req) {
   return 0;
 }
 
+/* GET /metrics: every gateway metric (gw_obs.c) as Prometheus text. */
 static int metrics(gw_thread_t *th, h2o_req_t *req) {
-  gw_server_t *s = th->srv;
   bok_buf_t b = BOK_BUF_INIT(1 << 20);
-  bok_buf_printf(&b,
-                 "# HELP bok_gateway_requests_total HTTP requests received.\n"
-                 "# TYPE bok_gateway_requests_total counter\n"
-                 "bok_gateway_requests_total %ld\n"
-                 "# HELP bok_gateway_responses_total HTTP responses sent, by status code.\n"
-                 "# TYPE bok_gateway_responses_total counter\n",
-                 atomic_load(&s->req_total));
-  for (int st = 0; st < GW_MAX_STATUS; st++) {
-    long c = atomic_load(&s->resp_by_status[st]);
-    if (c) bok_buf_printf(&b, "bok_gateway_responses_total{code=\"%d\"} %ld\n", st, c);
-  }
-  bok_buf_printf(&b,
-                 "# HELP bok_gateway_requests_in_flight Requests waiting for a backend answer.\n"
-                 "# TYPE bok_gateway_requests_in_flight gauge\n"
-                 "bok_gateway_requests_in_flight %ld\n",
-                 atomic_load(&s->in_flight));
-  bok_buf_printf(&b,
-                 "# HELP bok_gateway_connections_refused_total Connections refused: max_connections_per_ip reached.\n"
-                 "# TYPE bok_gateway_connections_refused_total counter\n"
-                 "bok_gateway_connections_refused_total %ld\n"
-                 "# HELP bok_gateway_header_timeouts_total Connections closed: no complete request head within "
-                 "header_timeout_ms.\n"
-                 "# TYPE bok_gateway_header_timeouts_total counter\n"
-                 "bok_gateway_header_timeouts_total %ld\n",
-                 atomic_load(&s->conns_refused), atomic_load(&s->header_timeouts));
-  bok_metrics_render(bok_metrics_default(), &b); /* labeled metrics (gw_obs.c) */
+  gw_obs_render(th->srv->obs, &b);
   req->res.status = 200;
   req->res.reason = "OK";
   h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain; version=0.0.4"));
@@ -706,6 +696,8 @@ static int openapi(h2o_req_t *req) {
   h2o_send_inline(req, (const char *)gw_openapi_yaml, gw_openapi_yaml_len);
   return 0;
 }
+
+static int api(gw_thread_t *th, h2o_req_t *req, const gw_route_t *rt, const char *tenant);
 
 int gw_handle(gw_thread_t *th, h2o_req_t *req) {
   gw_route_t rt;
@@ -730,7 +722,9 @@ int gw_handle(gw_thread_t *th, h2o_req_t *req) {
   }
   if (rt.kind == GW_R_METRICS) return metrics(th, req);
   if (rt.kind == GW_R_READYZ) {
-    gw_obs_readyz(req);
+    int status;
+    json_t *body = gw_obs_readyz(th->srv->obs, &status);
+    gw_send_json(req, status, body);
     return 0;
   }
   if (rt.kind == GW_R_OPENAPI) return openapi(req);
@@ -748,8 +742,13 @@ int gw_handle(gw_thread_t *th, h2o_req_t *req) {
   const char *tenant = authorize(th, req);
   if (!tenant) return 0;
   if (rt.kind == GW_R_SCHEMA) return detect_schema(th, req);
-  char *id = rt.id[0] ? seg_dup(req, rt.id, 36) : NULL;
-  switch (rt.kind) {
+  return api(th, req, &rt, tenant);
+}
+
+/* The tenant's API routes (authorized; the method is allowed). */
+static int api(gw_thread_t *th, h2o_req_t *req, const gw_route_t *rt, const char *tenant) {
+  char *id = rt->id[0] ? seg_dup(req, rt->id, 36) : NULL;
+  switch (rt->kind) {
     case GW_R_MODELS: return models_collection(th, req, tenant);
     case GW_R_MODEL: return model_item(th, req, tenant, id);
     case GW_R_JOBS: return method_is(req, "GET") ? jobs_list(th, req, tenant) : jobs_create(th, req, tenant);

@@ -1,3 +1,5 @@
+/* json_map.c -- gRPC messages to the REST JSON shapes of the guide and
+ * SPEC 4, plus the JSON helpers of the handlers (contract: json_map.h). */
 #include "json_map.h"
 
 #include <stdlib.h>

@@ -1,4 +1,7 @@
-/* bok-gateway: the JSON REST API in front of the gRPC services. */
+/* bok-gateway: the JSON REST API in front of the gRPC services.
+ * main: config, build and start the server (gateway.c), wait for
+ * SIGINT/SIGTERM (SIGHUP re-reads the API keys; lib/rpc bok_signals_wait
+ * inside gw_server_wait), drain, tear down. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,3 +1,5 @@
+/* multipart.c -- the multipart/form-data parser of POST /jobs (contract:
+ * multipart.h): pure, parts point into the body. */
 #include "multipart.h"
 
 #include <stdio.h>

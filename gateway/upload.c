@@ -5,16 +5,39 @@
  * when the request is disposed (e.g. the client hangs up). So the dispose
  * callback marks the upload aborted, cancels the stream (a blocked send
  * fails at once) and waits only while a chunk is being sent; the thread
- * checks `aborted` before each chunk. */
+ * checks `aborted` before each chunk.
+ *
+ * The pool (queue, threads, the upload each thread runs) is private to this
+ * file; the pending call (reply.h) owns an upload through its owner hooks. */
+#include "upload.h"
+
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "batch/v1/job.pb-c.h"
 #include "body_pages.h"
-#include "gw_internal.h"
 #include "json_map.h"
+#include "reply.h"
 
 #define CHUNK (1 << 20)
+
+typedef struct gw_upload gw_upload_t;
+
+/* The pool: a queue of uploads and the threads that run them. */
+struct gw_upload_pool {
+  const atomic_int *stopping; /* the server's flag */
+  pthread_t threads[GW_UPLOAD_THREADS];
+  int nthreads;
+  struct upload_slot {
+    gw_upload_pool_t *pool;
+    int slot;
+  } slots[GW_UPLOAD_THREADS];
+  pthread_mutex_t mu;                       /* guards the queue and active */
+  pthread_cond_t cv;
+  gw_upload_t *head, *tail;                 /* queued */
+  gw_upload_t *active[GW_UPLOAD_THREADS];   /* running, by thread */
+};
 
 struct gw_upload {
   gw_upload_t *next;
@@ -27,6 +50,7 @@ struct gw_upload {
   const char *data;
   size_t len;
   int timeout_ms;
+  const atomic_int *stopping; /* the server's flag */
   /* shared between the loop thread (dispose) and the upload thread */
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -117,35 +141,41 @@ static void run_upload(gw_upload_t *u) {
     bok_rpc_stream_finish(st, &batch__v1__job__descriptor, &p->resp, err);
   else
     bok_rpc_stream_abort(st);
-  if (err->code == BOK_ERR_CANCELLED && atomic_load(&p->th->srv->stopping))
+  if (err->code == BOK_ERR_CANCELLED && atomic_load(u->stopping))
     bok_err_set(err, BOK_ERR_UNAVAILABLE, "the gateway is shutting down");
 }
 
-static void *upload_main(void *arg) {
-  gw_server_t *s = ((gw_upload_slot_t *)arg)->s;
-  int slot = ((gw_upload_slot_t *)arg)->slot;
-  for (;;) {
-    pthread_mutex_lock(&s->upload_mu);
-    while (!s->upload_head && !atomic_load(&s->stopping)) pthread_cond_wait(&s->upload_cv, &s->upload_mu);
-    gw_upload_t *u = s->upload_head;
-    if (u) {
-      s->upload_head = u->next;
-      if (!s->upload_head) s->upload_tail = NULL;
-      s->upload_active[slot] = u;
-      if (atomic_load(&s->stopping)) { /* shutting down: fail fast */
-        pthread_mutex_lock(&u->mu);
-        u->aborted = 1;
-        pthread_mutex_unlock(&u->mu);
-      }
+/* The next queued upload (NULL: stopping and none left), marked active
+ * in `slot`; once stopping, it is marked aborted to fail fast. */
+static gw_upload_t *next_upload(gw_upload_pool_t *pool, int slot) {
+  pthread_mutex_lock(&pool->mu);
+  while (!pool->head && !atomic_load(pool->stopping)) pthread_cond_wait(&pool->cv, &pool->mu);
+  gw_upload_t *u = pool->head;
+  if (u) {
+    pool->head = u->next;
+    if (!pool->head) pool->tail = NULL;
+    pool->active[slot] = u;
+    if (atomic_load(pool->stopping)) { /* shutting down: fail fast */
+      pthread_mutex_lock(&u->mu);
+      u->aborted = 1;
+      pthread_mutex_unlock(&u->mu);
     }
-    pthread_mutex_unlock(&s->upload_mu);
-    if (!u) break;
+  }
+  pthread_mutex_unlock(&pool->mu);
+  return u;
+}
+
+static void *upload_main(void *arg) {
+  gw_upload_pool_t *pool = ((struct upload_slot *)arg)->pool;
+  int slot = ((struct upload_slot *)arg)->slot;
+  gw_upload_t *u;
+  while ((u = next_upload(pool, slot)) != NULL) {
     run_upload(u);
-    pthread_mutex_lock(&s->upload_mu);
-    s->upload_active[slot] = NULL;
-    pthread_mutex_unlock(&s->upload_mu);
+    pthread_mutex_lock(&pool->mu);
+    pool->active[slot] = NULL;
+    pthread_mutex_unlock(&pool->mu);
     /* After this post the thread never touches u again; u is freed with its
-     * pending (gw_upload_release). */
+     * pending (owner_free). */
     gw_pending_post(u->p);
   }
   return NULL;
@@ -153,7 +183,8 @@ static void *upload_main(void *arg) {
 
 /* Request pool dispose (loop thread): make sure the upload thread is done
  * with the body before h2o frees it. */
-void gw_upload_on_dispose(gw_upload_t *u) {
+static void upload_on_dispose(void *owner) {
+  gw_upload_t *u = owner;
   pthread_mutex_lock(&u->mu);
   u->aborted = 1;
   if (u->stream) bok_rpc_stream_cancel(u->stream);
@@ -161,15 +192,16 @@ void gw_upload_on_dispose(gw_upload_t *u) {
   pthread_mutex_unlock(&u->mu);
 }
 
-int gw_upload_submit(gw_thread_t *th, h2o_req_t *req, const char *tenant, const char *model_id,
-                     const char *file_name, const char *format, char sep, const gw_job_opts_t *opts,
-                     const char *data, size_t len) {
-  gw_server_t *s = th->srv;
+static void upload_release(void *owner) { upload_free(owner); }
+
+int gw_upload_submit(gw_upload_pool_t *pool, gw_thread_t *th, h2o_req_t *req, const char *tenant,
+                     const char *model_id, const char *file_name, const char *format, char sep,
+                     const gw_job_opts_t *opts, const char *data, size_t len) {
   gw_upload_t *u = calloc(1, sizeof *u);
   if (!u) return -1;
   pthread_mutex_init(&u->mu, NULL);
   pthread_cond_init(&u->cv, NULL);
-  u->ch = gw_channel_for(s, tenant, 1);
+  u->ch = gw_channel_for(th->srv, tenant, 1);
   u->tenant = strdup(tenant);
   u->model_id = strdup(model_id);
   u->file_name = strdup(file_name);
@@ -182,54 +214,62 @@ int gw_upload_submit(gw_thread_t *th, h2o_req_t *req, const char *tenant, const 
   if (opts) u->opts = *opts;
   u->data = data;
   u->len = len;
+  u->stopping = pool->stopping;
   gw_pending_t *p = gw_pending_new(th, req, "job", render_upload);
   if (!p) {
     upload_free(u);
     return -1;
   }
-  p->upload = u;
+  p->owner = u;
+  p->owner_on_dispose = upload_on_dispose;
+  p->owner_free = upload_release;
   p->plain_404 = 0; /* "model not found" is about the form field, keep it */
   u->p = p;
-  pthread_mutex_lock(&s->upload_mu);
-  if (s->upload_tail)
-    s->upload_tail->next = u;
+  pthread_mutex_lock(&pool->mu);
+  if (pool->tail)
+    pool->tail->next = u;
   else
-    s->upload_head = u;
-  s->upload_tail = u;
-  pthread_cond_signal(&s->upload_cv);
-  pthread_mutex_unlock(&s->upload_mu);
+    pool->head = u;
+  pool->tail = u;
+  pthread_cond_signal(&pool->cv);
+  pthread_mutex_unlock(&pool->mu);
   return 0;
 }
 
-void gw_upload_release(gw_upload_t *u) { upload_free(u); }
-
-int gw_upload_start(gw_server_t *s) {
+int gw_upload_pool_start(const atomic_int *stopping, gw_upload_pool_t **out) {
+  gw_upload_pool_t *pool = *out = calloc(1, sizeof *pool);
+  if (!pool) return -1;
+  pool->stopping = stopping;
+  pthread_mutex_init(&pool->mu, NULL);
+  pthread_cond_init(&pool->cv, NULL);
   for (int i = 0; i < GW_UPLOAD_THREADS; i++) {
-    s->upload_slots[i].s = s;
-    s->upload_slots[i].slot = i;
-    if (pthread_create(&s->upload_threads[i], NULL, upload_main, &s->upload_slots[i]) != 0) return -1;
-    s->n_upload_threads = i + 1;
+    pool->slots[i].pool = pool;
+    pool->slots[i].slot = i;
+    if (pthread_create(&pool->threads[i], NULL, upload_main, &pool->slots[i]) != 0) return -1;
+    pool->nthreads = i + 1;
   }
   return 0;
 }
 
-/* Cancels running uploads (their send/finish fail promptly) and wakes the
- * threads; queued uploads fail fast. */
-void gw_upload_stop_begin(gw_server_t *s) {
-  pthread_mutex_lock(&s->upload_mu);
+void gw_upload_pool_stop_begin(gw_upload_pool_t *pool) {
+  if (!pool) return;
+  pthread_mutex_lock(&pool->mu);
   for (int i = 0; i < GW_UPLOAD_THREADS; i++) {
-    gw_upload_t *u = s->upload_active[i];
+    gw_upload_t *u = pool->active[i];
     if (!u) continue;
     pthread_mutex_lock(&u->mu);
     u->aborted = 1;
     if (u->stream) bok_rpc_stream_cancel(u->stream);
     pthread_mutex_unlock(&u->mu);
   }
-  pthread_cond_broadcast(&s->upload_cv);
-  pthread_mutex_unlock(&s->upload_mu);
+  pthread_cond_broadcast(&pool->cv);
+  pthread_mutex_unlock(&pool->mu);
 }
 
-void gw_upload_stop(gw_server_t *s) {
-  for (int i = 0; i < s->n_upload_threads; i++) pthread_join(s->upload_threads[i], NULL);
-  s->n_upload_threads = 0;
+void gw_upload_pool_stop(gw_upload_pool_t *pool) {
+  if (!pool) return;
+  for (int i = 0; i < pool->nthreads; i++) pthread_join(pool->threads[i], NULL);
+  pthread_mutex_destroy(&pool->mu);
+  pthread_cond_destroy(&pool->cv);
+  free(pool);
 }

@@ -16,7 +16,8 @@
 #include <string.h>
 
 #include "batch/v1/job.pb-c.h"
-#include "gw_internal.h"
+#include "reply.h"
+#include "watch.h"
 #include "json_map.h"
 
 struct gw_watch {

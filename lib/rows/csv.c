@@ -141,9 +141,9 @@ static void keep(bok_csv_t *c, const char *p, size_t n) {
   bok_buf_append(&c->rec, p, n);
 }
 
-int bok_csv_feed(bok_csv_t *c, const char *data, size_t len) {
-  const char *p = data, *end = data + len;
-  /* A BOM may itself straddle chunks. */
+/* Skips a leading UTF-8 BOM, which may itself straddle chunks; returns
+ * where the data goes on. */
+static inline const char *skip_bom(bok_csv_t *c, const char *p, const char *end) {
   while (!c->bom_checked && p < end) {
     static const char BOM[3] = {(char)0xEF, (char)0xBB, (char)0xBF};
     if (*p == BOM[c->bom_len]) {
@@ -154,6 +154,29 @@ int bok_csv_feed(bok_csv_t *c, const char *data, size_t len) {
       keep(c, c->bom, (size_t)c->bom_len); /* not a BOM after all */
     }
   }
+  return p;
+}
+
+/* The record ends at nl (a '\n'): delivers it, from the chunk alone when
+ * nothing of it was kept from earlier chunks. The callback's result. */
+static inline int end_record(bok_csv_t *c, const char *start, const char *nl) {
+  int rc;
+  c->q = Q_FIELD_START;
+  if (c->rec.len == 0 && !c->too_long) {
+    rc = emit(c, start, (size_t)(nl - start), BOK_CSV_OK);
+  } else {
+    keep(c, start, (size_t)(nl - start));
+    rc = emit(c, c->rec.data, c->rec.len, c->too_long ? BOK_CSV_TOO_LONG : BOK_CSV_OK);
+    bok_buf_reset(&c->rec);
+    c->too_long = 0;
+  }
+  c->rec_seen = 0;
+  return rc;
+}
+
+int bok_csv_feed(bok_csv_t *c, const char *data, size_t len) {
+  const char *end = data + len;
+  const char *p = skip_bom(c, data, end);
   const char *start = p; /* start of the unsaved part of the current record */
   while (p < end) {
     if (c->ndjson) {
@@ -206,18 +229,7 @@ int bok_csv_feed(bok_csv_t *c, const char *data, size_t len) {
         continue;
       }
     }
-    c->q = Q_FIELD_START;
-    /* p at '\n' ending a record */
-    int rc;
-    if (c->rec.len == 0 && !c->too_long) {
-      rc = emit(c, start, (size_t)(p - start), BOK_CSV_OK);
-    } else {
-      keep(c, start, (size_t)(p - start));
-      rc = emit(c, c->rec.data, c->rec.len, c->too_long ? BOK_CSV_TOO_LONG : BOK_CSV_OK);
-      bok_buf_reset(&c->rec);
-      c->too_long = 0;
-    }
-    c->rec_seen = 0;
+    int rc = end_record(c, start, p); /* p at '\n' ending a record */
     p++;
     start = p;
     if (rc) return rc;

@@ -46,9 +46,8 @@ static int get_count(json_t *v, const char *prop, const char *kw, int64_t *out, 
   return 0;
 }
 
-static int compile_prop(const char *name, json_t *p, bok_column_t *c, char *err, size_t errlen) {
-  c->min_length = c->max_length = c->min_items = c->max_items = -1;
-  if (!json_is_object(p)) return fail(err, errlen, "properties.%s: must be an object", name);
+/* The column's type from "type", "format", "enum" and "items". */
+static int prop_type(const char *name, json_t *p, bok_column_t *c, char *err, size_t errlen) {
   json_t *type = json_object_get(p, "type");
   if (!type) return fail(err, errlen, "properties.%s.type: required", name);
   if (!json_is_string(type)) return fail(err, errlen, "properties.%s.type: must be a string", name);
@@ -84,44 +83,59 @@ static int compile_prop(const char *name, json_t *p, bok_column_t *c, char *err,
                 name);
   if (en && c->type != BOK_COL_CATEGORY)
     return fail(err, errlen, "properties.%s.enum: only string columns take an enum", name);
+  return 0;
+}
 
+static int prop_enum(const char *name, json_t *v, bok_column_t *c, char *err, size_t errlen) {
+  if (!json_is_array(v) || json_array_size(v) == 0)
+    return fail(err, errlen, "properties.%s.enum: must be a non-empty array of strings", name);
+  c->n_enum = json_array_size(v);
+  c->enum_values = calloc(c->n_enum, sizeof(char *));
+  for (size_t i = 0; i < c->n_enum; i++) {
+    json_t *e = json_array_get(v, i);
+    if (!json_is_string(e)) return fail(err, errlen, "properties.%s.enum[%zu]: must be a string", name, i);
+    c->enum_values[i] = strdup(json_string_value(e));
+  }
+  return 0;
+}
+
+/* One keyword k (not type, format, items or an annotation) of the column. */
+static int prop_keyword(const char *name, const char *k, json_t *v, bok_column_t *c, char *err, size_t errlen) {
+  if (!strcmp(k, "enum")) return prop_enum(name, v, c, err, errlen);
+  if (!strcmp(k, "minimum") || !strcmp(k, "maximum")) {
+    if (c->type != BOK_COL_INTEGER && c->type != BOK_COL_FLOAT && (c->type != BOK_COL_TIMESTAMP || c->date_time))
+      return fail(err, errlen, "properties.%s.%s: only numeric columns take %s", name, k, k);
+    if (!json_is_number(v)) return fail(err, errlen, "properties.%s.%s: must be a number", name, k);
+    if (k[1] == 'i') {
+      c->has_minimum = 1;
+      c->minimum = json_number_value(v);
+    } else {
+      c->has_maximum = 1;
+      c->maximum = json_number_value(v);
+    }
+    return 0;
+  }
+  if (!strcmp(k, "minLength") || !strcmp(k, "maxLength")) {
+    if (c->type != BOK_COL_STRING && c->type != BOK_COL_CATEGORY)
+      return fail(err, errlen, "properties.%s.%s: only string columns take %s", name, k, k);
+    return get_count(v, name, k, k[1] == 'i' ? &c->min_length : &c->max_length, err, errlen);
+  }
+  if (!strcmp(k, "minItems") || !strcmp(k, "maxItems")) {
+    if (c->type != BOK_COL_VECTOR) return fail(err, errlen, "properties.%s.%s: only array columns take %s", name, k, k);
+    return get_count(v, name, k, k[1] == 'i' ? &c->min_items : &c->max_items, err, errlen);
+  }
+  return fail(err, errlen, "properties.%s.%s: unsupported keyword", name, k);
+}
+
+static int compile_prop(const char *name, json_t *p, bok_column_t *c, char *err, size_t errlen) {
+  c->min_length = c->max_length = c->min_items = c->max_items = -1;
+  if (!json_is_object(p)) return fail(err, errlen, "properties.%s: must be an object", name);
+  if (prop_type(name, p, c, err, errlen) != 0) return -1;
   const char *k;
   json_t *v;
   json_object_foreach(p, k, v) {
     if (!strcmp(k, "type") || !strcmp(k, "format") || !strcmp(k, "items") || is_annotation(k)) continue;
-    if (!strcmp(k, "enum")) {
-      if (!json_is_array(v) || json_array_size(v) == 0)
-        return fail(err, errlen, "properties.%s.enum: must be a non-empty array of strings", name);
-      c->n_enum = json_array_size(v);
-      c->enum_values = calloc(c->n_enum, sizeof(char *));
-      for (size_t i = 0; i < c->n_enum; i++) {
-        json_t *e = json_array_get(v, i);
-        if (!json_is_string(e))
-          return fail(err, errlen, "properties.%s.enum[%zu]: must be a string", name, i);
-        c->enum_values[i] = strdup(json_string_value(e));
-      }
-    } else if (!strcmp(k, "minimum") || !strcmp(k, "maximum")) {
-      if (c->type != BOK_COL_INTEGER && c->type != BOK_COL_FLOAT && (c->type != BOK_COL_TIMESTAMP || c->date_time))
-        return fail(err, errlen, "properties.%s.%s: only numeric columns take %s", name, k, k);
-      if (!json_is_number(v)) return fail(err, errlen, "properties.%s.%s: must be a number", name, k);
-      if (k[1] == 'i') {
-        c->has_minimum = 1;
-        c->minimum = json_number_value(v);
-      } else {
-        c->has_maximum = 1;
-        c->maximum = json_number_value(v);
-      }
-    } else if (!strcmp(k, "minLength") || !strcmp(k, "maxLength")) {
-      if (c->type != BOK_COL_STRING && c->type != BOK_COL_CATEGORY)
-        return fail(err, errlen, "properties.%s.%s: only string columns take %s", name, k, k);
-      if (get_count(v, name, k, k[1] == 'i' ? &c->min_length : &c->max_length, err, errlen)) return -1;
-    } else if (!strcmp(k, "minItems") || !strcmp(k, "maxItems")) {
-      if (c->type != BOK_COL_VECTOR)
-        return fail(err, errlen, "properties.%s.%s: only array columns take %s", name, k, k);
-      if (get_count(v, name, k, k[1] == 'i' ? &c->min_items : &c->max_items, err, errlen)) return -1;
-    } else {
-      return fail(err, errlen, "properties.%s.%s: unsupported keyword", name, k);
-    }
+    if (prop_keyword(name, k, v, c, err, errlen) != 0) return -1;
   }
   if (c->has_minimum && c->has_maximum && c->minimum > c->maximum)
     return fail(err, errlen, "properties.%s.minimum: greater than maximum", name);
@@ -154,81 +168,77 @@ static int event_col(bok_schema_t *s, json_t *root, const char *kw, const char *
   return 0;
 }
 
+/* "properties": one column each, in order. */
+static int compile_props(bok_schema_t *s, json_t *root, char *err, size_t errlen) {
+  json_t *props = json_object_get(root, "properties");
+  if (!json_is_object(props) || json_object_size(props) == 0)
+    return fail(err, errlen, "schema.properties: must be a non-empty object");
+  s->cols = calloc(json_object_size(props), sizeof *s->cols);
+  const char *k;
+  json_t *v;
+  json_object_foreach(props, k, v) {
+    if (!*k) return fail(err, errlen, "properties: a property name must not be empty");
+    bok_column_t *c = &s->cols[s->n++];
+    c->name = strdup(k);
+    if (compile_prop(k, v, c, err, errlen) != 0) return -1;
+  }
+  return 0;
+}
+
+/* "required": marks the named columns. */
+static int mark_required(bok_schema_t *s, json_t *root, char *err, size_t errlen) {
+  json_t *req = json_object_get(root, "required");
+  if (!req) return 0;
+  if (!json_is_array(req)) return fail(err, errlen, "required: must be an array of property names");
+  for (size_t i = 0; i < json_array_size(req); i++) {
+    json_t *r = json_array_get(req, i);
+    int idx = json_is_string(r) ? bok_schema_find(s, json_string_value(r), strlen(json_string_value(r))) : -1;
+    if (idx < 0)
+      return fail(err, errlen, "required[%zu]: %s%s%s is not a property", i, json_is_string(r) ? "'" : "",
+                  json_is_string(r) ? json_string_value(r) : "value", json_is_string(r) ? "'" : "");
+    s->cols[idx].required = 1;
+  }
+  return 0;
+}
+
+/* x-event-id / x-event-time (or their defaults) and their column types. */
+static int event_cols(bok_schema_t *s, json_t *root, char *err, size_t errlen) {
+  if (event_col(s, root, "x-event-id", "event_id", &s->event_id, err, errlen)) return -1;
+  if (event_col(s, root, "x-event-time", "timestamp", &s->event_time, err, errlen)) return -1;
+  if (s->event_id >= 0) {
+    bok_col_type_t t = s->cols[s->event_id].type;
+    if (t != BOK_COL_STRING && t != BOK_COL_INTEGER)
+      return fail(err, errlen, "properties.%s.type: the event id must be a string or integer",
+                  s->cols[s->event_id].name);
+  }
+  if (s->event_time >= 0) {
+    bok_col_type_t t = s->cols[s->event_time].type;
+    if (t != BOK_COL_TIMESTAMP && t != BOK_COL_INTEGER)
+      return fail(err, errlen, "properties.%s.type: the event time must be an integer unix-time or a string date-time",
+                  s->cols[s->event_time].name);
+  }
+  return 0;
+}
+
+static int compile_root(bok_schema_t *s, json_t *root, char *err, size_t errlen) {
+  if (!json_is_object(root)) return fail(err, errlen, "schema: must be a JSON object");
+  json_t *type = json_object_get(root, "type");
+  if (!json_is_string(type) || strcmp(json_string_value(type), "object") != 0)
+    return fail(err, errlen, "schema.type: must be \"object\"");
+  if (compile_props(s, root, err, errlen) != 0 || mark_required(s, root, err, errlen) != 0) return -1;
+  json_t *add = json_object_get(root, "additionalProperties");
+  if (add && !json_is_boolean(add)) return fail(err, errlen, "additionalProperties: must be true or false");
+  s->additional = add && json_is_true(add);
+  return event_cols(s, root, err, errlen);
+}
+
 int bok_schema_compile(const char *json, size_t len, bok_schema_t **out, char *err, size_t errlen) {
   *out = NULL;
   json_error_t je;
   json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
   if (!root) return fail(err, errlen, "schema: invalid JSON: %s", je.text);
   bok_schema_t *s = calloc(1, sizeof *s);
-  int rc = -1;
-  if (!json_is_object(root)) {
-    fail(err, errlen, "schema: must be a JSON object");
-    goto done;
-  }
-  json_t *type = json_object_get(root, "type");
-  if (!json_is_string(type) || strcmp(json_string_value(type), "object") != 0) {
-    fail(err, errlen, "schema.type: must be \"object\"");
-    goto done;
-  }
-  json_t *props = json_object_get(root, "properties");
-  if (!json_is_object(props) || json_object_size(props) == 0) {
-    fail(err, errlen, "schema.properties: must be a non-empty object");
-    goto done;
-  }
-  s->cols = calloc(json_object_size(props), sizeof *s->cols);
-  const char *k;
-  json_t *v;
-  json_object_foreach(props, k, v) {
-    if (!*k) {
-      fail(err, errlen, "properties: a property name must not be empty");
-      goto done;
-    }
-    bok_column_t *c = &s->cols[s->n++];
-    c->name = strdup(k);
-    if (compile_prop(k, v, c, err, errlen) != 0) goto done;
-  }
-  json_t *req = json_object_get(root, "required");
-  if (req) {
-    if (!json_is_array(req)) {
-      fail(err, errlen, "required: must be an array of property names");
-      goto done;
-    }
-    for (size_t i = 0; i < json_array_size(req); i++) {
-      json_t *r = json_array_get(req, i);
-      int idx = json_is_string(r) ? bok_schema_find(s, json_string_value(r), strlen(json_string_value(r))) : -1;
-      if (idx < 0) {
-        fail(err, errlen, "required[%zu]: %s%s%s is not a property", i, json_is_string(r) ? "'" : "",
-             json_is_string(r) ? json_string_value(r) : "value", json_is_string(r) ? "'" : "");
-        goto done;
-      }
-      s->cols[idx].required = 1;
-    }
-  }
-  json_t *add = json_object_get(root, "additionalProperties");
-  if (add && !json_is_boolean(add)) {
-    fail(err, errlen, "additionalProperties: must be true or false");
-    goto done;
-  }
-  s->additional = add && json_is_true(add);
-  if (event_col(s, root, "x-event-id", "event_id", &s->event_id, err, errlen)) goto done;
-  if (event_col(s, root, "x-event-time", "timestamp", &s->event_time, err, errlen)) goto done;
-  if (s->event_id >= 0) {
-    bok_col_type_t t = s->cols[s->event_id].type;
-    if (t != BOK_COL_STRING && t != BOK_COL_INTEGER) {
-      fail(err, errlen, "properties.%s.type: the event id must be a string or integer", s->cols[s->event_id].name);
-      goto done;
-    }
-  }
-  if (s->event_time >= 0) {
-    bok_col_type_t t = s->cols[s->event_time].type;
-    if (t != BOK_COL_TIMESTAMP && t != BOK_COL_INTEGER) {
-      fail(err, errlen, "properties.%s.type: the event time must be an integer unix-time or a string date-time",
-           s->cols[s->event_time].name);
-      goto done;
-    }
-  }
-  rc = 0;
-done:
+  int rc = compile_root(s, root, err, errlen);
   json_decref(root);
   if (rc == 0)
     *out = s;

@@ -687,94 +687,106 @@ static const char *json_type_name(json_t *j) {
   return "STRING";
 }
 
+/* A CSV row: split it, check the field count, then every column and the
+ * fields no column takes. 1 valid, 0 rejected (rejects in x->r). eidbuf
+ * (256 bytes) receives the event id text for the reports. */
+static int csv_row(rowctx_t *x, const char *raw, size_t len, char *eidbuf) {
+  bok_validator_t *v = x->v;
+  bok_row_result_t *r = x->r;
+  long long row = (long long)x->row;
+  if (!r->fields) {
+    r->fields = malloc(MAX_FIELDS * sizeof(bok_slice_t));
+    r->fcap = MAX_FIELDS;
+  }
+  bok_slice_t *f = r->fields;
+  int nf = bok_csv_parse_record(raw, len, v->sep, f, MAX_FIELDS, &r->scratch);
+  if (nf < 0) {
+    reject(r, x->row, "", "", "", "MALFORMED_ROW", NULL, 0, "Row %lld is malformed: unterminated quoted field.", row);
+    return 0;
+  }
+  if (nf != v->nhdr) { /* SPEC 6: too many or too few fields, whatever the columns */
+    reject(r, x->row, "", "", "", "MALFORMED_ROW", NULL, 0, "Row %lld is malformed: it has %d fields but the header has %d.",
+           row, nf, v->nhdr);
+    return 0;
+  }
+  if (v->event_id >= 0) {
+    int pos = v->col_pos[v->event_id];
+    if (pos >= 0 && pos < nf) {
+      const char *s = f[pos].base;
+      size_t l = f[pos].len;
+      trim(&s, &l);
+      if (l >= 256) l = 255;
+      memcpy(eidbuf, s, l);
+      eidbuf[l] = '\0';
+      x->eid = eidbuf;
+    }
+  }
+  csv_cells_t cc = {v, f, nf};
+  int valid = run_columns(x, csv_get, &cc);
+  if (bok_schema_additional_ok(v->s)) return valid;
+  for (int i = 0; i < nf; i++) {
+    if (v->hdr_col[i] >= 0 || f[i].len == 0) continue;
+    json_str_tmp(&x->obs, f[i].base, f[i].len);
+    reject(r, x->row, x->eid, v->hdr_names[i], "STRING", "EXTRA_COLUMN", x->obs.data, x->obs.len,
+           "The column '%s' is not in the schema. Remove or update your schema.", v->hdr_names[i]);
+    valid = 0;
+  }
+  return valid;
+}
+
+/* An NDJSON row: one JSON object, then every column and the keys no column
+ * takes. As csv_row. */
+static int ndjson_row(rowctx_t *x, const char *raw, size_t len, char *eidbuf) {
+  bok_validator_t *v = x->v;
+  bok_row_result_t *r = x->r;
+  json_error_t je;
+  json_t *obj = json_loadb(raw, len, 0, &je);
+  if (!obj || !json_is_object(obj)) {
+    reject(r, x->row, "", "", "", "MALFORMED_ROW", NULL, 0, BOK_MALFORMED_FMT, (long long)x->row,
+           obj ? "not a JSON object" : "invalid JSON");
+    json_decref(obj);
+    return 0;
+  }
+  if (v->event_id >= 0) {
+    json_t *e = json_object_get(obj, bok_schema_col(v->s, (size_t)v->event_id)->name);
+    if (json_is_string(e))
+      snprintf(eidbuf, 256, "%s", json_string_value(e));
+    else if (json_is_integer(e))
+      snprintf(eidbuf, 256, "%lld", (long long)json_integer_value(e));
+    x->eid = eidbuf;
+  }
+  void *ud[2] = {obj, v};
+  int valid = run_columns(x, json_get, ud);
+  const char *k;
+  json_t *val;
+  json_object_foreach(obj, k, val) {
+    if (bok_schema_find(v->s, k, strlen(k)) >= 0) continue;
+    if (bok_schema_additional_ok(v->s)) continue;
+    char *t = json_dumps(val, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+    reject(r, x->row, x->eid, k, json_type_name(val), "EXTRA_COLUMN", t, strlen(t),
+           "The column '%s' is not in the schema. Remove or update your schema.", k);
+    free(t);
+    valid = 0;
+  }
+  json_decref(obj);
+  return valid;
+}
+
 int bok_validator_row(bok_validator_t *v, int64_t row, const char *raw, size_t len, const char *st_reason,
                       bok_row_result_t *r) {
   r->nrejects = 0;
   bok_buf_reset(&r->strings);
   rowctx_t x = {v, r, row, "", BOK_BUF_INIT(0), -1};
-  int valid = 1;
+  int valid;
   char eidbuf[256] = "";
   if (st_reason) {
     reject(r, row, "", "", "", "MALFORMED_ROW", NULL, 0, BOK_MALFORMED_FMT, (long long)row, st_reason);
     valid = 0;
-    goto out;
-  }
-  if (v->fmt == BOK_FMT_CSV) {
-    if (!r->fields) {
-      r->fields = malloc(MAX_FIELDS * sizeof(bok_slice_t));
-      r->fcap = MAX_FIELDS;
-    }
-    bok_slice_t *f = r->fields;
-    int nf = bok_csv_parse_record(raw, len, v->sep, f, MAX_FIELDS, &r->scratch);
-    if (nf < 0) {
-      reject(r, row, "", "", "", "MALFORMED_ROW", NULL, 0, "Row %lld is malformed: unterminated quoted field.",
-             (long long)row);
-      valid = 0;
-      goto out;
-    }
-    if (nf != v->nhdr) { /* SPEC 6: too many or too few fields, whatever the columns */
-      reject(r, row, "", "", "", "MALFORMED_ROW", NULL, 0, "Row %lld is malformed: it has %d fields but the header has %d.",
-             (long long)row, nf, v->nhdr);
-      valid = 0;
-      goto out;
-    }
-    if (v->event_id >= 0) {
-      int pos = v->col_pos[v->event_id];
-      if (pos >= 0 && pos < nf) {
-        const char *s = f[pos].base;
-        size_t l = f[pos].len;
-        trim(&s, &l);
-        if (l >= sizeof eidbuf) l = sizeof eidbuf - 1;
-        memcpy(eidbuf, s, l);
-        eidbuf[l] = '\0';
-        x.eid = eidbuf;
-      }
-    }
-    csv_cells_t cc = {v, f, nf};
-    valid = run_columns(&x, csv_get, &cc);
-    if (!bok_schema_additional_ok(v->s)) {
-      for (int i = 0; i < nf; i++) {
-        if (v->hdr_col[i] >= 0 || f[i].len == 0) continue;
-        json_str_tmp(&x.obs, f[i].base, f[i].len);
-        reject(r, row, x.eid, v->hdr_names[i], "STRING", "EXTRA_COLUMN", x.obs.data, x.obs.len,
-               "The column '%s' is not in the schema. Remove or update your schema.", v->hdr_names[i]);
-        valid = 0;
-      }
-    }
+  } else if (v->fmt == BOK_FMT_CSV) {
+    valid = csv_row(&x, raw, len, eidbuf);
   } else {
-    json_error_t je;
-    json_t *obj = json_loadb(raw, len, 0, &je);
-    if (!obj || !json_is_object(obj)) {
-      reject(r, row, "", "", "", "MALFORMED_ROW", NULL, 0, BOK_MALFORMED_FMT, (long long)row,
-             obj ? "not a JSON object" : "invalid JSON");
-      json_decref(obj);
-      valid = 0;
-      goto out;
-    }
-    if (v->event_id >= 0) {
-      json_t *e = json_object_get(obj, bok_schema_col(v->s, (size_t)v->event_id)->name);
-      if (json_is_string(e))
-        snprintf(eidbuf, sizeof eidbuf, "%s", json_string_value(e));
-      else if (json_is_integer(e))
-        snprintf(eidbuf, sizeof eidbuf, "%lld", (long long)json_integer_value(e));
-      x.eid = eidbuf;
-    }
-    void *ud[2] = {obj, v};
-    valid = run_columns(&x, json_get, ud);
-    const char *k;
-    json_t *val;
-    json_object_foreach(obj, k, val) {
-      if (bok_schema_find(v->s, k, strlen(k)) >= 0) continue;
-      if (bok_schema_additional_ok(v->s)) continue;
-      char *t = json_dumps(val, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
-      reject(r, row, x.eid, k, json_type_name(val), "EXTRA_COLUMN", t, strlen(t),
-             "The column '%s' is not in the schema. Remove or update your schema.", k);
-      free(t);
-      valid = 0;
-    }
-    json_decref(obj);
+    valid = ndjson_row(&x, raw, len, eidbuf);
   }
-out:
   bok_buf_free(&x.obs);
   if (!valid) finalize_rejects(r);
   return valid;

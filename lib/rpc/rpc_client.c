@@ -250,6 +250,10 @@ int bok_rpc_unary(bok_rpc_channel_t *c, const char *method, const char *tenant, 
                   const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
                   ProtobufCMessage **resp, bok_err_t *err) {
   *resp = NULL;
+  if (!c) { /* a channel cache out of memory */
+    bok_err_set(err, BOK_ERR_UNAVAILABLE, "no channel (out of memory)");
+    return -1;
+  }
   bok_fault("rpc.client"); /* tests: BOK_FAULT=rpc.client:delay=MS slows every blocking call */
   grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
   unary_t u;

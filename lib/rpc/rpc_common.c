@@ -1,3 +1,6 @@
+/* rpc_common.c -- helpers the rpc server and client share (rpc_internal.h):
+ * packing and unpacking protobuf-c messages to gRPC byte buffers, deadlines,
+ * slices to strings, and the grpc_init/grpc_shutdown reference. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

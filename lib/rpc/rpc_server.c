@@ -28,15 +28,14 @@
  * (rpc_auth.c) before the tenant and the handler; refusals are logged with
  * the peer address and counted like any call.
  *
- * Shutdown: bok_rpc_server_shutdown() (or SIGINT/SIGTERM in wait) wakes the
+ * Shutdown: bok_rpc_server_shutdown() (or SIGINT/SIGTERM in wait, through
+ * bok_signals_wait of rpc_run.c) wakes the
  * waiting thread, which asks gRPC to shut down, gives in-flight calls a grace
  * period, cancels the rest, then drains and joins the serving threads.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,8 +161,6 @@ struct bok_rpc_call {
   int done;
   grpc_status_code code; /* the status sent, once done */
 };
-
-static volatile sig_atomic_t g_sig_fd = -1;
 
 static void logf_(bok_rpc_server_t *s, bok_log_level_t lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -893,16 +890,6 @@ void bok_rpc_server_shutdown(bok_rpc_server_t *s) {
   (void)w;
 }
 
-static void on_signal(int sig) {
-  (void)sig;
-  int fd = g_sig_fd;
-  if (fd >= 0) {
-    char c = 1;
-    ssize_t w = write(fd, &c, 1);
-    (void)w;
-  }
-}
-
 static void stop_server(bok_rpc_server_t *s) {
   pthread_mutex_lock(&s->mu);
   if (!s->started || s->stopped) {
@@ -951,36 +938,8 @@ static void stop_server(bok_rpc_server_t *s) {
 }
 
 void bok_rpc_server_wait(bok_rpc_server_t *s, int handle_signals) {
-  struct sigaction old_int, old_term;
-  sigset_t sigs, old_mask;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  if (handle_signals) {
-    g_sig_fd = s->wake_pipe[1];
-    /* Process-wide handlers (any thread may take the signal), and this thread
-     * accepts the signals even if the caller blocked them everywhere. */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    pthread_sigmask(SIG_UNBLOCK, &sigs, &old_mask);
-  }
-  struct pollfd pfd = {s->wake_pipe[0], POLLIN, 0};
-  for (;;) {
-    int r = poll(&pfd, 1, -1);
-    if (r > 0) break;
-    if (r < 0 && errno != EINTR) break;
-  }
-  if (handle_signals) {
-    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-    g_sig_fd = -1;
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    logf_(s, BOK_LOG_INFO, "shutting down");
-  }
+  bok_signals_wait(s->wake_pipe[0], handle_signals, NULL, NULL);
+  if (handle_signals) logf_(s, BOK_LOG_INFO, "shutting down");
   stop_server(s);
 }
 

@@ -1,13 +1,29 @@
-/* bok-model-service: owns models (gRPC batch.v1.ModelService). */
+/* bok-model-service: owns models (gRPC batch.v1.ModelService).
+ * main: config, gRPC security, build (store, readiness, admin port), run the
+ * server until SIGINT/SIGTERM (lib/rpc bok_rpc_run), tear down. */
 #include <stdio.h>
 #include <string.h>
 
+#include "bok/admin_http.h"
 #include "bok/config.h"
 #include "bok/log.h"
-#include "bok/rpc.h"
-#include "bok/admin_http.h"
 #include "bok/metrics.h"
+#include "bok/rpc.h"
 #include "model_service.h"
+
+#define COMP ((void *)"model-service")
+
+/* Every key this binary reads (README "Ports and configuration"); others are
+ * refused at start with their file:line. */
+static const char *const KNOWN_KEYS[] = {"listen", "db", "threads:int", "events_topic_prefix", "log_level:level", "log_format:format", "metrics_listen", BOK_RPC_TLS_KEYS, NULL};
+
+/* The service's parts (main owns them; the handlers borrow them). */
+typedef struct {
+  model_store_t *store;
+  bok_ready_cache_t *ready;
+  bok_admin_http_t *admin;
+  model_service_t svc;
+} model_app_t;
 
 /* Readiness: the database answers (probed every 2 s by a ready cache). */
 static int db_probe(void *ud, char *reason, size_t n) {
@@ -17,61 +33,53 @@ static int db_probe(void *ud, char *reason, size_t n) {
   return 0;
 }
 
-/* Every key this binary reads (README "Ports and configuration"); others are
- * refused at start with their file:line. */
-static const char *const KNOWN_KEYS[] = {"listen", "db", "threads:int", "events_topic_prefix", "log_level:level", "log_format:format", "metrics_listen", BOK_RPC_TLS_KEYS, NULL};
+/* Opens the store and starts readiness and the admin port. 0, or -1 after
+ * logging. */
+static int build(const bok_config_t *cfg, model_app_t *a) {
+  bok_err_t err;
+  char msg[512];
+  a->store = model_store_open(bok_config_get(cfg, "db", ".run/data/models.db"), &err);
+  if (!a->store) {
+    bok_logf(bok_log_stderr, COMP, BOK_LOG_ERROR, "%s", err.msg);
+    return -1;
+  }
+  a->ready = bok_ready_cache_start(db_probe, a->store, 2000);
+  bok_admin_http_opts_t ao = {bok_config_get(cfg, "metrics_listen", "127.0.0.1:9101"), bok_metrics_default(),
+                              bok_ready_cache_get, a->ready, bok_log_stderr, COMP};
+  a->admin = bok_admin_http_start(&ao, msg, sizeof msg);
+  if (!a->admin && msg[0]) {
+    bok_logf(bok_log_stderr, COMP, BOK_LOG_ERROR, "%s", msg);
+    return -1;
+  }
+  a->svc = (model_service_t){a->store, bok_config_get(cfg, "events_topic_prefix", "bok.events")};
+  return 0;
+}
+
+static void teardown(model_app_t *a) {
+  bok_admin_http_stop(a->admin);
+  bok_ready_cache_stop(a->ready);
+  model_store_close(a->store);
+}
+
+static int add_methods(bok_rpc_server_t *s, void *svc) { return model_service_register(s, svc); }
 
 int main(int argc, char **argv) {
   int rc = 1;
   bok_config_t *cfg = bok_config_from_args_checked(argc, argv, "bok-model-service", KNOWN_KEYS, &rc);
   if (!cfg) return rc;
-  void *comp = "model-service";
-  bok_err_t err;
-  bok_rpc_server_t *srv = NULL;
-  bok_ready_cache_t *ready = NULL;
-  bok_admin_http_t *admin = NULL;
-  char msg[512];
-  model_store_t *store = NULL;
-  if (bok_rpc_security_from_config(cfg, BOK_RPC_ROLE_SERVICE, &err) != 0) {
-    bok_logf(bok_log_stderr, comp, BOK_LOG_ERROR, "%s", err.msg);
-    goto out;
+  rc = 1;
+  model_app_t app = {0};
+  /* Before the server: TLS material (rpc.tls.*). */
+  if (bok_rpc_security_init(cfg, BOK_RPC_ROLE_SERVICE, bok_log_stderr, COMP, NULL) == 0 && build(cfg, &app) == 0) {
+    bok_rpc_run_opts_t run = {.default_listen = "127.0.0.1:50051",
+                              .log = bok_log_stderr,
+                              .log_opaque = COMP,
+                              .ready = bok_ready_cache_get,
+                              .ready_ud = app.ready,
+                              .add_methods = add_methods,
+                              .ud = &app.svc};
+    rc = bok_rpc_run(cfg, &run);
   }
-  bok_rpc_security_describe(msg, sizeof msg);
-  bok_logf(bok_log_stderr, comp, BOK_LOG_INFO, "gRPC security: %s", msg);
-  store = model_store_open(bok_config_get(cfg, "db", ".run/data/models.db"), &err);
-  if (!store) {
-    bok_logf(bok_log_stderr, comp, BOK_LOG_ERROR, "%s", err.msg);
-    goto out;
-  }
-  ready = bok_ready_cache_start(db_probe, store, 2000);
-  bok_admin_http_opts_t ao = {bok_config_get(cfg, "metrics_listen", "127.0.0.1:9101"), bok_metrics_default(),
-                              bok_ready_cache_get, ready, bok_log_stderr, comp};
-  admin = bok_admin_http_start(&ao, msg, sizeof msg);
-  if (!admin && msg[0]) {
-    bok_logf(bok_log_stderr, comp, BOK_LOG_ERROR, "%s", msg);
-    goto out;
-  }
-  model_service_t svc = {store, bok_config_get(cfg, "events_topic_prefix", "bok.events")};
-  bok_rpc_server_opts_t opts = {.addr = bok_config_get(cfg, "listen", "127.0.0.1:50051"),
-                                .threads = (int)bok_config_get_int(cfg, "threads", 8),
-                                .log = bok_log_stderr,
-                                .log_opaque = comp,
-                                .ready = bok_ready_cache_get,
-                                .ready_ud = ready};
-  srv = bok_rpc_server_new(&opts, &err);
-  if (!srv || model_service_register(srv, &svc) != 0 || bok_rpc_server_start(srv, &err) < 0) {
-    bok_logf(bok_log_stderr, comp, BOK_LOG_ERROR, "cannot start: %s", err.msg);
-    goto out;
-  }
-  bok_rpc_server_wait(srv, 1);
-  rc = 0;
-out:
-  bok_rpc_server_destroy(srv);
-  bok_admin_http_stop(admin);
-  bok_ready_cache_stop(ready);
-  model_store_close(store);
-  bok_rpc_security_reset();
-  bok_config_destroy(cfg);
-  bok_metrics_default_free();
-  return rc;
+  teardown(&app);
+  return bok_rpc_main_end(cfg, rc);
 }

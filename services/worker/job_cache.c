@@ -21,13 +21,11 @@ static void wk_job_free(job_ctx_t *j) {
 }
 
 
+/* The lane's cache is made on first use (lib/rpc: grows, no limit); NULL
+ * only out of memory, which the callers treat as an unavailable peer. */
 bok_rpc_channel_t *wk_chan(worker_t *w, const char *addr) {
-  for (int i = 0; i < w->nchans; i++)
-    if (strcmp(w->chans[i].addr, addr) == 0) return w->chans[i].ch;
-  w->chans = realloc(w->chans, (size_t)(w->nchans + 1) * sizeof *w->chans);
-  w->chans[w->nchans].addr = strdup(addr);
-  w->chans[w->nchans].ch = bok_rpc_channel_new(addr);
-  return w->chans[w->nchans++].ch;
+  if (!w->chans) w->chans = bok_rpc_chancache_new(0);
+  return bok_rpc_chancache_get(w->chans, addr);
 }
 
 /* Events topics never delete committed events by surprise: events carry
@@ -141,13 +139,8 @@ void wk_jobs_free(worker_t *w) {
   }
   w->jobs = NULL;
   w->njobs = 0;
-  for (int i = 0; i < w->nchans; i++) {
-    bok_rpc_channel_destroy(w->chans[i].ch);
-    free(w->chans[i].addr);
-  }
-  free(w->chans);
+  bok_rpc_chancache_destroy(w->chans);
   w->chans = NULL;
-  w->nchans = 0;
   for (int i = 0; i < w->ntopics; i++) free(w->topics_made[i]);
   free(w->topics_made);
   w->topics_made = NULL;

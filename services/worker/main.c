@@ -1,13 +1,16 @@
 /* bok-worker: validates rows from Kafka and publishes events.
  *
  * Runs `lanes` worker loops (worker.h: each its own consumer-group member and
- * transactional producer) on as many threads; SIGTERM/SIGINT stop them all.
+ * transactional producer) on as many threads. main: config, gRPC security,
+ * build (admin port, lanes), wait for SIGTERM/SIGINT or a lane that ends
+ * (lib/rpc bok_signals_wait), stop every lane, join, tear down.
  * A lane never exits on a Kafka or peer outage: it aborts, re-creates its
  * producer when abort cannot help, and retries with back-off. */
+#include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bok/config.h"
 #include "bok/log.h"
@@ -16,38 +19,39 @@
 #include "worker_obs.h"
 
 #define MAX_LANES 16
-
-static worker_t *g_lanes[MAX_LANES];
-static int g_nlanes;
-
-static void stop_all(void) {
-  for (int i = 0; i < g_nlanes; i++)
-    if (g_lanes[i]) worker_stop(g_lanes[i]);
-}
-
-static void on_signal(int sig) {
-  (void)sig;
-  stop_all();
-}
-
-typedef struct {
-  worker_t *w;
-  int rc;
-} lane_t;
-
-static void *lane_main(void *arg) {
-  lane_t *l = arg;
-  l->rc = worker_run(l->w);
-  stop_all(); /* one lane down (stop or fatal error): the process goes down */
-  return NULL;
-}
+#define COMP ((void *)"worker")
 
 /* Every key this binary reads (README "Ports and configuration"); others are
  * refused at start with their file:line. */
 static const char *const KNOWN_KEYS[] = {"worker_id", "lanes:int", "kafka.brokers", "kafka.rows_topic", "kafka.group_id", "kafka.transactions:bool", "kafka.transaction_timeout_ms:int", "kafka.events_partitions:int", "kafka.batch_max_rows:int", "kafka.batch_max_ms:int", "kafka.producer.*", "kafka.consumer.*", "kafka.events_topic.*", "routes.default.model", "routes.default.job", "routes.tenants.*", "log_level:level", "log_format:format", "metrics_listen", BOK_RPC_TLS_KEYS, "rpc.worker_token_file", NULL};
 
-/* Creates n lanes into g_lanes (each its own consumer and producer). 0 ok. */
-static int create_lanes(const bok_config_t *cfg, int n) {
+typedef struct {
+  worker_t *w;
+  pthread_t th;
+  int rc;
+  int wake_fd; /* a lane that ends writes here: the process goes down */
+} lane_t;
+
+/* The worker's parts (main owns them; lane i's thread owns lanes[i].w's loop). */
+typedef struct {
+  worker_obs_t *obs;
+  lane_t lanes[MAX_LANES];
+  int nlanes, started;
+  int wake[2];
+} worker_app_t;
+
+static void *lane_main(void *arg) {
+  lane_t *l = arg;
+  l->rc = worker_run(l->w);
+  char c = 'x'; /* stop or fatal error: main stops the other lanes */
+  ssize_t wr = write(l->wake_fd, &c, 1);
+  (void)wr;
+  return NULL;
+}
+
+/* Creates n lanes (each its own consumer and producer) and one thread per
+ * lane. 0 ok; -1 after logging (the lanes made so far are kept for teardown). */
+static int start_lanes(const bok_config_t *cfg, worker_app_t *a, int n) {
   static const char *names[MAX_LANES] = {"worker",    "worker.1",  "worker.2",  "worker.3",
                                          "worker.4",  "worker.5",  "worker.6",  "worker.7",
                                          "worker.8",  "worker.9",  "worker.10", "worker.11",
@@ -57,27 +61,51 @@ static int create_lanes(const bok_config_t *cfg, int n) {
     worker_t *w = worker_new(cfg, i, bok_log_stderr, (void *)names[i], err, sizeof err);
     if (!w) {
       bok_logf(bok_log_stderr, (void *)names[i], BOK_LOG_ERROR, "cannot start: %s", err);
-      return 1;
+      return -1;
     }
-    g_lanes[g_nlanes++] = w;
+    a->lanes[a->nlanes++] = (lane_t){.w = w, .wake_fd = a->wake[1]};
+  }
+  for (int i = 0; i < a->nlanes; i++) {
+    if (pthread_create(&a->lanes[i].th, NULL, lane_main, &a->lanes[i]) != 0) {
+      bok_logf(bok_log_stderr, COMP, BOK_LOG_ERROR, "cannot start lane %d", i);
+      return -1;
+    }
+    a->started++;
   }
   return 0;
 }
 
-/* One thread per lane; the threads keep the stop signals blocked (the main
- * thread takes them). 0 ok; on failure the started lanes are stopped. */
-static int start_lanes(lane_t *lanes, pthread_t *th, int *started) {
-  for (int i = 0; i < g_nlanes; i++) {
-    lanes[i].w = g_lanes[i];
-    lanes[i].rc = 0;
-    if (pthread_create(&th[i], NULL, lane_main, &lanes[i]) != 0) {
-      bok_logf(bok_log_stderr, "worker", BOK_LOG_ERROR, "cannot start lane %d", i);
-      stop_all();
-      return 1;
-    }
-    (*started)++;
+/* The admin port, the wake pipe and the lanes. 0, or -1 after logging. */
+static int build(const bok_config_t *cfg, worker_app_t *a, int n) {
+  char err[512];
+  a->obs = worker_obs_start(cfg, bok_log_stderr, COMP, err, sizeof err);
+  if (!a->obs) {
+    bok_logf(bok_log_stderr, COMP, BOK_LOG_ERROR, "cannot start: %s", err);
+    return -1;
   }
-  return 0;
+  if (pipe2(a->wake, O_CLOEXEC) != 0) {
+    bok_logf(bok_log_stderr, COMP, BOK_LOG_ERROR, "cannot start: pipe");
+    return -1;
+  }
+  return start_lanes(cfg, a, n);
+}
+
+/* Stops every lane, joins the started ones; their exit code (0 = all ok). */
+static int stop_lanes(worker_app_t *a) {
+  int rc = 0;
+  for (int i = 0; i < a->nlanes; i++) worker_stop(a->lanes[i].w);
+  for (int i = 0; i < a->started; i++) {
+    pthread_join(a->lanes[i].th, NULL);
+    if (a->lanes[i].rc) rc = a->lanes[i].rc;
+  }
+  return rc;
+}
+
+static void teardown(worker_app_t *a) {
+  worker_obs_stop(a->obs);
+  for (int i = 0; i < a->nlanes; i++) worker_destroy(a->lanes[i].w);
+  if (a->wake[0] >= 0) close(a->wake[0]);
+  if (a->wake[1] >= 0) close(a->wake[1]);
 }
 
 int main(int argc, char **argv) {
@@ -86,52 +114,21 @@ int main(int argc, char **argv) {
   if (!cfg) return rc;
   int64_t n = bok_config_get_int(cfg, "lanes", 4);
   if (n < 1 || n > MAX_LANES) {
-    bok_logf(bok_log_stderr, "worker", BOK_LOG_ERROR, "lanes must be 1..%d, got %lld", MAX_LANES, (long long)n);
+    bok_logf(bok_log_stderr, COMP, BOK_LOG_ERROR, "lanes must be 1..%d, got %lld", MAX_LANES, (long long)n);
     bok_config_destroy(cfg);
     return 2;
   }
+  worker_app_t app = {.wake = {-1, -1}};
   /* Before any channel: TLS material and the worker token it sends. */
-  bok_err_t serr;
-  if (bok_rpc_security_from_config(cfg, BOK_RPC_ROLE_WORKER, &serr) != 0) {
-    bok_logf(bok_log_stderr, "worker", BOK_LOG_ERROR, "cannot start: %s", serr.msg);
+  if (bok_rpc_security_init(cfg, BOK_RPC_ROLE_WORKER, bok_log_stderr, COMP, "cannot start: ") != 0) {
     bok_config_destroy(cfg);
     return 1;
   }
-  char sdesc[200];
-  bok_rpc_security_describe(sdesc, sizeof sdesc);
-  bok_logf(bok_log_stderr, "worker", BOK_LOG_INFO, "gRPC security: %s", sdesc);
-  /* Block the stop signals until every lane exists, so none is missed. */
-  sigset_t stop_sigs, old;
-  sigemptyset(&stop_sigs);
-  sigaddset(&stop_sigs, SIGINT);
-  sigaddset(&stop_sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_sigs, &old);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  char oerr[512];
-  worker_obs_t *obs = worker_obs_start(cfg, bok_log_stderr, "worker", oerr, sizeof oerr);
-  if (!obs) {
-    bok_logf(bok_log_stderr, "worker", BOK_LOG_ERROR, "cannot start: %s", oerr);
-    bok_config_destroy(cfg);
-    return 1;
-  }
-  lane_t lanes[MAX_LANES];
-  pthread_t th[MAX_LANES];
-  int started = 0;
-  rc = create_lanes(cfg, (int)n);
-  if (rc == 0) rc = start_lanes(lanes, th, &started);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  for (int i = 0; i < started; i++) {
-    pthread_join(th[i], NULL);
-    if (lanes[i].rc) rc = lanes[i].rc;
-  }
-  worker_obs_stop(obs);
-  for (int i = 0; i < g_nlanes; i++) worker_destroy(g_lanes[i]);
-  bok_rpc_security_reset();
-  bok_config_destroy(cfg);
-  bok_metrics_default_free();
-  return rc;
+  bok_signals_block(NULL); /* every thread from here on leaves the signals to the wait */
+  rc = build(cfg, &app, (int)n) == 0 ? 0 : 1;
+  if (rc == 0) bok_signals_wait(app.wake[0], 1, NULL, NULL);
+  int lanes_rc = stop_lanes(&app);
+  if (lanes_rc) rc = lanes_rc;
+  teardown(&app);
+  return bok_rpc_main_end(cfg, rc);
 }

@@ -49,11 +49,6 @@ typedef struct {
   size_t msg_cap, rej_cap;
 } job_res_t;
 
-typedef struct {
-  char *addr;
-  bok_rpc_channel_t *ch;
-} chan_t;
-
 struct worker {
   const bok_config_t *cfg;
   bok_log_fn log;
@@ -72,8 +67,7 @@ struct worker {
   int need_init; /* created without init_transactions: wk_producer_start does it */
   int rebalances; /* bumped by the rebalance callback (runs inside poll) */
   bok_routes_t *routes;
-  chan_t *chans; /* one per job-service address, grows */
-  int nchans;
+  bok_rpc_chancache_t *chans; /* job/model service channels by address (wk_chan) */
   job_ctx_t *jobs;
   int njobs;
   char **topics_made;

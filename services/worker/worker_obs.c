@@ -1,3 +1,7 @@
+/* worker_obs.c -- the worker's metrics, consumer lag from librdkafka's
+ * statistics, readiness (Kafka metadata + Health/Check of every job service,
+ * probe channels from lib/rpc's channel cache) and the admin HTTP port
+ * (contract: worker_obs.h). */
 #include "worker_obs.h"
 
 #include <jansson.h>
@@ -19,8 +23,7 @@ worker_metrics_t worker_metrics;
 struct worker_obs {
   rd_kafka_t *probe_rk; /* a plain producer handle used only for metadata probes */
   bok_routes_t *routes;
-  bok_rpc_channel_t *chans[32];
-  int nchans;
+  bok_rpc_chancache_t *chans; /* probe channels, one per job service address */
   bok_ready_cache_t *ready;
   bok_admin_http_t *http;
 };
@@ -79,19 +82,20 @@ static int probe(void *ud, char *reason, size_t n) {
     return 0;
   }
   rd_kafka_metadata_destroy(md);
-  for (int i = 0; i < o->nchans; i++) {
+  for (size_t i = 0; i < bok_rpc_chancache_count(o->chans); i++) {
+    bok_rpc_channel_t *ch = bok_rpc_chancache_at(o->chans, i);
     Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     Grpc__Health__V1__HealthCheckResponse *resp = NULL;
     bok_err_t err;
-    if (bok_rpc_unary(o->chans[i], "/grpc.health.v1.Health/Check", NULL, PROBE_TIMEOUT_MS, &req.base,
+    if (bok_rpc_unary(ch, "/grpc.health.v1.Health/Check", NULL, PROBE_TIMEOUT_MS, &req.base,
                       &grpc__health__v1__health_check_response__descriptor, (ProtobufCMessage **)&resp, &err) != 0) {
-      snprintf(reason, n, "job service %s: %s", bok_rpc_channel_target(o->chans[i]), err.msg);
+      snprintf(reason, n, "job service %s: %s", bok_rpc_channel_target(ch), err.msg);
       return 0;
     }
     int serving = resp->status == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
     protobuf_c_message_free_unpacked(&resp->base, NULL);
     if (!serving) {
-      snprintf(reason, n, "job service %s: not serving", bok_rpc_channel_target(o->chans[i]));
+      snprintf(reason, n, "job service %s: not serving", bok_rpc_channel_target(ch));
       return 0;
     }
   }
@@ -145,11 +149,13 @@ worker_obs_t *worker_obs_start(const bok_config_t *cfg, bok_log_fn log, void *lo
   if (!o->probe_rk) goto fail;
   o->routes = bok_routes_from_config(cfg, "127.0.0.1:50051", "127.0.0.1:50052", err, errlen);
   if (!o->routes) goto fail;
-  for (size_t i = 0; i < bok_routes_count(o->routes); i++) {
-    const char *addr = bok_routes_at(o->routes, i)->job_addr;
-    int seen = 0;
-    for (int k = 0; k < o->nchans; k++) seen |= strcmp(bok_rpc_channel_target(o->chans[k]), addr) == 0;
-    if (!seen && o->nchans < 32) o->chans[o->nchans++] = bok_rpc_channel_new_probe(addr);
+  o->chans = bok_rpc_chancache_new(1);
+  int made = o->chans != NULL;
+  for (size_t i = 0; made && i < bok_routes_count(o->routes); i++)
+    made = bok_rpc_chancache_get(o->chans, bok_routes_at(o->routes, i)->job_addr) != NULL;
+  if (!made) {
+    snprintf(err, errlen, "out of memory");
+    goto fail;
   }
   o->ready = bok_ready_cache_start(probe, o, PROBE_INTERVAL_MS);
   if (!o->ready) goto fail;
@@ -171,7 +177,7 @@ void worker_obs_stop(worker_obs_t *o) {
   if (!o) return;
   bok_admin_http_stop(o->http);
   bok_ready_cache_stop(o->ready);
-  for (int i = 0; i < o->nchans; i++) bok_rpc_channel_destroy(o->chans[i]);
+  bok_rpc_chancache_destroy(o->chans);
   bok_routes_destroy(o->routes);
   if (o->probe_rk) rd_kafka_destroy(o->probe_rk);
   free(o);

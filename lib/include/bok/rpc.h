@@ -28,6 +28,7 @@
 #ifndef BOK_RPC_H
 #define BOK_RPC_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -149,9 +150,10 @@ int bok_rpc_server_start(bok_rpc_server_t *s, bok_err_t *err);
  * `handle_signals` is set, SIGINT/SIGTERM arrives; then shuts down cleanly
  * (in-flight calls finish, within a grace period of 5 s; then the rest are
  * cancelled: their reads return -1, their replies go nowhere).
- * Signals: with handle_signals, wait() installs process-wide SIGINT/SIGTERM
- * handlers (SA_RESTART, self-pipe) for its duration and unblocks the two
- * signals in the calling thread, so it works whether or not the caller
+ * Signals: with handle_signals, wait() is bok_signals_wait (see "Running a
+ * binary" below): process-wide SIGINT/SIGTERM handlers (later signals are
+ * ignored while the server stops), unblocked in the calling thread for the
+ * wait, so it works whether or not the caller
  * blocked them in its other threads (blocking them there is recommended, so
  * that blocking syscalls elsewhere never see EINTR). A signal that arrives
  * before wait() is called gets the previous disposition (default: exit).
@@ -230,6 +232,60 @@ void bok_rpc_security_describe(char *out, size_t cap);
 #define BOK_RPC_TLS_KEYS "rpc.tls.ca", "rpc.tls.cert", "rpc.tls.key"
 #define BOK_RPC_WORKER_KEYS "rpc.worker_token_file", "rpc.worker_names"
 
+/* ---- Running a binary ------------------------------------------------------
+ * The process's signals are handled here and nowhere else: SIGINT and
+ * SIGTERM stop (gracefully: servers drain, lanes finish their batch), SIGHUP
+ * runs a reload hook where a binary has one (the gateway re-reads its API
+ * keys). Threads: the waiting thread is main() in every binary (tests may
+ * use another); one wait at a time in the process.
+ *
+ * bok_signals_block: blocks the three signals in the calling thread, so the
+ * threads it starts afterwards inherit a mask without them and only the
+ * waiting thread takes them (old: the previous mask, may be NULL).
+ * bok_signals_wait: blocks until wake_fd is readable (-> 0; any thread may
+ * write a byte there to stop; -1 = none) or, with handle_signals, a stop
+ * signal arrives (-> 1). It installs process-wide handlers (self-pipe,
+ * SA_RESTART) for SIGINT/SIGTERM, and for SIGHUP when on_hup is set --
+ * on_hup(ud) then runs on this thread for each SIGHUP and the wait goes on
+ * -- and unblocks them in this thread for its duration; afterwards the
+ * caller's mask is back and the handlers stay, doing nothing: a second
+ * SIGINT/SIGTERM does not cut the graceful stop short (every stop is
+ * bounded: drain and grace periods). A signal that arrives before the wait
+ * is pending if blocked, else gets the previous disposition (default:
+ * exit). */
+typedef void (*bok_hup_fn)(void *ud);
+void bok_signals_block(sigset_t *old);
+int bok_signals_wait(int wake_fd, int handle_signals, bok_hup_fn on_hup, void *ud);
+
+/* bok_rpc_security_from_config for `role`, then the start-up log line
+ * "gRPC security: tls=... worker_auth=..."; on failure logs fail_prefix (may
+ * be NULL) and the reason. Before any channel or server. 0 / -1. */
+int bok_rpc_security_init(const struct bok_config *cfg, bok_rpc_role_t role, bok_log_fn log, void *comp,
+                          const char *fail_prefix);
+
+/* The gRPC services' run: a server from cfg's keys `listen` (default
+ * default_listen) and `threads` (default 8), the binary's methods
+ * (add_methods(server, ud): 0 ok), start, serve until SIGINT/SIGTERM
+ * (bok_rpc_server_wait with signals), graceful stop, destroy. Returns 0
+ * after a stop, 1 when the server could not start (logged "cannot start:
+ * ..."). The opts' pointers must stay valid for the call. main() only. */
+typedef struct {
+  const char *default_listen; /* "127.0.0.1:50051" */
+  size_t max_message;         /* 0 -> 4 MiB */
+  bok_log_fn log;
+  void *log_opaque;
+  bok_ready_fn ready; /* NULL: always ready */
+  void *ready_ud;
+  int (*add_methods)(bok_rpc_server_t *s, void *ud);
+  void *ud;
+} bok_rpc_run_opts_t;
+int bok_rpc_run(const struct bok_config *cfg, const bok_rpc_run_opts_t *o);
+/* The end of a main() that used gRPC: process-wide security reset, cfg
+ * destroyed, the default metrics registry freed (after every server,
+ * channel and metric user is gone). Returns rc, for `return
+ * bok_rpc_main_end(cfg, rc);`. */
+int bok_rpc_main_end(struct bok_config *cfg, int rc);
+
 /* ---- Client -------------------------------------------------------------- */
 
 typedef struct bok_rpc_channel bok_rpc_channel_t;
@@ -261,10 +317,35 @@ bok_rpc_channel_t *bok_rpc_channel_new_probe(const char *target);
 void bok_rpc_channel_destroy(bok_rpc_channel_t *ch);
 const char *bok_rpc_channel_target(const bok_rpc_channel_t *ch);
 
+/* ---- Channel cache ---------------------------------------------------------
+ * One channel per distinct backend address ("host:port"), for processes that
+ * call backends chosen per tenant (the gateway, each worker lane).
+ * Ownership: the cache owns every channel it made; a channel it returns stays
+ * valid until bok_rpc_chancache_destroy(), so callers never destroy it.
+ * Threads: get/count/at may be called by any number of threads at once
+ * (lookups of known addresses share a read lock; a new address takes the
+ * write lock once). destroy: one thread, with no call in progress on any of
+ * its channels (bok_rpc_channel_destroy's rule).
+ * Limits: none by count -- the cache grows with the addresses it is asked
+ * for; get returns NULL only out of memory (the caller reports it, e.g. as
+ * UNAVAILABLE), never another address's channel. */
+typedef struct bok_rpc_chancache bok_rpc_chancache_t;
+/* probe != 0: channels made with bok_rpc_channel_new_probe. NULL out of memory. */
+bok_rpc_chancache_t *bok_rpc_chancache_new(int probe);
+/* The channel to addr, created on first use. NULL: out of memory (or c or
+ * addr NULL). */
+bok_rpc_channel_t *bok_rpc_chancache_get(bok_rpc_chancache_t *c, const char *addr);
+/* How many channels, and the i-th in creation order (NULL past the end). */
+size_t bok_rpc_chancache_count(bok_rpc_chancache_t *c);
+bok_rpc_channel_t *bok_rpc_chancache_at(bok_rpc_chancache_t *c, size_t i);
+/* Destroys every channel and the cache. NULL is a no-op. */
+void bok_rpc_chancache_destroy(bok_rpc_chancache_t *c);
+
 /* A blocking unary call. `tenant` may be NULL (no metadata). On success
  * returns 0 and *resp is an unpacked message of `resp_desc` (free with
  * protobuf_c_message_free_unpacked(*resp, NULL)); on failure returns -1, err
- * holds the status code and message. `timeout_ms` <= 0 means 10 s. */
+ * holds the status code and message. `timeout_ms` <= 0 means 10 s. A NULL
+ * channel (a cache out of memory) fails with UNAVAILABLE. */
 int bok_rpc_unary(bok_rpc_channel_t *ch, const char *method, const char *tenant, int timeout_ms,
                   const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
                   ProtobufCMessage **resp, bok_err_t *err);
