@@ -1,3 +1,5 @@
+/* arena.c -- bump allocator (bok/arena.h): blocks freed all at once by
+ * bok_arena_reset/free; one owner thread per arena. */
 #include "bok/arena.h"
 
 #include <stdint.h>

@@ -1,3 +1,5 @@
+/* buf.c -- growable byte buffer (bok/buf.h) with printf-style appends; the
+ * buffer owns its bytes; not thread-safe. */
 #include "bok/buf.h"
 
 #include <stdarg.h>

@@ -1,3 +1,6 @@
+/* config.c -- YAML configuration (bok/config.h): the file named by --config,
+ * then BOK_* environment overrides, checked against each binary's known keys.
+ * Read-only after load: any thread may read it. */
 #include "bok/config.h"
 
 #include "bok/log.h"

@@ -1,3 +1,5 @@
+/* log.c -- structured log lines (bok/log.h), logfmt or JSON, to stderr;
+ * one write(2) per line, so threads may log at once. */
 #include "bok/log.h"
 
 #include <stdio.h>

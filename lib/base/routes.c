@@ -1,3 +1,6 @@
+/* routes.c -- tenant routing (bok/routes.h): which model and job service
+ * addresses serve a tenant (routes.tenants.*, else routes.default). Built
+ * once from the config, read-only afterwards. */
 #include "bok/routes.h"
 
 #include <stdio.h>

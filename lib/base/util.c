@@ -1,3 +1,5 @@
+/* util.c -- small helpers (bok/util.h): clocks, ISO 8601 times, UUIDs,
+ * tenant name checks, mkdir -p for a file's folder. No state. */
 #include "bok/util.h"
 
 #include <ctype.h>

@@ -1,3 +1,5 @@
+/* job_obs.c -- the job service's metrics and admin HTTP endpoint (/healthz,
+ * /readyz from its database and Kafka, probed in the background, /metrics). */
 #include "job_obs.h"
 
 #include <stdio.h>

@@ -1,3 +1,6 @@
+/* model_service.c -- ModelService's gRPC methods: request checks, schema
+ * compile, calls into model_store.c, protobuf replies. Serving threads call
+ * it; the store does the locking. */
 #include "model_service.h"
 
 #include <stdlib.h>
