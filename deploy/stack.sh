@@ -2,6 +2,10 @@
 # deploy/stack.sh up|down|status -- the whole local stack in the background:
 # Kafka (KRaft), model service, job service, BOK_WORKERS workers (default 1), gateway.
 # BOK_SKIP_KAFKA=1: leave the broker alone (use a running one; tests).
+# BOK_KAFKA_NODES=3: a three-node Kafka cluster (deploy/kafka.sh; ports 9092,
+# 9094, 9096); the services get its bootstrap list and create their topics with
+# replication 3 and min.insync.replicas 2 (kafka.replication_factor,
+# kafka.min_insync_replicas; docs/SCALING.md).
 # Logs: .run/logs/<name>.log   pids: .run/pids/<name>.pid   data: .run/data
 # Admin ports (/metrics, /healthz, /readyz): model 9101, job 9102, workers
 # 9103, 9104, ... (each worker gets its own through BOK_METRICS_LISTEN).
@@ -36,6 +40,13 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 up() {
   mkdir -p "$LOGS" "$PIDS" "$STATE/data"
   [ -n "${BOK_SKIP_KAFKA:-}" ] || bash "$HERE/kafka.sh" start
+  local kenv=()
+  if [ "$(bash "$HERE/kafka.sh" nodes)" -gt 1 ]; then
+    read -r rf isr <<<"$(bash "$HERE/kafka.sh" replication)"
+    kenv=(BOK_KAFKA_BROKERS="$(bash "$HERE/kafka.sh" bootstrap)" BOK_KAFKA_REPLICATION_FACTOR="$rf"
+          BOK_KAFKA_MIN_INSYNC_REPLICAS="$isr")
+    echo "stack: Kafka cluster ${kenv[0]#*=} (replication $rf, min.insync.replicas $isr)"
+  fi
   for s in "${SERVICES[@]}"; do
     read -r name bin cfg port maddr <<<"$s"
     if alive "$name"; then
@@ -47,7 +58,7 @@ up() {
       continue
     fi
     # exec: the background subshell becomes the service, holding no pipe of ours
-    menv=(BOK_RPC_WORKER_TOKEN_FILE="$STATE/secrets/worker.token")
+    menv=(BOK_RPC_WORKER_TOKEN_FILE="$STATE/secrets/worker.token" "${kenv[@]}")
     [ "$maddr" != - ] && menv+=(BOK_METRICS_LISTEN="$maddr")
     [ "$name" = gateway ] && menv+=(BOK_LISTEN="0.0.0.0:$HTTP_PORT")
     case "$name" in worker*) menv+=(BOK_WORKER_ID="$(hostname -s 2>/dev/null || echo local)-$name") ;; esac

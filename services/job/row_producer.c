@@ -142,7 +142,7 @@ static void slot_recreate(row_pool_t *p, slot_t *slot) {
 static void ensure_topic(row_pool_t *p, rd_kafka_t *rk, int partitions) {
   const char *configs[] = {"retention.ms", bok_config_get(p->cfg, "kafka.rows_topic_retention_ms", "604800000"), NULL};
   char err[300];
-  if (bok_kafka_topic_ensure(rk, p->topic, partitions, configs, NULL, NULL, 15000, err, sizeof err) != 0)
+  if (bok_kafka_topic_ensure(rk, p->topic, partitions, configs, p->cfg, NULL, 15000, err, sizeof err) != 0)
     LOGP(p, BOK_LOG_WARN, "%s", err);
 }
 
