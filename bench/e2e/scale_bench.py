@@ -4,7 +4,13 @@ shared single broker ($BOK_KAFKA_BOOTSTRAP) and on a three-node cluster of
 its own (deploy/kafka.sh BOK_KAFKA_NODES=3, replication 3,
 min.insync.replicas 2).
 
-    python3 bench/e2e/scale_bench.py [--rows N] [--workers 1,2,3] [--brokers 1,3] [--repeat R]
+    python3 bench/e2e/scale_bench.py [--rows N] [--workers 1,2,3] [--brokers 1,3] [--repeat R] [--rf F]
+
+--brokers: 1 = the shared broker; p1 = a private single node started like the
+cluster (same heap, fresh); 3 = a private three-node cluster. --rf: the
+topics' replication factor on a private cluster (default min(nodes, 3));
+--rf 1 on three nodes separates the cost of replication from that of running
+three JVMs.
 
 Per run it prints the upload time (gateway + job service writing the rows
 topic), the processing time (job started_at .. finished_at: workers
@@ -50,7 +56,26 @@ def one_run(data, rows, workers, boot, extra):
         wall = time.time() - t0
         e.check(j["total"] == rows, "counters: %s" % j)
         proc = (j.get("processing_ms") or 0) / 1000.0
-        return {"upload_s": t_up, "processing_s": proc, "wall_s": wall}
+        n, total = report_cost(s["job"].metrics_url)
+        return {"upload_s": t_up, "processing_s": proc, "wall_s": wall, "reports": n,
+                "report_ms": 1000.0 * total / n if n else 0.0}
+
+
+def report_cost(metrics_url):
+    """(ReportResults calls, seconds spent serving them) from the job
+    service's bok_rpc_request_duration_seconds histogram."""
+    import urllib.request
+    with urllib.request.urlopen(metrics_url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    n = total = 0.0
+    for line in text.splitlines():
+        if "ReportResults" not in line:
+            continue
+        if line.startswith("bok_rpc_request_duration_seconds_count"):
+            n += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("bok_rpc_request_duration_seconds_sum"):
+            total += float(line.rsplit(" ", 1)[1])
+    return int(n), total
 
 
 def main():
@@ -59,17 +84,21 @@ def main():
     ap.add_argument("--workers", default="1,2,3")
     ap.add_argument("--brokers", default="1,3")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--rf", type=int, default=0)
     a = ap.parse_args()
     data = make_csv(a.rows)
     print("rows %d (%.1f MB); load average at start: %s" % (a.rows, len(data) / 1e6, open("/proc/loadavg").read()
                                                            .strip()), flush=True)
-    print("%-8s %-8s %10s %12s %10s %14s %8s" % ("brokers", "workers", "upload_s", "upload_rows/s", "process_s",
-                                                 "process_rows/s", "wall_s"), flush=True)
-    for nb in [int(x) for x in a.brokers.split(",")]:
-        cluster = None
-        if nb > 1:
+    print("%-8s %-3s %-8s %10s %12s %10s %14s %8s %8s %10s" % (
+        "brokers", "rf", "workers", "upload_s", "upload_rows/s", "process_s", "process_rows/s", "wall_s", "reports",
+        "report_ms"), flush=True)
+    for spec in a.brokers.split(","):
+        nb, cluster, rf = int(spec.lstrip("p")), None, 1
+        if nb > 1 or spec.startswith("p"):
             cluster = e.KafkaCluster(nodes=nb).__enter__()
-            boot, extra = cluster.bootstrap(), {"kafka.replication_factor": min(nb, 3), "kafka.min_insync_replicas": 2}
+            rf = a.rf or min(nb, 3)
+            extra = {"kafka.replication_factor": rf, "kafka.min_insync_replicas": max(1, min(rf - 1, 2))}
+            boot = cluster.bootstrap()
         else:
             boot, extra = e.kafka_bootstrap(), {}
         try:
@@ -78,8 +107,10 @@ def main():
                 up = statistics.median(r["upload_s"] for r in runs)
                 pr = statistics.median(r["processing_s"] for r in runs)
                 wall = statistics.median(r["wall_s"] for r in runs)
-                print("%-8d %-8d %10.1f %12.0f %10.1f %14.0f %8.1f   (load %s)" % (
-                    nb, nw, up, a.rows / up, pr, a.rows / pr if pr else 0, wall,
+                rep = statistics.median(r["reports"] for r in runs)
+                rms = statistics.median(r["report_ms"] for r in runs)
+                print("%-8s %-3d %-8d %10.1f %12.0f %10.1f %14.0f %8.1f %8d %10.2f   (load %s)" % (
+                    spec, rf, nw, up, a.rows / up, pr, a.rows / pr if pr else 0, wall, rep, rms,
                     " ".join(open("/proc/loadavg").read().split()[:3])), flush=True)
         finally:
             if cluster:
