@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 
 import bok_e2e as e
@@ -161,10 +162,21 @@ def test_two_shards_three_workers_two_gateways():
                 st, got = s.http(i, "GET", "/models/" + models[t]["model_id"], tenant=t)
                 e.check(st == 200 and got["model_id"] == models[t]["model_id"],
                         "gateway %d serves %s's model: %s %s" % (i, t, st, got))
-        for i, t in enumerate(TENANTS):
+        # Both uploads at once (one per gateway), so both jobs run when the kills come.
+        answers = {}
+
+        def upload(i, t):
             body, ctype = e.multipart({"model_id": models[t]["model_id"]},
                                       {"file": ("%s.csv" % t, make_csv(t), "text/csv")})
-            st, j = s.http(i, "POST", "/jobs", body=body, headers={"Content-Type": ctype}, tenant=t, timeout=120)
+            answers[t] = s.http(i, "POST", "/jobs", body=body, headers={"Content-Type": ctype}, tenant=t, timeout=120)
+
+        threads = [threading.Thread(target=upload, args=(i, t)) for i, t in enumerate(TENANTS)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        for t in TENANTS:
+            st, j = answers[t]
             e.check(st == 202, "upload of %s: %s %s" % (t, st, j))
             jobs[t] = j["job_id"]
 
