@@ -137,6 +137,21 @@ def on_shard(stubs, sh, tenant):
     return sorted(m.model_id for m in models), sorted(j.job_id for j in jobs)
 
 
+def report_calls(metrics_url):
+    """{code: ReportResults calls} from a job service's bok_rpc_requests_total."""
+    import re
+    import urllib.request
+    with urllib.request.urlopen(metrics_url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("bok_rpc_requests_total{") and "ReportResults" in line:
+            m = re.search(r'code="([A-Z_]+)"', line)
+            if m:
+                out[m.group(1)] = out.get(m.group(1), 0) + int(float(line.rsplit(" ", 1)[1]))
+    return out
+
+
 def wait_final(s, gw, job_id, tenant, timeout=180):
     deadline = time.time() + timeout
     last = None
@@ -220,6 +235,12 @@ def test_two_shards_three_workers_two_gateways():
                             "%s on its shard %s: models %s jobs %s" % (t, name, ms, js))
                 else:
                     e.check(ms == [] and js == [], "%s not on shard %s: models %s jobs %s" % (t, name, ms, js))
+        # Reports went to the tenant's shard: both shards served ReportResults,
+        # neither answered one NOT_FOUND (a job it does not have).
+        for name, sh in s.shards.items():
+            calls = report_calls(sh["job"].metrics_url)
+            e.check(calls.get("OK", 0) > 0 and calls.get("NOT_FOUND", 0) == 0,
+                    "shard %s ReportResults by code: %s" % (name, calls))
         alive = [w for w in s.workers if w is not s.workers[1]] + s.services + [s.gateways[1]]
         e.check(all(x.died() is None for x in alive), "no other process died: %s" %
                 [(x.name, x.died()) for x in alive if x.died() is not None])
