@@ -145,6 +145,9 @@ worker_obs_t *worker_obs_start(const bok_config_t *cfg, bok_log_fn log, void *lo
     goto fail;
   }
   rd_kafka_conf_set(conf, "client.id", "bok-worker-probe", NULL, 0);
+  /* The probe asks for the rows topic's metadata: it must never create the
+   * topic (with broker defaults) before the job service does. */
+  rd_kafka_conf_set(conf, "allow.auto.create.topics", "false", NULL, 0);
   o->probe_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
   snprintf(o->rows_topic, sizeof o->rows_topic, "%s", bok_config_get(cfg, "kafka.rows_topic", "bok.rows"));
   if (!o->probe_rk) goto fail;
