@@ -102,7 +102,12 @@ class Shards:
                 sys.stderr.write("---- %s log ----\n%s\n" % (s.name, s.log_tail()))
         for s in self.all():
             s.stop()
+        # Sanitizer builds: a report in any log fails the test (as in bok_e2e.Stack).
+        bad = [s for s in self.all() if s.sanitizer_report()]
+        msg = "\n".join("---- %s ----\n%s" % (s.name, s.log_tail(60)) for s in bad)
         shutil.rmtree(self.dir, ignore_errors=True)
+        if bad and et is None:
+            raise e.Failure("sanitizer report:\n" + msg)
         return False
 
     def api(self, i):
