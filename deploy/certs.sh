@@ -4,10 +4,11 @@
 #
 #   deploy/certs.sh DIR [NAME...]     (default names: model job worker api gateway)
 #
-# First start only: when DIR/ca.pem exists nothing is changed (delete DIR to
-# make new ones). Writes DIR/ca.pem (+ ca.key), and for each NAME
-# DIR/NAME.pem and DIR/NAME.key: CN=NAME, SANs DNS:NAME, DNS:localhost,
-# IP:127.0.0.1 (so the Compose service name and loopback both verify), usable
+# First start only: when DIR/ca.pem exists its certificates are kept (delete
+# DIR to make new ones); a NAME without DIR/NAME.pem yet is then issued by the
+# existing CA (a layout that adds services, e.g. docker-compose.shards.yml).
+# Writes DIR/ca.pem (+ ca.key), and for each NAME DIR/NAME.pem and
+# DIR/NAME.key: CN=NAME, SANs DNS:NAME, DNS:localhost, IP:127.0.0.1 (so the Compose service name and loopback both verify), usable
 # as server and client certificate. Keys are 0600, owned by whoever runs it.
 # Set BOK_CERTS_DAYS (default 825) for the validity. Needs openssl.
 set -euo pipefail
@@ -22,14 +23,21 @@ names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(model job worker api gateway)
 days=${BOK_CERTS_DAYS:-825}
 
-if [ -s "$dir/ca.pem" ]; then
-  echo "certs: $dir/ca.pem exists, keeping the certificates in $dir"
-  exit 0
-fi
-command -v openssl >/dev/null || { echo "certs: openssl is not installed" >&2; exit 1; }
 for n in "${names[@]}"; do
   [[ "$n" =~ ^[A-Za-z0-9][A-Za-z0-9.-]*$ ]] || { echo "certs: bad name '$n'" >&2; exit 2; }
 done
+existing=0
+if [ -s "$dir/ca.pem" ]; then
+  missing=()
+  for n in "${names[@]}"; do [ -s "$dir/$n.pem" ] || missing+=("$n"); done
+  if [ ${#missing[@]} -eq 0 ] || [ ! -s "$dir/ca.key" ]; then
+    echo "certs: $dir/ca.pem exists, keeping the certificates in $dir"
+    exit 0
+  fi
+  names=("${missing[@]}")
+  existing=1
+fi
+command -v openssl >/dev/null || { echo "certs: openssl is not installed" >&2; exit 1; }
 
 umask 077
 mkdir -p "$dir"
@@ -38,9 +46,13 @@ mkdir -p "$dir"
 work=$(mktemp -d "$dir/.certs.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days "$days" \
-  -keyout "$work/ca.key" -out "$work/ca.pem" -subj "/CN=bok-local-ca" \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+if [ "$existing" = 1 ]; then
+  cp "$dir/ca.pem" "$dir/ca.key" "$work/"
+else
+  openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days "$days" \
+    -keyout "$work/ca.key" -out "$work/ca.pem" -subj "/CN=bok-local-ca" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+fi
 
 for n in "${names[@]}"; do
   cat >"$work/$n.ext" <<EOF
@@ -61,6 +73,8 @@ chmod 644 "$work"/*.pem
 for n in "${names[@]}"; do
   mv -f "$work/$n.key" "$work/$n.pem" "$dir/"
 done
-mv -f "$work/ca.key" "$dir/ca.key"
-mv -f "$work/ca.pem" "$dir/ca.pem"
+if [ "$existing" = 0 ]; then
+  mv -f "$work/ca.key" "$dir/ca.key"
+  mv -f "$work/ca.pem" "$dir/ca.pem"
+fi
 echo "certs: CA and certificates for ${names[*]} written to $dir"

@@ -1,5 +1,6 @@
 /* kafka.c -- shared librdkafka helpers (bok/kafka.h): configuration, client
- * creation with init_transactions, topic creation and leader wait, commit
+ * creation with init_transactions, topic creation (partitions, replication
+ * and min.insync.replicas from the configuration) and leader wait, commit
  * with retry. Used by the job service's rows producers and the worker. */
 #include "bok/kafka.h"
 
@@ -85,12 +86,17 @@ static int set_topic_prop(void *ud, const char *k, const char *v) {
 int bok_kafka_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, const char *const *configs,
                            const bok_config_t *cfg, const char *cfg_prefix, int timeout_ms, char *err, size_t errlen) {
   char es[256];
-  rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, 1, es, sizeof es);
+  int replication = cfg ? (int)bok_config_get_int(cfg, "kafka.replication_factor", -1) : -1;
+  int min_isr = cfg ? (int)bok_config_get_int(cfg, "kafka.min_insync_replicas", 0) : 0;
+  rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, replication > 0 ? replication : -1, es, sizeof es);
   if (!nt) {
     snprintf(err, errlen, "topic %s: %s", topic, es);
     return -1;
   }
   topic_ctx_t tc = {nt, 0, err, errlen};
+  char isr[16];
+  snprintf(isr, sizeof isr, "%d", min_isr);
+  if (min_isr > 0) set_topic_prop(&tc, "min.insync.replicas", isr);
   for (size_t i = 0; configs && configs[i] && configs[i + 1]; i += 2) set_topic_prop(&tc, configs[i], configs[i + 1]);
   if (cfg && cfg_prefix) bok_config_each(cfg, cfg_prefix, set_topic_prop, &tc);
   int rc = tc.bad ? -1 : 0;
@@ -142,6 +148,50 @@ int bok_kafka_topic_wait_leaders(rd_kafka_t *rk, const char *topic, int timeout_
   }
   rd_kafka_topic_destroy(rkt);
   return ready ? 0 : -1;
+}
+
+int bok_kafka_cluster_health(rd_kafka_t *rk, const char *topic, int timeout_ms, char *note, size_t notelen) {
+  note[0] = 0;
+  rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+  if (!rkt) {
+    snprintf(note, notelen, "Kafka: bad topic %s", topic);
+    return -1;
+  }
+  const struct rd_kafka_metadata *md = NULL;
+  rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+  rd_kafka_topic_destroy(rkt);
+  if (e) {
+    snprintf(note, notelen, "Kafka unreachable: %s", rd_kafka_err2str(e));
+    return -1;
+  }
+  int32_t down[16];
+  int ndown = 0, under = 0, leaderless = 0, parts = 0;
+  if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const struct rd_kafka_metadata_topic *t = &md->topics[0];
+    parts = t->partition_cnt;
+    for (int i = 0; i < t->partition_cnt; i++) {
+      const struct rd_kafka_metadata_partition *pt = &t->partitions[i];
+      if (pt->leader < 0) leaderless++;
+      if (pt->isr_cnt < pt->replica_cnt) under++;
+      for (int r = 0; r < pt->replica_cnt; r++) {
+        int known = 0, listed = 0;
+        for (int b = 0; b < md->broker_cnt; b++) known |= md->brokers[b].id == pt->replicas[r];
+        for (int d = 0; d < ndown; d++) listed |= down[d] == pt->replicas[r];
+        if (!known && !listed && ndown < 16) down[ndown++] = pt->replicas[r];
+      }
+    }
+  }
+  rd_kafka_metadata_destroy(md);
+  if (!ndown && !under && !leaderless) return 0;
+  size_t off = (size_t)snprintf(note, notelen, "Kafka degraded:");
+  for (int d = 0; d < ndown && off < notelen; d++)
+    off += (size_t)snprintf(note + off, notelen - off, "%s broker %d down", d ? "," : "", (int)down[d]);
+  if (under && off < notelen)
+    off += (size_t)snprintf(note + off, notelen - off, "%s %d of %d partitions of %s under-replicated",
+                            ndown ? ";" : "", under, parts, topic);
+  if (leaderless && off < notelen)
+    snprintf(note + off, notelen - off, "; %d of %d partitions of %s without a leader", leaderless, parts, topic);
+  return 1;
 }
 
 bok_kafka_commit_t bok_kafka_txn_commit(rd_kafka_t *rk, int timeout_ms, int retries, char *err, size_t errlen) {

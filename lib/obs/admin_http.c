@@ -155,7 +155,11 @@ static void serve(bok_admin_http_t *a, int fd) {
     char reason[400] = "";
     int ready = a->o.ready ? a->o.ready(a->o.ready_ud, reason, sizeof reason) : 1;
     bok_buf_t b = BOK_BUF_INIT(0);
-    if (ready) {
+    if (ready && reason[0]) { /* ready, but something it depends on is degraded */
+      bok_buf_appends(&b, "{\"status\":\"ready\",\"degraded\":\"");
+      json_reason(&b, reason);
+      bok_buf_appends(&b, "\"}");
+    } else if (ready) {
       bok_buf_appends(&b, "{\"status\":\"ready\"}");
     } else {
       bok_buf_appends(&b, "{\"status\":\"not ready\",\"reason\":\"");
@@ -287,7 +291,8 @@ static void *cache_main(void *arg) {
     int ok = c->probe(c->ud, why, sizeof why);
     pthread_mutex_lock(&c->mu);
     c->ready = ok;
-    snprintf(c->reason, sizeof c->reason, "%s", ok ? "" : (why[0] ? why : "not ready"));
+    /* A ready probe may leave a note (e.g. "Kafka degraded: ...") */
+    snprintf(c->reason, sizeof c->reason, "%s", ok ? why : (why[0] ? why : "not ready"));
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += c->interval_ms / 1000;
@@ -326,7 +331,7 @@ int bok_ready_cache_get(void *cache, char *reason, size_t reason_len) {
   if (!c) return 1;
   pthread_mutex_lock(&c->mu);
   int ok = c->ready;
-  if (!ok && reason_len) snprintf(reason, reason_len, "%s", c->reason);
+  if (reason_len) snprintf(reason, reason_len, "%s", c->reason);
   pthread_mutex_unlock(&c->mu);
   return ok;
 }

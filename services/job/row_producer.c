@@ -152,7 +152,7 @@ static int ensure_topic(row_pool_t *p, rd_kafka_t *rk, int timeout_ms) {
   const char *configs[] = {"retention.ms", bok_config_get(p->cfg, "kafka.rows_topic_retention_ms", "604800000"), NULL};
   int partitions = (int)bok_config_get_int(p->cfg, "kafka.rows_partitions", 8);
   char err[300];
-  if (bok_kafka_topic_ensure(rk, p->topic, partitions, configs, NULL, NULL, timeout_ms, err, sizeof err) != 0) {
+  if (bok_kafka_topic_ensure(rk, p->topic, partitions, configs, p->cfg, NULL, timeout_ms, err, sizeof err) != 0) {
     LOGP(p, BOK_LOG_WARN, "%s (retried at the next upload)", err);
     return -1;
   }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bok/admin_http.h"
+#include "bok/kafka.h"
 #include "bok/routes.h"
 #include "bok/rpc.h"
 #include "bok/util.h"
@@ -22,6 +23,7 @@ worker_metrics_t worker_metrics;
 
 struct worker_obs {
   rd_kafka_t *probe_rk; /* a plain producer handle used only for metadata probes */
+  char rows_topic[256];  /* whose replicas the probe checks */
   bok_routes_t *routes;
   bok_rpc_chancache_t *chans; /* probe channels, one per job service address */
   bok_ready_cache_t *ready;
@@ -75,13 +77,14 @@ void worker_obs_lag_clear(const rd_kafka_topic_partition_list_t *parts) {
 
 static int probe(void *ud, char *reason, size_t n) {
   worker_obs_t *o = ud;
-  const struct rd_kafka_metadata *md = NULL;
-  rd_kafka_resp_err_t e = rd_kafka_metadata(o->probe_rk, 0, NULL, &md, PROBE_TIMEOUT_MS);
-  if (e) {
-    snprintf(reason, n, "Kafka unreachable: %s", rd_kafka_err2str(e));
+  /* Unreachable: not ready. A broker of the rows topic's replicas down (or
+   * partitions under-replicated): still ready, /readyz shows it as
+   * "degraded" (the cluster keeps working while min.insync.replicas hold). */
+  char note[300];
+  if (bok_kafka_cluster_health(o->probe_rk, o->rows_topic, PROBE_TIMEOUT_MS, note, sizeof note) < 0) {
+    snprintf(reason, n, "%s", note);
     return 0;
   }
-  rd_kafka_metadata_destroy(md);
   for (size_t i = 0; i < bok_rpc_chancache_count(o->chans); i++) {
     bok_rpc_channel_t *ch = bok_rpc_chancache_at(o->chans, i);
     Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
@@ -99,6 +102,7 @@ static int probe(void *ud, char *reason, size_t n) {
       return 0;
     }
   }
+  snprintf(reason, n, "%s", note);
   return 1;
 }
 
@@ -145,7 +149,11 @@ worker_obs_t *worker_obs_start(const bok_config_t *cfg, bok_log_fn log, void *lo
     goto fail;
   }
   rd_kafka_conf_set(conf, "client.id", "bok-worker-probe", NULL, 0);
+  /* The probe asks for the rows topic's metadata: it must never create the
+   * topic (with broker defaults) before the job service does. */
+  rd_kafka_conf_set(conf, "allow.auto.create.topics", "false", NULL, 0);
   o->probe_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
+  snprintf(o->rows_topic, sizeof o->rows_topic, "%s", bok_config_get(cfg, "kafka.rows_topic", "bok.rows"));
   if (!o->probe_rk) goto fail;
   o->routes = bok_routes_from_config(cfg, "127.0.0.1:50051", "127.0.0.1:50052", err, errlen);
   if (!o->routes) goto fail;

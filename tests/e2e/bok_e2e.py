@@ -523,6 +523,105 @@ class PrivateKafka:
         return False
 
 
+class KafkaCluster:
+    """A cluster of the test's own: `nodes` KRaft nodes (each broker +
+    controller, one quorum) started by deploy/kafka.sh on free ports in a temp
+    dir, replication min(nodes, 3) and min.insync.replicas 2 for the internal
+    topics. kill(node) SIGKILLs one node (a crash), start() brings back the
+    ones that are down. Every node is stopped at exit."""
+
+    def __init__(self, nodes=3, env=None, heap="384m"):
+        self.nodes = nodes
+        self.ports = [free_port() for _ in range(nodes)]
+        ctrl = [free_port() for _ in range(nodes)]
+        self.dir = tempfile.mkdtemp(prefix="bok-kcluster-")
+        self.env = dict(os.environ, BOK_KAFKA_NODES=str(nodes), BOK_KAFKA_PORTS=",".join(map(str, self.ports)),
+                        BOK_KAFKA_CTRL_PORTS=",".join(map(str, ctrl)), BOK_KAFKA_PORT=str(self.ports[0]),
+                        BOK_KAFKA_DIR=self.dir, BOK_KAFKA_HEAP=heap)
+        self.env.update(env or {})
+        self.script = os.path.join(SRC, "deploy", "kafka.sh")
+
+    def run(self, cmd, timeout=300):
+        r = subprocess.run(["bash", self.script, cmd], env=self.env, capture_output=True, text=True, timeout=timeout)
+        check(r.returncode == 0, "kafka.sh %s: %s %s" % (cmd, r.stdout, r.stderr))
+        return r.stdout
+
+    def bootstrap(self):
+        return ",".join("127.0.0.1:%d" % p for p in self.ports)
+
+    def pids(self):
+        """{node: pid} of the running nodes."""
+        out = {}
+        for line in self.run("pids").splitlines():
+            node, pid = line.split()
+            out[int(node)] = int(pid)
+        return out
+
+    def kill(self, node):
+        """SIGKILL one node (a broker and a controller crash at once)."""
+        pid = self.pids()[node]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                return
+            time.sleep(0.1)
+
+    def start(self):
+        self.run("start")
+        return self
+
+    def log_tail(self, node, n=30):
+        try:
+            with open(os.path.join(self.dir, "node-%d" % node, "kafka.log"), "rb") as f:
+                return b"\n".join(f.read().splitlines()[-n:]).decode("utf-8", "replace")
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *a):
+        subprocess.run(["bash", self.script, "stop"], env=self.env, capture_output=True, timeout=180)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return False
+
+
+def kafka_topic_config(bootstrap, topic):
+    """{name: value} of the topic's own configs (those set on the topic, not
+    broker defaults), through Kafka's ConfigCommand from deploy/kafka.sh's
+    jar cache."""
+    cache = os.path.join(os.environ.get("BOK_CACHE_DIR", os.path.expanduser("~/.cache/batch-on-kafka")),
+                         "kafka-4.1.1", "libs", "*")
+    r = subprocess.run(["java", "-Xmx128m", "-cp", cache, "kafka.admin.ConfigCommand", "--bootstrap-server",
+                        bootstrap, "--entity-type", "topics", "--entity-name", topic, "--describe"],
+                       capture_output=True, text=True, timeout=120)
+    out = {}
+    for line in r.stdout.splitlines():
+        line = line.strip()
+        if "=" in line and " sensitive=" in line:
+            k, v = line.split(" ", 1)[0].split("=", 1)
+            out[k] = v
+    return out
+
+
+def kafka_topic_replicas(bootstrap, topic):
+    """[(partition, replicas, isr)] of the topic from kcat's metadata."""
+    raw = subprocess.run(["kcat", "-L", "-b", bootstrap, "-t", topic, "-J"], capture_output=True, timeout=30).stdout
+    md = json.loads(raw or b"{}")
+    for t in md.get("topics", []):
+        if t.get("topic") == topic:
+            return [(p["partition"], [r["id"] for r in p.get("replicas", [])], [r["id"] for r in p.get("isrs", [])])
+                    for p in t.get("partitions", [])]
+    return []
+
+
 # ---- Kafka through kcat ------------------------------------------------------
 
 def kcat_consume(topic, read_committed=True, timeout=20, expect=None, bootstrap=None):

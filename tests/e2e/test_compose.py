@@ -358,5 +358,85 @@ def test_runtime_packages_cover_every_library_the_binaries_load():
     e.check(not missing, "libraries the runtime image would lack (add to RUNTIME_PKGS):\n  " + "\n  ".join(sorted(missing)))
 
 
+# ---- the two-shard overlay (issue 19, docs/SCALING.md) -------------------------
+
+SHARDS_FILE = os.path.join(SRC, "docker-compose.shards.yml")
+SHARD_CONFIGS = os.path.join(SRC, "deploy", "config", "shards")
+
+
+def merged_shards():
+    """docker-compose.yml + docker-compose.shards.yml as docker-compose resolves them."""
+    r = subprocess.run(["docker-compose", "-f", ROOT_FILE, "-f", SHARDS_FILE, "config"], capture_output=True,
+                       text=True, cwd=SRC, env=dict(os.environ, TENANT_HEADER=""))
+    e.check(r.returncode == 0, "docker-compose config with the shards overlay:\n%s" % r.stderr)
+    return yaml.safe_load(r.stdout)
+
+
+def test_shard_configs_are_the_base_configs_plus_routes():
+    """deploy/config/shards/*.yaml differ from deploy/config/*.yaml only in
+    routes.tenants, which sends tenant_b to shard b (the ports of
+    deploy/stack.sh BOK_SHARDS=2)."""
+    for f in ("gateway.yaml", "worker.yaml"):
+        base, shard = load(os.path.join(SRC, "deploy", "config", f)), load(os.path.join(SHARD_CONFIGS, f))
+        e.check(shard["routes"]["default"] == base["routes"]["default"], "%s: default route differs" % f)
+        e.check(shard["routes"]["tenants"] == {"tenant_b": {"model": "127.0.0.1:50061", "job": "127.0.0.1:50062"}},
+                "%s: tenant routes %s" % (f, shard["routes"]["tenants"]))
+        base.pop("routes"), shard.pop("routes")
+        e.check(base == shard, "%s: the shard config drifted from the base config" % f)
+    with open(os.path.join(SRC, "deploy", "stack.sh")) as f:
+        stack = f.read()
+    e.check("127.0.0.1:50061" in stack and "127.0.0.1:50062" in stack, "stack.sh BOK_SHARDS=2 ports")
+
+
+def test_shards_overlay_layout():
+    """Two model+job shards with their own volumes and certificates, three
+    workers and two gateways reading the shard routes, each route pointed at
+    the shard's service names; start order waits for both shards."""
+    c = merged_shards()
+    svcs = c["services"]
+    want = SERVICES | {"model-b", "job-b", "worker-2", "worker-3", "api-2"}
+    e.check(set(svcs) == want, "services: %s" % sorted(svcs))
+    shard_routes = {"BOK_ROUTES_DEFAULT_MODEL": "model:50051", "BOK_ROUTES_DEFAULT_JOB": "job:50052",
+                    "BOK_ROUTES_TENANTS_TENANT_B_MODEL": "model-b:50051", "BOK_ROUTES_TENANTS_TENANT_B_JOB": "job-b:50052"}
+    routed_keys = flatten(load(os.path.join(SHARD_CONFIGS, "worker.yaml")))
+    for var in shard_routes:  # a tenant route's variable overrides a key the file declares
+        e.check(any(env_name(k) == var for k in routed_keys), "%s names no key of deploy/config/shards" % var)
+    for name in ("worker", "worker-2", "worker-3", "api", "api-2"):
+        svc, env = svcs[name], env_of(svcs[name])
+        e.check({k: env.get(k) for k in shard_routes} == shard_routes, "%s: routes %s" % (name, env))
+        cfg = svc["command"][svc["command"].index("--config") + 1]
+        e.check(cfg.startswith("/etc/bok/shards/") and os.path.isfile(os.path.join(SHARD_CONFIGS, os.path.basename(cfg))),
+                "%s: config %s" % (name, cfg))
+        binds = [v for v in svc["volumes"] if isinstance(v, str) and v.endswith(":/etc/bok/shards:ro")]
+        e.check(len(binds) == 1 and os.path.normpath(binds[0].split(":")[0]) == SHARD_CONFIGS,
+                "%s: deploy/config/shards not mounted: %s" % (name, svc["volumes"]))
+        e.check({"model", "job", "model-b", "job-b"} <= set(svc.get("depends_on") or {}),
+                "%s waits for both shards: %s" % (name, sorted(svc.get("depends_on") or {})))
+        e.check("container_name" not in svc, "%s: container_name" % name)
+    e.check(env_of(svcs["job-b"]).get("BOK_MODEL_SERVICE") == "model-b:50051", "job-b resolves models on model-b")
+    e.check(env_of(svcs["job"]).get("BOK_MODEL_SERVICE") == "model:50051", "job resolves models on model")
+    data = {n: [v for v in svcs[n]["volumes"] if v.endswith(":/data:rw") or v.endswith(":/data")]
+            for n in ("model", "job", "model-b", "job-b")}
+    e.check(len({tuple(v) for v in data.values()}) == 4 and all(len(v) == 1 for v in data.values()),
+            "each shard service has its own data volume: %s" % data)
+    for n in ("model-b", "job-b"):
+        env = env_of(svcs[n])
+        e.check(env.get("BOK_RPC_TLS_CERT") == "/certs/%s.pem" % n and n in svcs["certs"]["command"],
+                "%s presents its own certificate (SAN %s): %s" % (n, n, env))
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/readyz", " ".join(svcs[n]["healthcheck"]["test"]))
+        e.check(m and int(m.group(1)) == port_of(env["BOK_METRICS_LISTEN"]), "%s: health check port" % n)
+    api2 = env_of(svcs["api-2"])
+    ports = [p if isinstance(p, str) else "%s:%s" % (p["published"], p["target"]) for p in svcs["api-2"]["ports"]]
+    e.check(port_of(api2["BOK_LISTEN"]) == 8001 and ports == ["8001:8001"], "api-2 on 8001: %s" % ports)
+    e.check(all(svcs[n].get("restart") == "unless-stopped" for n in want - ONE_SHOT), "restart policies")
+    for name in ("model-b", "job-b", "worker-2", "api-2"):
+        binary = svcs[name]["command"][0]
+        keys, source = accepted_keys(binary, BINARY[binary][0])
+        env_keys = {env_name(k) for k in keys} | {env_name(k) for k in routed_keys}
+        for var in env_of(svcs[name]):
+            if var.startswith("BOK_"):
+                e.check(var in env_keys, "%s: %s names no key of %s (%s)" % (name, var, binary, source))
+
+
 if __name__ == "__main__":
     e.run_tests(globals())

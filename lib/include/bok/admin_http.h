@@ -6,7 +6,10 @@
  *   GET /metrics  the registry in Prometheus text format 0.0.4
  *   GET /healthz  200 {"status":"ok"} while the process runs (liveness)
  *   GET /readyz   200 {"status":"ready"}, or 503 {"status":"not ready",
- *                 "reason":"..."} when the ready callback says so
+ *                 "reason":"..."} when the ready callback says so; 200
+ *                 {"status":"ready","degraded":"..."} when it says ready
+ *                 but left a note (a dependency is degraded, e.g. a Kafka
+ *                 broker of three is down)
  *   anything else 404; a method other than GET/HEAD 405; a request head over
  *   8 KiB 431; a client that does not send its request within 5 s is dropped.
  * Connections are served one at a time: scrapes and probes are small.
@@ -24,7 +27,8 @@
 #include "bok/log.h"
 #include "bok/metrics.h"
 
-/* 1 = ready; 0 = not ready with a short reason written into `reason`. */
+/* 1 = ready; 0 = not ready with a short reason written into `reason`. A
+ * ready answer may also write a note ("" = none): a degraded dependency. */
 typedef int (*bok_ready_fn)(void *ud, char *reason, size_t reason_len);
 
 typedef struct bok_admin_http bok_admin_http_t;

@@ -43,11 +43,14 @@ int bok_kafka_init_transactions(rd_kafka_t *rk, int timeout_ms, char *err, size_
  * id). NULL is fine. */
 void bok_kafka_producer_drop(rd_kafka_t *rk);
 
-/* Creates `topic` if missing with `partitions` partitions, replication 1,
- * topic configs from `configs` (NULL-terminated pairs; may be NULL) and
- * every `<cfg_prefix>*` key of cfg (may be NULL). An existing topic is left
- * as it is (0). -1 with err set when the broker refused or did not answer in
- * timeout_ms. */
+/* Creates `topic` if missing with `partitions` partitions, topic configs
+ * from `configs` (NULL-terminated pairs; may be NULL) and every
+ * `<cfg_prefix>*` key of cfg (may be NULL). Replication comes from cfg:
+ * `kafka.replication_factor` (default -1: the broker's
+ * default.replication.factor) and `kafka.min_insync_replicas` (default 0:
+ * the broker's min.insync.replicas); cfg NULL = broker defaults. An existing
+ * topic is left as it is (0). -1 with err set when the broker refused or did
+ * not answer in timeout_ms. */
 int bok_kafka_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, const char *const *configs,
                            const bok_config_t *cfg, const char *cfg_prefix, int timeout_ms, char *err, size_t errlen);
 
@@ -55,6 +58,14 @@ int bok_kafka_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, co
  * (messages to partitions without a known leader sit unassigned). 0 ready,
  * -1 after timeout_ms. */
 int bok_kafka_topic_wait_leaders(rd_kafka_t *rk, const char *topic, int timeout_ms);
+
+/* The cluster as seen from `topic`'s metadata, for readiness: -1 when no
+ * broker answered within timeout_ms (note: "Kafka unreachable: ..."); 1 when
+ * degraded: a broker listed as a replica of the topic is missing from the
+ * metadata (down or fenced), or a partition has fewer in-sync replicas than
+ * replicas or no leader (note names them, e.g. "Kafka degraded: broker 2
+ * down; 8 of 8 partitions of bok.rows under-replicated"); 0 healthy (note ""). */
+int bok_kafka_cluster_health(rd_kafka_t *rk, const char *topic, int timeout_ms, char *note, size_t notelen);
 
 /* Outcome of bok_kafka_txn_commit. */
 typedef enum {

@@ -187,7 +187,8 @@ static int g_ready;
 static int ready_cb(void *ud, char *reason, size_t n) {
   (void)ud;
   if (!g_ready) snprintf(reason, n, "kafka \"down\"");
-  return g_ready;
+  if (g_ready == 2) snprintf(reason, n, "Kafka degraded: broker 3 down"); /* ready, with a note */
+  return g_ready != 0;
 }
 
 /* Sends `req` to port, returns the whole response (malloc'd). */
@@ -253,6 +254,12 @@ static void test_admin_http(void **st) {
   assert_true(strncmp(r, "HTTP/1.1 200 OK\r\n", 17) == 0);
   assert_non_null(strstr(r, "{\"status\":\"ready\"}"));
   free(r);
+  g_ready = 2; /* ready, but a dependency is degraded: 200 naming it */
+  r = get(port, "/readyz");
+  assert_true(strncmp(r, "HTTP/1.1 200 OK\r\n", 17) == 0);
+  assert_non_null(strstr(r, "{\"status\":\"ready\",\"degraded\":\"Kafka degraded: broker 3 down\"}"));
+  free(r);
+  g_ready = 1;
 
   r = get(port, "/nope");
   assert_true(strncmp(r, "HTTP/1.1 404 ", 13) == 0);
@@ -293,7 +300,8 @@ static volatile int g_probe_ok;
 static int probe(void *ud, char *reason, size_t n) {
   (*(volatile int *)ud)++;
   if (!g_probe_ok) snprintf(reason, n, "broker down");
-  return g_probe_ok;
+  if (g_probe_ok == 2) snprintf(reason, n, "degraded");
+  return g_probe_ok != 0;
 }
 
 /* Waits up to 3 s for the cache to say `want`. */
@@ -317,9 +325,13 @@ static void test_ready_cache(void **st) {
   assert_true(wait_state(c, 0, why, sizeof why));
   g_probe_ok = 1;
   assert_true(wait_state(c, 1, why, sizeof why));
+  assert_string_equal(why, ""); /* ready without a note */
   g_probe_ok = 0;
   assert_true(wait_state(c, 0, why, sizeof why));
   assert_string_equal(why, "broker down");
+  g_probe_ok = 2; /* ready with a note: the cache keeps it */
+  assert_true(wait_state(c, 1, why, sizeof why));
+  assert_string_equal(why, "degraded");
   bok_ready_cache_stop(c);
 }
 
