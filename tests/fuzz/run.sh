@@ -74,7 +74,8 @@ obj() { # obj SRC [EXTRA_FLAGS...] -> prints the object's path
 }
 H2O_CFLAGS="$(pkg-config --cflags libh2o-evloop)"
 CORE=""
-for s in "$REPO"/lib/rows/*.c "$REPO"/lib/base/buf.c; do # every data-core file
+for s in "$REPO"/lib/rows/*.c "$REPO"/lib/base/buf.c; do # every rows-library file but the
+  [ "$(basename "$s")" = reject.c ] && continue             # protobuf rejection builder
   CORE="$CORE $(obj "$s")"
 done
 GW="$(obj "$REPO/gateway/multipart.c") $(obj "$REPO/gateway/route.c") $(obj "$REPO/gateway/body_pages.c" $H2O_CFLAGS)"
