@@ -17,7 +17,7 @@
  *
  * Express partitions (docs/FAIRNESS.md): with kafka.express_partitions = E >
  * 0, partitions 0..E-1 of the rows topic carry small jobs only. An upload's
- * messages are held back until it passes kafka.express_max_rows rows (then
+ * messages are held back until it passes kafka.express_max_rows rows or 8 MB (then
  * they, and every later one, go round-robin to partitions E..N-1 from a start
  * picked by the job id) or ends (then they go to one express partition, picked
  * by the job id). Workers drain their express partitions first. */
@@ -36,6 +36,9 @@
 #include "job_obs.h"
 
 #define POOL 2
+/* An upload whose held messages pass this many bytes is not small, whatever
+ * its rows: bounds the memory held per upload (rows may be 1 MB each). */
+#define EXPRESS_MAX_BYTES (8u << 20)
 #define TXN_TIMEOUT_MS 60000
 #define COMMIT_TIMEOUT_MS 30000
 
@@ -110,6 +113,7 @@ struct row_batch_writer {
   held_t *held;      /* packed messages waiting for the express decision */
   size_t nheld, heldcap;
   int64_t held_rows;
+  size_t held_bytes;
 };
 
 #define LOGP(p, lvl, ...) bok_logf((p)->log, (p)->log_opaque, lvl, __VA_ARGS__)
@@ -443,7 +447,8 @@ static int flush_batch(row_batch_writer_t *w) {
   } else {
     hold_msg(w, buf, sz, key, kl, idx);
     w->held_rows += rows;
-    if (w->held_rows > w->pool->express_max_rows) release_held(w, ROUTE_BULK);
+    w->held_bytes += sz;
+    if (w->held_rows > w->pool->express_max_rows || w->held_bytes > EXPRESS_MAX_BYTES) release_held(w, ROUTE_BULK);
   }
   rd_kafka_poll(w->slot->rk, 0);
   return w->slot->failed ? -1 : 0;

@@ -119,18 +119,20 @@ static int collect_express(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, i
 }
 
 /* Collects up to ~batch_max_rows rows (or batch_max_ms) of messages of the
- * bulk partitions; with `yield`, stops early when the express queue has
- * messages. */
+ * bulk partitions; stops early when the express queue has messages: at once
+ * with `yield`, else (the bulk partitions' turn) only when they have
+ * nothing. */
 static int collect(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max, int yield) {
   int nm = 0;
   int64_t deadline = bok_mono_ms() + w->batch_max_ms;
   int gen = w->rebalances;
+  int idle = 0; /* a poll found nothing */
   int max_rows = w->express_owned && w->batch_max_rows > EXPRESS_LANE_BULK_ROWS ? EXPRESS_LANE_BULK_ROWS
                                                                                 : w->batch_max_rows;
   while (nm < max && !w->stop) {
     int64_t left = deadline - bok_mono_ms();
     if (left <= 0 && nm > 0) break;
-    if (yield && express_ready(w)) break; /* run what is collected (maybe nothing), then the express batch */
+    if ((yield || idle) && express_ready(w)) break; /* run what is collected (maybe nothing), then express */
     int wait = nm ? (int)(left > 0 ? left : 0) : 200;
     if (w->express_owned && wait > EXPRESS_POLL_MS) wait = EXPRESS_POLL_MS;
     rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, wait);
@@ -145,6 +147,7 @@ static int collect(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max, 
     }
     if (!m) {
       if (nm && !w->express_owned) break;
+      idle = 1;
       continue;
     }
     if (take(w, b, msgs, &nm, m) && (int)(nm * 500) >= max_rows) break; /* ~500 rows a message */

@@ -3,7 +3,7 @@ behind another tenant's big job. Tenant A uploads a big job; once the workers
 are busy with it, tenant B uploads 10 rows: B's job finishes, with exact
 counters, while A's job is still far from done.
 
-BOK_FAIRNESS_ROWS sets A's size (default 200,000). BOK_FAIRNESS_EXPRESS=0
+BOK_FAIRNESS_ROWS sets A's size (default 400,000). BOK_FAIRNESS_EXPRESS=0
 turns the express partitions off on both services (the old behaviour: this
 test then fails, B waits behind A's rows)."""
 import os
@@ -17,7 +17,7 @@ import run_bench as rb  # noqa: E402
 
 SCHEMA = {"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
           "required": ["id", "name"]}
-BIG = int(os.environ.get("BOK_FAIRNESS_ROWS", "200000"))
+BIG = int(os.environ.get("BOK_FAIRNESS_ROWS", "400000"))
 EXPRESS = os.environ.get("BOK_FAIRNESS_EXPRESS")
 
 
