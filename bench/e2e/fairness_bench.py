@@ -12,6 +12,7 @@ broker like run_bench.py (which calls run() for its table).
    smaller share over the larger (goal >= 0.8, "within 20 %").
 
     python3 bench/e2e/fairness_bench.py [--big-rows N] [--share-rows N] [--express N]
+                                        [--stripes G --partitions N] [--prefetch-kb K]
 
 Smaller sizes for quick runs: BOK_FAIRNESS_BIG_ROWS, BOK_FAIRNESS_SHARE_ROWS
 (or the flags). --express 0 runs with the express partitions off (the old
@@ -78,10 +79,21 @@ def model(stack, tenant, name):
     return m["model_id"]
 
 
+# Extra settings for the stacks (set by run()): express partitions on both
+# services, tenant stripes and rows-topic partitions on the job service.
+KNOBS = {"express": None, "stripes": None, "partitions": 8, "prefetch_kb": None}
+
+
 def overrides(express):
-    if express is None:
-        return {}
-    return {"job": {"kafka.express_partitions": express}, "worker": {"kafka.express_partitions": express}}
+    ov = {"job": {}, "worker": {}}
+    if express is not None:
+        ov["job"]["kafka.express_partitions"] = ov["worker"]["kafka.express_partitions"] = express
+    if KNOBS["stripes"] is not None:
+        ov["job"]["kafka.tenant_stripes"] = KNOBS["stripes"]
+    ov["job"]["kafka.rows_partitions"] = KNOBS["partitions"]
+    if KNOBS["prefetch_kb"] is not None:  # what a lane fetches ahead (librdkafka's default here: 16 MB)
+        ov["worker"]["kafka.consumer"] = {"queued.max.messages.kbytes": str(KNOBS["prefetch_kb"])}
+    return ov
 
 
 def small_behind_big(tmp, big_rows, express, timeout):
@@ -92,7 +104,7 @@ def small_behind_big(tmp, big_rows, express, timeout):
     res = {"big_rows": big_rows, "small_rows": 10, "every_s": SMALL_EVERY_S}
     with e.Stack(workers=1, overrides=overrides(express)) as s:
         ma, mb = model(s, "tenant-a", "fair-big"), model(s, "tenant-b", "fair-small")
-        rb.wait_assigned(s, 8, timeout=60)
+        rb.wait_assigned(s, KNOBS["partitions"], timeout=60)
         stop = threading.Event()
         smalls = []
 
@@ -138,7 +150,7 @@ def shares(tmp, rows, express, timeout):
     res = {"rows_each": rows}
     with e.Stack(workers=1, overrides=overrides(express)) as s:
         ma, mb = model(s, "tenant-a", "fair-a"), model(s, "tenant-b", "fair-b")
-        rb.wait_assigned(s, 8, timeout=60)
+        rb.wait_assigned(s, KNOBS["partitions"], timeout=60)
         t0 = time.time()
         pa, pb = upload(s, "tenant-a", ma, path), upload(s, "tenant-b", mb, path)
         ends = {}
@@ -171,10 +183,12 @@ def shares(tmp, rows, express, timeout):
     return res
 
 
-def run(big_rows, share_rows, express=None, timeout=900):
+def run(big_rows, share_rows, express=None, timeout=900, stripes=None, partitions=8, prefetch_kb=None):
+    KNOBS.update(express=express, stripes=stripes, partitions=partitions, prefetch_kb=prefetch_kb)
     tmp = tempfile.mkdtemp(prefix="bok-fair-")
     try:
         return {"express_partitions": express if express is not None else "default",
+                "tenant_stripes": stripes if stripes is not None else "default", "rows_partitions": partitions,
                 "small_behind_big": small_behind_big(tmp, big_rows, express, timeout),
                 "shares": shares(tmp, share_rows, express, timeout)}
     finally:
@@ -198,9 +212,13 @@ def main():
     ap.add_argument("--big-rows", type=int, default=int(os.environ.get("BOK_FAIRNESS_BIG_ROWS", "1000000")))
     ap.add_argument("--share-rows", type=int, default=int(os.environ.get("BOK_FAIRNESS_SHARE_ROWS", "500000")))
     ap.add_argument("--express", type=int, default=None, help="kafka.express_partitions on both services")
+    ap.add_argument("--stripes", type=int, default=None, help="kafka.tenant_stripes on the job service")
+    ap.add_argument("--partitions", type=int, default=8, help="rows-topic partitions (kafka.rows_partitions)")
+    ap.add_argument("--prefetch-kb", type=int, default=None, help="workers' queued.max.messages.kbytes")
     args = ap.parse_args()
     e.skip_if_missing("model", "job", "worker", "gateway")
-    F = run(args.big_rows, args.share_rows, args.express)
+    F = run(args.big_rows, args.share_rows, args.express, stripes=args.stripes, partitions=args.partitions,
+            prefetch_kb=args.prefetch_kb)
     for name, v, note in table_rows(F):
         print("%-60s %10s  %s" % (name, rb.fmt(v, 3 if isinstance(v, float) else 0), note))
     print(json.dumps(F, indent=2, sort_keys=True))

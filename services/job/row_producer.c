@@ -20,7 +20,10 @@
  * messages are held back until it passes kafka.express_max_rows rows or 8 MB (then
  * they, and every later one, go round-robin to partitions E..N-1 from a start
  * picked by the job id) or ends (then they go to one express partition, picked
- * by the job id). Workers drain their express partitions first. */
+ * by the job id). Workers drain their express partitions first.
+ * kafka.tenant_stripes = G > 1 cuts the bulk partitions into G stripes and
+ * keeps each tenant's jobs on the stripe its name hashes to, so lanes holding
+ * partitions of several stripes alternate between tenants. */
 #include "row_producer.h"
 
 #include <librdkafka/rdkafka.h>
@@ -64,6 +67,7 @@ struct row_pool {
   size_t batch_bytes;
   int express_parts;        /* E: partitions 0..E-1 are express; 0 = off */
   int64_t express_max_rows; /* an upload of at most this many rows is express */
+  int stripes;              /* G: bulk partitions in G tenant stripes; 1 = one stripe */
   int npart;                /* partitions of the rows topic; 0 = not known yet (mu) */
   bok_log_fn log;
   void *log_opaque;
@@ -109,6 +113,7 @@ struct row_batch_writer {
   int route;         /* ROUTE_*: where this upload's messages go */
   int npart;         /* the topic's partitions when routing by hand */
   uint32_t spread;   /* from the job id: first bulk partition, the express one */
+  uint32_t stripe;   /* from the tenant: its bulk stripe (hash; mod G when used) */
   size_t nbulk;      /* bulk messages sent (round-robin) */
   held_t *held;      /* packed messages waiting for the express decision */
   size_t nheld, heldcap;
@@ -194,6 +199,12 @@ static rd_kafka_t *make_reader(row_pool_t *p, char *err, size_t errlen) {
   return rk;
 }
 
+static uint32_t fnv1a(const char *s) {
+  uint32_t h = 2166136261u;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+  return h;
+}
+
 /* The rows topic's partition count, asked once from the broker (0 while it
  * cannot be known: such uploads use the key partitioner). Any thread; rk is
  * a producer the caller holds. Partitions added later are used after a
@@ -227,6 +238,8 @@ row_pool_t *row_pool_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaq
   p->express_parts = (int)bok_config_get_int(cfg, "kafka.express_partitions", 1);
   if (p->express_parts < 0) p->express_parts = 0;
   p->express_max_rows = bok_config_get_int(cfg, "kafka.express_max_rows", 1000);
+  p->stripes = (int)bok_config_get_int(cfg, "kafka.tenant_stripes", 1);
+  if (p->stripes < 1) p->stripes = 1;
   p->log = log;
   p->log_opaque = log_opaque;
   pthread_mutex_init(&p->mu, NULL);
@@ -338,10 +351,10 @@ row_batch_writer_t *row_producer_begin(row_pool_t *p, const char *tenant, const 
   snprintf(w->job_id, sizeof w->job_id, "%s", job_id);
   snprintf(w->model_id, sizeof w->model_id, "%s", model_id);
   w->schema_version = schema_version;
-  w->npart = p->express_parts > 0 ? pool_partitions(p, slot->rk) : 0;
-  w->route = w->npart > p->express_parts ? ROUTE_HOLD : ROUTE_KEY;
-  w->spread = 2166136261u; /* FNV-1a of the job id */
-  for (const char *c = job_id; *c; c++) w->spread = (w->spread ^ (uint8_t)*c) * 16777619u;
+  w->npart = p->express_parts > 0 || p->stripes > 1 ? pool_partitions(p, slot->rk) : 0;
+  w->route = w->npart <= p->express_parts ? ROUTE_KEY : p->express_parts > 0 ? ROUTE_HOLD : ROUTE_BULK;
+  w->spread = fnv1a(job_id);
+  w->stripe = fnv1a(tenant);
   w->rows = calloc((size_t)p->batch_rows, sizeof *w->rows);
   w->ptrs = calloc((size_t)p->batch_rows, sizeof *w->ptrs);
   w->raws = calloc((size_t)p->batch_rows, sizeof *w->raws);
@@ -367,12 +380,17 @@ static size_t note_msg(row_batch_writer_t *w) {
 }
 
 /* The partition of the writer's next message (RD_KAFKA_PARTITION_UA: the
- * key partitioner). */
+ * key partitioner). Bulk partitions E..N-1 form G stripes (partition E + i is
+ * in stripe i mod G); a job goes round-robin over its tenant's stripe. */
 static int32_t next_partition(row_batch_writer_t *w) {
-  int e = w->pool->express_parts;
-  if (w->route == ROUTE_EXPRESS) return (int32_t)(w->spread % (uint32_t)e);
-  if (w->route == ROUTE_BULK) return (int32_t)(e + (w->spread + w->nbulk++) % (uint32_t)(w->npart - e));
-  return RD_KAFKA_PARTITION_UA;
+  uint32_t e = (uint32_t)w->pool->express_parts;
+  if (w->route == ROUTE_EXPRESS) return (int32_t)(w->spread % e);
+  if (w->route != ROUTE_BULK) return RD_KAFKA_PARTITION_UA;
+  uint32_t bulk = (uint32_t)w->npart - e;
+  uint32_t g = (uint32_t)w->pool->stripes < bulk ? (uint32_t)w->pool->stripes : bulk;
+  uint32_t mine = w->stripe % g;
+  uint32_t size = (bulk - mine + g - 1) / g; /* partitions in this stripe */
+  return (int32_t)(e + mine + ((w->spread + w->nbulk++) % size) * g);
 }
 
 /* Produces one packed message (buf is handed to librdkafka or freed). */
