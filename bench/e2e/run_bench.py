@@ -15,6 +15,11 @@ the real broker ($BOK_KAFKA_BOOTSTRAP, default 127.0.0.1:9092).
 4. memory: VmHWM of gateway, job service, workers after the ingest (--big: a
    ~1 GB upload).
 5. reports: result-report RPCs (= worker batches) per second per job.
+6. fairness (bench/e2e/fairness_bench.py, not with --smoke): p99 waiting_ms
+   of 10-row jobs of tenant B while tenant A's big job ingests
+   (BOK_FAIRNESS_BIG_ROWS, default 1,000,000), and the throughput shares of two
+   tenants uploading BOK_FAIRNESS_SHARE_ROWS (default 500,000) rows each at
+   once.
 
 Prints a table and writes bench/results/bench-<UTC time>.json.
 """
@@ -630,6 +635,10 @@ def table(R):
                 ratio(big["vm_hwm_mb"][k], small["vm_hwm_mb"][k]),
                 "incl. mapped files: peak %.0f MB (%.0f MB for 250 MB)" % (big["peak"][k]["file_mb"],
                                                                       small["peak"][k]["file_mb"]), nd=1)
+    if R.get("fairness"):
+        import fairness_bench
+        for name, v, note in fairness_bench.table_rows(R["fairness"]):
+            add(name, v, None, None, note, nd=3 if isinstance(v, float) else 0)
     w = [max(len(r[i]) for r in rows + [("figure", "ours", "baseline", "ratio", "note")]) for i in range(5)]
     line = "%-{}s  %{}s  %{}s  %{}s  %s".format(*w[:4])
     out = [line % ("figure", "ours", "baseline", "ratio", "note"), "-" * (sum(w[:4]) + 8 + 20)]
@@ -695,6 +704,11 @@ def main():
         os.unlink(csv_path)
         R["core"] = core_section(args)
         R["rejected_download"] = rejected_download_section(args, tmp, 10_000 if args.smoke else 1_000_000)
+        if not args.smoke:
+            import fairness_bench
+            R["fairness"] = fairness_bench.run(int(os.environ.get("BOK_FAIRNESS_BIG_ROWS", "1000000")),
+                                               int(os.environ.get("BOK_FAIRNESS_SHARE_ROWS", "500000")),
+                                               timeout=args.job_timeout)
         if args.big:
             R["big"] = [big_section(args, tmp, n) for n in BIG_SIZES]
     finally:

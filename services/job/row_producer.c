@@ -16,7 +16,17 @@
  *
  * A separate read_committed consumer (no group membership, never commits)
  * answers "did this message commit?" and lists a consumer group's committed
- * offsets; it is shared under its own mutex. */
+ * offsets; it is shared under its own mutex.
+ *
+ * Express partitions (docs/FAIRNESS.md): with kafka.express_partitions = E >
+ * 0, partitions 0..E-1 of the rows topic carry small jobs only. An upload's
+ * messages are held back until it passes kafka.express_max_rows rows or 8 MB (then
+ * they, and every later one, go round-robin to partitions E..N-1 from a start
+ * picked by the job id) or ends (then they go to one express partition, picked
+ * by the job id). Workers drain their express partitions first.
+ * kafka.tenant_stripes = G > 1 cuts the bulk partitions into G stripes and
+ * keeps each tenant's jobs on the stripe its name hashes to, so lanes holding
+ * partitions of several stripes alternate between tenants. */
 #include "row_producer.h"
 
 #include <librdkafka/rdkafka.h>
@@ -32,6 +42,9 @@
 #include "job_obs.h"
 
 #define POOL 2
+/* An upload whose held messages pass this many bytes is not small, whatever
+ * its rows: bounds the memory held per upload (rows may be 1 MB each). */
+#define EXPRESS_MAX_BYTES (8u << 20)
 #define TXN_TIMEOUT_MS 60000
 #define COMMIT_TIMEOUT_MS 30000
 
@@ -57,6 +70,10 @@ struct row_pool {
   int transactions;
   int batch_rows;
   size_t batch_bytes;
+  int express_parts;        /* E: partitions 0..E-1 are express; 0 = off */
+  int64_t express_max_rows; /* an upload of at most this many rows is express */
+  int stripes;              /* G: bulk partitions in G tenant stripes; 1 = one stripe */
+  int npart;                /* partitions of the rows topic; 0 = not known yet (mu) */
   bok_log_fn log;
   void *log_opaque;
   rd_kafka_t *reader; /* read_committed consumer for resolve */
@@ -67,6 +84,23 @@ struct row_pool {
   size_t ngroups;
   pthread_mutex_t reader_mu; /* reader and groups */
 };
+
+/* Where an upload's messages go. */
+enum {
+  ROUTE_KEY,     /* express off: librdkafka's partitioner on the message key */
+  ROUTE_HOLD,    /* not decided yet: messages are held */
+  ROUTE_EXPRESS, /* a small upload: one express partition */
+  ROUTE_BULK     /* a big one: the other partitions, round-robin */
+};
+
+/* A packed RowBatch message held until its upload's route is known. */
+typedef struct {
+  uint8_t *buf;
+  size_t sz;
+  char key[64];
+  int kl;
+  size_t idx;
+} held_t;
 
 struct row_batch_writer {
   row_pool_t *pool;
@@ -81,6 +115,15 @@ struct row_batch_writer {
   row_msg_t *msgs;
   size_t nmsgs, msgcap;
   size_t delivered;
+  int route;         /* ROUTE_*: where this upload's messages go */
+  int npart;         /* the topic's partitions when routing by hand */
+  uint32_t spread;   /* from the job id: first bulk partition, the express one */
+  uint32_t stripe;   /* from the tenant: its bulk stripe (hash; mod G when used) */
+  size_t nbulk;      /* bulk messages sent (round-robin) */
+  held_t *held;      /* packed messages waiting for the express decision */
+  size_t nheld, heldcap;
+  int64_t held_rows;
+  size_t held_bytes;
 };
 
 #define LOGP(p, lvl, ...) bok_logf((p)->log, (p)->log_opaque, lvl, __VA_ARGS__)
@@ -153,15 +196,16 @@ static int ensure_topic(row_pool_t *p, rd_kafka_t *rk, int timeout_ms) {
   int partitions = (int)bok_config_get_int(p->cfg, "kafka.rows_partitions", 8);
   char err[300];
   if (bok_kafka_topic_ensure(rk, p->topic, partitions, configs, p->cfg, NULL, timeout_ms, err, sizeof err) != 0) {
-    LOGP(p, BOK_LOG_WARN, "%s (retried at the next upload)", err);
+    LOGP(p, BOK_LOG_WARN, "%s", err);
     return -1;
   }
   return 0;
 }
 
 /* Kafka work an upload's slot may still need (upload thread owning the
- * slot): the init_transactions skipped at start, the rows topic. 0 ok, -1
- * with err set (Kafka unreachable: the upload fails, the next one retries). */
+ * slot): the init_transactions skipped at start, then the rows topic if the
+ * start could not create it. 0 ok, -1 with err set (Kafka unreachable: the
+ * upload fails, the next one retries). */
 static int slot_ready(row_pool_t *p, slot_t *slot, char *err, size_t errlen) {
   if (!slot->rk) slot_recreate(p, slot);
   if (!slot->rk) {
@@ -182,10 +226,10 @@ static int slot_ready(row_pool_t *p, slot_t *slot, char *err, size_t errlen) {
   int ready = p->topic_ready;
   pthread_mutex_unlock(&p->mu);
   if (!ready) {
-    if (ensure_topic(p, slot->rk, 15000) != 0) {
-      snprintf(err, errlen, "Kafka: cannot create the rows topic %s", p->topic);
-      return -1;
-    }
+    /* Kafka answers (init_transactions did): one more try, and then as at a
+     * start with Kafka up, a failure (no right to create topics, a topic
+     * made by hand) is logged and the upload goes on. */
+    ensure_topic(p, slot->rk, 15000);
     pthread_mutex_lock(&p->mu);
     p->topic_ready = 1;
     pthread_mutex_unlock(&p->mu);
@@ -203,6 +247,34 @@ static rd_kafka_t *make_reader(row_pool_t *p, char *err, size_t errlen) {
   return rk;
 }
 
+static uint32_t fnv1a(const char *s) {
+  uint32_t h = 2166136261u;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+  return h;
+}
+
+/* The rows topic's partition count, asked once from the broker (0 while it
+ * cannot be known: such uploads use the key partitioner). Any thread; rk is
+ * a producer the caller holds. Partitions added later are used after a
+ * restart. */
+static int pool_partitions(row_pool_t *p, rd_kafka_t *rk) {
+  pthread_mutex_lock(&p->mu);
+  int n = p->npart;
+  pthread_mutex_unlock(&p->mu);
+  if (n > 0 || !rk) return n;
+  rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, p->topic, NULL);
+  const struct rd_kafka_metadata *md = NULL;
+  if (rkt && rd_kafka_metadata(rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 &&
+      md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    n = md->topics[0].partition_cnt;
+  if (md) rd_kafka_metadata_destroy(md);
+  if (rkt) rd_kafka_topic_destroy(rkt);
+  pthread_mutex_lock(&p->mu);
+  if (n > 0) p->npart = n;
+  pthread_mutex_unlock(&p->mu);
+  return n;
+}
+
 row_pool_t *row_pool_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen) {
   row_pool_t *p = calloc(1, sizeof *p);
   p->cfg = cfg;
@@ -211,6 +283,11 @@ row_pool_t *row_pool_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaq
   p->batch_rows = (int)bok_config_get_int(cfg, "kafka.batch_rows", 500);
   if (p->batch_rows < 1) p->batch_rows = 1;
   p->batch_bytes = 256 * 1024;
+  p->express_parts = (int)bok_config_get_int(cfg, "kafka.express_partitions", 1);
+  if (p->express_parts < 0) p->express_parts = 0;
+  p->express_max_rows = bok_config_get_int(cfg, "kafka.express_max_rows", 1000);
+  p->stripes = (int)bok_config_get_int(cfg, "kafka.tenant_stripes", 1);
+  if (p->stripes < 1) p->stripes = 1;
   p->log = log;
   p->log_opaque = log_opaque;
   pthread_mutex_init(&p->mu, NULL);
@@ -226,6 +303,10 @@ row_pool_t *row_pool_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaq
   /* Workers find the topic sooner if it exists before the first upload;
    * with Kafka down this gives up after 5 s and the first upload retries. */
   p->topic_ready = ensure_topic(p, p->slots[0].rk, 5000) == 0;
+  int np = p->topic_ready ? pool_partitions(p, p->slots[0].rk) : 0;
+  if (p->express_parts > 0 && np > 0 && np <= p->express_parts)
+    LOGP(p, BOK_LOG_WARN, "express partitions off: %s has %d partitions, kafka.express_partitions is %d", p->topic, np,
+         p->express_parts);
   return p;
 fail:
   row_pool_destroy(p);
@@ -318,6 +399,10 @@ row_batch_writer_t *row_producer_begin(row_pool_t *p, const char *tenant, const 
   snprintf(w->job_id, sizeof w->job_id, "%s", job_id);
   snprintf(w->model_id, sizeof w->model_id, "%s", model_id);
   w->schema_version = schema_version;
+  w->npart = p->express_parts > 0 || p->stripes > 1 ? pool_partitions(p, slot->rk) : 0;
+  w->route = w->npart <= p->express_parts ? ROUTE_KEY : p->express_parts > 0 ? ROUTE_HOLD : ROUTE_BULK;
+  w->spread = fnv1a(job_id);
+  w->stripe = fnv1a(tenant);
   w->rows = calloc((size_t)p->batch_rows, sizeof *w->rows);
   w->ptrs = calloc((size_t)p->batch_rows, sizeof *w->ptrs);
   w->raws = calloc((size_t)p->batch_rows, sizeof *w->raws);
@@ -342,6 +427,68 @@ static size_t note_msg(row_batch_writer_t *w) {
   return w->nmsgs++;
 }
 
+/* The partition of the writer's next message (RD_KAFKA_PARTITION_UA: the
+ * key partitioner). Bulk partitions E..N-1 form G stripes (partition E + i is
+ * in stripe i mod G); a job goes round-robin over its tenant's stripe. */
+static int32_t next_partition(row_batch_writer_t *w) {
+  uint32_t e = (uint32_t)w->pool->express_parts;
+  if (w->route == ROUTE_EXPRESS) return (int32_t)(w->spread % e);
+  if (w->route != ROUTE_BULK) return RD_KAFKA_PARTITION_UA;
+  uint32_t bulk = (uint32_t)w->npart - e;
+  uint32_t g = (uint32_t)w->pool->stripes < bulk ? (uint32_t)w->pool->stripes : bulk;
+  uint32_t mine = w->stripe % g;
+  uint32_t size = (bulk - mine + g - 1) / g; /* partitions in this stripe */
+  return (int32_t)(e + mine + ((w->spread + w->nbulk++) % size) * g);
+}
+
+/* Produces one packed message (buf is handed to librdkafka or freed). */
+static void send_msg(row_batch_writer_t *w, uint8_t *buf, size_t sz, const char *key, int kl, size_t idx) {
+  uint64_t tag = ((uint64_t)w->slot->seq << 32) | (uint64_t)idx;
+  int32_t part = next_partition(w);
+  rd_kafka_resp_err_t e;
+  for (;;) {
+    e = rd_kafka_producev(w->slot->rk, RD_KAFKA_V_TOPIC(w->pool->topic), RD_KAFKA_V_PARTITION(part),
+                          RD_KAFKA_V_KEY(key, (size_t)kl), RD_KAFKA_V_VALUE(buf, sz),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)tag),
+                          RD_KAFKA_V_END);
+    if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+    rd_kafka_poll(w->slot->rk, 50);
+  }
+  if (e) {
+    bok_counter_inc(job_metrics.produce_errors);
+    free(buf);
+    w->slot->failed = 1;
+    snprintf(w->slot->errmsg, sizeof w->slot->errmsg, "%s", rd_kafka_err2str(e));
+  }
+}
+
+/* Keeps a packed message until the upload's route is decided. */
+static void hold_msg(row_batch_writer_t *w, uint8_t *buf, size_t sz, const char *key, int kl, size_t idx) {
+  if (w->nheld == w->heldcap) {
+    w->heldcap = w->heldcap ? w->heldcap * 2 : 4;
+    w->held = realloc(w->held, w->heldcap * sizeof *w->held);
+  }
+  held_t *h = &w->held[w->nheld++];
+  h->buf = buf;
+  h->sz = sz;
+  snprintf(h->key, sizeof h->key, "%s", key);
+  h->kl = kl;
+  h->idx = idx;
+}
+
+/* Decides the route and produces the held messages, in order. */
+static void release_held(row_batch_writer_t *w, int route) {
+  w->route = route;
+  for (size_t i = 0; i < w->nheld; i++) {
+    if (w->slot->failed) {
+      free(w->held[i].buf);
+      continue;
+    }
+    send_msg(w, w->held[i].buf, w->held[i].sz, w->held[i].key, w->held[i].kl, w->held[i].idx);
+  }
+  w->nheld = 0;
+}
+
 static int flush_batch(row_batch_writer_t *w) {
   if (w->n == 0) return 0;
   Batch__V1__RowBatch b = BATCH__V1__ROW_BATCH__INIT;
@@ -357,24 +504,18 @@ static int flush_batch(row_batch_writer_t *w) {
   char key[64];
   int kl = snprintf(key, sizeof key, "%s-%lld", w->job_id, (long long)w->rows[0].row);
   size_t idx = note_msg(w);
-  uint64_t tag = ((uint64_t)w->slot->seq << 32) | (uint64_t)idx;
-  rd_kafka_resp_err_t e;
-  for (;;) {
-    e = rd_kafka_producev(w->slot->rk, RD_KAFKA_V_TOPIC(w->pool->topic), RD_KAFKA_V_KEY(key, (size_t)kl),
-                          RD_KAFKA_V_VALUE(buf, sz), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                          RD_KAFKA_V_OPAQUE((void *)(uintptr_t)tag), RD_KAFKA_V_END);
-    if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
-    rd_kafka_poll(w->slot->rk, 50);
-  }
-  if (e) {
-    bok_counter_inc(job_metrics.produce_errors);
-    free(buf);
-    w->slot->failed = 1;
-    snprintf(w->slot->errmsg, sizeof w->slot->errmsg, "%s", rd_kafka_err2str(e));
-  }
+  int64_t rows = (int64_t)w->n;
   for (size_t i = 0; i < w->n; i++) free(w->raws[i]);
   w->n = 0;
   w->bytes = 0;
+  if (w->route != ROUTE_HOLD) {
+    send_msg(w, buf, sz, key, kl, idx);
+  } else {
+    hold_msg(w, buf, sz, key, kl, idx);
+    w->held_rows += rows;
+    w->held_bytes += sz;
+    if (w->held_rows > w->pool->express_max_rows || w->held_bytes > EXPRESS_MAX_BYTES) release_held(w, ROUTE_BULK);
+  }
   rd_kafka_poll(w->slot->rk, 0);
   return w->slot->failed ? -1 : 0;
 }
@@ -397,6 +538,7 @@ int row_producer_add(row_batch_writer_t *w, int64_t row, const void *raw, size_t
 
 int row_producer_flush(row_batch_writer_t *w, char *err, size_t errlen) {
   int rc = flush_batch(w);
+  if (w->route == ROUTE_HOLD) release_held(w, ROUTE_EXPRESS); /* it ended under the threshold */
   if (rc == 0 && rd_kafka_flush(w->slot->rk, TXN_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     snprintf(err, errlen, "Kafka: the rows were not delivered in time");
     return -1;
@@ -419,6 +561,8 @@ const row_msg_t *row_producer_messages(const row_batch_writer_t *w, size_t *n) {
 
 static void writer_free(row_batch_writer_t *w) {
   for (size_t i = 0; i < w->n; i++) free(w->raws[i]);
+  for (size_t i = 0; i < w->nheld; i++) free(w->held[i].buf);
+  free(w->held);
   free(w->rows);
   free(w->ptrs);
   free(w->raws);

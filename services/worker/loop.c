@@ -79,15 +79,63 @@ static void rewind_to(worker_t *w, const rd_kafka_topic_partition_list_t *first)
 }
 
 
-/* Collects up to ~batch_max_rows rows (or batch_max_ms) of messages. */
-static int collect(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max) {
+/* Express batches in a row before the bulk partitions get one batch: small
+ * jobs go first, a stream of them never starves the big ones. */
+#define EXPRESS_BURST 8
+/* Longest wait inside the bulk poll while this lane owns express partitions:
+ * an express message waits at most this long for an idle or collecting lane. */
+#define EXPRESS_POLL_MS 20
+/* Rows of a bulk batch on a lane that owns express partitions: a small job's
+ * message waits for the lane's current batch at most, so keep it short. */
+#define EXPRESS_LANE_BULK_ROWS 1000
+
+/* 1 when the lane's express queue holds fetched messages. */
+static int express_ready(worker_t *w) { return w->express_q && rd_kafka_queue_length(w->express_q) > 0; }
+
+/* Adds m to the batch; 0 when it was an error event (dropped). */
+static int take(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int *nm, rd_kafka_message_t *m) {
+  if (m->err) {
+    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) LOG(w, BOK_LOG_WARN, "consumer: %s", rd_kafka_message_errstr(m));
+    rd_kafka_message_destroy(m);
+    return 0;
+  }
+  msgs[(*nm)++] = m;
+  wk_note_offset(b, m);
+  return 1;
+}
+
+/* Collects what the express partitions have fetched, without waiting: a
+ * small job's rows run at once. No rebalance callback runs meanwhile (it
+ * only runs inside rd_kafka_consumer_poll), and messages of partitions
+ * revoked since they were fetched are dropped by librdkafka. */
+static int collect_express(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max) {
+  int nm = 0;
+  while (nm < max && !w->stop && (int)(nm * 500) < w->batch_max_rows) {
+    rd_kafka_message_t *m = rd_kafka_consume_queue(w->express_q, 0);
+    if (!m) break;
+    take(w, b, msgs, &nm, m);
+  }
+  return nm;
+}
+
+/* Collects up to ~batch_max_rows rows (or batch_max_ms) of messages of the
+ * bulk partitions; stops early when the express queue has messages: at once
+ * with `yield`, else (the bulk partitions' turn) only when they have
+ * nothing. */
+static int collect(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max, int yield) {
   int nm = 0;
   int64_t deadline = bok_mono_ms() + w->batch_max_ms;
   int gen = w->rebalances;
+  int idle = 0; /* a poll found nothing */
+  int max_rows = w->express_owned && w->batch_max_rows > EXPRESS_LANE_BULK_ROWS ? EXPRESS_LANE_BULK_ROWS
+                                                                                : w->batch_max_rows;
   while (nm < max && !w->stop) {
     int64_t left = deadline - bok_mono_ms();
     if (left <= 0 && nm > 0) break;
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, nm ? (int)(left > 0 ? left : 0) : 200);
+    if ((yield || idle) && express_ready(w)) break; /* run what is collected (maybe nothing), then express */
+    int wait = nm ? (int)(left > 0 ? left : 0) : 200;
+    if (w->express_owned && wait > EXPRESS_POLL_MS) wait = EXPRESS_POLL_MS;
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, wait);
     if (gen != w->rebalances) {
       /* A rebalance ran inside poll: the messages collected so far belong
        * to the old assignment. Drop them -- whoever owns their partitions
@@ -98,17 +146,11 @@ static int collect(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max) 
       gen = w->rebalances;
     }
     if (!m) {
-      if (nm) break;
+      if (nm && !w->express_owned) break;
+      idle = 1;
       continue;
     }
-    if (m->err) {
-      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) LOG(w, BOK_LOG_WARN, "consumer: %s", rd_kafka_message_errstr(m));
-      rd_kafka_message_destroy(m);
-      continue;
-    }
-    msgs[nm++] = m;
-    wk_note_offset(b, m);
-    if ((int)(nm * 500) >= w->batch_max_rows) break; /* RowBatch messages carry up to ~500 rows */
+    if (take(w, b, msgs, &nm, m) && (int)(nm * 500) >= max_rows) break; /* ~500 rows a message */
   }
   return nm;
 }
@@ -179,7 +221,11 @@ int worker_run(worker_t *w) {
     batch_t b;
     memset(&b, 0, sizeof b);
     wk_batch_reset_offsets(&b);
-    int nm = collect(w, &b, msgs, 1024);
+    /* Express partitions first, up to EXPRESS_BURST batches in a row. */
+    int express = express_ready(w) && w->express_streak < EXPRESS_BURST;
+    int nm = express ? collect_express(w, &b, msgs, 1024)
+                     : collect(w, &b, msgs, 1024, w->express_streak < EXPRESS_BURST);
+    w->express_streak = express ? w->express_streak + (nm > 0) : 0;
     int64_t rows = 0;
     if (nm > 0 && run_txn(w, &b, msgs, nm, &rows)) {
       wk_confirm(w, &b);

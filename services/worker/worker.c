@@ -15,15 +15,38 @@
 
 /* ---- setup ---------------------------------------------------------------- */
 
+/* Sends the fetched messages of the assigned express partitions to the
+ * lane's express queue instead of the consumer queue. Must run before
+ * rd_kafka_assign: an application-set forward is kept when the fetch starts
+ * (the fetch stop clears it, so every assignment sets it again). All of a
+ * partition's messages go to one queue, so its order and offsets stay one
+ * sequence. Returns the number of express partitions in parts. */
+static int route_express(worker_t *w, rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts) {
+  int n = 0;
+  for (int i = 0; w->express_q && i < parts->cnt; i++) {
+    const rd_kafka_topic_partition_t *p = &parts->elems[i];
+    if (p->partition >= w->express_parts || strcmp(p->topic, w->rows_topic) != 0) continue;
+    rd_kafka_queue_t *pq = rd_kafka_queue_get_partition(rk, p->topic, p->partition);
+    if (!pq) continue;
+    rd_kafka_queue_forward(pq, w->express_q);
+    rd_kafka_queue_destroy(pq);
+    n++;
+  }
+  return n;
+}
+
+/* Runs inside rd_kafka_consumer_poll, on the lane's thread. */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque) {
   worker_t *w = opaque;
   w->rebalances++;
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-    LOG(w, BOK_LOG_INFO, "assigned %d partitions", parts->cnt);
+    w->express_owned = route_express(w, rk, parts);
+    LOG(w, BOK_LOG_INFO, "assigned %d partitions (%d express)", parts->cnt, w->express_owned);
     rd_kafka_assign(rk, parts);
   } else {
     LOG(w, BOK_LOG_INFO, "revoked %d partitions", parts->cnt);
     worker_obs_lag_clear(parts);
+    w->express_owned = 0;
     rd_kafka_assign(rk, NULL);
   }
 }
@@ -108,6 +131,8 @@ worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *lo
   w->batch_max_rows = (int)bok_config_get_int(cfg, "kafka.batch_max_rows", 5000);
   w->batch_max_ms = (int)bok_config_get_int(cfg, "kafka.batch_max_ms", 100);
   w->events_partitions = (int)bok_config_get_int(cfg, "kafka.events_partitions", 4);
+  w->express_parts = (int)bok_config_get_int(cfg, "kafka.express_partitions", 1);
+  if (w->express_parts < 0) w->express_parts = 0;
   bok_row_result_init(&w->rr);
   w->routes = bok_routes_from_config(cfg, "127.0.0.1:50051", "127.0.0.1:50052", err, errlen);
   if (!w->routes) goto fail;
@@ -127,6 +152,7 @@ worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *lo
   w->consumer = bok_kafka_client_new(RD_KAFKA_CONSUMER, cc, 0, err, errlen);
   if (!w->consumer) goto fail;
   rd_kafka_poll_set_consumer(w->consumer);
+  if (w->express_parts > 0) w->express_q = rd_kafka_queue_new(w->consumer);
 
   /* No init_transactions here (it needs Kafka): a bad producer config fails
    * the start, a broker not up yet does not (wk_producer_start). */
@@ -139,8 +165,8 @@ worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *lo
     snprintf(err, errlen, "subscribe: %s", rd_kafka_err2str(se));
     goto fail;
   }
-  LOG(w, BOK_LOG_INFO, "worker %s consuming %s (transactions %s)", w->worker_id, w->rows_topic,
-      w->transactions ? "on" : "off");
+  LOG(w, BOK_LOG_INFO, "worker %s consuming %s (transactions %s, express partitions %d)", w->worker_id,
+      w->rows_topic, w->transactions ? "on" : "off", w->express_parts);
   return w;
 fail:
   worker_destroy(w);
@@ -152,7 +178,8 @@ void worker_stop(worker_t *w) { w->stop = 1; }
 void worker_destroy(worker_t *w) {
   if (!w) return;
   if (w->consumer) {
-    rd_kafka_consumer_close(w->consumer);
+    rd_kafka_consumer_close(w->consumer); /* stops the fetchers: nothing forwards to express_q any more */
+    if (w->express_q) rd_kafka_queue_destroy(w->express_q);
     rd_kafka_destroy(w->consumer);
   }
   if (w->producer) {

@@ -59,6 +59,14 @@ struct worker {
   char group_id[128];
   int transactions;
   char *rows_topic;
+  /* Express partitions (docs/FAIRNESS.md): rows-topic partitions
+   * 0..express_parts-1 carry small jobs only. Their fetch queues are
+   * forwarded to express_q (set in the rebalance callback, before assign),
+   * which the loop drains before the bulk partitions' consumer queue. */
+  int express_parts;
+  rd_kafka_queue_t *express_q; /* NULL when express_parts is 0 */
+  int express_owned;           /* express partitions in the current assignment */
+  int express_streak;          /* express batches run in a row (bulk gets a turn) */
   int batch_max_rows;
   int batch_max_ms;
   int events_partitions;

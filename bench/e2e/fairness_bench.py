@@ -1,0 +1,229 @@
+#!/usr/bin/python3
+"""Fairness benchmark (issue 19, docs/FAIRNESS.md), on the real binaries and
+broker like run_bench.py (which calls run() for its table).
+
+1. small jobs behind a big one: tenant A uploads a big job (--big-rows,
+   default 1,000,000); from the start of A's upload until A is final, tenant
+   B uploads a 10-row job every 0.25 s. Figure: p99 (and p50, max) of B's
+   `waiting_ms` (goal: p99 <= 300 ms).
+2. shares: tenants A and B each upload a --share-rows file (default
+   500,000) at once. Figure: over the time both jobs can be processed (both
+   uploads committed, neither job final), the rows processed for each; the
+   smaller share over the larger (goal >= 0.8, "within 20 %").
+
+    python3 bench/e2e/fairness_bench.py [--big-rows N] [--share-rows N] [--express N]
+                                        [--stripes G --partitions N] [--prefetch-kb K]
+
+Smaller sizes for quick runs: BOK_FAIRNESS_BIG_ROWS, BOK_FAIRNESS_SHARE_ROWS
+(or the flags). --express 0 runs with the express partitions off (the old
+behaviour) for a before/after comparison."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "e2e"))
+import bok_e2e as e  # noqa: E402
+import run_bench as rb  # noqa: E402
+
+SMALL_EVERY_S = 0.25
+
+
+def log(msg):
+    print("fairness: " + msg, file=sys.stderr, flush=True)
+
+
+def pct(values, p):
+    if not values:
+        return None
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
+
+
+def upload(stack, tenant, model_id, path):
+    """curl streams the file (multipart) as `tenant`; returns the Popen."""
+    return subprocess.Popen(["curl", "-sS", "--max-time", "1800", "-o", "-", "-w", "\n%{http_code}",
+                             "-H", "X-Tenant-ID: " + tenant, "-F", "model_id=%s" % model_id,
+                             "-F", "file=@%s;type=text/csv" % path, stack.api_url + "/jobs"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def job(stack, tenant, job_id):
+    st, j = stack.http("GET", "/jobs/" + job_id, tenant=tenant)
+    return j if st == 200 else {}
+
+
+def wait_final(stack, tenant, job_id, timeout):
+    deadline = time.time() + timeout
+    j = job(stack, tenant, job_id)
+    while j.get("state") not in rb.FINAL and time.time() < deadline:
+        time.sleep(0.1)
+        j = job(stack, tenant, job_id)
+    return j
+
+
+def processed(j):
+    return (j.get("success") or 0) + (j.get("errors") or 0)
+
+
+def model(stack, tenant, name):
+    st, m = stack.http("POST", "/models", {"name": name, "schema": rb.SCHEMA}, tenant=tenant)
+    if st not in (200, 201):
+        raise RuntimeError("POST /models as %s: %s %s" % (tenant, st, m))
+    return m["model_id"]
+
+
+# Extra settings for the stacks (set by run()): express partitions on both
+# services, tenant stripes and rows-topic partitions on the job service.
+KNOBS = {"express": None, "stripes": None, "partitions": 8, "prefetch_kb": None}
+
+
+def overrides(express):
+    ov = {"job": {}, "worker": {}}
+    if express is not None:
+        ov["job"]["kafka.express_partitions"] = ov["worker"]["kafka.express_partitions"] = express
+    if KNOBS["stripes"] is not None:
+        ov["job"]["kafka.tenant_stripes"] = KNOBS["stripes"]
+    ov["job"]["kafka.rows_partitions"] = KNOBS["partitions"]
+    if KNOBS["prefetch_kb"] is not None:  # what a lane fetches ahead (librdkafka's default here: 16 MB)
+        ov["worker"]["kafka.consumer"] = {"queued.max.messages.kbytes": str(KNOBS["prefetch_kb"])}
+    return ov
+
+
+def small_behind_big(tmp, big_rows, express, timeout):
+    big = os.path.join(tmp, "big.csv")
+    rb.generate_csv(big, big_rows)
+    small = os.path.join(tmp, "small.csv")
+    rb.generate_csv(small, 10)
+    res = {"big_rows": big_rows, "small_rows": 10, "every_s": SMALL_EVERY_S}
+    with e.Stack(workers=1, overrides=overrides(express)) as s:
+        ma, mb = model(s, "tenant-a", "fair-big"), model(s, "tenant-b", "fair-small")
+        rb.wait_assigned(s, KNOBS["partitions"], timeout=60)
+        stop = threading.Event()
+        smalls = []
+
+        def submit_small():
+            while not stop.is_set():
+                ts = time.time() - t0
+                st, j = s.upload(mb, "small.csv", open(small).read(), tenant="tenant-b")
+                if st == 202:
+                    smalls.append((ts, j["job_id"]))
+                stop.wait(SMALL_EVERY_S)
+
+        t0 = time.time()
+        p = upload(s, "tenant-a", ma, big)
+        th = threading.Thread(target=submit_small)
+        th.start()
+        try:
+            ja = rb.finish_upload(p)
+            res["big_upload_s"] = time.time() - t0
+            wait_final(s, "tenant-a", ja["job_id"], timeout)
+        finally:
+            stop.set()
+            th.join()
+        res["big_s"] = time.time() - t0
+        waits = []
+        res["small_jobs_at"] = []  # (submitted, s after A's upload began; waiting_ms)
+        for ts, jid in smalls:
+            waits.append(wait_final(s, "tenant-b", jid, timeout).get("waiting_ms"))
+            res["small_jobs_at"].append((round(ts, 2), waits[-1]))
+        a = job(s, "tenant-a", ja["job_id"])
+    waits = [w for w in waits if w is not None]
+    res.update({"small_jobs": len(waits), "waiting_ms_p50": pct(waits, 50), "waiting_ms_p99": pct(waits, 99),
+                "waiting_ms_max": max(waits) if waits else None, "big_state": a.get("state")})
+    log("%d-row job of A: %.1f s; %d 10-row jobs of B: waiting_ms p50 %s p99 %s max %s" % (
+        big_rows, res["big_s"], len(waits), res["waiting_ms_p50"], res["waiting_ms_p99"], res["waiting_ms_max"]))
+    log("small jobs (submitted s after A's upload began, waiting_ms); A's upload answered after %.1f s: %s" % (
+        res["big_upload_s"], res["small_jobs_at"]))
+    return res
+
+
+def shares(tmp, rows, express, timeout):
+    path = os.path.join(tmp, "share.csv")
+    rb.generate_csv(path, rows)
+    res = {"rows_each": rows}
+    with e.Stack(workers=1, overrides=overrides(express)) as s:
+        ma, mb = model(s, "tenant-a", "fair-a"), model(s, "tenant-b", "fair-b")
+        rb.wait_assigned(s, KNOBS["partitions"], timeout=60)
+        t0 = time.time()
+        pa, pb = upload(s, "tenant-a", ma, path), upload(s, "tenant-b", mb, path)
+        ends = {}
+        while len(ends) < 2:  # when each upload answered (its transaction committed)
+            for k, p in (("a", pa), ("b", pb)):
+                if k not in ends and p.poll() is not None:
+                    ends[k] = time.time() - t0
+            time.sleep(0.01)
+        ja, jb = rb.finish_upload(pa), rb.finish_upload(pb)
+        res.update({"a_upload_s": ends["a"], "b_upload_s": ends["b"]})
+        # both committed now: the window starts
+        a0, b0 = processed(job(s, "tenant-a", ja["job_id"])), processed(job(s, "tenant-b", jb["job_id"]))
+        t1 = time.time()
+        deadline = t1 + timeout
+        a, b = {}, {}
+        while time.time() < deadline:
+            a, b = job(s, "tenant-a", ja["job_id"]), job(s, "tenant-b", jb["job_id"])
+            if a.get("state") in rb.FINAL or b.get("state") in rb.FINAL:
+                break
+            time.sleep(0.05)
+        secs = time.time() - t1
+        da, db = processed(a) - a0, processed(b) - b0
+        for jid, tenant, key in ((ja["job_id"], "tenant-a", "a"), (jb["job_id"], "tenant-b", "b")):
+            res["%s_state" % key] = wait_final(s, tenant, jid, timeout).get("state")
+    res.update({"window_s": secs, "a_rows_at_start": a0, "b_rows_at_start": b0, "a_rows": da, "b_rows": db,
+                "share_ratio": min(da, db) / max(da, db) if max(da, db) > 0 else None})
+    log("two %d-row jobs at once: uploads answered after %.1f s (A) and %.1f s (B); in the %.1f s both ran after "
+        "that, A %d rows, B %d rows (ratio %s; before: A %d, B %d)" % (
+            rows, res["a_upload_s"], res["b_upload_s"], secs, da, db, res["share_ratio"], a0, b0))
+    return res
+
+
+def run(big_rows, share_rows, express=None, timeout=900, stripes=None, partitions=8, prefetch_kb=None):
+    KNOBS.update(express=express, stripes=stripes, partitions=partitions, prefetch_kb=prefetch_kb)
+    tmp = tempfile.mkdtemp(prefix="bok-fair-")
+    try:
+        return {"express_partitions": express if express is not None else "default",
+                "tenant_stripes": stripes if stripes is not None else "default", "rows_partitions": partitions,
+                "small_behind_big": small_behind_big(tmp, big_rows, express, timeout),
+                "shares": shares(tmp, share_rows, express, timeout)}
+    finally:
+        for f in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, f))
+        os.rmdir(tmp)
+
+
+def table_rows(F):
+    """(figure, ours, goal note) rows for run_bench.py's table."""
+    sb, sh = F["small_behind_big"], F["shares"]
+    return [("fairness: p99 waiting_ms, 10-row jobs during a %s-row job" % rb.fmt(sb["big_rows"]),
+             sb["waiting_ms_p99"], "goal <= 300; p50 %s, max %s, %d jobs" % (
+                 sb["waiting_ms_p50"], sb["waiting_ms_max"], sb["small_jobs"])),
+            ("fairness: share ratio, two %s-row jobs at once" % rb.fmt(sh["rows_each"]), sh["share_ratio"],
+             "goal >= 0.8; A %d vs B %d rows in %.1f s" % (sh["a_rows"], sh["b_rows"], sh["window_s"]))]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--big-rows", type=int, default=int(os.environ.get("BOK_FAIRNESS_BIG_ROWS", "1000000")))
+    ap.add_argument("--share-rows", type=int, default=int(os.environ.get("BOK_FAIRNESS_SHARE_ROWS", "500000")))
+    ap.add_argument("--express", type=int, default=None, help="kafka.express_partitions on both services")
+    ap.add_argument("--stripes", type=int, default=None, help="kafka.tenant_stripes on the job service")
+    ap.add_argument("--partitions", type=int, default=8, help="rows-topic partitions (kafka.rows_partitions)")
+    ap.add_argument("--prefetch-kb", type=int, default=None, help="workers' queued.max.messages.kbytes")
+    args = ap.parse_args()
+    e.skip_if_missing("model", "job", "worker", "gateway")
+    F = run(args.big_rows, args.share_rows, args.express, stripes=args.stripes, partitions=args.partitions,
+            prefetch_kb=args.prefetch_kb)
+    for name, v, note in table_rows(F):
+        print("%-60s %10s  %s" % (name, rb.fmt(v, 3 if isinstance(v, float) else 0), note))
+    print(json.dumps(F, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
