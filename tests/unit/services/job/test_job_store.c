@@ -342,6 +342,63 @@ static void test_error_summary_counted_once(void **s) {
   job_store_close(st);
 }
 
+/* GetJob's read (job_store_get_committed): the same job as job_store_get,
+ * tenant checked, and it never waits for the store's lock: called from the
+ * change hook (the writer holds the lock, its transaction still open) it
+ * answers at once with the last committed counters. */
+static job_store_t *g_hook_st;
+static int g_hook_calls;
+static int64_t g_hook_success = -1;
+
+static void hook_reads_committed(void *ud, const char *id) {
+  (void)ud;
+  job_t j;
+  bok_err_t err;
+  if (job_store_get_committed(g_hook_st, "t1", id, &j, &err) == 0) {
+    g_hook_success = j.success;
+    job_free(&j);
+  }
+  g_hook_calls++;
+}
+
+static void test_get_committed_beside_the_writer(void **s) {
+  (void)s;
+  job_store_t *st = open_store();
+  char id[40];
+  new_job(st, "t1", id);
+  bok_err_t err;
+  assert_int_equal(job_store_finish_upload(st, id, "a,b", 3, 1500, &err), 0);
+  const int64_t m1[][2] = {{1, 500}};
+  const int64_t rej1[] = {10};
+  assert_int_equal(report_batches(st, id, m1, 1, rej1, 1), 0);
+  job_t a = get(st, id), b;
+  assert_int_equal(job_store_get_committed(st, "t1", id, &b, &err), 0);
+  assert_string_equal(a.job_id, b.job_id);
+  assert_int_equal(a.state, b.state);
+  assert_int_equal(a.total, b.total);
+  assert_int_equal(a.success, b.success);
+  assert_int_equal(a.errors, b.errors);
+  assert_int_equal(b.n_top_errors, 1);
+  assert_int_equal(b.top_errors[0].count, 1);
+  job_free(&a);
+  job_free(&b);
+  assert_int_equal(job_store_get_committed(st, "t2", id, &b, &err), -1);
+  assert_int_equal(err.code, BOK_ERR_NOT_FOUND);
+  assert_int_equal(job_store_get_committed(st, "t1", "no-such-job", &b, &err), -1);
+  assert_int_equal(err.code, BOK_ERR_NOT_FOUND);
+  g_hook_st = st;
+  job_store_set_watch(st, hook_reads_committed, NULL);
+  const int64_t m2[][2] = {{501, 1000}};
+  assert_int_equal(report_batches(st, id, m2, 1, NULL, 0), 0);
+  job_store_set_watch(st, NULL, NULL);
+  assert_true(g_hook_calls > 0);
+  assert_int_equal(g_hook_success, 499); /* rows 1..500 but row 10: not yet the second message's */
+  assert_int_equal(job_store_get_committed(st, "t1", id, &b, &err), 0);
+  assert_int_equal(b.success, 999);
+  job_free(&b);
+  job_store_close(st);
+}
+
 static void test_error_budget_stops_the_job(void **s) {
   (void)s;
   job_store_t *st = open_store();
@@ -403,6 +460,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_rejected_paging_and_restart, setup, teardown),
       cmocka_unit_test_setup_teardown(test_error_summary_counted_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_schema_kept_with_the_job, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_get_committed_beside_the_writer, setup, teardown),
       cmocka_unit_test_setup_teardown(test_error_budget_stops_the_job, setup, teardown),
       cmocka_unit_test(test_budget_messages)};
   return cmocka_run_group_tests(t, NULL, NULL);
