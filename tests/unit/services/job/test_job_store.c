@@ -361,6 +361,50 @@ static void hook_reads_committed(void *ud, const char *id) {
   g_hook_calls++;
 }
 
+/* Rows rej[] rejected with one cell (code, column), per-row report. */
+static void reject_rows(job_store_t *st, const char *id, const int64_t *rej, size_t nrej, const char *code,
+                        const char *column) {
+  Batch__V1__JobResults r = BATCH__V1__JOB_RESULTS__INIT;
+  r.job_id = (char *)id;
+  rejections_t x;
+  fill_rejections(&r, &x, rej, nrej, code, column);
+  bok_err_t err;
+  assert_int_equal(job_store_report(st, &r, &err), 0);
+}
+
+/* GetJob's top errors (sorted in C) are exactly job_store_get's (SQL ORDER
+ * BY count DESC, first_row, code, col). */
+static void test_get_committed_top_errors(void **s) {
+  (void)s;
+  job_store_t *st = open_store();
+  char id[40];
+  new_job(st, "t1", id);
+  bok_err_t err;
+  assert_int_equal(job_store_finish_upload(st, id, "a,b", 3, 1000, &err), 0);
+  const int64_t r1[] = {50, 60}, r2[] = {20, 70}, r3[] = {5}, r4[] = {30, 80, 90}, r5[] = {40, 41};
+  reject_rows(st, id, r1, 2, "NOT_A_FLOAT", "amount");  /* 2, first 50 */
+  reject_rows(st, id, r2, 2, "NOT_A_FLOAT", "qty");     /* 2, first 20 */
+  reject_rows(st, id, r3, 1, "MISSING", "amount");      /* 1 */
+  reject_rows(st, id, r4, 3, "TOO_LONG", "note");       /* 3 */
+  reject_rows(st, id, r5, 2, "ENUM", "country");        /* 2, first 40 */
+  job_t a = get(st, id), b;
+  assert_int_equal(job_store_get_committed(st, "t1", id, &b, &err), 0);
+  assert_int_equal(a.n_top_errors, 3);
+  assert_int_equal(b.n_top_errors, a.n_top_errors);
+  for (size_t i = 0; i < a.n_top_errors; i++) {
+    assert_string_equal(b.top_errors[i].code, a.top_errors[i].code);
+    assert_string_equal(b.top_errors[i].column, a.top_errors[i].column);
+    assert_int_equal(b.top_errors[i].count, a.top_errors[i].count);
+    assert_int_equal(b.top_errors[i].first_row, a.top_errors[i].first_row);
+  }
+  assert_string_equal(b.top_errors[0].code, "TOO_LONG");
+  assert_string_equal(b.top_errors[1].column, "qty");
+  assert_string_equal(b.top_errors[2].column, "country");
+  job_free(&a);
+  job_free(&b);
+  job_store_close(st);
+}
+
 static void test_get_committed_beside_the_writer(void **s) {
   (void)s;
   job_store_t *st = open_store();
@@ -461,6 +505,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_error_summary_counted_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_schema_kept_with_the_job, setup, teardown),
       cmocka_unit_test_setup_teardown(test_get_committed_beside_the_writer, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_get_committed_top_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_error_budget_stops_the_job, setup, teardown),
       cmocka_unit_test(test_budget_messages)};
   return cmocka_run_group_tests(t, NULL, NULL);
