@@ -1,7 +1,9 @@
 /* reply.c -- answering requests and pending backend calls (contract:
  * reply.h): JSON and error responses, the backend error -> HTTP mapping,
  * the pending call's life (request dispose, answer posted to the loop,
- * render) and the per-tenant channel choice. Knows no handler module. */
+ * render), job reads of one turn of the loop sharing one call
+ * (gw_call_job_read) and the per-tenant channel choice. Knows no handler
+ * module. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
