@@ -101,18 +101,23 @@ def ingest_rounds(s, model_id, job_id, path, args):
     out = []
     for r in range(args.ingest):
         idle = wrk(s.api_url + "/jobs/" + job_id, args.conns, args.secs)
+        h_idle = wrk(s.api_url + "/healthz", args.conns, 2)
         p = start_upload(s, model_id, path)
         time.sleep(0.3)
         busy = wrk(s.api_url + "/jobs/" + job_id, args.conns, args.secs)
+        h_busy = wrk(s.api_url + "/healthz", args.conns, 2)  # the same gateway, no backend: CPU starvation alone
         running = p.poll() is None
         j = json.loads(p.communicate()[0] or b"{}")
         st, cur = s.http("GET", "/jobs/" + j.get("job_id", "x"))
         ingesting = cur.get("state") not in FINAL
         row = {"idle": idle, "busy": busy, "p99_ratio": ratio(busy["p99_ms"], idle["p99_ms"]),
+               "healthz_idle": h_idle, "healthz_busy": h_busy,
+               "healthz_p99_ratio": ratio(h_busy["p99_ms"], h_idle["p99_ms"]),
                "upload_running_at_end": running, "job_running_at_end": ingesting, "load": os.getloadavg()[0]}
         log("ingest %d: p99 idle %s ms, during ingest %s ms -> %s (rps %s / %s; upload running %s, job running %s)"
-            " [load %.1f]" % (r, idle["p99_ms"], busy["p99_ms"], row["p99_ratio"], idle["rps"], busy["rps"],
-                              running, ingesting, row["load"]))
+            " [load %.1f]; /healthz p99 %s -> %s ms (%s)" % (
+                r, idle["p99_ms"], busy["p99_ms"], row["p99_ratio"], idle["rps"], busy["rps"], running, ingesting,
+                row["load"], h_idle["p99_ms"], h_busy["p99_ms"], row["healthz_p99_ratio"]))
         out.append(row)
         if "job_id" in j:
             wait_final(s, j["job_id"])
