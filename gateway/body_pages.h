@@ -21,7 +21,9 @@ void gw_body_release(const void *base, size_t from, size_t to);
 
 /* The receive phase: h2o 2.2 writes a body whole into its temp-file mapping
  * before any handler runs, so the pages written so far pile up in RSS. A
- * sweeper thread asks the kernel every 50 ms to page out every h2o body
+ * sweeper thread checks every 50 ms (resident file-backed pages grown by
+ * 8 MiB since its last walk, from /proc/self/statm) and then asks the
+ * kernel to page out every h2o body
  * mapping (files named after h2o_socket_buffer_mmap_settings.fn_template,
  * >= 32 MiB) with MADV_PAGEOUT: a hint that never changes content, so a
  * mapping h2o unmaps (or replaces) meanwhile cannot be harmed; pages written

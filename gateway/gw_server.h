@@ -79,6 +79,8 @@ struct gw_thread {
   int pending;  /* gw_pending_t awaiting their answer (loop thread only) */
   int disposed; /* the loop drained and freed its h2o context and loop */
   gw_watch_t *watches; /* open GET /jobs/{id}/events streams (watch.c; loop thread only) */
+  struct gw_shared *shared;        /* job reads gathered this tick (reply.c gw_call_job_read; loop thread only) */
+  h2o_timeout_entry_t shared_tick; /* starts them at the end of the tick (ctx.zero_timeout) */
 };
 
 /* The loop thread serving req (its h2o context's storage slot 0). */

@@ -754,10 +754,7 @@ static int api(gw_thread_t *th, h2o_req_t *req, const gw_route_t *rt, const char
     case GW_R_JOBS: return method_is(req, "GET") ? jobs_list(th, req, tenant) : jobs_create(th, req, tenant);
     case GW_R_JOB:
       if (method_is(req, "GET")) {
-        Batch__V1__GetJobRequest r = BATCH__V1__GET_JOB_REQUEST__INIT;
-        r.job_id = id;
-        return gw_call(th, req, "job", tenant, JOB_SVC "GetJob", &r.base, &batch__v1__job__descriptor, render_job,
-                       200);
+        return gw_call_job_read(th, req, tenant, JOB_SVC "GetJob", id, &batch__v1__job__descriptor, render_job, 200);
       } else {
         Batch__V1__CancelJobRequest r = BATCH__V1__CANCEL_JOB_REQUEST__INIT;
         r.job_id = id;

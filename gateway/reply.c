@@ -1,13 +1,16 @@
 /* reply.c -- answering requests and pending backend calls (contract:
  * reply.h): JSON and error responses, the backend error -> HTTP mapping,
  * the pending call's life (request dispose, answer posted to the loop,
- * render) and the per-tenant channel choice. Knows no handler module. */
+ * render), job reads of one turn of the loop sharing one call
+ * (gw_call_job_read) and the per-tenant channel choice. Knows no handler
+ * module. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
+#include "batch/v1/job.pb-c.h"
 #include "gw_obs.h"
 #include "json_map.h"
 #include "reply.h"
@@ -135,6 +138,18 @@ gw_pending_t *gw_pending_new(gw_thread_t *th, h2o_req_t *req, const char *servic
 
 void gw_pending_post(gw_pending_t *p) { h2o_multithread_send_message(&p->th->rx, &p->msg); }
 
+/* Answers p's request (if still there) with p's answer; the loop's counters. */
+static void pending_answer(gw_pending_t *p, ProtobufCMessage *resp, const bok_err_t *err) {
+  gw_obs_in_flight(p->th->srv->obs, -1);
+  p->th->pending--;
+  if (p->req) {
+    if (resp || p->render_errors)
+      p->render(p, p->req, resp, err);
+    else
+      gw_send_rpc_error(p->req, p->service, err, p->plain_404);
+  }
+}
+
 void gw_pending_on_messages(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages) {
   (void)rx;
   while (!h2o_linklist_is_empty(messages)) {
@@ -146,13 +161,11 @@ void gw_pending_on_messages(h2o_multithread_receiver_t *rx, h2o_linklist_t *mess
       free(p);
       continue;
     }
-    gw_obs_in_flight(p->th->srv->obs, -1);
-    p->th->pending--;
-    if (p->req) {
-      if (p->resp || p->render_errors)
-        p->render(p, p->req, p->resp, &p->err);
-      else
-        gw_send_rpc_error(p->req, p->service, &p->err, p->plain_404);
+    pending_answer(p, p->resp, &p->err);
+    for (gw_pending_t *f = p->followers, *next; f; f = next) { /* gw_call_job_read */
+      next = f->next_follower;
+      pending_answer(f, p->resp, &p->err);
+      pending_release(f);
     }
     if (p->resp) protobuf_c_message_free_unpacked(p->resp, NULL);
     pending_release(p);
@@ -172,18 +185,11 @@ bok_rpc_channel_t *gw_channel_for(gw_server_t *s, const char *tenant, int job) {
   return bok_rpc_chancache_get(s->channels, addr);
 }
 
-static int call_start(gw_thread_t *th, h2o_req_t *req, const char *service, const char *tenant, const char *method,
-                      const ProtobufCMessage *msg, const ProtobufCMessageDescriptor *resp_desc, gw_render_fn render,
-                      int64_t limit, void *ud) {
-  bok_rpc_channel_t *ch = gw_channel_for(th->srv, tenant, strcmp(service, "job") == 0);
-  gw_pending_t *p = gw_pending_new(th, req, service, render);
-  if (!p) {
-    gw_send_error(req, 503, "UNAVAILABLE", "out of memory");
-    return 0;
-  }
-  p->limit = limit;
-  p->ud = ud;
-  p->render_errors = ud != NULL;
+/* Starts the call that answers p (and its followers). Loop thread. */
+static void pending_start(gw_pending_t *p, const char *tenant, const char *method, const ProtobufCMessage *msg,
+                          const ProtobufCMessageDescriptor *resp_desc) {
+  gw_thread_t *th = p->th;
+  bok_rpc_channel_t *ch = gw_channel_for(th->srv, tenant, strcmp(p->service, "job") == 0);
   if (!ch) {
     bok_err_set(&p->err, BOK_ERR_UNAVAILABLE, "no channel for this tenant");
     gw_pending_post(p);
@@ -192,6 +198,96 @@ static int call_start(gw_thread_t *th, h2o_req_t *req, const char *service, cons
     snprintf(p->err.msg, sizeof p->err.msg, "cannot start call");
     gw_pending_post(p);
   }
+}
+
+static int call_start(gw_thread_t *th, h2o_req_t *req, const char *service, const char *tenant, const char *method,
+                      const ProtobufCMessage *msg, const ProtobufCMessageDescriptor *resp_desc, gw_render_fn render,
+                      int64_t limit, void *ud) {
+  gw_pending_t *p = gw_pending_new(th, req, service, render);
+  if (!p) {
+    gw_send_error(req, 503, "UNAVAILABLE", "out of memory");
+    return 0;
+  }
+  p->limit = limit;
+  p->ud = ud;
+  p->render_errors = ud != NULL;
+  pending_start(p, tenant, method, msg, resp_desc);
+  return 0;
+}
+
+/* ---- job reads shared within one turn of the loop --------------------------- */
+
+/* One call gathered this turn (th->shared): its first request's pending
+ * (the leader: its answer renders the followers too). Loop thread. */
+typedef struct gw_shared {
+  struct gw_shared *next;
+  gw_pending_t *leader;
+  const char *method;
+  const ProtobufCMessageDescriptor *resp_desc;
+  char tenant[72];
+  char id[72];
+} gw_shared_t;
+
+/* End of the turn (ctx.zero_timeout): starts every gathered call. */
+static void shared_flush(h2o_timeout_entry_t *entry) {
+  gw_thread_t *th = H2O_STRUCT_FROM_MEMBER(gw_thread_t, shared_tick, entry);
+  gw_shared_t *b = th->shared;
+  th->shared = NULL;
+  while (b) {
+    gw_shared_t *next = b->next;
+    Batch__V1__GetJobRequest r = BATCH__V1__GET_JOB_REQUEST__INIT;
+    r.job_id = b->id;
+    pending_start(b->leader, b->tenant, b->method, &r.base, b->resp_desc);
+    free(b);
+    b = next;
+  }
+}
+
+static gw_shared_t *shared_find(gw_thread_t *th, const char *tenant, const char *method, const char *id) {
+  for (gw_shared_t *b = th->shared; b; b = b->next)
+    if (strcmp(b->method, method) == 0 && strcmp(b->id, id) == 0 && strcmp(b->tenant, tenant) == 0) return b;
+  return NULL;
+}
+
+/* Opens a call for this turn with p as its leader; NULL out of memory or
+ * for a key too long to keep (p then gets a call of its own). */
+static gw_shared_t *shared_open(gw_thread_t *th, gw_pending_t *p, const char *tenant, const char *method,
+                                const char *id, const ProtobufCMessageDescriptor *resp_desc) {
+  gw_shared_t *b = NULL;
+  if (strlen(tenant) >= sizeof b->tenant || strlen(id) >= sizeof b->id || !(b = calloc(1, sizeof *b))) return NULL;
+  b->leader = p;
+  b->method = method;
+  b->resp_desc = resp_desc;
+  snprintf(b->tenant, sizeof b->tenant, "%s", tenant);
+  snprintf(b->id, sizeof b->id, "%s", id);
+  b->next = th->shared;
+  th->shared = b;
+  if (!h2o_timeout_is_linked(&th->shared_tick)) {
+    th->shared_tick.cb = shared_flush;
+    h2o_timeout_link(th->ctx.loop, &th->ctx.zero_timeout, &th->shared_tick);
+  }
+  return b;
+}
+
+int gw_call_job_read(gw_thread_t *th, h2o_req_t *req, const char *tenant, const char *method, const char *id,
+                     const ProtobufCMessageDescriptor *resp_desc, gw_render_fn render, int64_t limit) {
+  gw_pending_t *p = gw_pending_new(th, req, "job", render);
+  if (!p) {
+    gw_send_error(req, 503, "UNAVAILABLE", "out of memory");
+    return 0;
+  }
+  p->limit = limit;
+  if (!id) id = "";
+  gw_shared_t *b = shared_find(th, tenant, method, id);
+  if (b) { /* answered with the gathered call's answer */
+    p->next_follower = b->leader->followers;
+    b->leader->followers = p;
+    return 0;
+  }
+  if (shared_open(th, p, tenant, method, id, resp_desc)) return 0;
+  Batch__V1__GetJobRequest r = BATCH__V1__GET_JOB_REQUEST__INIT; /* a call of its own, now */
+  r.job_id = (char *)id;
+  pending_start(p, tenant, method, &r.base, resp_desc);
   return 0;
 }
 

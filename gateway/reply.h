@@ -50,6 +50,9 @@ struct gw_pending {
   void (*owner_on_dispose)(void *owner);
   void (*owner_free)(void *owner);
   int stream_event; /* one event of a stream (watch.c): render(p, NULL, ...) always, no request counters */
+  /* gw_call_job_read: requests answered with this call's answer (linked by
+   * next_follower; each a pending of its own, never started). */
+  gw_pending_t *followers, *next_follower;
 };
 
 /* A pending for req (two references: the request pool's and the answer's),
@@ -69,6 +72,14 @@ int gw_call(gw_thread_t *th, h2o_req_t *req, const char *service, const char *te
 int gw_call_ud(gw_thread_t *th, h2o_req_t *req, const char *service, const char *tenant, const char *method,
                const ProtobufCMessage *msg, const ProtobufCMessageDescriptor *resp_desc, gw_render_fn render,
                void *ud);
+/* A read of job `id` (method "/batch.v1.JobService/GetJob" or another
+ * taking a GetJobRequest) for req, answered by render (limit as gw_call).
+ * Reads of the same (method, tenant, id) that arrive in the same turn of
+ * the loop share one call, started at the end of that turn (the loop's zero
+ * timeout): every request it answers was received before it started, so
+ * the answer is as fresh as a call of its own would be. Loop thread. */
+int gw_call_job_read(gw_thread_t *th, h2o_req_t *req, const char *tenant, const char *method, const char *id,
+                     const ProtobufCMessageDescriptor *resp_desc, gw_render_fn render, int64_t limit);
 /* The channel to the tenant's job (job != 0) or model service, from the
  * server's channel cache (any thread). NULL only out of memory. */
 bok_rpc_channel_t *gw_channel_for(gw_server_t *s, const char *tenant, int job);

@@ -34,7 +34,7 @@ static void get_job(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req)
   const Batch__V1__GetJobRequest *r = (const void *)req;
   job_t j;
   bok_err_t err;
-  if (job_store_get(svc->store, bok_rpc_call_tenant(call), r->job_id, &j, &err) != 0) {
+  if (job_store_get_committed(svc->store, bok_rpc_call_tenant(call), r->job_id, &j, &err) != 0) {
     bok_rpc_call_fail_err(call, &err);
     return;
   }

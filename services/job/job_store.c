@@ -74,12 +74,21 @@ int js_db_fail(job_store_t *st, bok_err_t *err) {
   return bok_store_fail(st->s.db, "job", err);
 }
 
+static void reader_open(js_reader_t *rd, const char *path);
+static void reader_close(js_reader_t *rd);
+
 job_store_t *job_store_open(const char *path, bok_err_t *err) {
   bok_store_opts_t o = {SCHEMA_SQL, MIGRATIONS, 0, 5000};
-  return bok_store_new(sizeof(job_store_t), path, &o, err);
+  job_store_t *st = bok_store_new(sizeof(job_store_t), path, &o, err);
+  if (st) reader_open(&st->rd, path); /* after the schema exists */
+  return st;
 }
 
-void job_store_close(job_store_t *st) { bok_store_delete(st); }
+void job_store_close(job_store_t *st) {
+  if (!st) return;
+  reader_close(&st->rd);
+  bok_store_delete(st);
+}
 
 sqlite3_stmt *js_prep(job_store_t *st, const char *sql) { return bok_store_prep(st->s.db, sql); }
 
@@ -178,14 +187,16 @@ static void summary_row(sqlite3_stmt *s, job_summary_t *e) {
   e->message = bok_store_col_dup(s, 7);
 }
 
+static void summary_clear(job_summary_t *e) {
+  free(e->code);
+  free(e->column);
+  free(e->type);
+  free(e->example);
+  free(e->message);
+}
+
 void job_summary_free(job_summary_t *e, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    free(e[i].code);
-    free(e[i].column);
-    free(e[i].type);
-    free(e[i].example);
-    free(e[i].message);
-  }
+  for (size_t i = 0; i < n; i++) summary_clear(&e[i]);
   free(e);
 }
 
@@ -203,26 +214,36 @@ static int grow(void **arr, size_t n, size_t *cap, size_t first, size_t size) {
 
 /* The summary of job `id`, largest first; mu held. 0 ok, -1 SQLite error
  * or out of memory. */
-static int summary_locked(job_store_t *st, const char *id, int limit, job_summary_t **out, size_t *n) {
+#define SUMMARY_SQL                                                                                   \
+  "SELECT code,col,type,count,first_row,example,has_example,message FROM error_summary"             \
+  " WHERE job_id=?1 ORDER BY count DESC, first_row, code, col LIMIT ?2"
+
+/* Steps s (bound SUMMARY_SQL) into *out / *n. 0 ok, -1 SQLite error or out
+ * of memory. */
+static int summary_fill(sqlite3_stmt *s, job_summary_t **out, size_t *n) {
   *out = NULL;
   *n = 0;
-  sqlite3_stmt *s = js_prep(st, "SELECT code,col,type,count,first_row,example,has_example,message FROM error_summary"
-                                " WHERE job_id=?1 ORDER BY count DESC, first_row, code, col LIMIT ?2");
-  bok_store_bind(s, "ti", id, limit > 0 ? limit : -1);
   size_t cap = 0;
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     if (grow((void **)out, *n, &cap, 8, sizeof **out) != 0) break;
     summary_row(s, &(*out)[(*n)++]);
   }
-  sqlite3_finalize(s);
   return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* Loads a job's warnings and top errors into j; mu held. */
-static void load_diagnostics(job_store_t *st, job_t *j) {
-  sqlite3_stmt *s = js_prep(st, "SELECT code,col,message FROM job_warnings WHERE job_id=?1 ORDER BY idx");
-  bok_store_bind(s, "t", j->job_id);
+static int summary_locked(job_store_t *st, const char *id, int limit, job_summary_t **out, size_t *n) {
+  sqlite3_stmt *s = js_prep(st, SUMMARY_SQL);
+  bok_store_bind(s, "ti", id, limit > 0 ? limit : -1);
+  int rc = summary_fill(s, out, n);
+  sqlite3_finalize(s);
+  return rc;
+}
+
+#define WARN_SQL "SELECT code,col,message FROM job_warnings WHERE job_id=?1 ORDER BY idx"
+
+/* Steps s (job_warnings rows, WARN_SQL) into j's warnings. */
+static void warnings_fill(sqlite3_stmt *s, job_t *j) {
   size_t cap = 0;
   while (sqlite3_step(s) == SQLITE_ROW) {
     if (grow((void **)&j->warnings, j->n_warnings, &cap, 4, sizeof *j->warnings) != 0) break;
@@ -231,6 +252,13 @@ static void load_diagnostics(job_store_t *st, job_t *j) {
     w->column = bok_store_col_dup(s, 1);
     w->message = bok_store_col_dup(s, 2);
   }
+}
+
+/* Loads a job's warnings and top errors into j; mu held. */
+static void load_diagnostics(job_store_t *st, job_t *j) {
+  sqlite3_stmt *s = js_prep(st, WARN_SQL);
+  bok_store_bind(s, "t", j->job_id);
+  warnings_fill(s, j);
   sqlite3_finalize(s);
   summary_locked(st, j->job_id, 3, &j->top_errors, &j->n_top_errors);
 }
@@ -280,6 +308,137 @@ static int get_locked(job_store_t *st, const char *tenant, const char *id, job_t
     ret = js_db_fail(st, err);
   sqlite3_finalize(s);
   return ret;
+}
+
+/* ---- GetJob's reader (js_reader_t) ------------------------------------------- */
+
+static sqlite3_stmt *reader_prep(sqlite3 *db, const char *sql) {
+  sqlite3_stmt *s = NULL;
+  if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+    sqlite3_finalize(s);
+    return NULL;
+  }
+  return s;
+}
+
+/* The summary rows of one job in key order: no ORDER BY, so no sorter (its
+ * temporary b-tree, allocated and freed per call, was 40 % of GetJob's CPU). */
+#define TOP_SQL                                                                                       \
+  "SELECT code,col,type,count,first_row,example,has_example,message FROM error_summary WHERE job_id=?1"
+#define TOP_N 3
+
+/* SUMMARY_SQL's order: count DESC, first_row, code, col. Is row s before e? */
+static int summary_before(sqlite3_stmt *s, const job_summary_t *e) {
+  int64_t c = sqlite3_column_int64(s, 3), f = sqlite3_column_int64(s, 4);
+  if (c != e->count) return c > e->count;
+  if (f != e->first_row) return f < e->first_row;
+  int k = strcmp((const char *)sqlite3_column_text(s, 0), e->code);
+  if (k) return k < 0;
+  return strcmp((const char *)sqlite3_column_text(s, 1), e->column) < 0;
+}
+
+/* Steps s (bound TOP_SQL) keeping the first TOP_N rows in SUMMARY_SQL's
+ * order in j->top_errors (what summary_locked(..., 3, ...) gives). */
+static void top_errors_fill(sqlite3_stmt *s, job_t *j) {
+  job_summary_t *top = calloc(TOP_N, sizeof *top);
+  size_t n = 0;
+  while (top && sqlite3_step(s) == SQLITE_ROW) {
+    size_t at = n;
+    while (at > 0 && summary_before(s, &top[at - 1])) at--;
+    if (at >= TOP_N) continue;
+    if (n == TOP_N) summary_clear(&top[--n]); /* the last one drops out */
+    memmove(&top[at + 1], &top[at], (n - at) * sizeof *top);
+    summary_row(s, &top[at]);
+    n++;
+  }
+  if (n == 0) {
+    free(top);
+    top = NULL;
+  }
+  j->top_errors = top;
+  j->n_top_errors = n;
+}
+
+static void reader_close(js_reader_t *rd) {
+  if (!rd->db) return;
+  sqlite3_stmt *all[] = {rd->begin, rd->commit, rd->get, rd->get_t, rd->warn, rd->sum};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) sqlite3_finalize(all[i]);
+  sqlite3_close(rd->db);
+  pthread_mutex_destroy(&rd->rmu);
+  memset(rd, 0, sizeof *rd);
+}
+
+/* A second connection to the file at `path` for job_store_get; on any
+ * failure (or ":memory:", which would be another database) rd->db stays
+ * NULL and reads go through the main connection. */
+static void reader_open(js_reader_t *rd, const char *path) {
+  memset(rd, 0, sizeof *rd);
+  if (strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0) return;
+  if (sqlite3_open_v2(path, &rd->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    sqlite3_close(rd->db);
+    rd->db = NULL;
+    return;
+  }
+  pthread_mutex_init(&rd->rmu, NULL);
+  sqlite3_busy_timeout(rd->db, 5000);
+  sqlite3_exec(rd->db, "PRAGMA query_only=1", NULL, NULL, NULL);
+  rd->begin = reader_prep(rd->db, "BEGIN");
+  rd->commit = reader_prep(rd->db, "COMMIT");
+  rd->get = reader_prep(rd->db, "SELECT " JOB_COLS " FROM jobs WHERE job_id=?1");
+  rd->get_t = reader_prep(rd->db, "SELECT " JOB_COLS " FROM jobs WHERE job_id=?1 AND tenant_id=?2");
+  rd->warn = reader_prep(rd->db, WARN_SQL);
+  rd->sum = reader_prep(rd->db, TOP_SQL);
+  if (!rd->begin || !rd->commit || !rd->get || !rd->get_t || !rd->warn || !rd->sum) reader_close(rd);
+}
+
+/* Steps one kept statement (bound by the caller) for its first row and
+ * resets it; SQLite's result code of the step. */
+static int reader_get_row(js_reader_t *rd, const char *tenant, const char *id, job_t *out) {
+  sqlite3_stmt *s = tenant ? rd->get_t : rd->get;
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  if (tenant) sqlite3_bind_text(s, 2, tenant, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) {
+    row_to_job(s, out);
+    sqlite3_bind_text(rd->warn, 1, out->job_id, -1, SQLITE_STATIC);
+    warnings_fill(rd->warn, out);
+    sqlite3_reset(rd->warn);
+    sqlite3_bind_text(rd->sum, 1, out->job_id, -1, SQLITE_STATIC);
+    top_errors_fill(rd->sum, out);
+    sqlite3_reset(rd->sum);
+  }
+  sqlite3_reset(s);
+  return rc;
+}
+
+/* get_locked on the reader: the job and its diagnostics from one snapshot
+ * (one read transaction). rmu held. */
+static int reader_get(js_reader_t *rd, const char *tenant, const char *id, job_t *out, bok_err_t *err) {
+  int ret = 0;
+  if (sqlite3_step(rd->begin) != SQLITE_DONE) {
+    sqlite3_reset(rd->begin);
+    return bok_store_fail(rd->db, "job", err);
+  }
+  sqlite3_reset(rd->begin);
+  int rc = reader_get_row(rd, tenant, id, out);
+  if (rc == SQLITE_DONE)
+    ret = bok_err_set(err, BOK_ERR_NOT_FOUND, "not found");
+  else if (rc != SQLITE_ROW)
+    ret = bok_store_fail(rd->db, "job", err);
+  sqlite3_step(rd->commit); /* ends the read transaction; nothing to fail */
+  sqlite3_reset(rd->commit);
+  if (sqlite3_get_autocommit(rd->db) == 0) sqlite3_exec(rd->db, "ROLLBACK", NULL, NULL, NULL);
+  return ret;
+}
+
+/* GetJob's read (job_store.h): on the reader when there is one, so it never
+ * queues behind s.mu (report writes, uploads). */
+int job_store_get_committed(job_store_t *st, const char *tenant, const char *id, job_t *out, bok_err_t *err) {
+  if (!st->rd.db) return job_store_get(st, tenant, id, out, err);
+  pthread_mutex_lock(&st->rd.rmu);
+  int r = reader_get(&st->rd, tenant, id, out, err);
+  pthread_mutex_unlock(&st->rd.rmu);
+  return r;
 }
 
 int job_store_get(job_store_t *st, const char *tenant, const char *id, job_t *out, bok_err_t *err) {

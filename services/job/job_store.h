@@ -98,6 +98,13 @@ int job_store_create(job_store_t *st, job_t *j, bok_err_t *err);
 /* Sets the format of a job whose format was found in its content. */
 int job_store_set_format(job_store_t *st, const char *id, const char *format, bok_err_t *err);
 int job_store_get(job_store_t *st, const char *tenant, const char *id, job_t *out, bok_err_t *err);
+/* As job_store_get, for GetJob: the last committed state, read on a
+ * connection of its own (WAL snapshot) that never waits for the store's lock
+ * while results are being written. Not for readers that must see a change
+ * whose hook (job_store_set_watch) just fired: that change may not be
+ * committed yet; they use job_store_get, which waits for the writer. Any
+ * thread. */
+int job_store_get_committed(job_store_t *st, const char *tenant, const char *id, job_t *out, bok_err_t *err);
 /* The schema stored with job `id` (any tenant) in *json (malloc'ed; "" for a
  * job stored before schemas were kept with jobs). 0, or -1 (NOT_FOUND,
  * UNAVAILABLE). Any thread. */

@@ -10,10 +10,22 @@
 #include "bok/store.h"
 #include "job_store.h"
 
+/* GetJob's reads (job_store_get): a connection of their own, so a read
+ * never waits for s.mu while a report is being written (WAL: readers do not
+ * wait for the writer), with its statements prepared once. Everything here
+ * under rmu; db NULL (":memory:", or it could not be opened): job_store_get
+ * reads on s.db under s.mu. */
+typedef struct {
+  pthread_mutex_t rmu;
+  sqlite3 *db;
+  sqlite3_stmt *begin, *commit, *get, *get_t, *warn, *sum;
+} js_reader_t;
+
 struct job_store {
   bok_store_t s;                 /* first: connection + mutex (lib/store) */
   job_store_change_fn on_change; /* job_store_set_watch; under mu */
   void *on_change_ud;
+  js_reader_t rd;
 };
 
 /* Tells the watcher hook that job `id` may have changed (st->s.mu held, so the

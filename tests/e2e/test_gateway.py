@@ -498,6 +498,54 @@ def test_200_parallel_requests():
         e.check(data.count(b"HTTP/1.1 200") == 20, "20 pipelined answers: %d" % data.count(b"HTTP/1.1 200"))
 
 
+def test_parallel_reads_of_one_job_each_get_their_answer():
+    """Reads of one job that arrive together may share one backend call
+    (issue 20): each request still gets its own tenant's answer, and a read
+    made after a cancel answered sees the cancel, while 20 clients keep
+    reading the same job."""
+    with e.Stack(workers=0, overrides={"gateway": {"threads": 2, "max_connections_per_ip": 0}}) as s:
+        ids = {}
+        for tenant in ("tenant_a", "tb"):
+            st, m = s.http("POST", "/models", {"name": "r", "schema": SCHEMA}, tenant=tenant)
+            e.check(st == 201, "model: %s %s" % (st, m))
+            st, j = s.upload(m["model_id"], "a.csv", "id,value\na,1\n", tenant=tenant)
+            e.check("job_id" in j, "upload: %s %s" % (st, j))
+            ids[tenant] = j["job_id"]
+        unknown = "00000000-0000-4000-8000-000000000000"
+        cases = [(ids["tenant_a"], "tenant_a", ids["tenant_a"]), (ids["tenant_a"], "tb", None),
+                 (ids["tb"], "tb", ids["tb"]), (ids["tb"], "tenant_a", None), (unknown, "tenant_a", None)]
+
+        def one(i):
+            jid, tenant, want = cases[i % len(cases)]
+            return (i,) + s.http("GET", "/jobs/" + jid, tenant=tenant)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=100) as ex:
+            results = list(ex.map(one, range(500)))
+        for i, st, body in results:
+            jid, tenant, want = cases[i % len(cases)]
+            if want:
+                e.check(st == 200 and body["job_id"] == want, "%s as %s: %s %s" % (jid, tenant, st, body))
+            else:
+                e.check(st == 404 and body == {"error": "not found"}, "%s as %s: %s %s" % (jid, tenant, st, body))
+        stop = threading.Event()
+
+        def hammer():
+            while not stop.is_set():
+                s.http("GET", "/jobs/" + ids["tenant_a"])
+        ts = [threading.Thread(target=hammer) for _ in range(20)]
+        for t in ts:
+            t.start()
+        try:
+            time.sleep(0.3)
+            st, body = s.http("DELETE", "/jobs/" + ids["tenant_a"])
+            e.check(st == 200, "cancel: %s %s" % (st, body))
+            st, cur = s.http("GET", "/jobs/" + ids["tenant_a"])
+            e.check(st == 200 and cur["state"] == "CANCELLED", "read after the cancel: %s %s" % (st, cur))
+        finally:
+            stop.set()
+            for t in ts:
+                t.join()
+
+
 def test_client_disconnects_mid_request():
     with e.Stack(**NO_JOB_SERVICE) as s:
         port = s.http_port

@@ -342,6 +342,107 @@ static void test_error_summary_counted_once(void **s) {
   job_store_close(st);
 }
 
+/* GetJob's read (job_store_get_committed): the same job as job_store_get,
+ * tenant checked, and it never waits for the store's lock: called from the
+ * change hook (the writer holds the lock, its transaction still open) it
+ * answers at once with the last committed counters. */
+static job_store_t *g_hook_st;
+static int g_hook_calls;
+static int64_t g_hook_success = -1;
+
+static void hook_reads_committed(void *ud, const char *id) {
+  (void)ud;
+  job_t j;
+  bok_err_t err;
+  if (job_store_get_committed(g_hook_st, "t1", id, &j, &err) == 0) {
+    g_hook_success = j.success;
+    job_free(&j);
+  }
+  g_hook_calls++;
+}
+
+/* Rows rej[] rejected with one cell (code, column), per-row report. */
+static void reject_rows(job_store_t *st, const char *id, const int64_t *rej, size_t nrej, const char *code,
+                        const char *column) {
+  Batch__V1__JobResults r = BATCH__V1__JOB_RESULTS__INIT;
+  r.job_id = (char *)id;
+  rejections_t x;
+  fill_rejections(&r, &x, rej, nrej, code, column);
+  bok_err_t err;
+  assert_int_equal(job_store_report(st, &r, &err), 0);
+}
+
+/* GetJob's top errors (sorted in C) are exactly job_store_get's (SQL ORDER
+ * BY count DESC, first_row, code, col). */
+static void test_get_committed_top_errors(void **s) {
+  (void)s;
+  job_store_t *st = open_store();
+  char id[40];
+  new_job(st, "t1", id);
+  bok_err_t err;
+  assert_int_equal(job_store_finish_upload(st, id, "a,b", 3, 1000, &err), 0);
+  const int64_t r1[] = {50, 60}, r2[] = {20, 70}, r3[] = {5}, r4[] = {30, 80, 90}, r5[] = {40, 41};
+  reject_rows(st, id, r1, 2, "NOT_A_FLOAT", "amount");  /* 2, first 50 */
+  reject_rows(st, id, r2, 2, "NOT_A_FLOAT", "qty");     /* 2, first 20 */
+  reject_rows(st, id, r3, 1, "MISSING", "amount");      /* 1 */
+  reject_rows(st, id, r4, 3, "TOO_LONG", "note");       /* 3 */
+  reject_rows(st, id, r5, 2, "ENUM", "country");        /* 2, first 40 */
+  job_t a = get(st, id), b;
+  assert_int_equal(job_store_get_committed(st, "t1", id, &b, &err), 0);
+  assert_int_equal(a.n_top_errors, 3);
+  assert_int_equal(b.n_top_errors, a.n_top_errors);
+  for (size_t i = 0; i < a.n_top_errors; i++) {
+    assert_string_equal(b.top_errors[i].code, a.top_errors[i].code);
+    assert_string_equal(b.top_errors[i].column, a.top_errors[i].column);
+    assert_int_equal(b.top_errors[i].count, a.top_errors[i].count);
+    assert_int_equal(b.top_errors[i].first_row, a.top_errors[i].first_row);
+  }
+  assert_string_equal(b.top_errors[0].code, "TOO_LONG");
+  assert_string_equal(b.top_errors[1].column, "qty");
+  assert_string_equal(b.top_errors[2].column, "country");
+  job_free(&a);
+  job_free(&b);
+  job_store_close(st);
+}
+
+static void test_get_committed_beside_the_writer(void **s) {
+  (void)s;
+  job_store_t *st = open_store();
+  char id[40];
+  new_job(st, "t1", id);
+  bok_err_t err;
+  assert_int_equal(job_store_finish_upload(st, id, "a,b", 3, 1500, &err), 0);
+  const int64_t m1[][2] = {{1, 500}};
+  const int64_t rej1[] = {10};
+  assert_int_equal(report_batches(st, id, m1, 1, rej1, 1), 0);
+  job_t a = get(st, id), b;
+  assert_int_equal(job_store_get_committed(st, "t1", id, &b, &err), 0);
+  assert_string_equal(a.job_id, b.job_id);
+  assert_int_equal(a.state, b.state);
+  assert_int_equal(a.total, b.total);
+  assert_int_equal(a.success, b.success);
+  assert_int_equal(a.errors, b.errors);
+  assert_int_equal(b.n_top_errors, 1);
+  assert_int_equal(b.top_errors[0].count, 1);
+  job_free(&a);
+  job_free(&b);
+  assert_int_equal(job_store_get_committed(st, "t2", id, &b, &err), -1);
+  assert_int_equal(err.code, BOK_ERR_NOT_FOUND);
+  assert_int_equal(job_store_get_committed(st, "t1", "no-such-job", &b, &err), -1);
+  assert_int_equal(err.code, BOK_ERR_NOT_FOUND);
+  g_hook_st = st;
+  job_store_set_watch(st, hook_reads_committed, NULL);
+  const int64_t m2[][2] = {{501, 1000}};
+  assert_int_equal(report_batches(st, id, m2, 1, NULL, 0), 0);
+  job_store_set_watch(st, NULL, NULL);
+  assert_true(g_hook_calls > 0);
+  assert_int_equal(g_hook_success, 499); /* rows 1..500 but row 10: not yet the second message's */
+  assert_int_equal(job_store_get_committed(st, "t1", id, &b, &err), 0);
+  assert_int_equal(b.success, 999);
+  job_free(&b);
+  job_store_close(st);
+}
+
 static void test_error_budget_stops_the_job(void **s) {
   (void)s;
   job_store_t *st = open_store();
@@ -403,6 +504,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_rejected_paging_and_restart, setup, teardown),
       cmocka_unit_test_setup_teardown(test_error_summary_counted_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_schema_kept_with_the_job, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_get_committed_beside_the_writer, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_get_committed_top_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_error_budget_stops_the_job, setup, teardown),
       cmocka_unit_test(test_budget_messages)};
   return cmocka_run_group_tests(t, NULL, NULL);
