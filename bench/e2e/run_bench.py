@@ -273,10 +273,13 @@ def kcat_produce(path, topic, extra=()):
     return secs, ru.ru_utime + ru.ru_stime
 
 
-def capture_events(topic, out_path):
+def capture_events(topic, job_id, out_path):
     """The committed events of a finished job, as kcat -P -K'\\t' input
     (key TAB JSON, one a line: the JSON of an event has no raw tab or
-    newline), plus the headers of the first event. Returns (count, headers)."""
+    newline), plus the headers of the first event; only the events of `job_id`
+    (the model's topic also holds the during-upload job's). Returns (count,
+    headers)."""
+    mine = b"job=" + job_id.encode()
     cmd = ["kcat", "-C", "-b", e.kafka_bootstrap(), "-t", topic, "-o", "beginning", "-e", "-q",
            "-X", "isolation.level=read_committed", "-f", "%k\\t%h\\t%s\\n"]
     n, hdrs = 0, None
@@ -284,6 +287,8 @@ def capture_events(topic, out_path):
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         for line in p.stdout:
             k, h, v = line.split(b"\t", 2)
+            if mine not in h.split(b","):
+                continue
             if hdrs is None:
                 hdrs = [kv.split(b"=", 1) for kv in h.split(b",") if b"=" in kv]
             out.write(k + b"\t" + v)
@@ -292,7 +297,7 @@ def capture_events(topic, out_path):
     return n, [(k.decode(), v.decode()) for k, v in (hdrs or [])]
 
 
-def floor_run(lines_path, events_topic, rows, tmp):
+def floor_run(lines_path, events_topic, job_id, rows, tmp):
     """The floor (issue 20): kcat -P of the raw lines, then kcat -P of exactly
     the event messages our worker wrote for the same file (captured from the
     finished job's events topic: same keys, JSON payloads and headers), back
@@ -302,7 +307,7 @@ def floor_run(lines_path, events_topic, rows, tmp):
     (not the event time). The events topic is auto-created (broker's
     num.partitions) while ours has events_partitions."""
     ev_path = os.path.join(tmp, "events.txt")
-    n_ev, hdrs = capture_events(events_topic, ev_path)
+    n_ev, hdrs = capture_events(events_topic, job_id, ev_path)
     hdr_args = []
     for k, v in hdrs:
         if k == "row":
@@ -851,7 +856,10 @@ def main():
         R["ingest"].append(one)
         if one.get("events_topic"):
             try:
-                R["floor"] = floor_run(lines_path, one["events_topic"], args.rows, tmp)
+                R["floor"] = floor_run(lines_path, one["events_topic"], one["job_id"], args.rows, tmp)
+                if R["floor"]["events"] != args.rows - invalid:
+                    R["floor"]["warning"] = "floor: %d events captured, want %d" % (R["floor"]["events"],
+                                                                                   args.rows - invalid)
             except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as ex:
                 R["floor"] = None
                 R["floor_error"] = str(ex)
@@ -889,7 +897,8 @@ def main():
     with open(path, "w") as f:
         json.dump(R, f, indent=2, sort_keys=True)
     print("json: %s (%.0f s)" % (path, R["seconds"]))
-    warnings = [i["warning"] for i in R["ingest"] + [R.get("rejected_download", {})] if "warning" in i]
+    warnings = [i["warning"] for i in R["ingest"] + [R.get("rejected_download", {}), R.get("floor") or {}]
+                if "warning" in i]
     for w in warnings:
         print("WARNING: " + w)
     return 1 if warnings or "error" in R.get("core", {}) else 0
