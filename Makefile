@@ -64,7 +64,8 @@ test-e2e: build kafka-up
 
 # Benchmarks against the real local stack (not part of `make test`; a
 # 10,000-row smoke run of them is). Figures: docs/PERFORMANCE.md.
-# BENCH_BIG_MB=250,1000: the memory section's upload sizes (issue 20; default 64).
+# Environment: BENCH_ROWS (default 1,000,000), BENCH_BIG_MB=250,1000 (the memory
+# section's upload sizes, issue 20; default 64), e.g. BENCH_ROWS=200000 make bench.
 bench: build kafka-up
 	BOK_BUILD_DIR=$(CURDIR)/$(BUILD) /usr/bin/python3 bench/e2e/run_bench.py
 

@@ -802,12 +802,12 @@ def table(R):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, default=None, help="rows of the generated CSV (default 1,000,000; smoke 10,000)")
+    ap.add_argument("--rows", type=int, default=None, help="rows of the generated CSV (default $BENCH_ROWS, else 1,000,000; smoke 10,000)")
     ap.add_argument("--smoke", action="store_true", help="10,000 rows, 2 s wrk, no 500 connections, no callgrind")
     ap.add_argument("--big", action="store_true", help="memory section at 250 MB and 1 GB (= BENCH_BIG_MB=250,1000)")
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "results"), help="directory for the JSON copy")
     args = ap.parse_args()
-    args.rows = args.rows or (10000 if args.smoke else 1000000)
+    args.rows = args.rows or int(os.environ.get("BENCH_ROWS") or 0) or (10000 if args.smoke else 1000000)
     args.wrk_seconds = 2 if args.smoke else 5
     args.job_timeout = 120 if args.smoke else 900
     for tool in ("kcat", "curl", "wrk") + (() if args.smoke else ("valgrind",)):
