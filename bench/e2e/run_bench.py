@@ -253,8 +253,8 @@ def kcat_baseline(lines_path, rows, partitions):
 
 
 def kcat_create(topic):
-    """A fresh topic, auto-created by one warm-up message (not counted: the
-    consumers of the floor read from the end of the warm-up)."""
+    """A fresh topic, auto-created (broker's num.partitions) by one warm-up
+    message before the clock starts."""
     subprocess.run(["kcat", "-P", "-b", e.kafka_bootstrap(), "-t", topic] + KCAT_PROPS, input=b"warmup\n",
                    timeout=60, check=True)
 
