@@ -297,7 +297,7 @@ def capture_events(topic, job_id, out_path):
     return n, [(k.decode(), v.decode()) for k, v in (hdrs or [])]
 
 
-def floor_run(lines_path, events_topic, job_id, rows, tmp):
+def floor_run(lines_path, events_topic, job_id, rows, tmp, runs=1):
     """The floor (issue 20): kcat -P of the raw lines, then kcat -P of exactly
     the event messages our worker wrote for the same file (captured from the
     finished job's events topic: same keys, JSON payloads and headers), back
@@ -305,7 +305,9 @@ def floor_run(lines_path, events_topic, job_id, rows, tmp):
     avoid: the per-event `row` header is one static header of the same length
     (kcat -P headers are per run), and the Kafka timestamp is the producer's
     (not the event time). The events topic is auto-created (broker's
-    num.partitions) while ours has events_partitions."""
+    num.partitions) while ours has events_partitions. With runs > 1 the
+    pair runs that many times (fresh topics each) and the fastest counts (a
+    conservative floor on a noisy machine); every duration is in the JSON."""
     ev_path = os.path.join(tmp, "events.txt")
     n_ev, hdrs = capture_events(events_topic, job_id, ev_path)
     hdr_args = []
@@ -313,18 +315,23 @@ def floor_run(lines_path, events_topic, job_id, rows, tmp):
         if k == "row":
             v = str(rows // 2)  # a typical row number: same length as most
         hdr_args += ["-H", "%s=%s" % (k, v)]
-    t_raw, t_ev = "bok.bench.floor.raw." + e.rand_suffix(), "bok.bench.floor.events." + e.rand_suffix()
-    kcat_create(t_raw)
-    kcat_create(t_ev)
+    tries = []
     kp = kafka_pid()
-    k0 = cpu_s(kp) if kp else 0.0
-    s_raw, c_raw = kcat_produce(lines_path, t_raw)
-    s_ev, c_ev = kcat_produce(ev_path, t_ev, ["-K", "\t"] + hdr_args)
-    broker = (cpu_s(kp) - k0) if kp else None
+    for _ in range(max(1, runs)):
+        t_raw, t_ev = "bok.bench.floor.raw." + e.rand_suffix(), "bok.bench.floor.events." + e.rand_suffix()
+        kcat_create(t_raw)
+        kcat_create(t_ev)
+        k0 = cpu_s(kp) if kp else 0.0
+        s_raw, c_raw = kcat_produce(lines_path, t_raw)
+        s_ev, c_ev = kcat_produce(ev_path, t_ev, ["-K", "\t"] + hdr_args)
+        tries.append((s_raw + s_ev, s_raw, s_ev, c_raw, c_ev, (cpu_s(kp) - k0) if kp else None, t_ev))
+        log("floor run %d: raw lines %.2f s + %d events %.2f s" % (len(tries), s_raw, n_ev, s_ev))
+    _, s_raw, s_ev, c_raw, c_ev, broker, t_ev = min(tries, key=lambda t: t[0])
     os.unlink(ev_path)
     secs = s_raw + s_ev
     res = {"events": n_ev, "headers": [k for k, _ in hdrs], "raw_seconds": s_raw, "events_seconds": s_ev,
            "seconds": secs, "rows_per_s": rows / secs, "kcat_cpu_s": c_raw + c_ev,
+           "runs": [{"raw_seconds": t[1], "events_seconds": t[2], "broker_cpu_s": t[5]} for t in tries],
            "events_partitions": topic_partitions(t_ev), "our_events_partitions": topic_partitions(events_topic),
            "broker_cpu_s": broker, "broker_cpu_s_per_m_rows": broker / rows * 1e6 if broker is not None else None}
     log("floor: raw lines %.1f s + %d events %.1f s = %.0f rows/s; broker %s CPU s" % (
@@ -715,8 +722,9 @@ def table(R):
         for ing in R.get("ingest", []):
             add("ingest %dw: rows/s vs floor" % ing["workers"], ing["rows_per_s"], fl["rows_per_s"],
                 ratio(ing["rows_per_s"], fl["rows_per_s"]),
-                "floor: kcat -P raw lines %.1f s + %s events %.1f s, back to back" % (
-                    fl["raw_seconds"], fmt(fl["events"]), fl["events_seconds"]), goal=">= 0.5")
+                "floor: kcat -P raw lines %.2f s + %s events %.2f s, back to back (fastest of %d)" % (
+                    fl["raw_seconds"], fmt(fl["events"]), fl["events_seconds"], len(fl.get("runs", [1]))),
+                goal=">= 0.5")
     for ing in R.get("ingest", []):
         w = ing["workers"]
         add("ingest %dw: rows/s (upload->final)" % w, ing["rows_per_s"], kc.get("rows_per_s"),
@@ -856,7 +864,8 @@ def main():
         R["ingest"].append(one)
         if one.get("events_topic"):
             try:
-                R["floor"] = floor_run(lines_path, one["events_topic"], one["job_id"], args.rows, tmp)
+                R["floor"] = floor_run(lines_path, one["events_topic"], one["job_id"], args.rows, tmp,
+                                       runs=1 if args.smoke else 2)
                 if R["floor"]["events"] != args.rows - invalid:
                     R["floor"]["warning"] = "floor: %d events captured, want %d" % (R["floor"]["events"],
                                                                                    args.rows - invalid)
