@@ -9,7 +9,7 @@ JOBS       ?= $(shell nproc)
 ASAN_E2E_SKIP ?= e2e_test_worker_scale|e2e_test_torture_smoke|e2e_test_kafka_cluster
 CMAKE_GEN  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps build build-asan up cli-links down test test-unit test-asan test-e2e fuzz bench bench-smoke torture kafka-up kafka-down clean
+.PHONY: all deps build build-asan up cli-links down test test-unit test-asan test-e2e fuzz bench bench-peers bench-smoke torture kafka-up kafka-down clean
 
 all: build
 
@@ -65,8 +65,16 @@ test-e2e: build kafka-up
 
 # Benchmarks against the real local stack (not part of `make test`; a
 # 10,000-row smoke run of them is). Figures: docs/PERFORMANCE.md.
+# Environment: BENCH_ROWS (default 1,000,000), BENCH_BIG_MB=250,1000 (the memory
+# section's upload sizes, issue 20; default 64), e.g. BENCH_ROWS=200000 make bench.
 bench: build kafka-up
 	BOK_BUILD_DIR=$(CURDIR)/$(BUILD) /usr/bin/python3 bench/e2e/run_bench.py
+
+# Kafka Connect (FileStreamSource) and Frictionless validate on the same file
+# as our ingest (bench/peers/run_peers.py; BENCH_PEERS_ROWS, default 200,000).
+# Fetches both on first use; not part of `make test`.
+bench-peers: build kafka-up
+	BOK_BUILD_DIR=$(CURDIR)/$(BUILD) /usr/bin/python3 bench/peers/run_peers.py
 
 # Torture run (tests/torture/README.md): several tenants' jobs while processes
 # are SIGKILLed/SIGSTOPped, a private broker (never the one on 9092) restarts

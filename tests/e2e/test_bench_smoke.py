@@ -26,7 +26,8 @@ def test_bench_smoke():
     out = r.stdout.decode("utf-8", "replace")
     err = r.stderr.decode("utf-8", "replace")
     e.check(r.returncode == 0, "run_bench.py exited %d:\n%s\n%s" % (r.returncode, out[-3000:], err[-3000:]))
-    for want in ("machine:", "settings:", "figure", "ingest 1w: rows/s", "ingest 2w: rows/s", "core: rows/s",
+    for want in ("machine:", "settings:", "figure", "ingest 1w: rows/s", "ingest 2w: rows/s", "ingest 1w: rows/s vs floor",
+                 "ingest 1w: worker CPU s / M rows", "goal", "core: rows/s",
                  "gateway GET /jobs/{id} c=50: p99 ms", "during upload", "memory: VmHWM gateway",
                  "reports 1w: report RPCs/s"):
         e.check(want in out, "table lacks %r:\n%s" % (want, out))
@@ -39,6 +40,8 @@ def test_bench_smoke():
     os.rmdir(out_dir)
     e.check(R["settings"]["rows"] == 10000 and R["data"]["invalid_rows"] == 200, "data: %s" % R.get("data"))
     e.check(R["kcat"]["rows_per_s"] > 0, "kcat baseline: %s" % R["kcat"])
+    e.check(R.get("floor") and R["floor"]["rows_per_s"] > 0 and R["floor"]["events"] == 9800,
+            "floor: %s %s" % (R.get("floor"), R.get("floor_error")))
     e.check([i["workers"] for i in R["ingest"]] == [1, 2], "ingest runs: %s" % R["ingest"])
     for i in R["ingest"]:
         e.check(i["total"] == 10000 and i["errors"] == 200 and i["state"] == "PARTIAL_SUCCESS",
