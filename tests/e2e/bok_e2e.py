@@ -19,6 +19,7 @@ import atexit
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -193,6 +194,38 @@ class Service:
                 return b"\n".join(f.read().splitlines()[-n:]).decode("utf-8", "replace")
         except OSError:
             return "(no log)"
+
+
+_ASSIGN_RX = re.compile(r'component=(\S+) msg="(assigned|revoked) (\d+) partitions')
+
+
+def assigned_partitions(worker):
+    """Partitions a worker's lanes hold now, from their last assigned/revoked
+    log lines."""
+    held = {}
+    try:
+        with open(worker.log_path, "r", errors="replace") as f:
+            for line in f:
+                m = _ASSIGN_RX.search(line)
+                if m:
+                    held[m.group(1)] = int(m.group(3)) if m.group(2) == "assigned" else 0
+    except OSError:
+        pass
+    return sum(held.values())
+
+
+def wait_group_settled(workers, partitions, timeout=90):
+    """Until every worker holds some of the rows topic's partitions and all
+    of them are held: a test that needs a given worker to take part uploads
+    after this, whatever order the group's joins happened in under load."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        held = [assigned_partitions(w) for w in workers]
+        if all(h > 0 for h in held) and sum(held) == partitions:
+            return held
+        time.sleep(0.2)
+    raise Failure("consumer group not settled: %s of %d partitions held" % (
+        [assigned_partitions(w) for w in workers], partitions))
 
 
 def _cleanup():
