@@ -37,17 +37,25 @@ static const char *const EVENTS_TOPIC_CONFIG[] = {"retention.ms", "-1", "message
                                                   "9223372036854775807", "message.timestamp.after.max.ms",
                                                   "9223372036854775807", NULL};
 
-static void ensure_topic(worker_t *w, const char *topic) {
+/* Creates the events topic with EVENTS_TOPIC_CONFIG (or finds it made) and
+ * waits for its leaders. 0 ok; -1 when Kafka did not confirm it: nothing
+ * may be produced then (a topic the broker made by itself would carry its
+ * defaults, time retention included), so the caller fails the batch and
+ * it is retried. */
+static int ensure_topic(worker_t *w, const char *topic) {
   for (int i = 0; i < w->ntopics; i++)
-    if (strcmp(w->topics_made[i], topic) == 0) return;
+    if (strcmp(w->topics_made[i], topic) == 0) return 0;
   char err[300];
   if (bok_kafka_topic_ensure(w->producer, topic, w->events_partitions, EVENTS_TOPIC_CONFIG, w->cfg,
-                             "kafka.events_topic.", 15000, err, sizeof err) != 0)
-    LOG(w, BOK_LOG_WARN, "%s", err);
+                             "kafka.events_topic.", 15000, err, sizeof err) != 0) {
+    LOG(w, BOK_LOG_WARN, "%s (the batch is retried)", err);
+    return -1;
+  }
   /* Produce only once this producer knows every partition's leader. */
   bok_kafka_topic_wait_leaders(w->producer, topic, 10000);
   w->topics_made = realloc(w->topics_made, (size_t)(w->ntopics + 1) * sizeof(char *));
   w->topics_made[w->ntopics++] = strdup(topic);
+  return 0;
 }
 
 /* Compiles the spec's schema and makes the job's validator; on failure the
@@ -109,7 +117,10 @@ job_ctx_t *wk_job_get(worker_t *w, const Batch__V1__RowBatch *b) {
   j->dry_run = spec->dry_run;
   if (!j->skip) job_compile(w, j, spec);
   protobuf_c_message_free_unpacked(&spec->base, NULL);
-  if (!j->skip && !j->broken[0] && !j->dry_run) ensure_topic(w, j->topic);
+  if (!j->skip && !j->broken[0] && !j->dry_run && ensure_topic(w, j->topic) != 0) {
+    wk_job_free(j); /* not cached: the retried batch asks again */
+    return NULL;
+  }
 add:
   j->last_used = bok_mono_ms();
   j->next = w->jobs;

@@ -63,10 +63,14 @@ static int make_producer(worker_t *w, int init_timeout_ms, char *err, size_t err
   snprintf(tid, sizeof tid, "bok-worker-%s-%s", w->group_id, w->worker_id);
   /* Short timeout: a worker killed mid-transaction blocks its partitions'
    * offsets (unstable) until the coordinator aborts the transaction. */
+  /* allow.auto.create.topics off: an events topic is only ever made by
+   * ensure_topic with its retention settings, never by the broker's
+   * defaults on a metadata request or a produce. */
   const char *defaults[] = {"linger.ms", "5", "compression.codec", "zstd", "enable.idempotence", "true",
-                            "batch.num.messages", "10000", "transactional.id", tid, "transaction.timeout.ms",
+                            "batch.num.messages", "10000", "allow.auto.create.topics", "false",
+                            "transactional.id", tid, "transaction.timeout.ms",
                             bok_config_get(cfg, "kafka.transaction_timeout_ms", "10000"), NULL};
-  if (!w->transactions) defaults[8] = NULL; /* no transactional.id */
+  if (!w->transactions) defaults[10] = NULL; /* no transactional.id */
   rd_kafka_conf_t *pc = bok_kafka_conf_new(cfg, defaults, "kafka.producer.", err, errlen);
   if (!pc) return -1;
   w->producer = bok_kafka_client_new(RD_KAFKA_PRODUCER, pc, init_timeout_ms, err, errlen);

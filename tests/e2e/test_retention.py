@@ -61,5 +61,48 @@ def test_old_event_times_survive_retention_checks():
                     "every event still readable exactly once after retention checks: %d of %d" % (len(rows), want))
 
 
+def topics_of(bootstrap):
+    """Topic names in the cluster's metadata (a request for all topics, which
+    never makes the broker create one)."""
+    out = subprocess.run(["kcat", "-b", bootstrap, "-L", "-J"], capture_output=True, timeout=20).stdout
+    return {t["topic"] for t in json.loads(out or b"{}").get("topics", [])}
+
+
+def test_no_event_before_the_events_topic_is_made_with_its_settings():
+    """Regression (found by a CI rehearsal): when creating the events topic
+    failed (a broker just started), the worker produced anyway and the broker
+    created the topic by itself with its defaults -- 24 h time retention --
+    and a job's old-dated events were deleted after it said SUCCESS. Here the
+    creation fails on purpose (an invalid retention.ms): no event may be
+    produced and no topic may appear; once the worker's setting is fixed the
+    job finishes, exactly once."""
+    with e.PrivateKafka() as k:
+        ov = {"kafka.brokers": k.bootstrap()}
+        wov = dict(ov, **{"kafka.events_topic.retention.ms": "not-a-number"})
+        with e.Stack(workers=1, overrides={"job": ov, "worker": wov}) as s:
+            st, m = s.http("POST", "/models", {"name": "late_topic", "schema": SCHEMA})
+            e.check(st == 201, "model: %s" % m)
+            st, j = s.upload(m["model_id"], "h.csv", history_csv())
+            e.check(st == 202, "upload: %s %s" % (st, j))
+            time.sleep(20)
+            e.check(m["topic"] not in topics_of(k.bootstrap()),
+                    "the broker made %s with its own defaults" % m["topic"])
+            st, cur = s.http("GET", "/jobs/" + j["job_id"])
+            e.check(cur["state"] in ("PENDING", "RUNNING") and cur["success"] == 0,
+                    "nothing counted while the topic cannot be made: %s" % cur)
+            w = s.workers[0]
+            w.stop()
+            w.config["kafka"].pop("events_topic")
+            with open(w.config_path, "w") as f:
+                e.yaml.safe_dump(w.config, f)
+            w.start()
+            done = s.wait_job(j["job_id"], timeout=240)
+            e.check(done["state"] == "PARTIAL_SUCCESS" and done["success"] == N - N // 10,
+                    "finished once the topic could be made: %s" % done)
+            evs = e.kcat_consume(m["topic"], timeout=60, bootstrap=k.bootstrap())
+            rows = collections.Counter(x["headers"].get("row") for x in evs if x["headers"].get("job") == j["job_id"])
+            e.check(len(rows) == N - N // 10 and max(rows.values()) == 1, "exactly once: %d distinct" % len(rows))
+
+
 if __name__ == "__main__":
     e.run_tests(globals())
