@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "bok/config.h"
+#include "bok/log.h"
 #include "bok/rpc.h"
 
 /* The self-pipe: made by the first wait and kept for the process's life,
@@ -127,4 +128,17 @@ int bok_rpc_run(const bok_config_t *cfg, const bok_rpc_run_opts_t *o) {
   bok_rpc_server_wait(srv, 1);
   bok_rpc_server_destroy(srv);
   return 0;
+}
+
+int bok_rpc_service_main(int argc, char **argv, const bok_rpc_service_t *svc) {
+  int rc = 1;
+  bok_config_t *cfg = bok_config_from_args_checked(argc, argv, svc->prog, svc->known_keys, &rc);
+  if (!cfg) return rc;
+  rc = 1;
+  bok_rpc_run_opts_t run = {.log = bok_log_stderr, .log_opaque = svc->comp};
+  if (bok_rpc_security_init(cfg, svc->role, bok_log_stderr, svc->comp, NULL) == 0 &&
+      svc->build(cfg, svc->app, &run) == 0)
+    rc = bok_rpc_run(cfg, &run);
+  svc->teardown(svc->app);
+  return bok_rpc_main_end(cfg, rc);
 }

@@ -82,26 +82,22 @@ static void teardown(job_app_t *a) {
 
 static int add_methods(bok_rpc_server_t *s, void *svc) { return job_service_register(s, svc); }
 
+static int build_app(const bok_config_t *cfg, void *app, bok_rpc_run_opts_t *run) {
+  job_app_t *a = app;
+  if (build(cfg, a) != 0) return -1;
+  run->default_listen = "127.0.0.1:50052";
+  run->max_message = 64u << 20;
+  run->ready = job_obs_ready;
+  run->ready_ud = a->obs;
+  run->add_methods = add_methods;
+  run->ud = &a->svc;
+  return 0;
+}
+
+static void teardown_app(void *app) { teardown(app); }
+
 int main(int argc, char **argv) {
-  int rc = 1;
-  bok_config_t *cfg = bok_config_from_args_checked(argc, argv, "bok-job-service", KNOWN_KEYS, &rc);
-  if (!cfg) return rc;
-  rc = 1;
   job_app_t app = {0};
-  /* Before any channel or server: TLS material and the worker token (created
-   * on first start when rpc.worker_token_file names a missing file). */
-  if (bok_rpc_security_init(cfg, BOK_RPC_ROLE_JOB_SERVICE, bok_log_stderr, COMP, NULL) == 0 &&
-      build(cfg, &app) == 0) {
-    bok_rpc_run_opts_t run = {.default_listen = "127.0.0.1:50052",
-                              .max_message = 64u << 20,
-                              .log = bok_log_stderr,
-                              .log_opaque = COMP,
-                              .ready = job_obs_ready,
-                              .ready_ud = app.obs,
-                              .add_methods = add_methods,
-                              .ud = &app.svc};
-    rc = bok_rpc_run(cfg, &run);
-  }
-  teardown(&app);
-  return bok_rpc_main_end(cfg, rc);
+  bok_rpc_service_t svc = {"bok-job-service", KNOWN_KEYS, BOK_RPC_ROLE_JOB_SERVICE, COMP, &app, build_app, teardown_app};
+  return bok_rpc_service_main(argc, argv, &svc);
 }

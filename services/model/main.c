@@ -63,23 +63,21 @@ static void teardown(model_app_t *a) {
 
 static int add_methods(bok_rpc_server_t *s, void *svc) { return model_service_register(s, svc); }
 
+static int build_app(const bok_config_t *cfg, void *app, bok_rpc_run_opts_t *run) {
+  model_app_t *a = app;
+  if (build(cfg, a) != 0) return -1;
+  run->default_listen = "127.0.0.1:50051";
+  run->ready = bok_ready_cache_get;
+  run->ready_ud = a->ready;
+  run->add_methods = add_methods;
+  run->ud = &a->svc;
+  return 0;
+}
+
+static void teardown_app(void *app) { teardown(app); }
+
 int main(int argc, char **argv) {
-  int rc = 1;
-  bok_config_t *cfg = bok_config_from_args_checked(argc, argv, "bok-model-service", KNOWN_KEYS, &rc);
-  if (!cfg) return rc;
-  rc = 1;
   model_app_t app = {0};
-  /* Before the server: TLS material (rpc.tls.*). */
-  if (bok_rpc_security_init(cfg, BOK_RPC_ROLE_SERVICE, bok_log_stderr, COMP, NULL) == 0 && build(cfg, &app) == 0) {
-    bok_rpc_run_opts_t run = {.default_listen = "127.0.0.1:50051",
-                              .log = bok_log_stderr,
-                              .log_opaque = COMP,
-                              .ready = bok_ready_cache_get,
-                              .ready_ud = app.ready,
-                              .add_methods = add_methods,
-                              .ud = &app.svc};
-    rc = bok_rpc_run(cfg, &run);
-  }
-  teardown(&app);
-  return bok_rpc_main_end(cfg, rc);
+  bok_rpc_service_t svc = {"bok-model-service", KNOWN_KEYS, BOK_RPC_ROLE_SERVICE, COMP, &app, build_app, teardown_app};
+  return bok_rpc_service_main(argc, argv, &svc);
 }

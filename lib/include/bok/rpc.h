@@ -280,6 +280,25 @@ typedef struct {
   void *ud;
 } bok_rpc_run_opts_t;
 int bok_rpc_run(const struct bok_config *cfg, const bok_rpc_run_opts_t *o);
+/* A gRPC service's whole main(): config from the command line checked
+ * against known_keys (exit 2 on a refused key), gRPC security for role
+ * (before any channel or server: TLS material, the worker token created on
+ * first start), build(cfg, app, run) -- the binary makes its parts and fills
+ * run's default_listen, max_message, ready, ready_ud, add_methods and ud;
+ * 0, or -1 after logging --, bok_rpc_run, then teardown(app) (also after a
+ * failed build: it skips parts not made) and bok_rpc_main_end. Returns the
+ * exit code. main() only. */
+typedef struct {
+  const char *prog; /* "bok-job-service", for configuration errors */
+  const char *const *known_keys;
+  bok_rpc_role_t role;
+  void *comp; /* log component */
+  void *app;  /* the binary's parts, owned by its main */
+  int (*build)(const struct bok_config *cfg, void *app, bok_rpc_run_opts_t *run);
+  void (*teardown)(void *app);
+} bok_rpc_service_t;
+int bok_rpc_service_main(int argc, char **argv, const bok_rpc_service_t *svc);
+
 /* The end of a main() that used gRPC: process-wide security reset, cfg
  * destroyed, the default metrics registry freed (after every server,
  * channel and metric user is gone). Returns rc, for `return
