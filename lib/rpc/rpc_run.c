@@ -135,10 +135,13 @@ int bok_rpc_service_main(int argc, char **argv, const bok_rpc_service_t *svc) {
   bok_config_t *cfg = bok_config_from_args_checked(argc, argv, svc->prog, svc->known_keys, &rc);
   if (!cfg) return rc;
   rc = 1;
-  bok_rpc_run_opts_t run = {.log = bok_log_stderr, .log_opaque = svc->comp};
+  bok_rpc_run_opts_t run = {0};
   if (bok_rpc_security_init(cfg, svc->role, bok_log_stderr, svc->comp, NULL) == 0 &&
-      svc->build(cfg, svc->app, &run) == 0)
+      svc->build(cfg, svc->app, &run) == 0) {
+    run.log = bok_log_stderr; /* the binary's component on the server's lines */
+    run.log_opaque = svc->comp;
     rc = bok_rpc_run(cfg, &run);
+  }
   svc->teardown(svc->app);
   return bok_rpc_main_end(cfg, rc);
 }

@@ -28,9 +28,13 @@ typedef struct {
   job_service_t svc;
 } job_app_t;
 
+static int add_methods(bok_rpc_server_t *s, void *svc) { return job_service_register(s, svc); }
+
 /* Opens the store, the Kafka producers, the resolver, the admin port, the
- * model service channel and the watch thread. 0, or -1 after logging. */
-static int build(const bok_config_t *cfg, job_app_t *a) {
+ * model service channel and the watch thread, and fills the run options.
+ * 0, or -1 after logging. */
+static int build(const bok_config_t *cfg, void *app, bok_rpc_run_opts_t *run) {
+  job_app_t *a = app;
   char msg[512];
   bok_err_t err;
   a->store = job_store_open(bok_config_get(cfg, "db", ".run/data/jobs.db"), &err);
@@ -67,11 +71,14 @@ static int build(const bok_config_t *cfg, job_app_t *a) {
                            .log = bok_log_stderr,
                            .log_opaque = COMP,
                            .watch = a->watch};
+  *run = (bok_rpc_run_opts_t){.default_listen = "127.0.0.1:50052", .max_message = 64u << 20, .ready = job_obs_ready,
+                              .ready_ud = a->obs, .add_methods = add_methods, .ud = &a->svc};
   return 0;
 }
 
 /* After the server is gone: the parts in reverse order (NULL ones skipped). */
-static void teardown(job_app_t *a) {
+static void teardown(void *app) {
+  job_app_t *a = app;
   resolver_stop(a->resolver);
   job_watch_stop(a->watch);
   job_obs_stop(a->obs);
@@ -80,24 +87,8 @@ static void teardown(job_app_t *a) {
   job_store_close(a->store);
 }
 
-static int add_methods(bok_rpc_server_t *s, void *svc) { return job_service_register(s, svc); }
-
-static int build_app(const bok_config_t *cfg, void *app, bok_rpc_run_opts_t *run) {
-  job_app_t *a = app;
-  if (build(cfg, a) != 0) return -1;
-  run->default_listen = "127.0.0.1:50052";
-  run->max_message = 64u << 20;
-  run->ready = job_obs_ready;
-  run->ready_ud = a->obs;
-  run->add_methods = add_methods;
-  run->ud = &a->svc;
-  return 0;
-}
-
-static void teardown_app(void *app) { teardown(app); }
-
 int main(int argc, char **argv) {
   job_app_t app = {0};
-  bok_rpc_service_t svc = {"bok-job-service", KNOWN_KEYS, BOK_RPC_ROLE_JOB_SERVICE, COMP, &app, build_app, teardown_app};
+  bok_rpc_service_t svc = {"bok-job-service", KNOWN_KEYS, BOK_RPC_ROLE_JOB_SERVICE, COMP, &app, build, teardown};
   return bok_rpc_service_main(argc, argv, &svc);
 }

@@ -33,9 +33,12 @@ static int db_probe(void *ud, char *reason, size_t n) {
   return 0;
 }
 
-/* Opens the store and starts readiness and the admin port. 0, or -1 after
- * logging. */
-static int build(const bok_config_t *cfg, model_app_t *a) {
+static int add_methods(bok_rpc_server_t *s, void *svc) { return model_service_register(s, svc); }
+
+/* Opens the store, starts readiness and the admin port, fills the run
+ * options. 0, or -1 after logging. */
+static int build(const bok_config_t *cfg, void *app, bok_rpc_run_opts_t *run) {
+  model_app_t *a = app;
   bok_err_t err;
   char msg[512];
   a->store = model_store_open(bok_config_get(cfg, "db", ".run/data/models.db"), &err);
@@ -52,32 +55,20 @@ static int build(const bok_config_t *cfg, model_app_t *a) {
     return -1;
   }
   a->svc = (model_service_t){a->store, bok_config_get(cfg, "events_topic_prefix", "bok.events")};
+  *run = (bok_rpc_run_opts_t){.default_listen = "127.0.0.1:50051", .ready = bok_ready_cache_get, .ready_ud = a->ready,
+                              .add_methods = add_methods, .ud = &a->svc};
   return 0;
 }
 
-static void teardown(model_app_t *a) {
+static void teardown(void *app) {
+  model_app_t *a = app;
   bok_admin_http_stop(a->admin);
   bok_ready_cache_stop(a->ready);
   model_store_close(a->store);
 }
 
-static int add_methods(bok_rpc_server_t *s, void *svc) { return model_service_register(s, svc); }
-
-static int build_app(const bok_config_t *cfg, void *app, bok_rpc_run_opts_t *run) {
-  model_app_t *a = app;
-  if (build(cfg, a) != 0) return -1;
-  run->default_listen = "127.0.0.1:50051";
-  run->ready = bok_ready_cache_get;
-  run->ready_ud = a->ready;
-  run->add_methods = add_methods;
-  run->ud = &a->svc;
-  return 0;
-}
-
-static void teardown_app(void *app) { teardown(app); }
-
 int main(int argc, char **argv) {
   model_app_t app = {0};
-  bok_rpc_service_t svc = {"bok-model-service", KNOWN_KEYS, BOK_RPC_ROLE_SERVICE, COMP, &app, build_app, teardown_app};
+  bok_rpc_service_t svc = {"bok-model-service", KNOWN_KEYS, BOK_RPC_ROLE_SERVICE, COMP, &app, build, teardown};
   return bok_rpc_service_main(argc, argv, &svc);
 }

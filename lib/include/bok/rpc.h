@@ -284,7 +284,8 @@ int bok_rpc_run(const struct bok_config *cfg, const bok_rpc_run_opts_t *o);
  * against known_keys (exit 2 on a refused key), gRPC security for role
  * (before any channel or server: TLS material, the worker token created on
  * first start), build(cfg, app, run) -- the binary makes its parts and fills
- * run's default_listen, max_message, ready, ready_ud, add_methods and ud;
+ * run's default_listen, max_message, ready, ready_ud, add_methods and ud
+ * (log and log_opaque are set afterwards: stderr, comp);
  * 0, or -1 after logging --, bok_rpc_run, then teardown(app) (also after a
  * failed build: it skips parts not made) and bok_rpc_main_end. Returns the
  * exit code. main() only. */
