@@ -16,6 +16,7 @@ SQLite files and logs. Logs are printed when a test fails. Every process is
 killed at exit.
 """
 import atexit
+import fcntl
 import json
 import os
 import random
@@ -76,10 +77,96 @@ def skip_if_missing(*names):
             raise Skip("%s is not built" % BINARIES[n])
 
 
-def free_port():
+# Ports for the processes a test starts. bind(0) would hand out a port of the
+# kernel's ephemeral range, which stays free only until any process on the
+# machine (a client's outgoing connection, another test run's bind(0)) takes
+# it, so a service could find its port taken, or worse, the harness could find
+# *another* process listening there and take it for the service. Instead:
+# ports below the ephemeral range (the kernel never picks those by itself),
+# each reserved by an flock on /tmp/bok-e2e-ports/<port>.lock held until this
+# process exits, so concurrent test runs on one machine never pick the same.
+PORT_LOCK_DIR = os.path.join(tempfile.gettempdir(), "bok-e2e-ports")
+_port_locks = []  # open lock files, held for the life of this process
+_port_rng = random.SystemRandom()
+
+
+def port_range():
+    """(lo, hi): the ports free_port() picks from, all below the kernel's
+    ephemeral range."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            eph_lo = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        eph_lo = 32768
+    hi = eph_lo - 1
+    return max(1024, hi - 12767), hi
+
+
+def _bindable(port):
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port():
+    """A port nobody listens on and no other test run on this machine will
+    pick; reserved until this process exits."""
+    os.makedirs(PORT_LOCK_DIR, exist_ok=True)
+    lo, hi = port_range()
+    for _ in range(2000):
+        port = _port_rng.randint(lo, hi)
+        f = open(os.path.join(PORT_LOCK_DIR, "%d.lock" % port), "a")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        if _bindable(port):
+            _port_locks.append(f)
+            return port
+        f.close()
+    raise Failure("no free port in %d-%d" % (lo, hi))
+
+
+def _listen_inodes(port):
+    """Socket inodes of the TCP listeners on `port` (any address), from
+    /proc/net/tcp{,6}; None when /proc cannot tell."""
+    inodes, seen = set(), False
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        seen = True
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes if seen else None
+
+
+def listens_itself(pid, port):
+    """True when process `pid` holds a listening socket on `port` (not just
+    anyone: another process on that port would answer a connect too)."""
+    inodes = _listen_inodes(port)
+    if inodes is None:
+        return True  # no /proc: a connect is all we can check
+    fd_dir = "/proc/%d/fd" % pid
+    try:
+        for fd in os.listdir(fd_dir):
+            try:
+                link = os.readlink(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                return True
+    except OSError:
+        return False
+    return False
 
 
 def rand_suffix(n=8):
@@ -93,9 +180,11 @@ def wait_port(port, timeout=15.0, proc=None):
             return False
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
+                if proc is None or listens_itself(proc.pid, port):
+                    return True
         except OSError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     return False
 
 
