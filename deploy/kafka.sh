@@ -192,7 +192,16 @@ start() {
     command -v java >/dev/null || { log "java not found (run make deps)" >&2; return 1; }
     fetch
     mkdir -p "$STATE"
-    for i in "${todo[@]}"; do write_config "$i"; format_node "$i"; done
+    for i in "${todo[@]}"; do write_config "$i"; done
+    # One JVM per format: in parallel (a loaded machine took minutes for
+    # three in a row); the cluster id is made once, before them.
+    if [ "$NODES" -gt 1 ] && [ ! -f "$STATE/cluster.id" ]; then
+      java_cmd kafka.tools.StorageTool random-uuid >"$STATE/cluster.id"
+    fi
+    local fpids=() bad=0
+    for i in "${todo[@]}"; do format_node "$i" & fpids+=($!); done
+    for pid in "${fpids[@]}"; do wait "$pid" || bad=1; done
+    [ "$bad" -eq 0 ] || return 1
     for i in "${todo[@]}"; do launch_node "$i"; done
   fi
   local deadline=$((SECONDS + wait_s))

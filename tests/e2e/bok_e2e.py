@@ -663,7 +663,9 @@ class KafkaCluster:
         self.env.update(env or {})
         self.script = os.path.join(SRC, "deploy", "kafka.sh")
 
-    def run(self, cmd, timeout=300):
+    def run(self, cmd, timeout=480):
+        # Longer than kafka.sh's own bound (format, then 240 s for the nodes
+        # to answer), so a slow start ends with kafka.sh's diagnosis.
         r = subprocess.run(["bash", self.script, cmd], env=self.env, capture_output=True, text=True, timeout=timeout)
         check(r.returncode == 0, "kafka.sh %s: %s %s" % (cmd, r.stdout, r.stderr))
         return r.stdout
