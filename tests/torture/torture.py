@@ -727,6 +727,54 @@ def diagnose(api, bootstrap, topics, uploads, t):
     n_unc = sum(1 for j, rows in t.missing.items() for r in rows if unc.get(j, {}).get(r))
     t.details.append("diag     %d of the %d lost events are in the log but not committed (aborted or still open "
                      "transactions)" % (n_unc, t.lost))
+    for topic in lost_topics:
+        for line in where_lost(bootstrap, topic, t.missing):
+            t.details.append("diag     " + line)
+
+
+def _positions(bootstrap, topic, committed):
+    """[(partition, offset, job, row)] of every event of a topic."""
+    cmd = ["kcat", "-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%p\t%o\t%h\n",
+           "-X", "isolation.level=" + ("read_committed" if committed else "read_uncommitted")]
+    try:
+        r = subprocess.run(cmd, capture_output=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return []
+    out = []
+    for line in r.stdout.split(b"\n"):
+        parts = line.split(b"\t", 2)
+        if len(parts) < 3:
+            continue
+        hdr = dict(kv.partition("=")[::2] for kv in parts[2].decode("utf-8", "replace").split(","))
+        try:
+            out.append((int(parts[0]), int(parts[1]), hdr.get("job", "?"), int(hdr.get("row", "-1"))))
+        except ValueError:
+            pass
+    return out
+
+
+def where_lost(bootstrap, topic, missing):
+    """Where the lost events sit: partition, offsets, and whether they lie
+    past the partition's last stable offset (a transaction still open: it
+    holds every later event back) or below it (their transaction aborted)."""
+    unc = _positions(bootstrap, topic, False)
+    com = _positions(bootstrap, topic, True)
+    ends = {}
+    for p, o, _, _ in com:
+        ends[p] = max(ends.get(p, -1), o)
+    lost = {}
+    for p, o, job, row in unc:
+        if row in missing.get(job, ()):
+            lost.setdefault(p, []).append(o)
+    lines = []
+    for p, offs in sorted(lost.items()):
+        last = ends.get(p, -1)
+        past = sum(1 for o in offs if o > last)
+        hi = max(o for q, o, _j, _r in unc if q == p)
+        lines.append("%s[%d]: %d lost events at offsets %d..%d; last committed event read at %d, log end %d; "
+                     "%d of them past it (an open transaction holds them back), %d below (aborted)"
+                     % (topic, p, len(offs), min(offs), max(offs), last, hi, past, len(offs) - past))
+    return lines
 
 
 def log_starts(bootstrap, topic):
@@ -915,6 +963,11 @@ def keep_logs(ctx, dest):
     b = ctx.get("broker")
     if b is not None and os.path.exists(os.path.join(b.dir, "kafka.log")):
         shutil.copy(os.path.join(b.dir, "kafka.log"), dest)
+    if b is not None and os.path.isdir(os.path.join(b.dir, "data")):
+        # The broker's log segments (a few MB), for kafka.tools.DumpLogSegments:
+        # which transaction held a lost event, and how it ended.
+        shutil.copytree(os.path.join(b.dir, "data"), os.path.join(dest, "kafka-data"), dirs_exist_ok=True,
+                        ignore_dangling_symlinks=True)
     with open(os.path.join(dest, "faults.txt"), "w") as f:
         for r, text in ctx["fleet"].fault_log if ctx.get("fleet") else []:
             f.write("round %s: %s\n" % (r, text))
