@@ -17,6 +17,7 @@ killed at exit.
 """
 import atexit
 import fcntl
+import glob
 import json
 import os
 import random
@@ -613,6 +614,51 @@ def multipart(fields, files):
 
 
 # ---- a private broker ----------------------------------------------------------
+
+def kafka_libs():
+    """The broker's jars (deploy/kafka.sh's cache)."""
+    ver = "4.1.1"
+    try:
+        with open(os.path.join(SRC, "deploy", "kafka.sh")) as f:
+            m = re.search(r'KAFKA_VERSION="\$\{BOK_KAFKA_VERSION:-([0-9.]+)\}"', f.read())
+            ver = m.group(1) if m else ver
+    except OSError:
+        pass
+    base = os.environ.get("BOK_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "batch-on-kafka"))
+    return os.path.join(base, "kafka-" + ver, "libs")
+
+
+def txn_log(data_dir, topic, limit=40):
+    """What each partition of `topic` holds, batch by batch, from a broker's
+    data dir (kafka.tools.DumpLogSegments): offsets, producer id and epoch,
+    transactional or not, and every COMMIT/ABORT marker. For a test that
+    found events missing: a data batch with no marker of its producer after
+    it is a transaction still open, which holds a read_committed reader back."""
+    dirs = sorted(glob.glob(os.path.join(data_dir, "**", topic + "-*"), recursive=True))
+    segs = [f for d in dirs for f in sorted(glob.glob(os.path.join(d, "*.log")))]
+    if not segs:
+        return "(no partitions of %s under %s)" % (topic, data_dir)
+    r = subprocess.run(["java", "-Xmx256m", "-cp", os.path.join(kafka_libs(), "*"), "kafka.tools.DumpLogSegments",
+                        "--print-data-log", "--files", ",".join(segs)], capture_output=True, text=True, timeout=180)
+    parts, cur = {}, None
+    for line in r.stdout.splitlines():
+        if line.startswith("Dumping "):
+            cur = parts.setdefault(os.path.basename(os.path.dirname(line.split(" ", 1)[1].strip())), [])
+        elif cur is not None and line.startswith("baseOffset:"):
+            f = dict(re.findall(r"(\w+): (\S+)", line))
+            cur.append("  %s..%s pid %s epoch %s %s%s" % (
+                f.get("baseOffset"), f.get("lastOffset"), f.get("producerId"), f.get("producerEpoch"),
+                "txn" if f.get("isTransactional") == "true" else "plain",
+                " CONTROL" if f.get("isControl") == "true" else ""))
+        elif cur is not None and "endTxnMarker:" in line:
+            cur.append("    marker " + line.split("endTxnMarker:", 1)[1].split()[0])
+    out = []
+    for name in sorted(parts):
+        lines = parts[name]
+        out.append("%s (%d batches):" % (name, sum(1 for x in lines if not x.startswith("    "))))
+        out.extend(lines[:limit] + (["  ... %d more lines" % (len(lines) - limit)] if len(lines) > limit else []))
+    return "\n".join(out) or "(no partitions of %s under %s)" % (topic, data_dir)
+
 
 class PrivateKafka:
     """A broker of a test's own (deploy/kafka.sh on free ports and a temp dir),
