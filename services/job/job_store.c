@@ -67,6 +67,9 @@ static const char *const MIGRATIONS[] = {
     "ALTER TABLE jobs ADD COLUMN halted INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE jobs ADD COLUMN encoding TEXT NOT NULL DEFAULT 'utf-8'",
     "ALTER TABLE jobs ADD COLUMN schema_json TEXT NOT NULL DEFAULT ''",
+    /* 1: every row counted, the job waits for its events to be readable
+     * (finalizer.c); the final state is set once they are. */
+    "ALTER TABLE jobs ADD COLUMN settling INTEGER NOT NULL DEFAULT 0",
     NULL,
 };
 
@@ -488,12 +491,19 @@ int job_store_list(job_store_t *st, const char *tenant, int state, int limit, jo
   return ret;
 }
 
-/* Moves a job to its final state when every row is processed. */
-void js_maybe_finish(job_store_t *st, const char *id, int64_t now) {
-  sqlite3_stmt *s = js_prep(st, "UPDATE jobs SET state = CASE WHEN errors=0 THEN ?2 WHEN success=0 THEN ?3 ELSE ?4 END,"
-                             " finished_at=?5, updated_at=?5,"
-                             " started_at = CASE WHEN started_at=0 THEN ?5 ELSE started_at END"
-                             " WHERE job_id=?1 AND upload_done=1 AND state IN (1,2) AND success+errors>=total");
+/* The final state of a job whose rows are all counted. */
+static void finish_now(job_store_t *st, const char *id, int64_t now, int only_settling) {
+  sqlite3_stmt *s = js_prep(st, only_settling
+                                    ? "UPDATE jobs SET state = CASE WHEN errors=0 THEN ?2 WHEN success=0 THEN ?3 ELSE ?4 END,"
+                                      " finished_at=?5, updated_at=?5, settling=0,"
+                                      " started_at = CASE WHEN started_at=0 THEN ?5 ELSE started_at END"
+                                      " WHERE job_id=?1 AND upload_done=1 AND state IN (1,2) AND success+errors>=total"
+                                      " AND settling=1"
+                                    : "UPDATE jobs SET state = CASE WHEN errors=0 THEN ?2 WHEN success=0 THEN ?3 ELSE ?4 END,"
+                                      " finished_at=?5, updated_at=?5, settling=0,"
+                                      " started_at = CASE WHEN started_at=0 THEN ?5 ELSE started_at END"
+                                      " WHERE job_id=?1 AND upload_done=1 AND state IN (1,2) AND success+errors>=total"
+                                      " AND settling=0");
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
   sqlite3_bind_int(s, 2, S_SUCCESS);
   sqlite3_bind_int(s, 3, S_FAILED);
@@ -501,6 +511,69 @@ void js_maybe_finish(job_store_t *st, const char *id, int64_t now) {
   sqlite3_bind_int64(s, 5, now);
   sqlite3_step(s);
   sqlite3_finalize(s);
+}
+
+/* Moves a job to its final state when every row is processed. With a settle
+ * hook (job_store_set_settle), a job that published events is marked
+ * settling instead and the hook told: Kafka answers a commit before it has
+ * written the transaction's markers, so its events may not be readable yet
+ * (docs/GUARANTEES.md); job_store_finish_settled sets the state once they are. */
+void js_maybe_finish(job_store_t *st, const char *id, int64_t now) {
+  if (!st->on_settle) {
+    finish_now(st, id, now, 0);
+    return;
+  }
+  sqlite3_stmt *s = js_prep(st, "UPDATE jobs SET settling=1, updated_at=?2 WHERE job_id=?1 AND upload_done=1"
+                                " AND state IN (1,2) AND success+errors>=total AND success>0 AND dry_run=0 AND settling=0");
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 2, now);
+  int marked = sqlite3_step(s) == SQLITE_DONE && sqlite3_changes(st->s.db) > 0;
+  sqlite3_finalize(s);
+  if (marked) {
+    st->on_settle(st->on_settle_ud, id);
+    return;
+  }
+  finish_now(st, id, now, 0); /* nothing published; a settling job is left to its hook */
+}
+
+void job_store_set_settle(job_store_t *st, job_store_change_fn fn, void *ud) {
+  pthread_mutex_lock(&st->s.mu);
+  st->on_settle = fn;
+  st->on_settle_ud = ud;
+  pthread_mutex_unlock(&st->s.mu);
+}
+
+int job_store_settling(job_store_t *st, job_settling_t **out, size_t *n, bok_err_t *err) {
+  *out = NULL;
+  *n = 0;
+  pthread_mutex_lock(&st->s.mu);
+  sqlite3_stmt *s = js_prep(st, "SELECT job_id, topic FROM jobs WHERE settling=1 AND state IN (1,2) LIMIT 10000");
+  size_t cap = 0;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    if (*n == cap) {
+      cap = cap ? cap * 2 : 16;
+      job_settling_t *grown = realloc(*out, cap * sizeof **out);
+      if (!grown) break;
+      *out = grown;
+    }
+    job_settling_t *x = &(*out)[(*n)++];
+    snprintf(x->job_id, sizeof x->job_id, "%s", (const char *)sqlite3_column_text(s, 0));
+    snprintf(x->topic, sizeof x->topic, "%s", (const char *)sqlite3_column_text(s, 1));
+  }
+  int ret = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : js_db_fail(st, err);
+  sqlite3_finalize(s);
+  pthread_mutex_unlock(&st->s.mu);
+  return ret;
+}
+
+int job_store_finish_settled(job_store_t *st, const char *id, bok_err_t *err) {
+  bok_err_clear(err);
+  pthread_mutex_lock(&st->s.mu);
+  finish_now(st, id, bok_now_ms(), 1);
+  js_changed(st, id);
+  pthread_mutex_unlock(&st->s.mu);
+  return 0;
 }
 
 int job_store_finish_upload(job_store_t *st, const char *id, const char *header, size_t hlen, int64_t total,

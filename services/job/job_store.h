@@ -83,6 +83,24 @@ typedef void (*job_store_change_fn)(void *ud, const char *job_id);
 /* Sets (fn NULL: clears) the change hook. Any thread. */
 void job_store_set_watch(job_store_t *st, job_store_change_fn fn, void *ud);
 
+/* A job whose rows are all counted and whose events may not be readable yet
+ * (Kafka writes a transaction's markers after answering its commit). */
+typedef struct {
+  char job_id[64];
+  char topic[256];
+} job_settling_t;
+
+/* With a settle hook, a job that published events does not become final when
+ * its last row is counted: it is marked settling, `fn` is called (store lock
+ * held: only signal another thread), and job_store_finish_settled sets the
+ * final state once its events are readable (finalizer.h). Without one (NULL,
+ * the default) jobs become final at once. */
+void job_store_set_settle(job_store_t *st, job_store_change_fn fn, void *ud);
+/* The settling jobs (at most 10,000), in *out (caller frees). 0 or -1. */
+int job_store_settling(job_store_t *st, job_settling_t **out, size_t *n, bok_err_t *err);
+/* Sets the final state of a settling job (no-op for any other). */
+int job_store_finish_settled(job_store_t *st, const char *id, bok_err_t *err);
+
 job_store_t *job_store_open(const char *path, bok_err_t *err);
 void job_store_close(job_store_t *st);
 /* Jobs per state (index = Batch__V1__JobState), for metrics; doubles as the

@@ -25,6 +25,8 @@ struct job_store {
   bok_store_t s;                 /* first: connection + mutex (lib/store) */
   job_store_change_fn on_change; /* job_store_set_watch; under mu */
   void *on_change_ud;
+  job_store_change_fn on_settle; /* job_store_set_settle; under mu. NULL: no readability wait */
+  void *on_settle_ud;
   js_reader_t rd;
 };
 

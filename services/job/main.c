@@ -9,6 +9,7 @@
 #include "bok/rpc.h"
 #include "job_obs.h"
 #include "job_service.h"
+#include "finalizer.h"
 #include "resolver.h"
 
 #define COMP ((void *)"job-service")
@@ -22,6 +23,7 @@ typedef struct {
   job_store_t *store;
   row_pool_t *rows;
   resolver_t *resolver;
+  finalizer_t *finalizer;
   job_obs_t *obs;
   bok_rpc_channel_t *models;
   job_watch_t *watch;
@@ -53,6 +55,12 @@ static int build(const bok_config_t *cfg, void *app, bok_rpc_run_opts_t *run) {
    * pool's init_transactions has fenced its transactions by now). */
   a->resolver = resolver_start(a->store, a->rows, (int)bok_config_get_int(cfg, "resolver.interval_ms", 1000),
                                (int)bok_config_get_int(cfg, "resolver.stage_age_ms", 3000), bok_log_stderr, COMP);
+  /* Jobs become final once their events are readable (finalizer.h). */
+  a->finalizer = finalizer_start(cfg, a->store, bok_log_stderr, COMP, msg, sizeof msg);
+  if (!a->finalizer) {
+    bok_logf(bok_log_stderr, COMP, BOK_LOG_ERROR, "Kafka: %s", msg);
+    return -1;
+  }
   a->obs = job_obs_start(cfg, a->store, a->rows, bok_log_stderr, COMP, msg, sizeof msg);
   if (!a->obs) {
     bok_logf(bok_log_stderr, COMP, BOK_LOG_ERROR, "%s", msg);
@@ -80,6 +88,7 @@ static int build(const bok_config_t *cfg, void *app, bok_rpc_run_opts_t *run) {
 static void teardown(void *app) {
   job_app_t *a = app;
   resolver_stop(a->resolver);
+  finalizer_stop(a->finalizer);
   job_watch_stop(a->watch);
   job_obs_stop(a->obs);
   bok_rpc_channel_destroy(a->models);

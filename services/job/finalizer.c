@@ -1,0 +1,245 @@
+/* finalizer.c -- settling jobs become final once their events are readable
+ * (finalizer.h).
+ *
+ * Design: the store's settle hook only signals the condition variable; the
+ * thread lists the settling jobs, keeps one high-watermark snapshot per job
+ * (taken the first time it sees the job, with a read_uncommitted client), and
+ * compares it with each partition's last stable offset (a read_committed
+ * client's ListOffsets answers the LSO). Snapshots of jobs no longer settling
+ * are dropped at each pass. Kafka errors leave the job for the next pass. */
+#include "finalizer.h"
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bok/kafka.h"
+#include "bok/util.h"
+
+#define MAX_PARTS 1024
+#define PASS_MS 500         /* a pass at least this often (hooks can be missed across restarts) */
+#define SLOW_WARN_MS 30000  /* log a job still settling after this long */
+
+typedef struct {
+  char job_id[64];
+  int nparts;
+  int64_t *hw;     /* per partition: the snapshot */
+  int64_t since;   /* first seen (ms) */
+  int warned, seen;
+} snap_t;
+
+struct finalizer {
+  job_store_t *store;
+  rd_kafka_t *ru, *rc; /* read_uncommitted (high watermarks), read_committed (LSOs) */
+  bok_log_fn log;
+  void *lo;
+  pthread_t th;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int stop, kicked;
+  snap_t *snaps;
+  size_t nsnaps;
+};
+
+#define LOGF(f, lvl, ...) bok_logf((f)->log, (f)->lo, lvl, __VA_ARGS__)
+
+static void kick(void *ud, const char *job_id) {
+  (void)job_id;
+  finalizer_t *f = ud;
+  pthread_mutex_lock(&f->mu);
+  f->kicked = 1;
+  pthread_cond_signal(&f->cv);
+  pthread_mutex_unlock(&f->mu);
+}
+
+/* Partition count of `topic`; 0 when the topic does not exist, -1 when Kafka
+ * did not answer. */
+static int partitions(finalizer_t *f, const char *topic) {
+  rd_kafka_topic_t *t = rd_kafka_topic_new(f->ru, topic, NULL);
+  if (!t) return -1;
+  const struct rd_kafka_metadata *md = NULL;
+  int n = -1;
+  if (rd_kafka_metadata(f->ru, 0, t, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1) {
+    const struct rd_kafka_metadata_topic *mt = &md->topics[0];
+    if (mt->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) n = 0;
+    else if (mt->err == RD_KAFKA_RESP_ERR_NO_ERROR) n = mt->partition_cnt > MAX_PARTS ? MAX_PARTS : mt->partition_cnt;
+  }
+  if (md) rd_kafka_metadata_destroy(md);
+  rd_kafka_topic_destroy(t);
+  return n;
+}
+
+/* The job's snapshot, taken now if it has none. NULL when Kafka did not
+ * answer (next pass). */
+static snap_t *snapshot(finalizer_t *f, const job_settling_t *j) {
+  for (size_t i = 0; i < f->nsnaps; i++)
+    if (strcmp(f->snaps[i].job_id, j->job_id) == 0) return &f->snaps[i];
+  int n = partitions(f, j->topic);
+  if (n < 0) return NULL;
+  int64_t *hw = calloc((size_t)(n ? n : 1), sizeof *hw);
+  if (!hw) return NULL;
+  for (int p = 0; p < n; p++) {
+    int64_t lo = 0;
+    if (rd_kafka_query_watermark_offsets(f->ru, j->topic, p, &lo, &hw[p], 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      free(hw);
+      return NULL;
+    }
+  }
+  snap_t *grown = realloc(f->snaps, (f->nsnaps + 1) * sizeof *grown);
+  if (!grown) {
+    free(hw);
+    return NULL;
+  }
+  f->snaps = grown;
+  snap_t *s = &f->snaps[f->nsnaps++];
+  memset(s, 0, sizeof *s);
+  snprintf(s->job_id, sizeof s->job_id, "%s", j->job_id);
+  s->nparts = n;
+  s->hw = hw;
+  s->since = bok_mono_ms();
+  return s;
+}
+
+/* 1 when every partition's LSO has reached the snapshot, else 0 (*lag_part
+ * and *lag set to the first one behind, -1 when Kafka did not answer). */
+static int readable(finalizer_t *f, const char *topic, const snap_t *s, int *lag_part, int64_t *lso) {
+  for (int p = 0; p < s->nparts; p++) {
+    int64_t lo = 0, hi = -1;
+    if (rd_kafka_query_watermark_offsets(f->rc, topic, p, &lo, &hi, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) hi = -1;
+    if (hi < s->hw[p]) {
+      *lag_part = p;
+      *lso = hi;
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static void drop_unseen(finalizer_t *f) {
+  size_t k = 0;
+  for (size_t i = 0; i < f->nsnaps; i++) {
+    if (f->snaps[i].seen) {
+      f->snaps[i].seen = 0;
+      f->snaps[k++] = f->snaps[i];
+    } else {
+      free(f->snaps[i].hw);
+    }
+  }
+  f->nsnaps = k;
+}
+
+int finalizer_pass(finalizer_t *f) {
+  job_settling_t *jobs = NULL;
+  size_t n = 0;
+  bok_err_t err;
+  int done = 0;
+  if (job_store_settling(f->store, &jobs, &n, &err) != 0) return 0;
+  for (size_t i = 0; i < n; i++) {
+    snap_t *s = snapshot(f, &jobs[i]);
+    if (!s) continue;
+    s->seen = 1;
+    int part = -1;
+    int64_t lso = -1;
+    if (readable(f, jobs[i].topic, s, &part, &lso)) {
+      if (job_store_finish_settled(f->store, jobs[i].job_id, &err) == 0) done++;
+      s->seen = 0; /* dropped below */
+    } else if (!s->warned && bok_mono_ms() - s->since > SLOW_WARN_MS) {
+      s->warned = 1;
+      LOGF(f, BOK_LOG_WARN, "job %s: every row counted %lld ms ago, its events are not readable yet: %s[%d] last "
+           "stable offset %lld < %lld (a transaction still open there)", jobs[i].job_id,
+           (long long)(bok_mono_ms() - s->since), jobs[i].topic, part, (long long)lso, (long long)s->hw[part]);
+    }
+  }
+  free(jobs);
+  drop_unseen(f);
+  return done;
+}
+
+static void *run(void *arg) {
+  finalizer_t *f = arg;
+  pthread_mutex_lock(&f->mu);
+  while (!f->stop) {
+    if (!f->kicked) {
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      ts.tv_nsec += (long)PASS_MS * 1000000L;
+      ts.tv_sec += ts.tv_nsec / 1000000000L;
+      ts.tv_nsec %= 1000000000L;
+      pthread_cond_timedwait(&f->cv, &f->mu, &ts);
+    }
+    if (f->stop) break;
+    f->kicked = 0;
+    pthread_mutex_unlock(&f->mu);
+    int left = 1;
+    /* Settling jobs wait for markers Kafka writes within milliseconds: look
+     * again soon while some are left, instead of a whole PASS_MS. */
+    for (int round = 0; left && round < 50 && !f->stop; round++) {
+      finalizer_pass(f);
+      job_settling_t *jobs = NULL;
+      size_t n = 0;
+      bok_err_t err;
+      left = job_store_settling(f->store, &jobs, &n, &err) == 0 && n > 0;
+      free(jobs);
+      if (left) usleep(10 * 1000);
+    }
+    pthread_mutex_lock(&f->mu);
+  }
+  pthread_mutex_unlock(&f->mu);
+  return NULL;
+}
+
+static rd_kafka_t *client(const bok_config_t *cfg, const char *isolation, char *err, size_t errlen) {
+  const char *defaults[] = {"enable.auto.commit", "false", "isolation.level", isolation, NULL};
+  rd_kafka_conf_t *conf = bok_kafka_conf_new(cfg, defaults, NULL, err, errlen);
+  return conf ? bok_kafka_client_new(RD_KAFKA_CONSUMER, conf, 0, err, errlen) : NULL;
+}
+
+finalizer_t *finalizer_start(const bok_config_t *cfg, job_store_t *store, bok_log_fn log, void *log_opaque,
+                             char *err, size_t errlen) {
+  finalizer_t *f = calloc(1, sizeof *f);
+  if (!f) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  f->store = store;
+  f->log = log;
+  f->lo = log_opaque;
+  pthread_mutex_init(&f->mu, NULL);
+  pthread_cond_init(&f->cv, NULL);
+  if (!(f->ru = client(cfg, "read_uncommitted", err, errlen)) || !(f->rc = client(cfg, "read_committed", err, errlen)))
+    goto fail;
+  job_store_set_settle(store, kick, f);
+  if (pthread_create(&f->th, NULL, run, f) != 0) {
+    job_store_set_settle(store, NULL, NULL);
+    snprintf(err, errlen, "cannot start the finalizer thread");
+    goto fail;
+  }
+  return f;
+fail:
+  if (f->ru) rd_kafka_destroy(f->ru);
+  if (f->rc) rd_kafka_destroy(f->rc);
+  pthread_mutex_destroy(&f->mu);
+  pthread_cond_destroy(&f->cv);
+  free(f);
+  return NULL;
+}
+
+void finalizer_stop(finalizer_t *f) {
+  if (!f) return;
+  job_store_set_settle(f->store, NULL, NULL);
+  pthread_mutex_lock(&f->mu);
+  f->stop = 1;
+  pthread_cond_signal(&f->cv);
+  pthread_mutex_unlock(&f->mu);
+  pthread_join(f->th, NULL);
+  for (size_t i = 0; i < f->nsnaps; i++) free(f->snaps[i].hw);
+  free(f->snaps);
+  rd_kafka_destroy(f->ru);
+  rd_kafka_destroy(f->rc);
+  pthread_mutex_destroy(&f->mu);
+  pthread_cond_destroy(&f->cv);
+  free(f);
+}
