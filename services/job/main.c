@@ -15,7 +15,7 @@
 
 /* Every key this binary reads (README "Ports and configuration"); others are
  * refused at start with their file:line. */
-static const char *const KNOWN_KEYS[] = {"listen", "db", "threads:int", "model_service", "max_row_bytes:int", "kafka.brokers", "kafka.rows_topic", "kafka.rows_partitions:int", "kafka.replication_factor:int", "kafka.min_insync_replicas:int", "kafka.transactions:bool", "kafka.batch_rows:int", "kafka.transactional_id_prefix", "kafka.rows_topic_retention_ms", "kafka.express_partitions:int", "kafka.express_max_rows:int", "kafka.tenant_stripes:int", "resolver.interval_ms:int", "resolver.stage_age_ms:int", "kafka.producer.*", "log_level:level", "log_format:format", "metrics_listen", BOK_RPC_TLS_KEYS, BOK_RPC_WORKER_KEYS, NULL};
+static const char *const KNOWN_KEYS[] = {"listen", "db", "threads:int", "model_service", "max_row_bytes:int", "kafka.brokers", "kafka.rows_topic", "kafka.rows_partitions:int", "kafka.replication_factor:int", "kafka.min_insync_replicas:int", "kafka.transactions:bool", "kafka.batch_rows:int", "kafka.transactional_id_prefix", "kafka.rows_topic_retention_ms", "kafka.express_partitions:int", "kafka.express_max_rows:int", "kafka.tenant_stripes:int", "kafka.produce_buffer_kbytes:int", "resolver.interval_ms:int", "resolver.stage_age_ms:int", "kafka.producer.*", "log_level:level", "log_format:format", "metrics_listen", BOK_RPC_TLS_KEYS, BOK_RPC_WORKER_KEYS, NULL};
 
 /* The service's parts (main owns them all; the handlers borrow them). */
 typedef struct {
