@@ -171,7 +171,7 @@ worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *lo
                               "queued.max.messages.kbytes", fkb,
                               /* and the overshoot: one fetch response may land
                                * on a full queue, and zstd record batches grow
-                               * ~5-10x when decompressed (default 1 MB per
+                               * ~20x here when decompressed (default 1 MB per
                                * partition); a larger record batch still comes
                                * whole (KIP-74) */
                               "max.partition.fetch.bytes", WK_PARTITION_FETCH_BYTES_DEFAULT, NULL};

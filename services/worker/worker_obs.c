@@ -4,9 +4,7 @@
  * (contract: worker_obs.h). */
 #include "worker_obs.h"
 
-#include <dlfcn.h>
 #include <jansson.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +31,6 @@ struct worker_obs {
 };
 
 static void set_lag(const char *topic, int32_t partition, double v) {
-  if (!worker_metrics.lag) return;
   char part[16];
   snprintf(part, sizeof part, "%d", (int)partition);
   const char *vals[] = {topic, part};
@@ -47,44 +44,11 @@ static int64_t jint(json_t *o, const char *k) {
 
 int worker_obs_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
   (void)rk, (void)opaque;
-  if (!worker_metrics.lag && !getenv("WK_MEMTRACE_FILE")) return 0;
+  if (!worker_metrics.lag) return 0;
   json_t *root = json_loadb(json, len, 0, NULL);
   json_t *topics = root ? json_object_get(root, "topics") : NULL;
   const char *topic;
   json_t *t;
-  const char *trace = getenv("WK_MEMTRACE_FILE"); /* TEMP: evidence for issue 20 */
-  if (trace && root) {
-    int64_t qs = 0, qc = 0;
-    json_object_foreach(topics, topic, t) {
-      const char *pk2;
-      json_t *p2;
-      json_object_foreach(json_object_get(t, "partitions"), pk2, p2) {
-        /* a forwarded fetchq reports the consumer queue's total: max, not sum */
-        if (jint(p2, "fetchq_size") > qs) qs = jint(p2, "fetchq_size");
-        if (jint(p2, "fetchq_cnt") > qc) qc = jint(p2, "fetchq_cnt");
-      }
-    }
-    FILE *f = fopen(trace, "a");
-    typedef int (*mallctl_fn)(const char *, void *, size_t *, void *, size_t);
-    mallctl_fn mc = (mallctl_fn)dlsym(RTLD_DEFAULT, "mallctl");
-    size_t alloc = 0, resid = 0, pdirty = 0, sz = sizeof(size_t);
-    if (mc) {
-      uint64_t ep = 1;
-      size_t esz = sizeof ep;
-      mc("epoch", &ep, &esz, &ep, esz);
-      mc("stats.allocated", &alloc, &sz, NULL, 0);
-      sz = sizeof(size_t);
-      mc("stats.resident", &resid, &sz, NULL, 0);
-      sz = sizeof(size_t);
-      mc("stats.arenas.4096.pdirty", &pdirty, &sz, NULL, 0);
-    }
-    if (f) {
-      fprintf(f, "%lld %s fetchq_size=%lld fetchq_cnt=%lld replyq=%lld je_alloc=%zu je_resident=%zu je_dirty=%zu\n",
-              (long long)bok_now_ms(), json_string_value(json_object_get(root, "client_id")), (long long)qs,
-              (long long)qc, (long long)jint(root, "replyq"), alloc >> 20, resid >> 20, (pdirty * 4096) >> 20);
-      fclose(f);
-    }
-  }
   json_object_foreach(topics, topic, t) {
     const char *pk;
     json_t *p;
