@@ -168,7 +168,11 @@ static rd_kafka_t *make_producer(row_pool_t *p, slot_t *slot, int init_timeout_m
    * producers); a full queue makes the upload wait, never fail. */
   char qkb[24];
   int64_t budget = bok_config_get_int(cfg, "kafka.produce_buffer_kbytes", ROW_PRODUCE_BUFFER_KB_DEFAULT) / POOL;
-  snprintf(qkb, sizeof qkb, "%lld", (long long)(budget < 1024 ? 1024 : budget));
+  /* at least one largest message: librdkafka never queues a message larger
+   * than the cap (produce would wait forever) */
+  int64_t one = bok_config_get_int(cfg, "kafka.producer.message.max.bytes", 8000000) / 1024 + 1;
+  if (budget < one) budget = one;
+  snprintf(qkb, sizeof qkb, "%lld", (long long)budget);
   const char *defaults[] = {"linger.ms", "5", "compression.codec", "zstd", "enable.idempotence", "true",
                             "message.max.bytes", "8000000", "queue.buffering.max.kbytes", qkb,
                             "transactional.id", tid, "transaction.timeout.ms", tmo, NULL};

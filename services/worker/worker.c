@@ -78,9 +78,12 @@ static int make_producer(worker_t *w, int init_timeout_ms, char *err, size_t err
   /* queue.buffering.max.kbytes: this lane's share of the process's producer
    * budget (librdkafka's default is 1 GB per producer); a full queue makes
    * produce wait (QUEUE_FULL -> poll, events.c), never fail. */
+  /* At least one largest message (message.max.bytes): librdkafka never
+   * queues a message larger than the cap, and produce would wait forever. */
   char qkb[24];
-  snprintf(qkb, sizeof qkb, "%lld", (long long)wk_lane_share_kb(cfg, "kafka.produce_buffer_kbytes",
-                                                                  WK_PRODUCE_BUFFER_KB_DEFAULT));
+  int64_t share = wk_lane_share_kb(cfg, "kafka.produce_buffer_kbytes", WK_PRODUCE_BUFFER_KB_DEFAULT);
+  int64_t one = bok_config_get_int(cfg, "kafka.producer.message.max.bytes", 1000000) / 1024 + 1;
+  snprintf(qkb, sizeof qkb, "%lld", (long long)(share > one ? share : one));
   const char *defaults[] = {"linger.ms", "5", "compression.codec", "zstd", "enable.idempotence", "true",
                             "batch.num.messages", "10000", "allow.auto.create.topics", "false",
                             "queue.buffering.max.kbytes", qkb,
