@@ -71,10 +71,11 @@ static int build(const bok_config_t *cfg, void *app, bok_rpc_run_opts_t *run) {
                            .log = bok_log_stderr,
                            .log_opaque = COMP,
                            .watch = a->watch};
-  *run = (bok_rpc_run_opts_t){.default_listen = "127.0.0.1:50052", .max_message = 64u << 20,
-                              /* bounds what an upload stream buffers ahead of its rows producer */
-                              .stream_window = (size_t)bok_config_get_int(cfg, "upload_window_kbytes", 4096) << 10, .ready = job_obs_ready,
-                              .ready_ud = a->obs, .add_methods = add_methods, .ud = &a->svc};
+  /* bounds what an upload stream buffers ahead of its rows producer (docs/CONFIG.md) */
+  int64_t window_kb = bok_config_get_int(cfg, "upload_window_kbytes", 4096);
+  size_t window = window_kb > 0 ? (size_t)window_kb << 10 : 0; /* 0: gRPC's default */
+  *run = (bok_rpc_run_opts_t){.default_listen = "127.0.0.1:50052", .max_message = 64u << 20, .stream_window = window,
+                              .ready = job_obs_ready, .ready_ud = a->obs, .add_methods = add_methods, .ud = &a->svc};
   return 0;
 }
 
