@@ -600,18 +600,23 @@ class MemSampler(threading.Thread):
     def __init__(self, pids):
         super().__init__(daemon=True)
         self.pids = pids
-        self.peak = {k: {"anon_mb": 0.0, "file_mb": 0.0, "private_mb": 0.0} for k in pids}
+        self.peak = {k: {"anon_mb": 0.0, "file_mb": 0.0, "private_mb": 0.0, "series": []} for k in pids}
         self.done = threading.Event()
 
     def run(self):
+        t0, n = time.time(), 0
         while not self.done.is_set():
+            n += 1
             for k, pid in self.pids.items():
                 a = status_kb(pid, "RssAnon") / 1024
                 f = (status_kb(pid, "RssFile") + status_kb(pid, "RssShmem")) / 1024
                 pk = self.peak[k]
                 pk["anon_mb"] = max(pk["anon_mb"], a)
                 pk["file_mb"] = max(pk["file_mb"], f)
-                pk["private_mb"] = max(pk["private_mb"], private_kb(pid) / 1024)
+                p = private_kb(pid) / 1024
+                pk["private_mb"] = max(pk["private_mb"], p)
+                if n % 10 == 0:  # private MB once a second, for the JSON copy
+                    pk["series"].append((round(time.time() - t0, 1), round(p, 1)))
             self.done.wait(0.1)
 
     def stop(self):
@@ -799,6 +804,10 @@ def table(R):
                 None, None, "smaps_rollup Private_*, sampled; RssAnon %.1f, VmHWM %.1f; job %s" % (
                     b["peak"][k]["anon_mb"], b["vm_hwm_mb"].get(k, 0), b["state"]), nd=1,
                 goal="<= 64" if k in ("worker0", "job") else "")
+    for b in bigs:
+        if b.get("seconds"):
+            add("memory: rows/s upload->final, %.0f MB upload" % (b["bytes"] / 1e6), b["rows"] / b["seconds"], None,
+                None, "one worker; wall clock (machine load counts)")
     if len(bigs) >= 2:
         small, big = bigs[0], bigs[-1]
         for k in sorted(big["peak"]):
@@ -817,11 +826,17 @@ def table(R):
     return "\n".join(out)
 
 
+class _MemoryOnly(Exception):
+    pass
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=None, help="rows of the generated CSV (default $BENCH_ROWS, else 1,000,000; smoke 10,000)")
     ap.add_argument("--smoke", action="store_true", help="10,000 rows, 2 s wrk, no 500 connections, no callgrind")
     ap.add_argument("--big", action="store_true", help="memory section at 250 MB and 1 GB (= BENCH_BIG_MB=250,1000)")
+    ap.add_argument("--memory-only", action="store_true",
+                    help="only the memory section (BENCH_BIG_MB sizes, default 64), with each job's rows/s")
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "results"), help="directory for the JSON copy")
     args = ap.parse_args()
     args.rows = args.rows or int(os.environ.get("BENCH_ROWS") or 0) or (10000 if args.smoke else 1000000)
@@ -855,7 +870,16 @@ def main():
               settings["batch_rows"], settings["kcat"], fmt(args.rows)), flush=True)
 
     tmp = tempfile.mkdtemp(prefix="bok-bench-")
+    if args.memory_only:
+        try:
+            R["big"] = [big_section(args, tmp, mb) for mb in big_sizes(args)]
+        finally:
+            for f in os.listdir(tmp):
+                os.unlink(os.path.join(tmp, f))
+            os.rmdir(tmp)
     try:
+        if args.memory_only:
+            raise _MemoryOnly()
         csv_path = os.path.join(tmp, "data.csv")
         t0 = time.time()
         size, invalid = generate_csv(csv_path, args.rows)
@@ -895,13 +919,16 @@ def main():
         sizes = big_sizes(args)
         if sizes:
             R["big"] = [big_section(args, tmp, mb) for mb in sizes]
+    except _MemoryOnly:
+        pass
     finally:
-        for f in os.listdir(tmp):
-            os.unlink(os.path.join(tmp, f))
-        os.rmdir(tmp)
+        if os.path.isdir(tmp):
+            for f in os.listdir(tmp):
+                os.unlink(os.path.join(tmp, f))
+            os.rmdir(tmp)
     R["seconds"] = time.time() - t_all
     R["loadavg_end"] = os.getloadavg()
-    if "big" not in R:
+    if "big" not in R and "data" in R:
         R["memory_note"] = "peak RSS measured for the %s-row file (%.0f MB); BENCH_BIG_MB=250,1000 for the " \
             "issue's sizes" % (fmt(args.rows), R["data"]["bytes"] / 1e6)
     print(table(R))
@@ -920,7 +947,7 @@ def main():
     with open(path, "w") as f:
         json.dump(R, f, indent=2, sort_keys=True)
     print("json: %s (%.0f s)" % (path, R["seconds"]))
-    warnings = [i["warning"] for i in R["ingest"] + [R.get("rejected_download", {}), R.get("floor") or {}]
+    warnings = [i["warning"] for i in R.get("ingest", []) + [R.get("rejected_download", {}), R.get("floor") or {}]
                 if "warning" in i]
     for w in warnings:
         print("WARNING: " + w)

@@ -114,6 +114,7 @@ int bok_rpc_run(const bok_config_t *cfg, const bok_rpc_run_opts_t *o) {
   bok_rpc_server_opts_t opts = {.addr = bok_config_get(cfg, "listen", o->default_listen),
                                 .threads = (int)bok_config_get_int(cfg, "threads", 8),
                                 .max_message = o->max_message,
+                                .stream_window = o->stream_window,
                                 .log = o->log,
                                 .log_opaque = o->log_opaque,
                                 .ready = o->ready,

@@ -821,14 +821,23 @@ int bok_rpc_server_add_server_stream(bok_rpc_server_t *s, const char *path,
 
 int bok_rpc_server_start(bok_rpc_server_t *s, bok_err_t *err) {
   if (s->services == NULL && collect_services(s) != 0) abort(); /* out of memory at start-up */
-  grpc_arg args[2];
+  grpc_arg args[4];
+  size_t nargs = 2;
   args[0].type = GRPC_ARG_INTEGER;
   args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
   args[0].value.integer = (int)s->opts.max_message;
   args[1].type = GRPC_ARG_INTEGER;
   args[1].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
   args[1].value.integer = 0;
-  grpc_channel_args ca = {2, args};
+  if (s->opts.stream_window > 0) { /* a fixed window: what a stream may buffer (rpc.h) */
+    args[nargs].type = GRPC_ARG_INTEGER;
+    args[nargs].key = (char *)GRPC_ARG_HTTP2_BDP_PROBE;
+    args[nargs++].value.integer = 0;
+    args[nargs].type = GRPC_ARG_INTEGER;
+    args[nargs].key = (char *)GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES;
+    args[nargs++].value.integer = s->opts.stream_window > (1u << 30) ? 1 << 30 : (int)s->opts.stream_window;
+  }
+  grpc_channel_args ca = {nargs, args};
   s->server = grpc_server_create(&ca, NULL);
   for (int i = 0; i < s->nmethods; i++) {
     method_t *m = &s->methods[i];

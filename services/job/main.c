@@ -16,7 +16,7 @@
 
 /* Every key this binary reads (README "Ports and configuration"); others are
  * refused at start with their file:line. */
-static const char *const KNOWN_KEYS[] = {"listen", "db", "threads:int", "model_service", "max_row_bytes:int", "kafka.brokers", "kafka.rows_topic", "kafka.rows_partitions:int", "kafka.replication_factor:int", "kafka.min_insync_replicas:int", "kafka.transactions:bool", "kafka.batch_rows:int", "kafka.transactional_id_prefix", "kafka.rows_topic_retention_ms", "kafka.express_partitions:int", "kafka.express_max_rows:int", "kafka.tenant_stripes:int", "resolver.interval_ms:int", "resolver.stage_age_ms:int", "kafka.producer.*", "log_level:level", "log_format:format", "metrics_listen", BOK_RPC_TLS_KEYS, BOK_RPC_WORKER_KEYS, NULL};
+static const char *const KNOWN_KEYS[] = {"listen", "db", "threads:int", "model_service", "max_row_bytes:int", "kafka.brokers", "kafka.rows_topic", "kafka.rows_partitions:int", "kafka.replication_factor:int", "kafka.min_insync_replicas:int", "kafka.transactions:bool", "kafka.batch_rows:int", "kafka.transactional_id_prefix", "kafka.rows_topic_retention_ms", "kafka.express_partitions:int", "kafka.express_max_rows:int", "kafka.tenant_stripes:int", "upload_window_kbytes:int", "kafka.produce_buffer_kbytes:int", "resolver.interval_ms:int", "resolver.stage_age_ms:int", "kafka.producer.*", "log_level:level", "log_format:format", "metrics_listen", BOK_RPC_TLS_KEYS, BOK_RPC_WORKER_KEYS, NULL};
 
 /* The service's parts (main owns them all; the handlers borrow them). */
 typedef struct {
@@ -79,8 +79,11 @@ static int build(const bok_config_t *cfg, void *app, bok_rpc_run_opts_t *run) {
                            .log = bok_log_stderr,
                            .log_opaque = COMP,
                            .watch = a->watch};
-  *run = (bok_rpc_run_opts_t){.default_listen = "127.0.0.1:50052", .max_message = 64u << 20, .ready = job_obs_ready,
-                              .ready_ud = a->obs, .add_methods = add_methods, .ud = &a->svc};
+  /* bounds what an upload stream buffers ahead of its rows producer (docs/CONFIG.md) */
+  int64_t window_kb = bok_config_get_int(cfg, "upload_window_kbytes", 4096);
+  size_t window = window_kb > 0 ? (size_t)window_kb << 10 : 0; /* 0: gRPC's default */
+  *run = (bok_rpc_run_opts_t){.default_listen = "127.0.0.1:50052", .max_message = 64u << 20, .stream_window = window,
+                              .ready = job_obs_ready, .ready_ud = a->obs, .add_methods = add_methods, .ud = &a->svc};
   return 0;
 }
 

@@ -42,6 +42,8 @@
 #include "job_obs.h"
 
 #define POOL 2
+/* kafka.produce_buffer_kbytes: librdkafka queue of all slots together (was 64 MB per slot). */
+#define ROW_PRODUCE_BUFFER_KB_DEFAULT 32768
 /* An upload whose held messages pass this many bytes is not small, whatever
  * its rows: bounds the memory held per upload (rows may be 1 MB each). */
 #define EXPRESS_MAX_BYTES (8u << 20)
@@ -161,9 +163,18 @@ static rd_kafka_t *make_producer(row_pool_t *p, slot_t *slot, int init_timeout_m
   snprintf(tid, sizeof tid, "%s-%d", bok_config_get(cfg, "kafka.transactional_id_prefix", def), slot->index);
   snprintf(tmo, sizeof tmo, "%d", TXN_TIMEOUT_MS);
   /* An upload is one transaction: cap what waits in librdkafka's queue
-   * (default 1 GB) so memory does not follow the file size. */
+   * (default 1 GB) so memory does not follow the file size. The cap is the
+   * slot's share of kafka.produce_buffer_kbytes (the whole process's rows
+   * producers); a full queue makes the upload wait, never fail. */
+  char qkb[24];
+  int64_t budget = bok_config_get_int(cfg, "kafka.produce_buffer_kbytes", ROW_PRODUCE_BUFFER_KB_DEFAULT) / POOL;
+  /* at least one largest message: librdkafka never queues a message larger
+   * than the cap (produce would wait forever) */
+  int64_t one = bok_config_get_int(cfg, "kafka.producer.message.max.bytes", 8000000) / 1024 + 1;
+  if (budget < one) budget = one;
+  snprintf(qkb, sizeof qkb, "%lld", (long long)budget);
   const char *defaults[] = {"linger.ms", "5", "compression.codec", "zstd", "enable.idempotence", "true",
-                            "message.max.bytes", "8000000", "queue.buffering.max.kbytes", "65536",
+                            "message.max.bytes", "8000000", "queue.buffering.max.kbytes", qkb,
                             "transactional.id", tid, "transaction.timeout.ms", tmo, NULL};
   if (!p->transactions) defaults[10] = NULL;
   rd_kafka_conf_t *conf = bok_kafka_conf_new(cfg, defaults, "kafka.producer.", err, errlen);

@@ -51,6 +51,15 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
   }
 }
 
+/* A lane's share of a process-wide budget in KB (the key's value, or dflt,
+ * divided by the configured lanes), at least 1 MB. */
+int64_t wk_lane_share_kb(const bok_config_t *cfg, const char *key, int64_t dflt) {
+  int64_t total = bok_config_get_int(cfg, key, dflt), lanes = bok_config_get_int(cfg, "lanes", 4);
+  if (lanes < 1) lanes = 1;
+  int64_t kb = total / lanes;
+  return kb < 1024 ? 1024 : kb;
+}
+
 /* The transactional producer: its id is stable for a worker id, so a new one
  * (a restarted process, or make_producer again after a failure) fences the
  * old epoch and aborts its open transaction. init_timeout_ms < 0: created
@@ -66,11 +75,21 @@ static int make_producer(worker_t *w, int init_timeout_ms, char *err, size_t err
   /* allow.auto.create.topics off: an events topic is only ever made by
    * ensure_topic with its retention settings, never by the broker's
    * defaults on a metadata request or a produce. */
+  /* queue.buffering.max.kbytes: this lane's share of the process's producer
+   * budget (librdkafka's default is 1 GB per producer); a full queue makes
+   * produce wait (QUEUE_FULL -> poll, events.c), never fail. */
+  /* At least one largest message (message.max.bytes): librdkafka never
+   * queues a message larger than the cap, and produce would wait forever. */
+  char qkb[24];
+  int64_t share = wk_lane_share_kb(cfg, "kafka.produce_buffer_kbytes", WK_PRODUCE_BUFFER_KB_DEFAULT);
+  int64_t one = bok_config_get_int(cfg, "kafka.producer.message.max.bytes", 1000000) / 1024 + 1;
+  snprintf(qkb, sizeof qkb, "%lld", (long long)(share > one ? share : one));
   const char *defaults[] = {"linger.ms", "5", "compression.codec", "zstd", "enable.idempotence", "true",
                             "batch.num.messages", "10000", "allow.auto.create.topics", "false",
+                            "queue.buffering.max.kbytes", qkb,
                             "transactional.id", tid, "transaction.timeout.ms",
                             bok_config_get(cfg, "kafka.transaction_timeout_ms", "10000"), NULL};
-  if (!w->transactions) defaults[10] = NULL; /* no transactional.id */
+  if (!w->transactions) defaults[12] = NULL; /* no transactional.id */
   rd_kafka_conf_t *pc = bok_kafka_conf_new(cfg, defaults, "kafka.producer.", err, errlen);
   if (!pc) return -1;
   w->producer = bok_kafka_client_new(RD_KAFKA_PRODUCER, pc, init_timeout_ms, err, errlen);
@@ -140,13 +159,25 @@ worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *lo
   bok_row_result_init(&w->rr);
   w->routes = bok_routes_from_config(cfg, "127.0.0.1:50051", "127.0.0.1:50052", err, errlen);
   if (!w->routes) goto fail;
+  char fkb[24];
+  snprintf(fkb, sizeof fkb, "%lld", (long long)wk_lane_share_kb(cfg, "kafka.fetch_buffer_kbytes",
+                                                                  WK_FETCH_BUFFER_KB_DEFAULT));
   const char *cdefaults[] = {"group.id", w->group_id, "isolation.level", "read_committed", "enable.auto.commit",
                               "false", "auto.offset.reset", "earliest", "client.id", w->worker_id,
                               "session.timeout.ms", "10000", "heartbeat.interval.ms", "1000",
                               /* find a rows topic created later */
                               "topic.metadata.refresh.interval.ms", "5000",
-                              /* bound the fetch-ahead (default 64 MB) */
-                              "queued.max.messages.kbytes", "16384", NULL};
+                              /* bound the fetch-ahead (librdkafka: 64 MB per
+                               * consumer, i.e. per lane): the lane's share of
+                               * kafka.fetch_buffer_kbytes; fetch.max.bytes
+                               * follows it (librdkafka caps it to this) */
+                              "queued.max.messages.kbytes", fkb,
+                              /* and the overshoot: one fetch response may land
+                               * on a full queue, and zstd record batches grow
+                               * ~20x here when decompressed (default 1 MB per
+                               * partition); a larger record batch still comes
+                               * whole (KIP-74) */
+                              "max.partition.fetch.bytes", WK_PARTITION_FETCH_BYTES_DEFAULT, NULL};
   rd_kafka_conf_t *cc = bok_kafka_conf_new(cfg, cdefaults, "kafka.consumer.", err, errlen);
   if (!cc) goto fail;
   rd_kafka_conf_set_opaque(cc, w);

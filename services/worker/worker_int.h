@@ -95,6 +95,16 @@ typedef struct {
   rd_kafka_topic_partition_list_t *next;
 } batch_t;
 
+/* Memory bounds (docs/CONFIG.md, docs/PERFORMANCE.md "Memory"): the whole
+ * process's consumer fetch-ahead and producer queue, split evenly over the
+ * lanes (each lane is its own consumer and producer), and the per-partition
+ * fetch size that bounds what one fetch response adds on top. */
+#define WK_FETCH_BUFFER_KB_DEFAULT 8192
+#define WK_PRODUCE_BUFFER_KB_DEFAULT 16384
+#define WK_PARTITION_FETCH_BYTES_DEFAULT "65536"
+/* worker.c: a lane's share of a process-wide budget in KB (>= 1024). */
+int64_t wk_lane_share_kb(const bok_config_t *cfg, const char *key, int64_t dflt);
+
 /* worker.c: re-creates a producer abort could not bring back. */
 void wk_reset_producer(worker_t *w);
 /* worker.c: the producer's init_transactions, retried until Kafka answers

@@ -71,6 +71,11 @@ typedef struct {
   const char *addr;     /* "127.0.0.1:50051"; port 0 picks a free port */
   int threads;          /* serving threads = calls in flight; 0 -> 8 */
   size_t max_message;   /* max receive/send message bytes; 0 -> 4 MiB */
+  /* > 0: every stream's HTTP/2 flow-control window is this many bytes and
+   * gRPC's BDP probing (which grows windows to tens of MB on a fast link) is
+   * off, so a client stream whose handler reads slower than the client
+   * sends buffers at most this much in the transport. 0: gRPC's default. */
+  size_t stream_window;
   bok_log_fn log;       /* may be NULL */
   void *log_opaque;
   /* Every call is counted in bok_rpc_requests_total{method,code} and timed in
@@ -272,6 +277,7 @@ int bok_rpc_security_init(const struct bok_config *cfg, bok_rpc_role_t role, bok
 typedef struct {
   const char *default_listen; /* "127.0.0.1:50051" */
   size_t max_message;         /* 0 -> 4 MiB */
+  size_t stream_window;       /* bok_rpc_server_opts_t.stream_window */
   bok_log_fn log;
   void *log_opaque;
   bok_ready_fn ready; /* NULL: always ready */
