@@ -97,6 +97,7 @@ void wk_producer_start(worker_t *w) {
  * fenced, fatal): the same transactional.id fences the old epoch. Retries
  * with back-off while Kafka is down; gives up only when stopped. */
 void wk_reset_producer(worker_t *w) {
+  wk_jobs_drop_topics(w); /* the topic handles belong to the old producer */
   bok_kafka_producer_drop(w->producer);
   w->producer = NULL;
   for (int delay = 500; !w->stop; delay = delay * 2 > 10000 ? 10000 : delay * 2) {
@@ -186,6 +187,7 @@ void worker_destroy(worker_t *w) {
     if (w->express_q) rd_kafka_queue_destroy(w->express_q);
     rd_kafka_destroy(w->consumer);
   }
+  wk_jobs_drop_topics(w); /* before the producer they belong to */
   if (w->producer) {
     rd_kafka_flush(w->producer, 5000);
     rd_kafka_destroy(w->producer);
