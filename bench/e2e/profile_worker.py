@@ -32,6 +32,7 @@ def main():
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--proc", choices=("worker", "job", "gateway"), default="worker",
                     help="perf only: which process to record (default the worker)")
+    ap.add_argument("--keep", metavar="FILE", help="copy the raw perf.data / callgrind.out to FILE")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="bok-prof-")
     csv_path = os.path.join(tmp, "data.csv")
@@ -83,6 +84,9 @@ def main():
             r = subprocess.run(["callgrind_annotate", out], capture_output=True, timeout=300)
             print("---- self ----")
             print("\n".join(r.stdout.decode("utf-8", "replace").splitlines()[:args.top + 20]))
+    if args.keep:
+        import shutil
+        shutil.copyfile(out, args.keep)
     for f in os.listdir(tmp):
         os.unlink(os.path.join(tmp, f))
     os.rmdir(tmp)

@@ -26,6 +26,10 @@ struct bok_validator {
   int *hdr_col;     /* header index -> schema column, -1 when not in schema */
   char **hdr_names; /* header names (for EXTRA_COLUMN) */
   int event_id, event_time;
+  /* Per schema column, the event's JSON text before its value, made once:
+   * `"name":` (`,"name":` after the first column). */
+  char **keys;
+  size_t *keylens;
 };
 
 /* ---- result plumbing ------------------------------------------------------ */
@@ -248,6 +252,22 @@ bok_validator_t *bok_validator_new(const bok_schema_t *schema, bok_format_t fmt,
   v->event_time = bok_schema_event_time_col(schema);
   v->col_pos = malloc(v->ncols * sizeof *v->col_pos);
   for (size_t i = 0; i < v->ncols; i++) v->col_pos[i] = -1;
+  v->keys = calloc(v->ncols ? v->ncols : 1, sizeof *v->keys);
+  v->keylens = calloc(v->ncols ? v->ncols : 1, sizeof *v->keylens);
+  if (!v->col_pos || !v->keys || !v->keylens) {
+    snprintf(err, errlen, "out of memory");
+    bok_validator_destroy(v);
+    return NULL;
+  }
+  for (size_t i = 0; i < v->ncols; i++) {
+    const char *name = bok_schema_col(schema, i)->name;
+    bok_buf_t k = BOK_BUF_INIT(0);
+    if (i) bok_buf_appendc(&k, ',');
+    bok_json_append_string(&k, name, strlen(name));
+    bok_buf_appendc(&k, ':');
+    v->keys[i] = k.data; /* owned by the validator now */
+    v->keylens[i] = k.len;
+  }
   if (fmt == BOK_FMT_CSV) {
     bok_slice_t *f = malloc(MAX_FIELDS * sizeof *f);
     bok_buf_t scratch = BOK_BUF_INIT(0);
@@ -282,6 +302,9 @@ void bok_validator_destroy(bok_validator_t *v) {
   if (!v) return;
   for (int i = 0; i < v->nhdr; i++) free(v->hdr_names[i]);
   free(v->hdr_names);
+  for (size_t i = 0; v->keys && i < v->ncols; i++) free(v->keys[i]);
+  free(v->keys);
+  free(v->keylens);
   free(v->hdr_col);
   free(v->col_pos);
   free(v);
@@ -600,9 +623,7 @@ static int run_columns(rowctx_t *x, get_cell_fn get, void *ud) {
     const bok_column_t *col = bok_schema_col(v->s, ci);
     cell_t c;
     int present = get(ud, (int)ci, &c);
-    if (ci) bok_buf_appendc(&r->event, ',');
-    bok_json_append_string(&r->event, col->name, strlen(col->name));
-    bok_buf_appendc(&r->event, ':');
+    bok_buf_append(&r->event, v->keys[ci], v->keylens[ci]); /* [,]"name": */
     int is_event = (int)ci == v->event_id || (int)ci == v->event_time;
     if (!present) {
       if (col->required || is_event) {

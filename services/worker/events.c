@@ -27,6 +27,46 @@ static int format_i64(char *out, int64_t v) {
   return len;
 }
 
+/* The job's topic handle on the lane's producer: made on first use, kept
+ * until the job leaves the cache or the producer is replaced. */
+static rd_kafka_topic_t *job_rkt(worker_t *w, job_ctx_t *j) {
+  if (!j->rkt) j->rkt = rd_kafka_topic_new(w->producer, j->topic, NULL);
+  return j->rkt;
+}
+
+/* Produces the event in w->rr: key = event id, value = the JSON, timestamp
+ * = event time, headers tenant/job/model/row in this order. The same
+ * message as RD_KAFKA_V_TOPIC + four RD_KAFKA_V_HEADER would make, without
+ * the per-event topic lookup and the strlen of every header. Waits while
+ * the queue is full. */
+static rd_kafka_resp_err_t produce_event(worker_t *w, job_ctx_t *j, const char *rowbuf, size_t rl, int64_t now_ms) {
+  rd_kafka_topic_t *rkt = job_rkt(w, j);
+  int64_t ts = w->rr.event_time_ms > 0 ? w->rr.event_time_ms : w->rr.event_time_ms == 0 ? 1 : now_ms;
+  rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+  rd_kafka_header_add(h, "tenant", 6, j->tenant, (ssize_t)j->tenant_len);
+  rd_kafka_header_add(h, "job", 3, j->job_id, (ssize_t)j->job_id_len);
+  rd_kafka_header_add(h, "model", 5, j->model_id, (ssize_t)j->model_id_len);
+  rd_kafka_header_add(h, "row", 3, rowbuf, (ssize_t)rl);
+  const void *key = w->rr.key.len ? w->rr.key.data : NULL;
+  rd_kafka_resp_err_t e;
+  for (;;) {
+    if (rkt)
+      e = rd_kafka_producev(w->producer, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(key, w->rr.key.len),
+                            RD_KAFKA_V_VALUE(w->rr.event.data, w->rr.event.len),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(ts),
+                            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+    else /* no handle (cannot happen for a valid name): the lookup path */
+      e = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC(j->topic), RD_KAFKA_V_KEY(key, w->rr.key.len),
+                            RD_KAFKA_V_VALUE(w->rr.event.data, w->rr.event.len),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(ts),
+                            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+    if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+    rd_kafka_poll(w->producer, 10);
+  }
+  if (e) rd_kafka_headers_destroy(h); /* librdkafka owns the headers only on success */
+  return e;
+}
+
 static void *arena_alloc(void *ud, size_t n) { return bok_arena_alloc(ud, n); }
 static void arena_nofree(void *ud, void *p) { (void)ud, (void)p; }
 
@@ -78,18 +118,7 @@ int wk_process_msg(worker_t *w, batch_t *b, const rd_kafka_message_t *m, int64_t
         continue;
       }
       int rl = format_i64(rowbuf, row->row);
-      rd_kafka_resp_err_t e;
-      for (;;) {
-        e = rd_kafka_producev(
-            w->producer, RD_KAFKA_V_TOPIC(j->topic),
-            RD_KAFKA_V_KEY(w->rr.key.len ? w->rr.key.data : NULL, w->rr.key.len),
-            RD_KAFKA_V_VALUE(w->rr.event.data, w->rr.event.len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_TIMESTAMP(w->rr.event_time_ms > 0 ? w->rr.event_time_ms : w->rr.event_time_ms == 0 ? 1 : now_ms),
-            RD_KAFKA_V_HEADER("tenant", j->tenant, -1), RD_KAFKA_V_HEADER("job", j->job_id, -1),
-            RD_KAFKA_V_HEADER("model", j->model_id, -1), RD_KAFKA_V_HEADER("row", rowbuf, rl), RD_KAFKA_V_END);
-        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
-        rd_kafka_poll(w->producer, 10);
-      }
+      rd_kafka_resp_err_t e = produce_event(w, j, rowbuf, (size_t)rl, now_ms);
       if (e) {
         bok_counter_inc(worker_metrics.produce_errors);
         LOG(w, BOK_LOG_WARN, "produce to %s: %s", j->topic, rd_kafka_err2str(e));

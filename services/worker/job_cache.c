@@ -15,6 +15,7 @@
 #include "worker_int.h"
 
 static void wk_job_free(job_ctx_t *j) {
+  if (j->rkt) rd_kafka_topic_destroy(j->rkt);
   bok_validator_destroy(j->validator);
   bok_schema_destroy(j->schema);
   free(j);
@@ -95,6 +96,9 @@ job_ctx_t *wk_job_get(worker_t *w, const Batch__V1__RowBatch *b) {
   snprintf(j->job_id, sizeof j->job_id, "%s", b->job_id);
   snprintf(j->tenant, sizeof j->tenant, "%s", b->tenant_id);
   snprintf(j->model_id, sizeof j->model_id, "%s", b->model_id);
+  j->tenant_len = strlen(j->tenant);
+  j->job_id_len = strlen(j->job_id);
+  j->model_id_len = strlen(j->model_id);
   Batch__V1__GetJobRequest gr = BATCH__V1__GET_JOB_REQUEST__INIT;
   gr.job_id = b->job_id;
   Batch__V1__JobSpec *spec = NULL;
@@ -141,6 +145,14 @@ void wk_jobs_evict(worker_t *w) {
     wk_job_free(v);
     w->njobs--;
   }
+}
+
+void wk_jobs_drop_topics(worker_t *w) {
+  for (job_ctx_t *j = w->jobs; j; j = j->next)
+    if (j->rkt) {
+      rd_kafka_topic_destroy(j->rkt);
+      j->rkt = NULL;
+    }
 }
 
 void wk_jobs_free(worker_t *w) {

@@ -84,12 +84,17 @@ static int make_producer(worker_t *w, int init_timeout_ms, char *err, size_t err
   int64_t share = wk_lane_share_kb(cfg, "kafka.produce_buffer_kbytes", WK_PRODUCE_BUFFER_KB_DEFAULT);
   int64_t one = bok_config_get_int(cfg, "kafka.producer.message.max.bytes", 1000000) / 1024 + 1;
   snprintf(qkb, sizeof qkb, "%lld", (long long)(share > one ? share : one));
-  const char *defaults[] = {"linger.ms", "5", "compression.codec", "zstd", "enable.idempotence", "true",
-                            "batch.num.messages", "10000", "allow.auto.create.topics", "false",
-                            "queue.buffering.max.kbytes", qkb,
+  /* zstd level 1, not the codec's default 3: librdkafka makes a fresh zstd
+   * context per message set, and level 3's tables (~0.75 MB, allocated and
+   * cleared per set) cost more than compressing the events themselves.
+   * Consumers read the same bytes; kafka.producer.compression.level
+   * overrides it. */
+  const char *defaults[] = {"linger.ms", "5", "compression.codec", "zstd", "compression.level", "1",
+                            "enable.idempotence", "true", "batch.num.messages", "10000",
+                            "allow.auto.create.topics", "false", "queue.buffering.max.kbytes", qkb,
                             "transactional.id", tid, "transaction.timeout.ms",
                             bok_config_get(cfg, "kafka.transaction_timeout_ms", "10000"), NULL};
-  if (!w->transactions) defaults[12] = NULL; /* no transactional.id */
+  if (!w->transactions) defaults[14] = NULL; /* no transactional.id */
   rd_kafka_conf_t *pc = bok_kafka_conf_new(cfg, defaults, "kafka.producer.", err, errlen);
   if (!pc) return -1;
   w->producer = bok_kafka_client_new(RD_KAFKA_PRODUCER, pc, init_timeout_ms, err, errlen);
@@ -116,6 +121,7 @@ void wk_producer_start(worker_t *w) {
  * fenced, fatal): the same transactional.id fences the old epoch. Retries
  * with back-off while Kafka is down; gives up only when stopped. */
 void wk_reset_producer(worker_t *w) {
+  wk_jobs_drop_topics(w); /* the topic handles belong to the old producer */
   bok_kafka_producer_drop(w->producer);
   w->producer = NULL;
   for (int delay = 500; !w->stop; delay = delay * 2 > 10000 ? 10000 : delay * 2) {
@@ -217,6 +223,7 @@ void worker_destroy(worker_t *w) {
     if (w->express_q) rd_kafka_queue_destroy(w->express_q);
     rd_kafka_destroy(w->consumer);
   }
+  wk_jobs_drop_topics(w); /* before the producer they belong to */
   if (w->producer) {
     rd_kafka_flush(w->producer, 5000);
     rd_kafka_destroy(w->producer);

@@ -33,6 +33,12 @@ typedef struct job_ctx {
   char tenant[72];
   char model_id[40];
   char topic[300];
+  /* Header values' lengths (tenant, job, model), measured once per job. */
+  size_t tenant_len, job_id_len, model_id_len;
+  /* The events topic's handle on the lane's producer, made on the job's
+   * first event (RD_KAFKA_V_RKT: no topic lookup per event). Belongs to
+   * w->producer: wk_jobs_drop_topics before that producer is destroyed. */
+  rd_kafka_topic_t *rkt;
   int skip;     /* cancelled, stopped by its error budget, or unknown: publish nothing more */
   int dry_run;  /* validate and report only: no event, no events topic */
   char broken[400]; /* the job's rows cannot be validated (reason): all rejected */
@@ -118,6 +124,8 @@ bok_rpc_channel_t *wk_chan(worker_t *w, const char *addr); /* cached per address
 job_ctx_t *wk_job_get(worker_t *w, const Batch__V1__RowBatch *b);
 void wk_jobs_evict(worker_t *w); /* between batches only: a batch points at its jobs */
 void wk_jobs_free(worker_t *w);  /* jobs, channels and the events topics seen */
+/* Destroys every job's topic handle: before the lane's producer is destroyed. */
+void wk_jobs_drop_topics(worker_t *w);
 
 /* events.c: one RowBatch message inside the open transaction. 0 ok, -1
  * transient failure (abort + retry), -2 Kafka produce failure. */

@@ -194,6 +194,35 @@ static void test_csv_types_and_limits(void **st) {
   csv_close(&f);
 }
 
+/* The event's keys are the column names as JSON strings (escaped), in
+ * schema order, separated by commas: the text made once per validator is the
+ * text an escape per row made. */
+static void test_event_keys_escaped_once_per_validator(void **st) {
+  (void)st;
+  bok_schema_t *s = compile("{\"type\":\"object\",\"properties\":{\"a\\\"q\":{\"type\":\"string\"},"
+                            "\"b\\\\s\":{\"type\":\"integer\"},\"c\\u0001\":{\"type\":\"boolean\"},"
+                            "\"event_id\":{\"type\":\"string\"}}}");
+  char err[100];
+  const char *hdr = "\"a\"\"q\",b\\s,c\x01,event_id";
+  bok_validator_t *v = bok_validator_new(s, BOK_FMT_CSV, hdr, strlen(hdr), ',', err, sizeof err);
+  assert_non_null(v);
+  bok_row_result_t r;
+  bok_row_result_init(&r);
+  for (int i = 0; i < 3; i++) { /* the same bytes every row */
+    const char *row = "x,5,true,e1";
+    assert_int_equal(bok_validator_row(v, 2 + i, row, strlen(row), NULL, &r), 1);
+    assert_string_equal(r.event.data, "{\"a\\\"q\":\"x\",\"b\\\\s\":5,\"c\\u0001\":true,\"event_id\":\"e1\"}");
+    assert_string_equal(r.key.data, "e1");
+  }
+  /* a missing optional column is null under its key */
+  const char *row2 = "y,,,e2";
+  assert_int_equal(bok_validator_row(v, 9, row2, strlen(row2), NULL, &r), 1);
+  assert_string_equal(r.event.data, "{\"a\\\"q\":\"y\",\"b\\\\s\":null,\"c\\u0001\":null,\"event_id\":\"e2\"}");
+  bok_row_result_free(&r);
+  bok_validator_destroy(v);
+  bok_schema_destroy(s);
+}
+
 static void test_ndjson_keeps_json_types(void **st) {
   (void)st;
   bok_schema_t *s = compile("{\"type\":\"object\",\"properties\":{\"s\":{\"type\":\"string\"},\"n\":{\"type\":\"integer\"},"
@@ -301,6 +330,7 @@ int main(void) {
   const struct CMUnitTest t[] = {
       cmocka_unit_test(test_schema_errors_name_the_property), cmocka_unit_test(test_guide_fixture),
       cmocka_unit_test(test_csv_types_and_limits), cmocka_unit_test(test_ndjson_keeps_json_types),
+      cmocka_unit_test(test_event_keys_escaped_once_per_validator),
       cmocka_unit_test(test_json_string_escaping), cmocka_unit_test(test_detect_round_trip),
       cmocka_unit_test(test_detect_unusable_header_names)};
   return cmocka_run_group_tests(t, NULL, NULL);
