@@ -14,13 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "bok/kafka.h"
 #include "bok/util.h"
 
 #define MAX_PARTS 1024
-#define PASS_MS 500         /* a pass at least this often (hooks can be missed across restarts) */
+#define PASS_MS 500         /* a pass at least this often (a restart leaves settling jobs without a kick) */
 #define SLOW_WARN_MS 30000  /* log a job still settling after this long */
 
 typedef struct {
@@ -131,11 +130,13 @@ static void drop_unseen(finalizer_t *f) {
   f->nsnaps = k;
 }
 
-int finalizer_pass(finalizer_t *f) {
+/* One pass; *left = jobs still settling after it. Returns how many became final. */
+static int pass(finalizer_t *f, size_t *left) {
   job_settling_t *jobs = NULL;
   size_t n = 0;
   bok_err_t err;
   int done = 0;
+  *left = 0;
   if (job_store_settling(f->store, &jobs, &n, &err) != 0) return 0;
   for (size_t i = 0; i < n; i++) {
     snap_t *s = snapshot(f, &jobs[i]);
@@ -153,39 +154,50 @@ int finalizer_pass(finalizer_t *f) {
            (long long)(bok_mono_ms() - s->since), jobs[i].topic, part, (long long)lso, (long long)s->hw[part]);
     }
   }
+  *left = n - (size_t)done;
   free(jobs);
   drop_unseen(f);
   return done;
 }
 
+int finalizer_pass(finalizer_t *f) {
+  size_t left;
+  return pass(f, &left);
+}
+
+/* Waits for a kick or `ms`; f->mu held. */
+static void wait_ms(finalizer_t *f, int ms) {
+  if (f->kicked || f->stop) return;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_nsec += (long)ms * 1000000L;
+  ts.tv_sec += ts.tv_nsec / 1000000000L;
+  ts.tv_nsec %= 1000000000L;
+  pthread_cond_timedwait(&f->cv, &f->mu, &ts);
+}
+
+/* Markers are normally written within milliseconds of the commit's answer:
+ * a kicked pass is followed by passes 5, 10, 20 ... ms apart (at most
+ * MAX_RETRY_MS) while jobs are left, then one every PASS_MS. */
+#define FIRST_RETRY_MS 5
+#define MAX_RETRY_MS 250
+
 static void *run(void *arg) {
   finalizer_t *f = arg;
+  int delay = PASS_MS;
   pthread_mutex_lock(&f->mu);
   while (!f->stop) {
-    if (!f->kicked) {
-      struct timespec ts;
-      clock_gettime(CLOCK_REALTIME, &ts);
-      ts.tv_nsec += (long)PASS_MS * 1000000L;
-      ts.tv_sec += ts.tv_nsec / 1000000000L;
-      ts.tv_nsec %= 1000000000L;
-      pthread_cond_timedwait(&f->cv, &f->mu, &ts);
-    }
+    wait_ms(f, delay);
     if (f->stop) break;
+    int kicked = f->kicked;
     f->kicked = 0;
     pthread_mutex_unlock(&f->mu);
-    int left = 1;
-    /* Settling jobs wait for markers Kafka writes within milliseconds: look
-     * again soon while some are left, instead of a whole PASS_MS. */
-    for (int round = 0; left && round < 50 && !f->stop; round++) {
-      finalizer_pass(f);
-      job_settling_t *jobs = NULL;
-      size_t n = 0;
-      bok_err_t err;
-      left = job_store_settling(f->store, &jobs, &n, &err) == 0 && n > 0;
-      free(jobs);
-      if (left) usleep(10 * 1000);
-    }
+    size_t left = 0;
+    pass(f, &left);
     pthread_mutex_lock(&f->mu);
+    if (!left) delay = PASS_MS;
+    else if (kicked) delay = FIRST_RETRY_MS;
+    else delay = delay * 2 > MAX_RETRY_MS ? MAX_RETRY_MS : delay * 2;
   }
   pthread_mutex_unlock(&f->mu);
   return NULL;
