@@ -234,6 +234,55 @@ static void test_success_failed_cancel(void **s) {
   job_store_close(st);
 }
 
+static void on_settle(void *ud, const char *job_id) {
+  (void)job_id;
+  (*(int *)ud)++;
+}
+
+/* With a settle hook, a job that published events is settling (RUNNING,
+ * every row counted) until job_store_finish_settled; a job without events is
+ * final at once. (A restart while settling: test_visibility.py.) */
+static void test_settling_until_events_are_readable(void **s) {
+  (void)s;
+  job_store_t *st = open_store();
+  int kicks = 0;
+  job_store_set_settle(st, on_settle, &kicks);
+  char a[40], b[40];
+  bok_err_t err;
+  new_job(st, "t1", a);
+  job_store_finish_upload(st, a, "h", 1, 3, &err);
+  report(st, a, 1, 4, NULL, 0);
+  job_t j = get(st, a);
+  assert_int_equal(j.state, ST(RUNNING));
+  assert_int_equal(j.success, 3);
+  job_free(&j);
+  assert_int_equal(kicks, 1);
+  job_settling_t *list;
+  size_t n;
+  assert_int_equal(job_store_settling(st, &list, &n, &err), 0);
+  assert_int_equal(n, 1);
+  assert_string_equal(list[0].job_id, a);
+  free(list);
+  new_job(st, "t1", b); /* every row rejected: nothing to wait for */
+  job_store_finish_upload(st, b, "h", 1, 2, &err);
+  int64_t rej[] = {1, 2};
+  report(st, b, 0, 0, rej, 2);
+  j = get(st, b);
+  assert_int_equal(j.state, ST(FAILED));
+  job_free(&j);
+  assert_int_equal(kicks, 1);
+  assert_int_equal(job_store_finish_settled(st, b, &err), 0); /* not settling: no-op */
+  assert_int_equal(job_store_finish_settled(st, a, &err), 0);
+  j = get(st, a);
+  assert_int_equal(j.state, ST(SUCCESS));
+  assert_true(j.finished_at > 0);
+  job_free(&j);
+  assert_int_equal(job_store_settling(st, &list, &n, &err), 0);
+  assert_int_equal(n, 0);
+  free(list);
+  job_store_close(st);
+}
+
 static int count_rows(void *ud, int64_t row, const void *raw, size_t len) {
   (void)row;
   assert_int_equal(len, 3);
@@ -507,6 +556,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_get_committed_beside_the_writer, setup, teardown),
       cmocka_unit_test_setup_teardown(test_get_committed_top_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_error_budget_stops_the_job, setup, teardown),
-      cmocka_unit_test(test_budget_messages)};
+      cmocka_unit_test(test_budget_messages),
+      cmocka_unit_test_setup_teardown(test_settling_until_events_are_readable, setup, teardown)};
   return cmocka_run_group_tests(t, NULL, NULL);
 }
