@@ -54,8 +54,9 @@ static void kick(void *ud, const char *job_id) {
   pthread_mutex_unlock(&f->mu);
 }
 
-/* Partition count of `topic`; 0 when the topic does not exist, -1 when Kafka
- * did not answer. */
+/* Partition count of `topic`; -1 when Kafka did not answer or does not know
+ * the topic (a job that published events has one: right after a broker
+ * restart the metadata may lag, and finishing then would be early). */
 static int partitions(finalizer_t *f, const char *topic) {
   rd_kafka_topic_t *t = rd_kafka_topic_new(f->ru, topic, NULL);
   if (!t) return -1;
@@ -63,8 +64,8 @@ static int partitions(finalizer_t *f, const char *topic) {
   int n = -1;
   if (rd_kafka_metadata(f->ru, 0, t, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1) {
     const struct rd_kafka_metadata_topic *mt = &md->topics[0];
-    if (mt->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) n = 0;
-    else if (mt->err == RD_KAFKA_RESP_ERR_NO_ERROR) n = mt->partition_cnt > MAX_PARTS ? MAX_PARTS : mt->partition_cnt;
+    if (mt->err == RD_KAFKA_RESP_ERR_NO_ERROR && mt->partition_cnt > 0)
+      n = mt->partition_cnt > MAX_PARTS ? MAX_PARTS : mt->partition_cnt;
   }
   if (md) rd_kafka_metadata_destroy(md);
   rd_kafka_topic_destroy(t);
@@ -78,7 +79,7 @@ static snap_t *snapshot(finalizer_t *f, const job_settling_t *j) {
     if (strcmp(f->snaps[i].job_id, j->job_id) == 0) return &f->snaps[i];
   int n = partitions(f, j->topic);
   if (n < 0) return NULL;
-  int64_t *hw = calloc((size_t)(n ? n : 1), sizeof *hw);
+  int64_t *hw = calloc((size_t)n, sizeof *hw);
   if (!hw) return NULL;
   for (int p = 0; p < n; p++) {
     int64_t lo = 0;
