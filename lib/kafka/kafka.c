@@ -83,9 +83,39 @@ static int set_topic_prop(void *ud, const char *k, const char *v) {
   return 0;
 }
 
+/* 1 when the metadata lists the topic with a leader for every partition. */
+static int leaders_known(rd_kafka_t *rk, rd_kafka_topic_t *rkt) {
+  const struct rd_kafka_metadata *md = NULL;
+  int ready = 0;
+  if (rd_kafka_metadata(rk, 0, rkt, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 &&
+      md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[0].partition_cnt > 0) {
+    ready = 1;
+    for (int i = 0; i < md->topics[0].partition_cnt; i++)
+      if (md->topics[0].partitions[i].leader < 0) ready = 0;
+  }
+  if (md) rd_kafka_metadata_destroy(md);
+  return ready;
+}
+
 int bok_kafka_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, const char *const *configs,
                            const bok_config_t *cfg, const char *cfg_prefix, int timeout_ms, char *err, size_t errlen) {
   char es[256];
+  /* A topic that exists is left as it is: no CreateTopics, so no need for a
+   * controller (with a broker of a cluster down, librdkafka 2.0.2 kept
+   * sending CreateTopics to the dead one it had cached as controller, and a
+   * lane could not start a job on an existing topic for minutes). */
+  /* Only a client that cannot make the broker auto-create the topic asks
+   * (a metadata request of one that can would create it with the broker's
+   * defaults). */
+  char ac[16] = "";
+  size_t acn = sizeof ac;
+  const rd_kafka_conf_t *kc = rd_kafka_conf(rk);
+  int no_auto = kc && rd_kafka_conf_get(kc, "allow.auto.create.topics", ac, &acn) == RD_KAFKA_CONF_OK &&
+                strcmp(ac, "false") == 0;
+  rd_kafka_topic_t *known = no_auto ? rd_kafka_topic_new(rk, topic, NULL) : NULL;
+  int exists = known && leaders_known(rk, known);
+  if (known) rd_kafka_topic_destroy(known);
+  if (exists) return 0;
   int replication = cfg ? (int)bok_config_get_int(cfg, "kafka.replication_factor", -1) : -1;
   int min_isr = cfg ? (int)bok_config_get_int(cfg, "kafka.min_insync_replicas", 0) : 0;
   rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, replication > 0 ? replication : -1, es, sizeof es);
@@ -122,20 +152,6 @@ int bok_kafka_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, co
   rd_kafka_queue_destroy(q);
   rd_kafka_NewTopic_destroy(nt);
   return rc;
-}
-
-/* 1 when the metadata lists the topic with a leader for every partition. */
-static int leaders_known(rd_kafka_t *rk, rd_kafka_topic_t *rkt) {
-  const struct rd_kafka_metadata *md = NULL;
-  int ready = 0;
-  if (rd_kafka_metadata(rk, 0, rkt, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 &&
-      md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[0].partition_cnt > 0) {
-    ready = 1;
-    for (int i = 0; i < md->topics[0].partition_cnt; i++)
-      if (md->topics[0].partitions[i].leader < 0) ready = 0;
-  }
-  if (md) rd_kafka_metadata_destroy(md);
-  return ready;
 }
 
 int bok_kafka_topic_wait_leaders(rd_kafka_t *rk, const char *topic, int timeout_ms) {
