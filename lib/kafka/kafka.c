@@ -83,11 +83,12 @@ static int set_topic_prop(void *ud, const char *k, const char *v) {
   return 0;
 }
 
-/* 1 when the metadata lists the topic with a leader for every partition. */
-static int leaders_known(rd_kafka_t *rk, rd_kafka_topic_t *rkt) {
+/* 1 when the metadata (asked for up to timeout_ms) lists the topic with a
+ * leader for every partition. */
+static int leaders_known(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int timeout_ms) {
   const struct rd_kafka_metadata *md = NULL;
   int ready = 0;
-  if (rd_kafka_metadata(rk, 0, rkt, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 &&
+  if (rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 &&
       md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[0].partition_cnt > 0) {
     ready = 1;
     for (int i = 0; i < md->topics[0].partition_cnt; i++)
@@ -113,7 +114,7 @@ int bok_kafka_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, co
   int no_auto = kc && rd_kafka_conf_get(kc, "allow.auto.create.topics", ac, &acn) == RD_KAFKA_CONF_OK &&
                 strcmp(ac, "false") == 0;
   rd_kafka_topic_t *known = no_auto ? rd_kafka_topic_new(rk, topic, NULL) : NULL;
-  int exists = known && leaders_known(rk, known);
+  int exists = known && leaders_known(rk, known, timeout_ms / 2 > 1000 ? timeout_ms / 2 : 1000);
   if (known) rd_kafka_topic_destroy(known);
   if (exists) return 0;
   int replication = cfg ? (int)bok_config_get_int(cfg, "kafka.replication_factor", -1) : -1;
@@ -159,7 +160,7 @@ int bok_kafka_topic_wait_leaders(rd_kafka_t *rk, const char *topic, int timeout_
   if (!rkt) return -1;
   int ready = 0;
   for (int waited = 0; !ready && waited <= timeout_ms; waited += 200) {
-    ready = leaders_known(rk, rkt);
+    ready = leaders_known(rk, rkt, 1000);
     if (!ready) usleep(200 * 1000);
   }
   rd_kafka_topic_destroy(rkt);

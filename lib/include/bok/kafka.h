@@ -49,8 +49,11 @@ void bok_kafka_producer_drop(rd_kafka_t *rk);
  * `kafka.replication_factor` (default -1: the broker's
  * default.replication.factor) and `kafka.min_insync_replicas` (default 0:
  * the broker's min.insync.replicas); cfg NULL = broker defaults. An existing
- * topic is left as it is (0). -1 with err set when the broker refused or did
- * not answer in timeout_ms. */
+ * topic is left as it is (0); a client with allow.auto.create.topics=false
+ * first asks the metadata (up to timeout_ms / 2, at least 1 s) and sends no
+ * CreateTopics for a topic that has leaders, so no controller is needed.
+ * -1 with err set when the broker refused or did not answer in timeout_ms
+ * (after that metadata wait). */
 int bok_kafka_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, const char *const *configs,
                            const bok_config_t *cfg, const char *cfg_prefix, int timeout_ms, char *err, size_t errlen);
 
