@@ -10,7 +10,17 @@
  * the handler. When it fires and the socket's input holds no complete request
  * head, the socket is shut down; h2o then sees EOF and closes the connection
  * itself (never freed under h2o's feet). A head that is complete (a body
- * still arriving) is left to request_timeout_ms.
+ * still arriving) is left to request_timeout_ms. Two cases get the timer
+ * again instead:
+ * - an idle connection (not one byte since accept or since the last answer),
+ *   up to keepalive_timeout_ms in all: browsers keep unused connections open
+ *   for 10 s and reused ones for minutes, and a close at the moment a
+ *   request is sent fails that request (seen under load: Chrome's upload got
+ *   "connection closed" once its pre-opened connection was 10 s old);
+ * - unread bytes in the kernel (FIONREAD), once per head: the loop is late
+ *   (a loaded machine ran the timer before reading them), not the client.
+ * A dribbled head is still cut after header_timeout_ms (at most twice that
+ * from its first byte after an idle period).
  *
  * Threads: the per-IP table is server-wide (SO_REUSEPORT spreads one client's
  * connections over the loops) and guarded by ip_mu; a gw_conn_t belongs to
@@ -18,6 +28,7 @@
  * must not become a log flood); the counters are on /metrics. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -41,6 +52,8 @@ struct gw_conn {
   h2o_socket_t *sock;          /* NULL once h2o closed it */
   h2o_timeout_entry_t timer;   /* linked while waiting for a request head */
   int refs;                    /* the socket + the request in progress */
+  int idle_rounds;             /* header timeouts passed with nothing received */
+  int late;                    /* 1: extended once for unread kernel bytes */
   unsigned char addr[16];
   unsigned char len;           /* 0: not counted (no peer address) */
 };
@@ -124,6 +137,13 @@ static void conn_disarm(gw_conn_t *c) {
   if (h2o_timeout_is_linked(&c->timer)) h2o_timeout_unlink(&c->timer);
 }
 
+/* Accepted, or a request answered: the next head is due. */
+static void conn_wait_head(gw_conn_t *c) {
+  c->idle_rounds = 0;
+  c->late = 0;
+  conn_arm(c);
+}
+
 /* h2o disposed the socket (the connection is gone). */
 static void conn_on_close(void *data) {
   gw_conn_t *c = data;
@@ -137,7 +157,19 @@ static void conn_on_timeout(h2o_timeout_entry_t *entry) {
   gw_conn_t *c = H2O_STRUCT_FROM_MEMBER(gw_conn_t, timer, entry);
   if (!c->sock) return;
   h2o_buffer_t *in = c->sock->input;
-  if (in && gw_http_head_complete(in->bytes, in->size)) return; /* a body is arriving */
+  size_t have = in ? in->size : 0;
+  if (have && gw_http_head_complete(in->bytes, have)) return; /* a body is arriving */
+  int unread = 0;
+  if (ioctl(h2o_socket_get_fd(c->sock), FIONREAD, &unread) != 0) unread = 0;
+  if (have == 0 && unread == 0 && ++c->idle_rounds < c->th->srv->idle_rounds) {
+    conn_arm(c); /* idle keep-alive: not a slow client */
+    return;
+  }
+  if (unread > 0 && !c->late) {
+    c->late = 1;
+    conn_arm(c);
+    return;
+  }
   gw_obs_header_timeout(c->th->srv->obs);
   /* h2o reads EOF next and closes the connection itself */
   shutdown(h2o_socket_get_fd(c->sock), SHUT_RDWR);
@@ -196,7 +228,7 @@ int gw_conn_admit(gw_thread_t *th, h2o_socket_t *sock) {
   c->timer.cb = conn_on_timeout;
   sock->on_close.cb = conn_on_close;
   sock->on_close.data = c;
-  conn_arm(c);
+  conn_wait_head(c);
   return 0;
 }
 
@@ -204,7 +236,7 @@ int gw_conn_admit(gw_thread_t *th, h2o_socket_t *sock) {
  * gone); a keep-alive connection now waits for its next request head. */
 static void on_request_dispose(void *slot) {
   gw_conn_t *c = *(gw_conn_t **)slot;
-  conn_arm(c);
+  conn_wait_head(c);
   conn_release(c);
 }
 

@@ -236,6 +236,10 @@ static void read_settings(gw_server_t *s, const bok_config_t *cfg) {
   s->request_timeout_ms = rt > 0 ? rt : 600000;
   int64_t ht = bok_config_get_int(cfg, "header_timeout_ms", 10000);
   s->header_timeout_ms = ht > 0 ? ht : 10000;
+  int64_t ka = bok_config_get_int(cfg, "keepalive_timeout_ms", 60000);
+  if (ka <= 0 || ka > 3600000) ka = 60000;
+  int64_t rounds = (ka + s->header_timeout_ms - 1) / s->header_timeout_ms;
+  s->idle_rounds = rounds < 1 ? 1 : (int)rounds;
   int64_t mc = bok_config_get_int(cfg, "max_connections_per_ip", 64);
   s->max_conns_per_ip = mc >= 0 && mc <= 1000000 ? (int)mc : 64;
   int64_t dr = bok_config_get_int(cfg, "shutdown_drain_ms", 5000);
@@ -365,9 +369,10 @@ static int start_locked(gw_server_t *s, char *err, size_t errlen) {
     }
   }
   bok_logf(s->log, s->log_opaque, BOK_LOG_INFO,
-           "HTTP listening on %s:%d (%d loops, tenant header '%s', header timeout %lld ms, %d connections per IP)",
+           "HTTP listening on %s:%d (%d loops, tenant header '%s', header timeout %lld ms, idle keep-alive %lld ms, "
+           "%d connections per IP)",
            s->listen_host, s->bound_port, s->nthreads, s->tenant_header, (long long)s->header_timeout_ms,
-           s->max_conns_per_ip);
+           (long long)s->header_timeout_ms * s->idle_rounds, s->max_conns_per_ip);
   if (gw_keys_count(s->keys) > 0 || gw_keys_required(s->keys))
     bok_logf(s->log, s->log_opaque, BOK_LOG_INFO, "API keys on: %zu key(s), auth.required=%s (SIGHUP re-reads them)",
              gw_keys_count(s->keys), gw_keys_required(s->keys) ? "true" : "false");

@@ -23,7 +23,9 @@ typedef struct gw_server gw_server_t;
  * in flight; default 5000), access_log (one line per request; false),
  * header_timeout_ms (a request head -- from accept, or from the previous
  * answer on a keep-alive connection -- must be complete within it, else the
- * connection is closed; default 10000) and max_connections_per_ip (open
+ * connection is closed; default 10000), keepalive_timeout_ms (how long a
+ * connection that sends nothing stays open, rounded up to whole header
+ * timeouts; default 60000) and max_connections_per_ip (open
  * connections per peer address, more are answered 503 and closed; 0 = no
  * cap; default 64). NULL with a message in err on failure. */
 gw_server_t *gw_server_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen);

@@ -43,6 +43,7 @@ struct gw_server {
   int64_t request_timeout_ms; /* receiving one request (incl. an upload body) */
   int access_log;             /* one INFO line per answered request */
   int64_t header_timeout_ms;  /* a request head must be complete within this (conn_guard.c) */
+  int idle_rounds;            /* keepalive_timeout_ms in header timeouts (>= 1): how long an idle connection stays */
   int max_conns_per_ip;       /* open connections per peer address; 0 = no cap */
   pthread_mutex_t ip_mu;      /* guards ip_counts */
   int ip_mu_inited;

@@ -12,7 +12,7 @@
 
 /* Every key this binary reads (README "Ports and configuration"); others are
  * refused at start with their file:line. */
-static const char *const KNOWN_KEYS[] = {"listen", "threads:int", "tenant_header", "max_json_body:int", "max_upload_body:int", "rpc_timeout_ms:int", "request_timeout_ms:int", "header_timeout_ms:int", "max_connections_per_ip:int", "shutdown_drain_ms:int", "access_log:bool", "auth.required:bool", "auth.api_keys.*", "routes.default.model", "routes.default.job", "routes.tenants.*", "log_level:level", "log_format:format", "rpc.tls.ca", "rpc.tls.cert", "rpc.tls.key", NULL};
+static const char *const KNOWN_KEYS[] = {"listen", "threads:int", "tenant_header", "max_json_body:int", "max_upload_body:int", "rpc_timeout_ms:int", "request_timeout_ms:int", "header_timeout_ms:int", "keepalive_timeout_ms:int", "max_connections_per_ip:int", "shutdown_drain_ms:int", "access_log:bool", "auth.required:bool", "auth.api_keys.*", "routes.default.model", "routes.default.job", "routes.tenants.*", "log_level:level", "log_format:format", "rpc.tls.ca", "rpc.tls.cert", "rpc.tls.key", NULL};
 
 int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
