@@ -24,6 +24,10 @@
 #include "worker.h"
 
 #define MAX_JOBS_CACHED 256
+/* Largest kafka.tenant_stripes a lane serves stripe by stripe (the job
+ * service's ROW_STRIPES_MAX); larger values are cut to it. */
+#define WK_STRIPES_MAX 64
+#define WK_STRIPES_DEFAULT 2
 #define TXN_TIMEOUT_MS 30000
 
 /* A job this worker has seen: its spec, compiled schema and validator. */
@@ -73,6 +77,16 @@ struct worker {
   rd_kafka_queue_t *express_q; /* NULL when express_parts is 0 */
   int express_owned;           /* express partitions in the current assignment */
   int express_streak;          /* express batches run in a row (bulk gets a turn) */
+  /* Tenant stripes (docs/FAIRNESS.md): bulk partition E + i is in stripe
+   * i mod nstripes. With nstripes > 1 each bulk partition's fetch queue is
+   * forwarded to stripe_q[its stripe] (rebalance callback, before assign),
+   * and a bulk batch is taken from one stripe's queue: the one with messages
+   * that has been served the fewest rows (served[], deficit round robin), so
+   * tenants on different stripes share the lane by rows, not by fetch order. */
+  int nstripes;
+  rd_kafka_queue_t *stripe_q[WK_STRIPES_MAX]; /* NULL when nstripes is 1 */
+  int64_t served[WK_STRIPES_MAX];             /* rows committed per stripe by this lane */
+  int stripe_owned;                           /* stripes with partitions in the assignment */
   int batch_max_rows;
   int batch_max_ms;
   int events_partitions;
@@ -99,6 +113,7 @@ typedef struct {
   /* offsets: per partition, first and last offset of the batch */
   rd_kafka_topic_partition_list_t *first;
   rd_kafka_topic_partition_list_t *next;
+  int stripe; /* the tenant stripe its messages came from; -1 = none (express, or stripes off) */
 } batch_t;
 
 /* Memory bounds (docs/CONFIG.md, docs/PERFORMANCE.md "Memory"): the whole
