@@ -556,8 +556,12 @@ static void bulk_upload_over(row_batch_writer_t *w, int aborted) {
   for (size_t i = 0; i < p->nbulk; i++) {
     if (p->bulk_w[i] != w) continue;
     p->bulk_w[i] = NULL;
-    if (aborted) p->bulk[i].outstanding = 0; /* the next prune drops it */
-    if (aborted) snprintf(p->bulk[i].tenant, sizeof p->bulk[i].tenant, "%s", "");
+    if (aborted) {
+      memmove(&p->bulk[i], &p->bulk[i + 1], (p->nbulk - i - 1) * sizeof *p->bulk);
+      memmove(&p->bulk_w[i], &p->bulk_w[i + 1], (p->nbulk - i - 1) * sizeof *p->bulk_w);
+      p->nbulk--;
+    }
+    break;
   }
   pthread_mutex_unlock(&p->stripe_mu);
 }

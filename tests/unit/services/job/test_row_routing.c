@@ -238,6 +238,17 @@ static void test_concurrent_big_uploads_of_two_tenants_take_different_stripes(vo
   parts = upload(p, "t3", "jc", 1200, &nm);
   assert_int_equal(stripe_of_msgs(parts, nm), 0);
   free(parts);
+  /* an aborted big upload is forgotten at once, whatever the store says */
+  g_left = 1;
+  row_batch_writer_t *wx = row_producer_begin(p, "t4", "jx", "m", 1, err, sizeof err);
+  assert_non_null(wx);
+  for (int i = 1; i <= 1200; i++) assert_int_equal(row_producer_add(wx, i, "1,x", 3), 0);
+  row_producer_abort(wx);
+  /* t3's jc (stripe 0) is outstanding again; t4's job on stripe 1, if
+   * remembered, would tie and send t5 to stripe 0 */
+  parts = upload(p, "t5", "jy", 1200, &nm);
+  assert_int_equal(stripe_of_msgs(parts, nm), 1);
+  free(parts);
   row_pool_destroy(p);
   bok_config_destroy(cfg);
 }
