@@ -20,7 +20,7 @@ broker like run_bench.py (which calls run() for its table).
 
     python3 bench/e2e/fairness_bench.py [--big-rows N] [--share-rows N] [--express N]
                                         [--stripes G --partitions N] [--prefetch-kb K]
-                                        [--only small|shares|lone]
+                                        [--only small|shares|lone] [--stagger S]
 
 Smaller sizes for quick runs: BOK_FAIRNESS_BIG_ROWS, BOK_FAIRNESS_SHARE_ROWS
 (or the flags). --express 0 runs with the express partitions off, --stripes 1
@@ -89,7 +89,7 @@ def model(stack, tenant, name):
 
 # Extra settings for the stacks (set by run()): express partitions and tenant
 # stripes on both services, rows-topic partitions on the job service.
-KNOBS = {"express": None, "stripes": None, "partitions": 9, "prefetch_kb": None}
+KNOBS = {"express": None, "stripes": None, "partitions": 9, "prefetch_kb": None, "stagger_s": 0.0}
 
 
 def overrides(express):
@@ -155,12 +155,14 @@ def small_behind_big(tmp, big_rows, express, timeout):
 def shares(tmp, rows, express, timeout):
     path = os.path.join(tmp, "share.csv")
     rb.generate_csv(path, rows)
-    res = {"rows_each": rows}
+    res = {"rows_each": rows, "stagger_s": KNOBS["stagger_s"]}
     with e.Stack(workers=1, overrides=overrides(express)) as s:
         ma, mb = model(s, "tenant-a", "fair-a"), model(s, "tenant-b", "fair-b")
         rb.wait_assigned(s, KNOBS["partitions"], timeout=60)
         t0 = time.time()
-        pa, pb = upload(s, "tenant-a", ma, path), upload(s, "tenant-b", mb, path)
+        pa = upload(s, "tenant-a", ma, path)
+        time.sleep(KNOBS["stagger_s"])  # B's upload starts later: A's rows are ahead where they share partitions
+        pb = upload(s, "tenant-b", mb, path)
         ends = {}
         while len(ends) < 2:  # when each upload answered (its transaction committed)
             for k, p in (("a", pa), ("b", pb)):
@@ -214,8 +216,9 @@ def lone(tmp, rows, express, timeout):
     return {"rows": rows, "upload_s": up, "final_s": secs, "state": j.get("state")}
 
 
-def run(big_rows, share_rows, express=None, timeout=900, stripes=None, partitions=9, prefetch_kb=None, only=None):
-    KNOBS.update(express=express, stripes=stripes, partitions=partitions, prefetch_kb=prefetch_kb)
+def run(big_rows, share_rows, express=None, timeout=900, stripes=None, partitions=9, prefetch_kb=None, only=None,
+        stagger_s=0.0):
+    KNOBS.update(express=express, stripes=stripes, partitions=partitions, prefetch_kb=prefetch_kb, stagger_s=stagger_s)
     tmp = tempfile.mkdtemp(prefix="bok-fair-")
     try:
         F = {"express_partitions": express if express is not None else "default",
@@ -256,13 +259,15 @@ def main():
     ap.add_argument("--stripes", type=int, default=None,
                     help="kafka.tenant_stripes on both services (1: the old behaviour, shares by arrival)")
     ap.add_argument("--partitions", type=int, default=9, help="rows-topic partitions (kafka.rows_partitions)")
+    ap.add_argument("--stagger", type=float, default=0.0,
+                    help="shares: start B's upload this many seconds after A's (default 0: at once)")
     ap.add_argument("--only", choices=("small", "shares", "lone"), default=None,
                     help="run one part: small jobs behind a big one, two tenants' shares, or a lone big job")
     ap.add_argument("--prefetch-kb", type=int, default=None, help="workers' queued.max.messages.kbytes")
     args = ap.parse_args()
     e.skip_if_missing("model", "job", "worker", "gateway")
     F = run(args.big_rows, args.share_rows, args.express, stripes=args.stripes, partitions=args.partitions,
-            prefetch_kb=args.prefetch_kb, only=args.only)
+            prefetch_kb=args.prefetch_kb, only=args.only, stagger_s=args.stagger)
     for name, v, note in table_rows(F):
         print("%-60s %10s  %s" % (name, rb.fmt(v, 3 if isinstance(v, float) else 0), note))
     print(json.dumps(F, indent=2, sort_keys=True))
