@@ -159,20 +159,23 @@ static int collect(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max, 
  * consumer poll runs the rebalance callback, so the lane keeps polling it). */
 #define STRIPE_POLL_MS 20
 
-/* The stripe to take the next bulk batch from: of those whose queue has
- * messages, the one this lane served the fewest rows; -1 when none has any.
- * A stripe with nothing waiting is lifted to one batch behind the chosen
- * one, so a stripe idle for a while does not bank a credit it would then
- * spend all at once (deficit round robin: an empty flow keeps no deficit). */
-static int pick_stripe(worker_t *w) {
+int wk_stripe_pick(int64_t *served, const int *waiting, int n, int64_t quantum) {
   int best = -1;
-  for (int s = 0; s < w->nstripes; s++)
-    if (rd_kafka_queue_length(w->stripe_q[s]) > 0 && (best < 0 || w->served[s] < w->served[best])) best = s;
+  for (int s = 0; s < n; s++)
+    if (waiting[s] && (best < 0 || served[s] < served[best])) best = s;
   if (best < 0) return -1;
-  int64_t floor = w->served[best] - w->batch_max_rows;
-  for (int s = 0; s < w->nstripes; s++)
-    if (w->served[s] < floor && rd_kafka_queue_length(w->stripe_q[s]) == 0) w->served[s] = floor;
+  int64_t floor = served[best] - quantum;
+  for (int s = 0; s < n; s++)
+    if (!waiting[s] && served[s] < floor) served[s] = floor;
   return best;
+}
+
+/* The stripe to take the next bulk batch from (wk_stripe_pick over the
+ * stripes whose queue holds fetched messages); -1 when none has any. */
+static int pick_stripe(worker_t *w) {
+  int waiting[WK_STRIPES_MAX];
+  for (int s = 0; s < w->nstripes; s++) waiting[s] = rd_kafka_queue_length(w->stripe_q[s]) > 0;
+  return wk_stripe_pick(w->served, waiting, w->nstripes, w->batch_max_rows);
 }
 
 /* A rebalance ran inside the last consumer poll: the messages collected so

@@ -132,6 +132,14 @@ void wk_reset_producer(worker_t *w);
  * or the lane stops (lane thread, before its first batch). */
 void wk_producer_start(worker_t *w);
 
+/* loop.c: deficit round robin over tenant stripes (pure; any thread). Of
+ * the stripes with waiting[s] set, the one with the fewest rows served[s];
+ * -1 when none waits. A stripe with nothing waiting is lifted to `quantum`
+ * rows behind the chosen one, so a stripe idle for a while does not bank a
+ * credit it would then spend all at once (an empty flow keeps no deficit).
+ * The caller adds a batch's rows to served[its stripe] once it commits. */
+int wk_stripe_pick(int64_t *served, const int *waiting, int n, int64_t quantum);
+
 /* job_cache.c */
 bok_rpc_channel_t *wk_chan(worker_t *w, const char *addr); /* cached per address, owned by w */
 /* The job's context, fetching spec and schema on first sight; NULL = a
