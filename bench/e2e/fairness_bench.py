@@ -20,7 +20,7 @@ broker like run_bench.py (which calls run() for its table).
 
     python3 bench/e2e/fairness_bench.py [--big-rows N] [--share-rows N] [--express N]
                                         [--stripes G --partitions N] [--prefetch-kb K]
-                                        [--only small|shares|lone] [--stagger S]
+                                        [--only small|shares|lone] [--stagger S] [--a-rows N]
 
 Smaller sizes for quick runs: BOK_FAIRNESS_BIG_ROWS, BOK_FAIRNESS_SHARE_ROWS
 (or the flags). --express 0 runs with the express partitions off, --stripes 1
@@ -89,7 +89,7 @@ def model(stack, tenant, name):
 
 # Extra settings for the stacks (set by run()): express partitions and tenant
 # stripes on both services, rows-topic partitions on the job service.
-KNOBS = {"express": None, "stripes": None, "partitions": 9, "prefetch_kb": None, "stagger_s": 0.0}
+KNOBS = {"express": None, "stripes": None, "partitions": 9, "prefetch_kb": None, "stagger_s": 0.0, "a_rows": None}
 
 
 def overrides(express):
@@ -155,15 +155,23 @@ def small_behind_big(tmp, big_rows, express, timeout):
 def shares(tmp, rows, express, timeout):
     path = os.path.join(tmp, "share.csv")
     rb.generate_csv(path, rows)
-    res = {"rows_each": rows, "stagger_s": KNOBS["stagger_s"]}
+    a_rows = KNOBS["a_rows"] or rows
+    path_a = path
+    if a_rows != rows:
+        path_a = os.path.join(tmp, "share-a.csv")
+        rb.generate_csv(path_a, a_rows)
+    res = {"rows_each": rows, "a_rows": a_rows, "stagger_s": KNOBS["stagger_s"]}
     with e.Stack(workers=1, overrides=overrides(express)) as s:
         ma, mb = model(s, "tenant-a", "fair-a"), model(s, "tenant-b", "fair-b")
         rb.wait_assigned(s, KNOBS["partitions"], timeout=60)
         t0 = time.time()
-        pa = upload(s, "tenant-a", ma, path)
-        time.sleep(KNOBS["stagger_s"])  # B's upload starts later: A's rows are ahead where they share partitions
-        pb = upload(s, "tenant-b", mb, path)
+        pa = upload(s, "tenant-a", ma, path_a)
         ends = {}
+        if KNOBS["stagger_s"] < 0:  # B's upload starts once A's committed
+            pa.wait()
+            ends["a"] = time.time() - t0
+        time.sleep(max(0.0, KNOBS["stagger_s"]))  # B's upload starts later: A's rows are ahead where they share
+        pb = upload(s, "tenant-b", mb, path)
         while len(ends) < 2:  # when each upload answered (its transaction committed)
             for k, p in (("a", pa), ("b", pb)):
                 if k not in ends and p.poll() is not None:
@@ -179,7 +187,7 @@ def shares(tmp, rows, express, timeout):
         busy = None  # (A, B) rows processed when one of them first had 10 % of its rows left
         while time.time() < deadline:
             a, b = job(s, "tenant-a", ja["job_id"]), job(s, "tenant-b", jb["job_id"])
-            if busy is None and (processed(a) >= 0.9 * rows or processed(b) >= 0.9 * rows):
+            if busy is None and (processed(a) >= 0.9 * a_rows or processed(b) >= 0.9 * rows):
                 busy = (processed(a) - a0, processed(b) - b0, time.time() - t1)
             if a.get("state") in rb.FINAL or b.get("state") in rb.FINAL:
                 break
@@ -193,6 +201,7 @@ def shares(tmp, rows, express, timeout):
                 "share_ratio": min(da, db) / max(da, db) if max(da, db) > 0 else None,
                 "busy_s": busy[2], "busy_a_rows": busy[0], "busy_b_rows": busy[1],
                 "busy_share_ratio": min(busy[:2]) / max(busy[:2]) if max(busy[:2]) > 0 else None})
+    log("A %d rows, B %d rows:" % (a_rows, rows))
     log("two %d-row jobs at once: uploads answered after %.1f s (A) and %.1f s (B); in the %.1f s both ran after "
         "that, A %d rows, B %d rows (ratio %s; before: A %d, B %d)" % (
             rows, res["a_upload_s"], res["b_upload_s"], secs, da, db, res["share_ratio"], a0, b0))
@@ -217,8 +226,9 @@ def lone(tmp, rows, express, timeout):
 
 
 def run(big_rows, share_rows, express=None, timeout=900, stripes=None, partitions=9, prefetch_kb=None, only=None,
-        stagger_s=0.0):
-    KNOBS.update(express=express, stripes=stripes, partitions=partitions, prefetch_kb=prefetch_kb, stagger_s=stagger_s)
+        stagger_s=0.0, a_rows=None):
+    KNOBS.update(express=express, stripes=stripes, partitions=partitions, prefetch_kb=prefetch_kb, stagger_s=stagger_s,
+                 a_rows=a_rows)
     tmp = tempfile.mkdtemp(prefix="bok-fair-")
     try:
         F = {"express_partitions": express if express is not None else "default",
@@ -260,14 +270,16 @@ def main():
                     help="kafka.tenant_stripes on both services (1: the old behaviour, shares by arrival)")
     ap.add_argument("--partitions", type=int, default=9, help="rows-topic partitions (kafka.rows_partitions)")
     ap.add_argument("--stagger", type=float, default=0.0,
-                    help="shares: start B's upload this many seconds after A's (default 0: at once)")
+                    help="shares: start B's upload this many seconds after A's (default 0: at once; -1: once "
+                         "A's upload committed)")
+    ap.add_argument("--a-rows", type=int, default=None, help="shares: A's rows (default: --share-rows)")
     ap.add_argument("--only", choices=("small", "shares", "lone"), default=None,
                     help="run one part: small jobs behind a big one, two tenants' shares, or a lone big job")
     ap.add_argument("--prefetch-kb", type=int, default=None, help="workers' queued.max.messages.kbytes")
     args = ap.parse_args()
     e.skip_if_missing("model", "job", "worker", "gateway")
     F = run(args.big_rows, args.share_rows, args.express, stripes=args.stripes, partitions=args.partitions,
-            prefetch_kb=args.prefetch_kb, only=args.only, stagger_s=args.stagger)
+            prefetch_kb=args.prefetch_kb, only=args.only, stagger_s=args.stagger, a_rows=args.a_rows)
     for name, v, note in table_rows(F):
         print("%-60s %10s  %s" % (name, rb.fmt(v, 3 if isinstance(v, float) else 0), note))
     print(json.dumps(F, indent=2, sort_keys=True))
