@@ -288,6 +288,17 @@ static void count_done(worker_t *w, batch_t *b, int64_t rows) {
   if (w->transactions) bok_counter_inc(worker_metrics.txn_committed);
 }
 
+/* The lane's totals every 5 s; with tenant stripes, also the rows credited
+ * to each stripe (wk_stripe_pick's counts: lifted while a stripe is idle). */
+static void log_stats(worker_t *w) {
+  char st[200] = "";
+  size_t n = 0;
+  for (int s = 0; w->nstripes > 1 && s < w->nstripes && n + 24 < sizeof st; s++)
+    n += (size_t)snprintf(st + n, sizeof st - n, "%s%lld", s ? "/" : " stripe_rows=", (long long)w->served[s]);
+  LOG(w, BOK_LOG_INFO, "stats: rows_processed=%lld batches=%lld%s", (long long)w->rows_done, (long long)w->batches,
+      st);
+}
+
 int worker_run(worker_t *w) {
   int backoff_ms = 0;
   rd_kafka_message_t *msgs[1024];
@@ -321,8 +332,7 @@ int worker_run(worker_t *w) {
     wk_jobs_evict(w);
     int64_t now = bok_mono_ms();
     if (now - w->last_stat_ms > 5000) {
-      if (w->rows_done) LOG(w, BOK_LOG_INFO, "stats: rows_processed=%lld batches=%lld", (long long)w->rows_done,
-                            (long long)w->batches);
+      if (w->rows_done) log_stats(w);
       w->last_stat_ms = now;
     }
   }
