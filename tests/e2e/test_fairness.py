@@ -10,8 +10,8 @@ test then fails, B waits behind A's rows).
 Shares between big jobs: tenant A uploads a big job, then tenant B (A's rows
 are ahead of B's in time); while both have rows waiting, each gets a fair part
 of the workers. BOK_FAIRNESS_SHARE_ROWS sets B's size (default 200,000; A's
-is twice that); BOK_FAIRNESS_STRIPES=1 turns tenant stripes off (the old
-behaviour: B waits behind A's rows and this test fails)."""
+is twice that); BOK_FAIRNESS_STRIPES=1 turns tenant stripes off on both
+services (the old behaviour: B waits behind A's rows and this test fails)."""
 import os
 import sys
 import time
@@ -26,7 +26,7 @@ SCHEMA = {"type": "object", "properties": {"id": {"type": "integer"}, "name": {"
 BIG = int(os.environ.get("BOK_FAIRNESS_ROWS", "400000"))
 SHARE = int(os.environ.get("BOK_FAIRNESS_SHARE_ROWS", "200000"))
 EXPRESS = os.environ.get("BOK_FAIRNESS_EXPRESS")
-STRIPES = os.environ.get("BOK_FAIRNESS_STRIPES")
+STRIPES = os.environ.get("BOK_FAIRNESS_STRIPES") or None
 
 
 def overrides():
@@ -87,10 +87,12 @@ def test_small_job_of_another_tenant_does_not_wait_for_a_big_job():
 def test_two_big_tenants_share_the_workers():
     """Tenant A uploads 2 x SHARE rows; once the workers are busy with them,
     tenant B uploads SHARE rows: on every partition they share, A's rows are
-    ahead of B's. From B's commit until either job is final, both must
-    progress until one of them has 10 % of its rows left: neither gets less
-    than 30 % of the rows processed in that window
-    (the goal is 50 %; the bound is generous for a loaded machine)."""
+    ahead of B's. From B's commit until one of them has done half of what it
+    had left, both must progress: neither gets less than 30 % of the rows
+    processed in that window (the goal is 50 %; the bound is generous for a
+    loaded machine). The window stops at half: a job's last rows sit on the
+    slowest lane (the one also holding the express partition), and over that
+    tail the other job rightly takes the idle lanes."""
     with e.Stack(workers=1, overrides=overrides()) as s:
         rb.wait_assigned(s, 8, timeout=60)
         models = {}
@@ -111,22 +113,23 @@ def test_two_big_tenants_share_the_workers():
         st, jb = s.upload(models["tenant-b"], "b.csv", csv(SHARE), tenant="tenant-b", timeout=300)
         e.check(st == 202, "upload B: %s %s" % (st, jb))
         a0, b0 = get(ja, "tenant-a"), get(jb, "tenant-b")
+        a_half = done(a0) + (big_a - done(a0)) // 2
         t0 = time.time()
         last = (done(a0), done(b0))
         trace = []
         while time.time() < t0 + 300:
             a, b = get(ja, "tenant-a"), get(jb, "tenant-b")
-            if a["state"] in rb.FINAL or b["state"] in rb.FINAL or done(a) >= big_a * 0.9 or done(b) >= SHARE * 0.9:
-                break  # one of them has little left (its last rows sit on a few partitions only)
+            if a["state"] in rb.FINAL or b["state"] in rb.FINAL or done(a) >= a_half or done(b) >= SHARE // 2:
+                break  # one of them did half of what it had: the rest is a tail on the slowest lanes
             last = (done(a), done(b))
             trace.append("%.1fs A %d B %d" % (time.time() - t0, last[0], last[1]))
             time.sleep(0.05)
         da, db = last[0] - done(a0), last[1] - done(b0)
-        print("from B's commit until a job had 10 %% of its rows left (%.1f s): A %d -> +%d rows, B %d -> +%d rows" % (
+        print("from B's commit until a job did half of what it had left (%.1f s): A %d -> +%d rows, B %d -> +%d rows" % (
             time.time() - t0, done(a0), da, done(b0), db), flush=True)
         print("processed rows over time: " + ", ".join(trace[::max(1, len(trace) // 12)]), flush=True)
         e.check(big_a - done(a0) >= SHARE, "A still had rows waiting when B's upload committed: %s" % a0)
-        e.check(da + db >= SHARE // 4, "a window long enough to measure: A +%d, B +%d rows" % (da, db))
+        e.check(da + db >= SHARE // 5, "a window long enough to measure: A +%d, B +%d rows" % (da, db))
         share_b = db / float(da + db)
         e.check(0.3 <= share_b <= 0.7, "shares while both had rows waiting: A +%d, B +%d rows (B's share %.2f)" % (
             da, db, share_b))
