@@ -344,6 +344,12 @@ row_pool_t *row_pool_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaq
   if (p->express_parts > 0 && np > 0 && np <= p->express_parts)
     LOGP(p, BOK_LOG_WARN, "express partitions off: %s has %d partitions, kafka.express_partitions is %d", p->topic, np,
          p->express_parts);
+  int nbulk = np - (p->express_parts < np ? p->express_parts : 0);
+  if (p->stripes > 1 && np > 0 && nbulk % p->stripes != 0)
+    LOGP(p, BOK_LOG_WARN,
+         "tenant stripes uneven: %s has %d bulk partitions for %d stripes, some lanes will serve one stripe only "
+         "(docs/FAIRNESS.md: express + stripes x lanes partitions)",
+         p->topic, nbulk, p->stripes);
   return p;
 fail:
   row_pool_destroy(p);
