@@ -192,9 +192,8 @@ static int drop_collected(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, in
 /* collect() for a lane whose bulk partitions are forwarded to stripe queues
  * (kafka.tenant_stripes > 1; also before the first assignment, whose
  * rebalance callback runs in its consumer poll): the batch comes from one
- * stripe, picked by
- * pick_stripe; b->stripe says which (the loop adds the batch's rows to
- * served[] once it commits). The consumer queue is still polled, without
+ * stripe, picked by pick_stripe; b->stripe says which (the loop adds the
+ * batch's rows to served[] once it commits). Lane thread only. The consumer queue is still polled, without
  * waiting while a stripe has messages: it runs the rebalance callback and
  * carries errors. Each partition's messages reach one queue only, so a
  * batch's offsets stay contiguous per partition. */
