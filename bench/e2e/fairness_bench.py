@@ -9,14 +9,22 @@ broker like run_bench.py (which calls run() for its table).
 2. shares: tenants A and B each upload a --share-rows file (default
    500,000) at once. Figure: over the time both jobs can be processed (both
    uploads committed, neither job final), the rows processed for each; the
-   smaller share over the larger (goal >= 0.8, "within 20 %").
+   smaller share over the larger (goal >= 0.8, "within 20 %"). Also the
+   same ratio over the part of that window in which both still have a
+   backlog (until one of them has 10 % of its rows left): the first figure
+   also counts each job's tail and the head start of the upload that
+   committed first, so it says little when both jobs end close together.
+
+3. (--only lone) a lone tenant's --big-rows job, upload to final: what tenant
+   stripes cost a tenant alone (it uses one stripe of the bulk partitions).
 
     python3 bench/e2e/fairness_bench.py [--big-rows N] [--share-rows N] [--express N]
                                         [--stripes G --partitions N] [--prefetch-kb K]
+                                        [--only small|shares|lone] [--stagger S] [--a-rows N]
 
 Smaller sizes for quick runs: BOK_FAIRNESS_BIG_ROWS, BOK_FAIRNESS_SHARE_ROWS
-(or the flags). --express 0 runs with the express partitions off (the old
-behaviour) for a before/after comparison."""
+(or the flags). --express 0 runs with the express partitions off, --stripes 1
+with tenant stripes off (the old behaviours) for a before/after comparison."""
 import argparse
 import json
 import os
@@ -79,9 +87,9 @@ def model(stack, tenant, name):
     return m["model_id"]
 
 
-# Extra settings for the stacks (set by run()): express partitions on both
-# services, tenant stripes and rows-topic partitions on the job service.
-KNOBS = {"express": None, "stripes": None, "partitions": 8, "prefetch_kb": None}
+# Extra settings for the stacks (set by run()): express partitions and tenant
+# stripes on both services, rows-topic partitions on the job service.
+KNOBS = {"express": None, "stripes": None, "partitions": 9, "prefetch_kb": None, "stagger_s": 0.0, "a_rows": None}
 
 
 def overrides(express):
@@ -89,7 +97,7 @@ def overrides(express):
     if express is not None:
         ov["job"]["kafka.express_partitions"] = ov["worker"]["kafka.express_partitions"] = express
     if KNOBS["stripes"] is not None:
-        ov["job"]["kafka.tenant_stripes"] = KNOBS["stripes"]
+        ov["job"]["kafka.tenant_stripes"] = ov["worker"]["kafka.tenant_stripes"] = KNOBS["stripes"]
     ov["job"]["kafka.rows_partitions"] = KNOBS["partitions"]
     if KNOBS["prefetch_kb"] is not None:  # what a lane fetches ahead (librdkafka's default here: 16 MB)
         ov["worker"]["kafka.consumer"] = {"queued.max.messages.kbytes": str(KNOBS["prefetch_kb"])}
@@ -147,13 +155,23 @@ def small_behind_big(tmp, big_rows, express, timeout):
 def shares(tmp, rows, express, timeout):
     path = os.path.join(tmp, "share.csv")
     rb.generate_csv(path, rows)
-    res = {"rows_each": rows}
+    a_rows = KNOBS["a_rows"] or rows
+    path_a = path
+    if a_rows != rows:
+        path_a = os.path.join(tmp, "share-a.csv")
+        rb.generate_csv(path_a, a_rows)
+    res = {"rows_each": rows, "a_rows": a_rows, "stagger_s": KNOBS["stagger_s"]}
     with e.Stack(workers=1, overrides=overrides(express)) as s:
         ma, mb = model(s, "tenant-a", "fair-a"), model(s, "tenant-b", "fair-b")
         rb.wait_assigned(s, KNOBS["partitions"], timeout=60)
         t0 = time.time()
-        pa, pb = upload(s, "tenant-a", ma, path), upload(s, "tenant-b", mb, path)
+        pa = upload(s, "tenant-a", ma, path_a)
         ends = {}
+        if KNOBS["stagger_s"] < 0:  # B's upload starts once A's committed
+            pa.wait()
+            ends["a"] = time.time() - t0
+        time.sleep(max(0.0, KNOBS["stagger_s"]))  # B's upload starts later: A's rows are ahead where they share
+        pb = upload(s, "tenant-b", mb, path)
         while len(ends) < 2:  # when each upload answered (its transaction committed)
             for k, p in (("a", pa), ("b", pb)):
                 if k not in ends and p.poll() is not None:
@@ -166,8 +184,11 @@ def shares(tmp, rows, express, timeout):
         t1 = time.time()
         deadline = t1 + timeout
         a, b = {}, {}
+        busy = None  # (A, B) rows processed when one of them first had 10 % of its rows left
         while time.time() < deadline:
             a, b = job(s, "tenant-a", ja["job_id"]), job(s, "tenant-b", jb["job_id"])
+            if busy is None and (processed(a) >= 0.9 * a_rows or processed(b) >= 0.9 * rows):
+                busy = (processed(a) - a0, processed(b) - b0, time.time() - t1)
             if a.get("state") in rb.FINAL or b.get("state") in rb.FINAL:
                 break
             time.sleep(0.05)
@@ -175,22 +196,50 @@ def shares(tmp, rows, express, timeout):
         da, db = processed(a) - a0, processed(b) - b0
         for jid, tenant, key in ((ja["job_id"], "tenant-a", "a"), (jb["job_id"], "tenant-b", "b")):
             res["%s_state" % key] = wait_final(s, tenant, jid, timeout).get("state")
+    busy = busy or (da, db, secs)
     res.update({"window_s": secs, "a_rows_at_start": a0, "b_rows_at_start": b0, "a_rows": da, "b_rows": db,
-                "share_ratio": min(da, db) / max(da, db) if max(da, db) > 0 else None})
+                "share_ratio": min(da, db) / max(da, db) if max(da, db) > 0 else None,
+                "busy_s": busy[2], "busy_a_rows": busy[0], "busy_b_rows": busy[1],
+                "busy_share_ratio": min(busy[:2]) / max(busy[:2]) if max(busy[:2]) > 0 else None})
+    log("A %d rows, B %d rows:" % (a_rows, rows))
     log("two %d-row jobs at once: uploads answered after %.1f s (A) and %.1f s (B); in the %.1f s both ran after "
         "that, A %d rows, B %d rows (ratio %s; before: A %d, B %d)" % (
             rows, res["a_upload_s"], res["b_upload_s"], secs, da, db, res["share_ratio"], a0, b0))
+    log("... until one job had 10 %% of its rows left (%.1f s): A %d rows, B %d rows (ratio %s)" % (
+        busy[2], busy[0], busy[1], res["busy_share_ratio"]))
     return res
 
 
-def run(big_rows, share_rows, express=None, timeout=900, stripes=None, partitions=8, prefetch_kb=None):
-    KNOBS.update(express=express, stripes=stripes, partitions=partitions, prefetch_kb=prefetch_kb)
+def lone(tmp, rows, express, timeout):
+    path = os.path.join(tmp, "lone.csv")
+    rb.generate_csv(path, rows)
+    with e.Stack(workers=1, overrides=overrides(express)) as s:
+        ma = model(s, "tenant-a", "fair-lone")
+        rb.wait_assigned(s, KNOBS["partitions"], timeout=60)
+        t0 = time.time()
+        ja = rb.finish_upload(upload(s, "tenant-a", ma, path))
+        up = time.time() - t0
+        j = wait_final(s, "tenant-a", ja["job_id"], timeout)
+        secs = time.time() - t0
+    log("a lone %d-row job: upload %.1f s, upload to final %.1f s (%s)" % (rows, up, secs, j.get("state")))
+    return {"rows": rows, "upload_s": up, "final_s": secs, "state": j.get("state")}
+
+
+def run(big_rows, share_rows, express=None, timeout=900, stripes=None, partitions=9, prefetch_kb=None, only=None,
+        stagger_s=0.0, a_rows=None):
+    KNOBS.update(express=express, stripes=stripes, partitions=partitions, prefetch_kb=prefetch_kb, stagger_s=stagger_s,
+                 a_rows=a_rows)
     tmp = tempfile.mkdtemp(prefix="bok-fair-")
     try:
-        return {"express_partitions": express if express is not None else "default",
-                "tenant_stripes": stripes if stripes is not None else "default", "rows_partitions": partitions,
-                "small_behind_big": small_behind_big(tmp, big_rows, express, timeout),
-                "shares": shares(tmp, share_rows, express, timeout)}
+        F = {"express_partitions": express if express is not None else "default",
+             "tenant_stripes": stripes if stripes is not None else "default", "rows_partitions": partitions}
+        if only in (None, "small"):
+            F["small_behind_big"] = small_behind_big(tmp, big_rows, express, timeout)
+        if only in (None, "shares"):
+            F["shares"] = shares(tmp, share_rows, express, timeout)
+        if only == "lone":
+            F["lone"] = lone(tmp, big_rows, express, timeout)
+        return F
     finally:
         for f in os.listdir(tmp):
             os.unlink(os.path.join(tmp, f))
@@ -199,12 +248,17 @@ def run(big_rows, share_rows, express=None, timeout=900, stripes=None, partition
 
 def table_rows(F):
     """(figure, ours, goal note) rows for run_bench.py's table."""
+    if "small_behind_big" not in F or "shares" not in F:
+        return [("fairness: lone %s-row job, upload to final (s)" % rb.fmt(F["lone"]["rows"]), F["lone"]["final_s"],
+                 "upload %.1f s" % F["lone"]["upload_s"])] if "lone" in F else []
     sb, sh = F["small_behind_big"], F["shares"]
     return [("fairness: p99 waiting_ms, 10-row jobs during a %s-row job" % rb.fmt(sb["big_rows"]),
              sb["waiting_ms_p99"], "goal <= 300; p50 %s, max %s, %d jobs" % (
                  sb["waiting_ms_p50"], sb["waiting_ms_max"], sb["small_jobs"])),
             ("fairness: share ratio, two %s-row jobs at once" % rb.fmt(sh["rows_each"]), sh["share_ratio"],
-             "goal >= 0.8; A %d vs B %d rows in %.1f s" % (sh["a_rows"], sh["b_rows"], sh["window_s"]))]
+             "goal >= 0.8; A %d vs B %d rows in %.1f s" % (sh["a_rows"], sh["b_rows"], sh["window_s"])),
+            ("fairness: share ratio while both have a backlog", sh["busy_share_ratio"],
+             "A %d vs B %d rows in %.1f s" % (sh["busy_a_rows"], sh["busy_b_rows"], sh["busy_s"]))]
 
 
 def main():
@@ -212,13 +266,20 @@ def main():
     ap.add_argument("--big-rows", type=int, default=int(os.environ.get("BOK_FAIRNESS_BIG_ROWS", "1000000")))
     ap.add_argument("--share-rows", type=int, default=int(os.environ.get("BOK_FAIRNESS_SHARE_ROWS", "500000")))
     ap.add_argument("--express", type=int, default=None, help="kafka.express_partitions on both services")
-    ap.add_argument("--stripes", type=int, default=None, help="kafka.tenant_stripes on the job service")
-    ap.add_argument("--partitions", type=int, default=8, help="rows-topic partitions (kafka.rows_partitions)")
+    ap.add_argument("--stripes", type=int, default=None,
+                    help="kafka.tenant_stripes on both services (1: the old behaviour, shares by arrival)")
+    ap.add_argument("--partitions", type=int, default=9, help="rows-topic partitions (kafka.rows_partitions)")
+    ap.add_argument("--stagger", type=float, default=0.0,
+                    help="shares: start B's upload this many seconds after A's (default 0: at once; -1: once "
+                         "A's upload committed)")
+    ap.add_argument("--a-rows", type=int, default=None, help="shares: A's rows (default: --share-rows)")
+    ap.add_argument("--only", choices=("small", "shares", "lone"), default=None,
+                    help="run one part: small jobs behind a big one, two tenants' shares, or a lone big job")
     ap.add_argument("--prefetch-kb", type=int, default=None, help="workers' queued.max.messages.kbytes")
     args = ap.parse_args()
     e.skip_if_missing("model", "job", "worker", "gateway")
     F = run(args.big_rows, args.share_rows, args.express, stripes=args.stripes, partitions=args.partitions,
-            prefetch_kb=args.prefetch_kb)
+            prefetch_kb=args.prefetch_kb, only=args.only, stagger_s=args.stagger, a_rows=args.a_rows)
     for name, v, note in table_rows(F):
         print("%-60s %10s  %s" % (name, rb.fmt(v, 3 if isinstance(v, float) else 0), note))
     print(json.dumps(F, indent=2, sort_keys=True))

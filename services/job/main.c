@@ -32,6 +32,22 @@ typedef struct {
 
 static int add_methods(bok_rpc_server_t *s, void *svc) { return job_service_register(s, svc); }
 
+/* The rows pool's stripe choice asks how much of a big job is left
+ * (row_pool_outstanding_fn): its rows not counted yet, 0 once it is final
+ * or unknown. Upload threads. */
+static int64_t job_outstanding(void *ud, const char *tenant, const char *job_id) {
+  job_t j;
+  bok_err_t err;
+  if (job_store_get(ud, tenant, job_id, &j, &err) != 0) return 0;
+  int64_t left = 0;
+  if (j.state == BATCH__V1__JOB_STATE__JOB_STATE_PENDING || j.state == BATCH__V1__JOB_STATE__JOB_STATE_RUNNING) {
+    left = j.total - j.success - j.errors;
+    if (left < 1) left = 1; /* not counted yet, or settling */
+  }
+  job_free(&j);
+  return left;
+}
+
 /* Opens the store, the Kafka producers, the resolver, the admin port, the
  * model service channel and the watch thread, and fills the run options.
  * 0, or -1 after logging. */
@@ -51,6 +67,7 @@ static int build(const bok_config_t *cfg, void *app, bok_rpc_run_opts_t *run) {
     bok_logf(bok_log_stderr, COMP, BOK_LOG_ERROR, "Kafka: %s", msg);
     return -1;
   }
+  row_pool_set_outstanding(a->rows, job_outstanding, a->store);
   /* Settles uploads and results the previous incarnation left open (the
    * pool's init_transactions has fenced its transactions by now). */
   a->resolver = resolver_start(a->store, a->rows, (int)bok_config_get_int(cfg, "resolver.interval_ms", 1000),

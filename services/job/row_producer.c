@@ -24,9 +24,13 @@
  * they, and every later one, go round-robin to partitions E..N-1 from a start
  * picked by the job id) or ends (then they go to one express partition, picked
  * by the job id). Workers drain their express partitions first.
- * kafka.tenant_stripes = G > 1 cuts the bulk partitions into G stripes and
- * keeps each tenant's jobs on the stripe its name hashes to, so lanes holding
- * partitions of several stripes alternate between tenants. */
+ * kafka.tenant_stripes = G > 1 (default 2) cuts the bulk partitions into G
+ * stripes and keeps each tenant's big jobs on one stripe, chosen when its
+ * first big upload turns bulk: the stripe of the tenant's unfinished big jobs
+ * if it has any, else the stripe with the least outstanding work of other
+ * tenants (the `bulk` table below), so two tenants busy at the same time are
+ * on different stripes and a lane holding partitions of several stripes
+ * shares itself between them (services/worker/loop.c). */
 #include "row_producer.h"
 
 #include <librdkafka/rdkafka.h>
@@ -48,6 +52,12 @@
  * its rows: bounds the memory held per upload (rows may be 1 MB each). */
 #define EXPRESS_MAX_BYTES (8u << 20)
 #define TXN_TIMEOUT_MS 60000
+#define STRIPES_DEFAULT 2
+/* 1 express partition + 2 stripes x 4 lanes (one worker's default): every
+ * lane holds one partition of each stripe (docs/FAIRNESS.md). */
+#define ROWS_PARTITIONS_DEFAULT 9
+/* Big jobs remembered for the stripe choice; the oldest is forgotten beyond. */
+#define BULK_JOBS_MAX 1024
 #define COMMIT_TIMEOUT_MS 30000
 
 typedef struct {
@@ -76,6 +86,15 @@ struct row_pool {
   int64_t express_max_rows; /* an upload of at most this many rows is express */
   int stripes;              /* G: bulk partitions in G tenant stripes; 1 = one stripe */
   int npart;                /* partitions of the rows topic; 0 = not known yet (mu) */
+  /* The stripe choice (row_pool_stripe): big jobs whose rows may still be
+   * waiting, with their tenant and stripe. Under stripe_mu, which is taken
+   * before the store's lock (outstanding() reads the store) and never with mu. */
+  pthread_mutex_t stripe_mu;
+  row_bulk_job_t *bulk;              /* oldest first */
+  struct row_batch_writer **bulk_w; /* bulk[i]'s writer while its upload runs, else NULL */
+  size_t nbulk;
+  row_pool_outstanding_fn outstanding;
+  void *outstanding_ud;
   bok_log_fn log;
   void *log_opaque;
   rd_kafka_t *reader; /* read_committed consumer for resolve */
@@ -120,7 +139,8 @@ struct row_batch_writer {
   int route;         /* ROUTE_*: where this upload's messages go */
   int npart;         /* the topic's partitions when routing by hand */
   uint32_t spread;   /* from the job id: first bulk partition, the express one */
-  uint32_t stripe;   /* from the tenant: its bulk stripe (hash; mod G when used) */
+  int stripe;        /* its bulk stripe, chosen when the route turns bulk */
+  int64_t sent_rows; /* rows produced so far (atomic: read by other uploads' stripe choice) */
   size_t nbulk;      /* bulk messages sent (round-robin) */
   held_t *held;      /* packed messages waiting for the express decision */
   size_t nheld, heldcap;
@@ -129,6 +149,8 @@ struct row_batch_writer {
 };
 
 #define LOGP(p, lvl, ...) bok_logf((p)->log, (p)->log_opaque, lvl, __VA_ARGS__)
+
+static void choose_stripe(row_batch_writer_t *w);
 
 /* Delivery report: on the polling (upload) thread. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
@@ -204,7 +226,7 @@ static void slot_recreate(row_pool_t *p, slot_t *slot) {
  * by default. */
 static int ensure_topic(row_pool_t *p, rd_kafka_t *rk, int timeout_ms) {
   const char *configs[] = {"retention.ms", bok_config_get(p->cfg, "kafka.rows_topic_retention_ms", "604800000"), NULL};
-  int partitions = (int)bok_config_get_int(p->cfg, "kafka.rows_partitions", 8);
+  int partitions = (int)bok_config_get_int(p->cfg, "kafka.rows_partitions", ROWS_PARTITIONS_DEFAULT);
   char err[300];
   if (bok_kafka_topic_ensure(rk, p->topic, partitions, configs, p->cfg, NULL, timeout_ms, err, sizeof err) != 0) {
     LOGP(p, BOK_LOG_WARN, "%s", err);
@@ -297,8 +319,12 @@ row_pool_t *row_pool_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaq
   p->express_parts = (int)bok_config_get_int(cfg, "kafka.express_partitions", 1);
   if (p->express_parts < 0) p->express_parts = 0;
   p->express_max_rows = bok_config_get_int(cfg, "kafka.express_max_rows", 1000);
-  p->stripes = (int)bok_config_get_int(cfg, "kafka.tenant_stripes", 1);
+  p->stripes = (int)bok_config_get_int(cfg, "kafka.tenant_stripes", STRIPES_DEFAULT);
   if (p->stripes < 1) p->stripes = 1;
+  if (p->stripes > ROW_STRIPES_MAX) p->stripes = ROW_STRIPES_MAX;
+  p->bulk = calloc(BULK_JOBS_MAX, sizeof *p->bulk);
+  p->bulk_w = calloc(BULK_JOBS_MAX, sizeof *p->bulk_w);
+  pthread_mutex_init(&p->stripe_mu, NULL);
   p->log = log;
   p->log_opaque = log_opaque;
   pthread_mutex_init(&p->mu, NULL);
@@ -318,6 +344,12 @@ row_pool_t *row_pool_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaq
   if (p->express_parts > 0 && np > 0 && np <= p->express_parts)
     LOGP(p, BOK_LOG_WARN, "express partitions off: %s has %d partitions, kafka.express_partitions is %d", p->topic, np,
          p->express_parts);
+  int nbulk = np - (p->express_parts < np ? p->express_parts : 0);
+  if (p->stripes > 1 && np > 0 && nbulk % p->stripes != 0)
+    LOGP(p, BOK_LOG_WARN,
+         "tenant stripes uneven: %s has %d bulk partitions for %d stripes, some lanes will serve one stripe only "
+         "(docs/FAIRNESS.md: express + stripes x lanes partitions)",
+         p->topic, nbulk, p->stripes);
   return p;
 fail:
   row_pool_destroy(p);
@@ -340,12 +372,37 @@ void row_pool_destroy(row_pool_t *p) {
     free(p->groups[i].name);
   }
   free(p->groups);
+  free(p->bulk);
+  free(p->bulk_w);
+  pthread_mutex_destroy(&p->stripe_mu);
   pthread_mutex_destroy(&p->reader_mu);
   free(p->topic);
   free(p);
 }
 
 const char *row_pool_topic(const row_pool_t *p) { return p->topic; }
+
+void row_pool_set_outstanding(row_pool_t *p, row_pool_outstanding_fn fn, void *ud) {
+  pthread_mutex_lock(&p->stripe_mu);
+  p->outstanding = fn;
+  p->outstanding_ud = ud;
+  pthread_mutex_unlock(&p->stripe_mu);
+}
+
+int row_stripe_choose(const row_bulk_job_t *jobs, size_t n, const char *tenant, int g) {
+  if (g <= 1) return 0;
+  if (g > ROW_STRIPES_MAX) g = ROW_STRIPES_MAX;
+  int64_t load[ROW_STRIPES_MAX] = {0};
+  for (size_t i = 0; i < n; i++) {
+    if (jobs[i].outstanding <= 0 || jobs[i].stripe < 0 || jobs[i].stripe >= g) continue;
+    if (strcmp(jobs[i].tenant, tenant) == 0) return jobs[i].stripe;
+    load[jobs[i].stripe] += jobs[i].outstanding;
+  }
+  int best = 0;
+  for (int s = 1; s < g; s++)
+    if (load[s] < load[best]) best = s;
+  return best;
+}
 
 int row_pool_job_active(row_pool_t *p, const char *job_id) {
   int active = 0;
@@ -413,7 +470,7 @@ row_batch_writer_t *row_producer_begin(row_pool_t *p, const char *tenant, const 
   w->npart = p->express_parts > 0 || p->stripes > 1 ? pool_partitions(p, slot->rk) : 0;
   w->route = w->npart <= p->express_parts ? ROUTE_KEY : p->express_parts > 0 ? ROUTE_HOLD : ROUTE_BULK;
   w->spread = fnv1a(job_id);
-  w->stripe = fnv1a(tenant);
+  if (w->route == ROUTE_BULK) choose_stripe(w); /* express off: every upload is big */
   w->rows = calloc((size_t)p->batch_rows, sizeof *w->rows);
   w->ptrs = calloc((size_t)p->batch_rows, sizeof *w->ptrs);
   w->raws = calloc((size_t)p->batch_rows, sizeof *w->raws);
@@ -438,6 +495,83 @@ static size_t note_msg(row_batch_writer_t *w) {
   return w->nmsgs++;
 }
 
+/* Stripes in use: G, at most one per bulk partition. */
+static int stripes_used(const row_batch_writer_t *w) {
+  int bulk = w->npart - w->pool->express_parts;
+  return bulk < 1 ? 1 : w->pool->stripes < bulk ? w->pool->stripes : bulk;
+}
+
+/* Outstanding rows of remembered job i (stripe_mu held): from its writer
+ * while the upload runs, then from the store. */
+static int64_t bulk_outstanding(row_pool_t *p, size_t i) {
+  if (p->bulk_w[i]) return __atomic_load_n(&p->bulk_w[i]->sent_rows, __ATOMIC_RELAXED) + 1;
+  return p->outstanding ? p->outstanding(p->outstanding_ud, p->bulk[i].tenant, p->bulk[i].job_id) : 1;
+}
+
+/* Refreshes the remembered jobs' outstanding rows and forgets the done ones
+ * (stripe_mu held). */
+static void bulk_prune(row_pool_t *p) {
+  size_t k = 0;
+  for (size_t i = 0; i < p->nbulk; i++) {
+    p->bulk[i].outstanding = bulk_outstanding(p, i);
+    if (p->bulk[i].outstanding <= 0 && !p->bulk_w[i]) continue;
+    p->bulk[k] = p->bulk[i];
+    p->bulk_w[k++] = p->bulk_w[i];
+  }
+  p->nbulk = k;
+}
+
+/* Remembers the writer's job (stripe_mu held); when full, forgets the
+ * oldest finished upload. */
+static void bulk_add(row_pool_t *p, row_batch_writer_t *w) {
+  if (p->nbulk == BULK_JOBS_MAX) {
+    size_t i = 0;
+    while (i < p->nbulk && p->bulk_w[i]) i++;
+    if (i == p->nbulk) return; /* BULK_JOBS_MAX uploads at once: cannot happen with POOL slots */
+    memmove(&p->bulk[i], &p->bulk[i + 1], (p->nbulk - i - 1) * sizeof *p->bulk);
+    memmove(&p->bulk_w[i], &p->bulk_w[i + 1], (p->nbulk - i - 1) * sizeof *p->bulk_w);
+    p->nbulk--;
+  }
+  row_bulk_job_t *j = &p->bulk[p->nbulk];
+  snprintf(j->job_id, sizeof j->job_id, "%s", w->job_id);
+  snprintf(j->tenant, sizeof j->tenant, "%s", w->tenant);
+  j->stripe = w->stripe;
+  j->outstanding = 1;
+  p->bulk_w[p->nbulk++] = w;
+}
+
+/* Picks the stripe of a job whose route turns bulk, and remembers the job
+ * (the upload's thread). */
+static void choose_stripe(row_batch_writer_t *w) {
+  row_pool_t *p = w->pool;
+  int g = stripes_used(w);
+  w->stripe = 0;
+  if (g <= 1) return;
+  pthread_mutex_lock(&p->stripe_mu);
+  bulk_prune(p);
+  w->stripe = row_stripe_choose(p->bulk, p->nbulk, w->tenant, g);
+  bulk_add(p, w);
+  pthread_mutex_unlock(&p->stripe_mu);
+}
+
+/* The upload of w is over (its thread): an aborted job is forgotten, a
+ * committed one is remembered until the store says its rows are done. */
+static void bulk_upload_over(row_batch_writer_t *w, int aborted) {
+  row_pool_t *p = w->pool;
+  pthread_mutex_lock(&p->stripe_mu);
+  for (size_t i = 0; i < p->nbulk; i++) {
+    if (p->bulk_w[i] != w) continue;
+    p->bulk_w[i] = NULL;
+    if (aborted) {
+      memmove(&p->bulk[i], &p->bulk[i + 1], (p->nbulk - i - 1) * sizeof *p->bulk);
+      memmove(&p->bulk_w[i], &p->bulk_w[i + 1], (p->nbulk - i - 1) * sizeof *p->bulk_w);
+      p->nbulk--;
+    }
+    break;
+  }
+  pthread_mutex_unlock(&p->stripe_mu);
+}
+
 /* The partition of the writer's next message (RD_KAFKA_PARTITION_UA: the
  * key partitioner). Bulk partitions E..N-1 form G stripes (partition E + i is
  * in stripe i mod G); a job goes round-robin over its tenant's stripe. */
@@ -446,8 +580,8 @@ static int32_t next_partition(row_batch_writer_t *w) {
   if (w->route == ROUTE_EXPRESS) return (int32_t)(w->spread % e);
   if (w->route != ROUTE_BULK) return RD_KAFKA_PARTITION_UA;
   uint32_t bulk = (uint32_t)w->npart - e;
-  uint32_t g = (uint32_t)w->pool->stripes < bulk ? (uint32_t)w->pool->stripes : bulk;
-  uint32_t mine = w->stripe % g;
+  uint32_t g = (uint32_t)stripes_used(w);
+  uint32_t mine = (uint32_t)w->stripe % g;
   uint32_t size = (bulk - mine + g - 1) / g; /* partitions in this stripe */
   return (int32_t)(e + mine + ((w->spread + w->nbulk++) % size) * g);
 }
@@ -490,6 +624,7 @@ static void hold_msg(row_batch_writer_t *w, uint8_t *buf, size_t sz, const char 
 /* Decides the route and produces the held messages, in order. */
 static void release_held(row_batch_writer_t *w, int route) {
   w->route = route;
+  if (route == ROUTE_BULK) choose_stripe(w);
   for (size_t i = 0; i < w->nheld; i++) {
     if (w->slot->failed) {
       free(w->held[i].buf);
@@ -516,6 +651,7 @@ static int flush_batch(row_batch_writer_t *w) {
   int kl = snprintf(key, sizeof key, "%s-%lld", w->job_id, (long long)w->rows[0].row);
   size_t idx = note_msg(w);
   int64_t rows = (int64_t)w->n;
+  __atomic_add_fetch(&w->sent_rows, rows, __ATOMIC_RELAXED);
   for (size_t i = 0; i < w->n; i++) free(w->raws[i]);
   w->n = 0;
   w->bytes = 0;
@@ -606,12 +742,14 @@ int row_producer_commit(row_batch_writer_t *w, char *err, size_t errlen) {
 }
 
 void row_producer_end(row_batch_writer_t *w) {
+  bulk_upload_over(w, 0);
   release_slot(w->pool, w->slot);
   writer_free(w);
 }
 
 void row_producer_abort(row_batch_writer_t *w) {
   row_pool_t *p = w->pool;
+  bulk_upload_over(w, 1);
   if (p->transactions && w->slot->rk) {
     rd_kafka_error_t *e = rd_kafka_abort_transaction(w->slot->rk, COMMIT_TIMEOUT_MS);
     if (e) {

@@ -27,6 +27,9 @@
 #include "bok/config.h"
 #include "bok/log.h"
 
+/* Largest kafka.tenant_stripes used (larger values are cut to it). */
+#define ROW_STRIPES_MAX 64
+
 typedef struct row_pool row_pool_t;
 typedef struct row_batch_writer row_batch_writer_t;
 
@@ -37,9 +40,34 @@ typedef struct {
   int64_t offset;
 } row_msg_t;
 
+/* A big job as the stripe choice sees it (docs/FAIRNESS.md "Tenant stripes"). */
+typedef struct {
+  char job_id[40], tenant[72];
+  int stripe;
+  int64_t outstanding; /* its rows not processed yet; <= 0: none (forgotten) */
+} row_bulk_job_t;
+
+/* The stripe (0..g-1) for a new big job of `tenant`, given the big jobs
+ * known: the stripe of the tenant's own jobs with outstanding rows if any
+ * (a tenant's jobs stay together, so one tenant never takes two stripes'
+ * shares), else the stripe with the fewest outstanding rows of other
+ * tenants; ties go to the lowest stripe (stripe 0 has the most partitions).
+ * Pure; any thread. */
+int row_stripe_choose(const row_bulk_job_t *jobs, size_t n, const char *tenant, int g);
+
+/* Rows of a committed job not processed yet: > 0 while its rows may still be
+ * waiting, 0 once it is final or unknown. Called by an upload's thread with
+ * the pool's stripe lock held: it may take the store's lock, and must never
+ * call back into the pool. */
+typedef int64_t (*row_pool_outstanding_fn)(void *ud, const char *tenant, const char *job_id);
+
 /* cfg is borrowed and must outlive the pool (producers are re-created from it). */
 row_pool_t *row_pool_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen);
 void row_pool_destroy(row_pool_t *p);
+/* How the pool learns that a big job's rows are processed (the job store
+ * here); without it a big job counts as outstanding until BULK_JOBS_MAX
+ * later ones push it out. Call before the first upload. */
+void row_pool_set_outstanding(row_pool_t *p, row_pool_outstanding_fn fn, void *ud);
 /* Readiness: asks a broker for metadata (blocks up to timeout_ms). 0 when a
  * broker answered, -1 with the reason in err. Any thread. */
 int row_pool_probe(row_pool_t *p, int timeout_ms, char *err, size_t errlen);

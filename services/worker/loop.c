@@ -155,6 +155,82 @@ static int collect(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max, 
   return nm;
 }
 
+/* Longest wait for messages of a stripe's queue while collecting (only the
+ * consumer poll runs the rebalance callback, so the lane keeps polling it). */
+#define STRIPE_POLL_MS 20
+
+int wk_stripe_pick(int64_t *served, const int *waiting, int n, int64_t quantum) {
+  int best = -1;
+  for (int s = 0; s < n; s++)
+    if (waiting[s] && (best < 0 || served[s] < served[best])) best = s;
+  if (best < 0) return -1;
+  int64_t floor = served[best] - quantum;
+  for (int s = 0; s < n; s++)
+    if (!waiting[s] && served[s] < floor) served[s] = floor;
+  return best;
+}
+
+/* The stripe to take the next bulk batch from (wk_stripe_pick over the
+ * stripes whose queue holds fetched messages); -1 when none has any. */
+static int pick_stripe(worker_t *w) {
+  int waiting[WK_STRIPES_MAX];
+  for (int s = 0; s < w->nstripes; s++) waiting[s] = rd_kafka_queue_length(w->stripe_q[s]) > 0;
+  return wk_stripe_pick(w->served, waiting, w->nstripes, w->batch_max_rows);
+}
+
+/* A rebalance ran inside the last consumer poll: the messages collected so
+ * far belong to the old assignment. Drops them (whoever owns their
+ * partitions now starts from the committed offsets). */
+static int drop_collected(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int nm, int *gen) {
+  if (*gen == w->rebalances) return nm;
+  for (int i = 0; i < nm; i++) rd_kafka_message_destroy(msgs[i]);
+  wk_batch_reset_offsets(b);
+  *gen = w->rebalances;
+  return 0;
+}
+
+/* collect() for a lane whose bulk partitions are forwarded to stripe queues
+ * (kafka.tenant_stripes > 1; also before the first assignment, whose
+ * rebalance callback runs in its consumer poll): the batch comes from one
+ * stripe, picked by pick_stripe; b->stripe says which (the loop adds the
+ * batch's rows to served[] once it commits). Lane thread only. The consumer queue is still polled, without
+ * waiting while a stripe has messages: it runs the rebalance callback and
+ * carries errors. Each partition's messages reach one queue only, so a
+ * batch's offsets stay contiguous per partition. */
+static int collect_stripes(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max, int yield) {
+  int nm = 0, s = -1, gen = w->rebalances, idle = 0;
+  int64_t deadline = bok_mono_ms() + w->batch_max_ms;
+  int max_rows = w->express_owned && w->batch_max_rows > EXPRESS_LANE_BULK_ROWS ? EXPRESS_LANE_BULK_ROWS
+                                                                                : w->batch_max_rows;
+  while (nm < max && !w->stop) {
+    int64_t left = deadline - bok_mono_ms();
+    if (left <= 0 && nm > 0) break;
+    if ((yield || idle) && express_ready(w)) break; /* run what is collected (maybe nothing), then express */
+    if (s < 0) s = pick_stripe(w);
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, s < 0 && nm == 0 ? STRIPE_POLL_MS : 0);
+    nm = drop_collected(w, b, msgs, nm, &gen);
+    if (m) {
+      if (take(w, b, msgs, &nm, m) && (int)(nm * 500) >= max_rows) break;
+      continue;
+    }
+    if (s < 0) {
+      if (nm) break;
+      idle = 1;
+      continue;
+    }
+    int wait = nm ? (int)(left < STRIPE_POLL_MS ? (left > 0 ? left : 0) : STRIPE_POLL_MS) : 0;
+    m = rd_kafka_consume_queue(w->stripe_q[s], wait);
+    if (!m) {
+      if (nm) break; /* what the stripe had: run it, the next batch picks again */
+      s = -1;
+      continue;
+    }
+    b->stripe = s;
+    if (take(w, b, msgs, &nm, m) && (int)(nm * 500) >= max_rows) break; /* ~500 rows a message */
+  }
+  return nm;
+}
+
 /* One transaction: begin, produce events, stage results, send offsets,
  * commit. 1 committed, 0 failed (the caller aborts and rewinds). */
 static int run_txn(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int nm, int64_t *rows) {
@@ -211,6 +287,17 @@ static void count_done(worker_t *w, batch_t *b, int64_t rows) {
   if (w->transactions) bok_counter_inc(worker_metrics.txn_committed);
 }
 
+/* The lane's totals every 5 s; with tenant stripes, also the rows credited
+ * to each stripe (wk_stripe_pick's counts: lifted while a stripe is idle). */
+static void log_stats(worker_t *w) {
+  char st[200] = "";
+  size_t n = 0;
+  for (int s = 0; w->nstripes > 1 && s < w->nstripes && n + 24 < sizeof st; s++)
+    n += (size_t)snprintf(st + n, sizeof st - n, "%s%lld", s ? "/" : " stripe_rows=", (long long)w->served[s]);
+  LOG(w, BOK_LOG_INFO, "stats: rows_processed=%lld batches=%lld%s", (long long)w->rows_done, (long long)w->batches,
+      st);
+}
+
 int worker_run(worker_t *w) {
   int backoff_ms = 0;
   rd_kafka_message_t *msgs[1024];
@@ -221,15 +308,19 @@ int worker_run(worker_t *w) {
     batch_t b;
     memset(&b, 0, sizeof b);
     wk_batch_reset_offsets(&b);
+    b.stripe = -1;
     /* Express partitions first, up to EXPRESS_BURST batches in a row. */
     int express = express_ready(w) && w->express_streak < EXPRESS_BURST;
-    int nm = express ? collect_express(w, &b, msgs, 1024)
-                     : collect(w, &b, msgs, 1024, w->express_streak < EXPRESS_BURST);
+    int yield = w->express_streak < EXPRESS_BURST;
+    int nm = express                                 ? collect_express(w, &b, msgs, 1024)
+             : w->nstripes > 1 ? collect_stripes(w, &b, msgs, 1024, yield)
+                               : collect(w, &b, msgs, 1024, yield);
     w->express_streak = express ? w->express_streak + (nm > 0) : 0;
     int64_t rows = 0;
     if (nm > 0 && run_txn(w, &b, msgs, nm, &rows)) {
       wk_confirm(w, &b);
       count_done(w, &b, rows);
+      if (b.stripe >= 0) w->served[b.stripe] += rows;
       backoff_ms = 0;
     } else if (nm > 0) {
       recover(w, &b);
@@ -240,8 +331,7 @@ int worker_run(worker_t *w) {
     wk_jobs_evict(w);
     int64_t now = bok_mono_ms();
     if (now - w->last_stat_ms > 5000) {
-      if (w->rows_done) LOG(w, BOK_LOG_INFO, "stats: rows_processed=%lld batches=%lld", (long long)w->rows_done,
-                            (long long)w->batches);
+      if (w->rows_done) log_stats(w);
       w->last_stat_ms = now;
     }
   }

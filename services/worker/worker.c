@@ -35,18 +35,41 @@ static int route_express(worker_t *w, rd_kafka_t *rk, const rd_kafka_topic_parti
   return n;
 }
 
+/* Sends each assigned bulk partition's fetched messages to its stripe's
+ * queue (partition E + i: stripe i mod nstripes), for the same reasons and at
+ * the same time as route_express. Returns the number of stripes that got
+ * partitions. */
+static int route_stripes(worker_t *w, rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts) {
+  int seen[WK_STRIPES_MAX] = {0}, n = 0;
+  for (int i = 0; w->nstripes > 1 && i < parts->cnt; i++) {
+    const rd_kafka_topic_partition_t *p = &parts->elems[i];
+    if (p->partition < w->express_parts || strcmp(p->topic, w->rows_topic) != 0) continue;
+    int s = (p->partition - w->express_parts) % w->nstripes;
+    rd_kafka_queue_t *pq = rd_kafka_queue_get_partition(rk, p->topic, p->partition);
+    if (!pq) continue;
+    rd_kafka_queue_forward(pq, w->stripe_q[s]);
+    rd_kafka_queue_destroy(pq);
+    n += !seen[s];
+    seen[s] = 1;
+  }
+  return n;
+}
+
 /* Runs inside rd_kafka_consumer_poll, on the lane's thread. */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque) {
   worker_t *w = opaque;
   w->rebalances++;
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     w->express_owned = route_express(w, rk, parts);
-    LOG(w, BOK_LOG_INFO, "assigned %d partitions (%d express)", parts->cnt, w->express_owned);
+    w->stripe_owned = route_stripes(w, rk, parts);
+    LOG(w, BOK_LOG_INFO, "assigned %d partitions (%d express, %d stripes)", parts->cnt, w->express_owned,
+        w->stripe_owned);
     rd_kafka_assign(rk, parts);
   } else {
     LOG(w, BOK_LOG_INFO, "revoked %d partitions", parts->cnt);
     worker_obs_lag_clear(parts);
     w->express_owned = 0;
+    w->stripe_owned = 0;
     rd_kafka_assign(rk, NULL);
   }
 }
@@ -162,6 +185,9 @@ worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *lo
   w->events_partitions = (int)bok_config_get_int(cfg, "kafka.events_partitions", 4);
   w->express_parts = (int)bok_config_get_int(cfg, "kafka.express_partitions", 1);
   if (w->express_parts < 0) w->express_parts = 0;
+  w->nstripes = (int)bok_config_get_int(cfg, "kafka.tenant_stripes", WK_STRIPES_DEFAULT);
+  if (w->nstripes < 1) w->nstripes = 1;
+  if (w->nstripes > WK_STRIPES_MAX) w->nstripes = WK_STRIPES_MAX;
   bok_row_result_init(&w->rr);
   w->routes = bok_routes_from_config(cfg, "127.0.0.1:50051", "127.0.0.1:50052", err, errlen);
   if (!w->routes) goto fail;
@@ -194,6 +220,7 @@ worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *lo
   if (!w->consumer) goto fail;
   rd_kafka_poll_set_consumer(w->consumer);
   if (w->express_parts > 0) w->express_q = rd_kafka_queue_new(w->consumer);
+  for (int s = 0; w->nstripes > 1 && s < w->nstripes; s++) w->stripe_q[s] = rd_kafka_queue_new(w->consumer);
 
   /* No init_transactions here (it needs Kafka): a bad producer config fails
    * the start, a broker not up yet does not (wk_producer_start). */
@@ -206,8 +233,8 @@ worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *lo
     snprintf(err, errlen, "subscribe: %s", rd_kafka_err2str(se));
     goto fail;
   }
-  LOG(w, BOK_LOG_INFO, "worker %s consuming %s (transactions %s, express partitions %d)", w->worker_id,
-      w->rows_topic, w->transactions ? "on" : "off", w->express_parts);
+  LOG(w, BOK_LOG_INFO, "worker %s consuming %s (transactions %s, express partitions %d, tenant stripes %d)",
+      w->worker_id, w->rows_topic, w->transactions ? "on" : "off", w->express_parts, w->nstripes);
   return w;
 fail:
   worker_destroy(w);
@@ -221,6 +248,8 @@ void worker_destroy(worker_t *w) {
   if (w->consumer) {
     rd_kafka_consumer_close(w->consumer); /* stops the fetchers: nothing forwards to express_q any more */
     if (w->express_q) rd_kafka_queue_destroy(w->express_q);
+    for (int s = 0; s < WK_STRIPES_MAX; s++)
+      if (w->stripe_q[s]) rd_kafka_queue_destroy(w->stripe_q[s]);
     rd_kafka_destroy(w->consumer);
   }
   wk_jobs_drop_topics(w); /* before the producer they belong to */

@@ -24,6 +24,10 @@
 #include "worker.h"
 
 #define MAX_JOBS_CACHED 256
+/* Largest kafka.tenant_stripes a lane serves stripe by stripe (the job
+ * service's ROW_STRIPES_MAX); larger values are cut to it. */
+#define WK_STRIPES_MAX 64
+#define WK_STRIPES_DEFAULT 2
 #define TXN_TIMEOUT_MS 30000
 
 /* A job this worker has seen: its spec, compiled schema and validator. */
@@ -73,6 +77,16 @@ struct worker {
   rd_kafka_queue_t *express_q; /* NULL when express_parts is 0 */
   int express_owned;           /* express partitions in the current assignment */
   int express_streak;          /* express batches run in a row (bulk gets a turn) */
+  /* Tenant stripes (docs/FAIRNESS.md): bulk partition E + i is in stripe
+   * i mod nstripes. With nstripes > 1 each bulk partition's fetch queue is
+   * forwarded to stripe_q[its stripe] (rebalance callback, before assign),
+   * and a bulk batch is taken from one stripe's queue: the one with messages
+   * that has been served the fewest rows (served[], deficit round robin), so
+   * tenants on different stripes share the lane by rows, not by fetch order. */
+  int nstripes;
+  rd_kafka_queue_t *stripe_q[WK_STRIPES_MAX]; /* NULL when nstripes is 1 */
+  int64_t served[WK_STRIPES_MAX];             /* rows committed per stripe by this lane */
+  int stripe_owned;                           /* stripes with partitions in the assignment */
   int batch_max_rows;
   int batch_max_ms;
   int events_partitions;
@@ -99,6 +113,7 @@ typedef struct {
   /* offsets: per partition, first and last offset of the batch */
   rd_kafka_topic_partition_list_t *first;
   rd_kafka_topic_partition_list_t *next;
+  int stripe; /* the tenant stripe its messages came from; -1 = none (express, or stripes off) */
 } batch_t;
 
 /* Memory bounds (docs/CONFIG.md, docs/PERFORMANCE.md "Memory"): the whole
@@ -116,6 +131,14 @@ void wk_reset_producer(worker_t *w);
 /* worker.c: the producer's init_transactions, retried until Kafka answers
  * or the lane stops (lane thread, before its first batch). */
 void wk_producer_start(worker_t *w);
+
+/* loop.c: deficit round robin over tenant stripes (pure; any thread). Of
+ * the stripes with waiting[s] set, the one with the fewest rows served[s];
+ * -1 when none waits. A stripe with nothing waiting is lifted to `quantum`
+ * rows behind the chosen one, so a stripe idle for a while does not bank a
+ * credit it would then spend all at once (an empty flow keeps no deficit).
+ * The caller adds a batch's rows to served[its stripe] once it commits. */
+int wk_stripe_pick(int64_t *served, const int *waiting, int n, int64_t quantum);
 
 /* job_cache.c */
 bok_rpc_channel_t *wk_chan(worker_t *w, const char *addr); /* cached per address, owned by w */

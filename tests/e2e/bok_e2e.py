@@ -372,6 +372,11 @@ class Stack:
             w.start()
         return w
 
+    def rows_partitions(self):
+        """Partitions of the stack's rows topic: the job service's
+        kafka.rows_partitions (deploy/config/job-service.yaml plus overrides)."""
+        return int(self.services["job"].config.get("kafka", {}).get("rows_partitions", 9))
+
     def __enter__(self):
         try:
             if self.want["model"]:

@@ -85,7 +85,7 @@ def worker_case(fault):
         w1 = s.add_worker()
         # worker0 must take part: under load it can join after worker1 has
         # done the whole job (seen in the e2e loop), so wait for the group.
-        e.wait_group_settled([w0, w1], 8)
+        e.wait_group_settled([w0, w1], s.rows_partitions())
         m = create_model(s)
         st, j = s.upload(m["model_id"], "crash.csv", make_csv())
         e.check(st == 202, "upload: %s %s" % (st, j))

@@ -18,7 +18,7 @@ N = 20000
 
 def test_three_lanes_share_the_rows_and_stop_cleanly():
     with e.Stack(workers=1, overrides={"worker": {"lanes": 3}}) as s:
-        # until every lane holds partitions (the first lane alone may hold all 8 for a moment)
+        # until every lane holds partitions (the first lane alone may hold all of them for a moment)
         deadline = time.time() + 60
         last = {}
         while time.time() < deadline:
@@ -28,7 +28,7 @@ def test_three_lanes_share_the_rows_and_stop_cleanly():
                     mm = rb.ASSIGN_RE.search(line)
                     if mm:
                         last[rb.lane_of(line)] = int(mm.group(2)) if mm.group(1) == "assigned" else 0
-            if len(last) == 3 and all(v > 0 for v in last.values()) and sum(last.values()) == 8:
+            if len(last) == 3 and all(v > 0 for v in last.values()) and sum(last.values()) == s.rows_partitions():
                 break
             time.sleep(0.1)
         e.check(len(last) == 3 and all(v > 0 for v in last.values()), "every lane holds partitions: %s" % last)

@@ -3,7 +3,9 @@
  * most kafka.express_max_rows rows goes to one express partition; a bigger
  * one goes round-robin over the other partitions, never an express one;
  * with kafka.express_partitions 0 the key partitioner may use any; with
- * kafka.tenant_stripes a tenant's big jobs stay on its stripe. */
+ * kafka.tenant_stripes a tenant's big jobs stay on its stripe, and a tenant
+ * whose big job starts while another tenant's is outstanding gets another
+ * stripe (row_stripe_choose, and the pool's use of it). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -122,8 +124,9 @@ static void test_express_off_uses_every_partition(void **state) {
 }
 
 /* Two stripes of the 7 bulk partitions: {1,3,5,7} and {2,4,6}. A tenant's
- * jobs stay in one stripe and use all of it; "tenant-a" and "tenant-b" hash
- * to different stripes. */
+ * jobs stay in one stripe and use all of it; "tenant-b", arriving while
+ * "tenant-a"'s jobs are outstanding (no store: every job is), gets the other
+ * stripe. */
 static void test_tenant_stripes_keep_a_tenant_on_its_partitions(void **state) {
   (void)state;
   bok_config_t *cfg = config(rd_kafka_mock_cluster_bootstraps(g_mock), 1, 2);
@@ -160,11 +163,103 @@ static void test_tenant_stripes_keep_a_tenant_on_its_partitions(void **state) {
   bok_config_destroy(cfg);
 }
 
+/* The stripe of a job's messages (every message in one stripe), -1 if mixed. */
+static int stripe_of_msgs(const int32_t *parts, size_t n) {
+  int s = -1;
+  for (size_t i = 0; i < n; i++) {
+    if (parts[i] < 1) return -1;
+    int k = (parts[i] - 1) % 2;
+    if (s >= 0 && k != s) return -1;
+    s = k;
+  }
+  return s;
+}
+
+static void test_stripe_choice_prefers_the_tenants_own_then_the_least_loaded(void **state) {
+  (void)state;
+  row_bulk_job_t jobs[4] = {{"j1", "a", 0, 5000}, {"j2", "b", 1, 100}, {"j3", "c", 1, 0}, {"j4", "d", 2, 200}};
+  assert_int_equal(row_stripe_choose(jobs, 0, "x", 3), 0);      /* nothing outstanding: the lowest */
+  assert_int_equal(row_stripe_choose(jobs, 4, "a", 3), 0);      /* a tenant's own stripe, however loaded */
+  assert_int_equal(row_stripe_choose(jobs, 4, "b", 3), 1);
+  assert_int_equal(row_stripe_choose(jobs, 4, "c", 3), 1);      /* c's job is done: c is new, 1 is least loaded */
+  assert_int_equal(row_stripe_choose(jobs, 4, "x", 3), 1);      /* 5000 / 100 / 200 */
+  assert_int_equal(row_stripe_choose(jobs, 4, "x", 2), 1);      /* j4's stripe is not one of 2: ignored */
+  assert_int_equal(row_stripe_choose(jobs, 2, "x", 1), 0);      /* one stripe */
+  row_bulk_job_t tie[2] = {{"j1", "a", 0, 10}, {"j2", "b", 1, 10}};
+  assert_int_equal(row_stripe_choose(tie, 2, "x", 2), 0);
+}
+
+/* Outstanding rows the fake store reports for every job (the tests set it). */
+static int64_t g_left = 1;
+static int64_t left_fn(void *ud, const char *tenant, const char *job_id) {
+  (void)ud, (void)tenant, (void)job_id;
+  return g_left;
+}
+
+/* Two uploads running at once (both past the express threshold before
+ * either commits) take different stripes; a job whose rows are all
+ * processed no longer holds its stripe. */
+static void test_concurrent_big_uploads_of_two_tenants_take_different_stripes(void **state) {
+  (void)state;
+  bok_config_t *cfg = config(rd_kafka_mock_cluster_bootstraps(g_mock), 1, 2);
+  char err[256];
+  row_pool_t *p = row_pool_new(cfg, NULL, NULL, err, sizeof err);
+  assert_non_null(p);
+  row_pool_set_outstanding(p, left_fn, NULL);
+  g_left = 1;
+  row_batch_writer_t *wa = row_producer_begin(p, "t1", "ja", "m", 1, err, sizeof err);
+  row_batch_writer_t *wb = row_producer_begin(p, "t2", "jb", "m", 1, err, sizeof err);
+  assert_non_null(wa);
+  assert_non_null(wb);
+  for (int i = 1; i <= 1200; i++) assert_int_equal(row_producer_add(wa, i, "1,x", 3), 0);
+  for (int i = 1; i <= 1200; i++) assert_int_equal(row_producer_add(wb, i, "1,x", 3), 0);
+  int stripe[2];
+  row_batch_writer_t *ws[2] = {wa, wb};
+  for (int k = 0; k < 2; k++) {
+    assert_int_equal(row_producer_flush(ws[k], err, sizeof err), 0);
+    size_t nm;
+    const row_msg_t *m = row_producer_messages(ws[k], &nm);
+    int32_t parts[16];
+    for (size_t i = 0; i < nm && i < 16; i++) parts[i] = m[i].partition;
+    stripe[k] = stripe_of_msgs(parts, nm < 16 ? nm : 16);
+    assert_true(stripe[k] >= 0);
+    assert_int_equal(row_producer_commit(ws[k], err, sizeof err), 0);
+    row_producer_end(ws[k]);
+  }
+  assert_int_not_equal(stripe[0], stripe[1]);
+  /* t1's job still has rows waiting: a third tenant gets the least loaded
+   * stripe, t1 keeps its own */
+  size_t nm;
+  int32_t *parts = upload(p, "t1", "ja2", 1200, &nm);
+  assert_int_equal(stripe_of_msgs(parts, nm), stripe[0]);
+  free(parts);
+  /* every job done: a new tenant gets stripe 0 */
+  g_left = 0;
+  parts = upload(p, "t3", "jc", 1200, &nm);
+  assert_int_equal(stripe_of_msgs(parts, nm), 0);
+  free(parts);
+  /* an aborted big upload is forgotten at once, whatever the store says */
+  g_left = 1;
+  row_batch_writer_t *wx = row_producer_begin(p, "t4", "jx", "m", 1, err, sizeof err);
+  assert_non_null(wx);
+  for (int i = 1; i <= 1200; i++) assert_int_equal(row_producer_add(wx, i, "1,x", 3), 0);
+  row_producer_abort(wx);
+  /* t3's jc (stripe 0) is outstanding again; t4's job on stripe 1, if
+   * remembered, would tie and send t5 to stripe 0 */
+  parts = upload(p, "t5", "jy", 1200, &nm);
+  assert_int_equal(stripe_of_msgs(parts, nm), 1);
+  free(parts);
+  row_pool_destroy(p);
+  bok_config_destroy(cfg);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_small_uploads_go_express_big_ones_spread_over_the_rest),
       cmocka_unit_test(test_express_off_uses_every_partition),
       cmocka_unit_test(test_tenant_stripes_keep_a_tenant_on_its_partitions),
+      cmocka_unit_test(test_stripe_choice_prefers_the_tenants_own_then_the_least_loaded),
+      cmocka_unit_test(test_concurrent_big_uploads_of_two_tenants_take_different_stripes),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
