@@ -111,7 +111,8 @@ struct row_batch_writer {
   int64_t schema_version;
   Batch__V1__Row *rows;
   Batch__V1__Row **ptrs;
-  uint8_t **raws;
+  bok_buf_t raw;    /* the pending rows' bytes, back to back (one copy, no allocation per row) */
+  size_t *raw_off;  /* where row i starts in raw (raw may move while it grows) */
   size_t n;
   size_t bytes;
   row_msg_t *msgs;
@@ -416,7 +417,8 @@ row_batch_writer_t *row_producer_begin(row_pool_t *p, const char *tenant, const 
   w->stripe = fnv1a(tenant);
   w->rows = calloc((size_t)p->batch_rows, sizeof *w->rows);
   w->ptrs = calloc((size_t)p->batch_rows, sizeof *w->ptrs);
-  w->raws = calloc((size_t)p->batch_rows, sizeof *w->raws);
+  w->raw_off = calloc((size_t)p->batch_rows, sizeof *w->raw_off);
+  bok_buf_init(&w->raw, 0);
   return w;
 }
 
@@ -509,6 +511,7 @@ static int flush_batch(row_batch_writer_t *w) {
   b.schema_version = w->schema_version;
   b.n_rows = w->n;
   b.rows = w->ptrs;
+  for (size_t i = 0; i < w->n; i++) w->rows[i].raw.data = (uint8_t *)w->raw.data + w->raw_off[i];
   size_t sz = batch__v1__row_batch__get_packed_size(&b);
   uint8_t *buf = malloc(sz);
   batch__v1__row_batch__pack(&b, buf);
@@ -516,7 +519,7 @@ static int flush_batch(row_batch_writer_t *w) {
   int kl = snprintf(key, sizeof key, "%s-%lld", w->job_id, (long long)w->rows[0].row);
   size_t idx = note_msg(w);
   int64_t rows = (int64_t)w->n;
-  for (size_t i = 0; i < w->n; i++) free(w->raws[i]);
+  bok_buf_reset(&w->raw);
   w->n = 0;
   w->bytes = 0;
   if (w->route != ROUTE_HOLD) {
@@ -536,9 +539,13 @@ int row_producer_add(row_batch_writer_t *w, int64_t row, const void *raw, size_t
   Batch__V1__Row *r = &w->rows[w->n];
   batch__v1__row__init(r);
   r->row = row;
-  w->raws[w->n] = malloc(len ? len : 1);
-  memcpy(w->raws[w->n], raw, len);
-  r->raw.data = w->raws[w->n];
+  w->raw_off[w->n] = w->raw.len;
+  if (bok_buf_append(&w->raw, raw, len) != 0) {
+    w->slot->failed = 1;
+    snprintf(w->slot->errmsg, sizeof w->slot->errmsg, "out of memory");
+    return -1;
+  }
+  r->raw.data = NULL; /* set at flush_batch, once raw stops moving */
   r->raw.len = len;
   w->ptrs[w->n] = r;
   w->n++;
@@ -571,12 +578,12 @@ const row_msg_t *row_producer_messages(const row_batch_writer_t *w, size_t *n) {
 }
 
 static void writer_free(row_batch_writer_t *w) {
-  for (size_t i = 0; i < w->n; i++) free(w->raws[i]);
+  bok_buf_free(&w->raw);
   for (size_t i = 0; i < w->nheld; i++) free(w->held[i].buf);
   free(w->held);
   free(w->rows);
   free(w->ptrs);
-  free(w->raws);
+  free(w->raw_off);
   free(w->msgs);
   free(w);
 }
