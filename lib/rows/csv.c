@@ -177,9 +177,25 @@ static inline int end_record(bok_csv_t *c, const char *start, const char *nl) {
 int bok_csv_feed(bok_csv_t *c, const char *data, size_t len) {
   const char *end = data + len;
   const char *p = skip_bom(c, data, end);
-  const char *start = p; /* start of the unsaved part of the current record */
+  const char *start = p;   /* start of the unsaved part of the current record */
+  const char *bytewise = p; /* up to here the line has a quote: scanned byte by byte */
   while (p < end) {
-    if (c->ndjson) {
+    if (!c->ndjson && c->q != Q_IN_QUOTES && p >= bytewise) {
+      /* Outside quotes, a line without a quote character ends at its '\n'
+       * whatever its fields: two memchr instead of a byte loop. */
+      const char *nl = memchr(p, '\n', (size_t)(end - p));
+      const char *lim = nl ? nl : end;
+      if (memchr(p, c->quote, (size_t)(lim - p))) {
+        bytewise = lim; /* the state machine below, to the line's end */
+        continue;
+      }
+      if (!nl) {
+        c->q = end[-1] == c->sep ? Q_FIELD_START : Q_UNQUOTED; /* where the byte loop would be */
+        p = end;
+        break;
+      }
+      p = nl;
+    } else if (c->ndjson) {
       const char *nl = memchr(p, '\n', (size_t)(end - p));
       if (!nl) {
         p = end;
