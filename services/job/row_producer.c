@@ -174,10 +174,17 @@ static rd_kafka_t *make_producer(row_pool_t *p, slot_t *slot, int init_timeout_m
   int64_t one = bok_config_get_int(cfg, "kafka.producer.message.max.bytes", 8000000) / 1024 + 1;
   if (budget < one) budget = one;
   snprintf(qkb, sizeof qkb, "%lld", (long long)budget);
-  const char *defaults[] = {"linger.ms", "5", "compression.codec", "zstd", "enable.idempotence", "true",
-                            "message.max.bytes", "8000000", "queue.buffering.max.kbytes", qkb,
-                            "transactional.id", tid, "transaction.timeout.ms", tmo, NULL};
-  if (!p->transactions) defaults[10] = NULL;
+  /* zstd level 1, not the codec's default 3 (as the worker's events
+   * producer): librdkafka 2.0.2 makes a fresh zstd context per message set,
+   * and level 3's ~0.75 MB of tables, allocated, cleared and (jemalloc
+   * returns freed pages at once here) faulted in again for every set, cost
+   * more than compressing the rows. Workers read the same messages;
+   * kafka.producer.compression.level overrides it. */
+  const char *defaults[] = {"linger.ms", "5", "compression.codec", "zstd", "compression.level", "1",
+                            "enable.idempotence", "true", "message.max.bytes", "8000000",
+                            "queue.buffering.max.kbytes", qkb, "transactional.id", tid,
+                            "transaction.timeout.ms", tmo, NULL};
+  if (!p->transactions) defaults[12] = NULL; /* no transactional.id */
   rd_kafka_conf_t *conf = bok_kafka_conf_new(cfg, defaults, "kafka.producer.", err, errlen);
   if (!conf) return NULL;
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
