@@ -203,8 +203,8 @@ static void test_utf8(void **s) {
   assert_false(bok_utf8_valid("abcdefgh\xff", 9));
 }
 
-/* The splitter's line fast path (a line without a quote character is
- * skipped with memchr) against a byte-by-byte reference of the quoting rule
+/* The splitter's memchr jumps (outside quotes: to the next quote character
+ * or line end) against a byte-by-byte reference of the quoting rule
  * (a quote opens a field only at its start; "" inside quotes; text after a
  * closing quote is kept), on random lines of ',', '"', '\r', '\n', 'a' and
  * a multi-byte character, in random chunks. Inputs that end inside quotes
@@ -261,7 +261,7 @@ static int ref_split(const char *in, size_t len, char quote, recs_t *r) {
   return 1;
 }
 
-static void test_line_fast_path_matches_bytewise_rule(void **s) {
+static void test_memchr_splitter_matches_bytewise_rule(void **s) {
   (void)s;
   static const char *const ATOMS[] = {",", "\"", "\"", "\r", "\n", "\n", "a", "a", "a", "bc", "\xC3\xA9", "'"};
   unsigned seed = 12345;
@@ -304,6 +304,6 @@ int main(void) {
                                  cmocka_unit_test(test_unterminated_quote_variants),
                                  cmocka_unit_test(test_parse_record), cmocka_unit_test(test_utf8),
                                  cmocka_unit_test(test_other_quote_character),
-                                 cmocka_unit_test(test_line_fast_path_matches_bytewise_rule)};
+                                 cmocka_unit_test(test_memchr_splitter_matches_bytewise_rule)};
   return cmocka_run_group_tests(t, NULL, NULL);
 }
