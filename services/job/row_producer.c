@@ -40,6 +40,7 @@
 #include "bok/kafka.h"
 #include "bok/util.h"
 #include "job_obs.h"
+#include "row_encode.h"
 
 #define POOL 2
 /* kafka.produce_buffer_kbytes: librdkafka queue of all slots together (was 64 MB per slot). */
@@ -109,10 +110,9 @@ struct row_batch_writer {
   slot_t *slot;
   char tenant[72], job_id[40], model_id[40];
   int64_t schema_version;
-  Batch__V1__Row *rows;
-  Batch__V1__Row **ptrs;
-  bok_buf_t raw;    /* the pending rows' bytes, back to back (one copy, no allocation per row) */
-  size_t *raw_off;  /* where row i starts in raw (raw may move while it grows) */
+  bok_buf_t body;   /* the pending rows, encoded as RowBatch.rows entries (row_encode.h) */
+  int64_t key_row;  /* the first pending row (the message key) */
+  int64_t min_row, max_row;
   size_t n;
   size_t bytes;
   row_msg_t *msgs;
@@ -422,10 +422,7 @@ row_batch_writer_t *row_producer_begin(row_pool_t *p, const char *tenant, const 
   w->route = w->npart <= p->express_parts ? ROUTE_KEY : p->express_parts > 0 ? ROUTE_HOLD : ROUTE_BULK;
   w->spread = fnv1a(job_id);
   w->stripe = fnv1a(tenant);
-  w->rows = calloc((size_t)p->batch_rows, sizeof *w->rows);
-  w->ptrs = calloc((size_t)p->batch_rows, sizeof *w->ptrs);
-  w->raw_off = calloc((size_t)p->batch_rows, sizeof *w->raw_off);
-  bok_buf_init(&w->raw, 0);
+  bok_buf_init(&w->body, 0);
   return w;
 }
 
@@ -436,11 +433,8 @@ static size_t note_msg(row_batch_writer_t *w) {
     w->msgs = realloc(w->msgs, w->msgcap * sizeof *w->msgs);
   }
   row_msg_t *m = &w->msgs[w->nmsgs];
-  m->first_row = m->last_row = w->rows[0].row;
-  for (size_t i = 1; i < w->n; i++) {
-    if (w->rows[i].row < m->first_row) m->first_row = w->rows[i].row;
-    if (w->rows[i].row > m->last_row) m->last_row = w->rows[i].row;
-  }
+  m->first_row = w->min_row;
+  m->last_row = w->max_row;
   m->rows = (int64_t)w->n;
   m->partition = -1;
   m->offset = -1;
@@ -511,22 +505,18 @@ static void release_held(row_batch_writer_t *w, int route) {
 
 static int flush_batch(row_batch_writer_t *w) {
   if (w->n == 0) return 0;
-  Batch__V1__RowBatch b = BATCH__V1__ROW_BATCH__INIT;
-  b.tenant_id = w->tenant;
-  b.job_id = w->job_id;
-  b.model_id = w->model_id;
-  b.schema_version = w->schema_version;
-  b.n_rows = w->n;
-  b.rows = w->ptrs;
-  for (size_t i = 0; i < w->n; i++) w->rows[i].raw.data = (uint8_t *)w->raw.data + w->raw_off[i];
-  size_t sz = batch__v1__row_batch__get_packed_size(&b);
-  uint8_t *buf = malloc(sz);
-  batch__v1__row_batch__pack(&b, buf);
+  size_t sz;
+  uint8_t *buf = row_encode_batch(w->tenant, w->job_id, w->model_id, w->schema_version, w->body.data, w->body.len, &sz);
+  if (!buf) {
+    w->slot->failed = 1;
+    snprintf(w->slot->errmsg, sizeof w->slot->errmsg, "out of memory");
+    return -1;
+  }
   char key[64];
-  int kl = snprintf(key, sizeof key, "%s-%lld", w->job_id, (long long)w->rows[0].row);
+  int kl = snprintf(key, sizeof key, "%s-%lld", w->job_id, (long long)w->key_row);
   size_t idx = note_msg(w);
   int64_t rows = (int64_t)w->n;
-  bok_buf_reset(&w->raw);
+  bok_buf_reset(&w->body);
   w->n = 0;
   w->bytes = 0;
   if (w->route != ROUTE_HOLD) {
@@ -543,18 +533,14 @@ static int flush_batch(row_batch_writer_t *w) {
 
 int row_producer_add(row_batch_writer_t *w, int64_t row, const void *raw, size_t len) {
   if (w->slot->failed) return -1;
-  Batch__V1__Row *r = &w->rows[w->n];
-  batch__v1__row__init(r);
-  r->row = row;
-  w->raw_off[w->n] = w->raw.len;
-  if (bok_buf_append(&w->raw, raw, len) != 0) {
+  if (row_encode_row(&w->body, row, raw, len) != 0) {
     w->slot->failed = 1;
     snprintf(w->slot->errmsg, sizeof w->slot->errmsg, "out of memory");
     return -1;
   }
-  r->raw.data = NULL; /* set at flush_batch, once raw stops moving */
-  r->raw.len = len;
-  w->ptrs[w->n] = r;
+  if (w->n == 0) w->key_row = w->min_row = w->max_row = row;
+  if (row < w->min_row) w->min_row = row;
+  if (row > w->max_row) w->max_row = row;
   w->n++;
   w->bytes += len + 16;
   if ((int)w->n == w->pool->batch_rows || w->bytes >= w->pool->batch_bytes) return flush_batch(w);
@@ -585,12 +571,9 @@ const row_msg_t *row_producer_messages(const row_batch_writer_t *w, size_t *n) {
 }
 
 static void writer_free(row_batch_writer_t *w) {
-  bok_buf_free(&w->raw);
+  bok_buf_free(&w->body);
   for (size_t i = 0; i < w->nheld; i++) free(w->held[i].buf);
   free(w->held);
-  free(w->rows);
-  free(w->ptrs);
-  free(w->raw_off);
   free(w->msgs);
   free(w);
 }
