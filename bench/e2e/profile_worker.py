@@ -1,16 +1,22 @@
 #!/usr/bin/python3
-"""Where a worker's time goes during an ingest (docs/PERFORMANCE.md).
+"""Where a worker's (or the job service's) time goes during an ingest
+(docs/PERFORMANCE.md).
 
-    python3 bench/e2e/profile_worker.py [--rows N] [--tool perf|callgrind] [--proc worker|job|gateway]
+    python3 bench/e2e/profile_worker.py [--rows N] [--tool perf|callgrind|none] [--proc worker|job|gateway]
 
 One worker, an N-row file (the benchmark's generator) uploaded through the
-gateway. perf (default): `perf record -g` on the worker for the whole job
-(needs perf_event_paranoid <= 2 for one's own processes), then the top
-symbols, self and children. callgrind: the worker runs under valgrind (about
-50x slower: keep N small, e.g. 50,000), then callgrind_annotate --inclusive.
-Also prints the worker's wall time split: CPU (utime/stime) vs waiting.
+gateway. --proc names the process measured: its CPU (utime+stime from
+/proc/<pid>/stat, upload start -> job final, as `make bench` counts it), and
+its profile. perf (default): `perf record -g` on it for the whole job (needs
+perf_event_paranoid <= 2 for one's own processes), then the top symbols,
+self and children. callgrind (worker or job): that process runs under
+valgrind from its start (about 50x slower: keep N small, e.g. 50,000), then
+callgrind_annotate --inclusive. none: the CPU figure only (--repeat N uploads
+of the file, one after the other, each figure printed, then the mean).
+Also prints the process's wall time split: CPU (utime/stime) vs waiting.
 """
 import argparse
+import glob
 import os
 import re
 import subprocess
@@ -25,66 +31,148 @@ import run_bench as rb  # noqa: E402
 e = rb.e
 
 
+def valgrind_cmd(out, cmd):
+    return ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + cmd
+
+
+def start_worker(s, out, args):
+    w = s.add_worker(start=False)
+    cmd = [e.binary("worker"), "--config", w.config_path]
+    if args.tool == "callgrind" and args.proc == "worker":
+        cmd = valgrind_cmd(out, cmd)
+    log = open(w.log_path, "ab")
+    w.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=w.workdir)
+    e._live.append(w)
+    return w
+
+
+def restart_job_under_valgrind(s, out):
+    """The stack's job service again, same config, under callgrind."""
+    j = s["job"]
+    j.stop(timeout=60)
+    log = open(j.log_path, "ab")
+    j.proc = subprocess.Popen(valgrind_cmd(out, [e.binary("job"), "--config", j.config_path]), stdout=log,
+                              stderr=subprocess.STDOUT, cwd=j.workdir, env=j.env)
+    log.close()
+    if not e.wait_port(s.job_port, 600, j.proc):
+        raise RuntimeError("job service under valgrind did not listen:\n" + j.log_tail())
+    s["gateway"].restart()  # a fresh channel to it (the old one may be backing off)
+    deadline = time.time() + 600
+    while time.time() < deadline:  # until the gateway reaches it (slow first answers under valgrind)
+        try:
+            st, _ = s.http("GET", "/jobs/00000000-0000-4000-8000-000000000000", timeout=60)
+        except Exception:  # noqa: BLE001 -- a timeout: try again
+            st = 0
+        if st == 404:
+            return
+        time.sleep(1)
+    raise RuntimeError("job service under valgrind does not answer through the gateway")
+
+
+def report_perf(out, args):
+    r = subprocess.run(["perf", "report", "-i", out, "--stdio", "--no-children", "--sort", "dso", "-g", "none"],
+                       capture_output=True, timeout=300)
+    print("---- perf by library ----")
+    print("\n".join([x.rstrip() for x in r.stdout.decode("utf-8", "replace").splitlines()
+                     if x and not x.startswith("#")][:12]))
+    for mode in ("--no-children", "--children"):
+        r = subprocess.run(["perf", "report", "-i", out, "--stdio", mode, "--sort", "dso,symbol", "-g", "none",
+                            "--percent-limit", "0.8"], capture_output=True, timeout=300)
+        lines = [re.sub(r"(\s+-)*\s*$", "", x) for x in r.stdout.decode("utf-8", "replace").splitlines()
+                 if x and not x.startswith("#")]
+        print("---- perf %s ----" % mode)
+        print("\n".join(lines[:args.top]))
+
+
+def report_callgrind(out, args):
+    r = subprocess.run(["callgrind_annotate", "--inclusive=yes", out], capture_output=True, timeout=300)
+    print("\n".join(r.stdout.decode("utf-8", "replace").splitlines()[:args.top + 20]))
+    r = subprocess.run(["callgrind_annotate", out], capture_output=True, timeout=300)
+    print("---- self ----")
+    print("\n".join(r.stdout.decode("utf-8", "replace").splitlines()[:args.top + 20]))
+
+
+def ir_total(path):
+    """Ir of a callgrind output file (its summary/totals line)."""
+    with open(path, errors="replace") as f:
+        for line in f:
+            if line.startswith("summary:") or line.startswith("totals:"):
+                return int(line.split()[1])
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=300000)
-    ap.add_argument("--tool", choices=("perf", "callgrind"), default="perf")
+    ap.add_argument("--tool", choices=("perf", "callgrind", "none"), default="perf")
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--proc", choices=("worker", "job", "gateway"), default="worker",
-                    help="perf only: which process to record (default the worker)")
+                    help="which process to measure and profile (default the worker; callgrind: worker or job)")
+    ap.add_argument("--repeat", type=int, default=1, help="uploads of the file, one after the other (CPU per upload)")
     ap.add_argument("--keep", metavar="FILE", help="copy the raw perf.data / callgrind.out to FILE")
     args = ap.parse_args()
+    if args.tool == "callgrind" and args.proc == "gateway":
+        ap.error("callgrind: --proc worker or job")
     tmp = tempfile.mkdtemp(prefix="bok-prof-")
     csv_path = os.path.join(tmp, "data.csv")
     rb.generate_csv(csv_path, args.rows)
     out = os.path.join(tmp, "prof.data" if args.tool == "perf" else "callgrind.out")
     with e.Stack(workers=0) as s:
-        w = s.add_worker(start=False)
-        cmd = [e.binary("worker"), "--config", w.config_path]
-        if args.tool == "callgrind":
-            cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + cmd
-        log = open(w.log_path, "ab")
-        w.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=w.workdir)
-        e._live.append(w)
+        if args.tool == "callgrind" and args.proc == "job":
+            restart_job_under_valgrind(s, out)
+        w = start_worker(s, out, args)
         rb.wait_assigned(s, 8, timeout=60)
         m = rb.create_model(s, "prof")
+        pid = w.proc.pid if args.proc == "worker" else s[args.proc].proc.pid
         perf = None
         if args.tool == "perf":
-            perf = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-o", out, "-p",
-                                     str(w.proc.pid if args.proc == "worker" else s[args.proc].proc.pid)],
+            perf = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-o", out, "-p", str(pid)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             time.sleep(0.5)
-        c0 = rb.cpu_s(w.proc.pid)
-        t0 = time.time()
-        j = rb.finish_upload(rb.start_upload(s, m["model_id"], csv_path))
-        j = rb.wait_final(s, j["job_id"], 3600)
-        wall = time.time() - t0
-        cpu = rb.cpu_s(w.proc.pid) - c0
+        figures = []
+        if args.tool == "callgrind":  # count the ingest only: zero now, dump when the job is final
+            subprocess.run(["callgrind_control", "-z", str(pid)], capture_output=True, timeout=600)
+        for _ in range(args.repeat):
+            c0 = rb.cpu_s(pid)
+            t0 = time.time()
+            j = rb.finish_upload(rb.start_upload(s, m["model_id"], csv_path))
+            j = rb.wait_final(s, j["job_id"], 3600)
+            wall = time.time() - t0
+            cpu = rb.cpu_s(pid) - c0
+            figures.append(cpu / args.rows * 1e6)
+            print("%s: %d rows in %.2f s wall, %.2f s CPU (%.0f%% busy) = %.2f CPU s per million rows; job %s "
+                  "total %s errors %s; load %s" % (args.proc, args.rows, wall, cpu, 100 * cpu / wall, figures[-1],
+                                                   j.get("state"), j.get("total"), j.get("errors"),
+                                                   " ".join(open("/proc/loadavg").read().split()[:3])), flush=True)
+        if args.tool == "callgrind":
+            subprocess.run(["callgrind_control", "-d", str(pid)], capture_output=True, timeout=600)
+            dumps = sorted(glob.glob(out + ".*"), key=os.path.getmtime)
+            if dumps:  # the ingest's counts; the whole run's (start-up, shutdown) go to `out` at exit
+                os.replace(dumps[-1], out + ".ingest")
+        if len(figures) > 1:
+            print("%s: mean %.2f CPU s per million rows over %d uploads" % (args.proc, sum(figures) / len(figures),
+                                                                            len(figures)))
         if perf:
             perf.send_signal(2)
             perf.wait(30)
-        w.stop(timeout=120)
-        print("worker: %d rows in %.2f s wall, %.2f s CPU (%.0f%% busy), %s" % (
-            args.rows, wall, cpu, 100 * cpu / wall, rb.worker_stats(w)))
-        if args.tool == "perf":
-            r = subprocess.run(["perf", "report", "-i", out, "--stdio", "--no-children", "--sort", "dso", "-g", "none"],
-                               capture_output=True, timeout=300)
-            print("---- perf by library ----")
-            print("\n".join([x.rstrip() for x in r.stdout.decode("utf-8", "replace").splitlines()
-                             if x and not x.startswith("#")][:12]))
-            for mode in ("--no-children", "--children"):
-                r = subprocess.run(["perf", "report", "-i", out, "--stdio", mode, "--sort", "dso,symbol", "-g", "none",
-                                    "--percent-limit", "0.8"], capture_output=True, timeout=300)
-                lines = [re.sub(r"(\s+-)*\s*$", "", x) for x in r.stdout.decode("utf-8", "replace").splitlines() if x and not x.startswith("#")]
-                print("---- perf %s ----" % mode)
-                print("\n".join(lines[:args.top]))
+        w.stop(timeout=600 if args.tool == "callgrind" else 120)
+        print("worker: %s" % (rb.worker_stats(w),))
+        if args.tool == "callgrind" and args.proc == "job":
+            s["job"].stop(timeout=600)
+    if args.tool == "perf":
+        report_perf(out, args)
+    elif args.tool == "callgrind":
+        ingest = out + ".ingest"
+        if os.path.exists(ingest):
+            total = ir_total(ingest)
+            print("---- callgrind: the ingest only (zeroed at the upload, dumped when the job was final) ----")
+            print("%s: %d instructions for %d rows x %d uploads = %.0f instructions per row" % (
+                args.proc, total, args.rows, args.repeat, total / (args.rows * args.repeat)))
+            report_callgrind(ingest, args)
+            out = ingest
         else:
-            r = subprocess.run(["callgrind_annotate", "--inclusive=yes", out], capture_output=True, timeout=300)
-            print("\n".join(r.stdout.decode("utf-8", "replace").splitlines()[:args.top + 20]))
-            r = subprocess.run(["callgrind_annotate", out], capture_output=True, timeout=300)
-            print("---- self ----")
-            print("\n".join(r.stdout.decode("utf-8", "replace").splitlines()[:args.top + 20]))
-    if args.keep:
+            report_callgrind(out, args)
+    if args.keep and args.tool != "none":
         import shutil
         shutil.copyfile(out, args.keep)
     for f in os.listdir(tmp):

@@ -177,7 +177,8 @@ static inline int end_record(bok_csv_t *c, const char *start, const char *nl) {
 int bok_csv_feed(bok_csv_t *c, const char *data, size_t len) {
   const char *end = data + len;
   const char *p = skip_bom(c, data, end);
-  const char *start = p; /* start of the unsaved part of the current record */
+  const char *start = p;     /* start of the unsaved part of the current record */
+  const char *eol = NULL;    /* the next '\n' at or after p once looked up (end: none in this chunk) */
   while (p < end) {
     if (c->ndjson) {
       const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -195,39 +196,31 @@ int bok_csv_feed(bok_csv_t *c, const char *data, size_t len) {
       p = q + 1;
       c->q = Q_AFTER_QUOTE; /* closed, unless the next byte is '"' ("" escape) */
       continue;
-    } else if (c->q == Q_UNQUOTED) {
-      /* to the next separator or newline; quotes here are plain text */
-      const char *q = p;
-      while (q < end && *q != c->sep && *q != '\n') q++;
-      if (q == end) {
+    } else {
+      /* Outside quotes only a quote character or the line's end changes
+       * anything: jump to the first of them (memchr, no byte loop). */
+      if (!eol || eol < p) {
+        eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol) eol = end;
+      }
+      const char *q = memchr(p, c->quote, (size_t)(eol - p));
+      if (q) {
+        /* the state at q: the bytes before it are neither quotes nor line
+         * breaks, so only the last one matters */
+        int at = q == p ? c->q : q[-1] == c->sep ? Q_FIELD_START : Q_UNQUOTED;
+        if (at == Q_FIELD_START) c->open_off = c->rec_seen + (size_t)(q - start);
+        /* opens a quoted field at a field's start, and after a closing
+         * quote ("" escape); elsewhere it is text (like bok_csv_parse_record) */
+        c->q = at == Q_UNQUOTED ? Q_UNQUOTED : Q_IN_QUOTES;
+        p = q + 1;
+        continue;
+      }
+      if (eol == end) {
+        c->q = end[-1] == c->sep ? Q_FIELD_START : Q_UNQUOTED;
         p = end;
         break;
       }
-      p = q;
-      if (*q == c->sep) {
-        c->q = Q_FIELD_START;
-        p++;
-        continue;
-      }
-    } else {
-      /* one byte at the start of a field or after a closing quote */
-      char ch = *p;
-      if (ch == c->quote) {
-        if (c->q == Q_FIELD_START) c->open_off = c->rec_seen + (size_t)(p - start);
-        c->q = Q_IN_QUOTES;
-        p++;
-        continue;
-      }
-      if (ch == c->sep) {
-        c->q = Q_FIELD_START;
-        p++;
-        continue;
-      }
-      if (ch != '\n') {
-        c->q = Q_UNQUOTED; /* text after a closing quote is kept as is, like bok_csv_parse_record */
-        p++;
-        continue;
-      }
+      p = eol;
     }
     int rc = end_record(c, start, p); /* p at '\n' ending a record */
     p++;

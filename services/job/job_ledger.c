@@ -41,7 +41,7 @@ static int insert_msgs(job_store_t *st, const char *id, const job_msg_t *m, size
     sqlite3_bind_int64(s, 6, m[i].offset);
     if (sqlite3_step(s) != SQLITE_DONE) ret = -1;
   }
-  sqlite3_finalize(s);
+  js_done(st, s);
   return ret;
 }
 
@@ -58,7 +58,7 @@ static int insert_warnings(job_store_t *st, const char *id, const job_warning_t 
     sqlite3_bind_text(s, 5, w[i].message, -1, SQLITE_STATIC);
     if (sqlite3_step(s) != SQLITE_DONE) ret = -1;
   }
-  sqlite3_finalize(s);
+  js_done(st, s);
   return ret;
 }
 
@@ -75,7 +75,7 @@ int job_store_prepare_commit(job_store_t *st, const char *id, const char *header
   sqlite3_bind_int(s, 4, UPLOAD_COMMITTING);
   sqlite3_bind_int64(s, 5, bok_now_ms());
   int ret = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
-  sqlite3_finalize(s);
+  js_done(st, s);
   if (ret == 0) ret = insert_msgs(st, id, msgs, n);
   if (ret == 0) ret = insert_warnings(st, id, warnings, nwarn);
   /* counted only while the job runs: a job cancelled during its upload stays cancelled */
@@ -103,7 +103,7 @@ int job_store_commit_outcome(job_store_t *st, const char *id, int committed, con
     sqlite3_bind_text(s, 4, error ? error : "Kafka unavailable", -1, SQLITE_STATIC);
   }
   int ret = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
-  sqlite3_finalize(s);
+  js_done(st, s);
   if (ret == 0 && committed) js_maybe_finish(st, id, now);
   js_changed(st, id);
   pthread_mutex_unlock(&st->s.mu);
@@ -130,7 +130,7 @@ int job_store_committing(job_store_t *st, job_committing_t **out, size_t *n, bok
     c->offset = sqlite3_column_int64(s, 2);
   }
   int ret = rc == SQLITE_DONE ? 0 : js_db_fail(st, err);
-  sqlite3_finalize(s);
+  js_done(st, s);
   pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
@@ -182,7 +182,7 @@ static int check_report(job_store_t *st, const Batch__V1__JobResults *res, bok_e
   sqlite3_stmt *q = js_prep(st, "SELECT last_row, rows FROM row_messages WHERE job_id=?1 AND first_row=?2");
   int ret = 0;
   for (size_t k = 0; k < res->n_batches && ret == 0; k++) ret = check_batch(st, res, k, q, err);
-  sqlite3_finalize(q);
+  js_done(st, q);
   return ret;
 }
 
@@ -226,8 +226,8 @@ static int stage_batches(job_store_t *st, const Batch__V1__JobResults *res, cons
     if (sqlite3_step(ins) != SQLITE_DONE) ret = -1;
     free(buf);
   }
-  sqlite3_finalize(done);
-  sqlite3_finalize(ins);
+  js_done(st, done);
+  js_done(st, ins);
   return ret;
 }
 
@@ -236,7 +236,7 @@ static int halted_locked(job_store_t *st, const char *id) {
   sqlite3_stmt *q = js_prep(st, "SELECT halted FROM jobs WHERE job_id=?1");
   sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
   int h = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0);
-  sqlite3_finalize(q);
+  js_done(st, q);
   return h;
 }
 
@@ -257,7 +257,7 @@ int job_store_stage(job_store_t *st, const Batch__V1__JobResults *res, const cha
       sqlite3_stmt *u = js_prep(st, "UPDATE jobs SET upload_done=1 WHERE job_id=?1 AND upload_done=2");
       sqlite3_bind_text(u, 1, res->job_id, -1, SQLITE_STATIC);
       ret = sqlite3_step(u) == SQLITE_DONE ? 0 : -1;
-      sqlite3_finalize(u);
+      js_done(st, u);
       if (ret == 0) ret = stage_batches(st, res, group);
       ret = finish_txn(st, ret, err);
     }
@@ -271,7 +271,7 @@ static void drop_staged(job_store_t *st, const char *job_id, int64_t first_row) 
   sqlite3_bind_text(d, 1, job_id, -1, SQLITE_STATIC);
   sqlite3_bind_int64(d, 2, first_row);
   sqlite3_step(d);
-  sqlite3_finalize(d);
+  js_done(st, d);
 }
 
 /* Unpacked staged results of (job, first_row), or NULL. */
@@ -282,16 +282,15 @@ static Batch__V1__JobResults *load_staged(job_store_t *st, const char *job_id, i
   Batch__V1__JobResults *res = NULL;
   if (sqlite3_step(q) == SQLITE_ROW)
     res = batch__v1__job_results__unpack(NULL, (size_t)sqlite3_column_bytes(q, 0), sqlite3_column_blob(q, 0));
-  sqlite3_finalize(q);
+  js_done(st, q);
   return res;
 }
 
-int job_store_confirm(job_store_t *st, const char *job_id, int64_t first_row, bok_err_t *err) {
-  bok_err_clear(err);
-  pthread_mutex_lock(&st->s.mu);
+/* Counts the staged results of (job, first_row) and drops them; mu held,
+ * inside a transaction. 0 ok, -1 SQLite error. */
+static int confirm_locked(job_store_t *st, const char *job_id, int64_t first_row) {
   int state = job_state_locked(st, job_id);
   int ret = 0;
-  bok_store_begin(st->s.db);
   if (state == S_PENDING || state == S_RUNNING) {
     Batch__V1__JobResults *res = load_staged(st, job_id, first_row);
     if (res) {
@@ -300,6 +299,20 @@ int job_store_confirm(job_store_t *st, const char *job_id, int64_t first_row, bo
     }
   }
   if (ret == 0) drop_staged(st, job_id, first_row);
+  return ret;
+}
+
+int job_store_confirm(job_store_t *st, const char *job_id, int64_t first_row, bok_err_t *err) {
+  return job_store_confirm_many(st, &job_id, &first_row, 1, err);
+}
+
+int job_store_confirm_many(job_store_t *st, const char *const *job_ids, const int64_t *first_rows, size_t n,
+                           bok_err_t *err) {
+  bok_err_clear(err);
+  pthread_mutex_lock(&st->s.mu);
+  int ret = 0;
+  bok_store_begin(st->s.db);
+  for (size_t i = 0; i < n && ret == 0; i++) ret = confirm_locked(st, job_ids[i], first_rows[i]);
   ret = finish_txn(st, ret, err);
   pthread_mutex_unlock(&st->s.mu);
   return ret;
@@ -329,7 +342,7 @@ int job_store_staged(job_store_t *st, int64_t before_ms, job_staged_t **out, siz
     x->offset = sqlite3_column_int64(s, 4);
   }
   int ret = rc == SQLITE_DONE ? 0 : js_db_fail(st, err);
-  sqlite3_finalize(s);
+  js_done(st, s);
   pthread_mutex_unlock(&st->s.mu);
   return ret;
 }

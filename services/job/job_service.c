@@ -260,11 +260,20 @@ static void confirm(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req)
   job_service_t *svc = ud;
   const Batch__V1__ConfirmResultsRequest *r = (const void *)req;
   bok_err_t err;
-  for (size_t i = 0; i < r->n_messages; i++) {
-    if (job_store_confirm(svc->store, r->messages[i]->job_id, r->messages[i]->first_row, &err) != 0) {
-      bok_rpc_call_fail_err(call, &err);
-      return;
-    }
+  size_t n = r->n_messages;
+  const char **ids = malloc((n ? n : 1) * sizeof *ids);
+  int64_t *rows = malloc((n ? n : 1) * sizeof *rows);
+  int rc = ids && rows ? 0 : bok_err_set(&err, BOK_ERR_UNAVAILABLE, "out of memory");
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    ids[i] = r->messages[i]->job_id;
+    rows[i] = r->messages[i]->first_row;
+  }
+  if (rc == 0) rc = job_store_confirm_many(svc->store, ids, rows, n, &err);
+  free(ids);
+  free(rows);
+  if (rc != 0) {
+    bok_rpc_call_fail_err(call, &err);
+    return;
   }
   bok_fault("job.confirm");
   Batch__V1__ConfirmResultsResponse resp = BATCH__V1__CONFIRM_RESULTS_RESPONSE__INIT;

@@ -79,6 +79,7 @@ int js_db_fail(job_store_t *st, bok_err_t *err) {
 
 static void reader_open(js_reader_t *rd, const char *path);
 static void reader_close(js_reader_t *rd);
+static void stmts_close(job_store_t *st);
 
 job_store_t *job_store_open(const char *path, bok_err_t *err) {
   bok_store_opts_t o = {SCHEMA_SQL, MIGRATIONS, 0, 5000};
@@ -90,10 +91,56 @@ job_store_t *job_store_open(const char *path, bok_err_t *err) {
 void job_store_close(job_store_t *st) {
   if (!st) return;
   reader_close(&st->rd);
+  stmts_close(st);
   bok_store_delete(st);
 }
 
-sqlite3_stmt *js_prep(job_store_t *st, const char *sql) { return bok_store_prep(st->s.db, sql); }
+/* The cache entry of sql: the caller's pointer first, then the text. */
+static js_stmt_t *stmt_find(job_store_t *st, const char *sql) {
+  for (size_t i = 0; i < st->nstmts; i++)
+    if (st->stmts[i].key == sql && strcmp(st->stmts[i].sql, sql) == 0) return &st->stmts[i];
+  for (size_t i = 0; i < st->nstmts; i++)
+    if (strcmp(st->stmts[i].sql, sql) == 0) return &st->stmts[i];
+  return NULL;
+}
+
+sqlite3_stmt *js_prep(job_store_t *st, const char *sql) {
+  js_stmt_t *e = stmt_find(st, sql);
+  if (e && !e->busy) {
+    e->busy = 1;
+    return e->s;
+  }
+  if (e || st->nstmts == JS_STMT_CACHE) return bok_store_prep(st->s.db, sql); /* in use, or cache full */
+  sqlite3_stmt *s = NULL;
+  char *copy = strdup(sql);
+  if (!copy || sqlite3_prepare_v3(st->s.db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+    free(copy);
+    sqlite3_finalize(s);
+    return NULL;
+  }
+  st->stmts[st->nstmts++] = (js_stmt_t){sql, copy, s, 1};
+  return s;
+}
+
+void js_done(job_store_t *st, sqlite3_stmt *s) {
+  if (!s) return;
+  for (size_t i = 0; i < st->nstmts; i++)
+    if (st->stmts[i].s == s) {
+      sqlite3_reset(s);
+      sqlite3_clear_bindings(s);
+      st->stmts[i].busy = 0;
+      return;
+    }
+  sqlite3_finalize(s);
+}
+
+static void stmts_close(job_store_t *st) {
+  for (size_t i = 0; i < st->nstmts; i++) {
+    sqlite3_finalize(st->stmts[i].s);
+    free(st->stmts[i].sql);
+  }
+  st->nstmts = 0;
+}
 
 int job_store_fail_interrupted(job_store_t *st) {
   pthread_mutex_lock(&st->s.mu);
@@ -102,7 +149,7 @@ int job_store_fail_interrupted(job_store_t *st) {
   sqlite3_bind_int(s, 1, S_FAILED);
   sqlite3_bind_int64(s, 2, bok_now_ms());
   sqlite3_step(s);
-  sqlite3_finalize(s);
+  js_done(st, s);
   int n = sqlite3_changes(st->s.db);
   pthread_mutex_unlock(&st->s.mu);
   return n;
@@ -124,7 +171,7 @@ int job_store_create(job_store_t *st, job_t *j, bok_err_t *err) {
                  j->has_max_errors ? j->max_errors : (int64_t)-1, j->has_max_error_rate ? j->max_error_rate : -1.0,
                  j->encoding && *j->encoding ? j->encoding : "utf-8", j->schema_json);
   int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
-  sqlite3_finalize(s);
+  js_done(st, s);
   pthread_mutex_unlock(&st->s.mu);
   return rc;
 }
@@ -172,7 +219,7 @@ int job_store_set_format(job_store_t *st, const char *id, const char *format, bo
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, format, -1, SQLITE_STATIC);
   int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
-  sqlite3_finalize(s);
+  js_done(st, s);
   pthread_mutex_unlock(&st->s.mu);
   return rc;
 }
@@ -239,7 +286,7 @@ static int summary_locked(job_store_t *st, const char *id, int limit, job_summar
   sqlite3_stmt *s = js_prep(st, SUMMARY_SQL);
   bok_store_bind(s, "ti", id, limit > 0 ? limit : -1);
   int rc = summary_fill(s, out, n);
-  sqlite3_finalize(s);
+  js_done(st, s);
   return rc;
 }
 
@@ -262,7 +309,7 @@ static void load_diagnostics(job_store_t *st, job_t *j) {
   sqlite3_stmt *s = js_prep(st, WARN_SQL);
   bok_store_bind(s, "t", j->job_id);
   warnings_fill(s, j);
-  sqlite3_finalize(s);
+  js_done(st, s);
   summary_locked(st, j->job_id, 3, &j->top_errors, &j->n_top_errors);
 }
 
@@ -309,7 +356,7 @@ static int get_locked(job_store_t *st, const char *tenant, const char *id, job_t
     ret = bok_err_set(err, BOK_ERR_NOT_FOUND, "not found");
   else
     ret = js_db_fail(st, err);
-  sqlite3_finalize(s);
+  js_done(st, s);
   return ret;
 }
 
@@ -461,7 +508,7 @@ int job_store_schema(job_store_t *st, const char *id, char **json, bok_err_t *er
     *json = bok_store_col_dup(s, 0);
   else
     ret = rc == SQLITE_DONE ? bok_err_set(err, BOK_ERR_NOT_FOUND, "not found") : js_db_fail(st, err);
-  sqlite3_finalize(s);
+  js_done(st, s);
   pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
@@ -486,7 +533,7 @@ int job_store_list(job_store_t *st, const char *tenant, int state, int limit, jo
     load_diagnostics(st, &(*out)[(*n)++]);
   }
   int ret = rc == SQLITE_DONE ? 0 : js_db_fail(st, err);
-  sqlite3_finalize(s);
+  js_done(st, s);
   pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
@@ -510,7 +557,7 @@ static void finish_now(job_store_t *st, const char *id, int64_t now, int only_se
   sqlite3_bind_int(s, 4, S_PARTIAL);
   sqlite3_bind_int64(s, 5, now);
   sqlite3_step(s);
-  sqlite3_finalize(s);
+  js_done(st, s);
 }
 
 /* Moves a job to its final state when every row is processed. With a settle
@@ -528,7 +575,7 @@ void js_maybe_finish(job_store_t *st, const char *id, int64_t now) {
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
   sqlite3_bind_int64(s, 2, now);
   int marked = sqlite3_step(s) == SQLITE_DONE && sqlite3_changes(st->s.db) > 0;
-  sqlite3_finalize(s);
+  js_done(st, s);
   if (marked) {
     st->on_settle(st->on_settle_ud, id);
     return;
@@ -562,7 +609,7 @@ int job_store_settling(job_store_t *st, job_settling_t **out, size_t *n, bok_err
     snprintf(x->topic, sizeof x->topic, "%s", (const char *)sqlite3_column_text(s, 1));
   }
   int ret = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : js_db_fail(st, err);
-  sqlite3_finalize(s);
+  js_done(st, s);
   pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
@@ -586,7 +633,7 @@ int job_store_finish_upload(job_store_t *st, const char *id, const char *header,
   sqlite3_bind_int64(s, 3, total);
   sqlite3_bind_int64(s, 4, now);
   int ret = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
-  sqlite3_finalize(s);
+  js_done(st, s);
   if (ret == 0) js_maybe_finish(st, id, now);
   js_changed(st, id);
   pthread_mutex_unlock(&st->s.mu);
@@ -609,7 +656,7 @@ int job_store_fail(job_store_t *st, const char *id, const char *error, bok_err_t
   sqlite3_bind_text(s, 3, error, -1, SQLITE_STATIC);
   sqlite3_bind_int64(s, 4, bok_now_ms());
   int ret = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
-  sqlite3_finalize(s);
+  js_done(st, s);
   js_changed(st, id);
   pthread_mutex_unlock(&st->s.mu);
   return ret;
@@ -631,7 +678,7 @@ int job_store_cancel(job_store_t *st, const char *tenant, const char *id, job_t 
       sqlite3_bind_int(s, 2, S_CANCELLED);
       sqlite3_bind_int64(s, 3, now);
       if (sqlite3_step(s) != SQLITE_DONE) ret = js_db_fail(st, err);
-      sqlite3_finalize(s);
+      js_done(st, s);
       out->state = S_CANCELLED;
       out->finished_at = out->updated_at = now;
       js_changed(st, id);
@@ -645,7 +692,7 @@ int job_state_locked(job_store_t *st, const char *id) {
   sqlite3_stmt *q = js_prep(st, "SELECT state FROM jobs WHERE job_id=?1");
   sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
   int state = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
-  sqlite3_finalize(q);
+  js_done(st, q);
   return state;
 }
 
@@ -728,7 +775,7 @@ static int sum_store(job_store_t *st, const char *job_id, const sum_acc_t *a) {
                    c->has_observed && c->observed ? c->observed : "", (int)c->has_observed, c->message);
     if (sqlite3_step(u) != SQLITE_DONE) ret = -1;
   }
-  sqlite3_finalize(u);
+  js_done(st, u);
   return ret;
 }
 
@@ -773,14 +820,14 @@ static int check_budget(job_store_t *st, const char *id, int64_t now) {
                                 " FROM jobs WHERE job_id=?1");
   sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
   if (sqlite3_step(q) != SQLITE_ROW) {
-    sqlite3_finalize(q);
+    js_done(st, q);
     return 0;
   }
   int64_t ok = sqlite3_column_int64(q, 0), bad = sqlite3_column_int64(q, 1), total = sqlite3_column_int64(q, 2);
   int64_t max_errors = sqlite3_column_int64(q, 3);
   double rate = sqlite3_column_double(q, 4);
   int dry = sqlite3_column_int(q, 5), state = sqlite3_column_int(q, 6);
-  sqlite3_finalize(q);
+  js_done(st, q);
   if (state != S_PENDING && state != S_RUNNING) return 0;
   int64_t processed = ok + bad;
   int64_t from = total < 1000 ? total : 1000;
@@ -796,7 +843,7 @@ static int check_budget(job_store_t *st, const char *id, int64_t now) {
   sqlite3_bind_text(u, 3, msg, -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(u, 4, now);
   int ret = sqlite3_step(u) == SQLITE_DONE ? 0 : -1;
-  sqlite3_finalize(u);
+  js_done(st, u);
   return ret;
 }
 
@@ -816,7 +863,7 @@ static int64_t count_messages(job_store_t *st, const Batch__V1__JobResults *res,
     fresh[i] = sqlite3_changes(st->s.db) > 0;
     if (fresh[i]) ok += b->valid;
   }
-  sqlite3_finalize(bi);
+  js_done(st, bi);
   return ok;
 }
 
@@ -859,7 +906,7 @@ static int add_counts(job_store_t *st, const char *job_id, int64_t ok, int64_t b
   sqlite3_bind_int64(u, 4, now);
   sqlite3_bind_int(u, 5, S_RUNNING);
   int ret = sqlite3_step(u) == SQLITE_DONE ? 0 : -1;
-  sqlite3_finalize(u);
+  js_done(st, u);
   if (ret == 0) ret = check_budget(st, job_id, now);
   if (ret == 0) js_maybe_finish(st, job_id, now);
   return ret;
@@ -888,9 +935,9 @@ int job_count_locked(job_store_t *st, const Batch__V1__JobResults *res) {
     bad++;
     if (store_rejected(rej, cell, res->job_id, r, &acc) != 0) ret = -1;
   }
-  sqlite3_finalize(ins);
-  sqlite3_finalize(rej);
-  sqlite3_finalize(cell);
+  js_done(st, ins);
+  js_done(st, rej);
+  js_done(st, cell);
   if (fresh != fresh_small) free(fresh);
   if (ret == 0) ret = sum_store(st, res->job_id, &acc);
   free(acc.g);
@@ -935,7 +982,7 @@ int job_store_rejected(job_store_t *st, const char *tenant, const char *id, int 
       cell_row(s, &(*out)[(*n)++]);
     }
     if (ret == 0 && rc != SQLITE_DONE) ret = js_db_fail(st, err);
-    sqlite3_finalize(s);
+    js_done(st, s);
   }
   pthread_mutex_unlock(&st->s.mu);
   return ret;
@@ -965,7 +1012,7 @@ int job_store_each_rejected_row(job_store_t *st, const char *id, job_row_fn fn, 
     }
   }
   if (ret == 0 && rc != SQLITE_DONE) ret = js_db_fail(st, err);
-  sqlite3_finalize(s);
+  js_done(st, s);
   pthread_mutex_unlock(&st->s.mu);
   return ret;
 }
@@ -979,7 +1026,7 @@ int job_store_count_by_state(job_store_t *st, int64_t counts[JOB_STORE_NSTATES],
     int state = sqlite3_column_int(s, 0);
     if (state >= 0 && state < JOB_STORE_NSTATES) counts[state] = sqlite3_column_int64(s, 1);
   }
-  sqlite3_finalize(s);
+  js_done(st, s);
   int out = rc == SQLITE_DONE ? 0 : js_db_fail(st, err);
   pthread_mutex_unlock(&st->s.mu);
   return out;
@@ -1145,8 +1192,8 @@ int job_store_rejected_file_page(job_store_t *st, const char *tenant, const char
   } else if (rc != SQLITE_ROW) {
     ret = js_db_fail(st, err);
   }
-  sqlite3_finalize(s);
-  sqlite3_finalize(cells);
+  js_done(st, s);
+  js_done(st, cells);
   job_free(&j);
   pthread_mutex_unlock(&st->s.mu);
   return ret;

@@ -183,6 +183,11 @@ int job_store_stage(job_store_t *st, const Batch__V1__JobResults *res, const cha
 /* The worker's transaction covering (job, first_row) committed: its staged
  * results count now. Idempotent; 0 also when nothing is staged. */
 int job_store_confirm(job_store_t *st, const char *job_id, int64_t first_row, bok_err_t *err);
+/* job_store_confirm of n messages (job_ids[i], first_rows[i]), in order, in
+ * one SQLite transaction (one write instead of n): all counted, or on an
+ * error none (the resolver counts them later, as after a lost confirm). */
+int job_store_confirm_many(job_store_t *st, const char *const *job_ids, const int64_t *first_rows, size_t n,
+                           bok_err_t *err);
 /* Staged results older than `before_ms` (wall clock) of unfinished jobs, with
  * their message's place, for resolution against committed offsets. Also
  * drops staged results of finished jobs. */

@@ -21,8 +21,22 @@ typedef struct {
   sqlite3_stmt *begin, *commit, *get, *get_t, *warn, *sum;
 } js_reader_t;
 
+/* Statements of the main connection, prepared once (js_prep) and reset
+ * after each use (js_done) instead of being compiled for every call. Keyed
+ * by the SQL text; `busy` while a caller has it (a nested use of the same
+ * text gets a statement of its own). Under s.mu. */
+#define JS_STMT_CACHE 64
+typedef struct {
+  const char *key; /* the caller's pointer (fast path; checked with strcmp) */
+  char *sql;       /* own copy of the text */
+  sqlite3_stmt *s;
+  int busy;
+} js_stmt_t;
+
 struct job_store {
   bok_store_t s;                 /* first: connection + mutex (lib/store) */
+  js_stmt_t stmts[JS_STMT_CACHE];
+  size_t nstmts;
   job_store_change_fn on_change; /* job_store_set_watch; under mu */
   void *on_change_ud;
   job_store_change_fn on_settle; /* job_store_set_settle; under mu. NULL: no readability wait */
@@ -48,7 +62,13 @@ static inline void js_changed(job_store_t *st, const char *id) {
 #define UPLOAD_DONE 1       /* the rows transaction committed */
 #define UPLOAD_COMMITTING 2 /* rows and messages stored, commit outcome unknown */
 
+/* The statement of `sql` on the main connection, ready to bind (cached:
+ * prepared on first use). NULL when it does not compile. Give it back with
+ * js_done (never sqlite3_finalize). */
 sqlite3_stmt *js_prep(job_store_t *st, const char *sql);
+/* Ends a use of a js_prep statement: reset, bindings cleared, back in the
+ * cache (one that was not cached is finalized). NULL: no-op. */
+void js_done(job_store_t *st, sqlite3_stmt *s);
 int js_db_fail(job_store_t *st, bok_err_t *err); /* sets err from SQLite, returns -1 */
 void js_maybe_finish(job_store_t *st, const char *id, int64_t now);
 int job_state_locked(job_store_t *st, const char *id); /* -1 = no such job */

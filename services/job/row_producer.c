@@ -44,6 +44,7 @@
 #include "bok/kafka.h"
 #include "bok/util.h"
 #include "job_obs.h"
+#include "row_encode.h"
 
 #define POOL 2
 /* kafka.produce_buffer_kbytes: librdkafka queue of all slots together (was 64 MB per slot). */
@@ -128,9 +129,9 @@ struct row_batch_writer {
   slot_t *slot;
   char tenant[72], job_id[40], model_id[40];
   int64_t schema_version;
-  Batch__V1__Row *rows;
-  Batch__V1__Row **ptrs;
-  uint8_t **raws;
+  bok_buf_t body;   /* the pending rows, encoded as RowBatch.rows entries (row_encode.h) */
+  int64_t key_row;  /* the first pending row (the message key) */
+  int64_t min_row, max_row;
   size_t n;
   size_t bytes;
   row_msg_t *msgs;
@@ -195,10 +196,17 @@ static rd_kafka_t *make_producer(row_pool_t *p, slot_t *slot, int init_timeout_m
   int64_t one = bok_config_get_int(cfg, "kafka.producer.message.max.bytes", 8000000) / 1024 + 1;
   if (budget < one) budget = one;
   snprintf(qkb, sizeof qkb, "%lld", (long long)budget);
-  const char *defaults[] = {"linger.ms", "5", "compression.codec", "zstd", "enable.idempotence", "true",
-                            "message.max.bytes", "8000000", "queue.buffering.max.kbytes", qkb,
-                            "transactional.id", tid, "transaction.timeout.ms", tmo, NULL};
-  if (!p->transactions) defaults[10] = NULL;
+  /* zstd level 1, not the codec's default 3 (as the worker's events
+   * producer): librdkafka 2.0.2 makes a fresh zstd context per message set,
+   * and level 3's ~0.75 MB of tables, allocated, cleared and (jemalloc
+   * returns freed pages at once here) faulted in again for every set, cost
+   * more than compressing the rows. Workers read the same messages;
+   * kafka.producer.compression.level overrides it. */
+  const char *defaults[] = {"linger.ms", "5", "compression.codec", "zstd", "compression.level", "1",
+                            "enable.idempotence", "true", "message.max.bytes", "8000000",
+                            "queue.buffering.max.kbytes", qkb, "transactional.id", tid,
+                            "transaction.timeout.ms", tmo, NULL};
+  if (!p->transactions) defaults[12] = NULL; /* no transactional.id */
   rd_kafka_conf_t *conf = bok_kafka_conf_new(cfg, defaults, "kafka.producer.", err, errlen);
   if (!conf) return NULL;
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
@@ -471,9 +479,7 @@ row_batch_writer_t *row_producer_begin(row_pool_t *p, const char *tenant, const 
   w->route = w->npart <= p->express_parts ? ROUTE_KEY : p->express_parts > 0 ? ROUTE_HOLD : ROUTE_BULK;
   w->spread = fnv1a(job_id);
   if (w->route == ROUTE_BULK) choose_stripe(w); /* express off: every upload is big */
-  w->rows = calloc((size_t)p->batch_rows, sizeof *w->rows);
-  w->ptrs = calloc((size_t)p->batch_rows, sizeof *w->ptrs);
-  w->raws = calloc((size_t)p->batch_rows, sizeof *w->raws);
+  bok_buf_init(&w->body, 0);
   return w;
 }
 
@@ -484,11 +490,8 @@ static size_t note_msg(row_batch_writer_t *w) {
     w->msgs = realloc(w->msgs, w->msgcap * sizeof *w->msgs);
   }
   row_msg_t *m = &w->msgs[w->nmsgs];
-  m->first_row = m->last_row = w->rows[0].row;
-  for (size_t i = 1; i < w->n; i++) {
-    if (w->rows[i].row < m->first_row) m->first_row = w->rows[i].row;
-    if (w->rows[i].row > m->last_row) m->last_row = w->rows[i].row;
-  }
+  m->first_row = w->min_row;
+  m->last_row = w->max_row;
   m->rows = (int64_t)w->n;
   m->partition = -1;
   m->offset = -1;
@@ -637,22 +640,19 @@ static void release_held(row_batch_writer_t *w, int route) {
 
 static int flush_batch(row_batch_writer_t *w) {
   if (w->n == 0) return 0;
-  Batch__V1__RowBatch b = BATCH__V1__ROW_BATCH__INIT;
-  b.tenant_id = w->tenant;
-  b.job_id = w->job_id;
-  b.model_id = w->model_id;
-  b.schema_version = w->schema_version;
-  b.n_rows = w->n;
-  b.rows = w->ptrs;
-  size_t sz = batch__v1__row_batch__get_packed_size(&b);
-  uint8_t *buf = malloc(sz);
-  batch__v1__row_batch__pack(&b, buf);
+  size_t sz;
+  uint8_t *buf = row_encode_batch(w->tenant, w->job_id, w->model_id, w->schema_version, w->body.data, w->body.len, &sz);
+  if (!buf) {
+    w->slot->failed = 1;
+    snprintf(w->slot->errmsg, sizeof w->slot->errmsg, "out of memory");
+    return -1;
+  }
   char key[64];
-  int kl = snprintf(key, sizeof key, "%s-%lld", w->job_id, (long long)w->rows[0].row);
+  int kl = snprintf(key, sizeof key, "%s-%lld", w->job_id, (long long)w->key_row);
   size_t idx = note_msg(w);
   int64_t rows = (int64_t)w->n;
   __atomic_add_fetch(&w->sent_rows, rows, __ATOMIC_RELAXED);
-  for (size_t i = 0; i < w->n; i++) free(w->raws[i]);
+  bok_buf_reset(&w->body);
   w->n = 0;
   w->bytes = 0;
   if (w->route != ROUTE_HOLD) {
@@ -669,14 +669,14 @@ static int flush_batch(row_batch_writer_t *w) {
 
 int row_producer_add(row_batch_writer_t *w, int64_t row, const void *raw, size_t len) {
   if (w->slot->failed) return -1;
-  Batch__V1__Row *r = &w->rows[w->n];
-  batch__v1__row__init(r);
-  r->row = row;
-  w->raws[w->n] = malloc(len ? len : 1);
-  memcpy(w->raws[w->n], raw, len);
-  r->raw.data = w->raws[w->n];
-  r->raw.len = len;
-  w->ptrs[w->n] = r;
+  if (row_encode_row(&w->body, row, raw, len) != 0) {
+    w->slot->failed = 1;
+    snprintf(w->slot->errmsg, sizeof w->slot->errmsg, "out of memory");
+    return -1;
+  }
+  if (w->n == 0) w->key_row = w->min_row = w->max_row = row;
+  if (row < w->min_row) w->min_row = row;
+  if (row > w->max_row) w->max_row = row;
   w->n++;
   w->bytes += len + 16;
   if ((int)w->n == w->pool->batch_rows || w->bytes >= w->pool->batch_bytes) return flush_batch(w);
@@ -707,12 +707,9 @@ const row_msg_t *row_producer_messages(const row_batch_writer_t *w, size_t *n) {
 }
 
 static void writer_free(row_batch_writer_t *w) {
-  for (size_t i = 0; i < w->n; i++) free(w->raws[i]);
+  bok_buf_free(&w->body);
   for (size_t i = 0; i < w->nheld; i++) free(w->held[i].buf);
   free(w->held);
-  free(w->rows);
-  free(w->ptrs);
-  free(w->raws);
   free(w->msgs);
   free(w);
 }

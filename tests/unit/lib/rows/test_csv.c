@@ -203,12 +203,107 @@ static void test_utf8(void **s) {
   assert_false(bok_utf8_valid("abcdefgh\xff", 9));
 }
 
+/* The splitter's memchr jumps (outside quotes: to the next quote character
+ * or line end) against a byte-by-byte reference of the quoting rule
+ * (a quote opens a field only at its start; "" inside quotes; text after a
+ * closing quote is kept), on random lines of ',', '"', '\r', '\n', 'a' and
+ * a multi-byte character, in random chunks. Inputs that end inside quotes
+ * (the unterminated-quote replay) are left to the tests above. */
+typedef struct {
+  char out[8192];
+  size_t len;
+} recs_t;
+
+static int on_rec_raw(void *ud, int64_t row, const char *raw, size_t len, bok_csv_status_t st) {
+  recs_t *r = ud;
+  int n = snprintf(r->out + r->len, sizeof r->out - r->len, "%lld:%d:%zu:", (long long)row, (int)st, len);
+  r->len += (size_t)n;
+  memcpy(r->out + r->len, raw, len);
+  r->len += len;
+  r->out[r->len++] = '|';
+  return 0;
+}
+
+/* 0 when the input ends inside quotes (no reference then). */
+static int ref_split(const char *in, size_t len, char quote, recs_t *r) {
+  enum { FS, UNQ, INQ, AFTER } q = FS;
+  size_t start = 0;
+  int64_t rec = 0;
+  for (size_t i = 0; i <= len; i++) {
+    int eof = i == len;
+    char ch = eof ? '\n' : in[i];
+    if (q == INQ) {
+      if (eof) return 0;
+      if (ch == quote) q = AFTER;
+      continue;
+    }
+    if (ch == quote && q != UNQ) {
+      q = INQ;
+      continue;
+    }
+    if (ch == ',') {
+      q = FS;
+      continue;
+    }
+    if (ch != '\n') {
+      q = UNQ;
+      continue;
+    }
+    size_t l = i - start;
+    if (l && in[start + l - 1] == '\r') l--;
+    if (l) {
+      bok_csv_status_t st = bok_utf8_valid(in + start, l) ? BOK_CSV_OK : BOK_CSV_INVALID_UTF8;
+      on_rec_raw(r, rec++, in + start, l, st);
+    }
+    start = i + 1;
+    q = FS;
+  }
+  return 1;
+}
+
+static void test_memchr_splitter_matches_bytewise_rule(void **s) {
+  (void)s;
+  static const char *const ATOMS[] = {",", "\"", "\"", "\r", "\n", "\n", "a", "a", "a", "bc", "\xC3\xA9", "'"};
+  unsigned seed = 12345;
+  int compared = 0;
+  for (int iter = 0; iter < 20000; iter++) {
+    char in[200];
+    size_t len = 0;
+    seed = seed * 1103515245u + 12345u;
+    size_t atoms = (seed >> 16) % 40;
+    for (size_t k = 0; k < atoms; k++) {
+      seed = seed * 1103515245u + 12345u;
+      const char *a = ATOMS[(seed >> 16) % (sizeof ATOMS / sizeof *ATOMS)];
+      memcpy(in + len, a, strlen(a));
+      len += strlen(a);
+    }
+    char quote = iter % 3 == 2 ? '\'' : '"';
+    recs_t want, got;
+    memset(&want, 0, sizeof want);
+    memset(&got, 0, sizeof got);
+    if (!ref_split(in, len, quote, &want)) continue;
+    seed = seed * 1103515245u + 12345u;
+    size_t chunk = 1 + (seed >> 16) % 9;
+    bok_csv_t *r = bok_csv_new(',', 4096, on_rec_raw, &got);
+    bok_csv_set_quote(r, quote);
+    for (size_t off = 0; off < len; off += chunk)
+      assert_int_equal(bok_csv_feed(r, in + off, len - off < chunk ? len - off : chunk), 0);
+    assert_int_equal(bok_csv_finish(r), 0);
+    bok_csv_destroy(r);
+    assert_int_equal(got.len, want.len);
+    assert_memory_equal(got.out, want.out, want.len);
+    compared++;
+  }
+  assert_true(compared > 5000);
+}
+
 int main(void) {
   const struct CMUnitTest t[] = {cmocka_unit_test(test_tricky_file_every_chunk_boundary),
                                  cmocka_unit_test(test_malformed_records_continue), cmocka_unit_test(test_ndjson_lines),
                                  cmocka_unit_test(test_unterminated_quote_is_one_row),
                                  cmocka_unit_test(test_unterminated_quote_variants),
                                  cmocka_unit_test(test_parse_record), cmocka_unit_test(test_utf8),
-                                 cmocka_unit_test(test_other_quote_character)};
+                                 cmocka_unit_test(test_other_quote_character),
+                                 cmocka_unit_test(test_memchr_splitter_matches_bytewise_rule)};
   return cmocka_run_group_tests(t, NULL, NULL);
 }

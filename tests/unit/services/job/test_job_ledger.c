@@ -117,6 +117,40 @@ static void test_staged_results_count_only_when_confirmed(void **state) {
   job_store_close(st);
 }
 
+/* ConfirmResults' form: several messages in one transaction count as the
+ * same confirms one by one would (the job final at the last), a message
+ * listed twice or confirmed again counts once. */
+static void test_confirm_many_counts_like_single_confirms(void **state) {
+  (void)state;
+  job_store_t *st = open_mem();
+  char id[40];
+  bok_err_t err;
+  prepared_job(st, id);
+  assert_int_equal(job_store_commit_outcome(st, id, 1, NULL, &err), 0);
+  int64_t rej[] = {12};
+  report_t a, b;
+  make_report(&a, id, 1, 10, 10, 10, NULL, 0);
+  make_report(&b, id, 11, 20, 10, 9, rej, 1);
+  assert_int_equal(job_store_stage(st, &a.res, "g", &err), 0);
+  assert_int_equal(job_store_stage(st, &b.res, "g", &err), 0);
+  const char *ids[] = {id, id, id};
+  int64_t firsts[] = {1, 11, 1};
+  assert_int_equal(job_store_confirm_many(st, ids, firsts, 3, &err), 0);
+  assert_int_equal(job_store_confirm_many(st, ids, firsts, 2, &err), 0); /* again: nothing staged */
+  assert_int_equal(job_store_confirm_many(st, ids, firsts, 0, &err), 0);
+  job_t j = get(st, id);
+  assert_int_equal(j.success, 19);
+  assert_int_equal(j.errors, 1);
+  assert_int_equal(j.state, ST(PARTIAL_SUCCESS));
+  job_free(&j);
+  job_staged_t *s;
+  size_t n;
+  assert_int_equal(job_store_staged(st, INT64_MAX, &s, &n, &err), 0);
+  assert_int_equal(n, 0);
+  free(s);
+  job_store_close(st);
+}
+
 static void test_reports_that_do_not_match_are_refused(void **state) {
   (void)state;
   job_store_t *st = open_mem();
@@ -272,6 +306,7 @@ static void test_cancelled_during_upload_stays_cancelled(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_staged_results_count_only_when_confirmed),
+      cmocka_unit_test(test_confirm_many_counts_like_single_confirms),
       cmocka_unit_test(test_reports_that_do_not_match_are_refused),
       cmocka_unit_test(test_commit_outcomes_and_the_committing_list),
       cmocka_unit_test(test_staged_list_for_the_resolver),

@@ -12,6 +12,7 @@
 
 #include "job_fixture.h"
 #include "job_store.h"
+#include "job_store_int.h"
 
 #define ST(x) BATCH__V1__JOB_STATE__JOB_STATE_##x
 
@@ -545,6 +546,42 @@ static int teardown(void **s) {
   return 0;
 }
 
+/* js_prep keeps each statement (no compile per call); a second use of the
+ * same text while the first is still open gets its own; a statement comes
+ * back reset and unbound; close finalizes them all (the database closes:
+ * no statement left behind, which ASan's leak check would see). */
+static void test_statement_cache(void **s) {
+  (void)s;
+  job_store_t *st = open_store();
+  char id[40];
+  new_job(st, "t1", id);
+  pthread_mutex_lock(&st->s.mu);
+  char sql[] = "SELECT state FROM jobs WHERE job_id=?1";
+  sqlite3_stmt *a = js_prep(st, sql);
+  assert_non_null(a);
+  sqlite3_bind_text(a, 1, id, -1, SQLITE_STATIC);
+  assert_int_equal(sqlite3_step(a), SQLITE_ROW);
+  sqlite3_stmt *b = js_prep(st, "SELECT state FROM jobs WHERE job_id=?1"); /* same text, a still open */
+  assert_non_null(b);
+  assert_ptr_not_equal(a, b);
+  sqlite3_bind_text(b, 1, id, -1, SQLITE_STATIC);
+  assert_int_equal(sqlite3_step(b), SQLITE_ROW);
+  js_done(st, b); /* not cached: finalized */
+  js_done(st, a);
+  assert_int_equal(sqlite3_stmt_busy(a), 0);
+  sqlite3_stmt *c = js_prep(st, "SELECT state FROM jobs WHERE job_id=?1"); /* another pointer, same text */
+  assert_ptr_equal(c, a);
+  assert_int_equal(sqlite3_step(c), SQLITE_DONE); /* bindings were cleared: job_id NULL matches nothing */
+  js_done(st, c);
+  assert_null(js_prep(st, "SELECT nonsense FROM nowhere"));
+  js_done(st, NULL);
+  pthread_mutex_unlock(&st->s.mu);
+  job_t j = get(st, id); /* the store still works around the cached statements */
+  assert_int_equal(j.state, ST(PENDING));
+  job_free(&j);
+  job_store_close(st);
+}
+
 int main(void) {
   const struct CMUnitTest t[] = {
       cmocka_unit_test_setup_teardown(test_idempotent_reports_and_states, setup, teardown),
@@ -557,6 +594,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_get_committed_top_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_error_budget_stops_the_job, setup, teardown),
       cmocka_unit_test(test_budget_messages),
+      cmocka_unit_test_setup_teardown(test_statement_cache, setup, teardown),
       cmocka_unit_test_setup_teardown(test_settling_until_events_are_readable, setup, teardown)};
   return cmocka_run_group_tests(t, NULL, NULL);
 }
