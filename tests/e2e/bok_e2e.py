@@ -132,6 +132,29 @@ def free_port():
     raise Failure("no free port in %d-%d" % (lo, hi))
 
 
+def hold_fixed_ports(ports, timeout=900):
+    """Waits (up to `timeout` s) until no other test run on this machine
+    holds any of `ports` -- fixed ports, e.g. `make up`'s 50051/50052 -- and
+    holds them until this process exits (the same lock files as free_port,
+    which never picks such ports itself). Two runs of a fixed-port test at
+    once (the load proof's lanes, a CI rehearsal beside them) would otherwise
+    race for the same listeners. Raises Failure on timeout."""
+    os.makedirs(PORT_LOCK_DIR, exist_ok=True)
+    deadline = time.time() + timeout
+    for port in sorted(ports):
+        f = open(os.path.join(PORT_LOCK_DIR, "%d.lock" % port), "a")
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    f.close()
+                    raise Failure("fixed port %d still held by another test run after %d s" % (port, timeout))
+                time.sleep(0.5)
+        _port_locks.append(f)
+
+
 def _listen_inodes(port):
     """Socket inodes of the TCP listeners on `port` (any address), from
     /proc/net/tcp{,6}; None when /proc cannot tell."""

@@ -2,7 +2,7 @@
 exited stayed dead): deploy/stack.sh runs every service under
 deploy/supervise.sh. The test starts the real stack in a private state dir
 (skipped when the stack's fixed gRPC ports are taken, e.g. by a developer's
-own `make up`), SIGKILLs the worker and the job service, and sees both come
+own `make up`; concurrent runs of it take turns), SIGKILLs the worker and the job service, and sees both come
 back and serve; `down` stops everything, supervisors included."""
 import os
 import signal
@@ -37,6 +37,8 @@ def wait_for(fn, timeout=30):
 
 
 def test_dead_services_come_back():
+    # concurrent runs of this test (the load proof's lanes) take turns
+    e.hold_fixed_ports((50051, 50052, 9101, 9102, 9103))
     for p in (50051, 50052, 9101, 9102, 9103):
         if port_taken(p):
             raise e.Skip("port %d is in use (a local stack is running)" % p)
