@@ -164,7 +164,11 @@ launch_node() {
   local i="$1" dir
   dir="$(ndir "$i")"
   log "starting node $i on 127.0.0.1:$(nport "$i") (logs: $dir/kafka.log)"
-  setsid nohup bash -c "exec java -Xms256m -Xmx$HEAP -XX:+UseG1GC -Djava.awt.headless=true \
+  # Every partition keeps its segment files open: the test suites' unique
+  # topics (thousands of partitions when several suites share this broker)
+  # passed a 20,000-descriptor limit and the broker died ("Too many open
+  # files"). Raise the limit as far as allowed (root: up to fs.nr_open).
+  setsid nohup bash -c "ulimit -n 262144 2>/dev/null || ulimit -n \$(ulimit -Hn) 2>/dev/null; exec java -Xms256m -Xmx$HEAP -XX:+UseG1GC -Djava.awt.headless=true \
       -Dlog4j2.configurationFile='$HERE/kafka/log4j2.properties' -cp '$CACHE/libs/*' \
       kafka.Kafka '$dir/server.properties'" >"$dir/kafka.log" 2>&1 < /dev/null &
   echo $! > "$dir/kafka.pid"

@@ -124,6 +124,16 @@ export async function page(view, ctx) {
     const me = maxErrors.value.trim(), mr = maxRate.value.trim();
     if (me && !MAX_ERRORS_RX.test(me)) return bad('max errors: expected a whole number of rows (0 or more), or empty for the model\'s default', maxErrors);
     if (mr && !MAX_RATE_RX.test(mr)) return bad('max error rate: expected a share from 0 to 1 (e.g. 0.1 for 10%), or empty for the model\'s default', maxRate);
+    // The browser reads the file as it was when chosen; one changed on disk
+    // since then cannot be read, and the upload would fail as a network error.
+    go.disabled = true;
+    file.slice(0, 1).arrayBuffer().then(() => start(isCsv, me, mr), () => {
+      go.disabled = !file;
+      result.replaceChildren(h('div', { class: 'error', role: 'alert' },
+        `file: ${file.name} changed on disk after it was chosen (or can no longer be read): choose it again`));
+    });
+  });
+  const start = (isCsv, me, mr) => {
     const body = format.value === 'ndjson' ? new File([file], file.name, { type: 'application/x-ndjson' }) : file;
     const t0 = performance.now();
     progress.hidden = false;
@@ -144,7 +154,7 @@ export async function page(view, ctx) {
       go.disabled = !file;
       stop.hidden = true;
     });
-  });
+  };
   stop.addEventListener('click', () => inflight && inflight.abort());
   view.append(form);
   return () => { if (inflight) inflight.abort(); }; // leaving the page ends the upload

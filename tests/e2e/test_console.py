@@ -240,7 +240,17 @@ class Browser:
 
 
 def upload_file(dirpath, name, data):
+    """The file to choose in the page. An existing file with the same bytes
+    is left untouched: Chrome reads a chosen file as it was when chosen, and
+    choosing the same path again does not replace the page's File, so
+    rewriting it (a new mtime) made the upload fail as a network error."""
     path = os.path.join(dirpath, name)
+    try:
+        with open(path) as f:
+            if f.read() == data:
+                return path
+    except OSError:
+        pass
     with open(path, "w") as f:
         f.write(data)
     return path
@@ -626,6 +636,16 @@ def diagnostics(s, b, tenant, files, model_id):
     row = b.el("#jobs-table tr[data-job='%s']" % dry)
     e.check("dry run" in row.text, "the list marks the dry run: %s" % row.text)
     e.check(len([r for r in b.css("#jobs-table tbody tr") if "dry run" in r.text]) == 1, "only the dry run is marked")
+
+    # a file changed on disk after it was chosen: the page says so, not "the gateway closed the connection"
+    b.go("#/upload?model=" + model_id)
+    path = upload_file(files, "changed.csv", sample_csv(5))
+    b.el("#upload-file").send_keys(path)
+    b.wait_text("#upload-file-info", "changed.csv")
+    st = os.stat(path)
+    os.utime(path, (st.st_atime, st.st_mtime + 10))
+    b.el("#upload-start").click()
+    b.wait_text("#upload-result", "file: changed.csv changed on disk after it was chosen")
 
     # an error budget typed at upload: a bad value is refused in the page, a good one stops the job
     b.go("#/upload?model=" + model_id)
