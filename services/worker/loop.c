@@ -118,6 +118,13 @@ static int collect_express(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, i
   return nm;
 }
 
+/* Rows in one bulk batch: batch_max_rows, but at most EXPRESS_LANE_BULK_ROWS
+ * on the lane holding an express partition (an express message waits for
+ * the current batch at worst). */
+static int bulk_max_rows(const worker_t *w) {
+  return w->express_owned && w->batch_max_rows > EXPRESS_LANE_BULK_ROWS ? EXPRESS_LANE_BULK_ROWS : w->batch_max_rows;
+}
+
 /* Collects up to ~batch_max_rows rows (or batch_max_ms) of messages of the
  * bulk partitions; stops early when the express queue has messages: at once
  * with `yield`, else (the bulk partitions' turn) only when they have
@@ -127,8 +134,7 @@ static int collect(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max, 
   int64_t deadline = bok_mono_ms() + w->batch_max_ms;
   int gen = w->rebalances;
   int idle = 0; /* a poll found nothing */
-  int max_rows = w->express_owned && w->batch_max_rows > EXPRESS_LANE_BULK_ROWS ? EXPRESS_LANE_BULK_ROWS
-                                                                                : w->batch_max_rows;
+  int max_rows = bulk_max_rows(w);
   while (nm < max && !w->stop) {
     int64_t left = deadline - bok_mono_ms();
     if (left <= 0 && nm > 0) break;
@@ -200,8 +206,7 @@ static int drop_collected(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, in
 static int collect_stripes(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max, int yield) {
   int nm = 0, s = -1, gen = w->rebalances, idle = 0;
   int64_t deadline = bok_mono_ms() + w->batch_max_ms;
-  int max_rows = w->express_owned && w->batch_max_rows > EXPRESS_LANE_BULK_ROWS ? EXPRESS_LANE_BULK_ROWS
-                                                                                : w->batch_max_rows;
+  int max_rows = bulk_max_rows(w);
   while (nm < max && !w->stop) {
     int64_t left = deadline - bok_mono_ms();
     if (left <= 0 && nm > 0) break;
