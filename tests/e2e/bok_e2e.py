@@ -25,6 +25,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import string
 import subprocess
 import sys
@@ -352,6 +353,36 @@ def _cleanup():
 atexit.register(_cleanup)
 
 
+def made_topics(directory, topics=()):
+    """`topics` plus the events topic of every model in the model databases
+    (*.db with a models table) under `directory`."""
+    out = list(topics)
+    for db in glob.glob(os.path.join(directory, "*.db")):
+        try:
+            con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=2)
+            try:
+                out += [r[0] for r in con.execute("SELECT DISTINCT topic FROM models")]
+            finally:
+                con.close()
+        except sqlite3.Error:
+            pass  # not a model database
+    return out
+
+
+def delete_topics(directory, topics=(), brokers=None):
+    """Deletes a stopped stack's topics (its rows topic and its models'
+    events topics) in the background with bok-topic-delete. Every stack's
+    topics have unique names, and a shared broker that keeps them all runs out
+    of file descriptors after a few suites. Best effort: a broker that is
+    down or slow only leaves them behind. BOK_E2E_KEEP_TOPICS=1 keeps them."""
+    tool = os.path.join(BUILD, "tests", "e2e", "bok-topic-delete")
+    names = made_topics(directory, topics)
+    if not names or not os.path.exists(tool) or os.environ.get("BOK_E2E_KEEP_TOPICS"):
+        return
+    subprocess.Popen([tool, brokers or kafka_bootstrap(), "10000"] + names, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
 class Stack:
     """Model service, job service, N workers and the gateway, wired together.
 
@@ -429,6 +460,9 @@ class Stack:
         for s in [self.services.get("gateway")] + self.workers + [self.services.get("job"), self.services.get("model")]:
             if s is not None:
                 s.stop()
+        if et is None or not os.environ.get("BOK_E2E_KEEP"):
+            job = self.services.get("job")
+            delete_topics(self.dir, [self.rows_topic], job.config.get("kafka", {}).get("brokers") if job else None)
         # Sanitizer builds: a report in any log fails the test.
         bad = [s for s in list(self.services.values()) + self.workers if s.sanitizer_report()]
         if bad and et is None:

@@ -102,6 +102,7 @@ class Shards:
                 sys.stderr.write("---- %s log ----\n%s\n" % (s.name, s.log_tail()))
         for s in self.all():
             s.stop()
+        e.delete_topics(self.dir, [self.rows_topic])
         # Sanitizer builds: a report in any log fails the test (as in bok_e2e.Stack).
         bad = [s for s in self.all() if s.sanitizer_report()]
         msg = "\n".join("---- %s ----\n%s" % (s.name, s.log_tail(60)) for s in bad)
