@@ -350,6 +350,7 @@ def _cleanup():
             pass
 
 
+atexit.register(lambda: _delete_made_topics())  # runs after _cleanup (LIFO)
 atexit.register(_cleanup)
 
 
@@ -369,18 +370,28 @@ def made_topics(directory, topics=()):
     return out
 
 
+_made_topics = {}  # brokers -> topic names of stopped stacks, deleted at exit
+
+
 def delete_topics(directory, topics=(), brokers=None):
-    """Deletes a stopped stack's topics (its rows topic and its models'
-    events topics) in the background with bok-topic-delete. Every stack's
-    topics have unique names, and a shared broker that keeps them all runs out
-    of file descriptors after a few suites. Best effort: a broker that is
-    down or slow only leaves them behind. BOK_E2E_KEEP_TOPICS=1 keeps them."""
+    """Marks a stopped stack's topics (its rows topic and its models' events
+    topics) for deletion when this test process exits: every stack's topics
+    have unique names, and a shared broker that keeps them all runs out of
+    file descriptors after a few suites. Until then they stay readable (the
+    bench reads a stopped stack's events). BOK_E2E_KEEP_TOPICS=1 keeps them."""
+    _made_topics.setdefault(brokers or kafka_bootstrap(), []).extend(made_topics(directory, topics))
+
+
+def _delete_made_topics():
+    """At exit: bok-topic-delete in the background, best effort (a broker
+    that is down or slow only leaves them behind)."""
     tool = os.path.join(BUILD, "tests", "e2e", "bok-topic-delete")
-    names = made_topics(directory, topics)
-    if not names or not os.path.exists(tool) or os.environ.get("BOK_E2E_KEEP_TOPICS"):
+    if not os.path.exists(tool) or os.environ.get("BOK_E2E_KEEP_TOPICS"):
         return
-    subprocess.Popen([tool, brokers or kafka_bootstrap(), "10000"] + names, stdin=subprocess.DEVNULL,
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    for brokers, names in _made_topics.items():
+        for i in range(0, len(names), 200):
+            subprocess.Popen([tool, brokers, "10000"] + names[i:i + 200], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 class Stack:
