@@ -234,6 +234,7 @@ KCAT_PROPS = ["-X", "compression.codec=zstd", "-X", "linger.ms=5", "-X", "acks=a
 
 def kcat_baseline(lines_path, rows, partitions):
     topic = "bok.bench.kcat." + e.rand_suffix()
+    e.delete_topics(None, [topic])  # when the bench exits
     # The broker auto-creates topics with num.partitions (deploy/kafka.sh: 8);
     # one warm-up message creates it before the clock starts.
     subprocess.run(["kcat", "-P", "-b", e.kafka_bootstrap(), "-t", topic] + KCAT_PROPS, input=b"warmup\n",
@@ -324,6 +325,7 @@ def floor_run(lines_path, events_topic, job_id, rows, tmp, runs=1):
     kp = kafka_pid()
     for _ in range(max(1, runs)):
         t_raw, t_ev = "bok.bench.floor.raw." + e.rand_suffix(), "bok.bench.floor.events." + e.rand_suffix()
+        e.delete_topics(None, [t_raw, t_ev])  # when the bench exits
         kcat_create(t_raw)
         kcat_create(t_ev)
         k0 = cpu_s(kp) if kp else 0.0

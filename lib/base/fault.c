@@ -14,7 +14,7 @@
 
 #define MAX_FAULTS 16
 
-enum { F_KILL, F_EXIT, F_DELAY, F_KILLAFTER };
+enum { F_KILL, F_EXIT, F_DELAY, F_KILLAFTER, F_FAIL };
 
 typedef struct {
   char point[64];
@@ -54,6 +54,8 @@ static int parse_one(const char *s, size_t len, fault_t *f) {
   } else if (strncmp(act, "delay=", 6) == 0) {
     f->action = F_DELAY;
     f->ms = strtol(act + 6, NULL, 10);
+  } else if (strcmp(act, "fail") == 0) {
+    f->action = F_FAIL;
   } else if (strncmp(act, "killafter=", 10) == 0) {
     f->action = F_KILLAFTER;
     f->ms = strtol(act + 10, NULL, 10);
@@ -91,6 +93,7 @@ static void *killer(void *arg) {
 }
 
 static void fire(fault_t *f) {
+  if (f->action == F_FAIL) return; /* bok_fault_fails() */
   if (f->action == F_DELAY) {
     sleep_ms(f->ms);
     return;
@@ -111,4 +114,11 @@ void bok_fault(const char *point) {
   if (!atomic_load_explicit(&g_loaded, memory_order_acquire)) pthread_once(&g_once, load);
   for (int i = 0; i < g_nfaults; i++)
     if (strcmp(g_faults[i].point, point) == 0) fire(&g_faults[i]);
+}
+
+int bok_fault_fails(const char *point) {
+  if (!atomic_load_explicit(&g_loaded, memory_order_acquire)) pthread_once(&g_once, load);
+  for (int i = 0; i < g_nfaults; i++)
+    if (g_faults[i].action == F_FAIL && strcmp(g_faults[i].point, point) == 0) return 1;
+  return 0;
 }

@@ -6,7 +6,16 @@
  * (taken the first time it sees the job, with a read_uncommitted client), and
  * compares it with each partition's last stable offset (a read_committed
  * client's ListOffsets answers the LSO). Snapshots of jobs no longer settling
- * are dropped at each pass. Kafka errors leave the job for the next pass. */
+ * are dropped at each pass. Kafka errors leave the job for the next pass.
+ *
+ * Recovery: the torture run once left a job RUNNING for good after a broker
+ * restart -- every row counted, every event readable by any other client --
+ * while this thread's queries never saw it (issue 11). So the two clients
+ * are not trusted for ever: when no query has succeeded for QUERY_FAIL_MS,
+ * or a job has lagged for RENEW_MS since the clients were made, both are
+ * destroyed and made again (fresh connections and metadata). Snapshots are
+ * kept: they are facts about the log, not about a client. A lagging job is
+ * logged every SLOW_WARN_MS with what each client answered. */
 #include "finalizer.h"
 
 #include <librdkafka/rdkafka.h>
@@ -15,24 +24,32 @@
 #include <string.h>
 #include <time.h>
 
+#include "bok/fault.h"
 #include "bok/kafka.h"
 #include "bok/util.h"
 
 #define MAX_PARTS 1024
 #define PASS_MS 500         /* a pass at least this often (a restart leaves settling jobs without a kick) */
-#define SLOW_WARN_MS 30000  /* log a job still settling after this long */
+#define SLOW_WARN_MS 30000  /* log a job still settling after this long, and again as often */
+#define QUERY_FAIL_MS 10000 /* no query answered for this long: new clients */
+#define RENEW_MS 60000      /* a job lagging this long since the clients were made: new clients */
 
 typedef struct {
   char job_id[64];
   int nparts;
   int64_t *hw;     /* per partition: the snapshot */
   int64_t since;   /* first seen (ms) */
-  int warned, seen;
+  int64_t warned;  /* last warning (ms), 0 none */
+  int seen;
 } snap_t;
 
 struct finalizer {
   job_store_t *store;
-  rd_kafka_t *ru, *rc; /* read_uncommitted (high watermarks), read_committed (LSOs) */
+  const bok_config_t *cfg; /* borrowed: outlives the finalizer (new clients) */
+  rd_kafka_t *ru, *rc; /* read_uncommitted (high watermarks), read_committed (LSOs); thread only after start */
+  int64_t clients_ms;  /* when ru and rc were made */
+  int64_t answered_ms; /* last query Kafka answered */
+  int renewals;        /* clients made again (tests, logs) */
   bok_log_fn log;
   void *lo;
   pthread_t th;
@@ -88,6 +105,7 @@ static snap_t *snapshot(finalizer_t *f, const job_settling_t *j) {
       return NULL;
     }
   }
+  f->answered_ms = bok_mono_ms();
   snap_t *grown = realloc(f->snaps, (f->nsnaps + 1) * sizeof *grown);
   if (!grown) {
     free(hw);
@@ -103,19 +121,68 @@ static snap_t *snapshot(finalizer_t *f, const job_settling_t *j) {
   return s;
 }
 
-/* 1 when every partition's LSO has reached the snapshot, else 0 (*lag_part
- * and *lag set to the first one behind, -1 when Kafka did not answer). */
-static int readable(finalizer_t *f, const char *topic, const snap_t *s, int *lag_part, int64_t *lso) {
+/* What the first partition behind its snapshot showed. */
+typedef struct {
+  int part;
+  int64_t lso; /* -1 when Kafka did not answer */
+  rd_kafka_resp_err_t err;
+} lag_t;
+
+/* 1 when every partition's LSO has reached the snapshot, else 0 (*lag says
+ * which partition is behind and why). */
+static int readable(finalizer_t *f, const char *topic, const snap_t *s, lag_t *lag) {
   for (int p = 0; p < s->nparts; p++) {
     int64_t lo = 0, hi = -1;
-    if (rd_kafka_query_watermark_offsets(f->rc, topic, p, &lo, &hi, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) hi = -1;
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(f->rc, topic, p, &lo, &hi, 5000);
+    if (!f->renewals && bok_fault_fails("job.finalizer_query")) e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) f->answered_ms = bok_mono_ms();
+    else hi = -1;
     if (hi < s->hw[p]) {
-      *lag_part = p;
-      *lso = hi;
+      *lag = (lag_t){p, hi, e};
       return 0;
     }
   }
   return 1;
+}
+
+static rd_kafka_t *client(const bok_config_t *cfg, const char *isolation, char *err, size_t errlen) {
+  const char *defaults[] = {"enable.auto.commit", "false", "isolation.level", isolation, NULL};
+  rd_kafka_conf_t *conf = bok_kafka_conf_new(cfg, defaults, NULL, err, errlen);
+  return conf ? bok_kafka_client_new(RD_KAFKA_CONSUMER, conf, 0, err, errlen) : NULL;
+}
+
+/* Makes both clients again (see the design note); keeps the old ones when
+ * new ones cannot be made. Finalizer thread only. */
+static void renew_clients(finalizer_t *f, const char *why) {
+  char err[256] = "";
+  rd_kafka_t *ru = client(f->cfg, "read_uncommitted", err, sizeof err);
+  rd_kafka_t *rc = ru ? client(f->cfg, "read_committed", err, sizeof err) : NULL;
+  if (!rc) {
+    if (ru) rd_kafka_destroy(ru);
+    LOGF(f, BOK_LOG_WARN, "finalizer: cannot make new Kafka clients (%s): %s", why, err);
+    return;
+  }
+  rd_kafka_destroy(f->ru);
+  rd_kafka_destroy(f->rc);
+  f->ru = ru;
+  f->rc = rc;
+  f->clients_ms = f->answered_ms = bok_mono_ms();
+  f->renewals++;
+  LOGF(f, BOK_LOG_WARN, "finalizer: new Kafka clients: %s", why);
+}
+
+/* A job still behind its snapshot: logged every SLOW_WARN_MS with the
+ * partition's LSO and high watermark as Kafka answers them now. */
+static void warn_lagging(finalizer_t *f, const job_settling_t *j, snap_t *s, const lag_t *lag) {
+  int64_t now = bok_mono_ms();
+  if (now - s->since <= SLOW_WARN_MS || now - s->warned < SLOW_WARN_MS) return;
+  s->warned = now;
+  int64_t lo = 0, hw = -1;
+  if (rd_kafka_query_watermark_offsets(f->ru, j->topic, lag->part, &lo, &hw, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) hw = -1;
+  LOGF(f, BOK_LOG_WARN, "job %s: every row counted %lld ms ago, its events are not readable yet: %s[%d] last "
+       "stable offset %lld < %lld (high watermark now %lld%s%s)", j->job_id, (long long)(now - s->since), j->topic,
+       lag->part, (long long)lag->lso, (long long)s->hw[lag->part], (long long)hw,
+       lag->err ? "; " : ": a transaction still open there", lag->err ? rd_kafka_err2str(lag->err) : "");
 }
 
 static void drop_unseen(finalizer_t *f) {
@@ -131,6 +198,18 @@ static void drop_unseen(finalizer_t *f) {
   f->nsnaps = k;
 }
 
+/* New clients when jobs are settling and Kafka has not answered for
+ * QUERY_FAIL_MS, or a job has lagged RENEW_MS since the clients were made. */
+static void maybe_renew(finalizer_t *f, size_t settling) {
+  int64_t now = bok_mono_ms(), oldest = now;
+  for (size_t i = 0; i < f->nsnaps; i++)
+    if (f->snaps[i].since < oldest) oldest = f->snaps[i].since;
+  if (!settling) return;
+  if (now - f->answered_ms >= QUERY_FAIL_MS) renew_clients(f, "no query answered for 10 s");
+  else if (now - oldest >= RENEW_MS && now - f->clients_ms >= RENEW_MS)
+    renew_clients(f, "a job has waited 60 s for its events to become readable");
+}
+
 /* One pass; *left = jobs still settling after it. Returns how many became final. */
 static int pass(finalizer_t *f, size_t *left) {
   job_settling_t *jobs = NULL;
@@ -143,21 +222,18 @@ static int pass(finalizer_t *f, size_t *left) {
     snap_t *s = snapshot(f, &jobs[i]);
     if (!s) continue;
     s->seen = 1;
-    int part = -1;
-    int64_t lso = -1;
-    if (readable(f, jobs[i].topic, s, &part, &lso)) {
+    lag_t lag;
+    if (readable(f, jobs[i].topic, s, &lag)) {
       if (job_store_finish_settled(f->store, jobs[i].job_id, &err) == 0) done++;
       s->seen = 0; /* dropped below */
-    } else if (!s->warned && bok_mono_ms() - s->since > SLOW_WARN_MS) {
-      s->warned = 1;
-      LOGF(f, BOK_LOG_WARN, "job %s: every row counted %lld ms ago, its events are not readable yet: %s[%d] last "
-           "stable offset %lld < %lld (a transaction still open there)", jobs[i].job_id,
-           (long long)(bok_mono_ms() - s->since), jobs[i].topic, part, (long long)lso, (long long)s->hw[part]);
+    } else {
+      warn_lagging(f, &jobs[i], s, &lag);
     }
   }
   *left = n - (size_t)done;
   free(jobs);
   drop_unseen(f);
+  maybe_renew(f, *left);
   return done;
 }
 
@@ -204,12 +280,6 @@ static void *run(void *arg) {
   return NULL;
 }
 
-static rd_kafka_t *client(const bok_config_t *cfg, const char *isolation, char *err, size_t errlen) {
-  const char *defaults[] = {"enable.auto.commit", "false", "isolation.level", isolation, NULL};
-  rd_kafka_conf_t *conf = bok_kafka_conf_new(cfg, defaults, NULL, err, errlen);
-  return conf ? bok_kafka_client_new(RD_KAFKA_CONSUMER, conf, 0, err, errlen) : NULL;
-}
-
 finalizer_t *finalizer_start(const bok_config_t *cfg, job_store_t *store, bok_log_fn log, void *log_opaque,
                              char *err, size_t errlen) {
   finalizer_t *f = calloc(1, sizeof *f);
@@ -218,12 +288,14 @@ finalizer_t *finalizer_start(const bok_config_t *cfg, job_store_t *store, bok_lo
     return NULL;
   }
   f->store = store;
+  f->cfg = cfg;
   f->log = log;
   f->lo = log_opaque;
   pthread_mutex_init(&f->mu, NULL);
   pthread_cond_init(&f->cv, NULL);
   if (!(f->ru = client(cfg, "read_uncommitted", err, errlen)) || !(f->rc = client(cfg, "read_committed", err, errlen)))
     goto fail;
+  f->clients_ms = f->answered_ms = bok_mono_ms();
   job_store_set_settle(store, kick, f);
   if (pthread_create(&f->th, NULL, run, f) != 0) {
     job_store_set_settle(store, NULL, NULL);

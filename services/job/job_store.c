@@ -662,11 +662,29 @@ int job_store_fail(job_store_t *st, const char *id, const char *error, bok_err_t
   return ret;
 }
 
+/* 1 when the job is settling: every row counted, its events committed and
+ * becoming readable (finalizer.c). mu held. */
+static int settling_locked(job_store_t *st, const char *id) {
+  sqlite3_stmt *q = js_prep(st, "SELECT settling FROM jobs WHERE job_id=?1");
+  sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+  int settling = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) != 0;
+  js_done(st, q);
+  return settling;
+}
+
 int job_store_cancel(job_store_t *st, const char *tenant, const char *id, job_t *out, bok_err_t *err) {
   pthread_mutex_lock(&st->s.mu);
   int ret = get_locked(st, tenant, id, out, err);
   if (ret == 0) {
-    if (out->state != S_PENDING && out->state != S_RUNNING) {
+    if (out->state == S_RUNNING && settling_locked(st, id)) {
+      /* Nothing is left to cancel: every row is processed and its events are
+       * committed. CANCELLED here would tell the user the data stopped while
+       * every event becomes readable. */
+      ret = bok_err_set(err, BOK_ERR_CONFLICT,
+                        "job already finished processing: every row is counted and its events are committed "
+                        "(it becomes %s once they are readable)",
+                        out->errors > 0 ? "PARTIAL_SUCCESS" : "SUCCESS");
+    } else if (out->state != S_PENDING && out->state != S_RUNNING) {
       ret = bok_err_set(err, BOK_ERR_CONFLICT, "job already finished (%s)",
                         out->state == S_CANCELLED ? "CANCELLED" : out->state == S_SUCCESS ? "SUCCESS"
                                                               : out->state == S_FAILED    ? "FAILED"

@@ -358,7 +358,7 @@ def made_topics(directory, topics=()):
     """`topics` plus the events topic of every model in the model databases
     (*.db with a models table) under `directory`."""
     out = list(topics)
-    for db in glob.glob(os.path.join(directory, "*.db")):
+    for db in glob.glob(os.path.join(directory, "*.db")) if directory else []:
         try:
             con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=2)
             try:

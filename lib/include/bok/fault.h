@@ -11,6 +11,8 @@
  *           killafter=MS  start a timer that SIGKILLs the process MS ms after
  *                         the point, and go on (lands inside the next call,
  *                         e.g. inside a Kafka commit)
+ *           fail          bok_fault_fails(point) answers 1: the code at the
+ *                         point acts as if its call failed (every hit)
  * @N fires kill/exit/killafter on the N-th hit of the point only (default: the
  * first). Unknown points or actions are ignored (the tests that set them check
  * that the process died).
@@ -21,6 +23,8 @@
  *   worker.after_commit (before ConfirmResults);
  *   job.mid_upload (after each upload chunk), job.before_store,
  *   job.after_rows_commit, job.report, job.confirm;
+ *   job.finalizer_query (fail: the finalizer's first Kafka clients never
+ *   answer, as after the broker restart in issue 11's torture run);
  *   rpc.server (every gRPC call served), rpc.client (every blocking call).
  *
  * Thread-safety: any thread may call bok_fault(); the variable is read once. */
@@ -30,6 +34,9 @@
 /* Runs the action configured for `point`, if any. Cheap when BOK_FAULT is
  * unset (one relaxed load). */
 void bok_fault(const char *point);
+
+/* 1 when BOK_FAULT sets `point` to "fail", else 0 (cheap when unset). */
+int bok_fault_fails(const char *point);
 
 /* Re-reads BOK_FAULT (tests only; not thread-safe against bok_fault). */
 void bok_fault_reload(void);

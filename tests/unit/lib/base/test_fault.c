@@ -81,12 +81,27 @@ static void test_killafter_lands_later(void **state) {
   assert_true(WIFSIGNALED(s) && WTERMSIG(s) == SIGKILL);
 }
 
+static void test_fail_answers_every_hit_and_nothing_else(void **state) {
+  (void)state;
+  setenv("BOK_FAULT", "x.q:fail,y:delay=1", 1);
+  bok_fault_reload();
+  assert_int_equal(bok_fault_fails("x.q"), 1);
+  assert_int_equal(bok_fault_fails("x.q"), 1);
+  bok_fault("x.q"); /* a fail point never kills or waits */
+  assert_int_equal(bok_fault_fails("y"), 0);
+  assert_int_equal(bok_fault_fails("x"), 0);
+  unsetenv("BOK_FAULT");
+  bok_fault_reload();
+  assert_int_equal(bok_fault_fails("x.q"), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_inert_without_the_variable),
       cmocka_unit_test(test_delay_and_unknown_entries),
       cmocka_unit_test(test_exit_and_kill_on_the_nth_hit),
       cmocka_unit_test(test_killafter_lands_later),
+      cmocka_unit_test(test_fail_answers_every_hit_and_nothing_else),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
