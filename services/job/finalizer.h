@@ -15,7 +15,9 @@
  * once every partition's LSO has reached its snapshot. An unrelated
  * transaction still open on those partitions holds the job back as it holds
  * a read_committed reader back (at most until Kafka aborts it on its
- * transaction timeout). While Kafka is unreachable jobs stay RUNNING.
+ * transaction timeout). While Kafka is unreachable jobs stay RUNNING. The
+ * thread makes its two Kafka clients again when their queries go unanswered
+ * for 10 s or a job has lagged 60 s (finalizer.c, "Recovery").
  *
  * Threads: one background thread; finalizer_kick may be called from any
  * thread (it only signals). */
@@ -28,8 +30,9 @@
 
 typedef struct finalizer finalizer_t;
 
-/* Starts the thread and installs the store's settle hook. The store is
- * borrowed and must outlive the finalizer. NULL with err set when the Kafka
+/* Starts the thread and installs the store's settle hook. `cfg` (read again
+ * when clients are made anew) and the store are borrowed and must outlive
+ * the finalizer. NULL with err set when the Kafka
  * clients or the thread cannot be made. */
 finalizer_t *finalizer_start(const bok_config_t *cfg, job_store_t *store, bok_log_fn log, void *log_opaque,
                              char *err, size_t errlen);
