@@ -85,9 +85,6 @@ static void rewind_to(worker_t *w, const rd_kafka_topic_partition_list_t *first)
 /* Longest wait inside the bulk poll while this lane owns express partitions:
  * an express message waits at most this long for an idle or collecting lane. */
 #define EXPRESS_POLL_MS 20
-/* Rows of a bulk batch on a lane that owns express partitions: a small job's
- * message waits for the lane's current batch at most, so keep it short. */
-#define EXPRESS_LANE_BULK_ROWS 1000
 
 /* 1 when the lane's express queue holds fetched messages. */
 static int express_ready(worker_t *w) { return w->express_q && rd_kafka_queue_length(w->express_q) > 0; }
@@ -118,11 +115,31 @@ static int collect_express(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, i
   return nm;
 }
 
-/* Rows in one bulk batch: batch_max_rows, but at most EXPRESS_LANE_BULK_ROWS
- * on the lane holding an express partition (an express message waits for
- * the current batch at worst). */
-static int bulk_max_rows(const worker_t *w) {
-  return w->express_owned && w->batch_max_rows > EXPRESS_LANE_BULK_ROWS ? EXPRESS_LANE_BULK_ROWS : w->batch_max_rows;
+/* Starts a bulk batch with the messages the last one was cut short of
+ * (run_txn), and its stripe; drops them when a rebalance came between (the
+ * new assignment starts from the committed offsets). Lane thread only. */
+static int take_carry(worker_t *w, batch_t *b, rd_kafka_message_t **msgs) {
+  int n = w->ncarry;
+  w->ncarry = 0;
+  if (n && w->carry_gen != w->rebalances) {
+    for (int i = 0; i < n; i++) rd_kafka_message_destroy(w->carry[i]);
+    return 0;
+  }
+  for (int i = 0; i < n; i++) {
+    msgs[i] = w->carry[i];
+    wk_note_offset(b, msgs[i]);
+  }
+  if (n) b->stripe = w->carry_stripe;
+  return n;
+}
+
+/* Keeps msgs[0..n) (the part of a committed bulk batch that was not run)
+ * for the lane's next bulk batch. */
+static void keep_carry(worker_t *w, const batch_t *b, rd_kafka_message_t **msgs, int n) {
+  for (int i = 0; i < n; i++) w->carry[i] = msgs[i];
+  w->ncarry = n;
+  w->carry_stripe = b->stripe;
+  w->carry_gen = w->rebalances;
 }
 
 /* Collects up to ~batch_max_rows rows (or batch_max_ms) of messages of the
@@ -130,11 +147,11 @@ static int bulk_max_rows(const worker_t *w) {
  * with `yield`, else (the bulk partitions' turn) only when they have
  * nothing. */
 static int collect(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max, int yield) {
-  int nm = 0;
+  int nm = take_carry(w, b, msgs);
   int64_t deadline = bok_mono_ms() + w->batch_max_ms;
   int gen = w->rebalances;
   int idle = 0; /* a poll found nothing */
-  int max_rows = bulk_max_rows(w);
+  int max_rows = w->batch_max_rows;
   while (nm < max && !w->stop) {
     int64_t left = deadline - bok_mono_ms();
     if (left <= 0 && nm > 0) break;
@@ -204,9 +221,9 @@ static int drop_collected(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, in
  * carries errors. Each partition's messages reach one queue only, so a
  * batch's offsets stay contiguous per partition. */
 static int collect_stripes(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max, int yield) {
-  int nm = 0, s = -1, gen = w->rebalances, idle = 0;
+  int nm = take_carry(w, b, msgs), s = nm ? b->stripe : -1, gen = w->rebalances, idle = 0;
   int64_t deadline = bok_mono_ms() + w->batch_max_ms;
-  int max_rows = bulk_max_rows(w);
+  int max_rows = w->batch_max_rows;
   while (nm < max && !w->stop) {
     int64_t left = deadline - bok_mono_ms();
     if (left <= 0 && nm > 0) break;
@@ -236,12 +253,30 @@ static int collect_stripes(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, i
   return nm;
 }
 
+/* Runs msgs[0..nm) inside the open transaction; with `may_cut` (a bulk
+ * batch that yields to express messages) it stops after the message during
+ * which express messages arrived and cuts the batch there, so a small job
+ * waits for one message of a bulk batch, not the whole batch. Returns how
+ * many ran (nm unless cut), -1 on a failure. */
+static int run_msgs(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int nm, int64_t *rows, int may_cut) {
+  for (int i = 0; i < nm; i++) {
+    if (wk_process_msg(w, b, msgs[i], rows) != 0) return -1;
+    if (may_cut && i + 1 < nm && express_ready(w)) {
+      wk_batch_cut(b, msgs, i + 1);
+      return i + 1;
+    }
+  }
+  return nm;
+}
+
 /* One transaction: begin, produce events, stage results, send offsets,
- * commit. 1 committed, 0 failed (the caller aborts and rewinds). */
-static int run_txn(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int nm, int64_t *rows) {
+ * commit. 1 committed, 0 failed (the caller aborts and rewinds). *ran: the
+ * messages it ran (run_msgs: the rest are the next bulk batch's). */
+static int run_txn(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int nm, int *ran, int64_t *rows,
+                   int may_cut) {
   int ok = 1;
   if (w->transactions) ok = txn_ok(w, rd_kafka_begin_transaction(w->producer), "begin_transaction");
-  for (int i = 0; i < nm && ok; i++) ok = wk_process_msg(w, b, msgs[i], rows) == 0;
+  if (ok) ok = (*ran = run_msgs(w, b, msgs, nm, rows, may_cut)) > 0;
   if (ok && !w->transactions) ok = rd_kafka_flush(w->producer, TXN_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR;
   if (ok) bok_fault("worker.after_produce");
   if (ok) ok = wk_report(w, b) == 0;
@@ -305,7 +340,7 @@ static void log_stats(worker_t *w) {
 
 int worker_run(worker_t *w) {
   int backoff_ms = 0;
-  rd_kafka_message_t *msgs[1024];
+  rd_kafka_message_t *msgs[WK_BATCH_MSGS];
   wk_producer_start(w);
   while (!w->stop) {
     for (int t = 0; t < backoff_ms && !w->stop; t += 100) usleep(100 * 1000);
@@ -317,12 +352,16 @@ int worker_run(worker_t *w) {
     /* Express partitions first, up to EXPRESS_BURST batches in a row. */
     int express = express_ready(w) && w->express_streak < EXPRESS_BURST;
     int yield = w->express_streak < EXPRESS_BURST;
-    int nm = express                                 ? collect_express(w, &b, msgs, 1024)
-             : w->nstripes > 1 ? collect_stripes(w, &b, msgs, 1024, yield)
-                               : collect(w, &b, msgs, 1024, yield);
+    int nm = express                                 ? collect_express(w, &b, msgs, WK_BATCH_MSGS)
+             : w->nstripes > 1 ? collect_stripes(w, &b, msgs, WK_BATCH_MSGS, yield)
+                               : collect(w, &b, msgs, WK_BATCH_MSGS, yield);
     w->express_streak = express ? w->express_streak + (nm > 0) : 0;
     int64_t rows = 0;
-    if (nm > 0 && run_txn(w, &b, msgs, nm, &rows)) {
+    int ran = nm;
+    if (nm > 0 && run_txn(w, &b, msgs, nm, &ran, &rows, !express && yield)) {
+      if (ran < nm) bok_counter_inc(worker_metrics.batches_cut);
+      keep_carry(w, &b, msgs + ran, nm - ran);
+      nm = ran;
       wk_confirm(w, &b);
       count_done(w, &b, rows);
       if (b.stripe >= 0) w->served[b.stripe] += rows;
@@ -340,6 +379,8 @@ int worker_run(worker_t *w) {
       w->last_stat_ms = now;
     }
   }
+  for (int i = 0; i < w->ncarry; i++) rd_kafka_message_destroy(w->carry[i]);
+  w->ncarry = 0;
   LOG(w, BOK_LOG_INFO, "stopping: rows_processed=%lld batches=%lld", (long long)w->rows_done, (long long)w->batches);
   return 0;
 }

@@ -85,6 +85,16 @@ void wk_batch_reset_offsets(batch_t *b) {
   b->next = rd_kafka_topic_partition_list_new(8);
 }
 
+void wk_batch_cut(batch_t *b, rd_kafka_message_t *const *msgs, int k) {
+  rd_kafka_topic_partition_list_destroy(b->next);
+  b->next = rd_kafka_topic_partition_list_new(8);
+  for (int i = 0; i < k; i++) {
+    const char *t = rd_kafka_topic_name(msgs[i]->rkt);
+    rd_kafka_topic_partition_t *n = rd_kafka_topic_partition_list_find(b->next, t, msgs[i]->partition);
+    if (!n) n = rd_kafka_topic_partition_list_add(b->next, t, msgs[i]->partition);
+    n->offset = msgs[i]->offset + 1;
+  }
+}
 
 /* The job-service address of batch result i. */
 static const char *job_addr(worker_t *w, const batch_t *b, size_t i) {

@@ -29,6 +29,8 @@
 #define WK_STRIPES_MAX 64
 #define WK_STRIPES_DEFAULT 2
 #define TXN_TIMEOUT_MS 30000
+/* Most rows-topic messages in one batch. */
+#define WK_BATCH_MSGS 1024
 
 /* A job this worker has seen: its spec, compiled schema and validator. */
 typedef struct job_ctx {
@@ -87,6 +89,14 @@ struct worker {
   rd_kafka_queue_t *stripe_q[WK_STRIPES_MAX]; /* NULL when nstripes is 1 */
   int64_t served[WK_STRIPES_MAX];             /* rows committed per stripe by this lane */
   int stripe_owned;                           /* stripes with partitions in the assignment */
+  /* A bulk batch cut short because express messages arrived while it ran
+   * (docs/FAIRNESS.md): the messages it had collected but not run, in
+   * offset order per partition, from stripe carry_stripe. The lane's next
+   * bulk batch starts with them, unless a rebalance (carry_gen !=
+   * rebalances) came between: then they are dropped, the new assignment
+   * starts from the committed offsets. */
+  rd_kafka_message_t *carry[WK_BATCH_MSGS];
+  int ncarry, carry_stripe, carry_gen;
   int batch_max_rows;
   int batch_max_ms;
   int events_partitions;
@@ -161,6 +171,10 @@ void wk_add_rejected(job_res_t *r, int64_t row, const void *raw, size_t len, con
 void wk_add_rejected_reason(job_res_t *r, int64_t row, const void *raw, size_t len, const char *why);
 void wk_note_offset(batch_t *b, const rd_kafka_message_t *m);
 void wk_batch_reset_offsets(batch_t *b);
+/* Cuts a batch to its first k messages msgs[0..k) (the rest are run by a
+ * later batch): b->next from those only; b->first is kept, so a failed
+ * transaction still rewinds to the start of everything collected. */
+void wk_batch_cut(batch_t *b, rd_kafka_message_t *const *msgs, int k);
 void wk_batch_free(batch_t *b);
 int wk_report(worker_t *w, batch_t *b);  /* stage the batch's results: 0 ok, -1 failed */
 void wk_confirm(worker_t *w, batch_t *b); /* after the commit; best effort */

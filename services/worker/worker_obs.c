@@ -118,6 +118,9 @@ static void register_metrics(void) {
                                               "Batches processed, by result (committed, aborted).", 1, rl, NULL, 0);
   worker_metrics.batches_committed = bok_metric_child(f, c);
   worker_metrics.batches_aborted = bok_metric_child(f, a);
+  worker_metrics.batches_cut = bok_metrics_counter(
+      m, "bok_worker_batches_cut_total",
+      "Bulk batches committed after part of their messages because express messages arrived (docs/FAIRNESS.md).");
   f = bok_metrics_family(m, BOK_METRIC_COUNTER, "bok_worker_transactions_total",
                          "Kafka transactions, by result (committed, aborted); 0 with transactions off.", 1, rl, NULL, 0);
   worker_metrics.txn_committed = bok_metric_child(f, c);

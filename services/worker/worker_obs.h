@@ -19,6 +19,7 @@
 typedef struct {
   bok_metric_t *rows_consumed, *rows_valid, *rows_rejected;
   bok_metric_t *batches_committed, *batches_aborted;
+  bok_metric_t *batches_cut; /* bulk batches committed short for express messages (loop.c) */
   bok_metric_t *txn_committed, *txn_aborted;
   bok_metric_t *produce_errors;
   bok_metric_t *report_ok, *report_failed;
