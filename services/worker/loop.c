@@ -134,8 +134,11 @@ static int take_carry(worker_t *w, batch_t *b, rd_kafka_message_t **msgs) {
 }
 
 /* Keeps msgs[0..n) (the part of a committed bulk batch that was not run)
- * for the lane's next bulk batch. */
+ * for the lane's next bulk batch. Only a bulk batch is cut, and every bulk
+ * batch starts with the carried messages, so none is held here already:
+ * an express batch (n = 0) must leave a carry alone. */
 static void keep_carry(worker_t *w, const batch_t *b, rd_kafka_message_t **msgs, int n) {
+  if (n <= 0) return;
   for (int i = 0; i < n; i++) w->carry[i] = msgs[i];
   w->ncarry = n;
   w->carry_stripe = b->stripe;
