@@ -94,8 +94,8 @@ def test_two_big_tenants_share_the_workers():
     had left, both must progress: neither gets less than 30 % of the rows
     processed in that window (the goal is 50 %; the bound is generous for a
     loaded machine). The window stops at half: a job's last rows sit on the
-    slowest lane (the one also holding the express partition), and over that
-    tail the other job rightly takes the idle lanes."""
+    slowest lanes (before full bulk batches on the express lane: that one),
+    and over that tail the other job rightly takes the idle lanes."""
     with e.Stack(workers=1, overrides=overrides()) as s:
         rb.wait_assigned(s, 8, timeout=60)
         models = {}
