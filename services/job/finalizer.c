@@ -201,10 +201,10 @@ static void drop_unseen(finalizer_t *f) {
 /* New clients when jobs are settling and Kafka has not answered for
  * QUERY_FAIL_MS, or a job has lagged RENEW_MS since the clients were made. */
 static void maybe_renew(finalizer_t *f, size_t settling) {
+  if (!settling) return;
   int64_t now = bok_mono_ms(), oldest = now;
   for (size_t i = 0; i < f->nsnaps; i++)
     if (f->snaps[i].since < oldest) oldest = f->snaps[i].since;
-  if (!settling) return;
   if (now - f->answered_ms >= QUERY_FAIL_MS) renew_clients(f, "no query answered for 10 s");
   else if (now - oldest >= RENEW_MS && now - f->clients_ms >= RENEW_MS)
     renew_clients(f, "a job has waited 60 s for its events to become readable");

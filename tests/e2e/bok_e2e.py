@@ -350,8 +350,6 @@ def _cleanup():
             pass
 
 
-atexit.register(lambda: _delete_made_topics())  # runs after _cleanup (LIFO)
-atexit.register(_cleanup)
 
 
 def made_topics(directory, topics=()):
@@ -392,6 +390,10 @@ def _delete_made_topics():
         for i in range(0, len(names), 200):
             subprocess.Popen([tool, brokers, "10000"] + names[i:i + 200], stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+atexit.register(_delete_made_topics)  # registered first, so it runs after _cleanup (LIFO)
+atexit.register(_cleanup)
 
 
 class Stack:
@@ -852,6 +854,13 @@ def kafka_topic_config(bootstrap, topic):
             k, v = line.split(" ", 1)[0].split("=", 1)
             out[k] = v
     return out
+
+
+def kafka_topics(bootstrap=None):
+    """Names of the topics on the broker, from kcat's metadata."""
+    raw = subprocess.run(["kcat", "-L", "-b", bootstrap or kafka_bootstrap(), "-J"],
+                         capture_output=True, timeout=60).stdout
+    return {t["topic"] for t in json.loads(raw or b"{}").get("topics", [])}
 
 
 def kafka_topic_replicas(bootstrap, topic):

@@ -90,11 +90,6 @@ def test_a_service_is_ready_when_it_listens_itself():
         gw.kill()
 
 
-def topics_on_broker():
-    out = subprocess.run(["kcat", "-L", "-b", e.kafka_bootstrap()], capture_output=True, text=True, timeout=60).stdout
-    return {line.split('"')[1] for line in out.splitlines() if line.strip().startswith('topic "')}
-
-
 STACK_CHILD = r"""
 import sys
 sys.path.insert(0, %r)
@@ -111,6 +106,7 @@ print(" ".join(topics), flush=True)
 # The bench reads a stopped stack's events: they stay until the process exits.
 events = e.kcat_consume(topics[1], expect=1)
 e.check(len(events) == 1, "events after the stack stopped: %%s" %% events)
+e.check(set(topics) <= e.kafka_topics(), "not on the broker before exit: %%s" %% topics)
 """
 
 
@@ -123,7 +119,7 @@ def test_a_test_process_deletes_its_stacks_topics_when_it_exits():
     left = mine
     deadline = e.time.time() + 60
     while left and e.time.time() < deadline:
-        left = mine & topics_on_broker()
+        left = mine & e.kafka_topics()
         e.time.sleep(0.5)
     e.check(not left, "still on the broker 60 s after the test process ended: %s" % sorted(left))
 
