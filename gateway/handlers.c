@@ -49,9 +49,11 @@ static void render_deleted(gw_pending_t *p, h2o_req_t *req, ProtobufCMessage *re
   gw_send_json(req, 200, o);
 }
 
+static json_t *job_json(const void *job) { return gw_job_json(job); }
+
 static void render_job(gw_pending_t *p, h2o_req_t *req, ProtobufCMessage *resp, const bok_err_t *e) {
   (void)e;
-  gw_send_json(req, (int)p->limit, gw_job_json((Batch__V1__Job *)resp));
+  gw_send_json_once(req, (int)p->limit, resp, job_json);
 }
 
 static void render_jobs(gw_pending_t *p, h2o_req_t *req, ProtobufCMessage *resp, const bok_err_t *e) {

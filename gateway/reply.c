@@ -48,18 +48,57 @@ static const char *reason(int status) {
   }
 }
 
-void gw_send_json(h2o_req_t *req, int status, json_t *j) {
-  char *text = gw_json_text(j);
-  json_decref(j);
-  size_t len = text ? strlen(text) : 0;
-  /* h2o_send_inline copies the body into the request pool. */
+/* Sends text (len bytes) as the JSON body; h2o_send_inline copies it into
+ * the request pool. */
+static void send_json_text(h2o_req_t *req, int status, const char *text, size_t len) {
   req->res.status = status;
   req->res.reason = reason(status);
   h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
   gw_count_status(req, status);
   req->res.content_length = len; /* h2o_send_inline would send it chunked */
   h2o_send_inline(req, text ? text : "", len);
+}
+
+void gw_send_json(h2o_req_t *req, int status, json_t *j) {
+  char *text = gw_json_text(j);
+  json_decref(j);
+  send_json_text(req, status, text, text ? strlen(text) : 0);
   free(text);
+}
+
+/* The text of the answer being rendered for a shared call's requests (its
+ * leader and followers, gw_pending_on_messages): rendered for the first, sent
+ * as is to the rest. `on` only inside that group, so `key` (the answer) is
+ * alive whenever it is compared. Loop thread (one per thread). */
+static __thread struct {
+  int on;
+  const void *key;
+  int status;
+  char *text;
+} memo;
+
+static void memo_clear(void) {
+  free(memo.text);
+  memset(&memo, 0, sizeof memo);
+}
+
+void gw_send_json_once(h2o_req_t *req, int status, const void *key, json_t *(*make)(const void *key)) {
+  if (memo.on && memo.text && memo.key == key && memo.status == status) {
+    send_json_text(req, status, memo.text, strlen(memo.text));
+    return;
+  }
+  json_t *j = make(key);
+  char *text = gw_json_text(j);
+  json_decref(j);
+  send_json_text(req, status, text, text ? strlen(text) : 0);
+  if (memo.on && text) {
+    free(memo.text);
+    memo.key = key;
+    memo.status = status;
+    memo.text = text;
+  } else {
+    free(text);
+  }
 }
 
 void gw_send_error(h2o_req_t *req, int status, const char *code, const char *fmt, ...) {
@@ -161,12 +200,14 @@ void gw_pending_on_messages(h2o_multithread_receiver_t *rx, h2o_linklist_t *mess
       free(p);
       continue;
     }
+    memo.on = p->followers != NULL; /* a shared answer: rendered once (gw_send_json_once) */
     pending_answer(p, p->resp, &p->err);
     for (gw_pending_t *f = p->followers, *next; f; f = next) { /* gw_call_job_read */
       next = f->next_follower;
       pending_answer(f, p->resp, &p->err);
       pending_release(f);
     }
+    memo_clear();
     if (p->resp) protobuf_c_message_free_unpacked(p->resp, NULL);
     pending_release(p);
   }

@@ -17,6 +17,10 @@
 
 /* Responses (loop thread). `j` is consumed. */
 void gw_send_json(h2o_req_t *req, int status, json_t *j);
+/* Sends make(key) as JSON. Inside the answer of a shared job read
+ * (gw_call_job_read: a leader and its followers get the same answer `key`),
+ * the text is made for the first request and reused for the others. */
+void gw_send_json_once(h2o_req_t *req, int status, const void *key, json_t *(*make)(const void *key));
 void gw_send_error(h2o_req_t *req, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Maps a backend error to an HTTP error response. With plain_404 every
