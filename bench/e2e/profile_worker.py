@@ -16,7 +16,9 @@ of the file, one after the other, each figure printed, then the mean).
 Also prints the process's wall time split: CPU (utime/stime) vs waiting.
 --threads: each upload's CPU split by thread name (/proc/<pid>/task; the
 worker's librdkafka main threads as main:cons / main:prod -- each lane makes
-its consumer, then its producer -- and main:other), in CPU s per million rows.
+its consumer, then its producer -- and main:other; the roles mean nothing for
+the job service), in CPU s per million rows. Threads that end during the upload
+are missing from the split (their CPU is in the process's total).
 --count-clock (worker): the worker runs with clock_count.c preloaded (compiled
 with cc into the temp dir): clock_gettime calls, waits and busy-loop bursts
 per thread, printed at the end with the worker's transactions (batches).
