@@ -14,6 +14,14 @@ valgrind from its start (about 50x slower: keep N small, e.g. 50,000), then
 callgrind_annotate --inclusive. none: the CPU figure only (--repeat N uploads
 of the file, one after the other, each figure printed, then the mean).
 Also prints the process's wall time split: CPU (utime/stime) vs waiting.
+--threads: each upload's CPU split by thread name (/proc/<pid>/task; the
+worker's librdkafka main threads as main:cons / main:prod -- each lane makes
+its consumer, then its producer -- and main:other; the roles mean nothing for
+the job service), in CPU s per million rows. Threads that end during the upload
+are missing from the split (their CPU is in the process's total).
+--count-clock (worker): the worker runs with clock_count.c preloaded (compiled
+with cc into the temp dir): clock_gettime calls, waits and busy-loop bursts
+per thread, printed at the end with the worker's transactions (batches).
 """
 import argparse
 import glob
@@ -35,13 +43,13 @@ def valgrind_cmd(out, cmd):
     return ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + cmd
 
 
-def start_worker(s, out, args):
+def start_worker(s, out, args, env=None):
     w = s.add_worker(start=False)
     cmd = [e.binary("worker"), "--config", w.config_path]
     if args.tool == "callgrind" and args.proc == "worker":
         cmd = valgrind_cmd(out, cmd)
     log = open(w.log_path, "ab")
-    w.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=w.workdir)
+    w.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=w.workdir, env=env)
     e._live.append(w)
     return w
 
@@ -92,6 +100,39 @@ def report_callgrind(out, args):
     print("\n".join(r.stdout.decode("utf-8", "replace").splitlines()[:args.top + 20]))
 
 
+def thread_cpu(pid):
+    """{(tid, name): CPU s} of a process's threads."""
+    out = {}
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            st = open("/proc/%d/task/%s/stat" % (pid, t)).read()
+            f = st.rsplit(")", 1)[1].split()
+            out[(int(t), st[st.index("(") + 1:st.rindex(")")])] = (int(f[11]) + int(f[12])) / rb.TICK
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def thread_split(before, after, rows):
+    """CPU s per million rows by thread name; librdkafka main threads by role."""
+    mains = sorted(k for k in after if k[1] == "rdk:main")
+    grp = {}
+    for k, v in after.items():
+        name = k[1]
+        if name == "rdk:main":
+            i = mains.index(k)
+            name = "main:other" if i == 0 else ("main:cons" if i % 2 else "main:prod")
+        grp[name] = grp.get(name, 0) + v - before.get(k, 0)
+    return " ".join("%s=%.2f" % (k, v / rows * 1e6) for k, v in sorted(grp.items()) if v >= 0.005)
+
+
+def clock_shim(tmp):
+    so = os.path.join(tmp, "clock_count.so")
+    subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", so, os.path.join(HERE, "clock_count.c"), "-ldl",
+                    "-lpthread"], check=True)
+    return so
+
+
 def ir_total(path):
     """Ir of a callgrind output file (its summary/totals line)."""
     with open(path, errors="replace") as f:
@@ -110,6 +151,9 @@ def main():
                     help="which process to measure and profile (default the worker; callgrind: worker or job)")
     ap.add_argument("--repeat", type=int, default=1, help="uploads of the file, one after the other (CPU per upload)")
     ap.add_argument("--keep", metavar="FILE", help="copy the raw perf.data / callgrind.out to FILE")
+    ap.add_argument("--threads", action="store_true", help="each upload's CPU by thread name")
+    ap.add_argument("--count-clock", action="store_true",
+                    help="preload clock_count.c into the worker: clock_gettime calls and busy loops per thread")
     args = ap.parse_args()
     if args.tool == "callgrind" and args.proc == "gateway":
         ap.error("callgrind: --proc worker or job")
@@ -117,10 +161,13 @@ def main():
     csv_path = os.path.join(tmp, "data.csv")
     rb.generate_csv(csv_path, args.rows)
     out = os.path.join(tmp, "prof.data" if args.tool == "perf" else "callgrind.out")
+    env = None
+    if args.count_clock:
+        env = dict(os.environ, LD_PRELOAD=clock_shim(tmp), CGCOUNT_OUT=os.path.join(tmp, "clock"))
     with e.Stack(workers=0) as s:
         if args.tool == "callgrind" and args.proc == "job":
             restart_job_under_valgrind(s, out)
-        w = start_worker(s, out, args)
+        w = start_worker(s, out, args, env)
         rb.wait_assigned(s, 8, timeout=60)
         m = rb.create_model(s, "prof")
         pid = w.proc.pid if args.proc == "worker" else s[args.proc].proc.pid
@@ -134,6 +181,7 @@ def main():
             subprocess.run(["callgrind_control", "-z", str(pid)], capture_output=True, timeout=600)
         for _ in range(args.repeat):
             c0 = rb.cpu_s(pid)
+            th0 = thread_cpu(pid) if args.threads else None
             t0 = time.time()
             j = rb.finish_upload(rb.start_upload(s, m["model_id"], csv_path))
             j = rb.wait_final(s, j["job_id"], 3600)
@@ -144,6 +192,9 @@ def main():
                   "total %s errors %s; load %s" % (args.proc, args.rows, wall, cpu, 100 * cpu / wall, figures[-1],
                                                    j.get("state"), j.get("total"), j.get("errors"),
                                                    " ".join(open("/proc/loadavg").read().split()[:3])), flush=True)
+            if args.threads:
+                print("%s: by thread, CPU s per million rows: %s" % (args.proc, thread_split(th0, thread_cpu(pid),
+                                                                                              args.rows)), flush=True)
         if args.tool == "callgrind":
             subprocess.run(["callgrind_control", "-d", str(pid)], capture_output=True, timeout=600)
             dumps = sorted(glob.glob(out + ".*"), key=os.path.getmtime)
@@ -157,6 +208,12 @@ def main():
             perf.wait(30)
         w.stop(timeout=600 if args.tool == "callgrind" else 120)
         print("worker: %s" % (rb.worker_stats(w),))
+        if args.count_clock:
+            rows, batches = rb.worker_stats(w)
+            print("---- clock_gettime per worker thread (%d transactions) ----" % batches)
+            for f in sorted(os.listdir(tmp)):
+                if f.startswith("clock.") and not f.endswith(".tmp"):
+                    print(open(os.path.join(tmp, f)).read().rstrip())
         if args.tool == "callgrind" and args.proc == "job":
             s["job"].stop(timeout=600)
     if args.tool == "perf":
