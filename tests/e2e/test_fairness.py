@@ -246,12 +246,13 @@ def test_a_small_upload_is_answered_at_once_while_another_upload_runs():
     """Tenant A's upload is still being received (its client stream stays
     open, so it holds one of the job service's two rows producers); tenant B
     uploads 10 rows meanwhile, on the other producer, which no upload has
-    used yet: B's upload is answered (its rows committed) in well under
-    0.2 s (the median of four tries, each on a newly started job service).
-    On the previous build that producer did not know the rows topic yet, and
-    librdkafka 2.0.2 sent its first message only after its metadata timer:
-    B's uploads took 0.28-0.37 s here, 0.35-1.1 s in the fairness bench
-    under load (docs/FAIRNESS.md "Cold rows producers")."""
+    used yet: B's upload is answered (its rows committed) in under 0.25 s
+    (the median of four tries, each on a newly started job service; 0.01-0.03
+    s when the machine is not loaded). On the previous build that producer
+    did not know the rows topic yet, and librdkafka 2.0.2 sent its first
+    message only after its metadata timer: medians 0.32-0.37 s here, single
+    uploads 0.35-1.1 s in the fairness bench under load (docs/FAIRNESS.md
+    "cold rows producers")."""
     grpc, pb, pbg = e.job_stubs()
     with e.Stack(workers=0, overrides=overrides()) as s:
         st, ma = s.http("POST", "/models", {"name": "big", "schema": SCHEMA}, tenant="tenant-a")
@@ -293,7 +294,7 @@ def test_a_small_upload_is_answered_at_once_while_another_upload_runs():
             ja = fa.result()
             e.check(ja.total == 2000 and ja.error == "", "A's upload %d, once it ended: %s" % (trial, ja))
         print("B's uploads answered in %s s" % ", ".join("%.3f" % x for x in secs), flush=True)
-        e.check(sorted(secs)[len(secs) // 2] < 0.2, "B's 10-row uploads answered in %s s (median under 0.2 s)"
+        e.check(sorted(secs)[len(secs) // 2] < 0.25, "B's 10-row uploads answered in %s s (median under 0.25 s)"
                 % ", ".join("%.3f" % x for x in secs))
 
 
