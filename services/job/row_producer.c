@@ -77,7 +77,7 @@
 typedef struct {
   rd_kafka_t *rk;        /* NULL after a failed re-creation */
   rd_kafka_topic_t *rkt; /* the rows topic on rk: made and destroyed with it (slot_open, slot_close) */
-  int need_init;  /* created without init_transactions (pool start) */
+  int need_init;         /* created without init_transactions (pool start) */
   int index;
   int busy;
   uint32_t seq;                 /* transaction sequence (delivery report opaque) */
