@@ -298,5 +298,20 @@ def test_a_small_upload_is_answered_at_once_while_another_upload_runs():
                 % ", ".join("%.3f" % x for x in secs))
 
 
+def test_the_rows_topic_is_made_with_its_partitions_and_retention():
+    """The job service makes the rows topic itself (kafka.rows_partitions:
+    9, retention a week), even now that its producers hold a handle of it:
+    a first version of the cold-producer fix made the handles before the
+    topic existed, their metadata requests made the broker auto-create it
+    with its defaults (8 partitions, no retention.ms) and the crash matrix's
+    workers never held 9 partitions."""
+    with e.Stack(workers=0, gateway=False) as s:
+        boot = e.kafka_bootstrap()
+        parts = e.kafka_topic_replicas(boot, s.rows_topic)
+        e.check(len(parts) == 9, "rows topic %s: %d partitions %s" % (s.rows_topic, len(parts), parts))
+        cfg = e.kafka_topic_config(boot, s.rows_topic)
+        e.check(cfg.get("retention.ms") == "604800000", "rows topic configs: %s" % cfg)
+
+
 if __name__ == "__main__":
     e.run_tests(globals())
