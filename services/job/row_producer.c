@@ -14,16 +14,18 @@
  * Kafka (only the configuration is checked); each slot's init_transactions
  * and the rows topic's creation happen at the first upload that needs them.
  *
- * No upload runs on a cold producer (docs/FAIRNESS.md "Cold rows
- * producers"): each producer holds a handle of the rows topic from its
- * creation (rd_kafka_topic_new asks for the topic's leaders at once) and
- * produces through it. librdkafka 2.0.2 sends the first message of a topic
- * it learns from a produce call by name only after its metadata timer (250
- * ms to 1 s), which every first upload on a producer paid: typically the
- * first small job on the second producer, uploaded while a big upload holds
- * the first. When Kafka answers at start, every producer is also made ready
- * then (init_transactions, the topic's leaders known), not by its first
- * upload.
+ * No upload runs on a cold producer (docs/FAIRNESS.md "cold rows
+ * producers"): each producer holds a handle of the rows topic, made once
+ * the topic exists (rd_kafka_topic_new asks for the topic's leaders at
+ * once; before ensure_topic, its metadata request would make the broker
+ * auto-create the topic with its defaults), and produces through it.
+ * librdkafka 2.0.2 sends the first message of a topic it learns from a
+ * produce call by name only after its metadata timer (250 ms to 1 s), which
+ * every first upload on a producer paid: typically the first small job on
+ * the second producer, uploaded while a big upload holds the first. When
+ * Kafka answers at start, every producer is made ready then
+ * (init_transactions, the topic handle, its leaders known), else by its
+ * first upload (slot_ready), and again after a re-creation.
  *
  * A separate read_committed consumer (no group membership, never commits)
  * answers "did this message commit?" and lists a consumer group's committed
@@ -76,7 +78,7 @@
 
 typedef struct {
   rd_kafka_t *rk;        /* NULL after a failed re-creation */
-  rd_kafka_topic_t *rkt; /* the rows topic on rk: made and destroyed with it (slot_open, slot_close) */
+  rd_kafka_topic_t *rkt; /* the rows topic on rk once it exists (slot_topic); destroyed with rk (slot_close) */
   int need_init;         /* created without init_transactions (pool start) */
   int index;
   int busy;
@@ -230,19 +232,29 @@ static rd_kafka_t *make_producer(row_pool_t *p, slot_t *slot, int init_timeout_m
   return rk;
 }
 
-/* Makes the slot's producer and its handle of the rows topic, whose
- * leaders librdkafka asks for at once: uploads produce through that handle,
+/* The slot's handle of the rows topic, made once the topic exists (never
+ * before ensure_topic: the producer may auto-create topics, and its
+ * metadata request would create the rows topic with the broker's defaults),
+ * with the topic's leaders asked for at once: uploads produce through it,
  * so the first one on this producer does not wait for librdkafka's metadata
  * timer. 0 ok, -1 with err set. The slot's owner (or the pool's creator). */
-static int slot_open(row_pool_t *p, slot_t *slot, int init_timeout_ms, char *err, size_t errlen) {
-  slot->rk = make_producer(p, slot, init_timeout_ms, err, errlen);
-  if (!slot->rk) return -1;
-  slot->rkt = rd_kafka_topic_new(slot->rk, p->topic, NULL);
+static int slot_topic(row_pool_t *p, slot_t *slot, char *err, size_t errlen) {
   if (slot->rkt) return 0;
-  snprintf(err, errlen, "rows topic %s: %s", p->topic, rd_kafka_err2str(rd_kafka_last_error()));
-  rd_kafka_destroy(slot->rk);
-  slot->rk = NULL;
-  return -1;
+  slot->rkt = rd_kafka_topic_new(slot->rk, p->topic, NULL);
+  if (!slot->rkt) {
+    snprintf(err, errlen, "rows topic %s: %s", p->topic, rd_kafka_err2str(rd_kafka_last_error()));
+    return -1;
+  }
+  if (bok_kafka_topic_wait_leaders(slot->rk, p->topic, WARM_TIMEOUT_MS) != 0)
+    LOGP(p, BOK_LOG_WARN, "rows producer %d: the leaders of %s are not known yet", slot->index, p->topic);
+  return 0;
+}
+
+static int topic_ready(row_pool_t *p) {
+  pthread_mutex_lock(&p->mu);
+  int ready = p->topic_ready;
+  pthread_mutex_unlock(&p->mu);
+  return ready;
 }
 
 /* Drops the slot's producer (its queue purged) and topic handle. The slot's
@@ -259,7 +271,9 @@ static void slot_close(slot_t *slot) {
 static void slot_recreate(row_pool_t *p, slot_t *slot) {
   slot_close(slot);
   char err[256];
-  if (slot_open(p, slot, 30000, err, sizeof err) != 0)
+  slot->rk = make_producer(p, slot, 30000, err, sizeof err);
+  if (slot->rk && topic_ready(p) && slot_topic(p, slot, err, sizeof err) != 0) slot_close(slot);
+  if (!slot->rk)
     LOGP(p, BOK_LOG_WARN, "rows producer %d: %s (re-created by the next upload)", slot->index, err);
   else
     LOGP(p, BOK_LOG_INFO, "rows producer %d re-created", slot->index);
@@ -281,7 +295,7 @@ static int ensure_topic(row_pool_t *p, rd_kafka_t *rk, int timeout_ms) {
 
 /* Kafka work an upload's slot may still need (upload thread owning the
  * slot): the init_transactions skipped at start, then the rows topic if the
- * start could not create it. 0 ok, -1 with err set (Kafka unreachable: the
+ * start could not create it, and the slot's handle of it. 0 ok, -1 with err set (Kafka unreachable: the
  * upload fails, the next one retries). */
 static int slot_ready(row_pool_t *p, slot_t *slot, char *err, size_t errlen) {
   if (!slot->rk) slot_recreate(p, slot);
@@ -298,10 +312,7 @@ static int slot_ready(row_pool_t *p, slot_t *slot, char *err, size_t errlen) {
     }
     slot->need_init = 0;
   }
-  pthread_mutex_lock(&p->mu);
-  int ready = p->topic_ready;
-  pthread_mutex_unlock(&p->mu);
-  if (!ready) {
+  if (!topic_ready(p)) {
     /* Kafka answers (init_transactions did): one more try, and then as at a
      * start with Kafka up, a failure (no right to create topics, a topic
      * made by hand) is logged and the upload goes on. */
@@ -310,7 +321,7 @@ static int slot_ready(row_pool_t *p, slot_t *slot, char *err, size_t errlen) {
     p->topic_ready = 1;
     pthread_mutex_unlock(&p->mu);
   }
-  return 0;
+  return slot_topic(p, slot, err, errlen);
 }
 
 static rd_kafka_t *make_reader(row_pool_t *p, char *err, size_t errlen) {
@@ -364,8 +375,7 @@ static void pool_warm(row_pool_t *p) {
       continue;
     }
     slot->need_init = 0;
-    if (bok_kafka_topic_wait_leaders(slot->rk, p->topic, WARM_TIMEOUT_MS) != 0)
-      LOGP(p, BOK_LOG_WARN, "rows producer %d: the leaders of %s are not known yet", i, p->topic);
+    if (slot_topic(p, slot, e, sizeof e) != 0) LOGP(p, BOK_LOG_WARN, "rows producer %d: %s", i, e);
   }
 }
 
@@ -393,7 +403,8 @@ row_pool_t *row_pool_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaq
   pthread_mutex_init(&p->reader_mu, NULL);
   for (int i = 0; i < POOL; i++) {
     p->slots[i].index = i;
-    if (slot_open(p, &p->slots[i], -1, err, errlen) != 0) goto fail; /* fails on a bad config only */
+    p->slots[i].rk = make_producer(p, &p->slots[i], -1, err, errlen); /* fails on a bad config only */
+    if (!p->slots[i].rk) goto fail;
   }
   p->reader = make_reader(p, err, errlen);
   if (!p->reader) goto fail;
