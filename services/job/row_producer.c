@@ -250,6 +250,8 @@ static int slot_topic(row_pool_t *p, slot_t *slot, char *err, size_t errlen) {
   return 0;
 }
 
+/* 1 once the rows topic exists (or making it was tried with Kafka up). Any
+ * thread (takes mu). */
 static int topic_ready(row_pool_t *p) {
   pthread_mutex_lock(&p->mu);
   int ready = p->topic_ready;
@@ -295,8 +297,8 @@ static int ensure_topic(row_pool_t *p, rd_kafka_t *rk, int timeout_ms) {
 
 /* Kafka work an upload's slot may still need (upload thread owning the
  * slot): the init_transactions skipped at start, then the rows topic if the
- * start could not create it, and the slot's handle of it. 0 ok, -1 with err set (Kafka unreachable: the
- * upload fails, the next one retries). */
+ * start could not create it, and the slot's handle of it. 0 ok, -1 with err
+ * set (Kafka unreachable: the upload fails, the next one retries). */
 static int slot_ready(row_pool_t *p, slot_t *slot, char *err, size_t errlen) {
   if (!slot->rk) slot_recreate(p, slot);
   if (!slot->rk) {
@@ -363,8 +365,8 @@ static int pool_partitions(row_pool_t *p, rd_kafka_t *rk) {
 }
 
 /* Makes every producer ready for its first upload while Kafka answers (pool
- * creation, no upload yet): init_transactions, and the rows topic's leaders
- * known to it. A producer that is not ready is made so by the first upload
+ * creation, no upload yet): init_transactions, and its handle of the rows
+ * topic with the leaders known. A producer that is not ready is made so by the first upload
  * that takes it (slot_ready), as when Kafka is down at start. */
 static void pool_warm(row_pool_t *p) {
   for (int i = 0; i < POOL; i++) {
