@@ -447,26 +447,38 @@ def worker_stats(w):
 ASSIGN_RE = re.compile(r"(assigned|revoked) (\d+) partitions")
 
 
+CONSUMING_RE = re.compile(r'msg="worker \S+ consuming ')
+
+
 def wait_assigned(stack, partitions, timeout=20):
-    """Until the running workers together hold every rows-topic partition (so
-    the clock does not include the first group rebalance)."""
+    """Until the running workers together hold every rows-topic partition and
+    every lane that started holds some (with at least as many partitions as
+    lanes), so the clock does not include the first group rebalance. (Every
+    partition held was not enough: the first lane to join often holds all of
+    them for a second or so, until the group rebalances over the other
+    lanes -- in the middle of the measurement, revoking the express
+    partition while the first small jobs wait.)"""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        held = 0
+        held, lanes, idle = 0, 0, 0
         for w in stack.workers:
             if not w.alive():
                 continue
-            last = {}
+            last, started = {}, set()
             try:
                 with open(w.log_path, "rb") as f:
                     for line in f.read().decode("utf-8", "replace").splitlines():
                         m = ASSIGN_RE.search(line)
                         if m:
                             last[lane_of(line)] = int(m.group(2)) if m.group(1) == "assigned" else 0
+                        elif CONSUMING_RE.search(line):
+                            started.add(lane_of(line))
             except OSError:
                 pass
             held += sum(last.values())
-        if held >= partitions:
+            lanes += len(started)
+            idle += len([x for x in started if not last.get(x)])
+        if held >= partitions and (idle == 0 or lanes > partitions):
             return True
         time.sleep(0.1)
     log("workers hold fewer than %d partitions after %d s: starting anyway" % (partitions, timeout))

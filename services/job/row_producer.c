@@ -14,6 +14,19 @@
  * Kafka (only the configuration is checked); each slot's init_transactions
  * and the rows topic's creation happen at the first upload that needs them.
  *
+ * No upload runs on a cold producer (docs/FAIRNESS.md "cold rows
+ * producers"): each producer holds a handle of the rows topic, made once
+ * the topic exists (rd_kafka_topic_new asks for the topic's leaders at
+ * once; before ensure_topic, its metadata request would make the broker
+ * auto-create the topic with its defaults), and produces through it.
+ * librdkafka 2.0.2 sends the first message of a topic it learns from a
+ * produce call by name only after its metadata timer (250 ms to 1 s), which
+ * every first upload on a producer paid: typically the first small job on
+ * the second producer, uploaded while a big upload holds the first. When
+ * Kafka answers at start, every producer is made ready then
+ * (init_transactions, the topic handle, its leaders known), else by its
+ * first upload (slot_ready), and again after a re-creation.
+ *
  * A separate read_committed consumer (no group membership, never commits)
  * answers "did this message commit?" and lists a consumer group's committed
  * offsets; it is shared under its own mutex.
@@ -60,10 +73,13 @@
 /* Big jobs remembered for the stripe choice; the oldest is forgotten beyond. */
 #define BULK_JOBS_MAX 1024
 #define COMMIT_TIMEOUT_MS 30000
+/* Longest wait per producer when making it ready at start (pool_warm). */
+#define WARM_TIMEOUT_MS 5000
 
 typedef struct {
-  rd_kafka_t *rk; /* NULL after a failed re-creation */
-  int need_init;  /* created without init_transactions (pool start) */
+  rd_kafka_t *rk;        /* NULL after a failed re-creation */
+  rd_kafka_topic_t *rkt; /* the rows topic on rk once it exists (slot_topic); destroyed with rk (slot_close) */
+  int need_init;         /* created without init_transactions (pool start) */
   int index;
   int busy;
   uint32_t seq;                 /* transaction sequence (delivery report opaque) */
@@ -216,13 +232,49 @@ static rd_kafka_t *make_producer(row_pool_t *p, slot_t *slot, int init_timeout_m
   return rk;
 }
 
+/* The slot's handle of the rows topic, made once the topic exists (never
+ * before ensure_topic: the producer may auto-create topics, and its
+ * metadata request would create the rows topic with the broker's defaults),
+ * with the topic's leaders asked for at once: uploads produce through it,
+ * so the first one on this producer does not wait for librdkafka's metadata
+ * timer. 0 ok, -1 with err set. The slot's owner (or the pool's creator). */
+static int slot_topic(row_pool_t *p, slot_t *slot, char *err, size_t errlen) {
+  if (slot->rkt) return 0;
+  slot->rkt = rd_kafka_topic_new(slot->rk, p->topic, NULL);
+  if (!slot->rkt) {
+    snprintf(err, errlen, "rows topic %s: %s", p->topic, rd_kafka_err2str(rd_kafka_last_error()));
+    return -1;
+  }
+  if (bok_kafka_topic_wait_leaders(slot->rk, p->topic, WARM_TIMEOUT_MS) != 0)
+    LOGP(p, BOK_LOG_WARN, "rows producer %d: the leaders of %s are not known yet", slot->index, p->topic);
+  return 0;
+}
+
+/* 1 once the rows topic exists (or making it was tried with Kafka up). Any
+ * thread (takes mu). */
+static int topic_ready(row_pool_t *p) {
+  pthread_mutex_lock(&p->mu);
+  int ready = p->topic_ready;
+  pthread_mutex_unlock(&p->mu);
+  return ready;
+}
+
+/* Drops the slot's producer (its queue purged) and topic handle. The slot's
+ * owner (or the pool's destroyer). */
+static void slot_close(slot_t *slot) {
+  if (slot->rkt) rd_kafka_topic_destroy(slot->rkt);
+  slot->rkt = NULL;
+  bok_kafka_producer_drop(slot->rk);
+  slot->rk = NULL;
+}
+
 /* Destroys the slot's producer and makes a new one with the same
  * transactional.id (fences the old epoch). Called by the slot's owner. */
 static void slot_recreate(row_pool_t *p, slot_t *slot) {
-  bok_kafka_producer_drop(slot->rk);
-  slot->rk = NULL;
+  slot_close(slot);
   char err[256];
   slot->rk = make_producer(p, slot, 30000, err, sizeof err);
+  if (slot->rk && topic_ready(p) && slot_topic(p, slot, err, sizeof err) != 0) slot_close(slot);
   if (!slot->rk)
     LOGP(p, BOK_LOG_WARN, "rows producer %d: %s (re-created by the next upload)", slot->index, err);
   else
@@ -245,8 +297,8 @@ static int ensure_topic(row_pool_t *p, rd_kafka_t *rk, int timeout_ms) {
 
 /* Kafka work an upload's slot may still need (upload thread owning the
  * slot): the init_transactions skipped at start, then the rows topic if the
- * start could not create it. 0 ok, -1 with err set (Kafka unreachable: the
- * upload fails, the next one retries). */
+ * start could not create it, and the slot's handle of it. 0 ok, -1 with err
+ * set (Kafka unreachable: the upload fails, the next one retries). */
 static int slot_ready(row_pool_t *p, slot_t *slot, char *err, size_t errlen) {
   if (!slot->rk) slot_recreate(p, slot);
   if (!slot->rk) {
@@ -257,16 +309,12 @@ static int slot_ready(row_pool_t *p, slot_t *slot, char *err, size_t errlen) {
     char e[256];
     if (bok_kafka_init_transactions(slot->rk, 30000, e, sizeof e) != 0) {
       snprintf(err, errlen, "Kafka: %s", e);
-      bok_kafka_producer_drop(slot->rk); /* re-created by the next upload */
-      slot->rk = NULL;
+      slot_close(slot); /* re-created by the next upload */
       return -1;
     }
     slot->need_init = 0;
   }
-  pthread_mutex_lock(&p->mu);
-  int ready = p->topic_ready;
-  pthread_mutex_unlock(&p->mu);
-  if (!ready) {
+  if (!topic_ready(p)) {
     /* Kafka answers (init_transactions did): one more try, and then as at a
      * start with Kafka up, a failure (no right to create topics, a topic
      * made by hand) is logged and the upload goes on. */
@@ -275,7 +323,7 @@ static int slot_ready(row_pool_t *p, slot_t *slot, char *err, size_t errlen) {
     p->topic_ready = 1;
     pthread_mutex_unlock(&p->mu);
   }
-  return 0;
+  return slot_topic(p, slot, err, errlen);
 }
 
 static rd_kafka_t *make_reader(row_pool_t *p, char *err, size_t errlen) {
@@ -316,6 +364,23 @@ static int pool_partitions(row_pool_t *p, rd_kafka_t *rk) {
   return n;
 }
 
+/* Makes every producer ready for its first upload while Kafka answers (pool
+ * creation, no upload yet): init_transactions, and its handle of the rows
+ * topic with the leaders known. A producer that is not ready is made so by the first upload
+ * that takes it (slot_ready), as when Kafka is down at start. */
+static void pool_warm(row_pool_t *p) {
+  for (int i = 0; i < POOL; i++) {
+    slot_t *slot = &p->slots[i];
+    char e[256];
+    if (slot->need_init && bok_kafka_init_transactions(slot->rk, WARM_TIMEOUT_MS, e, sizeof e) != 0) {
+      LOGP(p, BOK_LOG_WARN, "rows producer %d: %s (done by its first upload)", i, e);
+      continue;
+    }
+    slot->need_init = 0;
+    if (slot_topic(p, slot, e, sizeof e) != 0) LOGP(p, BOK_LOG_WARN, "rows producer %d: %s", i, e);
+  }
+}
+
 row_pool_t *row_pool_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaque, char *err, size_t errlen) {
   row_pool_t *p = calloc(1, sizeof *p);
   p->cfg = cfg;
@@ -349,6 +414,7 @@ row_pool_t *row_pool_new(const bok_config_t *cfg, bok_log_fn log, void *log_opaq
    * with Kafka down this gives up after 5 s and the first upload retries. */
   p->topic_ready = ensure_topic(p, p->slots[0].rk, 5000) == 0;
   int np = p->topic_ready ? pool_partitions(p, p->slots[0].rk) : 0;
+  if (p->topic_ready) pool_warm(p);
   if (p->express_parts > 0 && np > 0 && np <= p->express_parts)
     LOGP(p, BOK_LOG_WARN, "express partitions off: %s has %d partitions, kafka.express_partitions is %d", p->topic, np,
          p->express_parts);
@@ -369,6 +435,7 @@ void row_pool_destroy(row_pool_t *p) {
   for (int i = 0; i < POOL; i++)
     if (p->slots[i].rk) {
       rd_kafka_flush(p->slots[i].rk, 5000);
+      if (p->slots[i].rkt) rd_kafka_topic_destroy(p->slots[i].rkt);
       rd_kafka_destroy(p->slots[i].rk);
     }
   if (p->reader) {
@@ -595,7 +662,7 @@ static void send_msg(row_batch_writer_t *w, uint8_t *buf, size_t sz, const char 
   int32_t part = next_partition(w);
   rd_kafka_resp_err_t e;
   for (;;) {
-    e = rd_kafka_producev(w->slot->rk, RD_KAFKA_V_TOPIC(w->pool->topic), RD_KAFKA_V_PARTITION(part),
+    e = rd_kafka_producev(w->slot->rk, RD_KAFKA_V_RKT(w->slot->rkt), RD_KAFKA_V_PARTITION(part),
                           RD_KAFKA_V_KEY(key, (size_t)kl), RD_KAFKA_V_VALUE(buf, sz),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)tag),
                           RD_KAFKA_V_END);

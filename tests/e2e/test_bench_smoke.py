@@ -54,5 +54,46 @@ def test_bench_smoke():
         e.check(g.get("rps") and g.get("p99_ms") is not None, "gateway %s: %s" % (k, g))
 
 
+
+def test_the_bench_waits_for_the_group_to_settle():
+    """The benches start their clock once the workers hold every rows-topic
+    partition, each lane some: the first lane to join often holds all of
+    them for a second or so, until the group rebalances over the other
+    lanes, and that rebalance (the express partition revoked) was measured
+    as the first small jobs' wait in fairness_bench.py. Worker logs as they
+    look then; the old check returned at once."""
+    sys.path.insert(0, os.path.dirname(BENCH))
+    import run_bench as rb
+    d = tempfile.mkdtemp(prefix="bok-bench-assign-")
+    path = os.path.join(d, "worker0.log")
+
+    class Worker:
+        log_path = path
+
+        def alive(self):
+            return True
+
+    class Stack:
+        workers = [Worker()]
+
+    def log(*lines):
+        with open(path, "a") as f:
+            for c, msg in lines:
+                f.write('ts=2026-11-30T17:44:19.829Z level=info component=%s msg="%s"\n' % (c, msg))
+
+    lanes = ["worker", "worker.1", "worker.2", "worker.3"]
+    log(*[(c, "worker w0%s consuming bok.rows.x (transactions on, express partitions 1, tenant stripes 2)"
+           % c[6:]) for c in lanes])
+    log(("worker", "assigned 9 partitions (1 express, 2 stripes)"))
+    e.check(not rb.wait_assigned(Stack(), 9, timeout=0.5), "one lane of four holds all 9 partitions: not settled")
+    log(("worker", "revoked 9 partitions"), ("worker.2", "assigned 2 partitions (0 express, 2 stripes)"),
+        ("worker.1", "assigned 2 partitions (0 express, 2 stripes)"), ("worker", "assigned 3 partitions (1 express, 2 stripes)"))
+    e.check(not rb.wait_assigned(Stack(), 9, timeout=0.5), "7 of 9 partitions held: not settled")
+    log(("worker.3", "assigned 2 partitions (0 express, 2 stripes)"))
+    e.check(rb.wait_assigned(Stack(), 9, timeout=5), "every lane holds partitions, 9 in all: settled")
+    os.unlink(path)
+    os.rmdir(d)
+
+
 if __name__ == "__main__":
     e.run_tests(globals())
