@@ -246,9 +246,11 @@ def test_a_small_upload_is_answered_at_once_while_another_upload_runs():
     """Tenant A's upload is still being received (its client stream stays
     open, so it holds one of the job service's two rows producers); tenant B
     uploads 10 rows meanwhile, on the other producer, which no upload has
-    used yet: B's upload is answered (its rows committed) in under 0.25 s
-    (the median of four tries, each on a newly started job service; 0.01-0.03
-    s when the machine is not loaded). On the previous build that producer
+    used yet: B's upload is answered (its rows committed) less than 0.2 s
+    later than B's next upload on that producer (the median of four tries,
+    each on a newly started job service; 0.01-0.03 s each when the machine is
+    not loaded; compared with the next upload so that a loaded machine slows
+    both alike). On the previous build that producer
     did not know the rows topic yet, and librdkafka 2.0.2 sent its first
     message only after its metadata timer: medians 0.32-0.37 s here, single
     uploads 0.35-1.1 s in the fairness bench under load (docs/FAIRNESS.md
@@ -287,15 +289,25 @@ def test_a_small_upload_is_answered_at_once_while_another_upload_runs():
                                                                                file_name="b.csv")),
                                        pb.UploadRequest(chunk=csv(10).encode())]),
                                  metadata=[("x-tenant-id", "tenant-b")], timeout=30)
-                secs.append(time.time() - t0)
+                cold = time.time() - t0
                 e.check(jb.total == 10 and jb.error == "", "B's upload %d: %s" % (trial, jb))
+                t0 = time.time()  # the same producer again: warm on every build (the machine's own pace)
+                jb = stub.Upload(iter([pb.UploadRequest(header=pb.UploadHeader(model_id=mb["model_id"],
+                                                                               file_name="b2.csv")),
+                                       pb.UploadRequest(chunk=csv(10).encode())]),
+                                 metadata=[("x-tenant-id", "tenant-b")], timeout=30)
+                warm = time.time() - t0
+                e.check(jb.total == 10 and jb.error == "", "B's second upload %d: %s" % (trial, jb))
+                secs.append((cold, warm))
             finally:
                 release.set()
             ja = fa.result()
             e.check(ja.total == 2000 and ja.error == "", "A's upload %d, once it ended: %s" % (trial, ja))
-        print("B's uploads answered in %s s" % ", ".join("%.3f" % x for x in secs), flush=True)
-        e.check(sorted(secs)[len(secs) // 2] < 0.25, "B's 10-row uploads answered in %s s (median under 0.25 s)"
-                % ", ".join("%.3f" % x for x in secs))
+        shown = ", ".join("%.3f (then %.3f)" % x for x in secs)
+        print("B's uploads answered in %s s" % shown, flush=True)
+        # Against the same producer's next upload, so a loaded machine slows both alike.
+        extra = sorted(c - w for c, w in secs)[len(secs) // 2]
+        e.check(extra < 0.2, "B's first 10-row upload took %.3f s longer than its next (median; %s s)" % (extra, shown))
 
 
 def test_the_rows_topic_is_made_with_its_partitions_and_retention():
