@@ -19,7 +19,7 @@ broker like run_bench.py (which calls run() for its table).
    stripes cost a tenant alone (it uses one stripe of the bulk partitions).
 
     python3 bench/e2e/fairness_bench.py [--big-rows N] [--share-rows N] [--express N]
-                                        [--stripes G --partitions N] [--prefetch-kb K]
+                                        [--stripes G --partitions N] [--prefetch-kb K] [--fetch-wait-ms MS]
                                         [--only small|shares|lone] [--stagger S] [--a-rows N]
 
 Smaller sizes for quick runs: BOK_FAIRNESS_BIG_ROWS, BOK_FAIRNESS_SHARE_ROWS
@@ -89,7 +89,8 @@ def model(stack, tenant, name):
 
 # Extra settings for the stacks (set by run()): express partitions and tenant
 # stripes on both services, rows-topic partitions on the job service.
-KNOBS = {"express": None, "stripes": None, "partitions": 9, "prefetch_kb": None, "stagger_s": 0.0, "a_rows": None}
+KNOBS = {"express": None, "stripes": None, "partitions": 9, "prefetch_kb": None, "stagger_s": 0.0, "a_rows": None,
+         "fetch_wait_ms": None}
 
 
 def overrides(express):
@@ -99,8 +100,13 @@ def overrides(express):
     if KNOBS["stripes"] is not None:
         ov["job"]["kafka.tenant_stripes"] = ov["worker"]["kafka.tenant_stripes"] = KNOBS["stripes"]
     ov["job"]["kafka.rows_partitions"] = KNOBS["partitions"]
+    consumer = {}
     if KNOBS["prefetch_kb"] is not None:  # what a lane fetches ahead (librdkafka's default here: 16 MB)
-        ov["worker"]["kafka.consumer"] = {"queued.max.messages.kbytes": str(KNOBS["prefetch_kb"])}
+        consumer["queued.max.messages.kbytes"] = str(KNOBS["prefetch_kb"])
+    if KNOBS["fetch_wait_ms"] is not None:  # the longest a lane's fetch waits at the broker
+        consumer["fetch.wait.max.ms"] = str(KNOBS["fetch_wait_ms"])
+    if consumer:
+        ov["worker"]["kafka.consumer"] = consumer
     return ov
 
 
@@ -136,17 +142,21 @@ def small_behind_big(tmp, big_rows, express, timeout):
             stop.set()
             th.join()
         res["big_s"] = time.time() - t0
-        waits = []
+        waits, finals = [], []
         res["small_jobs_at"] = []  # (submitted, s after A's upload began; waiting_ms)
         for ts, jid in smalls:
-            waits.append(wait_final(s, "tenant-b", jid, timeout).get("waiting_ms"))
+            fin = wait_final(s, "tenant-b", jid, timeout)
+            waits.append(fin.get("waiting_ms"))
+            finals.append((fin.get("waiting_ms") or 0) + (fin.get("processing_ms") or 0))
             res["small_jobs_at"].append((round(ts, 2), waits[-1]))
         a = job(s, "tenant-a", ja["job_id"])
     waits = [w for w in waits if w is not None]
     res.update({"small_jobs": len(waits), "waiting_ms_p50": pct(waits, 50), "waiting_ms_p99": pct(waits, 99),
-                "waiting_ms_max": max(waits) if waits else None, "big_state": a.get("state")})
-    log("%d-row job of A: %.1f s; %d 10-row jobs of B: waiting_ms p50 %s p99 %s max %s" % (
-        big_rows, res["big_s"], len(waits), res["waiting_ms_p50"], res["waiting_ms_p99"], res["waiting_ms_max"]))
+                "waiting_ms_max": max(waits) if waits else None, "big_state": a.get("state"),
+                "final_ms_p50": pct(finals, 50), "final_ms_p99": pct(finals, 99)})
+    log("%d-row job of A: %.1f s; %d 10-row jobs of B: waiting_ms p50 %s p99 %s max %s; created->final p50 %s p99 %s" % (
+        big_rows, res["big_s"], len(waits), res["waiting_ms_p50"], res["waiting_ms_p99"], res["waiting_ms_max"],
+        res["final_ms_p50"], res["final_ms_p99"]))
     log("small jobs (submitted s after A's upload began, waiting_ms); A's upload answered after %.1f s: %s" % (
         res["big_upload_s"], res["small_jobs_at"]))
     return res
@@ -226,9 +236,9 @@ def lone(tmp, rows, express, timeout):
 
 
 def run(big_rows, share_rows, express=None, timeout=900, stripes=None, partitions=9, prefetch_kb=None, only=None,
-        stagger_s=0.0, a_rows=None):
+        stagger_s=0.0, a_rows=None, fetch_wait_ms=None):
     KNOBS.update(express=express, stripes=stripes, partitions=partitions, prefetch_kb=prefetch_kb, stagger_s=stagger_s,
-                 a_rows=a_rows)
+                 a_rows=a_rows, fetch_wait_ms=fetch_wait_ms)
     tmp = tempfile.mkdtemp(prefix="bok-fair-")
     try:
         F = {"express_partitions": express if express is not None else "default",
@@ -253,8 +263,8 @@ def table_rows(F):
                  "upload %.1f s" % F["lone"]["upload_s"])] if "lone" in F else []
     sb, sh = F["small_behind_big"], F["shares"]
     return [("fairness: p99 waiting_ms, 10-row jobs during a %s-row job" % rb.fmt(sb["big_rows"]),
-             sb["waiting_ms_p99"], "goal <= 300; p50 %s, max %s, %d jobs" % (
-                 sb["waiting_ms_p50"], sb["waiting_ms_max"], sb["small_jobs"])),
+             sb["waiting_ms_p99"], "goal <= 300; p50 %s, max %s, %d jobs; created->final p99 %s" % (
+                 sb["waiting_ms_p50"], sb["waiting_ms_max"], sb["small_jobs"], sb.get("final_ms_p99"))),
             ("fairness: share ratio, two %s-row jobs at once" % rb.fmt(sh["rows_each"]), sh["share_ratio"],
              "goal >= 0.8; A %d vs B %d rows in %.1f s" % (sh["a_rows"], sh["b_rows"], sh["window_s"])),
             ("fairness: share ratio while both have a backlog", sh["busy_share_ratio"],
@@ -276,10 +286,12 @@ def main():
     ap.add_argument("--only", choices=("small", "shares", "lone"), default=None,
                     help="run one part: small jobs behind a big one, two tenants' shares, or a lone big job")
     ap.add_argument("--prefetch-kb", type=int, default=None, help="workers' queued.max.messages.kbytes")
+    ap.add_argument("--fetch-wait-ms", type=int, default=None, help="workers' fetch.wait.max.ms")
     args = ap.parse_args()
     e.skip_if_missing("model", "job", "worker", "gateway")
     F = run(args.big_rows, args.share_rows, args.express, stripes=args.stripes, partitions=args.partitions,
-            prefetch_kb=args.prefetch_kb, only=args.only, stagger_s=args.stagger, a_rows=args.a_rows)
+            prefetch_kb=args.prefetch_kb, only=args.only, stagger_s=args.stagger, a_rows=args.a_rows,
+            fetch_wait_ms=args.fetch_wait_ms)
     for name, v, note in table_rows(F):
         print("%-60s %10s  %s" % (name, rb.fmt(v, 3 if isinstance(v, float) else 0), note))
     print(json.dumps(F, indent=2, sort_keys=True))

@@ -155,6 +155,17 @@ int bok_kafka_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, co
   return rc;
 }
 
+const char *const bok_kafka_events_topic_config[] = {"retention.ms", "-1", "message.timestamp.before.max.ms",
+                                                     "9223372036854775807", "message.timestamp.after.max.ms",
+                                                     "9223372036854775807", NULL};
+
+int bok_kafka_events_topic_ensure(rd_kafka_t *rk, const bok_config_t *cfg, const char *topic, int timeout_ms,
+                                  char *err, size_t errlen) {
+  int partitions = (int)bok_config_get_int(cfg, "kafka.events_partitions", 4);
+  return bok_kafka_topic_ensure(rk, topic, partitions, bok_kafka_events_topic_config, cfg, "kafka.events_topic.",
+                                timeout_ms, err, errlen);
+}
+
 int bok_kafka_topic_wait_leaders(rd_kafka_t *rk, const char *topic, int timeout_ms) {
   rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
   if (!rkt) return -1;

@@ -213,6 +213,13 @@ static void get_job_spec(void *ud, bok_rpc_call_t *call, const ProtobufCMessage 
     job_free(&j);
     return;
   }
+  /* Only workers ask (BOK_RPC_WORKER_ONLY), when a lane takes the job's first
+   * rows: its processing starts now. A failed write only leaves started_at
+   * to the first report (as before), so the spec is still answered. */
+  if (j.started_at == 0 && (j.state == BATCH__V1__JOB_STATE__JOB_STATE_PENDING ||
+                            j.state == BATCH__V1__JOB_STATE__JOB_STATE_RUNNING) &&
+      job_store_mark_started(svc->store, j.job_id, &err) != 0)
+    bok_logf(svc->log, svc->log_opaque, BOK_LOG_WARN, "job %s: started_at not stored: %s", j.job_id, err.msg);
   Batch__V1__JobSpec s = BATCH__V1__JOB_SPEC__INIT;
   s.job_id = j.job_id;
   s.tenant_id = j.tenant_id;

@@ -640,6 +640,21 @@ int job_store_finish_upload(job_store_t *st, const char *id, const char *header,
   return ret;
 }
 
+int job_store_mark_started(job_store_t *st, const char *id, bok_err_t *err) {
+  pthread_mutex_lock(&st->s.mu);
+  int64_t now = bok_now_ms();
+  sqlite3_stmt *s = js_prep(st, "UPDATE jobs SET started_at=?2, updated_at=?2 WHERE job_id=?1 AND started_at=0"
+                                " AND state IN (1,2)");
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 2, now);
+  int ret = sqlite3_step(s) == SQLITE_DONE ? 0 : js_db_fail(st, err);
+  int changed = ret == 0 && sqlite3_changes(st->s.db) > 0;
+  js_done(st, s);
+  if (changed) js_changed(st, id);
+  pthread_mutex_unlock(&st->s.mu);
+  return ret;
+}
+
 void job_store_set_watch(job_store_t *st, job_store_change_fn fn, void *ud) {
   pthread_mutex_lock(&st->s.mu);
   st->on_change = fn;

@@ -134,6 +134,11 @@ void job_list_free(job_t *j, size_t n);
 /* Upload end: header, total, upload_done=1, then completion check. */
 int job_store_finish_upload(job_store_t *st, const char *id, const char *header, size_t hlen, int64_t total,
                             bok_err_t *err);
+/* A worker began the job's first batch (it asked for the job's spec): sets
+ * started_at -- SPEC 8 "first processing", the end of waiting_ms -- once,
+ * for a PENDING or RUNNING job; the state stays as it is (PENDING until a
+ * row is counted). 0 (also when nothing changed), or -1 (err). Any thread. */
+int job_store_mark_started(job_store_t *st, const char *id, bok_err_t *err);
 /* Job-level failure (no header, broken upload ...): FAILED + error. */
 int job_store_fail(job_store_t *st, const char *id, const char *error, bok_err_t *err);
 /* PENDING/RUNNING -> CANCELLED; CONFLICT when already finished. */

@@ -1,6 +1,9 @@
-/* bok-model-service: owns models (gRPC batch.v1.ModelService).
- * main: config, gRPC security, build (store, readiness, admin port), run the
- * server until SIGINT/SIGTERM (lib/rpc bok_rpc_run), tear down. */
+/* bok-model-service: owns models (gRPC batch.v1.ModelService) and, with
+ * `kafka.brokers` set, makes each model's events topic when the model is
+ * made (topic_maker.c).
+ * main: config, gRPC security, build (store, readiness, admin port, topic
+ * maker), run the server until SIGINT/SIGTERM (lib/rpc bok_rpc_run), tear
+ * down. */
 #include <stdio.h>
 #include <string.h>
 
@@ -15,13 +18,14 @@
 
 /* Every key this binary reads (README "Ports and configuration"); others are
  * refused at start with their file:line. */
-static const char *const KNOWN_KEYS[] = {"listen", "db", "threads:int", "events_topic_prefix", "log_level:level", "log_format:format", "metrics_listen", BOK_RPC_TLS_KEYS, NULL};
+static const char *const KNOWN_KEYS[] = {"listen", "db", "threads:int", "events_topic_prefix", "kafka.brokers", "kafka.events_partitions:int", "kafka.replication_factor:int", "kafka.min_insync_replicas:int", "kafka.events_topic.*", "kafka.producer.*", "log_level:level", "log_format:format", "metrics_listen", BOK_RPC_TLS_KEYS, NULL};
 
 /* The service's parts (main owns them; the handlers borrow them). */
 typedef struct {
   model_store_t *store;
   bok_ready_cache_t *ready;
   bok_admin_http_t *admin;
+  topic_maker_t *topics;
   model_service_t svc;
 } model_app_t;
 
@@ -54,7 +58,12 @@ static int build(const bok_config_t *cfg, void *app, bok_rpc_run_opts_t *run) {
     bok_logf(bok_log_stderr, COMP, BOK_LOG_ERROR, "%s", msg);
     return -1;
   }
-  a->svc = (model_service_t){a->store, bok_config_get(cfg, "events_topic_prefix", "bok.events")};
+  a->topics = topic_maker_start(cfg, bok_log_stderr, COMP, msg, sizeof msg);
+  if (!a->topics && msg[0]) {
+    bok_logf(bok_log_stderr, COMP, BOK_LOG_ERROR, "kafka: %s", msg);
+    return -1;
+  }
+  a->svc = (model_service_t){a->store, bok_config_get(cfg, "events_topic_prefix", "bok.events"), a->topics};
   *run = (bok_rpc_run_opts_t){.default_listen = "127.0.0.1:50051", .ready = bok_ready_cache_get, .ready_ud = a->ready,
                               .add_methods = add_methods, .ud = &a->svc};
   return 0;
@@ -63,6 +72,7 @@ static int build(const bok_config_t *cfg, void *app, bok_rpc_run_opts_t *run) {
 static void teardown(void *app) {
   model_app_t *a = app;
   bok_admin_http_stop(a->admin);
+  topic_maker_stop(a->topics);
   bok_ready_cache_stop(a->ready);
   model_store_close(a->store);
 }

@@ -42,6 +42,7 @@ static void create(void *ud, bok_rpc_call_t *call, const ProtobufCMessage *req) 
     bok_rpc_call_fail_err(call, &err);
     return;
   }
+  topic_maker_add(svc->topics, rec.topic); /* in the background: never waits for Kafka */
   reply_rec(call, &rec);
 }
 

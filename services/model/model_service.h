@@ -4,10 +4,12 @@
 
 #include "bok/rpc.h"
 #include "model_store.h"
+#include "topic_maker.h"
 
 typedef struct {
   model_store_t *store;     /* borrowed; outlives the server */
   const char *topic_prefix; /* borrowed; e.g. "bok.events" */
+  topic_maker_t *topics;    /* borrowed; NULL = no Kafka configured */
 } model_service_t;
 
 /* Registers the five ModelService methods on `srv` (before start). */

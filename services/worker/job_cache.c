@@ -29,17 +29,10 @@ bok_rpc_channel_t *wk_chan(worker_t *w, const char *addr) {
   return bok_rpc_chancache_get(w->chans, addr);
 }
 
-/* Events topics never delete committed events by surprise: events carry
- * their event time (1970 .. 2038) as the Kafka timestamp, so time retention
- * is off and any timestamp is accepted unless `kafka.events_topic.*` says
- * otherwise (docs/OPERATIONS.md "Event time and retention"). An existing
- * topic is left as it is. */
-static const char *const EVENTS_TOPIC_CONFIG[] = {"retention.ms", "-1", "message.timestamp.before.max.ms",
-                                                  "9223372036854775807", "message.timestamp.after.max.ms",
-                                                  "9223372036854775807", NULL};
-
-/* Creates the events topic with EVENTS_TOPIC_CONFIG (or finds it made) and
- * waits for its leaders. 0 ok; -1 when Kafka did not confirm it: nothing
+/* Creates the events topic (lib/kafka bok_kafka_events_topic_ensure: events
+ * topics never delete committed events by surprise; normally the model
+ * service made it with the model) or finds it made, and waits for its
+ * leaders. 0 ok; -1 when Kafka did not confirm it: nothing
  * may be produced then (a topic the broker made by itself would carry its
  * defaults, time retention included), so the caller fails the batch and
  * it is retried. */
@@ -47,8 +40,7 @@ static int ensure_topic(worker_t *w, const char *topic) {
   for (int i = 0; i < w->ntopics; i++)
     if (strcmp(w->topics_made[i], topic) == 0) return 0;
   char err[300];
-  if (bok_kafka_topic_ensure(w->producer, topic, w->events_partitions, EVENTS_TOPIC_CONFIG, w->cfg,
-                             "kafka.events_topic.", 15000, err, sizeof err) != 0) {
+  if (bok_kafka_events_topic_ensure(w->producer, w->cfg, topic, 15000, err, sizeof err) != 0) {
     LOG(w, BOK_LOG_WARN, "%s (the batch is retried)", err);
     return -1;
   }

@@ -182,7 +182,6 @@ worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *lo
   w->rows_topic = strdup(bok_config_get(cfg, "kafka.rows_topic", "bok.rows"));
   w->batch_max_rows = (int)bok_config_get_int(cfg, "kafka.batch_max_rows", 5000);
   w->batch_max_ms = (int)bok_config_get_int(cfg, "kafka.batch_max_ms", 100);
-  w->events_partitions = (int)bok_config_get_int(cfg, "kafka.events_partitions", 4);
   w->express_parts = (int)bok_config_get_int(cfg, "kafka.express_partitions", 1);
   if (w->express_parts < 0) w->express_parts = 0;
   w->nstripes = (int)bok_config_get_int(cfg, "kafka.tenant_stripes", WK_STRIPES_DEFAULT);

@@ -99,7 +99,6 @@ struct worker {
   int ncarry, carry_stripe, carry_gen;
   int batch_max_rows;
   int batch_max_ms;
-  int events_partitions;
   volatile sig_atomic_t stop;
   int reset; /* the producer is in a state abort cannot clear: re-create it */
   int need_init; /* created without init_transactions: wk_producer_start does it */

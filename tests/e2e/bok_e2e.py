@@ -425,6 +425,21 @@ class Stack:
         base.update(self.overrides.get(kind, {}))
         return base
 
+    # The events topic's settings: the model service makes a model's topic
+    # with the same keys the workers use, so it takes the workers' values.
+    MODEL_KAFKA_KEYS = ("kafka.brokers", "kafka.events_partitions", "kafka.replication_factor",
+                        "kafka.min_insync_replicas")
+
+    def _model_kafka(self):
+        """The model service's Kafka settings: the job service's broker (a
+        test's private broker included), then the workers' events-topic
+        settings (kafka.events_topic.*, partitions, replication)."""
+        out = {"kafka.brokers": self.overrides.get("job", {}).get("kafka.brokers") or kafka_bootstrap()}
+        for k, v in self.overrides.get("worker", {}).items():
+            if k in self.MODEL_KAFKA_KEYS or k.startswith("kafka.events_topic."):
+                out[k] = v
+        return out
+
     def routes(self):
         return {"default": {"model": self.model_addr, "job": self.job_addr}, "tenants": self.tenants}
 
@@ -447,9 +462,9 @@ class Stack:
     def __enter__(self):
         try:
             if self.want["model"]:
-                self.services["model"] = Service("model", self.dir, self._ov("model", {
-                    "listen": self.model_addr, "db": os.path.join(self.dir, "models.db")}),
-                    port=self.model_port).start()
+                self.services["model"] = Service("model", self.dir, self._ov("model", dict({
+                    "listen": self.model_addr, "db": os.path.join(self.dir, "models.db")},
+                    **self._model_kafka())), port=self.model_port).start()
             if self.want["job"]:
                 self.services["job"] = Service("job", self.dir, self._ov("job", {
                     "listen": self.job_addr, "db": os.path.join(self.dir, "jobs.db"),
@@ -861,6 +876,18 @@ def kafka_topics(bootstrap=None):
     raw = subprocess.run(["kcat", "-L", "-b", bootstrap or kafka_bootstrap(), "-J"],
                          capture_output=True, timeout=60).stdout
     return {t["topic"] for t in json.loads(raw or b"{}").get("topics", [])}
+
+
+def wait_topic(topic, timeout=30, bootstrap=None):
+    """True once `topic` is in the broker's metadata (asked for all topics,
+    which never makes the broker create one), False after timeout s."""
+    deadline = time.time() + timeout
+    while True:
+        if topic in kafka_topics(bootstrap):
+            return True
+        if time.time() > deadline:
+            return False
+        time.sleep(0.3)
 
 
 def kafka_topic_replicas(bootstrap, topic):

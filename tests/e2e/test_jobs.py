@@ -101,6 +101,32 @@ def test_guide_flow_partial_success_events_and_reprocess():
         e.check(all(x["state"] == "PARTIAL_SUCCESS" for x in lst), "state filter")
 
 
+def test_waiting_ends_when_a_worker_starts_the_job():
+    """SPEC 8: waiting time = first processing - creation. Regression: the
+    waiting time ran until the first batch's results were counted, so a
+    worker busy committing the job's own rows counted as the job waiting.
+    Here every batch is held 4 s after its events are produced (fault
+    point): that time is processing, not waiting, and while it is held the
+    job shows when it started and stays PENDING (no row counted yet)."""
+    hold_ms = 4000
+    with e.Stack(workers=1, env={"worker": {"BOK_FAULT": "worker.after_produce:delay=%d" % hold_ms}}) as s:
+        m = create_model(s)
+        st, j = s.upload(m["model_id"], "data.csv", MIXED)
+        e.check(st == 202, "upload: %s %s" % (st, j))
+        deadline, cur = time.time() + 60, j
+        while time.time() < deadline and not cur.get("started_at"):
+            time.sleep(0.05)
+            st, cur = s.http("GET", "/jobs/" + j["job_id"])
+        e.check(cur.get("started_at") and cur["state"] == "PENDING" and cur["success"] + cur["errors"] == 0,
+                "started, nothing counted yet: %s" % cur)
+        done = s.wait_job(j["job_id"])
+        e.check(done["state"] == "PARTIAL_SUCCESS" and done["success"] == 3 and done["errors"] == 3, "final: %s" % done)
+        e.check(done["started_at"] == cur["started_at"], "started_at kept: %s then %s" % (cur, done))
+        e.check(done["waiting_ms"] < hold_ms <= done["processing_ms"],
+                "the held batch is processing time: waiting_ms %s, processing_ms %s" % (
+                    done["waiting_ms"], done["processing_ms"]))
+
+
 def test_worker_needs_no_model_service_after_upload():
     """The job carries its schema (GetJobSpec): a worker that first sees the
     job while the model service is down still processes it."""

@@ -68,6 +68,31 @@ def topics_of(bootstrap):
     return {t["topic"] for t in json.loads(out or b"{}").get("topics", [])}
 
 
+def test_a_models_events_topic_is_made_with_the_model():
+    """The model service makes a model's events topic when the model is made,
+    with the workers' settings (4 partitions, time retention off), so a
+    consumer can subscribe before the first job and no worker lane pays
+    CreateTopics inside a job's first batch (it held the small jobs queued
+    behind it: docs/FAIRNESS.md). No job runs here: before, the topic
+    appeared only with the model's first job. Making a model never waits
+    for Kafka: with the broker unreachable it is answered at once."""
+    boot = e.kafka_bootstrap()
+    with e.Stack(workers=0) as s:
+        st, m = s.http("POST", "/models", {"name": "early_topic", "schema": SCHEMA})
+        e.check(st == 201, "model: %s %s" % (st, m))
+        e.check(e.wait_topic(m["topic"], 30, boot), "no events topic %s 30 s after the model was made" % m["topic"])
+        parts = e.kafka_topic_replicas(boot, m["topic"])
+        e.check(len(parts) == 4, "events topic partitions: %s" % parts)
+        cfg = e.kafka_topic_config(boot, m["topic"])
+        e.check(cfg.get("retention.ms") == "-1" and cfg.get("message.timestamp.before.max.ms") == "9223372036854775807",
+                "events topic configs: %s" % cfg)
+    with e.Stack(workers=0, overrides={"model": {"kafka.brokers": "127.0.0.1:1"}}) as s:
+        t0 = time.time()
+        st, m = s.http("POST", "/models", {"name": "no_kafka", "schema": SCHEMA})
+        took = time.time() - t0
+        e.check(st == 201 and took < 2, "a model with Kafka unreachable: %s in %.2f s" % (st, took))
+
+
 def test_no_event_before_the_events_topic_is_made_with_its_settings():
     """Regression (found by a CI rehearsal): when creating the events topic
     failed (a broker just started), the worker produced anyway and the broker

@@ -1,4 +1,5 @@
-/* kafka.h -- the librdkafka pieces the job service and the worker share:
+/* kafka.h -- the librdkafka pieces the job service, the worker and the
+ * model service share (the events topic's settings live here once):
  * client configuration with pass-through properties, topic creation with
  * topic configs and the leader wait, transactional producers that can be
  * re-created, and commit with retry.
@@ -56,6 +57,20 @@ void bok_kafka_producer_drop(rd_kafka_t *rk);
  * (after that metadata wait). */
 int bok_kafka_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, const char *const *configs,
                            const bok_config_t *cfg, const char *cfg_prefix, int timeout_ms, char *err, size_t errlen);
+
+/* The topic configs an events topic is made with (NULL-terminated pairs):
+ * time retention off and any timestamp accepted, because events carry their
+ * event time (1970 .. 2038) as the Kafka timestamp; `kafka.events_topic.*`
+ * keys override them (docs/OPERATIONS.md "Event time and retention"). */
+extern const char *const bok_kafka_events_topic_config[];
+
+/* Makes a model's events topic (or finds it made): bok_kafka_topic_ensure
+ * with `kafka.events_partitions` partitions (default 4),
+ * bok_kafka_events_topic_config and the `kafka.events_topic.*` keys of cfg.
+ * The model service calls it when a model is made, a worker before the
+ * first event of a topic it has not made yet. 0, or -1 with err set. */
+int bok_kafka_events_topic_ensure(rd_kafka_t *rk, const bok_config_t *cfg, const char *topic, int timeout_ms,
+                                  char *err, size_t errlen);
 
 /* Waits until this client knows a leader for every partition of `topic`
  * (messages to partitions without a known leader sit unassigned). 0 ready,

@@ -142,6 +142,39 @@ static int report_batches(job_store_t *st, const char *id, const int64_t (*msgs)
 
 /* Per-message reports: a redelivered message (alone or next to new ones) is
  * counted once, with its rejected rows stored once. */
+/* started_at marks the first processing (a worker asked for the spec): set
+ * once, the state stays PENDING, the first report keeps it, and a finished
+ * job is not touched. */
+static void test_started_when_a_worker_takes_the_job(void **s) {
+  (void)s;
+  job_store_t *st = open_store();
+  char id[40], done[40];
+  bok_err_t err;
+  new_job(st, "t1", id);
+  assert_int_equal(job_store_mark_started(st, id, &err), 0);
+  job_t j = get(st, id);
+  int64_t started = j.started_at;
+  assert_true(started > 0);
+  assert_int_equal(j.state, ST(PENDING));
+  job_free(&j);
+  usleep(5000);
+  assert_int_equal(job_store_mark_started(st, id, &err), 0); /* another lane: no change */
+  assert_int_equal(report(st, id, 1, 3, NULL, 0), 0);
+  j = get(st, id);
+  assert_int_equal(j.started_at, started);
+  assert_int_equal(j.state, ST(RUNNING));
+  job_free(&j);
+  new_job(st, "t1", done);
+  assert_int_equal(job_store_cancel(st, "t1", done, &j, &err), 0);
+  job_free(&j);
+  assert_int_equal(job_store_mark_started(st, done, &err), 0);
+  j = get(st, done);
+  assert_int_equal(j.started_at, 0);
+  job_free(&j);
+  assert_int_equal(job_store_mark_started(st, "no-such-job", &err), 0);
+  job_store_close(st);
+}
+
 static void test_batch_reports_count_each_message_once(void **s) {
   (void)s;
   job_store_t *st = open_store();
@@ -585,6 +618,7 @@ static void test_statement_cache(void **s) {
 int main(void) {
   const struct CMUnitTest t[] = {
       cmocka_unit_test_setup_teardown(test_idempotent_reports_and_states, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_started_when_a_worker_takes_the_job, setup, teardown),
       cmocka_unit_test_setup_teardown(test_batch_reports_count_each_message_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_success_failed_cancel, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rejected_paging_and_restart, setup, teardown),
