@@ -192,14 +192,13 @@ static int stripe_before(const int64_t *served, const int64_t *last, int a, int 
   return last[a] < last[b];
 }
 
-int wk_stripe_pick(int64_t *served, const int64_t *last, const int *waiting, int n, int64_t quantum) {
+int wk_stripe_pick(int64_t *served, const int64_t *last, const int *waiting, int n) {
   int best = -1;
   for (int s = 0; s < n; s++)
     if (waiting[s] && (best < 0 || stripe_before(served, last, s, best))) best = s;
   if (best < 0) return -1;
-  int64_t floor = served[best] - quantum;
   for (int s = 0; s < n; s++)
-    if (!waiting[s] && served[s] < floor) served[s] = floor;
+    if (!waiting[s] && served[s] < served[best]) served[s] = served[best];
   return best;
 }
 
@@ -208,7 +207,7 @@ int wk_stripe_pick(int64_t *served, const int64_t *last, const int *waiting, int
 static int pick_stripe(worker_t *w) {
   int waiting[WK_STRIPES_MAX];
   for (int s = 0; s < w->nstripes; s++) waiting[s] = rd_kafka_queue_length(w->stripe_q[s]) > 0;
-  return wk_stripe_pick(w->served, w->stripe_last, waiting, w->nstripes, w->batch_max_rows);
+  return wk_stripe_pick(w->served, w->stripe_last, waiting, w->nstripes);
 }
 
 /* A rebalance ran inside the last consumer poll: the messages collected so

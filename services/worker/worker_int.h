@@ -149,11 +149,12 @@ void wk_producer_start(worker_t *w);
  * smallest last[s]: the caller's sequence number of the stripe's last
  * batch), not to a stripe by its index, which gave the lower stripe the
  * second batch of every tied pair (docs/FAIRNESS.md). A stripe with nothing
- * waiting is lifted to `quantum` rows behind the chosen one, so a stripe
- * idle for a while does not bank a credit it would then spend all at once
- * (an empty flow keeps no deficit). The caller owns both arrays: it adds a
- * batch's rows to served[its stripe] once it commits, and stamps last. */
-int wk_stripe_pick(int64_t *served, const int64_t *last, const int *waiting, int n, int64_t quantum);
+ * waiting is lifted to the chosen one's served rows (an empty flow keeps no
+ * deficit): once the chosen batch commits it is one batch behind, so a
+ * stripe back from idle gets the next batch, not a run of them. The caller
+ * owns both arrays: it adds a batch's rows to served[its stripe] once it
+ * commits, and stamps last[its stripe]. */
+int wk_stripe_pick(int64_t *served, const int64_t *last, const int *waiting, int n);
 
 /* job_cache.c */
 bok_rpc_channel_t *wk_chan(worker_t *w, const char *addr); /* cached per address, owned by w */
