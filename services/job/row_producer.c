@@ -473,10 +473,22 @@ int row_stripe_choose(const row_bulk_job_t *jobs, size_t n, const char *tenant, 
     if (strcmp(jobs[i].tenant, tenant) == 0) return jobs[i].stripe;
     load[jobs[i].stripe] += jobs[i].outstanding;
   }
-  int best = 0;
-  for (int s = 1; s < g; s++)
+  /* Ties start from the tenant's own stripe (row_stripe_home): two job
+   * services (shards) that know nothing of each other's jobs then put two
+   * tenants on different stripes whenever their names say so, instead of
+   * both on stripe 0. */
+  int home = row_stripe_home(tenant, g), best = home;
+  for (int k = 1; k < g; k++) {
+    int s = (home + k) % g;
     if (load[s] < load[best]) best = s;
+  }
   return best;
+}
+
+int row_stripe_home(const char *tenant, int g) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (const unsigned char *c = (const unsigned char *)tenant; *c; c++) h = (h ^ *c) * 16777619u;
+  return g > 1 ? (int)(h % (uint32_t)g) : 0;
 }
 
 int row_pool_job_active(row_pool_t *p, const char *job_id) {

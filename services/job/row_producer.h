@@ -51,9 +51,13 @@ typedef struct {
  * known: the stripe of the tenant's own jobs with outstanding rows if any
  * (a tenant's jobs stay together, so one tenant never takes two stripes'
  * shares), else the stripe with the fewest outstanding rows of other
- * tenants; ties go to the lowest stripe (stripe 0 has the most partitions).
+ * tenants; ties go to the tenant's home stripe, else the next one after it.
+ * The jobs known are one job service's: shards see only their own tenants,
+ * so with nothing else known each tenant starts from its home stripe.
  * Pure; any thread. */
 int row_stripe_choose(const row_bulk_job_t *jobs, size_t n, const char *tenant, int g);
+/* The tenant's home stripe: a hash of its name mod g (0 when g <= 1). Pure. */
+int row_stripe_home(const char *tenant, int g);
 
 /* Rows of a committed job not processed yet: > 0 while its rows may still be
  * waiting, 0 once it is final or unknown. Called by an upload's thread with

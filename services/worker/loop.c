@@ -185,14 +185,20 @@ static int collect(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max, 
  * consumer poll runs the rebalance callback, so the lane keeps polling it). */
 #define STRIPE_POLL_MS 20
 
-int wk_stripe_pick(int64_t *served, const int *waiting, int n, int64_t quantum) {
+/* Whether stripe a goes before stripe b: fewer rows served, then (a tie)
+ * served less recently, so no stripe wins ties by its index. */
+static int stripe_before(const int64_t *served, const int64_t *last, int a, int b) {
+  if (served[a] != served[b]) return served[a] < served[b];
+  return last[a] < last[b];
+}
+
+int wk_stripe_pick(int64_t *served, const int64_t *last, const int *waiting, int n) {
   int best = -1;
   for (int s = 0; s < n; s++)
-    if (waiting[s] && (best < 0 || served[s] < served[best])) best = s;
+    if (waiting[s] && (best < 0 || stripe_before(served, last, s, best))) best = s;
   if (best < 0) return -1;
-  int64_t floor = served[best] - quantum;
   for (int s = 0; s < n; s++)
-    if (!waiting[s] && served[s] < floor) served[s] = floor;
+    if (!waiting[s] && served[s] < served[best]) served[s] = served[best];
   return best;
 }
 
@@ -201,7 +207,7 @@ int wk_stripe_pick(int64_t *served, const int *waiting, int n, int64_t quantum) 
 static int pick_stripe(worker_t *w) {
   int waiting[WK_STRIPES_MAX];
   for (int s = 0; s < w->nstripes; s++) waiting[s] = rd_kafka_queue_length(w->stripe_q[s]) > 0;
-  return wk_stripe_pick(w->served, waiting, w->nstripes, w->batch_max_rows);
+  return wk_stripe_pick(w->served, w->stripe_last, waiting, w->nstripes);
 }
 
 /* A rebalance ran inside the last consumer poll: the messages collected so
@@ -330,6 +336,15 @@ static void count_done(worker_t *w, batch_t *b, int64_t rows) {
   if (w->transactions) bok_counter_inc(worker_metrics.txn_committed);
 }
 
+/* A committed bulk batch of stripe s: its rows go to served[s] (the lane's
+ * deficit round robin) and the lane's batch count, which count_done has just
+ * raised, marks it as the stripe served last (ties, wk_stripe_pick). Lane
+ * thread only. */
+static void stripe_served(worker_t *w, int s, int64_t rows) {
+  w->served[s] += rows;
+  w->stripe_last[s] = w->batches;
+}
+
 /* The lane's totals every 5 s; with tenant stripes, also the rows credited
  * to each stripe (wk_stripe_pick's counts: lifted while a stripe is idle). */
 static void log_stats(worker_t *w) {
@@ -367,7 +382,7 @@ int worker_run(worker_t *w) {
       nm = ran;
       wk_confirm(w, &b);
       count_done(w, &b, rows);
-      if (b.stripe >= 0) w->served[b.stripe] += rows;
+      if (b.stripe >= 0) stripe_served(w, b.stripe, rows);
       backoff_ms = 0;
     } else if (nm > 0) {
       recover(w, &b);

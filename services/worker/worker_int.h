@@ -88,6 +88,7 @@ struct worker {
   int nstripes;
   rd_kafka_queue_t *stripe_q[WK_STRIPES_MAX]; /* NULL when nstripes is 1 */
   int64_t served[WK_STRIPES_MAX];             /* rows committed per stripe by this lane */
+  int64_t stripe_last[WK_STRIPES_MAX];        /* the lane's `batches` at each stripe's last commit */
   int stripe_owned;                           /* stripes with partitions in the assignment */
   /* A bulk batch cut short because express messages arrived while it ran
    * (docs/FAIRNESS.md): the messages it had collected but not run, in
@@ -143,11 +144,16 @@ void wk_producer_start(worker_t *w);
 
 /* loop.c: deficit round robin over tenant stripes (pure; any thread). Of
  * the stripes with waiting[s] set, the one with the fewest rows served[s];
- * -1 when none waits. A stripe with nothing waiting is lifted to `quantum`
- * rows behind the chosen one, so a stripe idle for a while does not bank a
- * credit it would then spend all at once (an empty flow keeps no deficit).
- * The caller adds a batch's rows to served[its stripe] once it commits. */
-int wk_stripe_pick(int64_t *served, const int *waiting, int n, int64_t quantum);
+ * -1 when none waits. Ties go to the stripe served least recently (the
+ * smallest last[s]: the caller's sequence number of the stripe's last
+ * batch), not to a stripe by its index, which gave the lower stripe the
+ * second batch of every tied pair (docs/FAIRNESS.md). A stripe with nothing
+ * waiting is lifted to the chosen one's served rows (an empty flow keeps no
+ * deficit): once the chosen batch commits it is one batch behind, so a
+ * stripe back from idle gets the next batch, not a run of them. The caller
+ * owns both arrays: it adds a batch's rows to served[its stripe] once it
+ * commits, and stamps last[its stripe]. */
+int wk_stripe_pick(int64_t *served, const int64_t *last, const int *waiting, int n);
 
 /* job_cache.c */
 bok_rpc_channel_t *wk_chan(worker_t *w, const char *addr); /* cached per address, owned by w */

@@ -252,5 +252,62 @@ def test_two_shards_three_workers_two_gateways():
                 [(x.name, x.died()) for x in alive if x.died() is not None])
 
 
+def done(j):
+    return j.get("success", 0) + j.get("errors", 0)
+
+
+def test_two_shards_tenants_share_the_workers():
+    """Each job service picks a stripe for its tenants' big jobs, knowing
+    only its own jobs. t_a (shard a) uploads 2 x SHARE rows; once the workers
+    are busy with them, t_b (shard b) uploads SHARE rows. Both shards chose
+    stripe 0 when they knew of no other big job, so B's rows queued behind
+    A's whole backlog on the same partitions (B got none of the window's
+    rows); now each tenant starts from a stripe of its own name (t_a and t_b
+    fall on different ones), and from B's commit until one of them did half
+    of what it had left, B gets 30-70 % of the rows processed."""
+    share = 40000
+    with Shards(workers=1, gateways=1) as s:
+        models = {}
+        for t in TENANTS:
+            st, m = s.http(0, "POST", "/models", {"name": "share " + t, "schema": SCHEMA}, tenant=t)
+            e.check(st == 201, "model of %s: %s %s" % (t, st, m))
+            models[t] = m["model_id"]
+
+        def upload(t, n):
+            body, ctype = e.multipart({"model_id": models[t]}, {"file": ("%s.csv" % t, make_csv(t, n), "text/csv")})
+            st, j = s.http(0, "POST", "/jobs", body=body, headers={"Content-Type": ctype}, tenant=t, timeout=300)
+            e.check(st == 202, "upload of %s: %s %s" % (t, st, j))
+            return j["job_id"]
+
+        def get(jid, t):
+            return s.http(0, "GET", "/jobs/" + jid, tenant=t)[1]
+
+        big_a = 2 * share
+        ja = upload("t_a", big_a)
+        deadline = time.time() + 120
+        while done(get(ja, "t_a")) == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        jb = upload("t_b", share)
+        a0, b0 = done(get(ja, "t_a")), done(get(jb, "t_b"))
+        e.check(big_a - a0 >= share // 2, "A still had rows waiting when B's upload committed: %d done" % a0)
+        a_half = a0 + (big_a - a0) // 2
+        last, t0 = (a0, b0), time.time()
+        while time.time() < t0 + 300:
+            a, b = get(ja, "t_a"), get(jb, "t_b")
+            if a["state"] in ("SUCCESS", "PARTIAL_SUCCESS", "FAILED") or done(a) >= a_half or done(b) >= share // 2:
+                break
+            last = (done(a), done(b))
+            time.sleep(0.05)
+        da, db = last[0] - a0, last[1] - b0
+        print("from B's commit (%.1f s): A +%d rows, B +%d rows" % (time.time() - t0, da, db), flush=True)
+        e.check(da + db >= share // 5, "a window long enough to measure: A +%d, B +%d rows" % (da, db))
+        share_b = db / float(da + db)
+        e.check(0.3 <= share_b <= 0.7, "shares while both had rows waiting: A +%d, B +%d rows (B's share %.2f)" % (
+            da, db, share_b))
+        for jid, t, n in ((ja, "t_a", big_a), (jb, "t_b", share)):
+            x = wait_final(s, 0, jid, t, timeout=600)
+            e.check(x["total"] == n and x["errors"] == n // BAD_EVERY, "counters of %s: %s" % (t, x))
+
+
 if __name__ == "__main__":
     e.run_tests(globals())

@@ -178,7 +178,7 @@ static int stripe_of_msgs(const int32_t *parts, size_t n) {
 static void test_stripe_choice_prefers_the_tenants_own_then_the_least_loaded(void **state) {
   (void)state;
   row_bulk_job_t jobs[4] = {{"j1", "a", 0, 5000}, {"j2", "b", 1, 100}, {"j3", "c", 1, 0}, {"j4", "d", 2, 200}};
-  assert_int_equal(row_stripe_choose(jobs, 0, "x", 3), 0);      /* nothing outstanding: the lowest */
+  assert_int_equal(row_stripe_choose(jobs, 0, "x", 3), row_stripe_home("x", 3)); /* nothing known: its home */
   assert_int_equal(row_stripe_choose(jobs, 4, "a", 3), 0);      /* a tenant's own stripe, however loaded */
   assert_int_equal(row_stripe_choose(jobs, 4, "b", 3), 1);
   assert_int_equal(row_stripe_choose(jobs, 4, "c", 3), 1);      /* c's job is done: c is new, 1 is least loaded */
@@ -186,7 +186,36 @@ static void test_stripe_choice_prefers_the_tenants_own_then_the_least_loaded(voi
   assert_int_equal(row_stripe_choose(jobs, 4, "x", 2), 1);      /* j4's stripe is not one of 2: ignored */
   assert_int_equal(row_stripe_choose(jobs, 2, "x", 1), 0);      /* one stripe */
   row_bulk_job_t tie[2] = {{"j1", "a", 0, 10}, {"j2", "b", 1, 10}};
-  assert_int_equal(row_stripe_choose(tie, 2, "x", 2), 0);
+  assert_int_equal(row_stripe_choose(tie, 2, "x", 2), row_stripe_home("x", 2)); /* a tie: its home */
+  row_bulk_job_t three[2] = {{"j1", "a", 0, 10}, {"j2", "b", 1, 99}}; /* stripe 2 empty, 0 lighter than 1 */
+  for (const char *t = "pqrstuvw"; *t; t++) {
+    char name[2] = {*t, 0};
+    assert_int_equal(row_stripe_choose(three, 2, name, 3), 2); /* the least loaded, whatever the home */
+  }
+}
+
+/* Two job services (shards) know nothing of each other's jobs: the first
+ * big job of each of their tenants starts from the tenant's home stripe, so
+ * tenants whose names hash apart get different stripes (before: both got
+ * stripe 0, and the second waited for the first's whole backlog). */
+static void test_shards_that_know_nothing_of_each_other_spread_tenants(void **state) {
+  (void)state;
+  const char *names[] = {"tenant-a", "tenant-b", "acme", "globex", "initech", "umbrella", "hooli", "t1", "t2", "t3"};
+  int seen[3] = {0}, n = (int)(sizeof names / sizeof *names);
+  const char *apart[2] = {NULL, NULL};
+  for (int i = 0; i < n; i++) {
+    int h = row_stripe_home(names[i], 2);
+    assert_true(h == 0 || h == 1);
+    assert_int_equal(row_stripe_home(names[i], 2), h); /* the same name, the same stripe */
+    assert_int_equal(row_stripe_choose(NULL, 0, names[i], 2), h);
+    if (!apart[h]) apart[h] = names[i];
+    seen[row_stripe_home(names[i], 3)]++;
+  }
+  assert_non_null(apart[0]); /* two tenants of two shards on different stripes */
+  assert_non_null(apart[1]);
+  assert_int_not_equal(row_stripe_choose(NULL, 0, apart[0], 2), row_stripe_choose(NULL, 0, apart[1], 2));
+  assert_true(seen[0] && seen[1] && seen[2]); /* every stripe is somebody's home */
+  assert_int_equal(row_stripe_home("x", 1), 0);
 }
 
 /* Outstanding rows the fake store reports for every job (the tests set it). */
@@ -259,6 +288,7 @@ int main(void) {
       cmocka_unit_test(test_express_off_uses_every_partition),
       cmocka_unit_test(test_tenant_stripes_keep_a_tenant_on_its_partitions),
       cmocka_unit_test(test_stripe_choice_prefers_the_tenants_own_then_the_least_loaded),
+      cmocka_unit_test(test_shards_that_know_nothing_of_each_other_spread_tenants),
       cmocka_unit_test(test_concurrent_big_uploads_of_two_tenants_take_different_stripes),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
