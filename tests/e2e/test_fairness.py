@@ -51,15 +51,25 @@ def done(j):
     return j.get("success", 0) + j.get("errors", 0)
 
 
+def model(s, tenant, name):
+    """A model of SCHEMA for `tenant` (checked)."""
+    st, m = s.http("POST", "/models", {"name": name, "schema": SCHEMA}, tenant=tenant)
+    e.check(st == 201, "model %s of %s: %s %s" % (name, tenant, st, m))
+    return m
+
+
+def upload(s, m, tenant, name, data):
+    """An upload of `data` to model m as `tenant` (checked: 202); the job."""
+    st, j = s.upload(m["model_id"], name, data, tenant=tenant, timeout=300)
+    e.check(st == 202, "upload %s of %s: %s %s" % (name, tenant, st, j))
+    return j
+
+
 def test_small_job_of_another_tenant_does_not_wait_for_a_big_job():
     with e.Stack(workers=1, overrides=overrides()) as s:
         rb.wait_assigned(s, 8, timeout=60)
-        st, ma = s.http("POST", "/models", {"name": "big", "schema": SCHEMA}, tenant="tenant-a")
-        e.check(st == 201, "model A: %s %s" % (st, ma))
-        st, mb = s.http("POST", "/models", {"name": "small", "schema": SCHEMA}, tenant="tenant-b")
-        e.check(st == 201, "model B: %s %s" % (st, mb))
-        st, ja = s.upload(ma["model_id"], "big.csv", csv(BIG, 1000), tenant="tenant-a", timeout=300)
-        e.check(st == 202, "upload A: %s %s" % (st, ja))
+        ma, mb = model(s, "tenant-a", "big"), model(s, "tenant-b", "small")
+        ja = upload(s, ma, "tenant-a", "big.csv", csv(BIG, 1000))
         # until the workers are busy with A's rows
         deadline = time.time() + 120
         a = ja
@@ -98,14 +108,9 @@ def test_two_big_tenants_share_the_workers():
     and over that tail the other job rightly takes the idle lanes."""
     with e.Stack(workers=1, overrides=overrides()) as s:
         rb.wait_assigned(s, 8, timeout=60)
-        models = {}
-        for t in ("tenant-a", "tenant-b"):
-            st, m = s.http("POST", "/models", {"name": "share", "schema": SCHEMA}, tenant=t)
-            e.check(st == 201, "model %s: %s %s" % (t, st, m))
-            models[t] = m["model_id"]
+        models = {t: model(s, t, "share") for t in ("tenant-a", "tenant-b")}
         big_a = 2 * SHARE
-        st, ja = s.upload(models["tenant-a"], "a.csv", csv(big_a), tenant="tenant-a", timeout=300)
-        e.check(st == 202, "upload A: %s %s" % (st, ja))
+        ja = upload(s, models["tenant-a"], "tenant-a", "a.csv", csv(big_a))
 
         def get(j, t):
             return s.http("GET", "/jobs/" + j["job_id"], tenant=t)[1]
@@ -113,7 +118,7 @@ def test_two_big_tenants_share_the_workers():
         deadline = time.time() + 120
         while done(get(ja, "tenant-a")) == 0 and time.time() < deadline:
             time.sleep(0.05)
-        st, jb = s.upload(models["tenant-b"], "b.csv", csv(SHARE), tenant="tenant-b", timeout=300)
+        st, jb = s.upload(models["tenant-b"]["model_id"], "b.csv", csv(SHARE), tenant="tenant-b", timeout=300)
         e.check(st == 202, "upload B: %s %s" % (st, jb))
         a0, b0 = get(ja, "tenant-a"), get(jb, "tenant-b")
         a_half = done(a0) + (big_a - done(a0)) // 2
@@ -166,12 +171,8 @@ def test_a_stream_of_small_jobs_during_a_big_one_loses_no_row():
     n = 2 * SHARE
     with e.Stack(workers=1, overrides=overrides()) as s:
         rb.wait_assigned(s, 8, timeout=60)
-        st, ma = s.http("POST", "/models", {"name": "big", "schema": SCHEMA}, tenant="tenant-a")
-        e.check(st == 201, "model A: %s %s" % (st, ma))
-        st, mb = s.http("POST", "/models", {"name": "small", "schema": SCHEMA}, tenant="tenant-b")
-        e.check(st == 201, "model B: %s %s" % (st, mb))
-        st, ja = s.upload(ma["model_id"], "big.csv", csv(n, 1000), tenant="tenant-a", timeout=300)
-        e.check(st == 202, "upload A: %s %s" % (st, ja))
+        ma, mb = model(s, "tenant-a", "big"), model(s, "tenant-b", "small")
+        ja = upload(s, ma, "tenant-a", "big.csv", csv(n, 1000))
         stop, smalls = threading.Event(), []
 
         def submit():
@@ -225,11 +226,9 @@ def test_the_express_lane_runs_full_bulk_batches():
     them at 1,000 rows (2 messages of 500) and this test fails there."""
     with e.Stack(workers=1, overrides=overrides()) as s:
         rb.wait_assigned(s, 8, timeout=60)
-        st, m = s.http("POST", "/models", {"name": "lone", "schema": SCHEMA}, tenant="tenant-a")
-        e.check(st == 201, "model: %s %s" % (st, m))
+        m = model(s, "tenant-a", "lone")
         n = SHARE
-        st, j = s.upload(m["model_id"], "a.csv", csv(n), tenant="tenant-a", timeout=300)
-        e.check(st == 202, "upload: %s %s" % (st, j))
+        j = upload(s, m, "tenant-a", "a.csv", csv(n))
         x = s.wait_job(j["job_id"], timeout=600, tenant="tenant-a")
         e.check(x["state"] == "SUCCESS" and x["success"] == n, "counters: %s" % x)
         s.workers[0].stop()
@@ -257,10 +256,7 @@ def test_a_small_upload_is_answered_at_once_while_another_upload_runs():
     "cold rows producers")."""
     grpc, pb, pbg = e.job_stubs()
     with e.Stack(workers=0, overrides=overrides()) as s:
-        st, ma = s.http("POST", "/models", {"name": "big", "schema": SCHEMA}, tenant="tenant-a")
-        e.check(st == 201, "model A: %s %s" % (st, ma))
-        st, mb = s.http("POST", "/models", {"name": "small", "schema": SCHEMA}, tenant="tenant-b")
-        e.check(st == 201, "model B: %s %s" % (st, mb))
+        ma, mb = model(s, "tenant-a", "big"), model(s, "tenant-b", "small")
         secs = []
         for trial in range(4):
             if trial:
