@@ -6,7 +6,8 @@ GET /jobs/{id} for 5 s on the idle stack, and 5 s starting 0.2 s into a second u
 same file (run_bench.during_upload). Prints both p99s and their ratio (goal <= 2).
 --nice N renices every thread of the worker to N after the first job (an experiment: what
 the API gains when the ingest yields the CPU); several values run one after the other, each
-on a fresh stack.
+on a fresh stack. --as-bench does what `make bench` does between the two: the first worker
+is stopped and a new one ingests the second upload.
 
     BOK_BUILD_DIR=$PWD/build python3 bench/e2e/gateway_during_ingest.py [--rows N] [--nice 0 10 ...]
 """
@@ -32,33 +33,38 @@ def renice(pid, n):
             pass
 
 
-def one(csv, nice):
+def one(csv, nice, as_bench):
     args = types.SimpleNamespace(wrk_seconds=5, job_timeout=600)
     with e.Stack(workers=1) as s:
         st, m = s.http("POST", "/models", {"name": "gw", "schema": rb.SCHEMA})
         rb.wait_assigned(s, 9, timeout=60)
         j = rb.finish_upload(rb.start_upload(s, m["model_id"], csv))
         rb.wait_final(s, j["job_id"], 600)
-        if nice:
-            renice(s.workers[0].proc.pid, nice)
         idle = rb.wrk(s.api_url + "/jobs/" + j["job_id"], 50, 5)
+        if as_bench:
+            rb.stop_workers_for_stats(s)
+            s.add_worker()
+            rb.wait_assigned(s, 9)
+        if nice:
+            renice(s.workers[-1].proc.pid, nice)
         busy = rb.during_upload(s, m["model_id"], j["job_id"], csv, args)
     ratio = busy["p99_ms"] / idle["p99_ms"] if busy.get("p99_ms") and idle.get("p99_ms") else None
-    print("worker nice %d: idle p99 %s ms (%s req/s); during an ingest p99 %s ms (%s req/s); ratio %s (goal <= 2)" % (
-        nice, idle["p99_ms"], idle["rps"], busy["p99_ms"], busy["rps"], "%.1f" % ratio if ratio else "-"), flush=True)
+    print("worker nice %d%s: idle p99 %s ms (%s req/s); during an ingest p99 %s ms (%s req/s); ratio %s (goal <= 2)" % (
+        nice, " (as the bench: a new worker)" if as_bench else "", idle["p99_ms"], idle["rps"], busy["p99_ms"], busy["rps"], "%.1f" % ratio if ratio else "-"), flush=True)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1000000)
     ap.add_argument("--nice", type=int, nargs="*", default=[0])
+    ap.add_argument("--as-bench", action="store_true", help="a new worker for the second upload, as make bench")
     a = ap.parse_args()
     e.skip_if_missing("model", "job", "worker", "gateway")
     with tempfile.TemporaryDirectory(prefix="bok-gwi-") as tmp:
         csv = os.path.join(tmp, "rows.csv")
         rb.generate_csv(csv, a.rows)
         for n in a.nice:
-            one(csv, n)
+            one(csv, n, a.as_bench)
     return 0
 
 
