@@ -119,7 +119,8 @@ def warm_express(stack, small, timeout=60):
     (traced 2026-11-30: 3 of 4 runs; docs/FAIRNESS.md). A running worker
     group has long settled; so, here, has this one once a job went through."""
     mw = model(stack, "tenant-warm", "fair-warm")
-    st, j = stack.upload(mw, "warm.csv", open(small).read(), tenant="tenant-warm")
+    with open(small) as f:
+        st, j = stack.upload(mw, "warm.csv", f.read(), tenant="tenant-warm")
     if st != 202:
         raise RuntimeError("warm-up upload: %s %s" % (st, j))
     wait_final(stack, "tenant-warm", j["job_id"], timeout)

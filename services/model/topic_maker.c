@@ -98,7 +98,8 @@ static rd_kafka_t *new_client(const bok_config_t *cfg, char *err, size_t errlen)
 
 topic_maker_t *topic_maker_start(const bok_config_t *cfg, bok_log_fn log, void *log_ud, char *err, size_t errlen) {
   if (errlen) err[0] = '\0';
-  if (!bok_config_get(cfg, "kafka.brokers", NULL)) return NULL;
+  const char *brokers = bok_config_get(cfg, "kafka.brokers", NULL);
+  if (!brokers || !brokers[0]) return NULL; /* off: the workers make the topics */
   topic_maker_t *tm = calloc(1, sizeof *tm);
   if (!tm) {
     snprintf(err, errlen, "out of memory");

@@ -15,7 +15,8 @@
 
 typedef struct topic_maker topic_maker_t;
 
-/* Starts the maker when cfg has `kafka.brokers` (else NULL with err ""):
+/* Starts the maker when cfg has a non-empty `kafka.brokers` (else NULL with
+ * err ""):
  * a Kafka client from `kafka.brokers` and `kafka.producer.*`, and the
  * events topic's settings (`kafka.events_partitions`,
  * `kafka.replication_factor`, `kafka.min_insync_replicas`,
