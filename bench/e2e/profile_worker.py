@@ -152,6 +152,9 @@ def main():
     ap.add_argument("--repeat", type=int, default=1, help="uploads of the file, one after the other (CPU per upload)")
     ap.add_argument("--keep", metavar="FILE", help="copy the raw perf.data / callgrind.out to FILE")
     ap.add_argument("--threads", action="store_true", help="each upload's CPU by thread name")
+    ap.add_argument("--event", metavar="EV",
+                    help="perf: sample every EV (e.g. page-faults) instead of the CPU clock at 499 Hz")
+    ap.add_argument("--dwarf", action="store_true", help="perf: DWARF call graphs (callers in libraries without frame pointers)")
     ap.add_argument("--count-clock", action="store_true",
                     help="preload clock_count.c into the worker: clock_gettime calls and busy loops per thread")
     args = ap.parse_args()
@@ -173,7 +176,9 @@ def main():
         pid = w.proc.pid if args.proc == "worker" else s[args.proc].proc.pid
         perf = None
         if args.tool == "perf":
-            perf = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-o", out, "-p", str(pid)],
+            rate = ["-e", args.event, "-c", "1"] if args.event else ["-F", "499"]
+            cg = ["--call-graph", "dwarf,16384"] if args.dwarf else ["-g"]
+            perf = subprocess.Popen(["perf", "record"] + rate + cg + ["-o", out, "-p", str(pid)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             time.sleep(0.5)
         figures = []
