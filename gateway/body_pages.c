@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bok/util.h"
+
 int gw_body_file_backed(const void *p, size_t len) {
   if (!p || len < (32u << 20)) return 0;
   FILE *f = fopen("/proc/self/maps", "r");
@@ -115,13 +117,8 @@ static void *sweeper_main(void *arg) {
       base = now;
     }
     pthread_mutex_lock(&g_mu);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 50 * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
+    /* g_cv is PTHREAD_COND_INITIALIZER: CLOCK_REALTIME. */
+    struct timespec ts = bok_time_deadline(CLOCK_REALTIME, 50);
     if (!g_stop) pthread_cond_timedwait(&g_cv, &g_mu, &ts);
   }
   pthread_mutex_unlock(&g_mu);

@@ -23,6 +23,26 @@ int64_t bok_mono_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+struct timespec bok_timespec_add_ms(struct timespec t, int64_t ms) {
+  /* Whole seconds and the remainder separately, so no ms * 1e6 overflow. */
+  int64_t nsec = (int64_t)t.tv_nsec + (ms % 1000) * 1000000;
+  int64_t sec = (int64_t)t.tv_sec + ms / 1000 + nsec / 1000000000;
+  nsec %= 1000000000;
+  if (nsec < 0) {
+    nsec += 1000000000;
+    sec -= 1;
+  }
+  t.tv_sec = (time_t)sec;
+  t.tv_nsec = (long)nsec;
+  return t;
+}
+
+struct timespec bok_time_deadline(clockid_t clock, int64_t ms) {
+  struct timespec ts;
+  clock_gettime(clock, &ts);
+  return bok_timespec_add_ms(ts, ms);
+}
+
 void bok_iso8601_ms(int64_t ms, char out[32]) {
   /* Years stay 4 digits for any sane epoch; the buffer is sized for the worst case. */
   time_t s = (time_t)(ms / 1000);

@@ -293,14 +293,8 @@ static void *cache_main(void *arg) {
     c->ready = ok;
     /* A ready probe may leave a note (e.g. "Kafka degraded: ...") */
     snprintf(c->reason, sizeof c->reason, "%s", ok ? why : (why[0] ? why : "not ready"));
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += c->interval_ms / 1000;
-    ts.tv_nsec += (long)(c->interval_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
+    /* c->cv is a default (CLOCK_REALTIME) condvar. */
+    struct timespec ts = bok_time_deadline(CLOCK_REALTIME, c->interval_ms);
     while (!c->stop && pthread_cond_timedwait(&c->cv, &c->mu, &ts) == 0) {
     }
   }

@@ -245,11 +245,8 @@ int finalizer_pass(finalizer_t *f) {
 /* Waits for a kick or `ms`; f->mu held. */
 static void wait_ms(finalizer_t *f, int ms) {
   if (f->kicked || f->stop) return;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_nsec += (long)ms * 1000000L;
-  ts.tv_sec += ts.tv_nsec / 1000000000L;
-  ts.tv_nsec %= 1000000000L;
+  /* f->cv is a default (CLOCK_REALTIME) condvar. */
+  struct timespec ts = bok_time_deadline(CLOCK_REALTIME, ms);
   pthread_cond_timedwait(&f->cv, &f->mu, &ts);
 }
 

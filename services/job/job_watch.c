@@ -151,14 +151,8 @@ static void deliver(job_watch_t *jw, wjob_t *job, const job_t *j) {
 /* ---- the watch thread ------------------------------------------------------ */
 
 static void wait_ms(job_watch_t *jw, int64_t ms) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
+  /* jw->cv waits on CLOCK_MONOTONIC (pthread_condattr_setclock in job_watch_start). */
+  struct timespec ts = bok_time_deadline(CLOCK_MONOTONIC, ms);
   pthread_cond_timedwait(&jw->cv, &jw->mu, &ts);
 }
 

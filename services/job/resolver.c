@@ -94,14 +94,8 @@ static void *run(void *arg) {
   resolver_t *r = arg;
   pthread_mutex_lock(&r->mu);
   while (!r->stop) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += r->interval_ms / 1000;
-    ts.tv_nsec += (long)(r->interval_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
+    /* r->cv is a default (CLOCK_REALTIME) condvar. */
+    struct timespec ts = bok_time_deadline(CLOCK_REALTIME, r->interval_ms);
     if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) != ETIMEDOUT || r->stop) continue;
     pthread_mutex_unlock(&r->mu);
     resolver_pass(r);

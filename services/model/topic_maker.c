@@ -17,6 +17,7 @@
 
 #include "bok/kafka.h"
 #include "bok/metrics.h"
+#include "bok/util.h"
 
 #define QUEUE_MAX 256
 #define TRIES 3
@@ -38,14 +39,8 @@ struct topic_maker {
 
 /* Waits up to ms, or until stop. Returns stop. mu held. */
 static int wait_locked(topic_maker_t *tm, int ms) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
+  /* tm->cv is a default (CLOCK_REALTIME) condvar. */
+  struct timespec ts = bok_time_deadline(CLOCK_REALTIME, ms);
   while (!tm->stop && pthread_cond_timedwait(&tm->cv, &tm->mu, &ts) == 0) {
   }
   return tm->stop;
