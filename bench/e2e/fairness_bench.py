@@ -107,6 +107,8 @@ def overrides(express):
         consumer["fetch.wait.max.ms"] = str(KNOBS["fetch_wait_ms"])
     if consumer:
         ov["worker"]["kafka.consumer"] = consumer
+    if KNOBS.get("batch_rows") is not None:
+        ov["worker"]["kafka.batch_max_rows"] = KNOBS["batch_rows"]
     return ov
 
 
@@ -253,9 +255,9 @@ def lone(tmp, rows, express, timeout):
 
 
 def run(big_rows, share_rows, express=None, timeout=900, stripes=None, partitions=9, prefetch_kb=None, only=None,
-        stagger_s=0.0, a_rows=None, fetch_wait_ms=None):
+        stagger_s=0.0, a_rows=None, fetch_wait_ms=None, batch_rows=None):
     KNOBS.update(express=express, stripes=stripes, partitions=partitions, prefetch_kb=prefetch_kb, stagger_s=stagger_s,
-                 a_rows=a_rows, fetch_wait_ms=fetch_wait_ms)
+                 a_rows=a_rows, fetch_wait_ms=fetch_wait_ms, batch_rows=batch_rows)
     tmp = tempfile.mkdtemp(prefix="bok-fair-")
     try:
         F = {"express_partitions": express if express is not None else "default",
@@ -303,12 +305,13 @@ def main():
     ap.add_argument("--only", choices=("small", "shares", "lone"), default=None,
                     help="run one part: small jobs behind a big one, two tenants' shares, or a lone big job")
     ap.add_argument("--prefetch-kb", type=int, default=None, help="workers' queued.max.messages.kbytes")
+    ap.add_argument("--batch-rows", type=int, default=None, help="workers' kafka.batch_max_rows")
     ap.add_argument("--fetch-wait-ms", type=int, default=None, help="workers' fetch.wait.max.ms")
     args = ap.parse_args()
     e.skip_if_missing("model", "job", "worker", "gateway")
     F = run(args.big_rows, args.share_rows, args.express, stripes=args.stripes, partitions=args.partitions,
             prefetch_kb=args.prefetch_kb, only=args.only, stagger_s=args.stagger, a_rows=args.a_rows,
-            fetch_wait_ms=args.fetch_wait_ms)
+            fetch_wait_ms=args.fetch_wait_ms, batch_rows=args.batch_rows)
     for name, v, note in table_rows(F):
         print("%-60s %10s  %s" % (name, rb.fmt(v, 3 if isinstance(v, float) else 0), note))
     print(json.dumps(F, indent=2, sort_keys=True))

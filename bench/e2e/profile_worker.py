@@ -2,7 +2,7 @@
 """Where a worker's (or the job service's) time goes during an ingest
 (docs/PERFORMANCE.md).
 
-    python3 bench/e2e/profile_worker.py [--rows N] [--tool perf|callgrind|none] [--proc worker|job|gateway]
+    python3 bench/e2e/profile_worker.py [--rows N] [--tool perf|callgrind|jfr|none] [--proc worker|job|gateway|broker]
 
 One worker, an N-row file (the benchmark's generator) uploaded through the
 gateway. --proc names the process measured: its CPU (utime+stime from
@@ -19,6 +19,13 @@ worker's librdkafka main threads as main:cons / main:prod -- each lane makes
 its consumer, then its producer -- and main:other; the roles mean nothing for
 the job service), in CPU s per million rows. Threads that end during the upload
 are missing from the split (their CPU is in the process's total).
+--proc broker --tool jfr: Java Flight Recorder on the Kafka broker for the
+ingest (jcmd JFR.start/stop with the broker's own JDK), then its CPU samples
+by thread, by the request handler on the stack (KafkaApis.handle*), by the
+first Kafka frame and by the top frame. --event EV (perf): sample every EV
+(e.g. page-faults) instead of the CPU clock; --dwarf: DWARF call graphs.
+--set KIND:KEY=VALUE: a config override for the stack (repeatable). Every
+upload also prints the broker's CPU (a shared broker counts everyone's).
 --count-clock (worker): the worker runs with clock_count.c preloaded (compiled
 with cc into the temp dir): clock_gettime calls, waits and busy-loop bursts
 per thread, printed at the end with the worker's transactions (batches).
@@ -92,6 +99,58 @@ def report_perf(out, args):
         print("\n".join(lines[:args.top]))
 
 
+def jfr_bin():
+    """jcmd and jfr of the JDK that runs the broker (JFR files are per JDK)."""
+    kp = rb.kafka_pid()
+    exe = os.path.realpath("/proc/%d/exe" % kp)
+    d = os.path.dirname(exe)
+    return os.path.join(d, "jcmd"), os.path.join(d, "jfr")
+
+
+JFR_FRAME = re.compile(r"^\s+([\w$.<>/]+)\(.*\)\s+line:")
+
+
+def report_jfr(out, args):
+    """The broker's CPU samples (jdk.ExecutionSample) by top frame, by the
+    first kafka.* frame on the stack, and by the request handler
+    (KafkaApis.handle*) the sample ran under."""
+    _, jfr = jfr_bin()
+    r = subprocess.run([jfr, "print", "--events", "jdk.ExecutionSample", "--stack-depth", "64", out],
+                       capture_output=True, timeout=600)
+    top, kafka, api, thread = {}, {}, {}, {}
+    n = 0
+    frames, th = [], "?"
+
+    def flush():
+        nonlocal n
+        if not frames:
+            return
+        n += 1
+        top[frames[0]] = top.get(frames[0], 0) + 1
+        k = next((f for f in frames if f.startswith("kafka.") or f.startswith("org.apache.kafka.")), "(no kafka frame)")
+        kafka[k] = kafka.get(k, 0) + 1
+        a = next((f for f in frames if ".KafkaApis.handle" in f or "ReplicaManager.append" in f or
+                  "TransactionCoordinator.handle" in f or "GroupCoordinator" in f), "(no request handler)")
+        api[a] = api.get(a, 0) + 1
+        thread[th] = thread.get(th, 0) + 1
+
+    for line in r.stdout.decode("utf-8", "replace").splitlines():
+        if line.startswith("jdk.ExecutionSample"):
+            flush()
+            frames, th = [], "?"
+        elif "sampledThread = " in line:
+            th = re.sub(r"\d+", "N", line.split("=", 1)[1].strip().strip('"').split('"')[0])
+        m = JFR_FRAME.match(line)
+        if m:
+            frames.append(m.group(1))
+    flush()
+    for title, d in (("threads", thread), ("request handler on the stack", api),
+                     ("first kafka frame", kafka), ("top frame", top)):
+        print("---- jfr: %s (%d samples) ----" % (title, n))
+        for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:args.top]:
+            print("%6.2f%%  %s" % (100.0 * v / max(n, 1), k))
+
+
 def report_callgrind(out, args):
     r = subprocess.run(["callgrind_annotate", "--inclusive=yes", out], capture_output=True, timeout=300)
     print("\n".join(r.stdout.decode("utf-8", "replace").splitlines()[:args.top + 20]))
@@ -145,35 +204,46 @@ def ir_total(path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=300000)
-    ap.add_argument("--tool", choices=("perf", "callgrind", "none"), default="perf")
+    ap.add_argument("--tool", choices=("perf", "callgrind", "jfr", "none"), default="perf",
+                    help="jfr: Java Flight Recorder on the broker (--proc broker)")
     ap.add_argument("--top", type=int, default=40)
-    ap.add_argument("--proc", choices=("worker", "job", "gateway"), default="worker",
+    ap.add_argument("--proc", choices=("worker", "job", "gateway", "broker"), default="worker",
                     help="which process to measure and profile (default the worker; callgrind: worker or job)")
     ap.add_argument("--repeat", type=int, default=1, help="uploads of the file, one after the other (CPU per upload)")
     ap.add_argument("--keep", metavar="FILE", help="copy the raw perf.data / callgrind.out to FILE")
     ap.add_argument("--threads", action="store_true", help="each upload's CPU by thread name")
     ap.add_argument("--event", metavar="EV",
                     help="perf: sample every EV (e.g. page-faults) instead of the CPU clock at 499 Hz")
+    ap.add_argument("--set", action="append", default=[], metavar="KIND:KEY=VALUE",
+                    help="a config override for the stack, e.g. worker:batch_max_rows=20000 (repeatable)")
     ap.add_argument("--dwarf", action="store_true", help="perf: DWARF call graphs (callers in libraries without frame pointers)")
     ap.add_argument("--count-clock", action="store_true",
                     help="preload clock_count.c into the worker: clock_gettime calls and busy loops per thread")
     args = ap.parse_args()
-    if args.tool == "callgrind" and args.proc == "gateway":
+    if args.tool == "callgrind" and args.proc in ("gateway", "broker"):
         ap.error("callgrind: --proc worker or job")
+    if (args.tool == "jfr") != (args.proc == "broker") and args.tool != "none":
+        ap.error("jfr goes with --proc broker, and the broker with --tool jfr or none")
     tmp = tempfile.mkdtemp(prefix="bok-prof-")
     csv_path = os.path.join(tmp, "data.csv")
     rb.generate_csv(csv_path, args.rows)
-    out = os.path.join(tmp, "prof.data" if args.tool == "perf" else "callgrind.out")
+    out = os.path.join(tmp, {"perf": "prof.data", "jfr": "broker.jfr"}.get(args.tool, "callgrind.out"))
     env = None
     if args.count_clock:
         env = dict(os.environ, LD_PRELOAD=clock_shim(tmp), CGCOUNT_OUT=os.path.join(tmp, "clock"))
-    with e.Stack(workers=0) as s:
+    overrides = {}
+    for o in args.set:
+        kind, kv = o.split(":", 1)
+        k, v = kv.split("=", 1)
+        overrides.setdefault(kind, {})[k] = v
+    with e.Stack(workers=0, overrides=overrides) as s:
         if args.tool == "callgrind" and args.proc == "job":
             restart_job_under_valgrind(s, out)
         w = start_worker(s, out, args, env)
         rb.wait_assigned(s, 8, timeout=60)
         m = rb.create_model(s, "prof")
-        pid = w.proc.pid if args.proc == "worker" else s[args.proc].proc.pid
+        pid = (w.proc.pid if args.proc == "worker" else rb.kafka_pid() if args.proc == "broker"
+               else s[args.proc].proc.pid)
         perf = None
         if args.tool == "perf":
             rate = ["-e", args.event, "-c", "1"] if args.event else ["-F", "499"]
@@ -181,22 +251,31 @@ def main():
             perf = subprocess.Popen(["perf", "record"] + rate + cg + ["-o", out, "-p", str(pid)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             time.sleep(0.5)
+        if args.tool == "jfr":
+            subprocess.run([jfr_bin()[0], str(pid), "JFR.start", "name=bokprof", "settings=profile",
+                            "filename=" + out], capture_output=True, timeout=120, check=True)
         figures = []
         if args.tool == "callgrind":  # count the ingest only: zero now, dump when the job is final
             subprocess.run(["callgrind_control", "-z", str(pid)], capture_output=True, timeout=600)
         for _ in range(args.repeat):
             c0 = rb.cpu_s(pid)
+            kpid = rb.kafka_pid()
+            k0 = rb.cpu_s(kpid) if kpid else None
             th0 = thread_cpu(pid) if args.threads else None
             t0 = time.time()
             j = rb.finish_upload(rb.start_upload(s, m["model_id"], csv_path))
             j = rb.wait_final(s, j["job_id"], 3600)
             wall = time.time() - t0
             cpu = rb.cpu_s(pid) - c0
+            kcpu = rb.cpu_s(kpid) - k0 if kpid else None
             figures.append(cpu / args.rows * 1e6)
             print("%s: %d rows in %.2f s wall, %.2f s CPU (%.0f%% busy) = %.2f CPU s per million rows; job %s "
                   "total %s errors %s; load %s" % (args.proc, args.rows, wall, cpu, 100 * cpu / wall, figures[-1],
                                                    j.get("state"), j.get("total"), j.get("errors"),
                                                    " ".join(open("/proc/loadavg").read().split()[:3])), flush=True)
+            if kcpu is not None:
+                print("broker: %.2f s CPU = %.2f CPU s per million rows (a shared broker counts everyone's load)" % (
+                    kcpu, kcpu / args.rows * 1e6), flush=True)
             if args.threads:
                 print("%s: by thread, CPU s per million rows: %s" % (args.proc, thread_split(th0, thread_cpu(pid),
                                                                                               args.rows)), flush=True)
@@ -211,6 +290,9 @@ def main():
         if perf:
             perf.send_signal(2)
             perf.wait(30)
+        if args.tool == "jfr":
+            subprocess.run([jfr_bin()[0], str(pid), "JFR.stop", "name=bokprof"], capture_output=True, timeout=120,
+                           check=True)
         w.stop(timeout=600 if args.tool == "callgrind" else 120)
         print("worker: %s" % (rb.worker_stats(w),))
         if args.count_clock:
@@ -223,6 +305,8 @@ def main():
             s["job"].stop(timeout=600)
     if args.tool == "perf":
         report_perf(out, args)
+    elif args.tool == "jfr":
+        report_jfr(out, args)
     elif args.tool == "callgrind":
         ingest = out + ".ingest"
         if os.path.exists(ingest):

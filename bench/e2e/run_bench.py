@@ -336,7 +336,7 @@ def floor_run(lines_path, events_topic, job_id, rows, tmp, runs=1):
     _, s_raw, s_ev, c_raw, c_ev, broker, t_ev = min(tries, key=lambda t: t[0])
     os.unlink(ev_path)
     secs = s_raw + s_ev
-    res = {"events": n_ev, "headers": [k for k, _ in hdrs], "raw_seconds": s_raw, "events_seconds": s_ev,
+    res = {"rows": rows, "events": n_ev, "headers": [k for k, _ in hdrs], "raw_seconds": s_raw, "events_seconds": s_ev,
            "seconds": secs, "rows_per_s": rows / secs, "kcat_cpu_s": c_raw + c_ev,
            "runs": [{"raw_seconds": t[1], "events_seconds": t[2], "broker_cpu_s": t[5]} for t in tries],
            "events_partitions": topic_partitions(t_ev), "our_events_partitions": topic_partitions(events_topic),
@@ -765,6 +765,13 @@ def table(R):
             "all worker processes", nd=2, goal="<= 1.2")
         add("ingest %dw: job service CPU s / M rows" % w, ing["cpu_s"].get("job", 0.0) * per_m, None, None,
             "", nd=2, goal="<= 0.3")
+        if fl and fl.get("kcat_cpu_s"):
+            # what kcat itself spends on the floor's two runs: the raw lines (the job
+            # service's Kafka work) and the same event messages (the worker's)
+            ours = (wk + ing["cpu_s"].get("job", 0.0) * per_m)
+            kf = fl["kcat_cpu_s"] / fl.get("rows", ing["rows"]) * 1e6
+            add("ingest %dw: worker + job service CPU s / M rows vs floor's kcat" % w, ours, kf, ratio(ours, kf),
+                "baseline: kcat's own CPU for the floor (raw lines + the same events)", nd=2)
         if kc.get("broker_cpu_s_per_m_rows") is not None:
             add("ingest %dw: broker CPU s / M rows" % w, ing["broker_cpu_s"] / ing["rows"] * 1e6,
                 kc["broker_cpu_s_per_m_rows"], ratio(ing["broker_cpu_s"] / ing["rows"] * 1e6,

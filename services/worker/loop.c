@@ -97,8 +97,13 @@ static int take(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int *nm, rd_
     return 0;
   }
   msgs[(*nm)++] = m;
+  b->bytes += (int64_t)m->len;
   wk_note_offset(b, m);
   return 1;
+}
+
+int wk_batch_full(const worker_t *w, const batch_t *b, int nm) {
+  return (int64_t)nm * 500 >= w->batch_max_rows || (nm > 0 && b->bytes >= w->batch_max_bytes);
 }
 
 /* Collects what the express partitions have fetched, without waiting: a
@@ -107,7 +112,7 @@ static int take(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int *nm, rd_
  * revoked since they were fetched are dropped by librdkafka. */
 static int collect_express(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max) {
   int nm = 0;
-  while (nm < max && !w->stop && (int)(nm * 500) < w->batch_max_rows) {
+  while (nm < max && !w->stop && !wk_batch_full(w, b, nm)) {
     rd_kafka_message_t *m = rd_kafka_consume_queue(w->express_q, 0);
     if (!m) break;
     take(w, b, msgs, &nm, m);
@@ -127,6 +132,7 @@ static int take_carry(worker_t *w, batch_t *b, rd_kafka_message_t **msgs) {
   }
   for (int i = 0; i < n; i++) {
     msgs[i] = w->carry[i];
+    b->bytes += (int64_t)msgs[i]->len;
     wk_note_offset(b, msgs[i]);
   }
   if (n) b->stripe = w->carry_stripe;
@@ -154,7 +160,6 @@ static int collect(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max, 
   int64_t deadline = bok_mono_ms() + w->batch_max_ms;
   int gen = w->rebalances;
   int idle = 0; /* a poll found nothing */
-  int max_rows = w->batch_max_rows;
   while (nm < max && !w->stop) {
     int64_t left = deadline - bok_mono_ms();
     if (left <= 0 && nm > 0) break;
@@ -168,6 +173,7 @@ static int collect(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max, 
        * now starts from the committed offsets -- and keep collecting. */
       for (int i = 0; i < nm; i++) rd_kafka_message_destroy(msgs[i]);
       nm = 0;
+      b->bytes = 0;
       wk_batch_reset_offsets(b);
       gen = w->rebalances;
     }
@@ -176,7 +182,7 @@ static int collect(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max, 
       idle = 1;
       continue;
     }
-    if (take(w, b, msgs, &nm, m) && (int)(nm * 500) >= max_rows) break; /* ~500 rows a message */
+    if (take(w, b, msgs, &nm, m) && wk_batch_full(w, b, nm)) break;
   }
   return nm;
 }
@@ -216,6 +222,7 @@ static int pick_stripe(worker_t *w) {
 static int drop_collected(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int nm, int *gen) {
   if (*gen == w->rebalances) return nm;
   for (int i = 0; i < nm; i++) rd_kafka_message_destroy(msgs[i]);
+  b->bytes = 0;
   wk_batch_reset_offsets(b);
   *gen = w->rebalances;
   return 0;
@@ -232,7 +239,6 @@ static int drop_collected(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, in
 static int collect_stripes(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max, int yield) {
   int nm = take_carry(w, b, msgs), s = nm ? b->stripe : -1, gen = w->rebalances, idle = 0;
   int64_t deadline = bok_mono_ms() + w->batch_max_ms;
-  int max_rows = w->batch_max_rows;
   while (nm < max && !w->stop) {
     int64_t left = deadline - bok_mono_ms();
     if (left <= 0 && nm > 0) break;
@@ -241,7 +247,7 @@ static int collect_stripes(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, i
     rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, s < 0 && nm == 0 ? STRIPE_POLL_MS : 0);
     nm = drop_collected(w, b, msgs, nm, &gen);
     if (m) {
-      if (take(w, b, msgs, &nm, m) && (int)(nm * 500) >= max_rows) break;
+      if (take(w, b, msgs, &nm, m) && wk_batch_full(w, b, nm)) break;
       continue;
     }
     if (s < 0) {
@@ -257,7 +263,7 @@ static int collect_stripes(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, i
       continue;
     }
     b->stripe = s;
-    if (take(w, b, msgs, &nm, m) && (int)(nm * 500) >= max_rows) break; /* ~500 rows a message */
+    if (take(w, b, msgs, &nm, m) && wk_batch_full(w, b, nm)) break;
   }
   return nm;
 }

@@ -111,8 +111,11 @@ static int make_producer(worker_t *w, int init_timeout_ms, char *err, size_t err
    * context per message set, and level 3's tables (~0.75 MB, allocated and
    * cleared per set) cost more than compressing the events themselves.
    * Consumers read the same bytes; kafka.producer.compression.level
-   * overrides it. */
-  const char *defaults[] = {"linger.ms", "5", "compression.codec", "zstd", "compression.level", "1",
+   * overrides it. linger.ms 100: a transaction's events leave when its
+   * commit flushes them (a flush overrides the linger) or when a message set
+   * is full, in fewer and larger produce requests than every 5 ms; the
+   * commit, not the linger, decides when consumers see them. */
+  const char *defaults[] = {"linger.ms", "100", "compression.codec", "zstd", "compression.level", "1",
                             "enable.idempotence", "true", "batch.num.messages", "10000",
                             "allow.auto.create.topics", "false", "queue.buffering.max.kbytes", qkb,
                             "transactional.id", tid, "transaction.timeout.ms",
@@ -180,7 +183,8 @@ worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *lo
   w->transactions = bok_config_get_bool(cfg, "kafka.transactions", 1);
   snprintf(w->group_id, sizeof w->group_id, "%s", bok_config_get(cfg, "kafka.group_id", "bok-workers"));
   w->rows_topic = strdup(bok_config_get(cfg, "kafka.rows_topic", "bok.rows"));
-  w->batch_max_rows = (int)bok_config_get_int(cfg, "kafka.batch_max_rows", 5000);
+  w->batch_max_rows = (int)bok_config_get_int(cfg, "kafka.batch_max_rows", WK_BATCH_MAX_ROWS_DEFAULT);
+  w->batch_max_bytes = bok_config_get_int(cfg, "kafka.batch_max_bytes", WK_BATCH_MAX_BYTES_DEFAULT);
   w->batch_max_ms = (int)bok_config_get_int(cfg, "kafka.batch_max_ms", 100);
   w->express_parts = (int)bok_config_get_int(cfg, "kafka.express_partitions", 1);
   if (w->express_parts < 0) w->express_parts = 0;

@@ -100,6 +100,7 @@ struct worker {
   int ncarry, carry_stripe, carry_gen;
   int batch_max_rows;
   int batch_max_ms;
+  int64_t batch_max_bytes; /* rows-topic payload per batch (kafka.batch_max_bytes) */
   volatile sig_atomic_t stop;
   int reset; /* the producer is in a state abort cannot clear: re-create it */
   int need_init; /* created without init_transactions: wk_producer_start does it */
@@ -124,6 +125,7 @@ typedef struct {
   rd_kafka_topic_partition_list_t *first;
   rd_kafka_topic_partition_list_t *next;
   int stripe; /* the tenant stripe its messages came from; -1 = none (express, or stripes off) */
+  int64_t bytes; /* rows-topic payload collected (the messages' decompressed lengths) */
 } batch_t;
 
 /* Memory bounds (docs/CONFIG.md, docs/PERFORMANCE.md "Memory"): the whole
@@ -131,6 +133,13 @@ typedef struct {
  * lanes (each lane is its own consumer and producer), and the per-partition
  * fetch size that bounds what one fetch response adds on top. */
 #define WK_FETCH_BUFFER_KB_DEFAULT 8192
+/* A batch is one transaction and one report: the broker's and the
+ * producer's cost per transaction (markers, AddPartitionsToTxn, offsets,
+ * EndTxn) is paid per batch, so batches are large (docs/PERFORMANCE.md
+ * "Larger transactions"); the byte cap bounds what a lane holds when rows
+ * are large. */
+#define WK_BATCH_MAX_ROWS_DEFAULT 20000
+#define WK_BATCH_MAX_BYTES_DEFAULT (8 << 20)
 #define WK_PRODUCE_BUFFER_KB_DEFAULT 16384
 #define WK_PARTITION_FETCH_BYTES_DEFAULT "65536"
 /* worker.c: a lane's share of a process-wide budget in KB (>= 1024). */
@@ -154,6 +163,12 @@ void wk_producer_start(worker_t *w);
  * owns both arrays: it adds a batch's rows to served[its stripe] once it
  * commits, and stamps last[its stripe]. */
 int wk_stripe_pick(int64_t *served, const int64_t *last, const int *waiting, int n);
+
+/* 1 when a batch of nm collected messages (b->bytes of rows-topic payload)
+ * is full: ~w->batch_max_rows rows (the job service packs ~500 rows a
+ * message) or w->batch_max_bytes of payload. A batch always takes its first
+ * message, however large. Pure; lane thread (loop.c). */
+int wk_batch_full(const worker_t *w, const batch_t *b, int nm);
 
 /* job_cache.c */
 bok_rpc_channel_t *wk_chan(worker_t *w, const char *addr); /* cached per address, owned by w */

@@ -54,6 +54,30 @@ def test_three_lanes_share_the_rows_and_stop_cleanly():
         e.check(sum(1 for v in per_lane.values() if v > 0) >= 2, "rows spread over the lanes: %s" % per_lane)
 
 
+def test_large_rows_cut_batches_by_bytes():
+    """A batch (one transaction, one report) is cut at kafka.batch_max_bytes
+    of rows as well as at kafka.batch_max_rows: 2,000 rows of 2 KB in 40
+    rows-topic messages of ~100 KB, committed by the upload at once, run as
+    batches of at most ~3 messages with a 256 KB cap (one batch of all 40
+    before the cap), and every row is counted once."""
+    rows, width = 2000, 2000
+    with e.Stack(workers=1, overrides={"worker": {"lanes": 1, "kafka.batch_max_bytes": 256 * 1024},
+                                       "job": {"kafka.batch_rows": 50}}) as s:
+        rb.wait_assigned(s, s.rows_partitions(), timeout=60)
+        st, m = s.http("POST", "/models", {"name": "wide", "schema": SCHEMA})
+        e.check(st == 201, "model: %s %s" % (st, m))
+        lines = ["id,name"] + ["%d,%s" % (i, "w" * width) for i in range(1, rows + 1)]
+        st, j = s.upload(m["model_id"], "wide.csv", "\n".join(lines) + "\n", timeout=120)
+        e.check(st == 202, "upload: %s %s" % (st, j))
+        j = s.wait_job(j["job_id"], timeout=120)
+        e.check(j["state"] == "SUCCESS" and j["success"] == rows and j["errors"] == 0, "exact counters: %s" % j)
+        w = s.workers[0]
+        e.check(w.stop(timeout=30) == 0, "SIGTERM")
+        done, batches = rb.worker_stats(w)
+        e.check(done == rows, "every row processed once: %s" % done)
+        e.check(batches >= 12, "batches cut by bytes (~4 MB of rows, 256 KB a batch): %d batches" % batches)
+
+
 def test_bad_lane_count_is_refused():
     with e.Stack(model=False, job=False, workers=0, gateway=False) as s:
         w = s.add_worker(start=False)
