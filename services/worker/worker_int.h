@@ -138,7 +138,7 @@ typedef struct {
  * EndTxn) is paid per batch, so batches are large (docs/PERFORMANCE.md
  * "Larger transactions"); the byte cap bounds what a lane holds when rows
  * are large. */
-#define WK_BATCH_MAX_ROWS_DEFAULT 20000
+#define WK_BATCH_MAX_ROWS_DEFAULT 10000
 #define WK_BATCH_MAX_BYTES_DEFAULT (8 << 20)
 #define WK_PRODUCE_BUFFER_KB_DEFAULT 16384
 #define WK_PARTITION_FETCH_BYTES_DEFAULT "65536"

@@ -98,7 +98,7 @@ def test_small_job_of_another_tenant_does_not_wait_for_a_big_job():
 
 
 def test_two_big_tenants_share_the_workers():
-    """Tenant A uploads 2 x SHARE rows; once the workers are busy with them,
+    """Tenant A uploads 3 x SHARE rows; once the workers are busy with them,
     tenant B uploads SHARE rows: on every partition they share, A's rows are
     ahead of B's. From B's commit until one of them has done half of what it
     had left, both must progress: neither gets less than 30 % of the rows
@@ -109,7 +109,9 @@ def test_two_big_tenants_share_the_workers():
     with e.Stack(workers=1, overrides=overrides()) as s:
         rb.wait_assigned(s, 8, timeout=60)
         models = {t: model(s, t, "share") for t in ("tenant-a", "tenant-b")}
-        big_a = 2 * SHARE
+        # 3 x SHARE: under load B's upload takes seconds while A runs, and
+        # with 20,000-row batches A once did 341,500 of 2 x SHARE meanwhile (2 CPU hogs)
+        big_a = 3 * SHARE
         ja = upload(s, models["tenant-a"], "tenant-a", "a.csv", csv(big_a))
 
         def get(j, t):
