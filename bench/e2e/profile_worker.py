@@ -252,7 +252,7 @@ def main():
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             time.sleep(0.5)
         if args.tool == "jfr":
-            subprocess.run([jfr_bin()[0], str(pid), "JFR.start", "name=bokprof", "settings=profile",
+            subprocess.run([jfr_bin()[0], str(pid), "JFR.start", "name=bokprof", "settings=default",
                             "filename=" + out], capture_output=True, timeout=120, check=True)
         figures = []
         if args.tool == "callgrind":  # count the ingest only: zero now, dump when the job is final
