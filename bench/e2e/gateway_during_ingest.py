@@ -33,9 +33,10 @@ def renice(pid, n):
             pass
 
 
-def one(csv, nice, as_bench):
+def one(csv, nice, as_bench, job_malloc_conf=None):
     args = types.SimpleNamespace(wrk_seconds=5, job_timeout=600)
-    with e.Stack(workers=1) as s:
+    env = {"job": {"MALLOC_CONF": job_malloc_conf}} if job_malloc_conf else None
+    with e.Stack(workers=1, env=env) as s:
         st, m = s.http("POST", "/models", {"name": "gw", "schema": rb.SCHEMA})
         rb.wait_assigned(s, 9, timeout=60)
         j = rb.finish_upload(rb.start_upload(s, m["model_id"], csv))
@@ -49,8 +50,9 @@ def one(csv, nice, as_bench):
             renice(s.workers[-1].proc.pid, nice)
         busy = rb.during_upload(s, m["model_id"], j["job_id"], csv, args)
     ratio = busy["p99_ms"] / idle["p99_ms"] if busy.get("p99_ms") and idle.get("p99_ms") else None
-    print("worker nice %d%s: idle p99 %s ms (%s req/s); during an ingest p99 %s ms (%s req/s); ratio %s (goal <= 2)" % (
-        nice, " (as the bench: a new worker)" if as_bench else "", idle["p99_ms"], idle["rps"], busy["p99_ms"], busy["rps"], "%.1f" % ratio if ratio else "-"), flush=True)
+    print("%sworker nice %d%s: idle p99 %s ms (%s req/s); during an ingest p99 %s ms (%s req/s); ratio %s (goal <= 2)" % (
+        "job MALLOC_CONF=%s: " % job_malloc_conf if job_malloc_conf else "", nice,
+        " (as the bench: a new worker)" if as_bench else "", idle["p99_ms"], idle["rps"], busy["p99_ms"], busy["rps"], "%.1f" % ratio if ratio else "-"), flush=True)
 
 
 def main():
@@ -58,13 +60,16 @@ def main():
     ap.add_argument("--rows", type=int, default=1000000)
     ap.add_argument("--nice", type=int, nargs="*", default=[0])
     ap.add_argument("--as-bench", action="store_true", help="a new worker for the second upload, as make bench")
+    ap.add_argument("--job-malloc-conf", nargs="*", default=[None],
+                    help="jemalloc settings for the job service, one run each ('' = its built-in ones)")
     a = ap.parse_args()
     e.skip_if_missing("model", "job", "worker", "gateway")
     with tempfile.TemporaryDirectory(prefix="bok-gwi-") as tmp:
         csv = os.path.join(tmp, "rows.csv")
         rb.generate_csv(csv, a.rows)
-        for n in a.nice:
-            one(csv, n, a.as_bench)
+        for mc in a.job_malloc_conf:
+            for n in a.nice:
+                one(csv, n, a.as_bench, mc or None)
     return 0
 
 
