@@ -159,19 +159,6 @@ def report_callgrind(out, args):
     print("\n".join(r.stdout.decode("utf-8", "replace").splitlines()[:args.top + 20]))
 
 
-def thread_cpu(pid):
-    """{(tid, name): CPU s} of a process's threads."""
-    out = {}
-    for t in os.listdir("/proc/%d/task" % pid):
-        try:
-            st = open("/proc/%d/task/%s/stat" % (pid, t)).read()
-            f = st.rsplit(")", 1)[1].split()
-            out[(int(t), st[st.index("(") + 1:st.rindex(")")])] = (int(f[11]) + int(f[12])) / rb.TICK
-        except (OSError, ValueError):
-            pass
-    return out
-
-
 def thread_split(before, after, rows):
     """CPU s per million rows by thread name; librdkafka main threads by role."""
     mains = sorted(k for k in after if k[1] == "rdk:main")
@@ -259,9 +246,9 @@ def main():
             subprocess.run(["callgrind_control", "-z", str(pid)], capture_output=True, timeout=600)
         for _ in range(args.repeat):
             c0 = rb.cpu_s(pid)
-            kpid = rb.kafka_pid()
+            kpid = rb.kafka_pid() if args.proc != "broker" else None  # the broker: the line above
             k0 = rb.cpu_s(kpid) if kpid else None
-            th0 = thread_cpu(pid) if args.threads else None
+            th0 = rb.thread_cpu(pid) if args.threads else None
             t0 = time.time()
             j = rb.finish_upload(rb.start_upload(s, m["model_id"], csv_path))
             j = rb.wait_final(s, j["job_id"], 3600)
@@ -277,7 +264,7 @@ def main():
                 print("broker: %.2f s CPU = %.2f CPU s per million rows (a shared broker counts everyone's load)" % (
                     kcpu, kcpu / args.rows * 1e6), flush=True)
             if args.threads:
-                print("%s: by thread, CPU s per million rows: %s" % (args.proc, thread_split(th0, thread_cpu(pid),
+                print("%s: by thread, CPU s per million rows: %s" % (args.proc, thread_split(th0, rb.thread_cpu(pid),
                                                                                               args.rows)), flush=True)
         if args.tool == "callgrind":
             subprocess.run(["callgrind_control", "-d", str(pid)], capture_output=True, timeout=600)

@@ -214,24 +214,28 @@ def procs(stack):
 JIT_THREADS = ("C1 CompilerThre", "C2 CompilerThre", "Sweeper thread")
 
 
+def thread_cpu(pid):
+    """{(tid, name): CPU s} of a process's threads ({} if unreadable)."""
+    out = {}
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except (OSError, TypeError):
+        return out
+    for t in tasks:
+        try:
+            st = open("/proc/%d/task/%s/stat" % (pid, t)).read()
+            f = st.rsplit(")", 1)[1].split()
+            out[(int(t), st[st.index("(") + 1:st.rindex(")")])] = (int(f[11]) + int(f[12])) / TICK
+        except (OSError, ValueError):
+            pass
+    return out
+
+
 def jit_cpu_s(pid):
     """CPU s of a JVM's JIT compiler threads (C1, C2, the code sweeper): a
     broker compiles the code paths of a new workload for its first millions
     of rows (docs/PERFORMANCE.md "The broker's CPU"). 0.0 if unreadable."""
-    total = 0.0
-    try:
-        tasks = os.listdir("/proc/%d/task" % pid)
-    except (OSError, TypeError):
-        return 0.0
-    for t in tasks:
-        try:
-            st = open("/proc/%d/task/%s/stat" % (pid, t)).read()
-        except OSError:
-            continue
-        if st[st.index("(") + 1:st.rindex(")")] in JIT_THREADS:
-            f = st.rsplit(")", 1)[1].split()
-            total += (int(f[11]) + int(f[12])) / TICK
-    return total
+    return sum(v for (_, name), v in thread_cpu(pid).items() if name in JIT_THREADS)
 
 
 def cpu_snapshot(stack):
