@@ -281,10 +281,9 @@ def main():
             subprocess.run([jfr_bin()[0], str(pid), "JFR.stop", "name=bokprof"], capture_output=True, timeout=120,
                            check=True)
         w.stop(timeout=600 if args.tool == "callgrind" else 120)
-        print("worker: %s" % (rb.worker_stats(w),))
+        print("worker: (rows, batches) %s, %d transactions" % (rb.worker_stats(w), rb.worker_txns(w)))
         if args.count_clock:
-            rows, batches = rb.worker_stats(w)
-            print("---- clock_gettime per worker thread (%d transactions) ----" % batches)
+            print("---- clock_gettime per worker thread (%d transactions) ----" % rb.worker_txns(w))
             for f in sorted(os.listdir(tmp)):
                 if f.startswith("clock.") and not f.endswith(".tmp"):
                     print(open(os.path.join(tmp, f)).read().rstrip())

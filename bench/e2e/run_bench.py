@@ -474,6 +474,23 @@ def worker_stats(w):
     return sum(r for r, _ in per_lane.values()), sum(b for _, b in per_lane.values())
 
 
+TXNS_RE = re.compile(r"(?:stats|stopping): rows_processed=\d+ batches=\d+ transactions=(\d+)")
+
+
+def worker_txns(w):
+    """Transactions a worker process committed: the last totals of each lane, summed."""
+    per_lane = {}
+    try:
+        with open(w.log_path, "rb") as f:
+            for line in f.read().decode("utf-8", "replace").splitlines():
+                m = TXNS_RE.search(line)
+                if m:
+                    per_lane[lane_of(line)] = int(m.group(1))
+    except OSError:
+        pass
+    return sum(per_lane.values())
+
+
 ASSIGN_RE = re.compile(r"(assigned|revoked) (\d+) partitions")
 
 

@@ -82,6 +82,9 @@ static void rewind_to(worker_t *w, const rd_kafka_topic_partition_list_t *first)
 /* Express batches in a row before the bulk partitions get one batch: small
  * jobs go first, a stream of them never starves the big ones. */
 #define EXPRESS_BURST 8
+/* Longest wait for a first message while the lane's transaction is open
+ * (it commits when nothing comes). */
+#define TXN_IDLE_POLL_MS 20
 /* Longest wait inside the bulk poll while this lane owns express partitions:
  * an express message waits at most this long for an idle or collecting lane. */
 #define EXPRESS_POLL_MS 20
@@ -164,7 +167,7 @@ static int collect(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max, 
     int64_t left = deadline - bok_mono_ms();
     if (left <= 0 && nm > 0) break;
     if ((yield || idle) && express_ready(w)) break; /* run what is collected (maybe nothing), then express */
-    int wait = nm ? (int)(left > 0 ? left : 0) : 200;
+    int wait = nm ? (int)(left > 0 ? left : 0) : w->txn.open ? TXN_IDLE_POLL_MS : 200;
     if (w->express_owned && wait > EXPRESS_POLL_MS) wait = EXPRESS_POLL_MS;
     rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, wait);
     if (gen != w->rebalances) {
@@ -178,7 +181,7 @@ static int collect(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max, 
       gen = w->rebalances;
     }
     if (!m) {
-      if (nm && !w->express_owned) break;
+      if (nm ? !w->express_owned : w->txn.open && idle) break; /* as in collect_stripes */
       idle = 1;
       continue;
     }
@@ -251,7 +254,11 @@ static int collect_stripes(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, i
       continue;
     }
     if (s < 0) {
-      if (nm) break;
+      /* Nothing more: run (or, second time, commit) what there is. A poll
+       * may return early with nothing (librdkafka wakes it, e.g. when a
+       * rebalance pauses the fetchers), so an open transaction waits for a
+       * second empty poll: the rebalance callback runs in it. */
+      if (nm || (w->txn.open && idle)) break;
       idle = 1;
       continue;
     }
@@ -268,14 +275,15 @@ static int collect_stripes(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, i
   return nm;
 }
 
-/* Runs msgs[0..nm) inside the open transaction; with `may_cut` (a bulk
- * batch that yields to express messages) it stops after the message during
- * which express messages arrived and cuts the batch there, so a small job
- * waits for one message of a bulk batch, not the whole batch. Returns how
- * many ran (nm unless cut), -1 on a failure. */
+/* Runs msgs[0..nm) (batch b) inside the open transaction, their results
+ * going to the transaction's batch; with `may_cut` (a bulk batch that
+ * yields to express messages) it stops after the message during which
+ * express messages arrived and cuts b there, so a small job waits for one
+ * message of a bulk batch, not the whole batch. Returns how many ran (nm
+ * unless cut), -1 on a failure. */
 static int run_msgs(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int nm, int64_t *rows, int may_cut) {
   for (int i = 0; i < nm; i++) {
-    if (wk_process_msg(w, b, msgs[i], rows) != 0) return -1;
+    if (wk_process_msg(w, &w->txn.b, msgs[i], rows) != 0) return -1;
     if (may_cut && i + 1 < nm && express_ready(w)) {
       wk_batch_cut(b, msgs, i + 1);
       return i + 1;
@@ -284,15 +292,62 @@ static int run_msgs(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int nm, 
   return nm;
 }
 
-/* One transaction: begin, produce events, stage results, send offsets,
- * commit. 1 committed, 0 failed (the caller aborts and rewinds). *ran: the
- * messages it ran (run_msgs: the rest are the next bulk batch's). */
-static int run_txn(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int nm, int *ran, int64_t *rows,
-                   int may_cut) {
+/* ---- the open transaction (wk_txn_t) ----------------------------------------- */
+
+/* Drops the transaction's results and offsets; none is open after it. */
+static void txn_clear(worker_t *w) {
+  wk_batch_free(&w->txn.b);
+  memset(&w->txn, 0, sizeof w->txn);
+}
+
+/* Opens the lane's transaction unless one is open. 1 ok. */
+static int txn_begin(worker_t *w) {
+  if (w->txn.open) return 1;
+  txn_clear(w);
+  wk_batch_reset_offsets(&w->txn.b);
+  w->txn.b.stripe = -1;
+  w->txn.started_ms = bok_mono_ms();
+  if (w->transactions && !txn_ok(w, rd_kafka_begin_transaction(w->producer), "begin_transaction")) return 0;
+  w->txn.open = 1;
+  return 1;
+}
+
+/* Runs batch b in the lane's transaction (opened if needed): its events,
+ * its results and offsets into the transaction, the messages a cut left
+ * for the next bulk batch, and its rows to its stripe's turn. 1 ok, 0
+ * failed (the caller recovers). *ran: the messages it ran. */
+static int run_batch(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int nm, int *ran, int may_cut) {
+  int64_t rows = 0;
+  if (!txn_begin(w)) return 0;
+  *ran = run_msgs(w, b, msgs, nm, &rows, may_cut);
+  if (*ran <= 0) return 0;
+  keep_carry(w, b, msgs + *ran, nm - *ran);
+  wk_batch_merge_offsets(&w->txn.b, b);
+  w->txn.batches++;
+  w->txn.rows += rows;
+  w->txn.bytes += b->bytes;
+  w->turns++;
+  if (b->stripe >= 0) { /* the lane's deficit round robin counts the batch as it runs */
+    w->served[b->stripe] += rows;
+    w->txn.served[b->stripe] += rows;
+    w->stripe_last[b->stripe] = w->turns;
+  }
+  return 1;
+}
+
+int wk_txn_more(const worker_t *w, int full, int express_waiting, int64_t now_ms) {
+  if (!w->transactions || w->stop || !full || express_waiting) return 0;
+  const wk_txn_t *t = &w->txn;
+  return t->rows < w->txn_max_rows && t->bytes < w->batch_max_bytes && now_ms - t->started_ms < w->txn_max_ms;
+}
+
+/* Ends the open transaction: stage the results, send the offsets, commit
+ * (without transactions: flush, then commit the offsets). 1 committed, 0
+ * failed (the caller aborts and rewinds). */
+static int txn_commit(worker_t *w) {
+  batch_t *b = &w->txn.b;
   int ok = 1;
-  if (w->transactions) ok = txn_ok(w, rd_kafka_begin_transaction(w->producer), "begin_transaction");
-  if (ok) ok = (*ran = run_msgs(w, b, msgs, nm, rows, may_cut)) > 0;
-  if (ok && !w->transactions) ok = rd_kafka_flush(w->producer, TXN_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR;
+  if (!w->transactions) ok = rd_kafka_flush(w->producer, TXN_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR;
   if (ok) bok_fault("worker.after_produce");
   if (ok) ok = wk_report(w, b) == 0;
   if (ok) bok_fault("worker.after_report");
@@ -310,9 +365,9 @@ static int run_txn(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int nm, i
   return ok;
 }
 
-/* A failed transaction: abort it (or re-create the producer when abort
- * cannot), rewind to the batch start. Never exits the worker. */
-static void recover(worker_t *w, batch_t *b) {
+/* Aborts the open transaction (or re-creates the producer when abort
+ * cannot) and takes back what its batches credited to the stripes. */
+static void txn_abort(worker_t *w) {
   if (w->transactions && !w->reset) {
     rd_kafka_error_t *e = rd_kafka_abort_transaction(w->producer, TXN_TIMEOUT_MS);
     if (e) {
@@ -322,33 +377,79 @@ static void recover(worker_t *w, batch_t *b) {
     }
   }
   if (w->transactions && w->reset) wk_reset_producer(w);
+  for (int s = 0; s < w->nstripes && s < WK_STRIPES_MAX; s++) w->served[s] -= w->txn.served[s];
   bok_counter_inc(worker_metrics.batches_aborted);
   if (w->transactions) bok_counter_inc(worker_metrics.txn_aborted);
-  rewind_to(w, b->first);
 }
 
-static void count_done(worker_t *w, batch_t *b, int64_t rows) {
-  w->rows_done += rows;
-  w->batches++;
+void wk_txn_abandon(worker_t *w) {
+  if (!w->txn.open) return;
+  LOG(w, BOK_LOG_INFO, "rebalance during an open transaction (%d batches, %lld rows): aborted; its rows run again "
+      "from the committed offsets", w->txn.batches, (long long)w->txn.rows);
+  txn_abort(w);
+  txn_clear(w);
+}
+
+/* A failed transaction (b: the batch being run, if any): abort it, drop
+ * what was carried over, rewind to the start of all it collected. Never
+ * exits the worker. */
+static void recover(worker_t *w, batch_t *b) {
+  txn_abort(w);
+  if (!w->txn.b.first) wk_batch_reset_offsets(&w->txn.b);
+  wk_batch_merge_offsets(&w->txn.b, b);
+  for (int i = 0; i < w->ncarry; i++) rd_kafka_message_destroy(w->carry[i]);
+  w->ncarry = 0;
+  rewind_to(w, w->txn.b.first);
+  txn_clear(w);
+}
+
+/* A committed transaction: the lane's totals and metrics. */
+static void count_done(worker_t *w) {
+  const wk_txn_t *t = &w->txn;
+  w->rows_done += t->rows;
+  w->batches += t->batches;
+  w->txns++;
   int64_t valid = 0, rejected = 0;
-  for (size_t i = 0; i < b->n; i++) {
-    rejected += (int64_t)b->jobs[i].res.n_rejected;
-    for (size_t k = 0; k < b->jobs[i].res.n_batches; k++) valid += b->jobs[i].res.batches[k]->valid;
+  for (size_t i = 0; i < t->b.n; i++) {
+    rejected += (int64_t)t->b.jobs[i].res.n_rejected;
+    for (size_t k = 0; k < t->b.jobs[i].res.n_batches; k++) valid += t->b.jobs[i].res.batches[k]->valid;
   }
-  bok_counter_add(worker_metrics.rows_consumed, (uint64_t)rows);
+  bok_counter_add(worker_metrics.rows_consumed, (uint64_t)t->rows);
   bok_counter_add(worker_metrics.rows_valid, (uint64_t)valid);
   bok_counter_add(worker_metrics.rows_rejected, (uint64_t)rejected);
-  bok_counter_inc(worker_metrics.batches_committed);
+  bok_counter_add(worker_metrics.batches_committed, (uint64_t)t->batches);
   if (w->transactions) bok_counter_inc(worker_metrics.txn_committed);
 }
 
-/* A committed bulk batch of stripe s: its rows go to served[s] (the lane's
- * deficit round robin) and the lane's batch count, which count_done has just
- * raised, marks it as the stripe served last (ties, wk_stripe_pick). Lane
- * thread only. */
-static void stripe_served(worker_t *w, int s, int64_t rows) {
-  w->served[s] += rows;
-  w->stripe_last[s] = w->batches;
+/* 1 when the lane's bulk queues hold fetched messages (a stripe's queue,
+ * or with one stripe the consumer queue): another batch is ready. */
+static int bulk_waiting(worker_t *w) {
+  if (w->nstripes > 1) {
+    for (int s = 0; s < w->nstripes; s++)
+      if (rd_kafka_queue_length(w->stripe_q[s]) > 0) return 1;
+    return 0;
+  }
+  rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(w->consumer);
+  int n = q && rd_kafka_queue_length(q) > 0;
+  if (q) rd_kafka_queue_destroy(q);
+  return n;
+}
+
+/* After a batch ran (or nothing was collected): commits the open
+ * transaction unless it takes another batch (wk_txn_more; `full`: the batch
+ * was a full bulk batch that ran whole). 1 ok, 0 the commit failed (the
+ * caller recovers). */
+static int txn_maybe_commit(worker_t *w, int full) {
+  if (!w->txn.open) return 1;
+  if (wk_txn_more(w, full, express_ready(w), bok_mono_ms())) {
+    bok_fault("worker.txn_open");
+    return 1;
+  }
+  if (!txn_commit(w)) return 0;
+  wk_confirm(w, &w->txn.b);
+  count_done(w);
+  txn_clear(w);
+  return 1;
 }
 
 /* The lane's totals every 5 s; with tenant stripes, also the rows credited
@@ -358,8 +459,8 @@ static void log_stats(worker_t *w) {
   size_t n = 0;
   for (int s = 0; w->nstripes > 1 && s < w->nstripes && n + 24 < sizeof st; s++)
     n += (size_t)snprintf(st + n, sizeof st - n, "%s%lld", s ? "/" : " stripe_rows=", (long long)w->served[s]);
-  LOG(w, BOK_LOG_INFO, "stats: rows_processed=%lld batches=%lld%s", (long long)w->rows_done, (long long)w->batches,
-      st);
+  LOG(w, BOK_LOG_INFO, "stats: rows_processed=%lld batches=%lld transactions=%lld%s", (long long)w->rows_done,
+      (long long)w->batches, (long long)w->txns, st);
 }
 
 int worker_run(worker_t *w) {
@@ -380,31 +481,37 @@ int worker_run(worker_t *w) {
              : w->nstripes > 1 ? collect_stripes(w, &b, msgs, WK_BATCH_MSGS, yield)
                                : collect(w, &b, msgs, WK_BATCH_MSGS, yield);
     w->express_streak = express ? w->express_streak + (nm > 0) : 0;
-    int64_t rows = 0;
-    int ran = nm;
-    if (nm > 0 && run_txn(w, &b, msgs, nm, &ran, &rows, !express && yield)) {
-      if (ran < nm) bok_counter_inc(worker_metrics.batches_cut);
-      keep_carry(w, &b, msgs + ran, nm - ran);
-      nm = ran;
-      wk_confirm(w, &b);
-      count_done(w, &b, rows);
-      if (b.stripe >= 0) stripe_served(w, b.stripe, rows);
+    int ran = nm, ok = nm == 0 || run_batch(w, &b, msgs, nm, &ran, !express && yield);
+    /* a whole bulk batch that was full, or after which more is waiting */
+    int full = ok && nm > 0 && ran == nm && !express &&
+               (wk_batch_full(w, &b, nm) || nm == WK_BATCH_MSGS || bulk_waiting(w));
+    if (ok && ran < nm) {
+      bok_counter_inc(worker_metrics.batches_cut);
+      nm = ran; /* the rest is carried (run_batch) */
+    }
+    if (ok) ok = txn_maybe_commit(w, full);
+    if (ok) {
       backoff_ms = 0;
-    } else if (nm > 0) {
+    } else {
       recover(w, &b);
       backoff_ms = backoff_ms ? (backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2) : 200;
     }
     for (int i = 0; i < nm; i++) rd_kafka_message_destroy(msgs[i]);
     wk_batch_free(&b);
-    wk_jobs_evict(w);
+    if (!w->txn.open) wk_jobs_evict(w); /* an open transaction points at its jobs */
     int64_t now = bok_mono_ms();
     if (now - w->last_stat_ms > 5000) {
       if (w->rows_done) log_stats(w);
       w->last_stat_ms = now;
     }
   }
+  if (w->txn.open) { /* stopped inside collect with a transaction open: it never ran to its end */
+    txn_abort(w);
+    txn_clear(w);
+  }
   for (int i = 0; i < w->ncarry; i++) rd_kafka_message_destroy(w->carry[i]);
   w->ncarry = 0;
-  LOG(w, BOK_LOG_INFO, "stopping: rows_processed=%lld batches=%lld", (long long)w->rows_done, (long long)w->batches);
+  LOG(w, BOK_LOG_INFO, "stopping: rows_processed=%lld batches=%lld transactions=%lld", (long long)w->rows_done,
+      (long long)w->batches, (long long)w->txns);
   return 0;
 }

@@ -23,7 +23,7 @@
 
 /* Every key this binary reads (README "Ports and configuration"); others are
  * refused at start with their file:line. */
-static const char *const KNOWN_KEYS[] = {"worker_id", "lanes:int", "kafka.brokers", "kafka.rows_topic", "kafka.group_id", "kafka.transactions:bool", "kafka.transaction_timeout_ms:int", "kafka.events_partitions:int", "kafka.replication_factor:int", "kafka.min_insync_replicas:int", "kafka.batch_max_rows:int", "kafka.batch_max_bytes:int", "kafka.batch_max_ms:int", "kafka.express_partitions:int", "kafka.tenant_stripes:int", "kafka.fetch_buffer_kbytes:int", "kafka.produce_buffer_kbytes:int", "kafka.producer.*", "kafka.consumer.*", "kafka.events_topic.*", "routes.default.model", "routes.default.job", "routes.tenants.*", "log_level:level", "log_format:format", "metrics_listen", BOK_RPC_TLS_KEYS, "rpc.worker_token_file", NULL};
+static const char *const KNOWN_KEYS[] = {"worker_id", "lanes:int", "kafka.brokers", "kafka.rows_topic", "kafka.group_id", "kafka.transactions:bool", "kafka.transaction_timeout_ms:int", "kafka.events_partitions:int", "kafka.replication_factor:int", "kafka.min_insync_replicas:int", "kafka.batch_max_rows:int", "kafka.batch_max_bytes:int", "kafka.batch_max_ms:int", "kafka.txn_max_rows:int", "kafka.txn_max_ms:int", "kafka.express_partitions:int", "kafka.tenant_stripes:int", "kafka.fetch_buffer_kbytes:int", "kafka.produce_buffer_kbytes:int", "kafka.producer.*", "kafka.consumer.*", "kafka.events_topic.*", "routes.default.model", "routes.default.job", "routes.tenants.*", "log_level:level", "log_format:format", "metrics_listen", BOK_RPC_TLS_KEYS, "rpc.worker_token_file", NULL};
 
 typedef struct {
   worker_t *w;

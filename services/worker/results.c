@@ -96,6 +96,20 @@ void wk_batch_cut(batch_t *b, rd_kafka_message_t *const *msgs, int k) {
   }
 }
 
+void wk_batch_merge_offsets(batch_t *t, const batch_t *r) {
+  for (int i = 0; r->first && i < r->first->cnt; i++) {
+    const rd_kafka_topic_partition_t *p = &r->first->elems[i];
+    if (!rd_kafka_topic_partition_list_find(t->first, p->topic, p->partition))
+      rd_kafka_topic_partition_list_add(t->first, p->topic, p->partition)->offset = p->offset;
+  }
+  for (int i = 0; r->next && i < r->next->cnt; i++) {
+    const rd_kafka_topic_partition_t *p = &r->next->elems[i];
+    rd_kafka_topic_partition_t *n = rd_kafka_topic_partition_list_find(t->next, p->topic, p->partition);
+    if (!n) n = rd_kafka_topic_partition_list_add(t->next, p->topic, p->partition);
+    if (p->offset > n->offset) n->offset = p->offset;
+  }
+}
+
 /* The job-service address of batch result i. */
 static const char *job_addr(worker_t *w, const batch_t *b, size_t i) {
   return bok_routes_lookup(w->routes, b->jobs[i].job->tenant)->job_addr;

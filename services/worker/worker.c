@@ -58,6 +58,10 @@ static int route_stripes(worker_t *w, rd_kafka_t *rk, const rd_kafka_topic_parti
 /* Runs inside rd_kafka_consumer_poll, on the lane's thread. */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque) {
   worker_t *w = opaque;
+  /* The transaction must end before the partitions go: their next owner
+   * starts from the committed offsets, so committing later would publish
+   * its rows twice. */
+  wk_txn_abandon(w);
   w->rebalances++;
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     w->express_owned = route_express(w, rk, parts);
@@ -185,6 +189,8 @@ worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *lo
   w->batch_max_rows = (int)bok_config_get_int(cfg, "kafka.batch_max_rows", WK_BATCH_MAX_ROWS_DEFAULT);
   w->batch_max_bytes = bok_config_get_int(cfg, "kafka.batch_max_bytes", WK_BATCH_MAX_BYTES_DEFAULT);
   w->batch_max_ms = (int)bok_config_get_int(cfg, "kafka.batch_max_ms", 100);
+  w->txn_max_rows = (int)bok_config_get_int(cfg, "kafka.txn_max_rows", WK_TXN_MAX_ROWS_DEFAULT);
+  w->txn_max_ms = (int)bok_config_get_int(cfg, "kafka.txn_max_ms", WK_TXN_MAX_MS_DEFAULT);
   w->express_parts = (int)bok_config_get_int(cfg, "kafka.express_partitions", 1);
   if (w->express_parts < 0) w->express_parts = 0;
   w->nstripes = (int)bok_config_get_int(cfg, "kafka.tenant_stripes", WK_STRIPES_DEFAULT);

@@ -61,6 +61,32 @@ typedef struct {
   size_t msg_cap, rej_cap;
 } job_res_t;
 
+typedef struct {
+  job_res_t *jobs;
+  size_t n, cap;
+  /* offsets: per partition, first and last offset of the batch */
+  rd_kafka_topic_partition_list_t *first;
+  rd_kafka_topic_partition_list_t *next;
+  int stripe; /* the tenant stripe its messages came from; -1 = none (express, or stripes off) */
+  int64_t bytes; /* rows-topic payload collected (the messages' decompressed lengths) */
+} batch_t;
+
+/* The lane's open transaction: one or more batches. After a full bulk batch
+ * it stays open for the next one (up to kafka.txn_max_rows rows,
+ * kafka.txn_max_ms, kafka.batch_max_bytes of payload) while no express
+ * message waits, so the broker's and the producer's cost per transaction
+ * (markers, AddPartitionsToTxn, offsets, EndTxn, report) is paid less often;
+ * each batch is still one tenant turn. Belongs to the lane thread; the
+ * rebalance callback (which runs on it, inside the consumer poll) aborts it
+ * (wk_txn_abandon). docs/GUARANTEES.md, docs/PERFORMANCE.md. */
+typedef struct {
+  batch_t b;   /* results and offsets of the batches run in it */
+  int open;    /* begin_transaction done (or, without transactions, a batch ran) */
+  int batches; /* batches run in it */
+  int64_t rows, bytes, started_ms;
+  int64_t served[WK_STRIPES_MAX]; /* rows its batches credited to each stripe (taken back on abort) */
+} wk_txn_t;
+
 struct worker {
   const bok_config_t *cfg;
   bok_log_fn log;
@@ -87,8 +113,8 @@ struct worker {
    * tenants on different stripes share the lane by rows, not by fetch order. */
   int nstripes;
   rd_kafka_queue_t *stripe_q[WK_STRIPES_MAX]; /* NULL when nstripes is 1 */
-  int64_t served[WK_STRIPES_MAX];             /* rows committed per stripe by this lane */
-  int64_t stripe_last[WK_STRIPES_MAX];        /* the lane's `batches` at each stripe's last commit */
+  int64_t served[WK_STRIPES_MAX];             /* rows run per stripe by this lane (an abort takes its back) */
+  int64_t stripe_last[WK_STRIPES_MAX];        /* the lane's `turns` at each stripe's last batch */
   int stripe_owned;                           /* stripes with partitions in the assignment */
   /* A bulk batch cut short because express messages arrived while it ran
    * (docs/FAIRNESS.md): the messages it had collected but not run, in
@@ -100,6 +126,8 @@ struct worker {
   int ncarry, carry_stripe, carry_gen;
   int batch_max_rows;
   int batch_max_ms;
+  int txn_max_rows, txn_max_ms; /* kafka.txn_max_rows, kafka.txn_max_ms (wk_txn_t) */
+  wk_txn_t txn;
   int64_t batch_max_bytes; /* rows-topic payload per batch (kafka.batch_max_bytes) */
   volatile sig_atomic_t stop;
   int reset; /* the producer is in a state abort cannot clear: re-create it */
@@ -113,20 +141,12 @@ struct worker {
   int ntopics;
   bok_row_result_t rr;
   bok_arena_t arena; /* decoded rows-topic message; reset per message */
-  int64_t rows_done, last_stat_ms, batches;
+  int64_t rows_done, last_stat_ms, batches, txns;
+  int64_t turns; /* batches run (stripe_last's sequence) */
 };
 
 #define LOG(w, lvl, ...) bok_logf((w)->log, (w)->lo, lvl, __VA_ARGS__)
 
-typedef struct {
-  job_res_t *jobs;
-  size_t n, cap;
-  /* offsets: per partition, first and last offset of the batch */
-  rd_kafka_topic_partition_list_t *first;
-  rd_kafka_topic_partition_list_t *next;
-  int stripe; /* the tenant stripe its messages came from; -1 = none (express, or stripes off) */
-  int64_t bytes; /* rows-topic payload collected (the messages' decompressed lengths) */
-} batch_t;
 
 /* Memory bounds (docs/CONFIG.md, docs/PERFORMANCE.md "Memory"): the whole
  * process's consumer fetch-ahead and producer queue, split evenly over the
@@ -141,6 +161,10 @@ typedef struct {
  * what a lane holds when rows are large. */
 #define WK_BATCH_MAX_ROWS_DEFAULT 5000
 #define WK_BATCH_MAX_BYTES_DEFAULT (8 << 20)
+/* A transaction may run several full batches (wk_txn_t): up to this many
+ * rows, for at most this long. */
+#define WK_TXN_MAX_ROWS_DEFAULT 20000
+#define WK_TXN_MAX_MS_DEFAULT 1000
 #define WK_PRODUCE_BUFFER_KB_DEFAULT 16384
 #define WK_PARTITION_FETCH_BYTES_DEFAULT "65536"
 /* worker.c: a lane's share of a process-wide budget in KB (>= 1024). */
@@ -171,6 +195,21 @@ int wk_stripe_pick(int64_t *served, const int64_t *last, const int *waiting, int
  * message, however large. Pure; lane thread (loop.c). */
 int wk_batch_full(const worker_t *w, const batch_t *b, int nm);
 
+/* 1 when the open transaction takes another batch after the one just run:
+ * that batch was a full bulk batch (`full`), nothing cut it short and no
+ * express message waits (`express_waiting` 0), transactions are on, the lane
+ * is not stopping, and the transaction is under kafka.txn_max_rows rows,
+ * kafka.batch_max_bytes of payload and kafka.txn_max_ms of age at now_ms.
+ * Else the caller commits. Pure; lane thread (loop.c). */
+int wk_txn_more(const worker_t *w, int full, int express_waiting, int64_t now_ms);
+
+/* loop.c: a rebalance came while the lane's transaction is open (the
+ * rebalance callback, on the lane thread): aborts it -- re-creating the
+ * producer when abort cannot -- before the partitions go, since their next
+ * owner starts from the committed offsets; takes back the stripes' credit
+ * and drops its results. No-op when none is open. */
+void wk_txn_abandon(worker_t *w);
+
 /* job_cache.c */
 bok_rpc_channel_t *wk_chan(worker_t *w, const char *addr); /* cached per address, owned by w */
 /* The job's context, fetching spec and schema on first sight; NULL = a
@@ -196,6 +235,10 @@ void wk_batch_reset_offsets(batch_t *b);
  * later batch): b->next from those only; b->first is kept, so a failed
  * transaction still rewinds to the start of everything collected. */
 void wk_batch_cut(batch_t *b, rd_kafka_message_t *const *msgs, int k);
+/* Adds batch r's offsets to t (a transaction's): per partition, t keeps the
+ * first offset of its earliest batch and takes the next offset of the
+ * latest. */
+void wk_batch_merge_offsets(batch_t *t, const batch_t *r);
 void wk_batch_free(batch_t *b);
 int wk_report(worker_t *w, batch_t *b);  /* stage the batch's results: 0 ok, -1 failed */
 void wk_confirm(worker_t *w, batch_t *b); /* after the commit; best effort */

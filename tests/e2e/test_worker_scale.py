@@ -59,5 +59,41 @@ def test_sigkill_one_of_two_workers_mid_job():
         e.check(worker_rows(s.workers[1]) > 0, "the surviving worker took over")
 
 
+def test_rebalance_while_a_transaction_is_open():
+    """A lane's transaction runs several full batches (kafka.txn_max_rows);
+    a worker joining mid-job makes the group rebalance while transactions
+    are open (one lane, which pauses 500 ms with its transaction open after
+    every batch, BOK_FAULT worker.txn_open). The lane aborts it before its
+    partitions go, so the new owners -- who start from the committed
+    offsets -- and the old ones publish every valid row once, and the job's
+    counters are exact."""
+    with e.Stack(workers=1, overrides={"worker": {"lanes": 1, "kafka.txn_max_ms": 60000, "kafka.express_partitions": 0},
+                                       "job": {"kafka.express_partitions": 0}},
+                 env={"worker": {"BOK_FAULT": "worker.txn_open:delay=500"}}) as s:
+        st, m = s.http("POST", "/models", {"name": "scale", "schema": SCHEMA})
+        st, j = s.upload(m["model_id"], "big.csv", make_csv(), timeout=300)
+        e.check(st == 202 and j["total"] == N, "upload: %s %s" % (st, j))
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            st, cur = s.http("GET", "/jobs/" + j["job_id"])
+            if cur["success"] + cur["errors"] > 0:
+                break
+            time.sleep(0.05)
+        e.check(cur["success"] + cur["errors"] < N // 2, "joined mid-job (progress %s)" % cur)
+        s.add_worker()
+        j = s.wait_job(j["job_id"], timeout=240)
+        e.check(j["state"] == "PARTIAL_SUCCESS", "finished: %s" % j)
+        e.check(j["success"] + j["errors"] == N and j["errors"] == N // 50, "exact counters: %s" % j)
+        events = e.kcat_consume(m["topic"], read_committed=True, timeout=90, expect=j["success"])
+        rows = collections.Counter(x["headers"]["row"] for x in events if x["headers"].get("job") == j["job_id"])
+        dup = [r for r, c in rows.items() if c > 1]
+        e.check(not dup, "duplicates on the events topic: %d rows, e.g. %s" % (len(dup), dup[:5]))
+        e.check(len(rows) == j["success"], "every valid row exactly once: %d distinct vs %d" % (len(rows), j["success"]))
+        e.check(worker_rows(s.workers[1]) > 0, "the new worker took rows over")
+        with open(s.workers[0].log_path, "rb") as f:
+            log = f.read().decode("utf-8", "replace")
+        e.check("rebalance during an open transaction" in log, "a rebalance met an open transaction (the case tested)")
+
+
 if __name__ == "__main__":
     e.run_tests(globals())
