@@ -1,8 +1,11 @@
-/* loop.c -- a worker lane's loop: collect a batch of rows-topic messages,
- * run one transaction over it (begin, events, report, offsets, commit,
- * confirm), and on any failure abort (or re-create the producer) and go back
- * to the group's committed offsets. Never exits on an outage.
- * docs/GUARANTEES.md. */
+/* loop.c -- a worker lane's loop: collect a batch of rows-topic messages
+ * (one tenant turn), run it inside the lane's open transaction (begin once,
+ * then events per batch), and after a full bulk batch keep the transaction
+ * open for the next one, up to kafka.txn_max_rows / txn_max_ms; then report,
+ * send the offsets, commit, confirm. On any failure abort (or re-create the
+ * producer) and go back to the group's committed offsets; a rebalance aborts
+ * an open transaction before the partitions go (wk_txn_abandon). Never exits
+ * on an outage. docs/GUARANTEES.md. */
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,8 +238,8 @@ static int drop_collected(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, in
  * (kafka.tenant_stripes > 1; also before the first assignment, whose
  * rebalance callback runs in its consumer poll): the batch comes from one
  * stripe, picked by pick_stripe; b->stripe says which (the loop adds the
- * batch's rows to served[] once it commits). Lane thread only. The consumer queue is still polled, without
- * waiting while a stripe has messages: it runs the rebalance callback and
+ * batch's rows to served[] as it runs, run_batch). Lane thread only. The
+ * consumer queue is still polled, without waiting while a stripe has messages: it runs the rebalance callback and
  * carries errors. Each partition's messages reach one queue only, so a
  * batch's offsets stay contiguous per partition. */
 static int collect_stripes(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max, int yield) {
@@ -336,7 +339,7 @@ static int run_batch(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int nm,
 }
 
 int wk_txn_more(const worker_t *w, int full, int express_waiting, int64_t now_ms) {
-  if (!w->transactions || w->stop || !full || express_waiting) return 0;
+  if (!w->transactions || w->stop || !full || express_waiting || w->txn_max_rows <= w->batch_max_rows) return 0;
   const wk_txn_t *t = &w->txn;
   return t->rows < w->txn_max_rows && t->bytes < w->batch_max_bytes && now_ms - t->started_ms < w->txn_max_ms;
 }

@@ -153,17 +153,18 @@ struct worker {
  * lanes (each lane is its own consumer and producer), and the per-partition
  * fetch size that bounds what one fetch response adds on top. */
 #define WK_FETCH_BUFFER_KB_DEFAULT 8192
-/* A batch is one transaction and one report: the broker's and the
- * producer's cost per transaction (markers, AddPartitionsToTxn, offsets,
- * EndTxn) is paid per batch. 10,000 rows took ~20 % off the broker's CPU
- * per row but added 8-10 MB to the worker's peak (docs/PERFORMANCE.md
- * "Larger transactions"), so 5,000 stays the default. The byte cap bounds
- * what a lane holds when rows are large. */
+/* A batch is one tenant turn; larger batches (10,000 rows) added 8-10 MB
+ * to the worker's peak (the rows a lane holds) and made coarser turns
+ * (docs/PERFORMANCE.md "Larger transactions"). The byte cap bounds what a
+ * lane holds when rows are large. */
 #define WK_BATCH_MAX_ROWS_DEFAULT 5000
 #define WK_BATCH_MAX_BYTES_DEFAULT (8 << 20)
-/* A transaction may run several full batches (wk_txn_t): up to this many
- * rows, for at most this long. */
-#define WK_TXN_MAX_ROWS_DEFAULT 20000
+/* A transaction (one report) may run several full batches (wk_txn_t): up
+ * to this many rows, for at most this long. The broker's and the
+ * producer's cost per transaction (markers, AddPartitionsToTxn, offsets,
+ * EndTxn) is paid per transaction, not per batch (docs/PERFORMANCE.md
+ * "Transactions over several batches"). */
+#define WK_TXN_MAX_ROWS_DEFAULT 0 /* off: one batch per transaction (docs/PERFORMANCE.md) */
 #define WK_TXN_MAX_MS_DEFAULT 1000
 #define WK_PRODUCE_BUFFER_KB_DEFAULT 16384
 #define WK_PARTITION_FETCH_BYTES_DEFAULT "65536"
@@ -183,10 +184,11 @@ void wk_producer_start(worker_t *w);
  * batch), not to a stripe by its index, which gave the lower stripe the
  * second batch of every tied pair (docs/FAIRNESS.md). A stripe with nothing
  * waiting is lifted to the chosen one's served rows (an empty flow keeps no
- * deficit): once the chosen batch commits it is one batch behind, so a
+ * deficit): once the chosen batch runs it is one batch behind, so a
  * stripe back from idle gets the next batch, not a run of them. The caller
- * owns both arrays: it adds a batch's rows to served[its stripe] once it
- * commits, and stamps last[its stripe]. */
+ * owns both arrays: it adds a batch's rows to served[its stripe] as the
+ * batch runs (and takes them back if its transaction aborts), and stamps
+ * last[its stripe]. */
 int wk_stripe_pick(int64_t *served, const int64_t *last, const int *waiting, int n);
 
 /* 1 when a batch of nm collected messages (b->bytes of rows-topic payload)
@@ -199,8 +201,9 @@ int wk_batch_full(const worker_t *w, const batch_t *b, int nm);
  * that batch was a full bulk batch (`full`), nothing cut it short and no
  * express message waits (`express_waiting` 0), transactions are on, the lane
  * is not stopping, and the transaction is under kafka.txn_max_rows rows,
- * kafka.batch_max_bytes of payload and kafka.txn_max_ms of age at now_ms.
- * Else the caller commits. Pure; lane thread (loop.c). */
+ * kafka.batch_max_bytes of payload and kafka.txn_max_ms of age at now_ms;
+ * txn_max_rows <= batch_max_rows (the default, 0) is one batch per
+ * transaction. Else the caller commits. Pure; lane thread (loop.c). */
 int wk_txn_more(const worker_t *w, int full, int express_waiting, int64_t now_ms);
 
 /* loop.c: a rebalance came while the lane's transaction is open (the

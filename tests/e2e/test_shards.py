@@ -81,7 +81,12 @@ class Shards:
                 w = e.Service("worker", self.dir, {
                     "kafka.brokers": e.kafka_bootstrap(), "kafka.rows_topic": self.rows_topic,
                     "kafka.group_id": self.group, "routes": self.routes(), "worker_id": "w%d" % i,
-                    "kafka.batch_max_rows": 200, "rpc.worker_token_file": os.path.join(self.dir, "worker.token")},
+                    # one message per batch and per transaction: progress in fine steps, so
+                    # the share window of test_two_shards_tenants_share_the_workers opens
+                    # before A is done (20,000-row transactions finished A's 80,000 rows
+                    # before B's upload committed)
+                    "kafka.batch_max_rows": 200, "kafka.txn_max_rows": 200,
+                    "rpc.worker_token_file": os.path.join(self.dir, "worker.token")},
                     name="worker%d" % i).start()
                 self.workers.append(w)
             for i, port in enumerate(self.gw_ports):

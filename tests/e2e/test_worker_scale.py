@@ -67,7 +67,8 @@ def test_rebalance_while_a_transaction_is_open():
     partitions go, so the new owners -- who start from the committed
     offsets -- and the old ones publish every valid row once, and the job's
     counters are exact."""
-    with e.Stack(workers=1, overrides={"worker": {"lanes": 1, "kafka.txn_max_ms": 60000, "kafka.express_partitions": 0},
+    with e.Stack(workers=1, overrides={"worker": {"lanes": 1, "kafka.txn_max_rows": 20000, "kafka.txn_max_ms": 60000,
+                                                  "kafka.express_partitions": 0},
                                        "job": {"kafka.express_partitions": 0}},
                  env={"worker": {"BOK_FAULT": "worker.txn_open:delay=500"}}) as s:
         st, m = s.http("POST", "/models", {"name": "scale", "schema": SCHEMA})

@@ -20,7 +20,8 @@
  * The points (docs/GUARANTEES.md, tests/e2e/test_crash_matrix.py):
  *   worker.after_produce, worker.after_report, worker.after_send_offsets,
  *   worker.commit (before each commit_transaction: killafter lands inside),
- *   worker.after_commit (before ConfirmResults);
+ *   worker.after_commit (before ConfirmResults), worker.txn_open (a batch
+ *   ran and the transaction stays open for the next one);
  *   job.mid_upload (after each upload chunk), job.before_store,
  *   job.after_rows_commit, job.report, job.confirm;
  *   job.finalizer_query (fail: the finalizer's first Kafka clients never

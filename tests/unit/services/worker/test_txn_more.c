@@ -21,6 +21,7 @@ static worker_t *lane(void) {
   worker_t *w = calloc(1, sizeof *w);
   w->transactions = 1;
   w->txn_max_rows = 20000;
+  w->batch_max_rows = 5000;
   w->txn_max_ms = 1000;
   w->batch_max_bytes = 8 << 20;
   w->txn.open = 1;
@@ -63,6 +64,10 @@ static void test_commits_at_once_otherwise(void **state) {
   assert_false(wk_txn_more(w, 1, 0, 10100));
   w->transactions = 1;
   w->txn_max_rows = 5000; /* txn_max_rows <= batch_max_rows: one batch per transaction */
+  assert_false(wk_txn_more(w, 1, 0, 10100));
+  w->txn.rows = 100; /* even when the batches are small (100-row messages) */
+  assert_false(wk_txn_more(w, 1, 0, 10100));
+  w->txn_max_rows = 0; /* the default: off */
   assert_false(wk_txn_more(w, 1, 0, 10100));
   free(w);
 }
