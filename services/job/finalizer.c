@@ -15,7 +15,11 @@
  * or a job has lagged for RENEW_MS since the clients were made, both are
  * destroyed and made again (fresh connections and metadata). Snapshots are
  * kept: they are facts about the log, not about a client. A lagging job is
- * logged every SLOW_WARN_MS with what each client answered. */
+ * logged every SLOW_WARN_MS with what each client answered. Each pass first
+ * asks for the topic's current partition leaders: a watermark query sent to
+ * a leader that died is not answered until librdkafka's request timeout, and
+ * then retried there, so a job that settled during a failover stayed RUNNING
+ * for minutes (test_finalizer.c). */
 #include "finalizer.h"
 
 #include <librdkafka/rdkafka.h>
@@ -89,6 +93,20 @@ static int partitions(finalizer_t *f, const char *topic) {
   return n;
 }
 
+/* Asks any live broker for the topic's partition leaders, so the next
+ * watermark queries go to the current ones: a query sent to a leader that
+ * died is not answered, whatever its timeout, until librdkafka's request
+ * times out, and is then retried there (test_finalizer.c: a job settling
+ * during a failover stayed RUNNING for minutes). Errors are ignored: the
+ * queries then fail as before. */
+static void refresh_leaders(rd_kafka_t *rk, const char *topic) {
+  rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+  if (!t) return;
+  const struct rd_kafka_metadata *md = NULL;
+  if (rd_kafka_metadata(rk, 0, t, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR && md) rd_kafka_metadata_destroy(md);
+  rd_kafka_topic_destroy(t);
+}
+
 /* The job's snapshot, taken now if it has none. NULL when Kafka did not
  * answer (next pass). */
 static snap_t *snapshot(finalizer_t *f, const job_settling_t *j) {
@@ -131,6 +149,7 @@ typedef struct {
 /* 1 when every partition's LSO has reached the snapshot, else 0 (*lag says
  * which partition is behind and why). */
 static int readable(finalizer_t *f, const char *topic, const snap_t *s, lag_t *lag) {
+  refresh_leaders(f->rc, topic);
   for (int p = 0; p < s->nparts; p++) {
     int64_t lo = 0, hi = -1;
     rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(f->rc, topic, p, &lo, &hi, 5000);
@@ -145,8 +164,15 @@ static int readable(finalizer_t *f, const char *topic, const snap_t *s, lag_t *l
   return 1;
 }
 
+/* librdkafka's request timeout (socket.timeout.ms, default 60 s), not the
+ * call's own, ends a rd_kafka_query_watermark_offsets whose request waits
+ * for a partition leader that died (refresh_leaders keeps the queries away
+ * from it; this bounds what is left). */
+#define CLIENT_REQUEST_TIMEOUT_MS "5000"
+
 static rd_kafka_t *client(const bok_config_t *cfg, const char *isolation, char *err, size_t errlen) {
-  const char *defaults[] = {"enable.auto.commit", "false", "isolation.level", isolation, NULL};
+  const char *defaults[] = {"enable.auto.commit", "false", "isolation.level", isolation,
+                            "socket.timeout.ms", CLIENT_REQUEST_TIMEOUT_MS, NULL};
   rd_kafka_conf_t *conf = bok_kafka_conf_new(cfg, defaults, NULL, err, errlen);
   return conf ? bok_kafka_client_new(RD_KAFKA_CONSUMER, conf, 0, err, errlen) : NULL;
 }

@@ -239,9 +239,10 @@ static int drop_collected(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, in
  * rebalance callback runs in its consumer poll): the batch comes from one
  * stripe, picked by pick_stripe; b->stripe says which (the loop adds the
  * batch's rows to served[] as it runs, run_batch). Lane thread only. The
- * consumer queue is still polled, without waiting while a stripe has messages: it runs the rebalance callback and
- * carries errors. Each partition's messages reach one queue only, so a
- * batch's offsets stay contiguous per partition. */
+ * consumer queue is still polled, without waiting while a stripe has
+ * messages: it runs the rebalance callback and carries errors. Each
+ * partition's messages reach one queue only, so a batch's offsets stay
+ * contiguous per partition. */
 static int collect_stripes(worker_t *w, batch_t *b, rd_kafka_message_t **msgs, int max, int yield) {
   int nm = take_carry(w, b, msgs), s = nm ? b->stripe : -1, gen = w->rebalances, idle = 0;
   int64_t deadline = bok_mono_ms() + w->batch_max_ms;

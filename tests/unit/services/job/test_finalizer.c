@@ -1,0 +1,127 @@
+/* The finalizer during a partition leader's failover (finalizer.c), against
+ * librdkafka's mock cluster: a job's events topic partition moves from a
+ * broker that went down to another one while the job is settling. The
+ * finalizer's clients still know the old leader; their watermark queries
+ * must fail within seconds (and the clients learn the new leader), not wait
+ * for librdkafka's default request timeout of 60 s per query: in a
+ * three-broker run (test_kafka_cluster) a job stayed RUNNING for 90-240 s
+ * with every row counted and every event readable, its finalizer thread
+ * inside rd_kafka_query_watermark_offsets (docs/PERFORMANCE.md
+ * "Transactions over several batches"). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bok/util.h"
+#include "finalizer.h"
+#include "job_fixture.h"
+
+static void log_line(void *ud, bok_log_level_t level, const char *msg) {
+  (void)ud, (void)level;
+  fprintf(stderr, "[%lld] finalizer: %s\n", (long long)bok_mono_ms(), msg);
+}
+
+static bok_config_t *config(const char *bootstrap) {
+  char path[] = "/tmp/bok-finalizer-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  fprintf(f, "kafka:\n  brokers: %s\n", bootstrap);
+  fclose(f);
+  char err[256];
+  bok_config_t *cfg = bok_config_load(path, err, sizeof err);
+  unlink(path);
+  assert_non_null(cfg);
+  return cfg;
+}
+
+/* Counts rows 1..n of job id valid (one message), so it settles. */
+static void count_all(job_store_t *st, const char *id, int n) {
+  bok_err_t err;
+  assert_int_equal(job_store_finish_upload(st, id, "h", 1, n, &err), 0);
+  Batch__V1__JobResults r = BATCH__V1__JOB_RESULTS__INIT;
+  r.job_id = (char *)id;
+  int64_t valid[16];
+  for (int i = 0; i < n; i++) valid[r.n_valid_rows++] = i + 1;
+  r.valid_rows = valid;
+  assert_int_equal(job_store_report(st, &r, &err), 0);
+}
+
+static int state_of(job_store_t *st, const char *id) {
+  job_t j;
+  bok_err_t err;
+  assert_int_equal(job_store_get(st, "t1", id, &j, &err), 0);
+  int s = j.state;
+  job_free(&j);
+  return s;
+}
+
+/* Milliseconds until job id leaves RUNNING, at most limit_ms (then limit_ms). */
+static int64_t ms_to_final(job_store_t *st, const char *id, int64_t limit_ms) {
+  int64_t t0 = bok_mono_ms();
+  while (bok_mono_ms() - t0 < limit_ms) {
+    if (state_of(st, id) != BATCH__V1__JOB_STATE__JOB_STATE_RUNNING) return bok_mono_ms() - t0;
+    usleep(50 * 1000);
+  }
+  return limit_ms;
+}
+
+static void test_a_dead_leader_does_not_stall_the_finalizer(void **s) {
+  (void)s;
+  char err[256];
+  rd_kafka_conf_t *c = rd_kafka_conf_new();
+  rd_kafka_conf_set(c, "log_level", "0", NULL, 0);
+  rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+  assert_non_null(mrk);
+  rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(mrk, 3);
+  assert_non_null(mc);
+  assert_int_equal(rd_kafka_mock_topic_create(mc, "t", 1, 3), 0); /* fx_job_init's topic */
+  assert_int_equal(rd_kafka_mock_partition_set_leader(mc, "t", 0, 2), 0);
+  bok_config_t *cfg = config(rd_kafka_mock_cluster_bootstraps(mc));
+  char path[64];
+  fx_db_path(path, sizeof path, "bok_finalizer");
+  bok_err_t e;
+  job_store_t *st = job_store_open(path, &e);
+  assert_non_null(st);
+  finalizer_t *f = finalizer_start(cfg, st, log_line, NULL, err, sizeof err);
+  assert_non_null(f);
+
+  /* A first job: the finalizer's clients learn that broker 2 leads t[0]. */
+  char a[40], b[40];
+  fx_new_job(st, "t1", a);
+  count_all(st, a, 3);
+  assert_true(ms_to_final(st, a, 20000) < 20000);
+
+  /* Broker 2 dies; broker 1 leads t[0] now. A job that settles now is final
+   * within seconds, not after a minute per query to the dead broker. */
+  assert_int_equal(rd_kafka_mock_broker_set_down(mc, 2), 0);
+  assert_int_equal(rd_kafka_mock_partition_set_leader(mc, "t", 0, 1), 0);
+  fx_new_job(st, "t1", b);
+  count_all(st, b, 3);
+  int64_t ms = ms_to_final(st, b, 45000);
+  print_message("final %lld ms after every row was counted (leader moved from a dead broker)\n", (long long)ms);
+  assert_true(ms < 30000);
+  assert_int_equal(state_of(st, b), BATCH__V1__JOB_STATE__JOB_STATE_SUCCESS);
+
+  finalizer_stop(f);
+  job_store_close(st);
+  fx_db_remove(path);
+  bok_config_destroy(cfg);
+  rd_kafka_mock_cluster_destroy(mc);
+  rd_kafka_destroy(mrk);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_a_dead_leader_does_not_stall_the_finalizer),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
