@@ -17,7 +17,9 @@
  * a read_committed reader back (at most until Kafka aborts it on its
  * transaction timeout). While Kafka is unreachable jobs stay RUNNING. The
  * thread makes its two Kafka clients again when their queries go unanswered
- * for 10 s or a job has lagged 60 s (finalizer.c, "Recovery").
+ * for 10 s or a job has lagged 60 s (finalizer.c, "Recovery"), and asks for
+ * the topic's current partition leaders before each pass's queries (a
+ * failover).
  *
  * Threads: one background thread; finalizer_kick may be called from any
  * thread (it only signals). */
