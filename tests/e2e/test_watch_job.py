@@ -65,9 +65,10 @@ def max_per_second(times):
 
 
 def test_watch_a_50000_row_job():
-    # One batch per transaction, so the counters move in ~5,000-row steps: with
-    # the default 20,000-row transactions the four lanes each commit this job
-    # once, within ~0.1 s, and the watcher saw 0, 0, 50000.
+    # One batch per transaction (the default, pinned here), so the counters
+    # move in ~5,000-row steps: with 20,000-row transactions
+    # (kafka.txn_max_rows) the four lanes each commit this job once, within
+    # ~0.1 s, and the watcher saw 0, 0, 50000.
     with e.Stack(workers=0, gateway=False, overrides={"worker": {"kafka.txn_max_rows": 5000}}) as s:
         m = new_model(s, "wj_tenant")
         ch = grpc.insecure_channel(s.job_addr)
