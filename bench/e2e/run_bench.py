@@ -460,17 +460,24 @@ def lane_of(line):
     return m.group(1) if m else "worker"
 
 
-def worker_stats(w):
-    """(rows, batches) of a worker process: the last totals of each lane, summed."""
+def lane_totals(w, rx):
+    """The integers rx captures on each lane's last stats line of worker w's
+    log, per lane: {lane: (n, ...)}."""
     per_lane = {}
     try:
         with open(w.log_path, "rb") as f:
             for line in f.read().decode("utf-8", "replace").splitlines():
-                m = STATS_RE.search(line)
+                m = rx.search(line)
                 if m:
-                    per_lane[lane_of(line)] = (int(m.group(1)), int(m.group(2)))
+                    per_lane[lane_of(line)] = tuple(int(g) for g in m.groups())
     except OSError:
         pass
+    return per_lane
+
+
+def worker_stats(w):
+    """(rows, batches) of a worker process: the last totals of each lane, summed."""
+    per_lane = lane_totals(w, STATS_RE)
     return sum(r for r, _ in per_lane.values()), sum(b for _, b in per_lane.values())
 
 
@@ -479,16 +486,7 @@ TXNS_RE = re.compile(r"(?:stats|stopping): rows_processed=\d+ batches=\d+ transa
 
 def worker_txns(w):
     """Transactions a worker process committed: the last totals of each lane, summed."""
-    per_lane = {}
-    try:
-        with open(w.log_path, "rb") as f:
-            for line in f.read().decode("utf-8", "replace").splitlines():
-                m = TXNS_RE.search(line)
-                if m:
-                    per_lane[lane_of(line)] = int(m.group(1))
-    except OSError:
-        pass
-    return sum(per_lane.values())
+    return sum(t for t, in lane_totals(w, TXNS_RE).values())
 
 
 ASSIGN_RE = re.compile(r"(assigned|revoked) (\d+) partitions")

@@ -30,6 +30,15 @@ def worker_rows(w):
     return n
 
 
+def check_exactly_once(topic, j):
+    """Every valid row of job j once on its events topic, for a read_committed reader."""
+    events = e.kcat_consume(topic, read_committed=True, timeout=90, expect=j["success"])
+    rows = collections.Counter(x["headers"]["row"] for x in events if x["headers"].get("job") == j["job_id"])
+    dup = [r for r, c in rows.items() if c > 1]
+    e.check(not dup, "duplicates on the events topic: %d rows, e.g. %s" % (len(dup), dup[:5]))
+    e.check(len(rows) == j["success"], "every valid row exactly once: %d distinct vs %d" % (len(rows), j["success"]))
+
+
 def test_sigkill_one_of_two_workers_mid_job():
     with e.Stack(workers=2) as s:
         st, m = s.http("POST", "/models", {"name": "scale", "schema": SCHEMA})
@@ -48,11 +57,7 @@ def test_sigkill_one_of_two_workers_mid_job():
         e.check(j["success"] + j["errors"] == N and j["errors"] == N // 50, "exact counters: %s" % j)
         # The killed worker's open transaction holds read_committed readers
         # back until the coordinator aborts it (transaction timeout 10 s).
-        events = e.kcat_consume(m["topic"], read_committed=True, timeout=90, expect=j["success"])
-        rows = collections.Counter(x["headers"]["row"] for x in events if x["headers"].get("job") == j["job_id"])
-        dup = [r for r, c in rows.items() if c > 1]
-        e.check(not dup, "duplicates on the events topic: %d rows, e.g. %s" % (len(dup), dup[:5]))
-        e.check(len(rows) == j["success"], "every valid row exactly once: %d distinct vs %d" % (len(rows), j["success"]))
+        check_exactly_once(m["topic"], j)
         time.sleep(2)
         total = len(e.kcat_consume(m["topic"], read_committed=True, timeout=90))
         e.check(total == j["success"], "nothing beyond the valid rows: %d events for %d valid rows" % (total, j["success"]))
@@ -88,11 +93,7 @@ def test_rebalance_while_a_transaction_is_open():
         j = s.wait_job(j["job_id"], timeout=240)
         e.check(j["state"] == "PARTIAL_SUCCESS", "finished: %s" % j)
         e.check(j["success"] + j["errors"] == N and j["errors"] == N // 50, "exact counters: %s" % j)
-        events = e.kcat_consume(m["topic"], read_committed=True, timeout=90, expect=j["success"])
-        rows = collections.Counter(x["headers"]["row"] for x in events if x["headers"].get("job") == j["job_id"])
-        dup = [r for r, c in rows.items() if c > 1]
-        e.check(not dup, "duplicates on the events topic: %d rows, e.g. %s" % (len(dup), dup[:5]))
-        e.check(len(rows) == j["success"], "every valid row exactly once: %d distinct vs %d" % (len(rows), j["success"]))
+        check_exactly_once(m["topic"], j)
         e.check(worker_rows(s.workers[1]) > 0, "the new worker took rows over")
         with open(s.workers[0].log_path, "rb") as f:
             log = f.read().decode("utf-8", "replace")
