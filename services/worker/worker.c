@@ -166,6 +166,20 @@ void wk_reset_producer(worker_t *w) {
   }
 }
 
+/* The lane's batch, transaction and fairness limits from the config. */
+static void worker_limits(worker_t *w, const bok_config_t *cfg) {
+  w->batch_max_rows = (int)bok_config_get_int(cfg, "kafka.batch_max_rows", WK_BATCH_MAX_ROWS_DEFAULT);
+  w->batch_max_bytes = bok_config_get_int(cfg, "kafka.batch_max_bytes", WK_BATCH_MAX_BYTES_DEFAULT);
+  w->batch_max_ms = (int)bok_config_get_int(cfg, "kafka.batch_max_ms", 100);
+  w->txn_max_rows = (int)bok_config_get_int(cfg, "kafka.txn_max_rows", WK_TXN_MAX_ROWS_DEFAULT);
+  w->txn_max_ms = (int)bok_config_get_int(cfg, "kafka.txn_max_ms", WK_TXN_MAX_MS_DEFAULT);
+  w->express_parts = (int)bok_config_get_int(cfg, "kafka.express_partitions", 1);
+  if (w->express_parts < 0) w->express_parts = 0;
+  w->nstripes = (int)bok_config_get_int(cfg, "kafka.tenant_stripes", WK_STRIPES_DEFAULT);
+  if (w->nstripes < 1) w->nstripes = 1;
+  if (w->nstripes > WK_STRIPES_MAX) w->nstripes = WK_STRIPES_MAX;
+}
+
 worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *lo, char *err, size_t errlen) {
   worker_t *w = calloc(1, sizeof *w);
   w->cfg = cfg;
@@ -186,16 +200,7 @@ worker_t *worker_new(const bok_config_t *cfg, int lane, bok_log_fn log, void *lo
   w->transactions = bok_config_get_bool(cfg, "kafka.transactions", 1);
   snprintf(w->group_id, sizeof w->group_id, "%s", bok_config_get(cfg, "kafka.group_id", "bok-workers"));
   w->rows_topic = strdup(bok_config_get(cfg, "kafka.rows_topic", "bok.rows"));
-  w->batch_max_rows = (int)bok_config_get_int(cfg, "kafka.batch_max_rows", WK_BATCH_MAX_ROWS_DEFAULT);
-  w->batch_max_bytes = bok_config_get_int(cfg, "kafka.batch_max_bytes", WK_BATCH_MAX_BYTES_DEFAULT);
-  w->batch_max_ms = (int)bok_config_get_int(cfg, "kafka.batch_max_ms", 100);
-  w->txn_max_rows = (int)bok_config_get_int(cfg, "kafka.txn_max_rows", WK_TXN_MAX_ROWS_DEFAULT);
-  w->txn_max_ms = (int)bok_config_get_int(cfg, "kafka.txn_max_ms", WK_TXN_MAX_MS_DEFAULT);
-  w->express_parts = (int)bok_config_get_int(cfg, "kafka.express_partitions", 1);
-  if (w->express_parts < 0) w->express_parts = 0;
-  w->nstripes = (int)bok_config_get_int(cfg, "kafka.tenant_stripes", WK_STRIPES_DEFAULT);
-  if (w->nstripes < 1) w->nstripes = 1;
-  if (w->nstripes > WK_STRIPES_MAX) w->nstripes = WK_STRIPES_MAX;
+  worker_limits(w, cfg);
   bok_row_result_init(&w->rr);
   w->routes = bok_routes_from_config(cfg, "127.0.0.1:50051", "127.0.0.1:50052", err, errlen);
   if (!w->routes) goto fail;

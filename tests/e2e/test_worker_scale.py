@@ -39,17 +39,24 @@ def check_exactly_once(topic, j):
     e.check(len(rows) == j["success"], "every valid row exactly once: %d distinct vs %d" % (len(rows), j["success"]))
 
 
+def upload_and_wait(s, done_at_least):
+    """Uploads the N-row file; returns (model, job, progress) once at least
+    done_at_least rows are counted (or after 120 s)."""
+    st, m = s.http("POST", "/models", {"name": "scale", "schema": SCHEMA})
+    st, j = s.upload(m["model_id"], "big.csv", make_csv(), timeout=300)
+    e.check(st == 202 and j["total"] == N, "upload: %s %s" % (st, j))
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        st, cur = s.http("GET", "/jobs/" + j["job_id"])
+        if cur["success"] + cur["errors"] >= done_at_least:
+            break
+        time.sleep(0.05)
+    return m, j, cur
+
+
 def test_sigkill_one_of_two_workers_mid_job():
     with e.Stack(workers=2) as s:
-        st, m = s.http("POST", "/models", {"name": "scale", "schema": SCHEMA})
-        st, j = s.upload(m["model_id"], "big.csv", make_csv(), timeout=300)
-        e.check(st == 202 and j["total"] == N, "upload: %s %s" % (st, j))
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            st, cur = s.http("GET", "/jobs/" + j["job_id"])
-            if cur["success"] + cur["errors"] >= N // 5:
-                break
-            time.sleep(0.05)
+        m, j, cur = upload_and_wait(s, N // 5)
         e.check(cur["success"] + cur["errors"] < N, "killed mid-job (progress %s)" % cur)
         s.workers[0].kill()  # SIGKILL
         j = s.wait_job(j["job_id"], timeout=240)
@@ -79,15 +86,7 @@ def test_rebalance_while_a_transaction_is_open():
                                                   "kafka.express_partitions": 0},
                                        "job": {"kafka.express_partitions": 0}},
                  env={"worker": {"BOK_FAULT": "worker.txn_open:delay=500"}}) as s:
-        st, m = s.http("POST", "/models", {"name": "scale", "schema": SCHEMA})
-        st, j = s.upload(m["model_id"], "big.csv", make_csv(), timeout=300)
-        e.check(st == 202 and j["total"] == N, "upload: %s %s" % (st, j))
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            st, cur = s.http("GET", "/jobs/" + j["job_id"])
-            if cur["success"] + cur["errors"] > 0:
-                break
-            time.sleep(0.05)
+        m, j, cur = upload_and_wait(s, 1)
         e.check(cur["success"] + cur["errors"] < N // 2, "joined mid-job (progress %s)" % cur)
         s.add_worker()
         j = s.wait_job(j["job_id"], timeout=240)
