@@ -16,10 +16,11 @@
  * destroyed and made again (fresh connections and metadata). Snapshots are
  * kept: they are facts about the log, not about a client. A lagging job is
  * logged every SLOW_WARN_MS with what each client answered. Each pass first
- * asks for the topic's current partition leaders: a watermark query sent to
- * a leader that died is not answered until librdkafka's request timeout, and
- * then retried there, so a job that settled during a failover stayed RUNNING
- * for minutes (test_finalizer.c). */
+ * asks for the topic's current partition leaders, and every offset query
+ * has a deadline (end_offsets): a query sent to a leader that died is
+ * retried there, and librdkafka 2.0.2's rd_kafka_query_watermark_offsets
+ * waits for it without one, so a job that settled during a failover stayed
+ * RUNNING for minutes (test_finalizer.c). */
 #include "finalizer.h"
 
 #include <librdkafka/rdkafka.h>
@@ -107,6 +108,35 @@ static void refresh_leaders(rd_kafka_t *rk, const char *topic) {
   rd_kafka_topic_destroy(t);
 }
 
+/* Each partition's end offset in out[0..n-1]: the high watermark for a
+ * read_uncommitted client, the last stable offset for a read_committed one
+ * (ListOffsets "latest" answers per the client's isolation level). One
+ * request per leader, and the call returns within QUERY_MS whatever the
+ * brokers do: librdkafka 2.0.2's rd_kafka_query_watermark_offsets waits for
+ * its answer without a deadline, and one bound to a leader that died kept
+ * this thread for minutes (test_finalizer.c). A partition Kafka answered
+ * with an error gets -1 and its index in *bad; the first error is returned. */
+#define QUERY_MS 5000
+static rd_kafka_resp_err_t end_offsets(rd_kafka_t *rk, const char *topic, int n, int64_t *out, int *bad) {
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+  if (!l) return RD_KAFKA_RESP_ERR__FAIL;
+  for (int p = 0; p < n; p++) rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_END;
+  rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(rk, l, QUERY_MS);
+  for (int p = 0; p < n; p++) out[p] = -1;
+  for (int i = 0; !e && i < l->cnt; i++) {
+    const rd_kafka_topic_partition_t *t = &l->elems[i];
+    if (t->partition < 0 || t->partition >= n) continue;
+    if (t->err || t->offset < 0) {
+      e = t->err ? t->err : RD_KAFKA_RESP_ERR__BAD_MSG;
+      *bad = t->partition;
+    } else {
+      out[t->partition] = t->offset;
+    }
+  }
+  rd_kafka_topic_partition_list_destroy(l);
+  return e;
+}
+
 /* The job's snapshot, taken now if it has none. NULL when Kafka did not
  * answer (next pass). */
 static snap_t *snapshot(finalizer_t *f, const job_settling_t *j) {
@@ -116,12 +146,10 @@ static snap_t *snapshot(finalizer_t *f, const job_settling_t *j) {
   if (n < 0) return NULL;
   int64_t *hw = calloc((size_t)n, sizeof *hw);
   if (!hw) return NULL;
-  for (int p = 0; p < n; p++) {
-    int64_t lo = 0;
-    if (rd_kafka_query_watermark_offsets(f->ru, j->topic, p, &lo, &hw[p], 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      free(hw);
-      return NULL;
-    }
+  int bad = 0;
+  if (end_offsets(f->ru, j->topic, n, hw, &bad) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    free(hw);
+    return NULL;
   }
   f->answered_ms = bok_mono_ms();
   snap_t *grown = realloc(f->snaps, (f->nsnaps + 1) * sizeof *grown);
@@ -150,24 +178,34 @@ typedef struct {
  * which partition is behind and why). */
 static int readable(finalizer_t *f, const char *topic, const snap_t *s, lag_t *lag) {
   refresh_leaders(f->rc, topic);
-  for (int p = 0; p < s->nparts; p++) {
-    int64_t lo = 0, hi = -1;
-    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(f->rc, topic, p, &lo, &hi, 5000);
-    if (!f->renewals && bok_fault_fails("job.finalizer_query")) e = RD_KAFKA_RESP_ERR__TIMED_OUT;
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) f->answered_ms = bok_mono_ms();
-    else hi = -1;
-    if (hi < s->hw[p]) {
-      *lag = (lag_t){p, hi, e};
-      return 0;
-    }
+  int64_t *lso = malloc((size_t)s->nparts * sizeof *lso);
+  if (!lso) {
+    *lag = (lag_t){0, -1, RD_KAFKA_RESP_ERR__FAIL};
+    return 0;
   }
-  return 1;
+  int bad = 0;
+  rd_kafka_resp_err_t e = end_offsets(f->rc, topic, s->nparts, lso, &bad);
+  if (!f->renewals && bok_fault_fails("job.finalizer_query")) e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+  int ok = 1;
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    *lag = (lag_t){bad, -1, e};
+    ok = 0;
+  } else {
+    f->answered_ms = bok_mono_ms();
+    for (int p = 0; ok && p < s->nparts; p++)
+      if (lso[p] < s->hw[p]) {
+        *lag = (lag_t){p, lso[p], e};
+        ok = 0;
+      }
+  }
+  free(lso);
+  return ok;
 }
 
-/* librdkafka's request timeout (socket.timeout.ms, default 60 s), not the
- * call's own, ends a rd_kafka_query_watermark_offsets whose request waits
- * for a partition leader that died (refresh_leaders keeps the queries away
- * from it; this bounds what is left). */
+/* librdkafka's request timeout (socket.timeout.ms, default 60 s): a request
+ * to a leader that died is given up after this long, so the metadata
+ * requests (refresh_leaders, partitions) are not left queued behind it.
+ * end_offsets has its own deadline. */
 #define CLIENT_REQUEST_TIMEOUT_MS "5000"
 
 static rd_kafka_t *client(const bok_config_t *cfg, const char *isolation, char *err, size_t errlen) {
@@ -203,8 +241,10 @@ static void warn_lagging(finalizer_t *f, const job_settling_t *j, snap_t *s, con
   int64_t now = bok_mono_ms();
   if (now - s->since <= SLOW_WARN_MS || now - s->warned < SLOW_WARN_MS) return;
   s->warned = now;
-  int64_t lo = 0, hw = -1;
-  if (rd_kafka_query_watermark_offsets(f->ru, j->topic, lag->part, &lo, &hw, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) hw = -1;
+  int64_t *now_hw = malloc((size_t)s->nparts * sizeof *now_hw), hw = -1;
+  int bad = 0;
+  if (now_hw && end_offsets(f->ru, j->topic, s->nparts, now_hw, &bad) == RD_KAFKA_RESP_ERR_NO_ERROR) hw = now_hw[lag->part];
+  free(now_hw);
   LOGF(f, BOK_LOG_WARN, "job %s: every row counted %lld ms ago, its events are not readable yet: %s[%d] last "
        "stable offset %lld < %lld (high watermark now %lld%s%s)", j->job_id, (long long)(now - s->since), j->topic,
        lag->part, (long long)lag->lso, (long long)s->hw[lag->part], (long long)hw,
