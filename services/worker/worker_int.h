@@ -164,7 +164,7 @@ struct worker {
  * producer's cost per transaction (markers, AddPartitionsToTxn, offsets,
  * EndTxn) is paid per transaction, not per batch (docs/PERFORMANCE.md
  * "Transactions over several batches"). */
-#define WK_TXN_MAX_ROWS_DEFAULT 0 /* off: one batch per transaction (docs/PERFORMANCE.md) */
+#define WK_TXN_MAX_ROWS_DEFAULT 20000 /* rows per transaction over several batches (docs/PERFORMANCE.md) */
 #define WK_TXN_MAX_MS_DEFAULT 1000
 #define WK_PRODUCE_BUFFER_KB_DEFAULT 16384
 #define WK_PARTITION_FETCH_BYTES_DEFAULT "65536"
@@ -202,7 +202,7 @@ int wk_batch_full(const worker_t *w, const batch_t *b, int nm);
  * express message waits (`express_waiting` 0), transactions are on, the lane
  * is not stopping, and the transaction is under kafka.txn_max_rows rows,
  * kafka.batch_max_bytes of payload and kafka.txn_max_ms of age at now_ms;
- * txn_max_rows <= batch_max_rows (the default, 0) is one batch per
+ * txn_max_rows <= batch_max_rows (e.g. 0) is one batch per
  * transaction. Else the caller commits. Pure; lane thread (loop.c). */
 int wk_txn_more(const worker_t *w, int full, int express_waiting, int64_t now_ms);
 

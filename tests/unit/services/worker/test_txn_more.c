@@ -67,7 +67,7 @@ static void test_commits_at_once_otherwise(void **state) {
   assert_false(wk_txn_more(w, 1, 0, 10100));
   w->txn.rows = 100; /* even when the batches are small (100-row messages) */
   assert_false(wk_txn_more(w, 1, 0, 10100));
-  w->txn_max_rows = 0; /* the default: off */
+  w->txn_max_rows = 0; /* off */
   assert_false(wk_txn_more(w, 1, 0, 10100));
   free(w);
 }
