@@ -107,10 +107,17 @@ static int make_producer(worker_t *w, int init_timeout_ms, char *err, size_t err
    * produce wait (QUEUE_FULL -> poll, events.c), never fail. */
   /* At least one largest message (message.max.bytes): librdkafka never
    * queues a message larger than the cap, and produce would wait forever. */
-  char qkb[24];
+  /* queue.buffering.max.messages: librdkafka counts only the payload in
+   * the kbytes cap, while a queued event costs ~1-2 KB (its copy, the
+   * message, four headers): with a transaction open for 20,000 rows the
+   * four lanes' queues held ~35 MB beyond the budget. One message per 2 KB
+   * of the share keeps the real size near it (docs/PERFORMANCE.md
+   * "The producer queue's real size"). */
+  char qkb[24], qmsgs[24];
   int64_t share = wk_lane_share_kb(cfg, "kafka.produce_buffer_kbytes", WK_PRODUCE_BUFFER_KB_DEFAULT);
   int64_t one = bok_config_get_int(cfg, "kafka.producer.message.max.bytes", 1000000) / 1024 + 1;
   snprintf(qkb, sizeof qkb, "%lld", (long long)(share > one ? share : one));
+  snprintf(qmsgs, sizeof qmsgs, "%lld", (long long)(share / 2 > 500 ? share / 2 : 500));
   /* zstd level 1, not the codec's default 3: librdkafka makes a fresh zstd
    * context per message set, and level 3's tables (~0.75 MB, allocated and
    * cleared per set) cost more than compressing the events themselves.
@@ -121,9 +128,9 @@ static int make_producer(worker_t *w, int init_timeout_ms, char *err, size_t err
   const char *defaults[] = {"linger.ms", "5", "compression.codec", "zstd", "compression.level", "1",
                             "enable.idempotence", "true", "batch.num.messages", "10000",
                             "allow.auto.create.topics", "false", "queue.buffering.max.kbytes", qkb,
-                            "transactional.id", tid, "transaction.timeout.ms",
+                            "queue.buffering.max.messages", qmsgs, "transactional.id", tid, "transaction.timeout.ms",
                             bok_config_get(cfg, "kafka.transaction_timeout_ms", "10000"), NULL};
-  if (!w->transactions) defaults[14] = NULL; /* no transactional.id */
+  if (!w->transactions) defaults[16] = NULL; /* no transactional.id */
   rd_kafka_conf_t *pc = bok_kafka_conf_new(cfg, defaults, "kafka.producer.", err, errlen);
   if (!pc) return -1;
   w->producer = bok_kafka_client_new(RD_KAFKA_PRODUCER, pc, init_timeout_ms, err, errlen);
