@@ -24,10 +24,15 @@ N = 6000
 BAD_EVERY = 9
 # Small rows-topic messages and worker transactions: many messages on every
 # partition and many commits per job, so each lane of each worker (4 lanes by
-# default) has work and faults land mid-job.
-WORKER_OV = {"kafka.batch_max_rows": 300}
+# default) has work and faults land mid-job. The job service's cases count
+# reports and confirms (job.report:kill@3): one batch per transaction, or
+# under load a lane's transaction took its whole share and the fault point
+# was never reached. The worker's cases run transactions of two batches, so
+# a worker dies inside a transaction of several batches (the default's kind).
+WORKER_OV = {"kafka.batch_max_rows": 300, "kafka.txn_max_rows": 300}
 JOB_OV = {"kafka.batch_rows": 100}
 OV = {"worker": WORKER_OV, "job": JOB_OV}
+WORKER_CASE_OV = {"worker": dict(WORKER_OV, **{"kafka.txn_max_rows": 600}), "job": JOB_OV}
 
 
 def make_csv(n=N):
@@ -78,7 +83,7 @@ def create_model(s):
 def worker_case(fault):
     """worker0 carries the fault; it dies at it, comes back 1 s later with the
     same worker id (same transactional id: the old epoch is fenced)."""
-    with e.Stack(workers=0, overrides=OV) as s:
+    with e.Stack(workers=0, overrides=WORKER_CASE_OV) as s:
         w0 = s.add_worker(start=False)
         w0.env["BOK_FAULT"] = fault
         w0.start()

@@ -68,7 +68,8 @@ def check_replicated(boot, topic, rf=3, min_isr="2"):
 def test_broker_killed_mid_job():
     with e.KafkaCluster(nodes=3) as k:
         boot = k.bootstrap()
-        # Many small transactions so the job is still running when the node dies.
+        # Small batches (the worker's transactions keep the default, up to 20,000 rows:
+        # a job settling during the failover is the case that once kept one RUNNING).
         ov = {"job": dict(REPL, **{"kafka.brokers": boot, "kafka.batch_rows": 100}),
               "worker": dict(REPL, **{"kafka.brokers": boot, "kafka.batch_max_rows": 200})}
         with e.Stack(workers=2, overrides=ov) as s:
