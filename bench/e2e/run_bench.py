@@ -18,7 +18,8 @@ the real broker ($BOK_KAFKA_BOOTSTRAP, default 127.0.0.1:9092).
 4. memory: VmHWM of gateway, job service, workers after the ingest; peak
    private memory (smaps_rollup, sampled) in uploads of $BENCH_BIG_MB MB
    (comma list; default 64, none with --smoke; --big = 250,1000).
-5. reports: result-report RPCs (= worker batches) per second per job.
+5. reports: result-report RPCs (= worker transactions, each of one or more
+   batches) per second per job.
 6. fairness (bench/e2e/fairness_bench.py, not with --smoke): p99 waiting_ms
    of 10-row jobs of tenant B while tenant A's big job ingests
    (BOK_FAIRNESS_BIG_ROWS, default 1,000,000), and the throughput shares of two
@@ -536,7 +537,7 @@ def stop_workers_for_stats(stack):
     for w in stack.workers:
         if w.alive():
             w.stop()
-            out.append(worker_stats(w))
+            out.append(worker_stats(w) + (worker_txns(w),))
     return out
 
 
@@ -581,11 +582,12 @@ def ingest_run(workers, csv_path, rows, invalid, args, gateway_tests=False):
         if gateway_tests:
             res["gateway"] = gateway_section(s, m["model_id"], j["job_id"], args)
         st = stop_workers_for_stats(s)
-        rows_done = sum(r for r, _ in st)
-        batches = sum(b for _, b in st)
-        res["reports"] = {"per_worker": [{"rows": r, "batches": b} for r, b in st], "rows": rows_done,
-                          "report_rpcs": batches, "rpcs_per_s": batches / secs if secs else 0,
-                          "rows_per_rpc": rows_done / batches if batches else 0}
+        rows_done = sum(r for r, _, _ in st)
+        batches = sum(b for _, b, _ in st)
+        rpcs = sum(t for _, _, t in st)  # one report per transaction (several batches each)
+        res["reports"] = {"per_worker": [{"rows": r, "batches": b, "transactions": t} for r, b, t in st],
+                          "rows": rows_done, "batches": batches, "report_rpcs": rpcs,
+                          "rpcs_per_s": rpcs / secs if secs else 0, "rows_per_rpc": rows_done / rpcs if rpcs else 0}
         if gateway_tests:
             s.add_worker()  # a fresh worker ingests the next upload
             wait_assigned(s, args.partitions)
@@ -872,7 +874,8 @@ def table(R):
                         ing["broker_jit_cpu_s"] * per_m), nd=2)
         rep = ing.get("reports", {})
         add("reports %dw: report RPCs/s per job" % w, rep.get("rpcs_per_s"), None, None,
-            "%d RPCs, %.0f rows/RPC" % (rep.get("report_rpcs", 0), rep.get("rows_per_rpc", 0)), nd=1)
+            "%d RPCs, %.0f rows/RPC, %d batches" % (rep.get("report_rpcs", 0), rep.get("rows_per_rpc", 0),
+                                                    rep.get("batches", 0)), nd=1)
     core = R.get("core", {})
     if "core_rows_per_s" in core:
         add("core: rows/s (1 thread)", core["core_rows_per_s"], None, None, "", goal=">= 1M")
