@@ -282,6 +282,7 @@ def main():
                            check=True)
         w.stop(timeout=600 if args.tool == "callgrind" else 120)
         print("worker: (rows, batches) %s, %d transactions" % (rb.worker_stats(w), rb.worker_txns(w)))
+        print("worker: lanes' time by step, ms summed over the lanes (the whole run): %s" % rb.worker_steps(w))
         if args.count_clock:
             print("---- clock_gettime per worker thread (%d transactions) ----" % rb.worker_txns(w))
             for f in sorted(os.listdir(tmp)):

@@ -490,6 +490,17 @@ def worker_txns(w):
     return sum(t for t, in lane_totals(w, TXNS_RE).values())
 
 
+STEPS_RE = re.compile(r"stopping: rows_processed=\d+ batches=\d+ transactions=\d+.* ms: collect=(\d+) run=(\d+) "
+                      r"report=(\d+) offsets=(\d+) commit=(\d+) confirm=(\d+)")
+STEPS = ("collect", "run", "report", "offsets", "commit", "confirm")
+
+
+def worker_steps(w):
+    """Where a stopped worker's lanes spent their time: {step: ms}, summed over its lanes."""
+    per_lane = lane_totals(w, STEPS_RE).values()
+    return {name: sum(t[i] for t in per_lane) for i, name in enumerate(STEPS)}
+
+
 ASSIGN_RE = re.compile(r"(assigned|revoked) (\d+) partitions")
 
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bok/fault.h"
@@ -20,6 +21,20 @@
 
 /* Logs a transaction API error; 1 when there was none. A fatal error, or one
  * that abort cannot clear, marks the producer for re-creation. */
+/* Monotonic microseconds, for the lane's step times (wk_step_t). */
+static int64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Adds the time since *t to step s and restarts *t. */
+static void step_done(worker_t *w, wk_step_t s, int64_t *t) {
+  int64_t n = now_us();
+  w->step_us[s] += n - *t;
+  *t = n;
+}
+
 static int txn_ok(worker_t *w, rd_kafka_error_t *e, const char *what) {
   if (!e) return 1;
   LOG(w, BOK_LOG_WARN, "%s: %s", what, rd_kafka_error_string(e));
@@ -351,20 +366,24 @@ int wk_txn_more(const worker_t *w, int full, int express_waiting, int64_t now_ms
 static int txn_commit(worker_t *w) {
   batch_t *b = &w->txn.b;
   int ok = 1;
+  int64_t t = now_us();
   if (!w->transactions) ok = rd_kafka_flush(w->producer, TXN_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR;
   if (ok) bok_fault("worker.after_produce");
   if (ok) ok = wk_report(w, b) == 0;
+  step_done(w, WK_STEP_REPORT, &t);
   if (ok) bok_fault("worker.after_report");
   if (ok && w->transactions) {
     rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(w->consumer);
     ok = txn_ok(w, rd_kafka_send_offsets_to_transaction(w->producer, b->next, md, TXN_TIMEOUT_MS),
                 "send_offsets_to_transaction");
     rd_kafka_consumer_group_metadata_destroy(md);
+    step_done(w, WK_STEP_OFFSETS, &t);
     if (ok) bok_fault("worker.after_send_offsets");
     if (ok) ok = commit_txn(w);
   } else if (ok) {
     ok = rd_kafka_commit(w->consumer, b->next, 0) == RD_KAFKA_RESP_ERR_NO_ERROR;
   }
+  step_done(w, WK_STEP_COMMIT, &t);
   if (ok) bok_fault("worker.after_commit");
   return ok;
 }
@@ -450,7 +469,9 @@ static int txn_maybe_commit(worker_t *w, int full) {
     return 1;
   }
   if (!txn_commit(w)) return 0;
+  int64_t t = now_us();
   wk_confirm(w, &w->txn.b);
+  step_done(w, WK_STEP_CONFIRM, &t);
   count_done(w);
   txn_clear(w);
   return 1;
@@ -458,17 +479,26 @@ static int txn_maybe_commit(worker_t *w, int full) {
 
 /* The lane's totals every 5 s; with tenant stripes, also the rows credited
  * to each stripe (wk_stripe_pick's counts: lifted while a stripe is idle). */
+/* " ms: collect=.. run=.. ..." -- the lane's step times so far. */
+static void step_times(const worker_t *w, char *out, size_t n) {
+  static const char *const names[WK_STEPS] = {"collect", "run", "report", "offsets", "commit", "confirm"};
+  size_t k = (size_t)snprintf(out, n, " ms:");
+  for (int s = 0; s < WK_STEPS && k < n; s++)
+    k += (size_t)snprintf(out + k, n - k, " %s=%lld", names[s], (long long)(w->step_us[s] / 1000));
+}
+
 static void log_stats(worker_t *w) {
-  char st[200] = "";
+  char st[200] = "", steps[160];
   size_t n = 0;
   for (int s = 0; w->nstripes > 1 && s < w->nstripes && n + 24 < sizeof st; s++)
     n += (size_t)snprintf(st + n, sizeof st - n, "%s%lld", s ? "/" : " stripe_rows=", (long long)w->served[s]);
-  LOG(w, BOK_LOG_INFO, "stats: rows_processed=%lld batches=%lld transactions=%lld%s", (long long)w->rows_done,
-      (long long)w->batches, (long long)w->txns, st);
+  step_times(w, steps, sizeof steps);
+  LOG(w, BOK_LOG_INFO, "stats: rows_processed=%lld batches=%lld transactions=%lld%s%s", (long long)w->rows_done,
+      (long long)w->batches, (long long)w->txns, st, steps);
 }
 
 int worker_run(worker_t *w) {
-  int backoff_ms = 0;
+  int backoff_ms = 0, busy = 0;
   rd_kafka_message_t *msgs[WK_BATCH_MSGS];
   wk_producer_start(w);
   while (!w->stop) {
@@ -481,11 +511,18 @@ int worker_run(worker_t *w) {
     /* Express partitions first, up to EXPRESS_BURST batches in a row. */
     int express = express_ready(w) && w->express_streak < EXPRESS_BURST;
     int yield = w->express_streak < EXPRESS_BURST;
+    int64_t t = now_us();
     int nm = express                                 ? collect_express(w, &b, msgs, WK_BATCH_MSGS)
              : w->nstripes > 1 ? collect_stripes(w, &b, msgs, WK_BATCH_MSGS, yield)
                                : collect(w, &b, msgs, WK_BATCH_MSGS, yield);
     w->express_streak = express ? w->express_streak + (nm > 0) : 0;
+    /* a lane that ran a batch last time and gets one now was busy: its wait
+     * counts; the first batch after idle time does not */
+    if (nm > 0 && busy) step_done(w, WK_STEP_COLLECT, &t);
+    t = now_us();
+    busy = nm > 0;
     int ran = nm, ok = nm == 0 || run_batch(w, &b, msgs, nm, &ran, !express && yield);
+    if (nm > 0) step_done(w, WK_STEP_RUN, &t);
     /* a whole bulk batch that was full, or after which more is waiting */
     int full = ok && nm > 0 && ran == nm && !express &&
                (wk_batch_full(w, &b, nm) || nm == WK_BATCH_MSGS || bulk_waiting(w));
@@ -515,7 +552,9 @@ int worker_run(worker_t *w) {
   }
   for (int i = 0; i < w->ncarry; i++) rd_kafka_message_destroy(w->carry[i]);
   w->ncarry = 0;
-  LOG(w, BOK_LOG_INFO, "stopping: rows_processed=%lld batches=%lld transactions=%lld", (long long)w->rows_done,
-      (long long)w->batches, (long long)w->txns);
+  char steps[160];
+  step_times(w, steps, sizeof steps);
+  LOG(w, BOK_LOG_INFO, "stopping: rows_processed=%lld batches=%lld transactions=%lld%s", (long long)w->rows_done,
+      (long long)w->batches, (long long)w->txns, steps);
   return 0;
 }

@@ -87,6 +87,12 @@ typedef struct {
   int64_t served[WK_STRIPES_MAX]; /* rows its batches credited to each stripe (taken back on abort) */
 } wk_txn_t;
 
+/* The steps of a lane's loop whose wall time it sums (the stats line's
+ * "ms:" part): a busy lane waiting for and collecting messages, running batches
+ * (validate, encode, produce), then per transaction the report, the
+ * offsets, the commit (flushes the events) and the confirm. */
+typedef enum { WK_STEP_COLLECT, WK_STEP_RUN, WK_STEP_REPORT, WK_STEP_OFFSETS, WK_STEP_COMMIT, WK_STEP_CONFIRM, WK_STEPS } wk_step_t;
+
 struct worker {
   const bok_config_t *cfg;
   bok_log_fn log;
@@ -143,6 +149,7 @@ struct worker {
   bok_arena_t arena; /* decoded rows-topic message; reset per message */
   int64_t rows_done, last_stat_ms, batches, txns;
   int64_t turns; /* batches run (stripe_last's sequence) */
+  int64_t step_us[WK_STEPS]; /* where the lane's time went (wk_step_t), logged with its totals */
 };
 
 #define LOG(w, lvl, ...) bok_logf((w)->log, (w)->lo, lvl, __VA_ARGS__)
@@ -152,7 +159,7 @@ struct worker {
  * process's consumer fetch-ahead and producer queue, split evenly over the
  * lanes (each lane is its own consumer and producer), and the per-partition
  * fetch size that bounds what one fetch response adds on top. */
-#define WK_FETCH_BUFFER_KB_DEFAULT 8192
+#define WK_FETCH_BUFFER_KB_DEFAULT 16384
 /* A batch is one tenant turn; larger batches (10,000 rows) added 8-10 MB
  * to the worker's peak (the rows a lane holds) and made coarser turns
  * (docs/PERFORMANCE.md "Larger transactions"). The byte cap bounds what a
