@@ -21,6 +21,9 @@ def make_csv():
 
 
 def worker_rows(w):
+    """Rows worker w processed: its last totals line. Stop it first for
+    exact totals ("stopping: ..."): a running worker logs them only every
+    5 s, and one that took over a job's last rows may not have yet."""
     with open(w.log_path, "rb") as f:
         data = f.read().decode("utf-8", "replace")
     n = 0
@@ -56,6 +59,11 @@ def upload_and_wait(s, done_at_least):
 
 def test_sigkill_one_of_two_workers_mid_job():
     with e.Stack(workers=2) as s:
+        # Both workers hold partitions before the upload: once (CI, 07:30 UTC
+        # 2026-12-01) the first lane to join was assigned every partition and
+        # the group's rebalance to the other seven lanes did not complete
+        # until worker0 was killed.
+        e.wait_group_settled(s.workers, s.rows_partitions())
         m, j, cur = upload_and_wait(s, N // 5)
         e.check(cur["success"] + cur["errors"] < N, "killed mid-job (progress %s)" % cur)
         s.workers[0].kill()  # SIGKILL
@@ -68,6 +76,7 @@ def test_sigkill_one_of_two_workers_mid_job():
         time.sleep(2)
         total = len(e.kcat_consume(m["topic"], read_committed=True, timeout=90))
         e.check(total == j["success"], "nothing beyond the valid rows: %d events for %d valid rows" % (total, j["success"]))
+        s.workers[1].stop()
         e.check(worker_rows(s.workers[1]) > 0, "the surviving worker took over")
 
 
@@ -93,6 +102,7 @@ def test_rebalance_while_a_transaction_is_open():
         e.check(j["state"] == "PARTIAL_SUCCESS", "finished: %s" % j)
         e.check(j["success"] + j["errors"] == N and j["errors"] == N // 50, "exact counters: %s" % j)
         check_exactly_once(m["topic"], j)
+        s.workers[1].stop()
         e.check(worker_rows(s.workers[1]) > 0, "the new worker took rows over")
         with open(s.workers[0].log_path, "rb") as f:
             log = f.read().decode("utf-8", "replace")
