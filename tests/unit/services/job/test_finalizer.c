@@ -74,25 +74,51 @@ static int64_t ms_to_final(job_store_t *st, const char *id, int64_t limit_ms) {
   return limit_ms;
 }
 
-static void test_a_dead_leader_does_not_stall_the_finalizer(void **s) {
-  (void)s;
+/* A three-broker mock cluster whose topic t (fx_job_init's) has `parts`
+ * partitions, all led by broker 2, a job store and a finalizer on them. */
+typedef struct {
+  rd_kafka_t *mrk;
+  rd_kafka_mock_cluster_t *mc;
+  bok_config_t *cfg;
+  char path[64];
+  job_store_t *st;
+  finalizer_t *f;
+} cluster_t;
+
+static void cluster_up(cluster_t *x, int parts) {
   char err[256];
   rd_kafka_conf_t *c = rd_kafka_conf_new();
   rd_kafka_conf_set(c, "log_level", "0", NULL, 0);
-  rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
-  assert_non_null(mrk);
-  rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(mrk, 3);
-  assert_non_null(mc);
-  assert_int_equal(rd_kafka_mock_topic_create(mc, "t", 1, 3), 0); /* fx_job_init's topic */
-  assert_int_equal(rd_kafka_mock_partition_set_leader(mc, "t", 0, 2), 0);
-  bok_config_t *cfg = config(rd_kafka_mock_cluster_bootstraps(mc));
-  char path[64];
-  fx_db_path(path, sizeof path, "bok_finalizer");
+  x->mrk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+  assert_non_null(x->mrk);
+  x->mc = rd_kafka_mock_cluster_new(x->mrk, 3);
+  assert_non_null(x->mc);
+  assert_int_equal(rd_kafka_mock_topic_create(x->mc, "t", parts, 3), 0);
+  for (int p = 0; p < parts; p++) assert_int_equal(rd_kafka_mock_partition_set_leader(x->mc, "t", p, 2), 0);
+  x->cfg = config(rd_kafka_mock_cluster_bootstraps(x->mc));
+  fx_db_path(x->path, sizeof x->path, "bok_finalizer");
   bok_err_t e;
-  job_store_t *st = job_store_open(path, &e);
-  assert_non_null(st);
-  finalizer_t *f = finalizer_start(cfg, st, log_line, NULL, err, sizeof err);
-  assert_non_null(f);
+  x->st = job_store_open(x->path, &e);
+  assert_non_null(x->st);
+  x->f = finalizer_start(x->cfg, x->st, log_line, NULL, err, sizeof err);
+  assert_non_null(x->f);
+}
+
+static void cluster_down(cluster_t *x) {
+  finalizer_stop(x->f);
+  job_store_close(x->st);
+  fx_db_remove(x->path);
+  bok_config_destroy(x->cfg);
+  rd_kafka_mock_cluster_destroy(x->mc);
+  rd_kafka_destroy(x->mrk);
+}
+
+static void test_a_dead_leader_does_not_stall_the_finalizer(void **s) {
+  (void)s;
+  cluster_t x;
+  cluster_up(&x, 1);
+  job_store_t *st = x.st;
+  rd_kafka_mock_cluster_t *mc = x.mc;
 
   /* A first job: the finalizer's clients learn that broker 2 leads t[0]. */
   char a[40], b[40];
@@ -111,12 +137,7 @@ static void test_a_dead_leader_does_not_stall_the_finalizer(void **s) {
   assert_true(ms < 30000);
   assert_int_equal(state_of(st, b), BATCH__V1__JOB_STATE__JOB_STATE_SUCCESS);
 
-  finalizer_stop(f);
-  job_store_close(st);
-  fx_db_remove(path);
-  bok_config_destroy(cfg);
-  rd_kafka_mock_cluster_destroy(mc);
-  rd_kafka_destroy(mrk);
+  cluster_down(&x);
 }
 
 /* The leader dies but stays the partition's leader for a while (a KRaft
@@ -129,23 +150,10 @@ static void test_a_dead_leader_does_not_stall_the_finalizer(void **s) {
  * Both stayed RUNNING past 60 s before the finalizer's queries had their own
  * deadline (finalizer.c end_offsets). */
 static void leader_dies_then_moves(int silent) {
-  char err[256];
-  rd_kafka_conf_t *c = rd_kafka_conf_new();
-  rd_kafka_conf_set(c, "log_level", "0", NULL, 0);
-  rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
-  assert_non_null(mrk);
-  rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(mrk, 3);
-  assert_non_null(mc);
-  assert_int_equal(rd_kafka_mock_topic_create(mc, "t", 4, 3), 0);
-  for (int p = 0; p < 4; p++) assert_int_equal(rd_kafka_mock_partition_set_leader(mc, "t", p, 2), 0);
-  bok_config_t *cfg = config(rd_kafka_mock_cluster_bootstraps(mc));
-  char path[64];
-  fx_db_path(path, sizeof path, "bok_finalizer");
-  bok_err_t e;
-  job_store_t *st = job_store_open(path, &e);
-  assert_non_null(st);
-  finalizer_t *f = finalizer_start(cfg, st, log_line, NULL, err, sizeof err);
-  assert_non_null(f);
+  cluster_t x;
+  cluster_up(&x, 4);
+  job_store_t *st = x.st;
+  rd_kafka_mock_cluster_t *mc = x.mc;
 
   char a[40], b[40], d[40];
   fx_new_job(st, "t1", a);
@@ -166,10 +174,9 @@ static void leader_dies_then_moves(int silent) {
   fx_new_job(st, "t1", d);
   count_all(st, d, 3);
   int64_t ms = ms_to_final(st, b, 90000);
-  int64_t ms_d = ms_to_final(st, d, 90000 - (bok_mono_ms() - t0));
+  ms_to_final(st, d, 90000 - (bok_mono_ms() - t0));
   print_message("%s leader: final %lld ms after the partitions moved (a job settled after the move: %lld ms)\n",
                 silent ? "silent" : "refusing", (long long)ms, (long long)(bok_mono_ms() - t0));
-  (void)ms_d;
   /* Measured: 1-2 s refusing, 6-16 s silent (a metadata request can go to
    * the silent broker and wait out socket.timeout.ms); before the fix both
    * stayed RUNNING past 60 s. */
@@ -177,12 +184,7 @@ static void leader_dies_then_moves(int silent) {
   assert_int_equal(state_of(st, b), BATCH__V1__JOB_STATE__JOB_STATE_SUCCESS);
   assert_int_equal(state_of(st, d), BATCH__V1__JOB_STATE__JOB_STATE_SUCCESS);
 
-  finalizer_stop(f);
-  job_store_close(st);
-  fx_db_remove(path);
-  bok_config_destroy(cfg);
-  rd_kafka_mock_cluster_destroy(mc);
-  rd_kafka_destroy(mrk);
+  cluster_down(&x);
 }
 
 static void test_a_leader_that_dies_before_it_moves_refusing(void **s) {
